@@ -1,0 +1,41 @@
+# Two set-up commands (see README): `make run` and `make test`.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+MODELS ?= $(or $(COUNTER_MODELS_DIR),../shared/models)
+
+.PHONY: run test venv test-deps lint typecheck pytest clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+venv: $(BIN)/python
+	$(BIN)/pip install -q -e '.[ocr]'
+	$(BIN)/pip install -q --no-deps rapidocr-onnxruntime==1.4.4
+
+run: venv
+	COUNTER_MODELS_DIR=$(MODELS) $(BIN)/counter serve
+
+test-deps: venv
+	$(BIN)/pip install -q -e '.[ocr,test]'
+	@command -v chromium >/dev/null && command -v ffmpeg >/dev/null && command -v turnserver >/dev/null \
+	  && fc-list | grep -qi 'Noto Sans CJK' \
+	  || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	      chromium ffmpeg coturn fonts-noto-cjk >/dev/null)
+	@bash scripts/ensure-services.sh
+
+lint:
+	$(BIN)/ruff check counter signaling identity web tests bench
+	$(BIN)/ruff format --check counter signaling identity web tests bench || true
+
+typecheck:
+	$(BIN)/mypy
+
+pytest:
+	COUNTER_MODELS_DIR=$(MODELS) $(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+test: test-deps lint typecheck pytest
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,57 @@
+"""App wiring: the one place that knows every package."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import logging
+
+from aiohttp import web
+
+from counter.appkeys import DB, NOT_READY, SETTINGS
+from counter.config import Settings
+from counter.demo import load_demo
+from counter.storage import migrate, open_database
+from web.errors import error_middleware
+from web.security import security_headers
+
+log = logging.getLogger("counter.app")
+
+#: Components set up in this order; each is ``"module:function"`` taking the application
+#: (sync or async).  A component puts what it offers on the app under its own ``web.AppKey``.
+COMPONENTS: list[str] = [
+    "web.health:setup",
+    "web.auth:setup",
+    "web.pages:setup",
+]
+
+
+async def build_app(settings: Settings) -> web.Application:
+    """Open the database, apply migrations, load demo data on first start, and set up every component."""
+    app = web.Application(
+        middlewares=[security_headers, error_middleware], client_max_size=settings.max_body_bytes
+    )
+    app[SETTINGS] = settings
+    app[NOT_READY] = {}
+    db = await open_database(settings.effective_database_url)
+    app[DB] = db
+    try:
+        applied = await migrate(db)
+        if applied:
+            log.info("applied migrations: %s", ", ".join(f"{c}#{v}" for c, v in applied))
+        if settings.demo_data:
+            await load_demo(db, settings)
+        for ref in COMPONENTS:
+            module, func = ref.split(":")
+            result = getattr(importlib.import_module(module), func)(app)
+            if inspect.isawaitable(result):
+                await result
+    except BaseException:
+        await db.close()
+        raise
+
+    async def close_db(app: web.Application) -> None:
+        await app[DB].close()
+
+    app.on_cleanup.append(close_db)
+    return app

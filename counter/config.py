@@ -1,0 +1,169 @@
+"""One typed settings object: defaults < ``counter.toml`` < environment (``COUNTER_*``).
+
+Every key can be set in ``counter.toml`` (``database_url = "..."``) or in the environment
+(``COUNTER_DATABASE_URL=...``); lists in the environment are comma-separated.  Values are validated
+at start; :class:`ConfigError` names the key and the fix in one line.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+ENV_PREFIX = "COUNTER_"
+
+
+class ConfigError(Exception):
+    """A configuration value is wrong.  ``str(err)`` is one line: the key, the problem, the fix."""
+
+
+class Settings(BaseModel):
+    """Everything the service can be configured with."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    host: str = Field("0.0.0.0", description="address to listen on; 0.0.0.0 lets phones on the LAN in")
+    port: int = Field(8443, ge=1, le=65535, description="HTTPS port")
+    tls: bool = Field(True, description="serve HTTPS (browsers give camera access only to secure pages)")
+    cert_dir: Path = Field(Path("certs"), description="where the local CA and server certificate live")
+    cert_names: list[str] = Field(default_factory=list, description="extra DNS names for the certificate")
+    data_dir: Path = Field(Path("data"), description="SQLite database, keys and encrypted evidence")
+    database_url: str = Field("", description="sqlite:///path.db (default: DATA_DIR/counter.db) or postgresql://")
+    redis_url: str = Field("", description="redis://host:6379/0 to share queue and routing between nodes")
+    node_id: str = Field("", description="this process's name on the bus (default: host-pid)")
+    models_dir: Path | None = Field(None, description="folder holding the ONNX model files")
+    onnx_providers: list[str] = Field(
+        default_factory=lambda: ["CPUExecutionProvider"],
+        description="onnxruntime execution providers, in order of preference",
+    )
+    onnx_threads: int = Field(0, ge=0, le=256, description="intra-op threads per model (0: cores, max 4)")
+    master_key_file: Path | None = Field(
+        None, description="AES key wrapping evidence keys (default: DATA_DIR/master.key)"
+    )
+    audit_key_file: Path | None = Field(
+        None, description="Ed25519 key signing audit checkpoints (default: DATA_DIR/audit_ed25519.key)"
+    )
+    stun_urls: list[str] = Field(default_factory=list, description="STUN servers handed to browsers")
+    turn_urls: list[str] = Field(default_factory=list, description="TURN servers handed to browsers")
+    turn_secret: str = Field("", description="coturn static-auth-secret for short-lived TURN credentials")
+    turn_ttl_s: int = Field(600, ge=60, le=86400, description="lifetime of TURN credentials")
+    allowed_origins: list[str] = Field(default_factory=list, description="extra Origins allowed on WebSocket upgrade")
+    evidence_retention_days: int = Field(180, ge=1, description="how long face/ID images are kept")
+    recording_retention_days: int = Field(180, ge=1, description="how long call recordings are kept")
+    demo_data: bool = Field(True, description="load demo staff and accounts on first start")
+    demo_faces_dir: Path | None = Field(None, description="real-name photos for the demo accounts")
+    max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="largest HTTP body accepted")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_scheme(cls, value: str) -> str:
+        if value and not value.startswith(("sqlite:", "postgresql:", "postgres:")):
+            scheme = value.split(":", 1)[0] if ":" in value else value
+            raise ValueError(f"unsupported scheme {scheme!r}; use sqlite:/// or postgresql://")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str) -> str:
+        if value and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("use redis://host:6379/0 (or leave empty for the in-process bus)")
+        return value
+
+    @field_validator("turn_urls", "stun_urls")
+    @classmethod
+    def _ice_urls(cls, value: list[str]) -> list[str]:
+        for url in value:
+            if not url.startswith(("stun:", "stuns:", "turn:", "turns:")):
+                raise ValueError(f"{url!r} is not a stun:/turn: URL")
+        return value
+
+    # Derived values -------------------------------------------------------------------------
+
+    @property
+    def effective_database_url(self) -> str:
+        """The database URL, defaulting to SQLite in the data directory."""
+        return self.database_url or f"sqlite:///{self.data_dir / 'counter.db'}"
+
+    @property
+    def effective_node_id(self) -> str:
+        """This process's name on the signaling bus."""
+        return self.node_id or f"{socket.gethostname()}-{os.getpid()}"
+
+    @property
+    def effective_master_key_file(self) -> Path:
+        return self.master_key_file or self.data_dir / "master.key"
+
+    @property
+    def effective_audit_key_file(self) -> Path:
+        return self.audit_key_file or self.data_dir / "audit_ed25519.key"
+
+    @property
+    def effective_demo_faces_dir(self) -> Path | None:
+        """Demo real-name photos: the configured folder, else ``../shared/faces`` when present."""
+        if self.demo_faces_dir is not None:
+            return self.demo_faces_dir
+        guess = Path("../shared/faces")
+        return guess if guess.is_dir() else None
+
+
+def _env_key(field: str) -> str:
+    return ENV_PREFIX + field.upper()
+
+
+def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name, field in Settings.model_fields.items():
+        raw = environ.get(_env_key(name))
+        if raw is None:
+            continue
+        annotation = str(field.annotation)
+        if "list" in annotation:
+            values[name] = [item.strip() for item in raw.split(",") if item.strip()]
+        else:
+            values[name] = raw
+    return values
+
+
+def load_settings(
+    config_file: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Build the settings: defaults < ``counter.toml`` (or ``COUNTER_CONFIG``) < environment < overrides."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    path = config_file or Path(environ.get("COUNTER_CONFIG", "counter.toml"))
+    if path.exists():
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML ({exc}); fix the file or remove it") from exc
+        values.update(data)
+        sources.update({k: f"{path}: {k}" for k in data})
+    env_values = _from_env(environ)
+    values.update(env_values)
+    sources.update({k: _env_key(k) for k in env_values})
+    values.update(overrides)
+    sources.update({k: k for k in overrides})
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = str(err["loc"][0]) if err["loc"] else "?"
+        where = sources.get(key, key)
+        message = str(err["msg"]).removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            message = "unknown setting; see `counter config` for the known keys"
+        else:
+            field = Settings.model_fields.get(key)
+            if err["type"] != "value_error" and field is not None and field.description:
+                message = f"{message} ({field.description})"
+        raise ConfigError(f"{where}: {message}") from exc

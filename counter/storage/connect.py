@@ -1,0 +1,19 @@
+"""Open a database from its URL."""
+
+from __future__ import annotations
+
+from counter.storage.base import Database, DatabaseError
+
+
+async def open_database(url: str) -> Database:
+    """Connect to ``sqlite:///...`` or ``postgresql://...``."""
+    if url.startswith("sqlite:"):
+        from counter.storage.sqlite import SQLiteDatabase
+
+        return await SQLiteDatabase.connect(url)
+    if url.startswith(("postgresql:", "postgres:")):
+        from counter.storage.postgres import PostgresDatabase
+
+        return await PostgresDatabase.connect(url)
+    scheme = url.split(":", 1)[0]
+    raise DatabaseError(f"unsupported database scheme {scheme!r}; use sqlite:/// or postgresql://")

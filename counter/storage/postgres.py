@@ -1,0 +1,127 @@
+"""PostgreSQL back-end through an asyncpg pool."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import asyncpg
+
+from counter.storage.base import Database, DatabaseError, Dialect, Executor, IntegrityError, Row
+
+_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def _wrap(exc: Exception) -> DatabaseError:
+    if isinstance(exc, asyncpg.IntegrityConstraintViolationError):
+        return IntegrityError(str(exc))
+    return DatabaseError(f"PostgreSQL: {exc}")
+
+
+class _Conn(Executor):
+    dialect: Dialect = "postgresql"
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        try:
+            status: str = await self._conn.execute(sql, *args)
+        except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise _wrap(exc) from exc
+        tail = status.rsplit(" ", 1)[-1]
+        return int(tail) if tail.isdigit() else 0
+
+    async def executemany(self, sql: str, args: Iterable[Sequence[Any]]) -> None:
+        try:
+            await self._conn.executemany(sql, [tuple(a) for a in args])
+        except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise _wrap(exc) from exc
+
+    async def fetch(self, sql: str, *args: Any) -> list[Row]:
+        try:
+            rows = await self._conn.fetch(sql, *args)
+        except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise _wrap(exc) from exc
+        return [dict(r) for r in rows]
+
+
+class PostgresDatabase(Database):
+    """PostgreSQL.  ``url`` is a libpq URL; the extra query parameter ``schema=NAME`` puts every table
+    in that schema (created if missing), which the test suite uses to isolate runs."""
+
+    dialect: Dialect = "postgresql"
+
+    def __init__(self, url: str, pool: Any) -> None:
+        self.url = url
+        self._pool = pool
+
+    @classmethod
+    async def connect(cls, url: str, *, min_size: int = 1, max_size: int = 10) -> PostgresDatabase:
+        dsn, schema = split_schema(url)
+        settings = {"search_path": schema} if schema else {}
+        try:
+            if schema:
+                conn = await asyncpg.connect(dsn)
+                try:
+                    await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+                finally:
+                    await conn.close()
+            pool = await asyncpg.create_pool(
+                dsn, min_size=min_size, max_size=max_size, server_settings=settings
+            )
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise DatabaseError(f"cannot connect to PostgreSQL at {redact(url)}: {exc}") from exc
+        return cls(url, pool)
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        async with self._pool.acquire() as conn:
+            return await _Conn(conn).execute(sql, *args)
+
+    async def executemany(self, sql: str, args: Iterable[Sequence[Any]]) -> None:
+        async with self.transaction() as tx:
+            await tx.executemany(sql, args)
+
+    async def fetch(self, sql: str, *args: Any) -> list[Row]:
+        try:
+            async with self._pool.acquire() as conn:
+                return await _Conn(conn).fetch(sql, *args)
+        except (OSError, asyncpg.InterfaceError) as exc:
+            raise _wrap(exc) from exc
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Executor]:
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                yield _Conn(conn)
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+            raise _wrap(exc) from exc
+
+    async def ping(self) -> None:
+        await self.fetchval("SELECT 1")
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+
+def split_schema(url: str) -> tuple[str, str | None]:
+    """Take the ``schema`` query parameter out of a PostgreSQL URL."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query)
+    schema = next((v for k, v in query if k == "schema"), None)
+    if schema is not None and not _SCHEMA_NAME.match(schema):
+        raise DatabaseError(f"bad schema name {schema!r} in the database URL: use [a-z_][a-z0-9_]*")
+    rest = urlencode([(k, v) for k, v in query if k != "schema"])
+    return urlunsplit(parts._replace(query=rest)), schema
+
+
+def redact(url: str) -> str:
+    """The URL with any password replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url

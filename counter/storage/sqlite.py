@@ -1,0 +1,136 @@
+"""SQLite back-end: one connection in WAL mode, serialised by an asyncio lock."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sqlite3
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from counter.storage.base import Database, DatabaseError, Dialect, Executor, IntegrityError, Row
+
+_PLACEHOLDER = re.compile(r"\$(\d+)")
+
+
+def to_sqlite(sql: str) -> str:
+    """Rewrite ``$1`` placeholders as SQLite's numbered ``?1``."""
+    return _PLACEHOLDER.sub(r"?\1", sql)
+
+
+def _wrap(exc: Exception) -> DatabaseError:
+    if isinstance(exc, sqlite3.IntegrityError):
+        return IntegrityError(str(exc))
+    return DatabaseError(f"SQLite: {exc}")
+
+
+class _Conn(Executor):
+    dialect: Dialect = "sqlite"
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        try:
+            cur = await self._conn.execute(to_sqlite(sql), args)
+            count = cur.rowcount
+            await cur.close()
+            return count
+        except sqlite3.Error as exc:
+            raise _wrap(exc) from exc
+
+    async def executemany(self, sql: str, args: Iterable[Sequence[Any]]) -> None:
+        try:
+            await self._conn.executemany(to_sqlite(sql), [tuple(a) for a in args])
+        except sqlite3.Error as exc:
+            raise _wrap(exc) from exc
+
+    async def fetch(self, sql: str, *args: Any) -> list[Row]:
+        try:
+            async with self._conn.execute(to_sqlite(sql), args) as cur:
+                rows = await cur.fetchall()
+                names = [d[0] for d in cur.description or ()]
+        except sqlite3.Error as exc:
+            raise _wrap(exc) from exc
+        return [dict(zip(names, row, strict=True)) for row in rows]
+
+
+class SQLiteDatabase(Database):
+    """SQLite through aiosqlite.  ``url`` is ``sqlite:///relative/path.db``, ``sqlite:////abs/path.db``
+    or ``sqlite://:memory:``."""
+
+    dialect: Dialect = "sqlite"
+
+    def __init__(self, url: str, conn: aiosqlite.Connection) -> None:
+        self.url = url
+        self._conn = conn
+        self._exec = _Conn(conn)
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def connect(cls, url: str) -> SQLiteDatabase:
+        path = sqlite_path(url)
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        conn = await aiosqlite.connect(path, isolation_level=None)
+        await conn.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode is durable against process crashes (kill -9); FULL adds power loss.
+        await conn.execute("PRAGMA synchronous=FULL")
+        await conn.execute("PRAGMA foreign_keys=ON")
+        await conn.execute("PRAGMA busy_timeout=10000")
+        return cls(url, conn)
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        async with self._lock:
+            return await self._exec.execute(sql, *args)
+
+    async def executemany(self, sql: str, args: Iterable[Sequence[Any]]) -> None:
+        async with self._lock, self._tx():
+            await self._exec.executemany(sql, args)
+
+    async def fetch(self, sql: str, *args: Any) -> list[Row]:
+        async with self._lock:
+            return await self._exec.fetch(sql, *args)
+
+    @asynccontextmanager
+    async def _tx(self) -> AsyncIterator[Executor]:
+        try:
+            await self._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise _wrap(exc) from exc
+        try:
+            yield self._exec
+        except BaseException:
+            await self._conn.execute("ROLLBACK")
+            raise
+        else:
+            try:
+                await self._conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                await self._conn.execute("ROLLBACK")
+                raise _wrap(exc) from exc
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Executor]:
+        async with self._lock, self._tx() as tx:
+            yield tx
+
+    async def ping(self) -> None:
+        await self.fetchval("SELECT 1")
+
+    async def close(self) -> None:
+        await self._conn.close()
+
+
+def sqlite_path(url: str) -> str:
+    """The file path in a ``sqlite://`` URL."""
+    rest = url.removeprefix("sqlite://")
+    if rest in (":memory:", "/:memory:"):
+        return ":memory:"
+    if not rest.startswith("/") or rest == "/":
+        raise DatabaseError(f"bad SQLite URL {url!r}: use sqlite:///relative.db or sqlite:////abs.db")
+    return rest[1:]

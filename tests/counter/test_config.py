@@ -1,0 +1,65 @@
+"""Settings: defaults < counter.toml < environment, with one-line errors naming the key."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from counter.config import ConfigError, load_settings
+
+
+def test_defaults(tmp_path: Path) -> None:
+    s = load_settings(tmp_path / "absent.toml", environ={})
+    assert s.port == 8443 and s.host == "0.0.0.0" and s.tls
+    assert s.effective_database_url == "sqlite:///data/counter.db"
+
+
+def test_env_overrides_file(tmp_path: Path) -> None:
+    cfg = tmp_path / "counter.toml"
+    cfg.write_text('port = 9000\nstun_urls = ["stun:a:3478"]\n', encoding="utf-8")
+    assert load_settings(cfg, environ={}).port == 9000
+    s = load_settings(cfg, environ={"COUNTER_PORT": "9100", "COUNTER_TURN_URLS": "turn:x:3478, turn:y:3478"})
+    assert s.port == 9100
+    assert s.stun_urls == ["stun:a:3478"]
+    assert s.turn_urls == ["turn:x:3478", "turn:y:3478"]
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"COUNTER_DATABASE_URL": "mysql://h/db"},
+         "COUNTER_DATABASE_URL: unsupported scheme 'mysql'; use sqlite:/// or postgresql://"),
+        ({"COUNTER_PORT": "eighty"}, "COUNTER_PORT: Input should be a valid integer"),
+        ({"COUNTER_PORT": "70000"}, "COUNTER_PORT: Input should be less than or equal to 65535"),
+        ({"COUNTER_REDIS_URL": "http://x"}, "COUNTER_REDIS_URL: use redis://"),
+    ],
+)
+def test_bad_values_name_the_key(tmp_path: Path, env: dict[str, str], expected: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings(tmp_path / "absent.toml", environ=env)
+    assert str(err.value).startswith(expected)
+    assert "\n" not in str(err.value)
+
+
+def test_unknown_key_in_file(tmp_path: Path) -> None:
+    cfg = tmp_path / "counter.toml"
+    cfg.write_text("prot = 1\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"counter.toml: prot: unknown setting"):
+        load_settings(cfg, environ={})
+
+
+def test_cli_exits_2_with_one_line(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "counter.cli", "serve"],
+        env={"COUNTER_DATABASE_URL": "mysql://h/db", "PATH": "/usr/bin:/bin"},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "COUNTER_DATABASE_URL" in lines[0] and "postgresql://" in lines[0]

@@ -1,0 +1,1 @@
+"""HTTP layer and browser pages: customer (mobile), agent console, supervisor, auditor."""
