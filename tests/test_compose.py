@@ -1,0 +1,87 @@
+"""docker-compose.yml stays correct although Docker does not run here: parsed and checked against
+the settings the app really reads."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+from counter.config import ENV_PREFIX, Settings, load_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+VAR = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
+
+
+def expand(value: str) -> str:
+    """Compose's ${VAR:-default} interpolation with an empty environment."""
+    return VAR.sub(lambda m: m.group(2) or "", value)
+
+
+def compose() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+    return data
+
+
+def app_env() -> dict[str, str]:
+    env = compose()["services"]["app"]["environment"]
+    return {k: expand(str(v)) for k, v in env.items()}
+
+
+def test_every_app_variable_is_a_real_setting_and_validates(tmp_path: Path) -> None:
+    env = app_env()
+    known = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
+    assert set(env) <= known, f"unknown settings: {set(env) - known}"
+    settings = load_settings(tmp_path / "none.toml", environ=env)
+    assert settings.database_url.startswith("postgresql://")
+    assert settings.redis_url.startswith("redis://")
+    assert settings.turn_secret and settings.turn_urls
+
+
+def test_what_scale_out_needs_is_set() -> None:
+    env = app_env()
+    for key in ("COUNTER_DATABASE_URL", "COUNTER_REDIS_URL", "COUNTER_TURN_SECRET", "COUNTER_TURN_URLS",
+                "COUNTER_MODELS_DIR", "COUNTER_DATA_DIR"):
+        assert env.get(key), f"{key} must be set for the app in docker-compose.yml"
+
+
+def test_services_the_app_needs_exist_and_are_healthy_before_it_starts() -> None:
+    data = compose()
+    services = data["services"]
+    env = app_env()
+    for url_key in ("COUNTER_DATABASE_URL", "COUNTER_REDIS_URL"):
+        host = urlsplit(env[url_key]).hostname
+        assert host in services, f"{url_key} points at {host!r}, which is not a service"
+        assert services["app"]["depends_on"][host]["condition"] == "service_healthy"
+        assert "healthcheck" in services[host]
+    assert "coturn" in services and "app" in services and "healthcheck" in services["app"]
+    pg_env = {k: expand(str(v)) for k, v in services["postgres"]["environment"].items()}
+    db = urlsplit(env["COUNTER_DATABASE_URL"])
+    assert (db.username, db.password, db.path.lstrip("/")) == (
+        pg_env["POSTGRES_USER"], pg_env["POSTGRES_PASSWORD"], pg_env["POSTGRES_DB"])
+
+
+def test_turn_secret_is_shared_with_coturn() -> None:
+    data = compose()
+    args = [expand(a) for a in data["services"]["coturn"]["command"]]
+    assert f"--static-auth-secret={app_env()['COUNTER_TURN_SECRET']}" in args
+    assert "--use-auth-secret" in args
+
+
+def test_named_volumes_are_declared() -> None:
+    data = compose()
+    declared = set(data["volumes"])
+    for name, service in data["services"].items():
+        for vol in service.get("volumes", []):
+            source = vol.split(":", 1)[0]
+            if not source.startswith(("/", ".", "$")):
+                assert source in declared, f"{name} uses undeclared volume {source}"
+
+
+def test_dockerfile_installs_every_package() -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    for pkg in ("counter", "signaling", "identity", "web"):
+        assert f"COPY {pkg} ./{pkg}" in text
