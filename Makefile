@@ -27,7 +27,6 @@ test-deps: venv
 
 lint:
 	$(BIN)/ruff check counter signaling identity web tests bench
-	$(BIN)/ruff format --check counter signaling identity web tests bench || true
 
 typecheck:
 	$(BIN)/mypy
