@@ -15,6 +15,7 @@ from counter.config import ConfigError, Settings, load_settings
 #: ``func`` (``args -> int``) with ``set_defaults``.
 COMMAND_MODULES: list[str] = [
     "counter.serve",
+    "identity.cli",
 ]
 
 
