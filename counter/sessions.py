@@ -1,0 +1,313 @@
+"""Counter sessions: one per call (the session id is the call id).
+
+A session holds who the customer claims to be (the account), the face-processing consent, the
+identity evidence gathered and the assurance level it reached (:class:`Level`, with the time of the
+proof), the transactions done, the agent's notes, the wrap-up code and the customer's rating.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import IntEnum
+
+from counter.storage import Database, IntegrityError, Row
+from counter.timeutil import iso, parse_iso, utcnow
+
+#: A2+ proofs older than this are re-checked before a state-changing transaction.
+PROOF_MAX_AGE = timedelta(minutes=10)
+
+#: How each method may raise the level (the highest level it proves on its own).
+METHODS: dict[str, str] = {
+    "password": "A1: the line's service password",
+    "sms_code": "A1: a one-time code sent to the line",
+    "face": "A2: live face matched to the real-name photo, liveness passed (needs face consent)",
+    "attestation": "A2: face declined; the agent compared the ID card with the live person",
+    "idcard": "A3: ID card captured, number matches the account, portrait matches the live face",
+    "idcard_attested": "A3: face declined; ID card captured and its number matches the account",
+}
+_MAX_BY_METHOD = {"password": 1, "sms_code": 1, "face": 2, "attestation": 2, "idcard": 3, "idcard_attested": 3}
+
+
+class Level(IntEnum):
+    """Identity assurance levels, ordered: ``Level.A2 > Level.A1``."""
+
+    A0 = 0
+    A1 = 1
+    A2 = 2
+    A3 = 3
+    A4 = 4
+
+    def __str__(self) -> str:
+        return self.name
+
+    @classmethod
+    def parse(cls, text: str) -> Level:
+        """``"A2"`` -> ``Level.A2``; raises ``ValueError`` naming the valid ones."""
+        try:
+            return cls[text.upper()]
+        except KeyError:
+            raise ValueError(f"unknown level {text!r}; use one of A0, A1, A2, A3, A4") from None
+
+
+class SessionError(Exception):
+    """A session operation was refused; the message says why and what to do."""
+
+
+class SessionNotFound(SessionError):
+    pass
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """One identity proof recorded in a session."""
+
+    level: Level
+    method: str
+    evidence: tuple[str, ...]
+    subject: str
+    recorded_by: str
+    at: str
+
+
+@dataclass(frozen=True)
+class CounterSession:
+    id: str
+    agent: str
+    account: str | None
+    claimed_name: str
+    face_consent: bool | None
+    level: Level
+    level_method: str
+    level_at: str | None
+    notes: tuple[dict[str, str], ...]
+    wrap_up: str | None
+    rating: int | None
+    rating_comment: str | None
+    created_at: str
+    closed_at: str | None
+    evidence: tuple[Evidence, ...] = field(default=())
+
+    @property
+    def open(self) -> bool:
+        return self.closed_at is None
+
+    def evidence_hashes(self, min_level: Level = Level.A0, subject: str = "holder") -> list[str]:
+        """The sha256 hashes of evidence of at least ``min_level`` about ``subject``."""
+        return [h for e in self.evidence if e.level >= min_level and e.subject == subject for h in e.evidence]
+
+    def effective_level(self, *, for_change: bool, now: datetime | None = None) -> tuple[Level, str | None]:
+        """The level a transaction may rely on now, and why it is lower than :attr:`level` if it is.
+
+        An A2+ proof older than :data:`PROOF_MAX_AGE` counts only as A1 for state changes.
+        """
+        if not self.open:
+            return Level.A0, "the session is closed; start a new one"
+        if for_change and self.level >= Level.A2 and self.level_at is not None:
+            age = (now or utcnow()) - parse_iso(self.level_at)
+            if age > PROOF_MAX_AGE:
+                minutes = int(age.total_seconds() // 60)
+                return Level.A1, (
+                    f"the {self.level} identity proof is {minutes} minutes old (limit "
+                    f"{int(PROOF_MAX_AGE.total_seconds() // 60)}): check the customer's identity again"
+                )
+        return self.level, None
+
+
+def _hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _session(row: Row, evidence: Sequence[Row]) -> CounterSession:
+    consent = row["face_consent"]
+    return CounterSession(
+        id=row["id"],
+        agent=row["agent"],
+        account=row["account"],
+        claimed_name=row["claimed_name"],
+        face_consent=None if consent is None else bool(consent),
+        level=Level(int(row["level"])),
+        level_method=row["level_method"],
+        level_at=row["level_at"],
+        notes=tuple(json.loads(row["notes"])),
+        wrap_up=row["wrap_up"],
+        rating=row["rating"],
+        rating_comment=row["rating_comment"],
+        created_at=row["created_at"],
+        closed_at=row["closed_at"],
+        evidence=tuple(
+            Evidence(
+                Level(int(e["level"])),
+                e["method"],
+                tuple(json.loads(e["evidence"])),
+                e["subject"],
+                e["recorded_by"],
+                e["at"],
+            )
+            for e in evidence
+        ),
+    )
+
+
+class CounterSessions:
+    """Counter sessions kept in the database (``counter_sessions``, ``session_evidence``)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def open(self, call_id: str, agent: str) -> tuple[CounterSession, str]:
+        """Open the session of a call; return it and the customer's token (shown to nobody else)."""
+        if not call_id or len(call_id) > 100:
+            raise SessionError("a call id of 1 to 100 characters is needed")
+        token = secrets.token_urlsafe(24)
+        try:
+            await self.db.execute(
+                "INSERT INTO counter_sessions (id, agent, customer_token_hash, created_at) VALUES ($1, $2, $3, $4)",
+                call_id,
+                agent,
+                _hash_token(token),
+                iso(),
+            )
+        except IntegrityError as exc:
+            raise SessionError(f"call {call_id} already has a counter session") from exc
+        return await self.get(call_id), token
+
+    async def get(self, session_id: str) -> CounterSession:
+        row = await self.db.fetchrow("SELECT * FROM counter_sessions WHERE id = $1", session_id)
+        if row is None:
+            raise SessionNotFound(f"no counter session {session_id!r}: open one for the call first")
+        evidence = await self.db.fetch(
+            "SELECT level, method, evidence, subject, recorded_by, at FROM session_evidence"
+            " WHERE session_id = $1 ORDER BY id",
+            session_id,
+        )
+        return _session(row, evidence)
+
+    async def by_customer_token(self, token: str) -> CounterSession | None:
+        """The open session a customer token belongs to, or ``None``."""
+        session_id = await self.db.fetchval(
+            "SELECT id FROM counter_sessions WHERE customer_token_hash = $1 AND closed_at IS NULL", _hash_token(token)
+        )
+        return await self.get(str(session_id)) if session_id is not None else None
+
+    async def _open_session(self, session_id: str) -> CounterSession:
+        session = await self.get(session_id)
+        if not session.open:
+            raise SessionError(f"session {session_id} is closed; open a new one")
+        return session
+
+    async def claim_account(self, session_id: str, msisdn: str, claimed_name: str = "") -> CounterSession:
+        """Record the account the customer says is theirs.  Changing it drops the level to A0."""
+        session = await self._open_session(session_id)
+        if session.account != msisdn:
+            await self.db.execute(
+                "UPDATE counter_sessions SET account = $2, claimed_name = $3, level = 0, level_method = '',"
+                " level_at = NULL WHERE id = $1",
+                session_id,
+                msisdn,
+                claimed_name,
+            )
+        return await self.get(session_id)
+
+    async def set_face_consent(self, session_id: str, consent: bool) -> CounterSession:
+        """Record the customer's answer to the face-processing consent question."""
+        await self._open_session(session_id)
+        await self.db.execute("UPDATE counter_sessions SET face_consent = $2 WHERE id = $1", session_id, int(consent))
+        return await self.get(session_id)
+
+    async def raise_level(
+        self,
+        session_id: str,
+        level: Level,
+        evidence: Sequence[str] = (),
+        method: str = "face",
+        recorded_by: str = "system",
+        subject: str = "holder",
+    ) -> CounterSession:
+        """Record an identity proof; raise the session's level to ``level`` (refreshing its time).
+
+        ``method`` is one of :data:`METHODS`.  ``face`` needs the customer's face consent;
+        ``attestation`` and ``idcard_attested`` are the path for customers who declined it and need
+        A1 first.  Proofs about another person (``subject`` other than ``holder``, e.g.
+        ``new_holder:<ID number>`` for a transfer) are recorded without changing the level.
+        """
+        session = await self._open_session(session_id)
+        if method not in METHODS:
+            raise SessionError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
+        if level > _MAX_BY_METHOD[method]:
+            raise SessionError(f"{method} proves at most A{_MAX_BY_METHOD[method]}, not {level}")
+        if session.account is None and subject == "holder":
+            raise SessionError("claim the account first: a proof needs an account to be about")
+        if method == "face" and session.face_consent is not True:
+            raise SessionError("the customer has not consented to face processing: use the attestation path")
+        if method in ("attestation", "idcard_attested"):
+            if session.face_consent is not False:
+                raise SessionError("attestation is the path for customers who declined face processing")
+            if subject == "holder" and session.level < Level.A1:
+                raise SessionError("attestation needs A1 first (service password or one-time code)")
+        if method == "idcard" and subject == "holder" and session.level < Level.A2:
+            raise SessionError("the ID card step needs A2 first (face check)")
+        now = iso()
+        async with self.db.transaction() as tx:
+            await tx.execute(
+                "INSERT INTO session_evidence (session_id, level, method, evidence, subject, recorded_by, at)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                session_id,
+                int(level),
+                method,
+                json.dumps(list(evidence)),
+                subject,
+                recorded_by,
+                now,
+            )
+            if subject == "holder":
+                new_level = max(level, session.level)
+                await tx.execute(
+                    "UPDATE counter_sessions SET level = $2, level_method = $3, level_at = $4 WHERE id = $1",
+                    session_id,
+                    int(new_level),
+                    method if level >= session.level else session.level_method,
+                    now if level >= Level.A2 or new_level < Level.A2 else session.level_at,
+                )
+        return await self.get(session_id)
+
+    async def add_note(self, session_id: str, author: str, text: str) -> CounterSession:
+        session = await self._open_session(session_id)
+        notes = [*session.notes, {"at": iso(), "author": author, "text": text[:2000]}]
+        await self.db.execute(
+            "UPDATE counter_sessions SET notes = $2 WHERE id = $1", session_id, json.dumps(notes, ensure_ascii=False)
+        )
+        return await self.get(session_id)
+
+    async def rate(self, session_id: str, rating: int, comment: str = "") -> CounterSession:
+        """The customer's satisfaction rating, 1 (bad) to 5 (very good)."""
+        if not 1 <= rating <= 5:
+            raise SessionError("a rating is 1 to 5")
+        await self.get(session_id)
+        await self.db.execute(
+            "UPDATE counter_sessions SET rating = $2, rating_comment = $3 WHERE id = $1",
+            session_id,
+            rating,
+            comment[:500],
+        )
+        return await self.get(session_id)
+
+    async def close(self, session_id: str, wrap_up: str) -> CounterSession:
+        """End the session with a wrap-up code; its evidence no longer counts."""
+        await self._open_session(session_id)
+        await self.db.execute(
+            "UPDATE counter_sessions SET wrap_up = $2, closed_at = $3 WHERE id = $1", session_id, wrap_up[:100], iso()
+        )
+        return await self.get(session_id)
+
+    async def transactions(self, session_id: str) -> list[Row]:
+        """The transactions requested in the session, oldest first."""
+        return await self.db.fetch(
+            "SELECT id, code, status, reason, result, created_at, finished_at FROM tx_requests"
+            " WHERE session_id = $1 ORDER BY id",
+            session_id,
+        )
