@@ -1,0 +1,1 @@
+"""Tamper-evident audit log: RFC 6962 Merkle tree, signed checkpoints, group commit."""
