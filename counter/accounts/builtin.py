@@ -245,6 +245,12 @@ class _StorageChange(AccountChange):
         )
         return _bill(row) if row else None
 
+    async def bills(self, months: int = 6) -> list[Bill]:
+        return await _bills(self._tx, self.account.msisdn, months)
+
+    async def payments(self, limit: int = 20) -> list[Payment]:
+        return await _payments(self._tx, self.account.msisdn, limit)
+
     async def issue_invoice(self, month: str, amount_cents: int, email: str) -> Invoice:
         issued = iso()
         invoice_id = await self._tx.fetchval(
@@ -273,6 +279,24 @@ def _bill(row: Row) -> Bill:
     return Bill(row["month"], int(row["amount_cents"]), bool(row["paid"]), tuple(json.loads(row["items"])))
 
 
+async def _bills(ex: Executor, msisdn: str, months: int) -> list[Bill]:
+    rows = await ex.fetch(
+        "SELECT month, amount_cents, paid, items FROM acct_bills WHERE msisdn = $1 ORDER BY month DESC LIMIT $2",
+        msisdn,
+        months,
+    )
+    return [_bill(r) for r in rows]
+
+
+async def _payments(ex: Executor, msisdn: str, limit: int) -> list[Payment]:
+    rows = await ex.fetch(
+        "SELECT paid_at, amount_cents, channel FROM acct_payments WHERE msisdn = $1 ORDER BY paid_at DESC LIMIT $2",
+        msisdn,
+        limit,
+    )
+    return [Payment(r["paid_at"], int(r["amount_cents"]), r["channel"]) for r in rows]
+
+
 class StorageAccountSystem(AccountSystem):
     """Accounts kept in the project's own database (``acct_*`` tables)."""
 
@@ -289,21 +313,10 @@ class StorageAccountSystem(AccountSystem):
         return bytes(photo) if photo is not None else None
 
     async def bills(self, msisdn: str, months: int = 6) -> list[Bill]:
-        rows = await self.db.fetch(
-            "SELECT month, amount_cents, paid, items FROM acct_bills WHERE msisdn = $1 ORDER BY month DESC LIMIT $2",
-            msisdn,
-            months,
-        )
-        return [_bill(r) for r in rows]
+        return await _bills(self.db, msisdn, months)
 
     async def payments(self, msisdn: str, limit: int = 20) -> list[Payment]:
-        rows = await self.db.fetch(
-            "SELECT paid_at, amount_cents, channel FROM acct_payments WHERE msisdn = $1"
-            " ORDER BY paid_at DESC LIMIT $2",
-            msisdn,
-            limit,
-        )
-        return [Payment(r["paid_at"], int(r["amount_cents"]), r["channel"]) for r in rows]
+        return await _payments(self.db, msisdn, limit)
 
     async def verify_password(self, msisdn: str, password: str) -> bool:
         stored = await self.db.fetchval("SELECT password_hash FROM acct_lines WHERE msisdn = $1", msisdn)

@@ -210,6 +210,14 @@ class AccountChange(abc.ABC):
     async def bill(self, month: str) -> Bill | None: ...
 
     @abc.abstractmethod
+    async def bills(self, months: int = 6) -> list[Bill]:
+        """The latest bills, newest first."""
+
+    @abc.abstractmethod
+    async def payments(self, limit: int = 20) -> list[Payment]:
+        """The latest payments, newest first."""
+
+    @abc.abstractmethod
     async def issue_invoice(self, month: str, amount_cents: int, email: str) -> Invoice: ...
 
     @abc.abstractmethod
