@@ -1,1 +1,50 @@
-"""Tamper-evident audit log: RFC 6962 Merkle tree, signed checkpoints, group commit."""
+"""Tamper-evident audit log: RFC 6962 Merkle tree, signed checkpoints, group commit.
+
+Other components append through the log on the app::
+
+    from counter.audit import AUDIT, AuditEvent
+    await request.app[AUDIT].append(AuditEvent("transaction.puk.query", "agent", "agent1", account="138..."))
+
+or, to commit together with their own change, ``await app[AUDIT].append_in(tx, event)`` inside
+``db.transaction()``.  See docs/AUDIT.md for the format and offline verification.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from counter.audit.entry import AuditError, AuditEvent, AuditReceipt
+from counter.audit.keys import Checkpoint, KeyFileError, Signer, load_or_create_secret
+from counter.audit.log import AuditLog, InclusionProof
+from counter.config import Settings
+from counter.storage import Database
+
+AUDIT = web.AppKey("audit", AuditLog)
+
+__all__ = [
+    "AUDIT",
+    "AuditError",
+    "AuditEvent",
+    "AuditLog",
+    "AuditReceipt",
+    "Checkpoint",
+    "InclusionProof",
+    "KeyFileError",
+    "open_audit_log",
+    "pseudonym_key_file",
+]
+
+
+def pseudonym_key_file(settings: Settings) -> Path:
+    """Where the HMAC key that pseudonymises account numbers lives (0600, created on first use)."""
+    return settings.data_dir / "audit_pseudonym.key"
+
+
+async def open_audit_log(db: Database, settings: Settings, **options: Any) -> AuditLog:
+    """The audit log of this installation, keys loaded (or created) from the data directory."""
+    signer = Signer.from_file(settings.effective_audit_key_file)
+    key = load_or_create_secret(pseudonym_key_file(settings))
+    return await AuditLog.open(db, signer, key, **options)

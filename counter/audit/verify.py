@@ -1,0 +1,288 @@
+"""Full verification of the stored log, and export/offline verification of proof bundles."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from counter.audit.entry import AuditError, commitment
+from counter.audit.keys import Checkpoint, checkpoint_valid, key_id, load_public_key, public_pem, raw_public
+from counter.audit.log import AuditLog
+from counter.audit.merkle import Frontier, ProofError, hash_leaf, verify_consistency, verify_inclusion
+from counter.storage import Database
+
+BUNDLE_FORMAT = "remote-counter-audit-bundle/v1"
+_INDEXED = ("time", "action", "actor_role", "actor_id", "outcome", "session_id", "account")
+_CHUNK = 5000
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the log.  ``seq`` is the first entry it concerns."""
+
+    kind: str  # altered | removed | reordered | truncated | bad_signature | personal_altered
+    seq: int | None
+    message: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "seq": self.seq, "message": self.message}
+
+
+@dataclass
+class VerifyReport:
+    """What verification found."""
+
+    entries: int = 0
+    checkpoints: int = 0
+    verified_size: int = 0
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def first(self) -> Problem | None:
+        """The first problem in log order (the earliest entry altered, removed or reordered)."""
+        return self.problems[0] if self.problems else None
+
+    def summary(self) -> str:
+        head = (
+            f"{self.entries} entries, {self.checkpoints} signed checkpoints;"
+            f" entries 0..{self.verified_size - 1} proven by a signed checkpoint"
+            if self.verified_size
+            else f"{self.entries} entries, {self.checkpoints} signed checkpoints"
+        )
+        if self.ok:
+            tail = self.entries - self.verified_size
+            return f"OK: {head}" + (f"; {tail} newer entries not yet checkpointed" if tail > 0 else "")
+        first = self.first
+        assert first is not None
+        return f"TAMPERED: {head}\nfirst problem: {first.message}" + (
+            f"\n({len(self.problems) - 1} more)" if len(self.problems) > 1 else ""
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "entries": self.entries,
+            "checkpoints": self.checkpoints,
+            "verified_size": self.verified_size,
+            "first_problem": self.first.to_json() if self.first else None,
+            "problems": [p.to_json() for p in self.problems[:50]],
+        }
+
+
+@dataclass
+class _Scan:
+    """State of a scan over the entries in seq order (run chunk by chunk in an executor)."""
+
+    checkpoints: dict[int, Checkpoint]
+    bad: dict[int, Checkpoint]
+    tree: Frontier = field(default_factory=Frontier)
+    expected: int = 0
+    last_good: int = 0
+    since_good: bool = False  # a precise problem was found after last_good
+    verified: int = 0
+    problems: list[Problem] = field(default_factory=list)
+
+    def feed(self, rows: Iterable[dict[str, Any]]) -> None:
+        for row in rows:
+            seq = int(row["seq"])
+            if seq != self.expected:
+                self._problem("removed", self.expected, f"entries {self.expected}..{seq - 1} were removed")
+                self.expected = seq
+            body = str(row["body"]).encode("utf-8")
+            leaf = hash_leaf(body)
+            if leaf.hex() != row["leaf_hash"]:
+                self._problem("altered", seq, f"entry {seq} was altered: its content no longer matches its leaf hash")
+            try:
+                parsed = json.loads(body)
+            except ValueError:
+                parsed = {}
+                self._problem("altered", seq, f"entry {seq} was altered: it is not valid JSON any more")
+            if parsed.get("seq") != seq:
+                claimed = parsed.get("seq")
+                self._problem("reordered", seq, f"entry stored as {seq} says it is entry {claimed}: reordered")
+            else:
+                for column in _INDEXED:
+                    if parsed.get(column) != row[column]:
+                        self._problem("altered", seq, f"entry {seq}: the search column {column!r} was altered")
+                        break
+            self.tree = self.tree.append(leaf)
+            self.expected = seq + 1
+            self._at_size(self.tree.size)
+
+    def _at_size(self, size: int) -> None:
+        if size in self.bad:
+            self._problem(
+                "bad_signature",
+                self.last_good,
+                f"checkpoint of size {size} is not signed by the audit key (key id {self.bad[size].key_id}):"
+                f" entries from {self.last_good} on are not proven (tail replaced and re-signed?)",
+            )
+        cp = self.checkpoints.get(size)
+        if cp is None:
+            return
+        if cp.root_hash != self.tree.root().hex():
+            if not self.since_good:
+                self._problem(
+                    "altered",
+                    self.last_good,
+                    f"entries {self.last_good}..{size - 1} differ from what the checkpoint of size {size} signed"
+                    " (altered, removed or reordered, with the hashes recomputed)",
+                )
+            return
+        if not self.problems:
+            self.verified = size
+        self.last_good = size
+        self.since_good = False
+
+    def _problem(self, kind: str, seq: int | None, message: str) -> None:
+        self.since_good = True
+        if len(self.problems) < 1000:
+            self.problems.append(Problem(kind, seq, message))
+
+
+async def verify_database(
+    db: Database, public_key: Ed25519PublicKey, *, trusted: Iterable[Checkpoint] = ()
+) -> VerifyReport:
+    """Recompute every leaf hash and the tree from the stored entries and check it against every
+    signed checkpoint (and any ``trusted`` checkpoints kept elsewhere); name the first problem."""
+    good: dict[int, Checkpoint] = {}
+    bad: dict[int, Checkpoint] = {}
+    rows = await db.fetch("SELECT * FROM audit_checkpoints ORDER BY tree_size")
+    for cp in [Checkpoint.from_row(r) for r in rows] + list(trusted):
+        (good if checkpoint_valid(cp, public_key) else bad)[cp.tree_size] = cp
+    scan = _Scan(good, bad)
+    loop = asyncio.get_running_loop()
+    last = -1
+    while True:
+        chunk = await db.fetch(
+            "SELECT seq, time, action, actor_role, actor_id, outcome, session_id, account, body, leaf_hash"
+            f" FROM audit_entries WHERE seq > $1 ORDER BY seq LIMIT {_CHUNK}",
+            last,
+        )
+        if not chunk:
+            break
+        await loop.run_in_executor(None, scan.feed, chunk)
+        last = int(chunk[-1]["seq"])
+    stored = scan.tree.size
+    beyond = sorted(s for s in good if s > stored)
+    if beyond:
+        top = beyond[-1]
+        scan._problem(
+            "truncated",
+            scan.expected,
+            f"the checkpoint of size {top} was signed but entries {scan.expected}..{top - 1} are gone (tail truncated)",
+        )
+    for size in sorted(s for s in bad if s > stored):
+        scan._problem("bad_signature", scan.expected, f"checkpoint of size {size} is not signed by the audit key")
+    personal = await db.fetch(
+        "SELECT p.seq, p.salt, p.data, e.body FROM audit_personal p LEFT JOIN audit_entries e ON e.seq = p.seq"
+        " ORDER BY p.seq"
+    )
+    for row in personal:
+        expected = json.loads(row["body"]).get("personal") if row["body"] else None
+        if commitment(bytes.fromhex(row["salt"]), str(row["data"]).encode("utf-8")) != expected:
+            scan._problem("personal_altered", int(row["seq"]), f"personal data of entry {row['seq']} was altered")
+    problems = sorted(scan.problems, key=lambda p: (p.seq if p.seq is not None else -1))
+    return VerifyReport(stored, len(good), scan.verified, problems)
+
+
+# Bundles ---------------------------------------------------------------------------------------------
+
+
+async def export_bundle(audit: AuditLog, first: int, last: int | None = None) -> dict[str, Any]:
+    """Entries ``first..last`` with inclusion proofs to the latest checkpoint, the checkpoints in
+    between with consistency proofs to it, and the public key: checkable offline."""
+    anchor = await audit.flush() or audit.latest_checkpoint()
+    if anchor is None:
+        raise AuditError("the log is empty: nothing to export")
+    last = anchor.tree_size - 1 if last is None else last
+    if not 0 <= first <= last < anchor.tree_size:
+        raise AuditError(f"choose entries within 0..{anchor.tree_size - 1} (from <= to)")
+    rows = await audit.db.fetch(
+        "SELECT seq, body FROM audit_entries WHERE seq >= $1 AND seq <= $2 ORDER BY seq", first, last
+    )
+    entries = []
+    for row in rows:
+        proof = await audit.inclusion_proof(int(row["seq"]), anchor.tree_size)
+        entries.append({"seq": proof.seq, "body": row["body"], "leaf_hash": proof.leaf_hash, "path": proof.path})
+    checkpoints = []
+    for cp in await audit.checkpoints(first + 1, limit=200):
+        if cp.tree_size >= anchor.tree_size:
+            break
+        consistency = await audit.consistency_proof(cp.tree_size, anchor.tree_size)
+        checkpoints.append({**cp.to_json(), "consistency": consistency})
+    key = audit.signer.public_key
+    return {
+        "format": BUNDLE_FORMAT,
+        "public_key": {"pem": public_pem(key), "raw_hex": raw_public(key).hex(), "key_id": key_id(key)},
+        "checkpoint": anchor.to_json(),
+        "entries": entries,
+        "checkpoints": checkpoints,
+    }
+
+
+def verify_bundle(bundle: dict[str, Any], pinned_key: str | None = None) -> VerifyReport:
+    """Check a bundle without the server: signatures, leaf hashes, inclusion and consistency proofs."""
+    report = VerifyReport()
+
+    def problem(kind: str, seq: int | None, message: str) -> None:
+        report.problems.append(Problem(kind, seq, message))
+
+    if bundle.get("format") != BUNDLE_FORMAT:
+        problem("format", None, f"not a {BUNDLE_FORMAT} bundle")
+        return report
+    key = load_public_key(pinned_key or bundle["public_key"]["pem"])
+    if pinned_key and raw_public(key).hex() != bundle["public_key"]["raw_hex"]:
+        problem("bad_signature", None, "the bundle names another public key than the one you trust")
+    c = bundle["checkpoint"]
+    anchor = Checkpoint(int(c["tree_size"]), c["root_hash"], c["time"], c["key_id"], c["signature"])
+    if not checkpoint_valid(anchor, key):
+        problem("bad_signature", None, f"the bundle's checkpoint (size {anchor.tree_size}) is not validly signed")
+    root = bytes.fromhex(anchor.root_hash)
+    expected: int | None = None
+    for e in bundle["entries"]:
+        seq = int(e["seq"])
+        if expected is not None and seq != expected:
+            problem("removed", expected, f"entries {expected}..{seq - 1} are missing from the bundle")
+        expected = seq + 1
+        body = str(e["body"]).encode("utf-8")
+        leaf = hash_leaf(body)
+        try:
+            parsed_seq = json.loads(body).get("seq")
+        except ValueError:
+            parsed_seq = None
+        if parsed_seq != seq:
+            problem("reordered", seq, f"entry {seq} says it is entry {parsed_seq}")
+        try:
+            verify_inclusion(seq, anchor.tree_size, leaf, [bytes.fromhex(p) for p in e["path"]], root)
+        except (ProofError, ValueError) as exc:
+            problem("altered", seq, f"entry {seq} is not in the signed tree: {exc}")
+        report.entries += 1
+    report.checkpoints = 1
+    for c in bundle.get("checkpoints", []):
+        cp = Checkpoint(int(c["tree_size"]), c["root_hash"], c["time"], c["key_id"], c["signature"])
+        if not checkpoint_valid(cp, key):
+            problem("bad_signature", cp.tree_size, f"checkpoint of size {cp.tree_size} is not validly signed")
+            continue
+        try:
+            verify_consistency(
+                cp.tree_size, anchor.tree_size, [bytes.fromhex(p) for p in c["consistency"]],
+                bytes.fromhex(cp.root_hash), root,
+            )
+        except (ProofError, ValueError) as exc:
+            message = f"checkpoint {cp.tree_size} is not consistent with {anchor.tree_size}: {exc}"
+            problem("altered", cp.tree_size, message)
+        report.checkpoints += 1
+    report.problems.sort(key=lambda p: (p.seq if p.seq is not None else -1))
+    if report.ok:
+        report.verified_size = anchor.tree_size
+    return report
