@@ -1,0 +1,186 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from identity.antispoof import AntiSpoof, crop_box
+from identity.face import Face, FaceEngine
+from identity.liveness import ACTIONS, Action, Challenge, LivenessChecker, Observation, evaluate, new_challenge
+from identity.models import ModelRegistry
+
+from .conftest import FACES, load
+
+
+@pytest.fixture(scope="module")
+def registry(models_dir: Path) -> ModelRegistry:
+    return ModelRegistry(models_dir)
+
+
+@pytest.fixture(scope="module")
+def checker(registry: ModelRegistry) -> Iterator[LivenessChecker]:
+    engine = FaceEngine(registry)
+    yield LivenessChecker(engine, AntiSpoof(registry))
+    engine.close()
+
+
+def _turn(image: np.ndarray, face: Face, degrees: float, vertical: bool = False) -> np.ndarray:
+    """The face turned on a cylinder about the nose: a synthetic head turn (yaw) or nod (pitch)."""
+    h, w = image.shape[:2]
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    centre = face.landmarks[2]
+    radius = 1.2 * face.eye_distance
+    axis, c = (ys, centre[1]) if vertical else (xs, centre[0])
+    u = np.clip((axis - c) / radius, -1, 1)
+    src = np.where(np.abs(axis - c) < radius, c + radius * np.sin(np.arcsin(u) - np.radians(degrees)), axis)
+    mapx, mapy = (xs, src.astype(np.float32)) if vertical else (src.astype(np.float32), ys)
+    return cv2.remap(image, mapx, mapy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+
+
+def _close_eyes(image: np.ndarray, face: Face) -> np.ndarray:
+    """Eye regions painted over with the colour of the cheek: a synthetic closed-eye frame."""
+    out = image.copy()
+    lm, ed = face.landmarks, face.eye_distance
+    cheek = image[int(lm[2][1]) : int(lm[2][1] + 0.2 * ed), int(lm[0][0]) : int(lm[0][0] + 0.15 * ed)]
+    colour = tuple(int(c) for c in cheek.reshape(-1, 3).mean(0))
+    for x, y in lm[:2]:
+        cv2.ellipse(out, (int(x), int(y)), (int(0.3 * ed), int(0.15 * ed)), 0, 0, 360, colour, -1)
+    return out
+
+
+@pytest.fixture(scope="module")
+def poses(checker: LivenessChecker) -> dict[str, np.ndarray]:
+    image = load(FACES / "faceonnx/brad_pitt/brad_2.jpg")
+    scale = 480 / max(image.shape[:2])
+    image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    face = max(checker.engine.detect_sync(image), key=lambda f: f.area)
+    return {
+        "neutral": image,
+        "turn_left": _turn(image, face, 40),
+        "turn_right": _turn(image, face, -40),
+        "nod": _turn(image, face, 35, vertical=True),
+        "blink": _close_eyes(image, face),
+    }
+
+
+@pytest.fixture(scope="module")
+def observed(checker: LivenessChecker, poses: dict[str, np.ndarray]) -> dict[str, Observation]:
+    return {name: checker.observe_sync(frame, 0.0)[0] for name, frame in poses.items()}
+
+
+def performance(moves: list[str], start: float, step: float = 0.2) -> list[tuple[float, str]]:
+    """Timestamped pose names: neutral, then each move held 3 frames and back to neutral 3 frames."""
+    names = ["neutral"] * 4
+    for move in moves:
+        names += [move] * 3 + ["neutral"] * 3
+    return [(start + 0.1 + i * step, name) for i, name in enumerate(names)]
+
+
+def observations(observed: dict[str, Observation], moves: list[str], start: float) -> list[Observation]:
+    return [
+        Observation(t, observed[n].faces, observed[n].yaw, observed[n].pitch, observed[n].openness)
+        for t, n in performance(moves, start)
+    ]
+
+
+def challenge(*seq: Action) -> Challenge:
+    return Challenge("c1", tuple(seq), 1000.0, 1030.0)
+
+
+def test_synthetic_frames_move_the_right_measure(observed: dict[str, Observation]) -> None:
+    n = observed["neutral"]
+    assert all(o.faces == 1 for o in observed.values())
+    assert observed["turn_left"].yaw - n.yaw > 0.18 and n.yaw - observed["turn_right"].yaw > 0.18
+    assert observed["nod"].pitch - n.pitch > 0.1 and abs(observed["nod"].yaw - n.yaw) < 0.09
+    assert observed["blink"].openness < 0.6 * n.openness
+    assert abs(observed["blink"].yaw - n.yaw) < 0.09
+
+
+def test_new_challenges_are_random_and_bounded() -> None:
+    seen = set()
+    for _ in range(200):
+        c = new_challenge(3, now=50.0)
+        assert len(c.sequence) == 3 and all(a != b for a, b in zip(c.sequence, c.sequence[1:], strict=False))
+        assert c.issued_at == 50.0 and c.deadline > 50.0
+        seen.add(c.sequence)
+    assert len(seen) > 20 and {a for s in seen for a in s} == set(ACTIONS)
+    assert [i["zh"] for i in c.to_json()["instructions"]]  # type: ignore[attr-defined]
+    with pytest.raises(ValueError):
+        new_challenge(0)
+
+
+@pytest.mark.parametrize(
+    "seq", [("turn_left", "blink", "nod"), ("turn_right", "nod", "blink"), ("nod", "turn_left", "turn_right")]
+)
+def test_performed_challenge_passes(observed: dict[str, Observation], seq: tuple[Action, ...]) -> None:
+    result = evaluate(challenge(*seq), observations(observed, list(seq), 1000.0))
+    assert result.passed and result.completed == seq and not result.reasons
+
+
+def test_still_photo_fails_even_with_a_perfect_passive_score(observed: dict[str, Observation]) -> None:
+    result = evaluate(challenge("blink", "nod"), observations(observed, [], 1000.0) * 3, passive_score=1.0)
+    assert not result.passed
+
+
+def test_wrong_order_fails(observed: dict[str, Observation]) -> None:
+    result = evaluate(
+        challenge("turn_left", "blink", "nod"), observations(observed, ["blink", "nod", "turn_left"], 1000.0)
+    )
+    assert not result.passed and result.reasons == ("incomplete",)
+
+
+def test_opposite_turn_is_a_wrong_action(observed: dict[str, Observation]) -> None:
+    result = evaluate(
+        challenge("turn_left", "blink"), observations(observed, ["turn_right", "turn_left", "blink"], 1000.0)
+    )
+    assert not result.passed and result.reasons == ("wrong_action",)
+
+
+def test_mirrored_frames_swap_left_and_right(observed: dict[str, Observation]) -> None:
+    obs = observations(observed, ["turn_right", "blink"], 1000.0)
+    assert evaluate(challenge("turn_left", "blink"), obs, mirrored=True).passed
+    assert not evaluate(challenge("turn_left", "blink"), obs).passed
+
+
+def test_too_late_expires(observed: dict[str, Observation]) -> None:
+    obs = observations(observed, ["turn_left", "blink"], 1000.0)
+    late = Challenge("c2", ("turn_left", "blink"), 1000.0, obs[8].t)
+    result = evaluate(late, obs)
+    assert not result.passed and result.reasons == ("expired",)
+
+
+def test_second_face_fails(observed: dict[str, Observation]) -> None:
+    obs = observations(observed, ["blink", "nod"], 1000.0)
+    obs[5] = Observation(obs[5].t, 2, obs[5].yaw, obs[5].pitch, obs[5].openness)
+    assert evaluate(challenge("blink", "nod"), obs).reasons == ("two_faces",)
+
+
+async def test_check_on_real_frames(checker: LivenessChecker, poses: dict[str, np.ndarray]) -> None:
+    c = new_challenge(2)
+    frames = [(t, poses[name]) for t, name in performance(list(c.sequence), c.issued_at)]
+    result = await checker.check(c, frames)
+    assert result.passed, result
+    assert result.passive_score is not None and result.passive_score > 0.5
+    body = result.to_json()
+    assert body["passed"] is True and body["completed"] == list(c.sequence)
+
+
+def test_antispoof_orders_real_above_spoofs(checker: LivenessChecker) -> None:
+    assert checker.antispoof is not None
+    scores = {}
+    for name in ("image_T1", "image_F1", "image_F2"):
+        image = load(FACES / "antispoof" / f"{name}.jpg")
+        face = max(checker.engine.detect_sync(image), key=lambda f: f.area)
+        scores[name] = checker.antispoof.score_sync(image, face)
+    assert scores["image_T1"] > 0.9
+    assert scores["image_T1"] > scores["image_F1"] > scores["image_F2"]
+    assert scores["image_F1"] < 0.5
+
+
+def test_crop_box_stays_inside_the_image() -> None:
+    assert crop_box((0, 0, 100, 100), 200, 150, 4.0) == (0, 0, 149, 149)
+    x0, y0, x1, y1 = crop_box((150, 100, 40, 40), 200, 150, 2.7)
+    assert 0 <= x0 < x1 <= 199 and 0 <= y0 < y1 <= 149 and x1 - x0 == pytest.approx(108, abs=1)
