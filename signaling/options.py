@@ -1,0 +1,46 @@
+"""Tunables of the signaling service (timings, limits), with defaults fit for production.
+
+They can be set in the environment as ``COUNTER_SIGNALING_<NAME>`` (e.g.
+``COUNTER_SIGNALING_OFFER_TIMEOUT_S=5``); tests shorten the timings this way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+ENV_PREFIX = "COUNTER_SIGNALING_"
+
+
+@dataclass(frozen=True)
+class SignalingOptions:
+    """Timings in seconds, limits in messages or bytes."""
+
+    offer_timeout_s: float = 15.0
+    status_interval_s: float = 3.0
+    tick_s: float = 0.5
+    reconnect_grace_s: float = 60.0
+    join_token_ttl_s: float = 900.0
+    presence_ttl_s: float = 15.0
+    answer_target_s: float = 15.0
+    default_handle_s: float = 300.0
+    rate_per_s: float = 50.0
+    rate_burst: float = 200.0
+    max_message_bytes: int = 64 * 1024
+    redis_prefix: str = "rc"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> SignalingOptions:
+        """Defaults overridden by ``COUNTER_SIGNALING_*`` variables; a bad value names the variable."""
+        values: dict[str, object] = {}
+        for f in dataclasses.fields(cls):
+            raw = environ.get(ENV_PREFIX + f.name.upper())
+            if raw is None:
+                continue
+            kind = type(getattr(cls(), f.name))
+            try:
+                values[f.name] = kind(raw)
+            except ValueError:
+                raise ValueError(f"{ENV_PREFIX}{f.name.upper()}={raw!r}: expected a {kind.__name__}") from None
+        return cls(**values)  # type: ignore[arg-type]
