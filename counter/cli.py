@@ -15,7 +15,9 @@ from counter.config import ConfigError, Settings, load_settings
 #: ``func`` (``args -> int``) with ``set_defaults``.
 COMMAND_MODULES: list[str] = [
     "counter.serve",
+    "signaling.cli",
     "identity.cli",
+    "counter.audit.cli",
 ]
 
 
