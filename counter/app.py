@@ -23,6 +23,7 @@ COMPONENTS: list[str] = [
     "web.health:setup",
     "web.auth:setup",
     "web.pages:setup",
+    "web.signaling_ws:setup",
 ]
 
 

@@ -1,0 +1,770 @@
+"""The signaling service: connections, the two-lane queue, routing to agents, and in-call relay.
+
+Transport-agnostic: the web layer accepts the WebSocket, resolves who is on it, and feeds text frames
+to :meth:`SignalingService.handle`; the service answers through the connection's ``send``.
+Routing state lives on the :class:`~signaling.bus.Bus` (shared between nodes); every decision that
+changes it is taken under ``bus.lock()``.  Relay messages (SDP, ICE, chat) take no lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel
+
+from signaling import protocol as p
+from signaling.bus import LANES, Bus
+from signaling.ice import ice_servers
+from signaling.options import SignalingOptions
+from signaling.state import AgentRecord, CallRecord, Principal, customer_key
+from signaling.store import JoinToken, SignalingStore
+
+log = logging.getLogger("signaling")
+
+CARE_AGE = 65
+STAFF_ROLES = ("agent", "supervisor")
+
+
+@dataclass(frozen=True)
+class CallEvent:
+    """A call's life event, for hooks (audit, the counter session opened per call id)."""
+
+    kind: str  # joined | accepted | ended | requeued | transferred | abandoned | monitored
+    call_id: str
+    lane: str
+    actor_role: str
+    actor_id: str
+    agent: str | None = None
+    reason: str | None = None
+    claimed_phone: str | None = None
+    claimed_account: str | None = None
+
+
+CallHook = Callable[[CallEvent], Awaitable[None]]
+AgeLookup = Callable[[str | None, str | None], Awaitable[int | None]]
+
+
+@dataclass(frozen=True)
+class IceConfig:
+    stun_urls: list[str] = field(default_factory=list)
+    turn_urls: list[str] = field(default_factory=list)
+    turn_secret: str = ""
+    turn_ttl_s: int = 600
+
+
+class Connection:
+    """One client connection: who it is, its rate limit, and how to send to it."""
+
+    def __init__(
+        self,
+        send: Callable[[str], Awaitable[None]],
+        close: Callable[[], Awaitable[object]],
+        staff: Principal | None,
+        options: SignalingOptions,
+    ) -> None:
+        self._send = send
+        self._close = close
+        self.staff = staff
+        self.principal: Principal | None = None
+        self.bucket = p.TokenBucket(options.rate_per_s, options.rate_burst)
+        self.monitoring: set[str] = set()
+        self.ice_sent_at = 0.0
+        self.closed = False
+
+    async def send(self, text: str) -> None:
+        if self.closed:
+            return
+        try:
+            await self._send(text)
+        except (ConnectionError, RuntimeError):
+            self.closed = True
+
+    async def close(self) -> None:
+        self.closed = True
+        with contextlib.suppress(Exception):
+            await self._close()
+
+
+class SignalingService:
+    """Queue, routing and relay for one node; share state with other nodes through ``bus``."""
+
+    def __init__(
+        self,
+        store: SignalingStore,
+        bus: Bus,
+        options: SignalingOptions | None = None,
+        ice: IceConfig | None = None,
+    ) -> None:
+        self.store = store
+        self.bus = bus
+        self.options = options or SignalingOptions()
+        self.ice = ice or IceConfig()
+        self.hooks: list[CallHook] = []
+        #: Set by the counter side to route customers aged 65+ (from the account) to the care lane.
+        self.age_lookup: AgeLookup | None = None
+        self.conns: dict[str, Connection] = {}
+        self._tick_task: asyncio.Task[None] | None = None
+        self._last_status = 0.0
+        self._handle_times: list[float] = []
+        self.stats = {"in": 0, "relayed": 0, "errors": 0}
+
+    @property
+    def node_id(self) -> str:
+        return self.bus.node_id
+
+    # life cycle -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the bus, put persisted calls back in their lanes, and start the timer."""
+        await self.bus.start(self._deliver)
+        await self._restore()
+        self._tick_task = asyncio.create_task(self._ticker(), name="signaling-tick")
+
+    async def close(self) -> None:
+        """Stop the timer, tell connected people, close connections and the bus."""
+        if self._tick_task is not None:
+            self._tick_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._tick_task
+        for conn in list(self.conns.values()):
+            await conn.send(p.dump(p.Notice(code="server_restart", text="The service restarts; reconnecting...")))
+            await conn.close()
+        self.conns.clear()
+        await self.bus.close()
+
+    async def _restore(self) -> None:
+        saved = await self.store.saved_calls()
+        now = time.time()
+        async with self.bus.lock():
+            for call in saved:
+                if await self.bus.get_call(call.call_id) is not None:
+                    continue
+                call.status = "queued"
+                call.offered_to = None
+                call.agent_id = call.agent_name = None
+                call.monitors = []
+                call.disconnected_at = now
+                await self.bus.enqueue(call)
+        if saved:
+            log.info("signaling: %d persisted calls back in the queue", len(saved))
+
+    async def _deliver(self, key: str, text: str) -> None:
+        conn = self.conns.get(key)
+        if conn is not None:
+            await conn.send(text)
+
+    async def _to(self, key: str, message: BaseModel) -> None:
+        await self.bus.send(key, p.dump(message))
+
+    async def _emit(self, event: CallEvent) -> None:
+        for hook in self.hooks:
+            try:
+                await hook(event)
+            except Exception:
+                log.exception("signaling: call hook failed for %s %s", event.kind, event.call_id)
+
+    def _event(self, kind: str, call: CallRecord, actor: Principal | None, **extra: str | None) -> CallEvent:
+        return CallEvent(
+            kind=kind,
+            call_id=call.call_id,
+            lane=call.lane,
+            actor_role=actor.role if actor else "system",
+            actor_id=actor.audit_id if actor else "system",
+            agent=extra.pop("agent", call.agent_id),
+            reason=extra.pop("reason", None),
+            claimed_phone=call.claimed_phone,
+            claimed_account=call.claimed_account,
+        )
+
+    # customers' tokens ----------------------------------------------------------------------
+
+    async def mint_join(self, care: bool = False) -> JoinToken:
+        """A join token for an anonymous customer (``POST /api/customer/join``)."""
+        return await self.store.mint_token(self.options.join_token_ttl_s, care)
+
+    def ice_for(self, principal: Principal) -> list[p.IceServer]:
+        return ice_servers(
+            self.ice.stun_urls, self.ice.turn_urls, self.ice.turn_secret, principal.key, self.ice.turn_ttl_s
+        )
+
+    # connections ----------------------------------------------------------------------------
+
+    async def handle(self, conn: Connection, data: str | bytes) -> None:
+        """Handle one frame; protocol errors are answered and the connection stays open."""
+        self.stats["in"] += 1
+        try:
+            if not conn.bucket.take():
+                raise p.ProtocolError("rate_limited", "too many messages; slow down")
+            message = p.parse(data, self.options.max_message_bytes)
+            if conn.principal is None and not isinstance(message, p.Hello):
+                raise p.ProtocolError("hello_first", "send hello first", message.ref)
+            await self._dispatch(conn, message)
+        except p.ProtocolError as exc:
+            self.stats["errors"] += 1
+            await conn.send(p.dump(exc.to_message()))
+
+    async def _dispatch(self, conn: Connection, m: p.ClientMessage) -> None:
+        if isinstance(m, p.Hello):
+            await self._hello(conn, m)
+            return
+        who = conn.principal
+        assert who is not None
+        if isinstance(m, p.Ping):
+            await conn.send(p.dump(p.Pong(ref=m.ref)))
+        elif isinstance(m, (p.Sdp, p.Ice, p.Chat, p.PushStep, p.StepResult)):
+            await self._relay(who, m)
+        elif isinstance(m, p.Join):
+            self._need(who, m, "customer")
+            await self._join(who, m)
+        elif isinstance(m, p.Presence):
+            self._need(who, m, *STAFF_ROLES)
+            await self._presence(conn, who, m)
+        elif isinstance(m, p.Accept):
+            self._need(who, m, *STAFF_ROLES)
+            await self._accept(who, m)
+        elif isinstance(m, p.Decline):
+            self._need(who, m, *STAFF_ROLES)
+            await self._decline(who, m)
+        elif isinstance(m, p.Hangup):
+            await self._hangup(conn, who, m)
+        elif isinstance(m, p.Transfer):
+            self._need(who, m, *STAFF_ROLES)
+            await self._transfer(who, m)
+        elif isinstance(m, p.SilentJoin):
+            self._need(who, m, "supervisor")
+            await self._silent_join(conn, who, m)
+
+    @staticmethod
+    def _need(who: Principal, m: p.ClientMessage, *roles: str) -> None:
+        if who.role not in roles:
+            raise p.ProtocolError("forbidden", f"{m.type} may be sent by {' or '.join(roles)} only", m.ref)
+
+    async def _hello(self, conn: Connection, m: p.Hello) -> None:
+        if conn.principal is not None:
+            raise p.ProtocolError("already_hello", "this connection has already said hello", m.ref)
+        if conn.staff is not None:
+            who = conn.staff
+        elif m.token:
+            call_id = await self.store.check_token(m.token, self.options.reconnect_grace_s)
+            if call_id is None:
+                raise p.ProtocolError("bad_token", "unknown or expired join token; join again", m.ref)
+            who = Principal("customer", call_id, "customer")
+        else:
+            raise p.ProtocolError(
+                "login_required", "staff log in first; customers send the token from POST /api/customer/join", m.ref
+            )
+        old = self.conns.get(who.key)
+        conn.principal = who
+        self.conns[who.key] = conn
+        if old is not None and old is not conn:
+            await old.send(p.dump(p.Notice(code="replaced", text="You connected again from elsewhere.")))
+            await old.close()
+        await self.bus.register(who.key)
+        call = await self.bus.get_call(who.id) if who.role == "customer" else None
+        servers = self.ice_for(who)
+        conn.ice_sent_at = time.time()
+        await conn.send(
+            p.dump(
+                p.Welcome(
+                    ref=m.ref, role=who.role, id=who.id, node=self.node_id, resumed=call is not None,
+                    call_id=who.id if who.role == "customer" else None,
+                    ice_servers=servers, ice_ttl_s=self.ice.turn_ttl_s if servers else 0,
+                )
+            )
+        )
+        if who.role == "customer" and call is not None:
+            await self._resume_customer(who, call)
+        elif who.role in STAFF_ROLES:
+            async with self.bus.lock():
+                agent = await self.bus.get_agent(who.id)
+                if agent is None:
+                    agent = AgentRecord(id=who.id, role=who.role, name=who.name, skills=sorted(who.skills))
+                agent.node = self.node_id
+                await self.bus.put_agent(agent, self.options.presence_ttl_s)
+
+    async def _resume_customer(self, who: Principal, call: CallRecord) -> None:
+        async with self.bus.lock():
+            current = await self.bus.get_call(who.id)
+            if current is None:
+                return
+            current.disconnected_at = None
+            await self.bus.put_call(current)
+        if current.status == "in_call" and current.agent_id:
+            await self._to(
+                who.key,
+                p.CallStarted(call_id=current.call_id, lane=current.lane, peer=self._agent_key(current),
+                              peer_name=current.agent_name or current.agent_id, resumed=True),
+            )
+            await self._to(self._agent_key(current), p.PeerState(call_id=current.call_id, peer=who.key,
+                                                                    state="back"))
+        else:
+            await self._push_status(only=who.key)
+            await self._kick()
+
+    async def disconnected(self, conn: Connection) -> None:
+        """The connection is gone: keep a customer's place for the grace period; requeue an agent's call."""
+        conn.closed = True
+        who = conn.principal
+        if who is None or self.conns.get(who.key) is not conn:
+            return
+        del self.conns[who.key]
+        await self.bus.unregister(who.key)
+        now = time.time()
+        if who.role == "customer":
+            async with self.bus.lock():
+                call = await self.bus.get_call(who.id)
+                if call is None:
+                    return
+                call.disconnected_at = now
+                withdrawn = call.offered_to if call.status == "offered" else None
+                if withdrawn:
+                    await self._withdraw(call, "customer_lost")
+                await self.bus.put_call(call)
+            if call.status == "in_call" and call.agent_id:
+                await self._to(self._agent_key(call), p.PeerState(call_id=call.call_id, peer=who.key,
+                                                                     state="lost"))
+            return
+        async with self.bus.lock():
+            agent = await self.bus.get_agent(who.id)
+            await self.bus.remove_agent(who.id)
+            for call_id in conn.monitoring:
+                mon = await self.bus.get_call(call_id)
+                if mon is not None and who.id in mon.monitors:
+                    mon.monitors.remove(who.id)
+                    await self.bus.put_call(mon)
+            if agent is not None and agent.offer_call:
+                offered = await self.bus.get_call(agent.offer_call)
+                if offered is not None and offered.offered_to == who.id:
+                    offered.offered_to = None
+                    offered.status = "queued"
+                    await self.bus.put_call(offered)
+            if agent is not None and agent.call_id:
+                call = await self.bus.get_call(agent.call_id)
+                if call is not None and call.agent_id == who.id:
+                    await self._requeue_head(call, "agent_lost", who)
+        await self._kick()
+
+    # queue ----------------------------------------------------------------------------------
+
+    async def _join(self, who: Principal, m: p.Join) -> None:
+        existing = await self.bus.get_call(who.id)
+        if existing is not None:
+            raise p.ProtocolError("already_joined", "you are already in the queue or in a call", m.ref)
+        age = m.age
+        if age is None and self.age_lookup is not None and (m.claimed_phone or m.claimed_account):
+            age = await self.age_lookup(m.claimed_phone, m.claimed_account)
+        care = m.care or (age is not None and age >= CARE_AGE)
+        now = time.time()
+        call = CallRecord(
+            call_id=who.id, lane="care" if care else "general", score=now * 1000.0, joined_at=now, queued_at=now,
+            care=care, age=age, claimed_phone=m.claimed_phone, claimed_account=m.claimed_account,
+        )
+        call.leg = await self.store.open_leg(call)
+        async with self.bus.lock():
+            if await self.bus.get_call(who.id) is not None:
+                raise p.ProtocolError("already_joined", "you are already in the queue or in a call", m.ref)
+            await self.bus.enqueue(call)
+        await self.store.save_call(call)
+        await self._emit(self._event("joined", call, who))
+        await self._push_status(only=who.key)
+        await self._kick()
+
+    async def _requeue_head(self, call: CallRecord, reason: str, actor: Principal | None,
+                            target_agent: str | None = None, target_role: str | None = None) -> None:
+        """Put a call back at the head of its lane (agent lost, transfer).  Caller holds the lock."""
+        now = time.time()
+        agent_id = call.agent_id
+        if call.leg is not None:
+            await self.store.close_leg(call.leg, reason, now)
+        monitors = list(call.monitors)
+        call.status = "queued"
+        call.score = await self.bus.head_score(call.lane)
+        call.queued_at = now
+        call.agent_id = call.agent_name = call.agent_role = None
+        call.offered_to = None
+        call.answered_at = None
+        call.monitors = []
+        call.tried = [agent_id] if agent_id and reason == "transferred" else []
+        call.target_agent = target_agent
+        call.target_role = "supervisor" if target_role == "supervisor" else None
+        call.transfer_from = agent_id if reason == "transferred" else None
+        call.leg = await self.store.open_leg(call)
+        await self.bus.enqueue(call)
+        await self.store.save_call(call)
+        text = {
+            "agent_lost": "Your agent's connection dropped. You are first in line for the next agent.",
+            "transferred": "You are being put through to a colleague. Please stay on the line.",
+        }.get(reason, "You are back in the queue, first in line.")
+        await self._to(customer_key(call.call_id), p.Notice(code=reason, text=text, call_id=call.call_id))
+        await self._to(customer_key(call.call_id), p.CallEnded(call_id=call.call_id, reason=reason))
+        for sup in monitors:
+            await self._to(f"supervisor:{sup}", p.CallEnded(call_id=call.call_id, reason=reason))
+        await self._emit(self._event("requeued" if reason != "transferred" else "transferred", call, actor,
+                                     agent=agent_id, reason=reason))
+
+    async def _end_call(self, call: CallRecord, reason: str, by: Principal | None) -> None:
+        """End a queued or connected call for good.  Caller holds the lock."""
+        now = time.time()
+        await self.bus.delete_call(call.call_id)
+        await self.store.forget_call(call.call_id)
+        outcome = "abandoned" if call.status != "in_call" else reason
+        if call.leg is not None:
+            await self.store.close_leg(call.leg, outcome, now)
+        if call.status == "offered" and call.offered_to:
+            await self._withdraw(call, reason)
+        by_key = by.key if by else None
+        ended = p.CallEnded(call_id=call.call_id, reason=reason, by=by_key)
+        await self._to(customer_key(call.call_id), ended)
+        if call.status == "in_call" and call.agent_id:
+            if call.answered_at:
+                self._handle_times = [*self._handle_times[-99:], now - call.answered_at]
+            agent = await self.bus.get_agent(call.agent_id)
+            if agent is not None and agent.call_id == call.call_id:
+                agent.call_id = None
+                agent.state = "wrap_up"
+                await self.bus.put_agent(agent, self.options.presence_ttl_s)
+            await self._to(self._agent_key(call), ended)
+        for sup in call.monitors:
+            await self._to(f"supervisor:{sup}", ended)
+        await self._emit(self._event("abandoned" if outcome == "abandoned" else "ended", call, by, reason=reason))
+
+    async def _withdraw(self, call: CallRecord, reason: str) -> None:
+        """Take back an offer made to an agent.  Caller holds the lock."""
+        agent_id = call.offered_to
+        call.offered_to = None
+        call.status = "queued"
+        if agent_id is None:
+            return
+        agent = await self.bus.get_agent(agent_id)
+        if agent is not None and agent.offer_call == call.call_id:
+            agent.offer_call = None
+            await self.bus.put_agent(agent, self.options.presence_ttl_s)
+            await self._to(f"{agent.role}:{agent_id}", p.OfferWithdrawn(call_id=call.call_id, reason=reason))
+
+    # staff ----------------------------------------------------------------------------------
+
+    async def _presence(self, conn: Connection, who: Principal, m: p.Presence) -> None:
+        skills = sorted(who.skills if m.skills is None else who.skills.intersection(m.skills))
+        async with self.bus.lock():
+            agent = await self.bus.get_agent(who.id) or AgentRecord(id=who.id, role=who.role, name=who.name)
+            if m.state == "available" and (agent.state != "available" or agent.idle_since == 0):
+                agent.idle_since = time.time()
+            agent.state = m.state
+            agent.skills = skills
+            agent.node = self.node_id
+            if m.state != "available" and agent.offer_call:
+                offered = await self.bus.get_call(agent.offer_call)
+                agent.offer_call = None
+                if offered is not None and offered.offered_to == who.id:
+                    offered.offered_to = None
+                    offered.status = "queued"
+                    await self.bus.put_call(offered)
+            await self.bus.put_agent(agent, self.options.presence_ttl_s)
+        await conn.send(p.dump(p.PresenceAck(ref=m.ref, state=m.state, skills=skills)))
+        await self._kick()
+
+    async def _accept(self, who: Principal, m: p.Accept) -> None:
+        async with self.bus.lock():
+            call = await self.bus.get_call(m.call_id)
+            if call is None or call.status != "offered" or call.offered_to != who.id:
+                raise p.ProtocolError("offer_gone", "this call is no longer offered to you", m.ref)
+            now = time.time()
+            call.status = "in_call"
+            call.offered_to = None
+            call.agent_id = who.id
+            call.agent_name = who.name
+            call.agent_role = who.role
+            call.answered_at = now
+            call.target_agent = None
+            call.target_role = None
+            await self.bus.dequeue(call)
+            agent = await self.bus.get_agent(who.id) or AgentRecord(id=who.id, role=who.role, name=who.name)
+            agent.offer_call = None
+            agent.call_id = call.call_id
+            agent.state = "busy"
+            await self.bus.put_agent(agent, self.options.presence_ttl_s)
+        await self.store.save_call(call)
+        if call.leg is not None:
+            await self.store.answer_leg(call.leg, who.id, now)
+        await self._to(
+            customer_key(call.call_id),
+            p.CallStarted(call_id=call.call_id, lane=call.lane, peer=who.key, peer_name=who.name or who.id),
+        )
+        await self._to(
+            who.key,
+            p.CallStarted(ref=m.ref, call_id=call.call_id, lane=call.lane, peer=customer_key(call.call_id),
+                          peer_name="customer", claimed_phone=call.claimed_phone,
+                          claimed_account=call.claimed_account),
+        )
+        await self._emit(self._event("accepted", call, who))
+
+    async def _decline(self, who: Principal, m: p.Decline) -> None:
+        async with self.bus.lock():
+            call = await self.bus.get_call(m.call_id)
+            if call is None or call.offered_to != who.id:
+                raise p.ProtocolError("offer_gone", "this call is no longer offered to you", m.ref)
+            call.tried.append(who.id)
+            call.offered_to = None
+            call.status = "queued"
+            if call.target_agent == who.id:
+                call.target_agent = None
+            await self.bus.put_call(call)
+            agent = await self.bus.get_agent(who.id)
+            if agent is not None:
+                agent.offer_call = None
+                await self.bus.put_agent(agent, self.options.presence_ttl_s)
+        await self._kick()
+
+    async def _transfer(self, who: Principal, m: p.Transfer) -> None:
+        async with self.bus.lock():
+            call = await self.bus.get_call(m.call_id)
+            if call is None or call.agent_id != who.id or call.status != "in_call":
+                raise p.ProtocolError("not_in_call", "you can transfer only your own connected call", m.ref)
+            if m.to == "agent" and m.agent == who.id:
+                raise p.ProtocolError("invalid", "transfer: pick another agent", m.ref)
+            agent = await self.bus.get_agent(who.id)
+            if agent is not None:
+                agent.call_id = None
+                agent.state = "wrap_up"
+                await self.bus.put_agent(agent, self.options.presence_ttl_s)
+            await self._requeue_head(call, "transferred", who, target_agent=m.agent if m.to == "agent" else None,
+                                     target_role="supervisor" if m.to == "supervisor" else None)
+        await self._to(who.key, p.CallEnded(ref=m.ref, call_id=m.call_id, reason="transferred", by=who.key))
+        await self._kick()
+
+    async def _silent_join(self, conn: Connection, who: Principal, m: p.SilentJoin) -> None:
+        async with self.bus.lock():
+            call = await self.bus.get_call(m.call_id)
+            if call is None or call.status != "in_call" or call.agent_id is None:
+                raise p.ProtocolError("not_in_call", "this call is not connected to an agent", m.ref)
+            if who.id not in call.monitors:
+                call.monitors.append(who.id)
+                await self.bus.put_call(call)
+        conn.monitoring.add(call.call_id)
+        await conn.send(p.dump(p.Monitoring(ref=m.ref, call_id=call.call_id, agent=self._agent_key(call),
+                                            customer=customer_key(call.call_id), lane=call.lane)))
+        await self._to(self._agent_key(call), p.MonitorJoined(call_id=call.call_id, supervisor=who.key))
+        await self._emit(self._event("monitored", call, who))
+
+    async def _hangup(self, conn: Connection, who: Principal, m: p.Hangup) -> None:
+        call_id = m.call_id or (who.id if who.role == "customer" else None)
+        if call_id is None:
+            raise p.ProtocolError("invalid", "hangup: call_id is required for staff", m.ref)
+        async with self.bus.lock():
+            call = await self.bus.get_call(call_id)
+            if call is None:
+                raise p.ProtocolError("not_in_call", "no such call", m.ref)
+            if who.role == "supervisor" and who.id in call.monitors and call.agent_id != who.id:
+                call.monitors.remove(who.id)
+                await self.bus.put_call(call)
+                conn.monitoring.discard(call_id)
+                await conn.send(p.dump(p.CallEnded(ref=m.ref, call_id=call_id, reason="left", by=who.key)))
+                return
+            if not (who.role == "customer" and who.id == call_id) and call.agent_id != who.id:
+                raise p.ProtocolError("forbidden", "this is not your call", m.ref)
+            await self._end_call(call, m.reason or "hangup", who)
+        await self._kick()
+
+    # relay ----------------------------------------------------------------------------------
+
+    async def _relay(self, who: Principal, m: p.Sdp | p.Ice | p.Chat | p.PushStep | p.StepResult) -> None:
+        call = await self.bus.get_call(m.call_id)
+        if call is None or call.status != "in_call" or call.agent_id is None:
+            raise p.ProtocolError("not_in_call", f"{m.type}: call {m.call_id} is not connected", m.ref)
+        customer = customer_key(call.call_id)
+        monitors = [f"supervisor:{s}" for s in call.monitors]
+        targets: list[str]
+        if who.role == "customer" and who.id == call.call_id:
+            if isinstance(m, p.PushStep):
+                raise p.ProtocolError("forbidden", "push_step may be sent by the agent only", m.ref)
+            targets = [self._agent_key(call)]
+            if isinstance(m, p.Chat):
+                targets += monitors
+        elif who.key == self._agent_key(call):
+            if isinstance(m, p.StepResult):
+                raise p.ProtocolError("forbidden", "step_result may be sent by the customer only", m.ref)
+            to = getattr(m, "to", None)
+            if to is not None and to != customer:
+                if to not in monitors:
+                    raise p.ProtocolError("bad_target", f"{to} is not on this call", m.ref)
+                targets = [to]
+            else:
+                targets = [customer]
+                if isinstance(m, p.Chat):
+                    targets += monitors
+        elif who.role == "supervisor" and who.id in call.monitors:
+            if isinstance(m, (p.PushStep, p.StepResult)):
+                raise p.ProtocolError("forbidden", "a listening supervisor cannot push steps", m.ref)
+            targets = [self._agent_key(call)]
+        else:
+            raise p.ProtocolError("forbidden", "you are not on this call", m.ref)
+        text = p.dump(m.model_copy(update={"sender": who.key}) if hasattr(m, "sender") else m)
+        for key in targets:
+            await self.bus.send(key, text)
+        self.stats["relayed"] += 1
+
+    @staticmethod
+    def _agent_key(call: CallRecord) -> str:
+        return f"{call.agent_role or 'agent'}:{call.agent_id}"
+
+    # routing --------------------------------------------------------------------------------
+
+    async def _kick(self) -> None:
+        """Run a routing pass now (after anything that may let a call through)."""
+        async with self.bus.lock():
+            await self._route(time.time())
+
+    async def _route(self, now: float) -> None:
+        """Offer waiting calls to free agents: care lane first, FIFO, longest-idle agent.  Under lock."""
+        agents = await self.bus.agents()
+        free = [a for a in agents if a.state == "available" and a.call_id is None and a.offer_call is None]
+        for lane in LANES:
+            for call_id, _ in await self.bus.lane(lane):
+                if not free:
+                    return
+                call = await self.bus.get_call(call_id)
+                if call is None or call.status != "queued" or call.disconnected_at is not None:
+                    continue
+                eligible = [a for a in free if self._eligible(a, call)]
+                if not eligible:
+                    continue
+                pick = min(eligible, key=lambda a: (a.id in call.tried, a.idle_since, a.id))
+                free.remove(pick)
+                call.status = "offered"
+                call.offered_to = pick.id
+                call.offer_deadline = now + self.options.offer_timeout_s
+                pick.offer_call = call.call_id
+                await self.bus.put_call(call)
+                await self.bus.put_agent(pick, self.options.presence_ttl_s)
+                await self._to(
+                    f"{pick.role}:{pick.id}",
+                    p.CallOffer(call_id=call.call_id, lane=call.lane, waited_s=round(now - call.queued_at, 3),
+                                expires_s=self.options.offer_timeout_s, claimed_phone=call.claimed_phone,
+                                claimed_account=call.claimed_account, transfer_from=call.transfer_from),
+                )
+
+    @staticmethod
+    def _eligible(agent: AgentRecord, call: CallRecord) -> bool:
+        if call.target_agent is not None:
+            return agent.id == call.target_agent
+        if call.target_role is not None:
+            return agent.role == call.target_role
+        return agent.role == "agent" and call.lane in agent.skills
+
+    async def _ticker(self) -> None:
+        while True:
+            await asyncio.sleep(self.options.tick_s)
+            try:
+                await self.tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("signaling: timer pass failed; retrying")
+
+    async def tick(self, now: float | None = None) -> None:
+        """Heartbeat presence, time out offers, drop customers gone too long, route, push queue status."""
+        now = time.time() if now is None else now
+        grace = self.options.reconnect_grace_s
+        async with self.bus.lock():
+            for key, conn in list(self.conns.items()):
+                who = conn.principal
+                if who is not None and who.role in STAFF_ROLES:
+                    agent = await self.bus.get_agent(who.id)
+                    if agent is not None:
+                        await self.bus.put_agent(agent, self.options.presence_ttl_s)
+                del key
+            present = {a.id for a in await self.bus.agents()}
+            for call in await self.bus.calls():
+                if call.status == "offered" and call.offer_deadline < now:
+                    await self._offer_timed_out(call)
+                elif call.disconnected_at is not None and now - call.disconnected_at > grace:
+                    await self._end_call(call, "customer_lost" if call.status == "in_call" else "abandoned", None)
+                elif call.status == "in_call" and call.agent_id not in present:
+                    await self._requeue_head(call, "agent_lost", None)
+            await self._route(now)
+        if now - self._last_status >= self.options.status_interval_s:
+            self._last_status = now
+            await self._push_status()
+        await self._refresh_ice(now)
+
+    async def _offer_timed_out(self, call: CallRecord) -> None:
+        agent_id = call.offered_to
+        call.offered_to = None
+        call.status = "queued"
+        if agent_id:
+            call.tried.append(agent_id)
+        await self.bus.put_call(call)
+        if agent_id is None:
+            return
+        agent = await self.bus.get_agent(agent_id)
+        if agent is not None:
+            agent.offer_call = None
+            agent.state = "away"  # not answering: stop offering them calls until they say so
+            await self.bus.put_agent(agent, self.options.presence_ttl_s)
+            key = f"{agent.role}:{agent_id}"
+            await self._to(key, p.OfferTimeout(call_id=call.call_id))
+            await self._to(key, p.PresenceAck(state="away", skills=agent.skills))
+
+    async def _push_status(self, only: str | None = None) -> None:
+        """Send position and estimated wait to customers connected here (or just ``only``)."""
+        keys = [only] if only else [k for k in self.conns if k.startswith("customer:")]
+        if not keys:
+            return
+        agents = await self.bus.agents()
+        handle = self.average_handle_s()
+        for lane in LANES:
+            entries = await self.bus.lane(lane)
+            serving = max(1, sum(1 for a in agents if lane in a.skills and a.state != "away"))
+            for position, (call_id, _) in enumerate(entries, start=1):
+                key = customer_key(call_id)
+                if key in keys and key in self.conns:
+                    est = round(position * handle / serving, 1)
+                    await self.conns[key].send(
+                        p.dump(p.QueueStatus(call_id=call_id, lane=lane, position=position, est_wait_s=est))
+                    )
+
+    async def _refresh_ice(self, now: float) -> None:
+        if not (self.ice.turn_urls and self.ice.turn_secret):
+            return
+        for conn in list(self.conns.values()):
+            if conn.principal is not None and now - conn.ice_sent_at > self.ice.turn_ttl_s / 2:
+                conn.ice_sent_at = now
+                servers = self.ice_for(conn.principal)
+                await conn.send(p.dump(p.IceServers(ice_servers=servers, ttl_s=self.ice.turn_ttl_s)))
+
+    def average_handle_s(self) -> float:
+        """Average handle time of this node's recent calls (a configured default before any)."""
+        if not self._handle_times:
+            return self.options.default_handle_s
+        return sum(self._handle_times) / len(self._handle_times)
+
+    async def snapshot(self) -> dict[str, object]:
+        """The live queue and agents, for the supervisor wall."""
+        now = time.time()
+        lanes: dict[str, list[dict[str, object]]] = {}
+        for lane in LANES:
+            rows = []
+            for position, (call_id, _) in enumerate(await self.bus.lane(lane), start=1):
+                call = await self.bus.get_call(call_id)
+                if call is not None:
+                    rows.append({"call_id": call_id, "position": position, "status": call.status,
+                                 "waited_s": round(now - call.queued_at, 1), "offered_to": call.offered_to,
+                                 "connected": call.disconnected_at is None})
+            lanes[lane] = rows
+        agents = [
+            {"id": a.id, "role": a.role, "name": a.name, "state": a.state, "skills": a.skills,
+             "call_id": a.call_id, "offer": a.offer_call, "node": a.node,
+             "idle_s": round(now - a.idle_since, 1) if a.state == "available" and a.idle_since else None}
+            for a in sorted(await self.bus.agents(), key=lambda a: a.id)
+        ]
+        calls = [
+            {"call_id": c.call_id, "lane": c.lane, "agent": c.agent_id, "monitors": c.monitors,
+             "talking_s": round(now - c.answered_at, 1) if c.answered_at else None}
+            for c in await self.bus.calls() if c.status == "in_call"
+        ]
+        return {"node": self.node_id, "lanes": lanes, "agents": agents, "calls": calls}

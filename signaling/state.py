@@ -1,0 +1,78 @@
+"""What the queue and routing keep about principals, calls and agents (shared through the bus)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from signaling.protocol import Lane, PresenceState, Role
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is on a connection: resolved by the web layer (staff cookie) or a customer join token."""
+
+    role: Role
+    id: str
+    name: str = ""
+    skills: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def key(self) -> str:
+        """The routing address of this principal on the bus."""
+        return f"{self.role}:{self.id}"
+
+    @property
+    def audit_id(self) -> str:
+        return f"session:{self.id}" if self.role == "customer" else self.id
+
+
+def customer_key(call_id: str) -> str:
+    return f"customer:{call_id}"
+
+
+class CallRecord(BaseModel):
+    """One customer's call from join to end; the customer's id is the call id."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    call_id: str
+    lane: Lane
+    status: str = "queued"  # queued | offered | in_call
+    score: float = 0.0  # position key in its lane: smaller is served first
+    joined_at: float = 0.0  # unix seconds, first join
+    queued_at: float = 0.0  # unix seconds, this wait
+    care: bool = False
+    age: int | None = None
+    claimed_phone: str | None = None
+    claimed_account: str | None = None
+    offered_to: str | None = None
+    offer_deadline: float = 0.0
+    tried: list[str] = Field(default_factory=list)
+    target_agent: str | None = None
+    target_role: Role | None = None
+    transfer_from: str | None = None
+    agent_id: str | None = None
+    agent_name: str | None = None
+    agent_role: Role | None = None
+    answered_at: float | None = None
+    monitors: list[str] = Field(default_factory=list)
+    disconnected_at: float | None = None
+    leg: int | None = None
+
+
+class AgentRecord(BaseModel):
+    """A staff member's presence as seen by routing."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: str
+    role: Role
+    name: str = ""
+    skills: list[str] = Field(default_factory=list)
+    state: PresenceState = "away"
+    idle_since: float = 0.0
+    offer_call: str | None = None
+    call_id: str | None = None
+    node: str = ""

@@ -1,0 +1,139 @@
+"""HTTP side of signaling: ``POST /api/customer/join``, the ``/ws`` WebSocket, supervisor KPIs and snapshot."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Literal
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from counter.appkeys import DB, SETTINGS
+from counter.users import Role
+from signaling.aio import SIGNALING, serve_websocket
+from signaling.bus import make_bus
+from signaling.metrics import lane_metrics
+from signaling.options import SignalingOptions
+from signaling.service import CallEvent, IceConfig, SignalingService
+from signaling.state import Principal
+from signaling.store import SignalingStore
+from web.auth import current_session, require_role
+from web.errors import ApiError, read_json
+
+log = logging.getLogger("web.signaling")
+
+_STAFF_ROLES: dict[Role, Literal["agent", "supervisor"]] = {Role.AGENT: "agent", Role.SUPERVISOR: "supervisor"}
+
+
+def origin_allowed(request: web.Request, allowed: list[str]) -> bool:
+    """A browser's Origin must be this host (any scheme matching the request) or a configured origin.
+
+    Non-browser clients send no Origin; they cannot ride a victim's cookie, so they pass.
+    """
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True
+    if origin in allowed:
+        return True
+    parts = urlsplit(origin)
+    return parts.scheme in ("http", "https") and parts.netloc == request.host and (
+        parts.scheme == request.scheme or request.secure == (parts.scheme == "https")
+    )
+
+
+async def customer_join(request: web.Request) -> web.Response:
+    """Mint an anonymous join token (no login: a customer is identified later, on camera)."""
+    body = await read_json(request, limit=4096) if request.can_read_body else None
+    care = bool(body.get("care")) if isinstance(body, dict) else False
+    service = request.app[SIGNALING]
+    token = await service.mint_join(care)
+    return web.json_response(
+        {"token": token.token, "call_id": token.call_id, "expires_at": token.expires_at, "ws_url": "/ws",
+         "protocol": 1}
+    )
+
+
+async def websocket(request: web.Request) -> web.StreamResponse:
+    settings = request.app[SETTINGS]
+    if not origin_allowed(request, settings.allowed_origins):
+        raise ApiError(403, "bad_origin", "this page's origin may not open the signaling socket; "
+                                          "add it to allowed_origins if it is yours")
+    session = current_session(request)
+    staff = None
+    if session is not None and session.user.role in _STAFF_ROLES:
+        user = session.user
+        staff = Principal(_STAFF_ROLES[user.role], user.username, user.display_name, frozenset(user.skills))
+    return await serve_websocket(request, request.app[SIGNALING], staff)
+
+
+async def supervisor_metrics(request: web.Request) -> web.Response:
+    require_role(request, Role.SUPERVISOR)
+    try:
+        hours = float(request.query.get("hours", "24"))
+    except ValueError:
+        raise ApiError(400, "bad_request", "hours must be a number") from None
+    service = request.app[SIGNALING]
+    lanes = await lane_metrics(
+        request.app[DB], since=time.time() - hours * 3600, target_s=service.options.answer_target_s
+    )
+    return web.json_response({"hours": hours, "answer_target_s": service.options.answer_target_s,
+                              "lanes": [m.to_json() for m in lanes]})
+
+
+async def supervisor_queue(request: web.Request) -> web.Response:
+    require_role(request, Role.SUPERVISOR)
+    return web.json_response(await request.app[SIGNALING].snapshot())
+
+
+def _audit_hook(app: web.Application) -> None:
+    try:
+        from counter.audit import AUDIT, AuditEvent
+    except ImportError:
+        return
+    if AUDIT not in app:
+        return
+    audit = app[AUDIT]
+
+    async def hook(event: CallEvent) -> None:
+        action = {"joined": "call.joined", "accepted": "call.accepted", "ended": "call.ended",
+                  "abandoned": "call.ended", "requeued": "call.requeued", "transferred": "call.transferred",
+                  "monitored": "call.monitored"}.get(event.kind)
+        if action is None:
+            return
+        details = {"lane": event.lane, "agent": event.agent, "kind": event.kind}
+        await audit.append(
+            AuditEvent(action, event.actor_role, event.actor_id, session_id=event.call_id,
+                       account=event.claimed_account or event.claimed_phone,
+                       details={k: v for k, v in details.items() if v is not None}, reason=event.reason)
+        )
+
+    app[SIGNALING].hooks.append(hook)
+
+
+def setup(app: web.Application) -> None:
+    settings = app[SETTINGS]
+    options = SignalingOptions.from_env(os.environ)
+    bus = make_bus(settings.redis_url, settings.effective_node_id, options.redis_prefix)
+    service = SignalingService(
+        SignalingStore(app[DB]),
+        bus,
+        options,
+        IceConfig(settings.stun_urls, settings.turn_urls, settings.turn_secret, settings.turn_ttl_s),
+    )
+    app[SIGNALING] = service
+
+    async def start(app: web.Application) -> None:
+        _audit_hook(app)
+        await service.start()
+
+    async def stop(app: web.Application) -> None:
+        await service.close()
+
+    app.on_startup.append(start)
+    app.on_shutdown.append(stop)
+    app.router.add_post("/api/customer/join", customer_join)
+    app.router.add_get("/ws", websocket)
+    app.router.add_get("/api/supervisor/metrics", supervisor_metrics)
+    app.router.add_get("/api/supervisor/queue", supervisor_queue)
