@@ -240,6 +240,9 @@ class CounterSessions:
             raise SessionError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
         if level > _MAX_BY_METHOD[method]:
             raise SessionError(f"{method} proves at most A{_MAX_BY_METHOD[method]}, not {level}")
+        for sha in evidence:
+            if len(sha) != 64 or not set(sha) <= set("0123456789abcdef"):
+                raise SessionError(f"evidence {sha!r}: give the lowercase sha256 hex of the image")
         if session.account is None and subject == "holder":
             raise SessionError("claim the account first: a proof needs an account to be about")
         if method == "face" and session.face_consent is not True:

@@ -143,10 +143,10 @@ class _StorageChange(AccountChange):
         if unknown:
             raise AccountError(f"cannot set line fields {sorted(unknown)}; settable: {sorted(LINE_FIELDS)}")
         names = list(fields)
-        sets = ", ".join(f"{name} = ${i + 2}" for i, name in enumerate(names))
+        sets = "".join(f"{name} = ${i + 2}, " for i, name in enumerate(names))
         n = len(names) + 2
         await self._tx.execute(
-            f"UPDATE acct_lines SET {sets}, version = version + 1, updated_at = ${n} WHERE msisdn = $1",
+            f"UPDATE acct_lines SET {sets}version = version + 1, updated_at = ${n} WHERE msisdn = $1",
             self.account.msisdn,
             *(_db_value(fields[name]) for name in names),
             iso(),

@@ -1,0 +1,538 @@
+"""The execution engine: every transaction goes through :class:`TransactionEngine`.
+
+Rules applied to every code of the catalog:
+
+* inputs validated against the code's schema (specific errors, nothing changed);
+* the session's assurance level checked server-side (A2+ proofs older than 10 minutes re-checked
+  before a state change), with the reason in words;
+* preconditions checked on the account, and again under the account lock when it runs;
+* a state change waits for the customer's confirmation on their own screen, and an A4 one also for a
+  supervisor's approval (a different logged-in person);
+* idempotency keys: the same key in a session returns the first result and never applies twice;
+* conflicting changes on one account are serialised by the account lock, so only one can succeed;
+* every attempt (done, refused, failed) writes exactly one audit entry; a done change writes it in
+  the same database transaction as the change, with the SMS receipt (``sms_outbox``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Mapping
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+
+from counter.accounts import AccountNotFound, AccountSystem
+from counter.audit import AuditEvent, AuditReceipt
+from counter.sessions import CounterSession, CounterSessions, Level, SessionError
+from counter.storage import Database, Executor, IntegrityError, Row
+from counter.timeutil import iso, utcnow
+from counter.transactions.spec import CATALOG, Refused, TxContext, TxSpec
+from counter.workorders import WorkOrders
+
+log = logging.getLogger("counter.transactions")
+
+
+class AuditSink(Protocol):
+    """What the engine needs of the audit log (:class:`counter.audit.AuditLog`)."""
+
+    async def append(self, event: AuditEvent) -> AuditReceipt: ...
+
+    async def append_in(self, tx: Executor, event: AuditEvent) -> AuditReceipt: ...
+
+
+class TxStatus(StrEnum):
+    PENDING = "pending"  # waiting for the customer's confirmation and/or the supervisor's approval
+    RUNNING = "running"
+    DONE = "done"
+    REFUSED = "refused"
+    FAILED = "failed"
+    DECLINED = "declined"  # the customer said no on their screen
+
+
+FINAL = {TxStatus.DONE, TxStatus.REFUSED, TxStatus.FAILED, TxStatus.DECLINED}
+
+#: What each level still lacks, in words for the agent.
+MISSING: dict[Level, str] = {
+    Level.A1: "the service password or a one-time code has not been checked yet",
+    Level.A2: "the live face has not been matched to the real-name photo yet"
+    " (face declined: the agent's attestation with the ID card)",
+    Level.A3: "ID card not captured yet",
+    Level.A4: "ID card not captured yet",
+}
+MISSING_ZH: dict[Level, str] = {
+    Level.A1: "需要先验证服务密码或短信验证码",
+    Level.A2: "需要先完成人脸核验",
+    Level.A3: "需要先拍摄身份证",
+    Level.A4: "需要先拍摄身份证",
+}
+
+
+class TxError(Exception):
+    """The request itself cannot be handled (unknown code, unknown request, wrong person)."""
+
+    def __init__(self, status: int, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.code = code
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class TxOutcome:
+    """Where a transaction request stands; what the agent's and the customer's screens show."""
+
+    id: int
+    session_id: str
+    code: str
+    status: TxStatus
+    needs_confirmation: bool
+    needs_approval: bool
+    confirmed_at: str | None
+    approved_by: str | None
+    requested_by: str
+    reason: str | None
+    reason_zh: str | None
+    errors: list[dict[str, Any]]
+    result: dict[str, Any]
+    text_zh: str | None
+    text_en: str | None
+    audit_seq: int | None
+    created_at: str
+    finished_at: str | None
+
+    def to_json(self, *, for_customer: bool = False) -> dict[str, Any]:
+        spec = CATALOG.get(self.code)
+        body: dict[str, Any] = {
+            "id": self.id,
+            "code": self.code,
+            "title_zh": spec.title_zh if spec else self.code,
+            "title_en": spec.title_en if spec else self.code,
+            "status": self.status.value,
+            "needs_confirmation": self.needs_confirmation,
+            "needs_approval": self.needs_approval,
+            "confirmed": self.confirmed_at is not None,
+            "approved": self.approved_by is not None,
+            "reason": self.reason,
+            "reason_zh": self.reason_zh,
+            "text_zh": self.text_zh,
+            "text_en": self.text_en,
+            "created_at": self.created_at,
+            "finished_at": self.finished_at,
+        }
+        if not for_customer:
+            body.update(
+                session_id=self.session_id,
+                errors=self.errors,
+                result=self.result,
+                requested_by=self.requested_by,
+                approved_by=self.approved_by,
+                confirmed_at=self.confirmed_at,
+                audit_seq=self.audit_seq,
+            )
+        return body
+
+
+def _outcome(row: Row) -> TxOutcome:
+    result = json.loads(row["result"]) if row["result"] else {}
+    return TxOutcome(
+        id=int(row["id"]),
+        session_id=row["session_id"],
+        code=row["code"],
+        status=TxStatus(row["status"]),
+        needs_confirmation=bool(row["needs_confirmation"]),
+        needs_approval=bool(row["needs_approval"]),
+        confirmed_at=row["confirmed_at"],
+        approved_by=row["approved_by"],
+        requested_by=row["requested_by"],
+        reason=row["reason"],
+        reason_zh=result.pop("_reason_zh", None),
+        errors=result.pop("_errors", []),
+        result=result.get("data", {}),
+        text_zh=result.get("text_zh"),
+        text_en=result.get("text_en"),
+        audit_seq=row["audit_seq"],
+        created_at=row["created_at"],
+        finished_at=row["finished_at"],
+    )
+
+
+def _format(template: str, values: Mapping[str, Any]) -> str:
+    return template.format_map(dict(values))
+
+
+def level_reason(spec: TxSpec, session: CounterSession) -> tuple[str, str] | None:
+    """Why the session cannot run ``spec`` now (English, zh-CN), or ``None`` if it can."""
+    level, why = session.effective_level(for_change=spec.changes_state)
+    if level >= spec.session_level:
+        return None
+    if why is not None:
+        return f"needs {spec.level}: {why}", "身份核验已超过10分钟，请重新核验"
+    missing = MISSING[Level(level + 1)] if level + 1 <= spec.session_level else MISSING[spec.session_level]
+    return f"needs {spec.level}: {missing}", f"此业务需要{spec.level}级核验：{MISSING_ZH[Level(level + 1)]}"
+
+
+class TransactionEngine:
+    """Runs the catalog's transactions against an :class:`AccountSystem`, audited."""
+
+    def __init__(
+        self,
+        db: Database,
+        accounts: AccountSystem,
+        sessions: CounterSessions,
+        workorders: WorkOrders,
+        audit: AuditSink,
+    ) -> None:
+        self.db = db
+        self.accounts = accounts
+        self.sessions = sessions
+        self.workorders = workorders
+        self.audit = audit
+
+    # Reading ---------------------------------------------------------------------------------------
+
+    async def get(self, tx_id: int) -> TxOutcome:
+        row = await self.db.fetchrow("SELECT * FROM tx_requests WHERE id = $1", tx_id)
+        if row is None:
+            raise TxError(404, "no_transaction", f"no transaction request #{tx_id}")
+        return _outcome(row)
+
+    async def pending(self, session_id: str) -> list[TxOutcome]:
+        """Requests of the session waiting for the customer or a supervisor, oldest first."""
+        rows = await self.db.fetch(
+            "SELECT * FROM tx_requests WHERE session_id = $1 AND status = 'pending' ORDER BY id", session_id
+        )
+        return [_outcome(r) for r in rows]
+
+    async def awaiting_approval(self) -> list[TxOutcome]:
+        """A4 requests no supervisor has approved yet (the supervisor's queue)."""
+        rows = await self.db.fetch(
+            "SELECT * FROM tx_requests WHERE status = 'pending' AND needs_approval = 1 AND approved_by IS NULL"
+            " ORDER BY id"
+        )
+        return [_outcome(r) for r in rows]
+
+    async def history(self, session_id: str) -> list[TxOutcome]:
+        rows = await self.db.fetch("SELECT * FROM tx_requests WHERE session_id = $1 ORDER BY id", session_id)
+        return [_outcome(r) for r in rows]
+
+    # Requesting ------------------------------------------------------------------------------------
+
+    async def request(
+        self, session_id: str, code: str, inputs: Mapping[str, Any], idempotency_key: str, actor: str
+    ) -> TxOutcome:
+        """Ask for transaction ``code`` in a session.
+
+        Read-only ones run at once; state changes come back ``pending`` until the customer confirms
+        (and, for A4, a supervisor approves).  The same ``idempotency_key`` returns the first outcome.
+        """
+        if not idempotency_key or len(idempotency_key) > 100:
+            raise TxError(400, "idempotency_key", "send an Idempotency-Key of 1 to 100 characters")
+        spec = CATALOG.get(code)
+        if spec is None:
+            raise TxError(404, "unknown_code", f"no transaction {code!r}; GET the catalog for the codes")
+        existing = await self._by_key(session_id, idempotency_key)
+        if existing is not None:
+            return self._same(existing, code)
+        try:
+            session = await self.sessions.get(session_id)
+        except SessionError as exc:
+            raise TxError(404, "no_session", str(exc)) from exc
+        row_id = await self._insert(session, spec, inputs, idempotency_key, actor)
+        if row_id is None:  # the same key raced in: return the winner
+            existing = await self._by_key(session_id, idempotency_key)
+            assert existing is not None
+            return self._same(existing, code)
+        try:
+            parsed = spec.inputs.model_validate(dict(inputs))
+        except ValidationError as exc:
+            errors = [
+                {
+                    "field": ".".join(str(p) for p in e["loc"]) or "(input)",
+                    "error": e["msg"].removeprefix("Value error, "),
+                }
+                for e in exc.errors()
+            ]
+            reason = "bad input: " + "; ".join(f"{e['field']}: {e['error']}" for e in errors)
+            return await self._finish(row_id, TxStatus.REFUSED, reason, "输入有误，请核对", errors=errors)
+        await self.db.execute("UPDATE tx_requests SET inputs = $2 WHERE id = $1", row_id, parsed.model_dump_json())
+        refusal = self._refusal(spec, session)
+        if refusal is not None:
+            return await self._finish(row_id, TxStatus.REFUSED, *refusal)
+        if not spec.changes_state:
+            return await self._execute(row_id)
+        try:
+            await self._precheck(spec, session, parsed, actor)
+        except Refused as exc:
+            return await self._finish(row_id, TxStatus.REFUSED, exc.reason, exc.reason_zh)
+        except AccountNotFound as exc:
+            return await self._finish(row_id, TxStatus.REFUSED, str(exc), "号码不存在")
+        await self.db.execute("UPDATE tx_requests SET status = 'pending' WHERE id = $1", row_id)
+        return await self.get(row_id)
+
+    async def _by_key(self, session_id: str, key: str) -> Row | None:
+        return await self.db.fetchrow(
+            "SELECT * FROM tx_requests WHERE session_id = $1 AND idem_key = $2", session_id, key
+        )
+
+    @staticmethod
+    def _same(row: Row, code: str) -> TxOutcome:
+        if row["code"] != code:
+            raise TxError(
+                409, "idempotency_key_reused", f"this Idempotency-Key was used for {row['code']}: use a new key"
+            )
+        return _outcome(row)
+
+    async def _insert(
+        self, session: CounterSession, spec: TxSpec, inputs: Mapping[str, Any], key: str, actor: str
+    ) -> int | None:
+        try:
+            value = await self.db.fetchval(
+                "INSERT INTO tx_requests (session_id, idem_key, code, account, status, needs_confirmation,"
+                " needs_approval, requested_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+                session.id,
+                key,
+                spec.code,
+                session.account if spec.needs_account or session.account else None,
+                TxStatus.RUNNING.value,
+                int(spec.changes_state),
+                int(spec.needs_approval),
+                actor,
+                iso(),
+            )
+        except IntegrityError:
+            return None
+        return int(value)
+
+    @staticmethod
+    def _refusal(spec: TxSpec, session: CounterSession) -> tuple[str, str] | None:
+        if not session.open:
+            return "the session is closed; start a new one", "本次服务已结束"
+        if spec.needs_account and session.account is None:
+            return "claim the customer's line in the session first", "请先确认办理的号码"
+        return level_reason(spec, session)
+
+    async def _precheck(self, spec: TxSpec, session: CounterSession, inputs: Any, actor: str) -> None:
+        """Run the preconditions on the current state (changing nothing)."""
+        async with AsyncExitStack() as stack:
+            if session.account is not None:
+                change = await stack.enter_async_context(self.accounts.change(session.account))
+                ex = change.executor
+            else:
+                change = None
+                ex = None
+            if ex is None:
+                ex = await stack.enter_async_context(self.db.transaction())
+            ctx = TxContext(session, actor, utcnow(), ex, change, self.workorders)
+            await spec.check(ctx, inputs)
+
+    # Confirming and approving --------------------------------------------------------------------------
+
+    async def confirm(self, tx_id: int, session_id: str, accept: bool) -> TxOutcome:
+        """The customer's answer on their own screen (authenticated by their session token)."""
+        outcome = await self.get(tx_id)
+        if outcome.session_id != session_id:
+            raise TxError(404, "no_transaction", f"no transaction request #{tx_id} in your session")
+        if outcome.status != TxStatus.PENDING or outcome.confirmed_at is not None:
+            return outcome
+        if not accept:
+            return await self._finish(tx_id, TxStatus.DECLINED, "the customer declined on their screen", "您已取消")
+        changed = await self.db.execute(
+            "UPDATE tx_requests SET confirmed_at = $2 WHERE id = $1 AND status = 'pending' AND confirmed_at IS NULL",
+            tx_id,
+            iso(),
+        )
+        if changed != 1:
+            return await self.get(tx_id)
+        return await self._maybe_run(tx_id)
+
+    async def approve(self, tx_id: int, supervisor: str) -> TxOutcome:
+        """A supervisor's approval of an A4 request: a different person from the requesting agent."""
+        outcome = await self.get(tx_id)
+        if not outcome.needs_approval:
+            raise TxError(409, "no_approval_needed", f"{outcome.code} needs no supervisor approval")
+        if outcome.requested_by == supervisor:
+            raise TxError(403, "same_person", "the approval must come from a different person than the requester")
+        if outcome.status != TxStatus.PENDING or outcome.approved_by is not None:
+            return outcome
+        changed = await self.db.execute(
+            "UPDATE tx_requests SET approved_by = $2, approved_at = $3"
+            " WHERE id = $1 AND status = 'pending' AND approved_by IS NULL",
+            tx_id,
+            supervisor,
+            iso(),
+        )
+        if changed != 1:
+            return await self.get(tx_id)
+        return await self._maybe_run(tx_id)
+
+    async def _maybe_run(self, tx_id: int) -> TxOutcome:
+        outcome = await self.get(tx_id)
+        if outcome.confirmed_at is None or (outcome.needs_approval and outcome.approved_by is None):
+            return outcome
+        return await self._execute(tx_id)
+
+    # Running -----------------------------------------------------------------------------------------
+
+    async def _execute(self, tx_id: int) -> TxOutcome:
+        row = await self.db.fetchrow("SELECT * FROM tx_requests WHERE id = $1", tx_id)
+        assert row is not None
+        spec = CATALOG[row["code"]]
+        session = await self.sessions.get(row["session_id"])
+        refusal = self._refusal(spec, session)
+        if refusal is not None:
+            return await self._finish(tx_id, TxStatus.REFUSED, *refusal)
+        try:
+            async with AsyncExitStack() as stack:
+                change = None
+                ex: Executor | None = None
+                if spec.needs_account or session.account is not None:
+                    assert session.account is not None
+                    change = await stack.enter_async_context(self.accounts.change(session.account))
+                    ex = change.executor
+                if ex is None:
+                    ex = await stack.enter_async_context(self.db.transaction())
+                # Claim the request: only one runner ever gets it (a double click, two nodes).
+                claimed = await ex.execute(
+                    "UPDATE tx_requests SET status = 'running' WHERE id = $1 AND status = $2",
+                    tx_id,
+                    TxStatus.PENDING.value if spec.changes_state else TxStatus.RUNNING.value,
+                )
+                if spec.changes_state and claimed != 1:
+                    raise _AlreadyClaimed
+                return await self._run(ex, spec, session, row, change, tx_id)
+        except _AlreadyClaimed:
+            return await self.get(tx_id)
+        except Refused as exc:
+            return await self._finish(tx_id, TxStatus.REFUSED, exc.reason, exc.reason_zh)
+        except AccountNotFound as exc:
+            return await self._finish(tx_id, TxStatus.REFUSED, str(exc), "号码不存在")
+        except Exception as exc:
+            error_id = uuid.uuid4().hex[:12]
+            log.exception("transaction #%s (%s) failed, error id %s", tx_id, spec.code, error_id)
+            return await self._finish(
+                tx_id,
+                TxStatus.FAILED,
+                f"the system could not complete it (error {error_id}: {type(exc).__name__}); nothing was changed",
+                "系统暂时无法办理，未做任何更改",
+            )
+
+    async def _run(
+        self, ex: Executor, spec: TxSpec, session: CounterSession, row: Row, change: Any, tx_id: int
+    ) -> TxOutcome:
+        inputs = spec.inputs.model_validate_json(row["inputs"] or "{}")
+        now = utcnow()
+        ctx = TxContext(session, row["requested_by"], now, ex, change, self.workorders, tx_id=tx_id)
+        await spec.check(ctx, inputs)
+        data = await spec.handler(ctx, inputs)
+        text_zh = _format(spec.result_zh, data)
+        text_en = _format(spec.result_en, data)
+        if change is not None:
+            sms = _format(spec.receipt_zh or spec.result_zh, data)
+            if ctx.sms_extra:
+                sms = f"{sms}{ctx.sms_extra}"
+            await ex.execute(
+                "INSERT INTO sms_outbox (msisdn, body, tx_id, created_at) VALUES ($1, $2, $3, $4)",
+                change.account.msisdn,
+                f"【远程柜台】{sms}",
+                tx_id,
+                iso(now),
+            )
+        result = {"data": data, "text_zh": text_zh, "text_en": text_en}
+        finished = iso()
+        event = self._event(spec, session, row, TxStatus.DONE, None, inputs.model_dump(mode="json"))
+        receipt = await self.audit.append_in(ex, event)
+        await ex.execute(
+            "UPDATE tx_requests SET status = 'done', result = $2, finished_at = $3, audit_seq = $4,"
+            " inputs = '{}' WHERE id = $1",
+            tx_id,
+            json.dumps(result, ensure_ascii=False, default=str),
+            finished,
+            receipt.seq,
+        )
+        fresh = await ex.fetchrow("SELECT * FROM tx_requests WHERE id = $1", tx_id)
+        assert fresh is not None
+        return _outcome(fresh)
+
+    async def _finish(
+        self,
+        tx_id: int,
+        status: TxStatus,
+        reason: str,
+        reason_zh: str,
+        errors: list[dict[str, Any]] | None = None,
+    ) -> TxOutcome:
+        """End a request that did not run (refused, declined, failed): one audit entry, then the record."""
+        row = await self.db.fetchrow("SELECT * FROM tx_requests WHERE id = $1", tx_id)
+        assert row is not None
+        if TxStatus(row["status"]) in FINAL:
+            return _outcome(row)
+        spec = CATALOG[row["code"]]
+        session = await self.sessions.get(row["session_id"])
+        inputs = json.loads(row["inputs"] or "{}")
+        event = self._event(spec, session, row, status, reason, inputs)
+        result = {"_reason_zh": reason_zh, "_errors": errors or []}
+        async with self.db.transaction() as tx:
+            changed = await tx.execute(
+                "UPDATE tx_requests SET status = $2, reason = $3, result = $4, finished_at = $5, inputs = '{}'"
+                " WHERE id = $1 AND status = $6",
+                tx_id,
+                status.value,
+                reason,
+                json.dumps(result, ensure_ascii=False),
+                iso(),
+                row["status"],
+            )
+            if changed == 1:
+                receipt = await self.audit.append_in(tx, event)
+                await tx.execute("UPDATE tx_requests SET audit_seq = $2 WHERE id = $1", tx_id, receipt.seq)
+        return await self.get(tx_id)
+
+    def _event(
+        self,
+        spec: TxSpec,
+        session: CounterSession,
+        row: Row,
+        status: TxStatus,
+        reason: str | None,
+        inputs: Mapping[str, Any],
+    ) -> AuditEvent:
+        details: dict[str, Any] = {
+            "tx_id": int(row["id"]),
+            "status": status.value,
+            "level_required": str(spec.level),
+            "level_reached": str(session.level),
+            "level_method": session.level_method,
+            "inputs": {
+                k: ("***" if k in spec.secret_fields else v) for k, v in inputs.items() if k not in spec.personal_fields
+            },
+        }
+        if session.level_method in ("attestation", "idcard_attested"):
+            details["identity_path"] = "face declined, agent attestation"
+        if row["confirmed_at"]:
+            details["customer_confirmed_at"] = row["confirmed_at"]
+        if row["approved_by"]:
+            details["approved_by"] = row["approved_by"]
+        personal = {k: v for k, v in inputs.items() if k in spec.personal_fields}
+        outcome = {TxStatus.DONE: "ok", TxStatus.FAILED: "failed"}.get(status, "refused")
+        return AuditEvent(
+            action=f"transaction.{spec.code}",
+            actor_role="agent",
+            actor_id=row["requested_by"],
+            outcome=outcome,
+            session_id=session.id,
+            account=row["account"],
+            details=details,
+            personal=personal,
+            evidence=tuple(sorted(set(session.evidence_hashes()))),
+            reason=reason,
+        )
+
+
+class _AlreadyClaimed(Exception):
+    pass

@@ -1,0 +1,102 @@
+"""A real transaction stack (storage, accounts, sessions, audit log, engine) for the counter tests."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from counter.accounts import Account, LineStatus, StorageAccountSystem
+from counter.audit import AuditLog
+from counter.audit.keys import Signer
+from counter.sessions import CounterSession, CounterSessions, Level
+from counter.storage import Database
+from counter.transactions.engine import TransactionEngine, TxOutcome, TxStatus
+from counter.workorders import WorkOrders
+
+_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+
+
+def id_number(birth: str, serial: str = "123") -> str:
+    """A valid ID number for a birth date ``YYYYMMDD``."""
+    body = f"110101{birth}{serial}"
+    return body + "10X98765432"[sum(int(d) * w for d, w in zip(body, _WEIGHTS, strict=True)) % 11]
+
+
+def sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass
+class Kit:
+    db: Database
+    audit: AuditLog
+    accounts: StorageAccountSystem
+    sessions: CounterSessions
+    workorders: WorkOrders
+    engine: TransactionEngine
+
+    async def account(self, msisdn: str = "13800138000", **kw: Any) -> Account:
+        kw.setdefault("name", "张三")
+        kw.setdefault("id_number", id_number("19600307"))
+        kw.setdefault("birth_date", "1960-03-07")
+        kw.setdefault("balance_cents", 5000)
+        kw.setdefault("credit_limit_cents", 10000)
+        kw.setdefault("points", 5000)
+        kw.setdefault("addons", ("caller-id",))
+        kw.setdefault("contact_email", "zhang@example.cn")
+        account = await self.accounts.create(msisdn=msisdn, password="246810", **kw)
+        await self.accounts.add_bill(msisdn, "2026-09", 3900, True, [{"item": "plan", "cents": 3900}])
+        await self.accounts.add_bill(msisdn, "2026-10", 4200, False, [{"item": "plan", "cents": 4200}])
+        await self.accounts.add_payment(msisdn, "2026-10-05T08:00:00+00:00", 3900, "wechat")
+        return account
+
+    async def set_line(self, msisdn: str, **fields: Any) -> None:
+        async with self.accounts.change(msisdn) as change:
+            await change.update_line(**fields)
+
+    async def session(self, msisdn: str | None, level: Level, agent: str = "agent1") -> CounterSession:
+        """An open session on ``msisdn`` with the holder proven to ``level`` (face path)."""
+        session, _ = await self.sessions.open(f"call-{uuid.uuid4().hex[:10]}", agent)
+        if msisdn is None:
+            return session
+        session = await self.sessions.claim_account(session.id, msisdn)
+        session = await self.sessions.set_face_consent(session.id, True)
+        steps = [(Level.A1, "password"), (Level.A2, "face"), (Level.A3, "idcard")]
+        for step, method in steps:
+            if step <= level:
+                session = await self.sessions.raise_level(session.id, step, [sha(f"{session.id}{method}")], method)
+        return session
+
+    async def run(
+        self, session: CounterSession, code: str, inputs: dict[str, Any], key: str | None = None
+    ) -> TxOutcome:
+        """Request, confirm as the customer and approve as a supervisor, as the code needs."""
+        outcome = await self.engine.request(session.id, code, inputs, key or uuid.uuid4().hex, session.agent)
+        if outcome.status == TxStatus.PENDING:
+            outcome = await self.engine.confirm(outcome.id, session.id, True)
+        if outcome.status == TxStatus.PENDING and outcome.needs_approval:
+            outcome = await self.engine.approve(outcome.id, "super1")
+        return outcome
+
+    async def audit_count(self, session_id: str | None = None) -> int:
+        if session_id is None:
+            return int(await self.db.fetchval("SELECT COUNT(*) FROM audit_entries"))
+        return int(await self.db.fetchval("SELECT COUNT(*) FROM audit_entries WHERE session_id = $1", session_id))
+
+    async def version(self, msisdn: str) -> int:
+        account = await self.accounts.get(msisdn)
+        return account.version if account else -1
+
+
+async def make_kit(db: Database) -> Kit:
+    audit = await AuditLog.open(db, Signer.generate(), b"k" * 32)
+    accounts = StorageAccountSystem(db)
+    sessions = CounterSessions(db)
+    workorders = WorkOrders(db)
+    engine = TransactionEngine(db, accounts, sessions, workorders, audit)
+    return Kit(db, audit, accounts, sessions, workorders, engine)
+
+
+__all__ = ["Kit", "LineStatus", "id_number", "make_kit", "sha"]
