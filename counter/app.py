@@ -22,6 +22,7 @@ log = logging.getLogger("counter.app")
 COMPONENTS: list[str] = [
     "web.health:setup",
     "web.auth:setup",
+    "web.audit_api:setup",
     "web.pages:setup",
     "web.signaling_ws:setup",
 ]

@@ -1,0 +1,183 @@
+"""Auditor HTTP API: search, records (viewing personal data is itself audited), proofs, checkpoints,
+verify-now, export; and the public key at ``/.well-known/audit-key``.
+
+Auditors see everything; supervisors may read entries without personal data.  The public key and
+the latest checkpoint are public so that outside witnesses can keep copies of signed tree heads.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from counter.appkeys import DB, SETTINGS
+from counter.audit import AUDIT, AuditError, AuditEvent, AuditLog, open_audit_log
+from counter.audit.keys import key_id, public_pem, raw_public
+from counter.audit.verify import export_bundle, verify_database
+from counter.users import Role
+from web.auth import require_role
+from web.errors import ApiError
+
+_READERS = (Role.AUDITOR, Role.SUPERVISOR)
+_MAX_EXPORT = 10_000
+
+
+def _int(request: web.Request, name: str, default: int | None = None) -> int:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        if default is None:
+            raise ApiError(400, "bad_request", f"give the query parameter {name!r} (an integer)")
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ApiError(400, "bad_request", f"{name!r} must be an integer, not {raw!r}") from None
+
+
+def _optional_int(request: web.Request, name: str) -> int | None:
+    return _int(request, name) if request.query.get(name) else None
+
+
+async def audit_key(request: web.Request) -> web.Response:
+    key = request.app[AUDIT].signer.public_key
+    return web.json_response({
+        "algorithm": "Ed25519",
+        "public_key_pem": public_pem(key),
+        "public_key_hex": raw_public(key).hex(),
+        "key_id": key_id(key),
+        "checkpoint_format": "remote-counter/audit\\n<size>\\n<base64 root>\\n<ISO time>\\n (see docs/AUDIT.md)",
+    })
+
+
+async def latest_checkpoint(request: web.Request) -> web.Response:
+    cp = request.app[AUDIT].latest_checkpoint()
+    if cp is None:
+        raise ApiError(404, "empty", "the audit log has no checkpoint yet")
+    return web.json_response(cp.to_json())
+
+
+async def search(request: web.Request) -> web.Response:
+    session = require_role(request, *_READERS)
+    log = request.app[AUDIT]
+    q = request.query
+    account = q.get("account") or None
+    try:
+        found = await log.search(
+            since=q.get("since") or None,
+            until=q.get("until") or None,
+            actor_id=q.get("actor") or None,
+            account=account,
+            action=q.get("action") or None,
+            outcome=q.get("outcome") or None,
+            session_id=q.get("session") or None,
+            after_seq=_int(request, "after", -1),
+            limit=_int(request, "limit", 100),
+        )
+    except AuditError as exc:
+        raise ApiError(400, "bad_request", str(exc)) from exc
+    if account:
+        await log.append(AuditEvent(
+            "auditor.search", session.user.role.value, session.user.username, account=account,
+            details={"results": len(found)},
+        ))
+    return web.json_response({"entries": found, "next_after": found[-1]["seq"] if found else None})
+
+
+async def record(request: web.Request) -> web.Response:
+    session = require_role(request, *_READERS)
+    log = request.app[AUDIT]
+    seq = int(request.match_info["seq"])
+    entry = await log.get(seq)
+    if entry is None:
+        raise ApiError(404, "not_found", f"no audit entry {seq}")
+    if request.query.get("personal") in ("1", "true", "yes"):
+        if session.user.role is not Role.AUDITOR:
+            raise ApiError(403, "forbidden", "only auditors may open personal data")
+        if not entry["personal_stored"]:
+            reason = "purged after the retention period" if entry["personal_purged"] else "none recorded"
+            raise ApiError(404, "no_personal_data", f"entry {seq} has no personal data: {reason}")
+        # Written (durably) before anything is shown: who looked at what is never lost.
+        viewed = await log.append(AuditEvent(
+            "auditor.view_record", "auditor", session.user.username,
+            session_id=entry["entry"].get("session_id"), details={"seq": seq},
+        ))
+        try:
+            entry["personal"] = await log.personal(seq)
+        except AuditError as exc:
+            raise ApiError(409, "tampered", str(exc)) from exc
+        entry["view_logged_as"] = viewed.seq
+    return web.json_response(entry)
+
+
+async def inclusion(request: web.Request) -> web.Response:
+    require_role(request, *_READERS)
+    log = request.app[AUDIT]
+    try:
+        proof = await log.inclusion_proof(_int(request, "seq"), _optional_int(request, "size"))
+    except AuditError as exc:
+        raise ApiError(400, "bad_request", str(exc)) from exc
+    cp = await log.checkpoint_at(proof.tree_size)
+    return web.json_response({**proof.to_json(), "checkpoint": cp.to_json() if cp else None})
+
+
+async def consistency(request: web.Request) -> web.Response:
+    require_role(request, *_READERS)
+    log = request.app[AUDIT]
+    old = _int(request, "from")
+    try:
+        path = await log.consistency_proof(old, _optional_int(request, "to"))
+    except AuditError as exc:
+        raise ApiError(400, "bad_request", str(exc)) from exc
+    latest = log.latest_checkpoint()
+    new = _optional_int(request, "to") or (latest.tree_size if latest else 0)
+    return web.json_response({"old_size": old, "new_size": new, "path": path})
+
+
+async def verify_now(request: web.Request) -> web.Response:
+    session = require_role(request, Role.AUDITOR)
+    log = request.app[AUDIT]
+    await log.flush()
+    report = await verify_database(request.app[DB], log.signer.public_key)
+    await log.append(AuditEvent(
+        "auditor.verify", "auditor", session.user.username, outcome="ok" if report.ok else "failed",
+        details={"entries": report.entries, "verified_size": report.verified_size},
+        reason=report.first.message if report.first else None,
+    ))
+    return web.json_response(report.to_json())
+
+
+async def export(request: web.Request) -> web.Response:
+    session = require_role(request, Role.AUDITOR)
+    log = request.app[AUDIT]
+    first = _int(request, "from", 0)
+    last = _optional_int(request, "to")
+    if last is not None and last - first >= _MAX_EXPORT:
+        raise ApiError(400, "too_large", f"export at most {_MAX_EXPORT} entries at a time")
+    try:
+        bundle = await export_bundle(log, first, last if last is not None else None)
+    except AuditError as exc:
+        raise ApiError(400, "bad_request", str(exc)) from exc
+    if len(bundle["entries"]) > _MAX_EXPORT:
+        raise ApiError(400, "too_large", f"export at most {_MAX_EXPORT} entries at a time: give 'to'")
+    await log.append(AuditEvent(
+        "auditor.export", "auditor", session.user.username, details={"from": first, "to": last},
+    ))
+    return web.json_response(bundle, headers={"Content-Disposition": "attachment; filename=audit-bundle.json"})
+
+
+async def setup(app: web.Application) -> None:
+    """Open the audit log (``app[AUDIT]``), flushed and closed on cleanup, and add the routes."""
+    log: AuditLog = await open_audit_log(app[DB], app[SETTINGS])
+    app[AUDIT] = log
+
+    async def close(app: web.Application) -> None:
+        await app[AUDIT].close()
+
+    app.on_cleanup.append(close)
+    app.router.add_get("/.well-known/audit-key", audit_key)
+    app.router.add_get("/api/audit/checkpoint/latest", latest_checkpoint)
+    app.router.add_get("/api/audit/entries", search)
+    app.router.add_get(r"/api/audit/entries/{seq:\d+}", record)
+    app.router.add_get("/api/audit/proof/inclusion", inclusion)
+    app.router.add_get("/api/audit/proof/consistency", consistency)
+    app.router.add_post("/api/audit/verify", verify_now)
+    app.router.add_get("/api/audit/export", export)
