@@ -1,0 +1,145 @@
+"""The Redis bus against the real Redis, and two real ``counter serve`` processes sharing one queue."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+import redis.asyncio as aioredis
+
+from signaling.bus import RedisBus
+from signaling.probe import place_call
+from signaling.state import AgentRecord, CallRecord
+
+REDIS_URL = os.environ.get("COUNTER_TEST_REDIS_URL", "redis://127.0.0.1:6379/3")
+
+
+@pytest.fixture
+async def prefix() -> AsyncIterator[str]:
+    """A key prefix for this test only; its keys are deleted afterwards."""
+    name = f"rctest-{uuid.uuid4().hex[:10]}"
+    yield name
+    client = aioredis.from_url(REDIS_URL)
+    keys = [k async for k in client.scan_iter(match=f"{name}:*")]
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()
+
+
+async def test_two_buses_share_state_and_route(prefix: str) -> None:
+    a, b = RedisBus(REDIS_URL, "node-a", prefix), RedisBus(REDIS_URL, "node-b", prefix)
+    got: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+
+    async def on_b(key: str, text: str) -> None:
+        await got.put((key, text))
+
+    async def on_a(key: str, text: str) -> None:
+        raise AssertionError("nothing is connected to node a")
+
+    await a.start(on_a)
+    await b.start(on_b)
+    try:
+        await b.register("agent:agent1")
+        assert await a.send("agent:agent1", '{"type":"ping"}')
+        assert await asyncio.wait_for(got.get(), 5) == ("agent:agent1", '{"type":"ping"}')
+        assert not await a.send("agent:nobody", "{}")
+
+        for i, score in enumerate([30.0, 10.0, 20.0]):
+            await a.enqueue(CallRecord(call_id=f"c{i}", lane="general", score=score))
+        assert [cid for cid, _ in await b.lane("general")] == ["c1", "c2", "c0"]
+        assert await b.head_score("general") == 9.0
+        call = await b.get_call("c1")
+        assert call is not None
+        call.status = "in_call"
+        assert await b.dequeue(call)
+        assert not await a.dequeue(call)
+        assert (await a.get_call("c1") or call).status == "in_call"
+        await a.delete_call("c0")
+        assert [cid for cid, _ in await a.lane("general")] == ["c2"]
+
+        await a.put_agent(AgentRecord(id="agent1", role="agent", state="available"), ttl_s=0.2)
+        assert [x.id for x in await b.agents()] == ["agent1"]
+        await asyncio.sleep(0.35)
+        assert await b.agents() == []  # presence lapses without a heartbeat
+
+        order: list[str] = []
+
+        async def critical(bus: RedisBus, name: str) -> None:
+            async with bus.lock():
+                order.append(f"{name}+")
+                await asyncio.sleep(0.05)
+                order.append(f"{name}-")
+
+        await asyncio.gather(critical(a, "a"), critical(b, "b"))
+        assert order in (["a+", "a-", "b+", "b-"], ["b+", "b-", "a+", "a-"])
+    finally:
+        await a.close()
+        await b.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def _wait_up(url: str, proc: subprocess.Popen[bytes]) -> None:
+    async with aiohttp.ClientSession() as http:
+        for _ in range(300):
+            if proc.poll() is not None:
+                raise AssertionError(f"server exited with {proc.returncode}")
+            try:
+                async with http.get(url + "/healthz") as resp:
+                    if resp.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"{url} did not come up")
+
+
+async def test_customer_on_node_a_served_by_agent_on_node_b(tmp_path: Path, prefix: str) -> None:
+    procs: list[subprocess.Popen[bytes]] = []
+    urls: list[str] = []
+    try:
+        for name in ("a", "b"):
+            port = _free_port()
+            env = {
+                **os.environ,
+                "COUNTER_CONFIG": str(tmp_path / "none.toml"),
+                "COUNTER_TLS": "false",
+                "COUNTER_HOST": "127.0.0.1",
+                "COUNTER_PORT": str(port),
+                "COUNTER_DATA_DIR": str(tmp_path / name),
+                "COUNTER_REDIS_URL": REDIS_URL,
+                "COUNTER_NODE_ID": f"node-{name}",
+                "COUNTER_SIGNALING_REDIS_PREFIX": prefix,
+                "COUNTER_SIGNALING_TICK_S": "0.1",
+                "COUNTER_LOG_LEVEL": "WARNING",
+            }
+            log = open(tmp_path / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
+            procs.append(
+                subprocess.Popen([sys.executable, "-m", "counter.cli", "serve"], env=env, stdout=log, stderr=log)
+            )
+            urls.append(f"http://127.0.0.1:{port}")
+        for url, proc in zip(urls, procs, strict=True):
+            await _wait_up(url, proc)
+        result = await place_call(urls[0], "agent2", "agent2-demo", agent_url=urls[1], frames=10, within=30)
+        assert (result["customer_node"], result["agent_node"]) == ("node-a", "node-b")
+        assert result["frames_received"] >= 10 and result["frames_received_agent"] >= 10
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
