@@ -1,0 +1,179 @@
+"""Engine rules on both back-ends: racing agents, confirmation, approval by another person, expiry;
+and the line state machine under random sequences of transactions (Hypothesis)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from counter.accounts import LineStatus
+from counter.sessions import Level
+from counter.storage import Database, migrate, open_database
+from counter.timeutil import iso, utcnow
+from counter.transactions.engine import TxError, TxStatus
+from tests.counter.txkit import make_kit
+
+MSISDN = "13800138000"
+
+
+async def test_two_agents_racing_conflicting_changes_exactly_one_wins(db: Database) -> None:
+    kit = await make_kit(db)
+    try:
+        await kit.account(MSISDN, points=1500)
+        one = await kit.session(MSISDN, Level.A2, agent="agent1")
+        two = await kit.session(MSISDN, Level.A2, agent="agent2")
+        for code, inputs in (
+            ("line.suspend", {}),
+            ("points.redeem", {"reward": "credit-10"}),  # 1000 points each: only one can be afforded
+        ):
+            if code == "points.redeem":
+                await kit.set_line(MSISDN, status=LineStatus.ACTIVE)
+            a = await kit.engine.request(one.id, code, inputs, f"{code}-a", "agent1")
+            b = await kit.engine.request(two.id, code, inputs, f"{code}-b", "agent2")
+            assert a.status == b.status == TxStatus.PENDING
+            before = await kit.audit_count()
+            results = await asyncio.gather(
+                kit.engine.confirm(a.id, one.id, True), kit.engine.confirm(b.id, two.id, True)
+            )
+            assert sorted(r.status.value for r in results) == ["done", "refused"], results
+            assert await kit.audit_count() == before + 2
+        account = await kit.accounts.get(MSISDN)
+        assert account is not None and account.points == 500
+        outcomes = await kit.db.fetch("SELECT outcome FROM audit_entries ORDER BY seq")
+        assert [o["outcome"] for o in outcomes].count("refused") == 2
+    finally:
+        await kit.audit.close()
+
+
+async def test_same_request_confirmed_twice_at_once_applies_once(db: Database) -> None:
+    kit = await make_kit(db)
+    try:
+        await kit.account(MSISDN)
+        session = await kit.session(MSISDN, Level.A2)
+        pending = await kit.engine.request(session.id, "points.redeem", {"reward": "data-1g"}, "k", "agent1")
+        results = await asyncio.gather(*(kit.engine.confirm(pending.id, session.id, True) for _ in range(4)))
+        assert {r.id for r in results} == {pending.id}
+        account = await kit.accounts.get(MSISDN)
+        assert account is not None and account.points == 4500
+        assert await kit.audit_count(session.id) == 1
+    finally:
+        await kit.audit.close()
+
+
+async def test_confirmation_approval_and_expiry(db: Database) -> None:
+    kit = await make_kit(db)
+    try:
+        await kit.account(MSISDN)
+        session = await kit.session(MSISDN, Level.A3)
+        # A4: the requesting agent cannot approve; the customer's decline ends it, audited.
+        pending = await kit.engine.request(session.id, "sim.replace", {}, "r1", "agent1")
+        try:
+            await kit.engine.approve(pending.id, "agent1")
+            raise AssertionError("self-approval must be refused")
+        except TxError as exc:
+            assert exc.code == "same_person"
+        approved = await kit.engine.approve(pending.id, "super1")
+        assert approved.status == TxStatus.PENDING and approved.approved_by == "super1"
+        declined = await kit.engine.confirm(pending.id, session.id, False)
+        assert declined.status == TxStatus.DECLINED
+        assert await kit.audit_count(session.id) == 1
+        # An A2+ proof older than 10 minutes is re-checked before a state change, not before a query.
+        await kit.db.execute(
+            "UPDATE counter_sessions SET level_at = $2 WHERE id = $1", session.id, iso(utcnow() - timedelta(minutes=11))
+        )
+        stale = await kit.engine.request(session.id, "line.suspend", {}, "s1", "agent1")
+        assert stale.status == TxStatus.REFUSED and "minutes old" in (stale.reason or "")
+        query = await kit.engine.request(session.id, "puk.query", {}, "q1", "agent1")
+        assert query.status == TxStatus.DONE
+        # A key reused for another code is an error, not a silent replay.
+        try:
+            await kit.engine.request(session.id, "balance.query", {}, "q1", "agent1")
+            raise AssertionError("reused key must be refused")
+        except TxError as exc:
+            assert exc.status == 409
+    finally:
+        await kit.audit.close()
+
+
+async def test_face_declined_path_reaches_a2_by_attestation(db: Database) -> None:
+    kit = await make_kit(db)
+    try:
+        await kit.account(MSISDN)
+        session, _ = await kit.sessions.open("call-attest", "agent1")
+        await kit.sessions.claim_account(session.id, MSISDN)
+        await kit.sessions.set_face_consent(session.id, False)
+        await kit.sessions.raise_level(session.id, Level.A1, [], "password", "agent1")
+        session = await kit.sessions.raise_level(session.id, Level.A2, ["a" * 64], "attestation", "agent1")
+        outcome = await kit.run(session, "sim.report_loss", {})
+        assert outcome.status == TxStatus.DONE
+        row = await kit.db.fetchval("SELECT body FROM audit_entries WHERE session_id = $1", session.id)
+        assert "face declined, agent attestation" in row
+    finally:
+        await kit.audit.close()
+
+
+# --- the line state machine ----------------------------------------------------------------------
+
+OPS: list[tuple[str, dict[str, Any]]] = [
+    ("line.suspend", {}),
+    ("line.resume", {}),
+    ("sim.report_loss", {}),
+    ("sim.cancel_loss", {}),
+    ("line.emergency_resume", {}),
+    ("points.redeem", {"reward": "data-1g"}),
+    ("points.redeem", {"reward": "credit-10", "quantity": 2}),
+    ("roaming.set", {"enabled": True}),
+    ("addon.subscribe", {"addon": "ringback"}),
+    ("sim.replace", {}),
+    ("account.close", {}),
+    ("arrears", {}),  # the billing system suspends the line for arrears
+    ("pay", {}),
+]
+VALID = set(LineStatus)
+
+
+async def _scenario(ops: list[int]) -> None:
+    db = await open_database("sqlite://:memory:")
+    await migrate(db)
+    kit = await make_kit(db)
+    try:
+        await kit.account(MSISDN, points=1800)
+        session = await kit.session(MSISDN, Level.A3)
+        closed = False
+        for i in ops:
+            code, inputs = OPS[i]
+            before = await kit.accounts.get(MSISDN)
+            assert before is not None
+            if code == "arrears":
+                if before.status == LineStatus.ACTIVE:
+                    await kit.set_line(MSISDN, status=LineStatus.SUSPENDED_ARREARS, balance_cents=-2000)
+                continue
+            if code == "pay":
+                if before.status != LineStatus.CLOSED:
+                    await kit.set_line(MSISDN, balance_cents=before.balance_cents + 5000)
+                continue
+            outcome = await kit.run(session, code, inputs)
+            after = await kit.accounts.get(MSISDN)
+            assert after is not None
+            assert outcome.status in (TxStatus.DONE, TxStatus.REFUSED), outcome.reason
+            assert after.status in VALID and after.points >= 0
+            if closed:
+                assert after == before, "a closed line never changes"
+            if outcome.status == TxStatus.REFUSED:
+                assert after.version == before.version
+            if after.status == LineStatus.LOST:
+                assert after.status_before_loss is not None and after.status_before_loss != LineStatus.LOST
+            closed = after.status == LineStatus.CLOSED
+    finally:
+        await kit.audit.close()
+        await db.close()
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.integers(0, len(OPS) - 1), min_size=1, max_size=14))
+def test_no_sequence_reaches_an_invalid_state_or_negative_points(ops: list[int]) -> None:
+    asyncio.run(_scenario(ops))
