@@ -91,6 +91,12 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _spawn(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    """``counter serve`` in its own process, output to ``log_path``."""
+    with log_path.open("wb") as log:
+        return subprocess.Popen([sys.executable, "-m", "counter.cli", "serve"], env=env, stdout=log, stderr=log)
+
+
 async def _wait_up(url: str, proc: subprocess.Popen[bytes]) -> None:
     async with aiohttp.ClientSession() as http:
         for _ in range(300):
@@ -125,10 +131,7 @@ async def test_customer_on_node_a_served_by_agent_on_node_b(tmp_path: Path, pref
                 "COUNTER_SIGNALING_TICK_S": "0.1",
                 "COUNTER_LOG_LEVEL": "WARNING",
             }
-            log = open(tmp_path / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
-            procs.append(
-                subprocess.Popen([sys.executable, "-m", "counter.cli", "serve"], env=env, stdout=log, stderr=log)
-            )
+            procs.append(_spawn(env, tmp_path / f"{name}.log"))
             urls.append(f"http://127.0.0.1:{port}")
         for url, proc in zip(urls, procs, strict=True):
             await _wait_up(url, proc)
