@@ -1,0 +1,178 @@
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageFont
+
+from identity.face import FaceEngine
+from identity.idcard import (
+    CARD_H,
+    CARD_W,
+    IdCardReader,
+    OcrLine,
+    check_digit,
+    find_card,
+    parse_fields,
+    validate_number,
+)
+from identity.models import ModelRegistry
+
+from .conftest import FACES, load
+
+FONT = Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc")
+TODAY = dt.date(2025, 6, 1)
+NUMBER = "31011519851123002" + check_digit("31011519851123002")
+
+
+@pytest.fixture(scope="module")
+def reader(models_dir: Path) -> Iterator[IdCardReader]:
+    engine = FaceEngine(ModelRegistry(models_dir))
+    yield IdCardReader(engine)
+    engine.close()
+
+
+def render_card(number: str = NUMBER) -> np.ndarray:
+    """A front side laid out like a resident ID card, with a real portrait."""
+    if not FONT.is_file():
+        pytest.skip("Noto CJK font not installed")
+    card = Image.new("RGB", (CARD_W, CARD_H), (236, 240, 246))
+    draw = ImageDraw.Draw(card)
+    font = ImageFont.truetype(str(FONT), 34)
+    small = ImageFont.truetype(str(FONT), 30)
+    label = (70, 110, 160)
+    draw.text((50, 50), "姓名", font=small, fill=label)
+    draw.text((150, 46), "王小梅", font=font, fill=(0, 0, 0))
+    draw.text((50, 115), "性别", font=small, fill=label)
+    draw.text((150, 111), "女", font=font, fill=(0, 0, 0))
+    draw.text((260, 115), "民族", font=small, fill=label)
+    draw.text((360, 111), "汉", font=font, fill=(0, 0, 0))
+    draw.text((50, 180), "出生", font=small, fill=label)
+    draw.text((150, 176), "1985 年 11 月 23 日", font=font, fill=(0, 0, 0))
+    draw.text((50, 245), "住址", font=small, fill=label)
+    draw.text((150, 241), "上海市浦东新区世纪大道", font=font, fill=(0, 0, 0))
+    draw.text((150, 291), "100号", font=font, fill=(0, 0, 0))
+    draw.text((50, 440), "公民身份号码", font=small, fill=label)
+    draw.text((300, 436), number, font=font, fill=(0, 0, 0))
+    face = load(FACES / "faceonnx/nicole_kidman/nicole_1.jpg")
+    h, w = face.shape[:2]
+    face = face[int(0.05 * h) : int(0.65 * h), int(0.15 * w) : int(0.85 * w)]
+    face = cv2.resize(face, (210, 260), interpolation=cv2.INTER_AREA)
+    card.paste(Image.fromarray(cv2.cvtColor(face, cv2.COLOR_BGR2RGB)), (600, 60))
+    out = cv2.cvtColor(np.asarray(card), cv2.COLOR_RGB2BGR)
+    cv2.rectangle(out, (0, 0), (CARD_W - 1, CARD_H - 1), (200, 205, 215), 3)
+    return out
+
+
+def render_back() -> np.ndarray:
+    card = Image.new("RGB", (CARD_W, CARD_H), (236, 240, 246))
+    draw = ImageDraw.Draw(card)
+    font = ImageFont.truetype(str(FONT), 34)
+    draw.text((120, 80), "中华人民共和国", font=font, fill=(0, 0, 0))
+    draw.text((120, 130), "居民身份证", font=font, fill=(0, 0, 0))
+    draw.text((80, 380), "签发机关  上海市公安局浦东分局", font=font, fill=(0, 0, 0))
+    draw.text((80, 440), "有效期限  2015.03.01-2025.03.01", font=font, fill=(0, 0, 0))
+    return cv2.cvtColor(np.asarray(card), cv2.COLOR_RGB2BGR)
+
+
+def on_table(card: np.ndarray, corners: list[tuple[float, float]], size: tuple[int, int] = (1280, 960)) -> np.ndarray:
+    """The card photographed on a dark table: placed by a perspective transform at ``corners``."""
+    rng = np.random.default_rng(1)
+    scene = rng.integers(25, 55, (size[1], size[0], 3), dtype=np.uint8)
+    src = np.array([[0, 0], [CARD_W - 1, 0], [CARD_W - 1, CARD_H - 1], [0, CARD_H - 1]], np.float32)
+    matrix = cv2.getPerspectiveTransform(src, np.array(corners, np.float32))
+    warped = cv2.warpPerspective(card, matrix, size)
+    mask = cv2.warpPerspective(np.full(card.shape[:2], 255, np.uint8), matrix, size)
+    scene[mask > 0] = warped[mask > 0]
+    return scene
+
+
+def rotated(angle: float, centre: tuple[float, float] = (640, 480), width: float = 900) -> list[tuple[float, float]]:
+    half = np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]]) * [width / 2, width / 2 / (CARD_W / CARD_H)]
+    a = np.radians(angle)
+    rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    return [tuple(p) for p in (half @ rot.T + centre)]
+
+
+@pytest.mark.parametrize("path", sorted((FACES / "ocr").glob("*.*")), ids=lambda p: p.name)
+def test_shared_ocr_images_number_read_then_rejected(reader: IdCardReader, path: Path) -> None:
+    result = reader.read_sync(path.read_bytes(), TODAY)
+    assert result.fields["number"] == "110101199003071234"
+    assert result.fields["name"] == "张三丰" and result.fields["birth_date"] == "1990-03-07"
+    assert result.fields["sex"] == "男" and result.fields["ethnicity"] == "汉"
+    assert result.errors == ("check_digit",) and not result.number_valid
+    assert check_digit("11010119900307123") == "3"
+
+
+def test_number_validation() -> None:
+    ok = validate_number(NUMBER, TODAY)
+    assert ok.valid and ok.birth_date == dt.date(1985, 11, 23) and ok.sex == "女" and ok.age == 39
+    assert validate_number("11010119900307123X", TODAY).errors == ("check_digit",)
+    bad_region = "99010119900307123"
+    assert validate_number(bad_region + check_digit(bad_region), TODAY).errors == ("region",)
+    bad_date = "11010119901307123"
+    assert validate_number(bad_date + check_digit(bad_date), TODAY).errors == ("birth_date",)
+    assert validate_number("1234", TODAY).errors == ("number_format",)
+    assert validate_number("11010520000229001" + check_digit("11010520000229001"), TODAY).age == 25
+
+
+def test_parse_back_side_and_split_labels() -> None:
+    box = ((0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0))
+
+    def line(text: str, top: float) -> OcrLine:
+        return OcrLine(text, tuple((x * 100, y * 10 + top) for x, y in box), 0.99)
+
+    back = parse_fields([line("签发机关 北京市公安局东城分局", 0), line("有效期限 2010.01.01-长期", 40)])
+    assert back == {"authority": "北京市公安局东城分局", "valid_from": "2010-01-01", "valid_until": "long-term"}
+    front = parse_fields([line("姓名", 0), line("李四", 40), line("住址 广东省深圳市", 80), line("南山区1号", 120)])
+    assert front["name"] == "李四" and front["address"] == "广东省深圳市南山区1号"
+
+
+def test_synthetic_card_straight(reader: IdCardReader) -> None:
+    photo = on_table(render_card(), rotated(0))
+    result = reader.read_sync(photo, TODAY)
+    assert result.quality.found and result.quality.issues == ()
+    assert result.fields["number"] == NUMBER and result.number_valid and result.errors == ()
+    assert result.fields["name"] == "王小梅" and result.fields["sex"] == "女"
+    assert result.fields["birth_date"] == "1985-11-23" and result.age == 39
+    assert result.fields["address"].startswith("上海市浦东新区世纪大道")
+    assert result.portrait is not None and reader.face_engine is not None
+    match = reader.face_engine.verify_sync(load(FACES / "faceonnx/nicole_kidman/nicole_3.jpg"), result.portrait)
+    assert match.score >= match.threshold
+
+
+def test_synthetic_card_rotated_and_in_perspective(reader: IdCardReader) -> None:
+    for corners in (rotated(-12), [(300, 180), (1050, 240), (1120, 760), (220, 700)]):
+        photo = on_table(render_card(), corners)
+        found = find_card(photo)
+        assert found is not None
+        assert np.abs(found - np.array(corners, np.float32)).max() < 12
+        result = reader.read_sync(photo, TODAY)
+        assert result.fields.get("number") == NUMBER and result.number_valid, result.fields
+
+
+def test_glare_and_framing_give_guidance(reader: IdCardReader) -> None:
+    photo = on_table(render_card(), rotated(0))
+    cv2.circle(photo, (520, 420), 70, (255, 255, 255), -1)
+    result = reader.read_sync(photo, TODAY)
+    assert "glare" in result.quality.issues
+    assert result.to_json()["quality"]["issues"][0]["zh"]
+    cut = on_table(render_card(), rotated(0, centre=(400, 480), width=900))
+    assert "not_in_frame" in reader.read_sync(cut, TODAY).quality.issues
+    tiny = on_table(render_card(), rotated(0, width=330))
+    assert "low_resolution" in reader.read_sync(tiny, TODAY).quality.issues
+
+
+def test_blurred_card(reader: IdCardReader) -> None:
+    photo = cv2.GaussianBlur(on_table(render_card(), rotated(0)), (0, 0), 5)
+    assert "blurred" in reader.read_sync(photo, TODAY).quality.issues
+
+
+def test_back_side_expiry(reader: IdCardReader) -> None:
+    result = reader.read_sync(on_table(render_back(), rotated(0)), TODAY)
+    assert result.side == "back" and result.fields["authority"] == "上海市公安局浦东分局"
+    assert result.fields["valid_until"] == "2025-03-01" and result.errors == ("expired",)
