@@ -275,8 +275,8 @@ def find_card(image: U8) -> npt.NDArray[np.float32] | None:
             if area < 0.85 * cv2.contourArea(quad):
                 continue
         ordered = order_corners(quad)
-        long_side = np.linalg.norm(ordered[1] - ordered[0]) + np.linalg.norm(ordered[2] - ordered[3])
-        short_side = np.linalg.norm(ordered[3] - ordered[0]) + np.linalg.norm(ordered[2] - ordered[1])
+        long_side = float(np.linalg.norm(ordered[1] - ordered[0]) + np.linalg.norm(ordered[2] - ordered[3]))
+        short_side = float(np.linalg.norm(ordered[3] - ordered[0]) + np.linalg.norm(ordered[2] - ordered[1]))
         if not 1.2 <= long_side / max(short_side, 1.0) <= 2.1:
             continue
         if area > best_area:
@@ -307,8 +307,7 @@ def assess_card(image: U8, corners: npt.NDArray[np.float32] | None, card: U8, li
     sharp = float(cv2.Laplacian(gray, cv2.CV_64F).var())
     hsv = cv2.cvtColor(card, cv2.COLOR_BGR2HSV)
     hot = ((hsv[:, :, 2] >= 250) & (hsv[:, :, 1] <= 40)).astype(np.uint8)
-    hot = cv2.morphologyEx(hot, cv2.MORPH_OPEN, np.ones((5, 5), np.uint8))
-    glare = float(hot.mean())
+    glare = float(cv2.morphologyEx(hot, cv2.MORPH_OPEN, np.ones((5, 5), np.uint8)).mean())
     issues: list[str] = []
     width = float(card.shape[1])
     if corners is None:
