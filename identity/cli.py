@@ -23,6 +23,39 @@ def _models_check(args: argparse.Namespace) -> int:
     return 0 if all(s.status == "ok" for s in statuses) else 1
 
 
+def _verify(args: argparse.Namespace) -> int:
+    from identity.face import FaceEngine
+    from identity.models import ModelRegistry
+
+    engine = FaceEngine(ModelRegistry(args.models_dir))
+    try:
+        result = engine.verify_sync(args.live.read_bytes(), args.reference.read_bytes())
+    finally:
+        engine.close()
+    if args.json:
+        print(json.dumps(result.to_json(), ensure_ascii=False, indent=2))
+    else:
+        print(f"{result.decision}  score {result.score:.4f}  threshold {result.threshold:.3f}")
+        for note in result.notes:
+            print(f"  {note.code}: {note.en} {note.zh}")
+    return 0 if result.decision == "match" else 1
+
+
+def _read_id(args: argparse.Namespace) -> int:
+    from identity.idcard import IdCardReader
+
+    result = IdCardReader().read_sync(args.card.read_bytes())
+    if args.json:
+        print(json.dumps(result.to_json(), ensure_ascii=False, indent=2))
+    else:
+        for key, value in result.fields.items():
+            print(f"{key:12} {value}")
+        print("number valid" if result.number_valid else f"NOT valid: {', '.join(result.errors)}")
+        for item in result.quality.guidance():
+            print(f"  {item['code']}: {item['en']} {item['zh']}")
+    return 0 if result.number_valid else 1
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``models`` and ``identity`` subcommands."""
     models = sub.add_parser("models", help="ONNX model files used by identity checks")
@@ -31,3 +64,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     check.add_argument("--models-dir", type=Path, default=None, help="folder searched first")
     check.add_argument("--json", action="store_true", help="machine-readable output")
     check.set_defaults(func=_models_check)
+
+    ident = sub.add_parser("identity", help="face verification and ID card reading from image files")
+    ident_sub = ident.add_subparsers(dest="identity_command", required=True)
+    verify = ident_sub.add_parser("verify", help="compare the face in LIVE with REFERENCE (exit 0 on a match)")
+    verify.add_argument("live", type=Path)
+    verify.add_argument("reference", type=Path)
+    verify.add_argument("--models-dir", type=Path, default=None)
+    verify.add_argument("--json", action="store_true")
+    verify.set_defaults(func=_verify)
+    read = ident_sub.add_parser("read-id", help="read a resident ID card photo (exit 0 when the number is valid)")
+    read.add_argument("card", type=Path)
+    read.add_argument("--json", action="store_true")
+    read.set_defaults(func=_read_id)
