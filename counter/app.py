@@ -23,6 +23,7 @@ COMPONENTS: list[str] = [
     "web.health:setup",
     "web.auth:setup",
     "web.audit_api:setup",
+    "web.counter_api:setup",
     "web.pages:setup",
     "web.signaling_ws:setup",
 ]

@@ -31,7 +31,9 @@ DEMO_STAFF = [
 
 #: Other components' demo loaders, ``"module:function"``; each is ``async def f(db, settings) -> None``
 #: and runs only when the database is new.
-DEMO_HOOKS: list[str] = []
+DEMO_HOOKS: list[str] = [
+    "counter.accounts.demo:load_demo_accounts",
+]
 
 
 async def load_demo(db: Database, settings: Settings) -> bool:

@@ -1,0 +1,514 @@
+"""HTTP API of the counter business layer: agent console, customer screen, supervisor.
+
+Staff are authenticated by the web.auth cookie session (roles checked here, server-side); the
+customer by the token minted when the counter session was opened (``X-Customer-Token``).  An agent
+only reads the account of a session they own.  ``GET /api/openapi.json`` describes it all.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from counter.accounts import AccountSystem, StorageAccountSystem
+from counter.appkeys import DB
+from counter.audit import AUDIT
+from counter.guidance import SCRIPTS, GuidanceError, GuidanceRuns
+from counter.sessions import CounterSession, CounterSessions, Level, SessionError, SessionNotFound
+from counter.transactions import CATALOG
+from counter.transactions.engine import TransactionEngine, TxError, level_reason
+from counter.users import Role
+from counter.workorders import CallbackOutcome, WorkOrderError, WorkOrders, WorkOrderStatus
+from web.auth import require_role
+from web.errors import ApiError, read_json
+
+ACCOUNTS = web.AppKey("accounts", AccountSystem)
+SESSIONS = web.AppKey("counter_sessions", CounterSessions)
+ENGINE = web.AppKey("transaction_engine", TransactionEngine)
+WORKORDERS = web.AppKey("workorders", WorkOrders)
+GUIDANCE = web.AppKey("guidance", GuidanceRuns)
+CUSTOMER_HEADER = "X-Customer-Token"
+M = TypeVar("M", bound=BaseModel)
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class OpenSessionBody(_Body):
+    call_id: str = Field(min_length=1, max_length=100)
+
+
+class ClaimBody(_Body):
+    msisdn: str = Field(pattern=r"^1[3-9]\d{9}$")
+    claimed_name: str = Field("", max_length=50)
+
+
+class ConsentBody(_Body):
+    face_consent: bool
+
+
+class PasswordBody(_Body):
+    password: str = Field(min_length=1, max_length=20)
+
+
+class AttestBody(_Body):
+    evidence: list[str] = Field(min_length=1, description="sha256 of the ID still shown in the call")
+
+
+class NoteBody(_Body):
+    text: str = Field(min_length=1, max_length=2000)
+
+
+class CloseBody(_Body):
+    wrap_up: str = Field(min_length=1, max_length=100)
+
+
+class RunBody(_Body):
+    code: str
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    idempotency_key: str = Field(min_length=1, max_length=100)
+
+
+class ConfirmBody(_Body):
+    accept: bool
+
+
+class RatingBody(_Body):
+    rating: int = Field(ge=1, le=5)
+    comment: str = Field("", max_length=500)
+
+
+class GuidanceStartBody(_Body):
+    script: str
+
+
+class GuidancePushBody(_Body):
+    step: str
+
+
+class WorkOrderStatusBody(_Body):
+    status: WorkOrderStatus
+    note: str = Field("", max_length=500)
+
+
+class CallbackBody(_Body):
+    outcome: CallbackOutcome
+    note: str = Field("", max_length=500)
+
+
+async def _body(request: web.Request, model: type[M]) -> M:
+    try:
+        return model.model_validate(await read_json(request))
+    except ValidationError as exc:
+        errors = [{"field": ".".join(str(p) for p in e["loc"]), "error": e["msg"]} for e in exc.errors()]
+        reason = "; ".join(f"{e['field']}: {e['error']}" for e in errors)
+        raise ApiError(400, "bad_request", reason, errors=errors) from exc
+
+
+def _session_json(session: CounterSession) -> dict[str, Any]:
+    level, why = session.effective_level(for_change=True)
+    return {
+        "id": session.id,
+        "agent": session.agent,
+        "account": session.account,
+        "face_consent": session.face_consent,
+        "level": str(session.level),
+        "level_for_changes": str(level),
+        "level_note": why,
+        "level_method": session.level_method,
+        "level_at": session.level_at,
+        "evidence": [
+            {"level": str(e.level), "method": e.method, "evidence": list(e.evidence), "subject": e.subject, "at": e.at}
+            for e in session.evidence
+        ],
+        "notes": list(session.notes),
+        "wrap_up": session.wrap_up,
+        "rating": session.rating,
+        "closed_at": session.closed_at,
+    }
+
+
+async def _own_session(request: web.Request, session_id: str | None = None) -> CounterSession:
+    user = require_role(request, Role.AGENT, Role.SUPERVISOR).user
+    try:
+        session = await request.app[SESSIONS].get(session_id or request.match_info["sid"])
+    except SessionNotFound as exc:
+        raise ApiError(404, "no_session", str(exc)) from exc
+    if session.agent != user.username:
+        raise ApiError(403, "not_your_session", "this counter session belongs to another agent")
+    return session
+
+
+async def _customer_session(request: web.Request) -> CounterSession:
+    token = request.headers.get(CUSTOMER_HEADER, "")
+    session = await request.app[SESSIONS].by_customer_token(token) if token else None
+    if session is None:
+        raise ApiError(401, "customer_token", f"send the {CUSTOMER_HEADER} given when your call started")
+    return session
+
+
+def _session_error(exc: SessionError) -> ApiError:
+    return ApiError(409, "session", str(exc))
+
+
+# --- agent -------------------------------------------------------------------------------------------
+
+
+async def open_session(request: web.Request) -> web.Response:
+    user = require_role(request, Role.AGENT, Role.SUPERVISOR).user
+    body = await _body(request, OpenSessionBody)
+    try:
+        session, token = await request.app[SESSIONS].open(body.call_id, user.username)
+    except SessionError as exc:
+        raise _session_error(exc) from exc
+    return web.json_response({"session": _session_json(session), "customer_token": token}, status=201)
+
+
+async def get_session(request: web.Request) -> web.Response:
+    session = await _own_session(request)
+    history = await request.app[ENGINE].history(session.id)
+    return web.json_response({"session": _session_json(session), "transactions": [t.to_json() for t in history]})
+
+
+async def claim(request: web.Request) -> web.Response:
+    session = await _own_session(request)
+    body = await _body(request, ClaimBody)
+    try:
+        session = await request.app[SESSIONS].claim_account(session.id, body.msisdn, body.claimed_name)
+    except SessionError as exc:
+        raise _session_error(exc) from exc
+    return web.json_response({"session": _session_json(session)})
+
+
+async def consent(request: web.Request) -> web.Response:
+    session = await _own_session(request)
+    body = await _body(request, ConsentBody)
+    try:
+        session = await request.app[SESSIONS].set_face_consent(session.id, body.face_consent)
+    except SessionError as exc:
+        raise _session_error(exc) from exc
+    return web.json_response({"session": _session_json(session)})
+
+
+async def verify_password(request: web.Request) -> web.Response:
+    """A1 by the line's service password (said by the customer, typed by the agent)."""
+    session = await _own_session(request)
+    body = await _body(request, PasswordBody)
+    if session.account is None:
+        raise ApiError(409, "no_account", "claim the customer's line first")
+    ok = await request.app[ACCOUNTS].verify_password(session.account, body.password)
+    if not ok:
+        raise ApiError(403, "wrong_password", "the service password is wrong; offer another way to prove identity")
+    session = await request.app[SESSIONS].raise_level(session.id, Level.A1, [], "password", recorded_by=session.agent)
+    return web.json_response({"session": _session_json(session)})
+
+
+async def attest(request: web.Request) -> web.Response:
+    """Face declined: the agent attests that the ID card shown matches the live person (A2)."""
+    session = await _own_session(request)
+    body = await _body(request, AttestBody)
+    try:
+        session = await request.app[SESSIONS].raise_level(
+            session.id, Level.A2, body.evidence, "attestation", recorded_by=session.agent
+        )
+    except SessionError as exc:
+        raise _session_error(exc) from exc
+    return web.json_response({"session": _session_json(session)})
+
+
+async def add_note(request: web.Request) -> web.Response:
+    session = await _own_session(request)
+    body = await _body(request, NoteBody)
+    try:
+        session = await request.app[SESSIONS].add_note(session.id, session.agent, body.text)
+    except SessionError as exc:
+        raise _session_error(exc) from exc
+    return web.json_response({"session": _session_json(session)})
+
+
+async def close_session(request: web.Request) -> web.Response:
+    session = await _own_session(request)
+    body = await _body(request, CloseBody)
+    try:
+        session = await request.app[SESSIONS].close(session.id, body.wrap_up)
+    except SessionError as exc:
+        raise _session_error(exc) from exc
+    return web.json_response({"session": _session_json(session)})
+
+
+async def account(request: web.Request) -> web.Response:
+    """The account of the agent's own session (masked ID number, no photo, no PUK)."""
+    session = await _own_session(request)
+    if session.account is None:
+        raise ApiError(409, "no_account", "claim the customer's line first")
+    acct = await request.app[ACCOUNTS].get(session.account)
+    if acct is None:
+        raise ApiError(404, "no_account", f"no line {session.account}: check the number with the customer")
+    return web.json_response(
+        {
+            "msisdn": acct.msisdn,
+            "holder": {
+                "name": acct.holder.name,
+                "id_number": acct.holder.id_number[:3] + "*" * 11 + acct.holder.id_number[-4:],
+                "birth_date": acct.holder.birth_date,
+            },
+            "status": acct.status.value,
+            "plan": acct.plan,
+            "pending_plan": acct.pending_plan,
+            "addons": list(acct.addons),
+            "roaming": acct.roaming,
+            "spamblock": acct.spamblock,
+            "datacap_mb": acct.datacap_mb,
+            "forwarding": acct.forwarding,
+        }
+    )
+
+
+async def catalog(request: web.Request) -> web.Response:
+    """The catalog; with ``?session=ID`` each entry says whether it is enabled now, and why not."""
+    require_role(request)
+    session = None
+    if "session" in request.query:
+        session = await _own_session(request, request.query["session"])
+    items = []
+    for spec in CATALOG.values():
+        item = spec.to_json()
+        if session is not None:
+            why = level_reason(spec, session)
+            if why is None and spec.needs_account and session.account is None:
+                why = ("claim the customer's line first", "请先确认办理的号码")
+            item["enabled"] = why is None
+            item["why_not"] = why[0] if why else None
+        items.append(item)
+    return web.json_response({"transactions": items})
+
+
+async def run_transaction(request: web.Request) -> web.Response:
+    session = await _own_session(request)
+    body = await _body(request, RunBody)
+    key = request.headers.get("Idempotency-Key") or body.idempotency_key
+    try:
+        outcome = await request.app[ENGINE].request(session.id, body.code, body.inputs, key, session.agent)
+    except TxError as exc:
+        raise ApiError(exc.status, exc.code, exc.reason) from exc
+    return web.json_response(outcome.to_json(), status=200 if outcome.status.value != "pending" else 202)
+
+
+# --- customer ----------------------------------------------------------------------------------------
+
+
+async def customer_state(request: web.Request) -> web.Response:
+    session = await _customer_session(request)
+    engine = request.app[ENGINE]
+    pending = [t.to_json(for_customer=True) for t in await engine.pending(session.id)]
+    latest = [t.to_json(for_customer=True) for t in (await engine.history(session.id))[-5:]]
+    guidance = await request.app[GUIDANCE].current(session.id)
+    return web.json_response({"pending": pending, "recent": latest, "guidance": guidance})
+
+
+async def customer_confirm(request: web.Request) -> web.Response:
+    session = await _customer_session(request)
+    body = await _body(request, ConfirmBody)
+    try:
+        outcome = await request.app[ENGINE].confirm(int(request.match_info["tid"]), session.id, body.accept)
+    except TxError as exc:
+        raise ApiError(exc.status, exc.code, exc.reason) from exc
+    return web.json_response(outcome.to_json(for_customer=True))
+
+
+async def customer_rating(request: web.Request) -> web.Response:
+    session = await _customer_session(request)
+    body = await _body(request, RatingBody)
+    await request.app[SESSIONS].rate(session.id, body.rating, body.comment)
+    return web.json_response({"ok": True})
+
+
+# --- supervisor, work orders, guidance ---------------------------------------------------------------------
+
+
+async def approvals(request: web.Request) -> web.Response:
+    require_role(request, Role.SUPERVISOR)
+    return web.json_response({"pending": [t.to_json() for t in await request.app[ENGINE].awaiting_approval()]})
+
+
+async def approve(request: web.Request) -> web.Response:
+    user = require_role(request, Role.SUPERVISOR).user
+    try:
+        outcome = await request.app[ENGINE].approve(int(request.match_info["tid"]), user.username)
+    except TxError as exc:
+        raise ApiError(exc.status, exc.code, exc.reason) from exc
+    return web.json_response(outcome.to_json())
+
+
+async def list_workorders(request: web.Request) -> web.Response:
+    user = require_role(request, Role.AGENT, Role.SUPERVISOR).user
+    status = request.query.get("status")
+    session_id = request.query.get("session")
+    if user.role != Role.SUPERVISOR and session_id is None:
+        raise ApiError(403, "forbidden", "agents list the work orders of their session (?session=ID)")
+    if session_id is not None and user.role != Role.SUPERVISOR:
+        await _own_session(request, session_id)
+    try:
+        orders = await request.app[WORKORDERS].list(
+            status=WorkOrderStatus(status) if status else None, session_id=session_id
+        )
+    except ValueError as exc:
+        raise ApiError(400, "bad_status", f"unknown status {status!r}") from exc
+    return web.json_response({"work_orders": [o.to_json() for o in orders]})
+
+
+async def workorder_status(request: web.Request) -> web.Response:
+    user = require_role(request, Role.AGENT, Role.SUPERVISOR).user
+    body = await _body(request, WorkOrderStatusBody)
+    try:
+        order = await request.app[WORKORDERS].set_status(
+            int(request.match_info["wid"]), body.status, user.username, body.note
+        )
+    except WorkOrderError as exc:
+        raise ApiError(409, "work_order", str(exc)) from exc
+    return web.json_response(order.to_json())
+
+
+async def workorder_callback(request: web.Request) -> web.Response:
+    user = require_role(request, Role.AGENT, Role.SUPERVISOR).user
+    body = await _body(request, CallbackBody)
+    try:
+        order = await request.app[WORKORDERS].record_callback(
+            int(request.match_info["wid"]), body.outcome, user.username, body.note
+        )
+    except WorkOrderError as exc:
+        raise ApiError(409, "work_order", str(exc)) from exc
+    return web.json_response(order.to_json())
+
+
+async def guidance_scripts(request: web.Request) -> web.Response:
+    require_role(request)
+    return web.json_response({"scripts": [s.to_json() for s in SCRIPTS.values()]})
+
+
+async def guidance_start(request: web.Request) -> web.Response:
+    session = await _own_session(request)
+    body = await _body(request, GuidanceStartBody)
+    try:
+        run_id = await request.app[GUIDANCE].start(session.id, body.script)
+    except GuidanceError as exc:
+        raise ApiError(400, "guidance", str(exc)) from exc
+    return web.json_response({"run_id": run_id}, status=201)
+
+
+async def guidance_push(request: web.Request) -> web.Response:
+    session = await _own_session(request)
+    body = await _body(request, GuidancePushBody)
+    guidance = request.app[GUIDANCE]
+    try:
+        run = await guidance.get(int(request.match_info["rid"]))
+        if run["session_id"] != session.id:
+            raise GuidanceError("that guidance run belongs to another session")
+        step = await guidance.push(run["id"], body.step)
+    except GuidanceError as exc:
+        raise ApiError(409, "guidance", str(exc)) from exc
+    return web.json_response({"step": {"id": step.id, "zh": step.zh, "en": step.en}})
+
+
+# --- OpenAPI -------------------------------------------------------------------------------------------------
+
+ROUTES: list[tuple[str, str, Any, type[BaseModel] | None, str]] = [
+    ("POST", "/api/counter/sessions", open_session, OpenSessionBody, "agent: open the counter session of a call"),
+    ("GET", "/api/counter/sessions/{sid}", get_session, None, "agent: session state and transactions"),
+    ("POST", "/api/counter/sessions/{sid}/claim", claim, ClaimBody, "agent: the account the customer claims"),
+    ("POST", "/api/counter/sessions/{sid}/consent", consent, ConsentBody, "agent: face-processing consent answer"),
+    ("POST", "/api/counter/sessions/{sid}/verify-password", verify_password, PasswordBody, "agent: A1 by password"),
+    ("POST", "/api/counter/sessions/{sid}/attest", attest, AttestBody, "agent: A2 by attestation (face declined)"),
+    ("POST", "/api/counter/sessions/{sid}/notes", add_note, NoteBody, "agent: add a note"),
+    ("POST", "/api/counter/sessions/{sid}/close", close_session, CloseBody, "agent: wrap-up and close"),
+    ("GET", "/api/counter/sessions/{sid}/account", account, None, "agent: the session's account (masked)"),
+    ("POST", "/api/counter/sessions/{sid}/transactions", run_transaction, RunBody, "agent: request a transaction"),
+    ("POST", "/api/counter/sessions/{sid}/guidance", guidance_start, GuidanceStartBody, "agent: start guidance"),
+    (
+        "POST",
+        "/api/counter/sessions/{sid}/guidance/{rid}/push",
+        guidance_push,
+        GuidancePushBody,
+        "agent: push a step to the customer's screen",
+    ),
+    ("GET", "/api/counter/catalog", catalog, None, "staff: the catalog (?session=ID: enabled/why not)"),
+    ("GET", "/api/counter/guidance/scripts", guidance_scripts, None, "staff: the guidance knowledge base"),
+    ("GET", "/api/counter/approvals", approvals, None, "supervisor: A4 requests awaiting approval"),
+    ("POST", "/api/counter/approvals/{tid}", approve, None, "supervisor: approve an A4 request"),
+    ("GET", "/api/counter/workorders", list_workorders, None, "supervisor: all work orders, overdue first"),
+    ("POST", "/api/counter/workorders/{wid}/status", workorder_status, WorkOrderStatusBody, "move a work order on"),
+    ("POST", "/api/counter/workorders/{wid}/callback", workorder_callback, CallbackBody, "record the call-back"),
+    ("GET", "/api/customer/counter", customer_state, None, "customer: pending confirmations, results, guidance"),
+    (
+        "POST",
+        "/api/customer/counter/transactions/{tid}/confirm",
+        customer_confirm,
+        ConfirmBody,
+        "customer: confirm or decline on their own screen",
+    ),
+    ("POST", "/api/customer/counter/rating", customer_rating, RatingBody, "customer: satisfaction rating"),
+]
+
+
+def openapi() -> dict[str, Any]:
+    """OpenAPI 3.1 for this API, schemas generated from the pydantic models and the catalog."""
+    paths: dict[str, Any] = {}
+    schemas: dict[str, Any] = {}
+    for method, path, _handler, model, summary in ROUTES:
+        op: dict[str, Any] = {"summary": summary, "responses": {"200": {"description": "OK"}}}
+        params = [p.strip("{}") for p in path.split("/") if p.startswith("{")]
+        if params:
+            op["parameters"] = [
+                {"name": p, "in": "path", "required": True, "schema": {"type": "string"}} for p in params
+            ]
+        if model is not None:
+            schemas[model.__name__] = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            op["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}},
+            }
+        op["security"] = [{"customerToken": []}] if path.startswith("/api/customer") else [{"staffCookie": []}]
+        paths.setdefault(path, {})[method.lower()] = op
+    for spec in CATALOG.values():
+        name = "Tx_" + spec.code.replace(".", "_")
+        schemas[name] = {
+            **spec.inputs.model_json_schema(),
+            "title": f"{spec.code}: {spec.title_en}",
+            "x-level": str(spec.level),
+            "x-changes-state": spec.changes_state,
+        }
+    for schema in list(schemas.values()):
+        for name, sub in schema.pop("$defs", {}).items():
+            schemas.setdefault(name, sub)
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Remote Counter: counter business API", "version": "1"},
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {
+                "staffCookie": {"type": "apiKey", "in": "cookie", "name": "rc_session"},
+                "customerToken": {"type": "apiKey", "in": "header", "name": CUSTOMER_HEADER},
+            },
+        },
+    }
+
+
+async def openapi_json(request: web.Request) -> web.Response:
+    return web.json_response(openapi())
+
+
+def setup(app: web.Application) -> None:
+    """Account system, sessions, engine and work orders on the app; routes for console and customer."""
+    db = app[DB]
+    app[ACCOUNTS] = StorageAccountSystem(db)
+    app[SESSIONS] = CounterSessions(db)
+    app[WORKORDERS] = WorkOrders(db)
+    app[GUIDANCE] = GuidanceRuns(db)
+    app[ENGINE] = TransactionEngine(db, app[ACCOUNTS], app[SESSIONS], app[WORKORDERS], app[AUDIT])
+    for method, path, handler, _model, _summary in ROUTES:
+        app.router.add_route(method, path, handler)
+    app.router.add_get("/api/openapi.json", openapi_json)
