@@ -71,6 +71,10 @@ class Bus(abc.ABC):
     @abc.abstractmethod
     async def get_call(self, call_id: str) -> CallRecord | None: ...
 
+    async def read_call(self, call_id: str) -> CallRecord | None:
+        """Like :meth:`get_call` for readers that change nothing (may return the stored object)."""
+        return await self.get_call(call_id)
+
     @abc.abstractmethod
     async def put_call(self, call: CallRecord) -> None: ...
 
@@ -134,6 +138,9 @@ class InProcessBus(Bus):
     async def get_call(self, call_id: str) -> CallRecord | None:
         call = self._calls.get(call_id)
         return call.model_copy(deep=True) if call is not None else None
+
+    async def read_call(self, call_id: str) -> CallRecord | None:
+        return self._calls.get(call_id)
 
     async def put_call(self, call: CallRecord) -> None:
         self._calls[call.call_id] = call.model_copy(deep=True)

@@ -368,6 +368,10 @@ def parse(data: bytes | str, max_bytes: int = MAX_MESSAGE_BYTES) -> ClientMessag
     size = len(data) if isinstance(data, bytes) else len(data.encode("utf-8", "surrogatepass"))
     if size > max_bytes:
         raise ProtocolError("too_large", f"message is {size} bytes; the limit is {max_bytes}")
+    try:
+        return _CLIENT.validate_json(data)  # fast path; on failure, parse again to explain why
+    except (ValidationError, ValueError, RecursionError):
+        pass
     if isinstance(data, bytes):
         try:
             data = data.decode("utf-8")

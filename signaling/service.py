@@ -573,7 +573,7 @@ class SignalingService:
     # relay ----------------------------------------------------------------------------------
 
     async def _relay(self, who: Principal, m: p.Sdp | p.Ice | p.Chat | p.PushStep | p.StepResult) -> None:
-        call = await self.bus.get_call(m.call_id)
+        call = await self.bus.read_call(m.call_id)
         if call is None or call.status != "in_call" or call.agent_id is None:
             raise p.ProtocolError("not_in_call", f"{m.type}: call {m.call_id} is not connected", m.ref)
         customer = customer_key(call.call_id)

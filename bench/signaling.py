@@ -1,0 +1,318 @@
+"""Signaling benchmark: relay latency and throughput vs a bare aiohttp WebSocket relay; call set-up time.
+
+    python bench/signaling.py --pairs 100 500 --seconds 10 --calls 5
+
+For each ``--pairs`` value it starts ``counter serve`` (plain HTTP, SQLite, in-process bus) in a
+subprocess, logs in that many bench agents, queues as many customers, lets routing put every pair
+through, then runs a closed loop for ``--seconds``: each customer sends a ``chat`` carrying a send
+time, its agent answers with a ``chat``, and so on (one message in flight per pair).  The same loop
+runs against a bare aiohttp relay (subprocess; frames forwarded unchanged to the paired socket): the
+framework's limit.  Then ``--calls`` calls are placed between two aiortc peers through the server and
+compared with two peers connected directly in-process (offer to connected).  All on loopback.
+Prints a JSON report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from signaling import protocol as p  # noqa: E402
+from signaling.client import SignalingClient  # noqa: E402
+
+BARE_RELAY = r'''
+import sys
+from aiohttp import web, WSMsgType
+
+peers = {}
+
+async def relay(request):
+    ws = web.WebSocketResponse(max_msg_size=256 * 1024)
+    await ws.prepare(request)
+    pair, side = request.match_info["pair"], request.match_info["side"]
+    peers[(pair, side)] = ws
+    other = (pair, "b" if side == "a" else "a")
+    async for msg in ws:
+        if msg.type == WSMsgType.TEXT:
+            target = peers.get(other)
+            if target is not None:
+                await target.send_str(msg.data)
+    peers.pop((pair, side), None)
+    return ws
+
+app = web.Application()
+app.router.add_get("/pair/{pair}/{side}", relay)
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
+'''
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def wait_up(url: str, proc: subprocess.Popen[bytes]) -> None:
+    async with aiohttp.ClientSession() as http:
+        for _ in range(600):
+            if proc.poll() is not None:
+                raise SystemExit(f"server exited with {proc.returncode}")
+            try:
+                async with http.get(url) as resp:
+                    if resp.status < 500:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    raise SystemExit(f"{url} did not come up")
+
+
+def spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen(args, env=env, stdout=out, stderr=out, cwd=ROOT)
+
+
+async def make_agents(data_dir: Path, n: int) -> None:
+    """Bench agents in a fresh SQLite database (cheap password hashes: logins are not measured)."""
+    from argon2 import PasswordHasher
+
+    from counter.storage import migrate, open_database
+    from counter.users import Role, UserStore
+
+    os.makedirs(data_dir, exist_ok=True)
+    db = await open_database(f"sqlite:///{data_dir / 'counter.db'}")
+    await migrate(db)
+    users = UserStore(db, PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+    for i in range(n):
+        await users.create(f"bench{i}", "bench-pass", Role.AGENT, f"Bench {i}", ["general"])
+    await db.close()
+
+
+class Loop:
+    """The closed loop: latencies (ms) of every delivered message and how many were delivered."""
+
+    def __init__(self) -> None:
+        self.latencies: list[float] = []
+        self.running = True
+
+    async def side(self, recv: Callable[[], Awaitable[str | None]], send: Callable[[float], Awaitable[None]],
+                   starts: bool) -> None:
+        if starts:
+            await send(time.perf_counter())
+        while self.running:
+            text = await recv()
+            if text is None:
+                return
+            sent = json.loads(text).get("at")
+            if sent is None:
+                continue
+            now = time.perf_counter()
+            self.latencies.append((now - sent) * 1000.0)
+            if self.running:
+                await send(now)
+
+    def report(self, seconds: float) -> dict[str, float]:
+        lat = sorted(self.latencies)
+        if not lat:
+            return {"msgs_per_s": 0.0}
+        return {
+            "msgs_per_s": round(len(lat) / seconds, 1),
+            "p50_ms": round(lat[len(lat) // 2], 3),
+            "p99_ms": round(lat[min(len(lat) - 1, int(len(lat) * 0.99))], 3),
+            "messages": len(lat),
+        }
+
+
+async def run_loop(sides: list[tuple[Callable[[], Awaitable[str | None]], Callable[[float], Awaitable[None]], bool]],
+                   seconds: float) -> dict[str, float]:
+    loop = Loop()
+    tasks = [asyncio.create_task(loop.side(r, s, starts)) for r, s, starts in sides]
+    await asyncio.sleep(1.0)  # warm-up
+    loop.latencies.clear()
+    await asyncio.sleep(seconds)
+    loop.running = False
+    result = loop.report(seconds)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    return result
+
+
+async def bench_bare(pairs: int, seconds: float, tmp: Path) -> dict[str, float]:
+    port = free_port()
+    proc = spawn([sys.executable, "-c", BARE_RELAY, str(port)], dict(os.environ), tmp / "bare.log")
+    try:
+        await wait_up(f"http://127.0.0.1:{port}/", proc)
+        connector = aiohttp.TCPConnector(limit=0)
+        async with aiohttp.ClientSession(connector=connector) as http:
+            sockets = []
+            for i in range(pairs):
+                a = await http.ws_connect(f"ws://127.0.0.1:{port}/pair/{i}/a")
+                b = await http.ws_connect(f"ws://127.0.0.1:{port}/pair/{i}/b")
+                sockets.append((a, b))
+            sides = []
+            for i, (a, b) in enumerate(sockets):
+                for ws, starts in ((a, True), (b, False)):
+                    sides.append((_recv(ws), _send_bare(ws, f"c{i}"), starts))
+            result = await run_loop(sides, seconds)
+            for a, b in sockets:
+                await a.close()
+                await b.close()
+            return result
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def _recv(ws: aiohttp.ClientWebSocketResponse) -> Callable[[], Awaitable[str | None]]:
+    async def recv() -> str | None:
+        while True:
+            msg = await ws.receive()
+            if msg.type != aiohttp.WSMsgType.TEXT:
+                return None
+            if '"chat"' in msg.data:
+                return str(msg.data)
+
+    return recv
+
+
+def _send_bare(ws: aiohttp.ClientWebSocketResponse, call_id: str) -> Callable[[float], Awaitable[None]]:
+    async def send(at: float) -> None:
+        await ws.send_str(p.dump(p.Chat(call_id=call_id, text="1380013800", at=at)))
+
+    return send
+
+
+async def bench_server(pairs: int, seconds: float, calls: int, tmp: Path) -> dict[str, Any]:
+    data = tmp / f"server-{pairs}"
+    await make_agents(data, pairs)
+    port = free_port()
+    env = {
+        **os.environ,
+        "COUNTER_CONFIG": str(tmp / "none.toml"),
+        "COUNTER_TLS": "false",
+        "COUNTER_HOST": "127.0.0.1",
+        "COUNTER_PORT": str(port),
+        "COUNTER_DATA_DIR": str(data),
+        "COUNTER_LOG_LEVEL": "WARNING",
+        "COUNTER_SIGNALING_RATE_PER_S": "100000",
+        "COUNTER_SIGNALING_RATE_BURST": "100000",
+        "COUNTER_REDIS_URL": "",
+    }
+    proc = spawn([sys.executable, "-m", "counter.cli", "serve"], env, tmp / f"server-{pairs}.log")
+    base = f"http://127.0.0.1:{port}"
+    try:
+        await wait_up(base + "/healthz", proc)
+        connector = aiohttp.TCPConnector(limit=0)
+        async with aiohttp.ClientSession(connector=connector) as cust_http:
+            t0 = time.perf_counter()
+            agents = []
+            for i in range(pairs):
+                http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True),
+                                             connector=aiohttp.TCPConnector(limit=0))
+                agent = await SignalingClient.staff(http, base, f"bench{i}", "bench-pass")
+                agents.append((http, agent))
+            for _, agent in agents:
+                await agent.send(p.Presence(state="available"))
+            customers = [await SignalingClient.customer(cust_http, base) for _ in range(pairs)]
+            connected_s = time.perf_counter() - t0
+            t1 = time.perf_counter()
+            for customer in customers:
+                await customer.send(p.Join())
+            by_call: dict[str, SignalingClient] = {}
+            for _, agent in agents:
+                offer = await agent.expect(p.CallOffer, within=60)
+                await agent.send(p.Accept(call_id=offer.call_id))
+                await agent.expect(p.CallStarted, within=60)
+                by_call[offer.call_id] = agent
+            for customer in customers:
+                await customer.expect(p.CallStarted, within=60)
+            routed_s = time.perf_counter() - t1
+            sides = []
+            for client in [*customers, *by_call.values()]:
+                client._reader.cancel()  # the loop reads the raw sockets, exactly like the bare run
+            await asyncio.sleep(0.1)
+            for customer in customers:
+                assert customer.welcome is not None and customer.welcome.call_id is not None
+                call_id = customer.welcome.call_id
+                agent = by_call[call_id]
+                sides.append((_recv(customer.ws), _send_bare(customer.ws, call_id), True))
+                sides.append((_recv(agent.ws), _send_bare(agent.ws, call_id), False))
+            relay = await run_loop(sides, seconds)
+            for client in customers:
+                await client.close()
+            for http, agent in agents:
+                await agent.close()
+                await http.close()
+        setup = await bench_setup(base, calls)
+        return {"connections": 2 * pairs, "connect_s": round(connected_s, 2), "route_all_s": round(routed_s, 2),
+                "relay": relay, "setup": setup}
+    finally:
+        proc.terminate()
+        proc.wait(15)
+
+
+async def bench_setup(base: str, calls: int) -> dict[str, Any]:
+    """Offer-to-connected for calls through the server vs two peers connected directly."""
+    from signaling.peer import direct_call
+    from signaling.probe import place_call
+
+    through, direct = [], []
+    for _ in range(calls):
+        result = await place_call(base, "bench0", "bench-pass", frames=5, within=30)
+        through.append(result["setup_ms"])
+        setup_ms, _ = await direct_call(frames=5)
+        direct.append(setup_ms)
+    return {
+        "calls": calls,
+        "through_server_ms_median": round(statistics.median(through), 1),
+        "direct_ms_median": round(statistics.median(direct), 1),
+        "overhead_ms_median": round(statistics.median(through) - statistics.median(direct), 1),
+        "through_server_ms": [round(x, 1) for x in through],
+        "direct_ms": [round(x, 1) for x in direct],
+    }
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pairs", type=int, nargs="+", default=[100, 500])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--calls", type=int, default=5)
+    args = parser.parse_args()
+
+    from signaling.peer import loopback_only
+
+    loopback_only()
+    report: dict[str, Any] = {"cpus": os.cpu_count(), "python": sys.version.split()[0], "runs": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for pairs in args.pairs:
+            bare = await bench_bare(pairs, args.seconds, Path(tmp))
+            ours = await bench_server(pairs, args.seconds, args.calls, Path(tmp))
+            ratio_tput = bare["msgs_per_s"] / ours["relay"]["msgs_per_s"] if ours["relay"]["msgs_per_s"] else None
+            report["runs"].append({
+                "pairs": pairs, "bare": bare, "server": ours,
+                "throughput_ratio_bare_over_server": round(ratio_tput, 2) if ratio_tput else None,
+                "p50_ratio_server_over_bare": round(ours["relay"]["p50_ms"] / bare["p50_ms"], 2),
+            })
+            print(json.dumps(report["runs"][-1]), file=sys.stderr, flush=True)
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
