@@ -1,0 +1,134 @@
+"""Identity benchmark: per-stage latency vs bare onnxruntime calls, and accuracy on ../shared/faces.
+
+Run: ``COUNTER_MODELS_DIR=../shared/models python bench/identity.py [--runs 50]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+# This file is named like the package it measures: drop bench/ from the path so "identity" is the package.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+from identity.antispoof import AntiSpoof  # noqa: E402
+from identity.face import MATCH_THRESHOLD, PUBLISHED_THRESHOLD, FaceEngine, align, cosine, letterbox  # noqa: E402
+from identity.idcard import IdCardReader  # noqa: E402
+from identity.models import ModelRegistry  # noqa: E402
+
+FACES = Path(__file__).resolve().parents[2] / "shared" / "faces"
+
+
+def timed(func: Callable[[], object], runs: int) -> tuple[float, float]:
+    func()
+    samples = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        func()
+        samples.append((time.perf_counter() - t0) * 1000)
+    samples.sort()
+    return statistics.median(samples), samples[min(len(samples) - 1, int(0.95 * len(samples)))]
+
+
+def frame(path: Path, side: int = 640) -> np.ndarray:
+    image = cv2.imread(str(path))
+    scale = side / max(image.shape[:2])
+    return cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--models-dir", type=Path, default=None)
+    args = parser.parse_args()
+    registry = ModelRegistry(args.models_dir)
+    engine = FaceEngine(registry)
+    spoof = AntiSpoof(registry)
+    live = frame(FACES / "faceonnx/brad_pitt/brad_2.jpg")
+    ref = frame(FACES / "faceonnx/brad_pitt/brad_3.jpg")
+    face = max(engine.detect_sync(live), key=lambda f: f.area)
+    aligned = align(live, face)
+    yunet, sface = registry.session("yunet"), registry.session("sface")
+    yblob, _ = letterbox(live)
+    sblob = cv2.dnn.blobFromImage(aligned, swapRB=True)
+    crops = spoof.crops(live, face)
+    fas = [registry.session("minifasnet_v2"), registry.session("minifasnet_v1se")]
+
+    def bare_verify() -> None:
+        for _ in range(2):
+            yunet.run(None, {"input": yblob})
+            sface.run(None, {"data": sblob})
+
+    rows = [
+        (
+            "detect (YuNet)",
+            timed(lambda: engine.detect_sync(live), args.runs),
+            timed(lambda: yunet.run(None, {"input": yblob}), args.runs),
+        ),
+        ("align", timed(lambda: align(live, face), args.runs), None),
+        (
+            "embed (SFace)",
+            timed(lambda: engine.embed_aligned_sync(aligned), args.runs),
+            timed(lambda: sface.run(None, {"data": sblob}), args.runs),
+        ),
+        (
+            "antispoof (2 models)",
+            timed(lambda: spoof.score_sync(live, face), args.runs),
+            timed(lambda: [s.run(None, {"input": c}) for s, c in zip(fas, crops, strict=True)], args.runs),
+        ),
+        ("verify (2 frames)", timed(lambda: engine.verify_sync(live, ref), args.runs), timed(bare_verify, args.runs)),
+    ]
+    reader = IdCardReader()
+    card = cv2.imread(str(FACES / "ocr/ocr_test_cn.png"))
+    rows.append(("OCR read-id", timed(lambda: reader.read_sync(card), max(3, args.runs // 10)), None))
+
+    print(
+        f"# {time.strftime('%Y-%m-%d')} {platform.node()} {platform.machine()}, threads={registry.threads}"
+    )
+    print("| stage | ours p50 ms | ours p95 ms | bare ORT p50 ms | overhead |")
+    print("|---|---|---|---|---|")
+    for name, ours, bare in rows:
+        ratio = f"{ours[0] / bare[0]:.2f}x" if bare else "-"
+        print(
+            f"| {name} | {ours[0]:.1f} | {ours[1]:.1f} | {bare[0]:.1f} | {ratio} |"
+            if bare
+            else f"| {name} | {ours[0]:.1f} | {ours[1]:.1f} | - | - |"
+        )
+
+    embeddings = {}
+    for person in sorted(p for g in ("face_recognition", "faceonnx") for p in (FACES / g).iterdir() if p.is_dir()):
+        for photo in sorted(person.glob("*.*")):
+            _, vec = engine.embed_sync(cv2.imread(str(photo)))
+            embeddings[(person.name, photo.name)] = vec
+    genuine, impostor = [], []
+    for a, b in itertools.combinations(embeddings, 2):
+        (genuine if a[0] == b[0] else impostor).append(cosine(embeddings[a], embeddings[b]))
+    g, i = np.array(genuine), np.array(impostor)
+    print(f"\n| pairs | n | min | p5 | median | p95 | max | wrong side at {MATCH_THRESHOLD:.3f} |")
+    print("|---|---|---|---|---|---|---|---|")
+    for label, arr, wrong in (
+        ("genuine", g, int((g < MATCH_THRESHOLD).sum())),
+        ("impostor", i, int((i >= MATCH_THRESHOLD).sum())),
+    ):
+        q = np.percentile(arr, [0, 5, 50, 95, 100])
+        print(f"| {label} | {arr.size} | " + " | ".join(f"{v:.3f}" for v in q) + f" | {wrong} |")
+    print(
+        f"\nFRR {np.mean(g < MATCH_THRESHOLD):.3f}, FAR {np.mean(i >= MATCH_THRESHOLD):.4f} at {MATCH_THRESHOLD:.3f}; "
+        f"at the published {PUBLISHED_THRESHOLD}: FRR {np.mean(g < PUBLISHED_THRESHOLD):.3f}, "
+        f"FAR {np.mean(i >= PUBLISHED_THRESHOLD):.4f}; margins: genuine min - thr {g.min() - MATCH_THRESHOLD:+.3f}, "
+        f"thr - impostor max {MATCH_THRESHOLD - i.max():+.3f}"
+    )
+    engine.close()
+
+
+if __name__ == "__main__":
+    main()
