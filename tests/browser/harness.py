@@ -1,0 +1,275 @@
+"""Reusable browser-test machinery: the real app on a free loopback port, one Chromium for the
+session, mobile pages with speech and camera calls observed, and an agent driven through
+:mod:`signaling.client` with a real aiortc peer."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from tests.browser.isolation import IsolatedLoop
+
+CHROMIUM = "/usr/bin/chromium"
+VIEWPORT = {"width": 390, "height": 844}
+ANDROID_UA = (
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/126.0.0.0 Mobile Safari/537.36"
+)
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = ROOT / "docs" / "screenshots"
+
+#: Installed before any page script: records every utterance, every getUserMedia constraint set,
+#: and the bytes transferred up to the first getUserMedia call.
+OBSERVE = """
+(() => {
+  window.__spoken = [];
+  window.__gum = [];
+  window.__bytesAtGum = null;
+  const synth = window.speechSynthesis;
+  if (synth) {
+    const speak = synth.speak.bind(synth);
+    synth.speak = (u) => { window.__spoken.push({ text: u.text, lang: u.lang }); try { speak(u); } catch (e) {} };
+  }
+  const md = navigator.mediaDevices;
+  if (md && md.getUserMedia) {
+    const gum = md.getUserMedia.bind(md);
+    md.getUserMedia = (c) => {
+      if (window.__bytesAtGum === null) {
+        const nav = performance.getEntriesByType("navigation").map((e) => e.transferSize);
+        const res = performance.getEntriesByType("resource").map((e) => e.transferSize);
+        window.__bytesAtGum = [...nav, ...res].reduce((a, b) => a + b, 0);
+      }
+      window.__gum.push(JSON.parse(JSON.stringify(c)));
+      return gum(c);
+    };
+  }
+})();
+"""
+
+DENY_CAMERA = """
+(() => {
+  const md = navigator.mediaDevices;
+  md.getUserMedia = () => Promise.reject(new DOMException("Permission denied", "NotAllowedError"));
+})();
+"""
+
+
+def chromium_args(y4m: Path) -> list[str]:
+    return [
+        "--no-sandbox", "--disable-gpu", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-video-capture={y4m}", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+        "--allow-loopback-in-peer-connection", "--disable-features=WebRtcHideLocalIpsWithMdns",
+        "--autoplay-policy=no-user-gesture-required",
+    ]
+
+
+def make_y4m(photo: Path, out: Path) -> Path:
+    """A 3-second 640x480 fake camera clip of a still photo (ffmpeg)."""
+    if shutil.which("ffmpeg") is None:
+        raise RuntimeError("ffmpeg is missing: apt-get install -y ffmpeg")
+    vf = "scale=640:480:force_original_aspect_ratio=decrease,pad=640:480:(ow-iw)/2:(oh-ih)/2,format=yuv420p"
+    subprocess.run(
+        ["ffmpeg", "-loglevel", "error", "-y", "-loop", "1", "-i", str(photo), "-t", "3", "-r", "15",
+         "-vf", vf, "-pix_fmt", "yuv420p", str(out)],
+        check=True,
+    )
+    return out
+
+
+@dataclass
+class BrowserEnv:
+    """The app and one Chromium, both on the isolated loop (see :mod:`tests.browser.isolation`)."""
+
+    iso: IsolatedLoop
+    base_url: str = ""
+    browser: Any = None
+    playwright: Any = None
+    runner: web.AppRunner | None = None
+    app: web.Application | None = None
+    contexts: list[Any] = field(default_factory=list)
+
+    def run(self, coro: Any, timeout: float = 90.0) -> Any:
+        return self.iso.run(coro, timeout)
+
+    async def start(self, settings: Any, y4m: Path) -> None:
+        from playwright.async_api import async_playwright
+
+        from counter.app import build_app
+
+        self.app = await build_app(settings)
+        self.runner = web.AppRunner(self.app)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        host, port = self.runner.addresses[0][:2]
+        self.base_url = f"http://{host}:{port}"
+        self.playwright = await async_playwright().start()
+        self.browser = await self.playwright.chromium.launch(executable_path=CHROMIUM, args=chromium_args(y4m))
+
+    async def stop(self) -> None:
+        for ctx in self.contexts:
+            with contextlib.suppress(Exception):
+                await ctx.close()
+        if self.browser is not None:
+            await self.browser.close()
+        if self.playwright is not None:
+            await self.playwright.stop()
+        if self.runner is not None:
+            await self.runner.cleanup()
+
+    async def new_page(self, *, deny_camera: bool = False, lang: str = "zh-CN") -> Any:
+        """A fresh phone-sized, touch page (own context: no cache, no storage) with observers installed."""
+        ctx = await self.browser.new_context(
+            viewport=VIEWPORT, device_scale_factor=1, is_mobile=True, has_touch=True, locale=lang,
+            user_agent=ANDROID_UA, permissions=["camera", "microphone"],
+        )
+        self.contexts.append(ctx)
+        await ctx.add_init_script(OBSERVE)
+        if deny_camera:
+            await ctx.add_init_script(DENY_CAMERA)
+        page = await ctx.new_page()
+        page.set_default_timeout(15000)
+        await page.goto(self.base_url + "/customer")
+        await page.wait_for_selector("[data-screen=entry]")
+        return page
+
+    async def close_page(self, page: Any) -> None:
+        ctx = page.context
+        await ctx.close()
+        self.contexts.remove(ctx)
+
+
+async def spoken(page: Any) -> list[str]:
+    """Every text the page handed to speechSynthesis.speak, in order."""
+    texts: list[str] = await page.evaluate("window.__spoken.map((u) => u.text)")
+    return texts
+
+
+async def screenshot(page: Any, name: str) -> None:
+    """Save docs/screenshots/customer-<name>.png (390x844) when ``CUSTOMER_SCREENSHOTS=1``."""
+    if os.environ.get("CUSTOMER_SCREENSHOTS") != "1":
+        return
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    await page.evaluate(
+        "Promise.all([...document.images].map((i) => i.complete ? 0 :"
+        " new Promise((r) => { i.onload = i.onerror = r; })))"
+    )
+    await page.screenshot(path=str(SCREENSHOTS / f"customer-{name}.png"), animations="disabled", caret="hide")
+
+
+async def to_queue(page: Any, *, senior: bool = False) -> None:
+    """Entry -> consent -> face consent (accepted) -> camera -> queue."""
+    await page.tap("#btn-senior" if senior else "#btn-video")
+    await page.tap("#btn-consent")
+    await page.tap("#btn-face-yes")
+    await page.wait_for_selector("[data-screen=waiting] #queue-position")
+
+
+class Agent:
+    """A logged-in agent on the signaling socket with a real aiortc peer (sends synthetic video)."""
+
+    def __init__(self, http: aiohttp.ClientSession, client: Any) -> None:
+        self.http = http
+        self.client = client
+        self.call_id = ""
+        self.peer: Any = None
+        self._ice_task: asyncio.Task[None] | None = None
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def online(cls, base_url: str, username: str = "agent1", password: str = "agent1-demo",
+                     ) -> AsyncIterator[Agent]:
+        from signaling import protocol as p
+        from signaling.client import SignalingClient
+
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+            client = await SignalingClient.staff(http, base_url, username, password)
+            agent = cls(http, client)
+            try:
+                yield agent
+            finally:
+                if agent.peer is not None:
+                    await agent.peer.close()
+                with contextlib.suppress(Exception):
+                    await client.send(p.Presence(state="away"))
+                await client.close()
+
+    async def answer_next_call(self) -> str:
+        """Go available, accept the next offered call, and wait for it to start."""
+        from signaling import protocol as p
+
+        await self.client.send(p.Presence(state="available"))
+        offer = await self.client.expect(p.CallOffer, within=20)
+        await self.client.send(p.Accept(call_id=offer.call_id))
+        await self.client.expect(p.CallStarted, within=10)
+        self.call_id = str(offer.call_id)
+        return self.call_id
+
+    async def connect_media(self) -> None:
+        """Offer audio/video to the customer's browser and wait until ICE connects."""
+        from aiortc.sdp import candidate_from_sdp
+
+        from signaling import protocol as p
+        from signaling.client import ClientError
+        from signaling.peer import VideoPeer
+
+        if self.peer is not None:
+            await self.peer.close()
+        self.peer = VideoPeer()
+        self.peer.pc.addTransceiver("audio", direction="recvonly")
+        sdp = await self.peer.offer()
+        await self.client.send(p.Sdp(call_id=self.call_id, kind="offer", sdp=sdp))
+        answer = await self.client.expect(p.Sdp, within=15, kind="answer")
+        await self.peer.accept(answer.sdp)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 15
+        while not self.peer.connected.is_set():
+            if loop.time() > deadline:
+                raise TimeoutError(f"no media connection within 15 s (ICE {self.peer.pc.iceConnectionState})")
+            try:
+                msg = await self.client.recv(0.2)
+            except ClientError:
+                if self.client.closed:
+                    raise
+                continue
+            if isinstance(msg, p.Ice) and msg.candidate:
+                cand = candidate_from_sdp(msg.candidate.removeprefix("candidate:"))
+                cand.sdpMid = msg.sdp_mid
+                cand.sdpMLineIndex = msg.sdp_mline_index
+                await self.peer.pc.addIceCandidate(cand)
+
+    async def push(self, step: str, step_id: str, **params: Any) -> None:
+        from signaling import protocol as p
+
+        await self.client.send(p.PushStep(call_id=self.call_id, step_id=step_id, step=step, params=params))  # type: ignore[arg-type]
+
+    async def step_result(self, step_id: str, within: float = 30) -> Any:
+        from signaling import protocol as p
+
+        return await self.client.expect(p.StepResult, within=within, step_id=step_id)
+
+    async def chat(self, within: float = 10) -> Any:
+        from signaling import protocol as p
+
+        return await self.client.expect(p.Chat, within=within)
+
+    async def hangup(self) -> None:
+        from signaling import protocol as p
+
+        await self.client.send(p.Hangup(call_id=self.call_id, reason="done"))
+
+
+def as_json(value: str | None) -> Any:
+    return json.loads(value) if value else None

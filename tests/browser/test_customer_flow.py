@@ -1,0 +1,127 @@
+"""The customer's page in a real Chromium against the real app: entry to rating."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tests.browser.harness import Agent, BrowserEnv, as_json, screenshot, spoken, to_queue
+
+
+def test_entry_consent_queue(env: BrowserEnv) -> None:
+    async def scenario() -> dict[str, Any]:
+        page = await env.new_page()
+        await screenshot(page, "entry")
+        gum_before = await page.evaluate("window.__gum.length")
+        await page.tap("#btn-video")
+        await page.wait_for_selector("[data-screen=consent]")
+        await screenshot(page, "consent")
+        await page.tap("#btn-consent")
+        await page.wait_for_selector("[data-screen=face-consent]")
+        gum_after_consent = await page.evaluate("window.__gum.length")
+        await screenshot(page, "face-consent")
+        await page.tap("#btn-face-yes")
+        await page.wait_for_selector("[data-screen=waiting] #queue-position")
+        await screenshot(page, "waiting")
+        result = {
+            "gum_before": gum_before,
+            "gum_after_consent": gum_after_consent,
+            "gum": await page.evaluate("window.__gum"),
+            "bytes": await page.evaluate("window.__bytesAtGum"),
+            "spoken": await spoken(page),
+            "position": await page.text_content("#queue-position"),
+        }
+        await env.close_page(page)
+        return result
+
+    r = env.run(scenario())
+    assert r["gum_before"] == 0 and r["gum_after_consent"] == 0, "the camera must not start before consent"
+    assert r["gum"][0]["video"]["facingMode"] == "user"
+    assert 0 < r["bytes"] < 300_000, r["bytes"]
+    assert "下一位就是您" in r["position"]
+    assert any("排队" in s or "下一位" in s for s in r["spoken"]), r["spoken"]
+    assert any("录像" in s for s in r["spoken"]), r["spoken"]
+
+
+def test_call_steps_captures_confirmation_rating(env: BrowserEnv) -> None:
+    async def scenario() -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        page = await env.new_page()
+        await to_queue(page)
+        async with Agent.online(env.base_url) as agent:
+            call_id = await agent.answer_next_call()
+            await page.wait_for_selector("[data-screen=call]")
+            await agent.connect_media()
+            out["agent_frames"] = await agent.peer.wait_frames(5)
+            await page.wait_for_function("document.getElementById('agent-video').videoWidth > 0")
+            await screenshot(page, "call")
+
+            await agent.push("info", "s1", text="请看一下路由器背面的灯", press="按一下 RESET 键")
+            await page.wait_for_selector("[data-screen=step] #step-press")
+            out["step_spoken"] = await spoken(page)
+            out["step_highlight"] = await page.eval_on_selector(
+                "#btn-step-done", "b => b.classList.contains('highlight')"
+            )
+            await screenshot(page, "step")
+            await page.tap("#btn-step-repeat")
+            out["repeat_spoken"] = await spoken(page)
+            await page.tap("#btn-step-done")
+            out["s1"] = await agent.step_result("s1")
+            await page.wait_for_selector("[data-screen=call]")
+
+            await agent.push("face_capture", "s2")
+            await page.wait_for_selector("[data-screen=face-capture]")
+            await screenshot(page, "face-capture")
+            out["s2"] = await agent.step_result("s2")
+
+            await agent.push("show_id", "s3")
+            await page.wait_for_selector("[data-screen=id-capture]")
+            await screenshot(page, "id-capture")
+            await page.wait_for_selector("[data-screen=id-preview]", timeout=30000)
+            await screenshot(page, "id-preview")
+            out["gum"] = await page.evaluate("window.__gum")
+            await page.tap("#btn-id-send")
+            out["s3"] = await agent.step_result("s3")
+
+            await agent.push("confirm", "s4", code="line.suspend", title="主动停机",
+                             what="暂停您的手机号 138****0000 的通话和上网", effect="暂停后不能打电话，随时可以复机。")
+            await page.wait_for_selector("[data-screen=confirm]")
+            await screenshot(page, "confirm")
+            await page.tap("#btn-confirm")
+            out["s4"] = await agent.step_result("s4")
+
+            await page.wait_for_selector("[data-screen=call]")
+            await page.tap("#btn-type")
+            await page.wait_for_selector("[data-screen=keypad]")
+            for key in "1380":
+                await page.tap(f".key[data-key='{key}']")
+            await screenshot(page, "keypad")
+            await page.tap("#btn-send")
+            out["chat"] = await agent.chat()
+            await page.tap("#btn-chat-close")
+
+            await agent.hangup()
+            await page.wait_for_selector("[data-screen=rating]")
+            await screenshot(page, "rating")
+            await page.tap("#rate-5")
+            await page.wait_for_selector("[data-screen=result]")
+            await screenshot(page, "result")
+            out["result"] = await page.text_content("#results")
+            out["call_id"] = call_id
+        await env.close_page(page)
+        return out
+
+    r = env.run(scenario(), timeout=150)
+    assert r["agent_frames"] >= 5
+    assert r["step_highlight"]
+    assert any("RESET" in s for s in r["step_spoken"])
+    assert len(r["repeat_spoken"]) > len(r["step_spoken"]) and "RESET" in r["repeat_spoken"][-1]
+    assert r["s1"].status == "ok"
+    face = as_json(r["s2"].value)
+    assert r["s2"].status == "ok" and face["kind"] == "face" and len(face["sha256"]) == 64
+    rear = [g for g in r["gum"] if isinstance(g.get("video"), dict) and "environment" in json.dumps(g["video"])]
+    assert rear, r["gum"]
+    assert r["s3"].status == "ok" and as_json(r["s3"].value)["kind"] == "id"
+    assert r["s4"].status == "ok" and r["s4"].value == "confirmed"
+    assert r["chat"].text == "1380"
+    assert "主动停机" in r["result"]

@@ -1,0 +1,510 @@
+// The customer's page: entry, consent, queue, call, pushed steps, guided captures, confirmation,
+// rating. Speaks the signaling protocol v1 (docs/protocol.md) over /ws.
+
+import { mount } from "../shared/dom.js";
+import { currentLang, setLang, t } from "../shared/i18n.js";
+import { hush, repeat, speak } from "../shared/speech.js";
+import { ReconnectingSocket } from "../shared/ws.js";
+import { autoCapture, sha256Hex } from "./capture.js";
+import { CallPeer } from "./call.js";
+import { browserKind, classifyError, isLive, openCallMedia, openFrontCamera, openRearCamera } from "./media.js";
+import * as S from "./screens.js";
+
+const STORE = "rc.customer";
+const $ = (id) => document.getElementById(id);
+
+const state = {
+  senior: false,
+  faceConsent: null,
+  token: null,
+  callId: null,
+  stream: null,
+  muted: false,
+  inCall: false,
+  reconnecting: false,
+  chat: [],
+  results: [],
+  queue: { position: null, etaS: null },
+  ended: false,
+};
+
+let ws = null;
+let current = null; // () => screen object, rebuilt on language change
+let shown = null;
+let cleanup = () => {};
+
+const peer = new CallPeer({
+  send: (msg) => ws && ws.send(msg),
+  onRemoteStream: (stream) => {
+    const video = $("agent-video");
+    if (video.srcObject !== stream) video.srcObject = stream;
+    video.play?.().catch(() => {});
+  },
+  onState: (s) => {
+    document.body.dataset.rtc = s;
+    if (s === "connected" && state.reconnecting) {
+      state.reconnecting = false;
+      if (shown?.name === "call") show(callScreen);
+    }
+  },
+});
+
+function save() {
+  const { senior, faceConsent, token } = state;
+  sessionStorage.setItem(STORE, JSON.stringify({ senior, faceConsent, token, lang: currentLang() }));
+}
+
+function show(build) {
+  cleanup();
+  cleanup = () => {};
+  current = build;
+  shown = build();
+  mount($("screen"), shown.node);
+  document.body.dataset.screen = shown.name;
+  $("stage").hidden = !(state.inCall && (shown.name === "call" || shown.name === "keypad"));
+  if (state.senior || shown.speak) speak(shown.say, currentLang());
+  else hush();
+  shown.node.querySelector("h1")?.focus({ preventScroll: true });
+  return shown;
+}
+
+function setSenior(on) {
+  state.senior = on;
+  document.body.classList.toggle("senior", on);
+}
+
+// ---- entry and consent -----------------------------------------------------------------------
+
+function start() {
+  show(() => S.entry({
+    onVideo: () => { setSenior(false); consent(); },
+    onSenior: () => { setSenior(true); consent(); },
+  }));
+}
+
+function consent() {
+  show(() => S.consent({
+    onAgree: faceConsent,
+    onDecline: () => show(() => S.consentDeclined({ onBack: start })),
+  }));
+}
+
+function faceConsent() {
+  show(() => S.faceConsent({
+    onAgree: () => { state.faceConsent = true; openMedia(); },
+    onDecline: () => { state.faceConsent = false; openMedia(); },
+  }));
+}
+
+async function openMedia() {
+  show(S.asking);
+  try {
+    state.stream = await openCallMedia();
+  } catch (err) {
+    const reason = classifyError(err);
+    show(() => S.permissionDenied({ reason, browser: browserKind(), onRetry: openMedia }));
+    return;
+  }
+  $("self-video").srcObject = state.stream;
+  peer.setLocalStream(state.stream);
+  if (state.token) connect();
+  else join();
+}
+
+// ---- queue and signaling ---------------------------------------------------------------------
+
+async function join() {
+  showWaiting();
+  try {
+    const resp = await fetch("/api/customer/join", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ care: state.senior, locale: currentLang(), face_consent: state.faceConsent }),
+    });
+    if (!resp.ok) throw new Error(`join ${resp.status}`);
+    const body = await resp.json();
+    state.token = body.token;
+    save();
+  } catch {
+    show(() => S.notice({ name: "error", title: t("error.join") }));
+    return;
+  }
+  connect();
+}
+
+function connect() {
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  ws = new ReconnectingSocket(() => `${scheme}://${location.host}/ws`, {
+    onOpen: (resumed) => {
+      ws.ws.send(JSON.stringify({ type: "hello", token: state.token, client: "customer-web/1" }));
+      if (resumed) peer.markStale();
+    },
+    onMessage: handle,
+    onState: (s) => {
+      document.body.dataset.ws = s;
+      if (s === "reconnecting" && state.inCall && !state.reconnecting) {
+        state.reconnecting = true;
+        peer.markStale();
+        if (shown?.name === "call") show(callScreen);
+      }
+    },
+  });
+  ws.connect();
+}
+
+function showWaiting(connecting = false) {
+  show(() => S.waiting({ ...state.queue, connecting, onLeave: leave }));
+}
+
+function leave() {
+  if (ws) ws.send({ type: "hangup", call_id: state.callId ?? undefined, reason: "customer_left_queue" });
+  finish(false);
+}
+
+const handlers = {
+  welcome(msg) {
+    peer.iceServers = msg.ice_servers ?? [];
+    if (msg.call_id) state.callId = msg.call_id;
+    if (!msg.resumed) {
+      ws.send({ type: "join", care: state.senior, locale: currentLang() });
+    }
+  },
+  ice_servers(msg) {
+    peer.iceServers = msg.ice_servers ?? [];
+  },
+  queue_status(msg) {
+    state.callId = msg.call_id;
+    const changed = msg.position !== state.queue.position;
+    state.queue = { position: msg.position, etaS: msg.est_wait_s };
+    if (!state.inCall && (changed || shown?.name !== "waiting")) showWaiting();
+  },
+  call_started(msg) {
+    state.callId = msg.call_id;
+    if (!state.inCall) {
+      state.inCall = true;
+      show(callScreen);
+    }
+  },
+  async sdp(msg) {
+    if (msg.kind === "offer") await peer.handleOffer(msg.call_id, msg.sdp);
+  },
+  async ice(msg) {
+    await peer.handleIce(msg);
+  },
+  peer_state(msg) {
+    state.reconnecting = msg.state === "lost";
+    if (shown?.name === "call") show(callScreen);
+  },
+  chat(msg) {
+    state.chat.push({ text: msg.text, mine: false });
+    speak(msg.text, currentLang());
+    if (shown?.name === "keypad") show(current);
+  },
+  push_step(msg) {
+    runStep(msg);
+  },
+  notice(msg) {
+    const banner = $("notice");
+    banner.textContent = msg.text;
+    banner.hidden = false;
+    speak(msg.text, currentLang());
+  },
+  call_ended() {
+    finish(true);
+  },
+  error(msg) {
+    if (msg.code === "bad_token" || msg.code === "unknown_token") {
+      state.token = null;
+      save();
+    }
+  },
+};
+
+function handle(msg) {
+  const fn = handlers[msg.type];
+  if (fn) Promise.resolve(fn(msg)).catch((err) => console.warn("customer page:", msg.type, err));
+}
+
+// ---- in the call -----------------------------------------------------------------------------
+
+function callScreen() {
+  return S.inCall({
+    muted: state.muted,
+    reconnecting: state.reconnecting,
+    onMute: () => {
+      state.muted = !state.muted;
+      peer.setMuted(state.muted);
+      show(callScreen);
+    },
+    onHangup: () => show(() => S.hangupConfirm({
+      onYes: () => {
+        ws.send({ type: "hangup", call_id: state.callId, reason: "customer" });
+        finish(true);
+      },
+      onNo: () => show(callScreen),
+    })),
+    onType: () => show(keypadScreen),
+  });
+}
+
+function keypadScreen() {
+  return S.keypad({
+    lines: state.chat,
+    onSend: (text) => {
+      ws.send({ type: "chat", call_id: state.callId, text });
+      state.chat.push({ text, mine: true });
+      show(keypadScreen);
+    },
+    onClose: () => show(callScreen),
+  });
+}
+
+function stepResult(stepId, status, value) {
+  ws.send({ type: "step_result", call_id: state.callId, step_id: stepId, status, value: value ?? undefined });
+}
+
+function backToCall() {
+  if (state.inCall) show(callScreen);
+}
+
+/** Show a short notice, then go back to the call unless something else was shown meanwhile. */
+function briefly(build) {
+  const view = show(build);
+  setTimeout(() => {
+    if (shown === view) backToCall();
+  }, 1500);
+}
+
+function runStep(msg) {
+  const p = msg.params ?? {};
+  const id = msg.step_id;
+  switch (msg.step) {
+    case "face_capture":
+      return faceCaptureStep(id, p);
+    case "show_id":
+      return idCaptureStep(id, p);
+    case "switch_camera":
+      return switchCameraStep(id, p);
+    case "confirm":
+      return confirmStep(id, p);
+    case "liveness":
+      return infoStep(id, { text: p.text ?? (p.sequence ?? []).map((a) => t(`live.${a}`)).join("，"), press: p.press });
+    default:
+      if (p.result) state.results.push({ title: p.result.title ?? p.title ?? "", ok: p.result.ok !== false, text: p.result.text });
+      return infoStep(id, p);
+  }
+}
+
+function infoStep(id, p) {
+  show(() => S.step({
+    text: p.text ?? p.title ?? "",
+    press: p.press,
+    onDone: () => { stepResult(id, "ok"); backToCall(); },
+    onHelp: () => { stepResult(id, "cancelled", "help"); backToCall(); },
+  }));
+}
+
+async function setVideoTrack(track) {
+  const old = state.stream.getVideoTracks()[0];
+  if (old && old !== track) {
+    state.stream.removeTrack(old);
+    old.stop();
+  }
+  if (!state.stream.getVideoTracks().includes(track)) state.stream.addTrack(track);
+  await peer.replaceVideo(track);
+  $("self-video").srcObject = new MediaStream([track]);
+}
+
+async function switchCameraStep(id, p) {
+  try {
+    const track = p.facing === "user" ? await openFrontCamera() : await openRearCamera();
+    await setVideoTrack(track);
+    $("self-video").classList.toggle("mirror", p.facing === "user");
+    stepResult(id, "ok", track.getSettings?.().facingMode ?? null);
+  } catch (err) {
+    stepResult(id, "failed", classifyError(err));
+  }
+  backToCall();
+}
+
+function faceCaptureStep(id, p) {
+  let watcher = null;
+  const timer = S.countdown(p.timeout_s ?? 90, () => {
+    watcher?.stop();
+    stepResult(id, "failed", "timeout");
+    backToCall();
+  });
+  const view = show(() => S.faceCapture({ stream: state.stream, timer }));
+  watcher = autoCapture(view.video, "face", { onHint: (hint) => { view.hint.textContent = t(`face_cap.hint_${hint}`); document.body.dataset.hint = hint; } });
+  cleanup = () => { timer.stop(); watcher.stop(); };
+  watcher.done.then(async (shot) => {
+    if (!shot) return;
+    timer.stop();
+    const sha = await sha256Hex(shot.blob);
+    state.lastCapture = { kind: "face", blob: shot.blob, sha };
+    stepResult(id, "ok", JSON.stringify({ kind: "face", sha256: sha, mean: Math.round(shot.metrics.mean), sharpness: Math.round(shot.metrics.sharpness) }));
+    document.body.dataset.captured = "face";
+    briefly(() => S.notice({ name: "captured", title: t("face_cap.done") }));
+  });
+}
+
+async function idCaptureStep(id, p) {
+  let watcher = null;
+  let rear = null;
+  const restore = async () => {
+    try {
+      await setVideoTrack(await openFrontCamera());
+    } catch {
+      // the agent still hears the customer; the camera comes back on the next page resume
+    }
+  };
+  const timer = S.countdown(p.timeout_s ?? 120, async () => {
+    watcher?.stop();
+    stepResult(id, "failed", "timeout");
+    await restore();
+    backToCall();
+  });
+  const view = show(() => S.idCapture({ timer }));
+  try {
+    rear = await openRearCamera();
+  } catch (err) {
+    timer.stop();
+    stepResult(id, "failed", classifyError(err));
+    backToCall();
+    return;
+  }
+  await setVideoTrack(rear);
+  $("self-video").classList.remove("mirror");
+  view.video.srcObject = new MediaStream([rear]);
+  document.body.dataset.camera = rear.getSettings?.().facingMode ?? "unknown";
+  watcher = autoCapture(view.video, "card", { onHint: (hint) => { view.hint.textContent = t(`id_cap.hint_${hint}`); document.body.dataset.hint = hint; } });
+  cleanup = () => { timer.stop(); watcher.stop(); };
+  const shot = await watcher.done;
+  if (!shot) return;
+  timer.stop();
+  const url = URL.createObjectURL(shot.blob);
+  show(() => S.idPreview({
+    url,
+    onSend: async () => {
+      const sha = await sha256Hex(shot.blob);
+      state.lastCapture = { kind: "id", blob: shot.blob, sha };
+      stepResult(id, "ok", JSON.stringify({ kind: "id", sha256: sha, sharpness: Math.round(shot.metrics.sharpness), glare: shot.metrics.glare }));
+      URL.revokeObjectURL(url);
+      await restore();
+      $("self-video").classList.add("mirror");
+      document.body.dataset.captured = "id";
+      briefly(() => S.notice({ name: "captured", title: t("id_cap.sent") }));
+    },
+    onAgain: () => { URL.revokeObjectURL(url); idCaptureStep(id, p); },
+  }));
+}
+
+function confirmStep(id, p) {
+  const title = p.title ?? p.code ?? "";
+  const what = p.what ?? p.text ?? title;
+  const timer = S.countdown(p.timeout_s ?? 180, () => {
+    stepResult(id, "cancelled", "timeout");
+    backToCall();
+  });
+  const answer = (ok) => {
+    timer.stop();
+    stepResult(id, ok ? "ok" : "cancelled", ok ? "confirmed" : "declined");
+    state.results.push({ title, ok, text: ok ? p.effect : t("confirm.declined") });
+    briefly(() => S.notice({ name: "confirmed", title: ok ? t("confirm.recorded") : t("confirm.declined") }));
+  };
+  show(() => S.confirmation({ what, effect: p.effect, timer, onYes: () => answer(true), onNo: () => answer(false) }));
+  cleanup = () => timer.stop();
+}
+
+// ---- the end ---------------------------------------------------------------------------------
+
+function finish(rate) {
+  if (state.ended) return;
+  state.ended = true;
+  const hadCall = state.inCall;
+  state.inCall = false;
+  peer.close();
+  if (ws) ws.close();
+  for (const track of state.stream?.getTracks() ?? []) track.stop();
+  state.token = null;
+  sessionStorage.removeItem(STORE);
+  if (rate && hadCall) {
+    show(() => S.rating({ onRate: (n) => rated(n), onSkip: () => rated(null) }));
+  } else {
+    showResult();
+  }
+}
+
+async function rated(score) {
+  if (score !== null) document.body.dataset.rating = String(score);
+  if (score !== null && state.callId) {
+    try {
+      await fetch(`/api/customer/calls/${encodeURIComponent(state.callId)}/rating`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ score }),
+      });
+    } catch {
+      // the rating is optional
+    }
+  }
+  showResult();
+}
+
+function showResult() {
+  show(() => S.result({ items: state.results, onAgain: () => location.reload() }));
+}
+
+// ---- robustness: background, rotation, network ----------------------------------------------
+
+document.addEventListener("visibilitychange", async () => {
+  if (document.visibilityState !== "visible" || !state.stream || state.ended) return;
+  ws?.reconnectNow();
+  const video = state.stream.getVideoTracks()[0];
+  if (!isLive(video) && shown?.name !== "id-capture") {
+    try {
+      await setVideoTrack(await openFrontCamera());
+    } catch {
+      // permission lost while away: the next step will ask again
+    }
+  }
+});
+
+// ---- chrome: language, repeat ----------------------------------------------------------------
+
+function boot() {
+  let saved = {};
+  try {
+    saved = JSON.parse(sessionStorage.getItem(STORE) ?? "{}") ?? {};
+  } catch {
+    saved = {};
+  }
+  setLang(saved.lang ?? "zh-CN");
+  $("btn-lang").addEventListener("click", () => {
+    setLang(currentLang() === "zh-CN" ? "en" : "zh-CN");
+    relabel();
+    save();
+    if (current) show(current);
+  });
+  $("btn-repeat").addEventListener("click", () => repeat());
+  relabel();
+  if (saved.token) {
+    setSenior(!!saved.senior);
+    state.faceConsent = saved.faceConsent ?? null;
+    state.token = saved.token;
+    openMedia();
+  } else {
+    start();
+  }
+}
+
+function relabel() {
+  document.title = t("app.title");
+  $("app-title").textContent = t("app.title");
+  $("btn-lang").textContent = t("lang.switch");
+  $("btn-repeat-label").textContent = t("common.repeat");
+  $("agent-video").setAttribute("aria-label", t("call.agent"));
+  $("self-video").setAttribute("aria-label", t("call.you"));
+}
+
+boot();

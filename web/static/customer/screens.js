@@ -1,0 +1,309 @@
+// One screen per instruction. Each builder returns {node, say, speak}: say is the spoken version,
+// speak tells the controller to say it even outside senior mode.
+
+import { h } from "../shared/dom.js";
+import { t } from "../shared/i18n.js";
+import { repeat } from "../shared/speech.js";
+
+const icon = (name, alt = "") => h("img", { class: "icon", src: `/static/customer/icons/${name}.svg`, alt, width: 48, height: 48 });
+
+function bigButton(label, onclick, { kind = "primary", hint = "", id, iconName } = {}) {
+  return h(
+    "button",
+    { type: "button", class: `big ${kind}`, id, onclick },
+    iconName ? icon(iconName) : null,
+    h("span", { class: "label" }, label),
+    hint ? h("span", { class: "hint" }, hint) : null,
+  );
+}
+
+function screen(name, title, ...body) {
+  return h("section", { class: `screen screen-${name}`, "data-screen": name, "aria-labelledby": `h-${name}` },
+    h("h1", { id: `h-${name}`, tabindex: "-1" }, title), ...body);
+}
+
+/** Countdown with a "more time" button; returns {node, stop}. onExpire is called at zero. */
+export function countdown(seconds, onExpire, { extra = 60 } = {}) {
+  let left = seconds;
+  const text = h("span", { class: "countdown-text", "aria-live": "off" }, t("common.seconds_left", { s: left }));
+  const more = h("button", { type: "button", class: "secondary more-time", onclick: () => {
+    left += extra;
+    text.textContent = t("common.seconds_left", { s: left });
+  } }, t("common.more_time"));
+  const timer = setInterval(() => {
+    left -= 1;
+    text.textContent = t("common.seconds_left", { s: Math.max(0, left) });
+    if (left <= 0) {
+      clearInterval(timer);
+      onExpire();
+    }
+  }, 1000);
+  return { node: h("div", { class: "countdown" }, text, more), stop: () => clearInterval(timer), more };
+}
+
+export function entry({ onVideo, onSenior }) {
+  return {
+    name: "entry",
+    say: t("entry.say"),
+    node: screen("entry", t("entry.title"),
+      h("div", { class: "stack" },
+        bigButton(t("entry.video"), onVideo, { id: "btn-video", hint: t("entry.video_hint"), iconName: "video" }),
+        bigButton(t("entry.senior"), onSenior, { id: "btn-senior", kind: "care", hint: t("entry.senior_hint"), iconName: "senior" }))),
+  };
+}
+
+export function consent({ onAgree, onDecline }) {
+  return {
+    name: "consent",
+    say: t("consent.say"),
+    speak: true,
+    node: screen("consent", t("consent.title"),
+      h("ul", { class: "plain" },
+        h("li", {}, icon("camera"), h("p", {}, t("consent.camera"))),
+        h("li", {}, icon("record"), h("p", {}, t("consent.recording"))),
+        h("li", {}, icon("lock"), h("p", {}, t("consent.why")))),
+      h("div", { class: "stack" },
+        bigButton(t("consent.agree"), onAgree, { id: "btn-consent" }),
+        bigButton(t("consent.decline"), onDecline, { id: "btn-consent-no", kind: "secondary" }))),
+  };
+}
+
+export function consentDeclined({ onBack }) {
+  return {
+    name: "declined",
+    say: t("consent.declined_say"),
+    node: screen("declined", t("consent.title"), h("p", { class: "lead" }, t("consent.declined")),
+      bigButton(t("common.back"), onBack, { kind: "secondary", id: "btn-back" })),
+  };
+}
+
+export function faceConsent({ onAgree, onDecline }) {
+  return {
+    name: "face-consent",
+    say: t("face.say"),
+    speak: true,
+    node: screen("face-consent", t("face.title"),
+      h("ul", { class: "plain" },
+        h("li", {}, icon("face"), h("p", {}, t("face.what"))),
+        h("li", {}, icon("lock"), h("p", {}, t("face.keep"))),
+        h("li", {}, icon("card"), h("p", {}, t("face.alt")))),
+      h("div", { class: "stack" },
+        bigButton(t("face.agree"), onAgree, { id: "btn-face-yes" }),
+        bigButton(t("face.decline"), onDecline, { id: "btn-face-no", kind: "primary-alt" }))),
+  };
+}
+
+export function asking() {
+  return { name: "asking", say: t("perm.asking"), node: screen("asking", t("perm.asking")) };
+}
+
+export function permissionDenied({ reason, browser, onRetry }) {
+  const steps = reason === "no_camera" ? t("perm.no_camera") : t(`perm.${browser}`);
+  return {
+    name: "denied",
+    say: t("perm.denied_say"),
+    speak: true,
+    node: screen("denied", t("perm.denied_title"),
+      h("p", { class: "lead" }, t("perm.denied")),
+      h("p", { class: "howto", "data-browser": browser }, steps),
+      bigButton(t("common.retry"), onRetry, { id: "btn-retry" })),
+  };
+}
+
+export function waiting({ position, etaS, connecting, onLeave }) {
+  const minutes = Math.max(1, Math.round((etaS ?? 0) / 60));
+  let title;
+  let say;
+  if (connecting) {
+    title = t("wait.connecting");
+    say = t("wait.connecting");
+  } else if (position == null) {
+    title = t("wait.title");
+    say = t("wait.auto");
+  } else if (position <= 1) {
+    title = t("wait.first");
+    say = t("wait.say_first");
+  } else {
+    title = t("wait.position", { n: position - 1 });
+    say = t("wait.say", { n: position - 1, m: minutes });
+  }
+  return {
+    name: "waiting",
+    say,
+    speak: true,
+    node: screen("waiting", t("wait.title"),
+      h("div", { class: "queue", "aria-live": "polite" },
+        h("p", { class: "queue-position", id: "queue-position" }, title),
+        position != null && position > 1 && !connecting
+          ? h("p", { class: "queue-eta", id: "queue-eta" }, etaS < 60 ? t("wait.eta_short") : t("wait.eta", { m: minutes }))
+          : null,
+        h("div", { class: "spinner", "aria-hidden": "true" })),
+      h("p", { class: "lead" }, t("wait.auto")),
+      bigButton(t("wait.leave"), onLeave, { kind: "secondary", id: "btn-leave" })),
+  };
+}
+
+export function inCall({ muted, reconnecting, onMute, onHangup, onType }) {
+  return {
+    name: "call",
+    say: reconnecting ? t("call.reconnecting_say") : t("call.say"),
+    speak: true,
+    node: h("section", { class: "screen screen-call", "data-screen": "call", "aria-label": t("call.title") },
+      reconnecting ? h("p", { class: "banner", role: "status", id: "reconnecting" }, t("call.reconnecting")) : null,
+      h("div", { class: "call-controls" },
+        bigButton(muted ? t("call.unmute") : t("call.mute"), onMute, { kind: muted ? "warn" : "secondary", id: "btn-mute", iconName: muted ? "mic-off" : "mic" }),
+        bigButton(t("call.type"), onType, { kind: "secondary", id: "btn-type", iconName: "keypad" }),
+        bigButton(t("call.hangup"), onHangup, { kind: "danger", id: "btn-hangup", iconName: "hangup" }))),
+  };
+}
+
+export function hangupConfirm({ onYes, onNo }) {
+  return {
+    name: "hangup",
+    say: t("call.hangup_confirm"),
+    node: screen("hangup", t("call.hangup_confirm"),
+      h("div", { class: "stack" },
+        bigButton(t("call.hangup_no"), onNo, { id: "btn-hangup-no" }),
+        bigButton(t("call.hangup_yes"), onYes, { kind: "danger", id: "btn-hangup-yes" }))),
+  };
+}
+
+export function keypad({ lines, onSend, onClose }) {
+  const field = h("input", { id: "chat-input", class: "chat-input", inputmode: "numeric", autocomplete: "off",
+    "aria-label": t("chat.placeholder"), placeholder: t("chat.placeholder"), maxlength: "200" });
+  const key = (k) => h("button", { type: "button", class: "key", "data-key": k, onclick: () => { field.value += k; } }, k);
+  const keys = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "*", "0", "#"].map(key);
+  const send = () => {
+    const text = field.value.trim();
+    if (!text) return;
+    onSend(text);
+    field.value = "";
+  };
+  return {
+    name: "keypad",
+    say: t("chat.title"),
+    node: screen("keypad", t("chat.title"),
+      h("ol", { class: "chat-log", id: "chat-log", "aria-live": "polite" }, lines.map((l) => h("li", { class: l.mine ? "mine" : "theirs" }, l.text))),
+      field,
+      h("div", { class: "keypad", role: "group", "aria-label": t("chat.title") }, keys),
+      h("div", { class: "row" },
+        h("button", { type: "button", class: "secondary", id: "btn-clear", onclick: () => { field.value = field.value.slice(0, -1); } }, t("chat.clear")),
+        h("button", { type: "button", class: "primary", id: "btn-send", onclick: send }, t("chat.send"))),
+      bigButton(t("chat.close"), onClose, { kind: "secondary", id: "btn-chat-close", iconName: "video" })),
+  };
+}
+
+export function step({ text, press, onDone, onHelp }) {
+  return {
+    name: "step",
+    say: press ? `${text} ${press}` : text,
+    speak: true,
+    node: screen("step", t("step.title"),
+      h("p", { class: "lead step-text", id: "step-text" }, text),
+      press ? h("p", { class: "press", id: "step-press" }, press) : null,
+      h("button", { type: "button", class: "secondary repeat", id: "btn-step-repeat", onclick: () => repeat() },
+        icon("speaker"), t("common.repeat")),
+      h("div", { class: "stack" },
+        bigButton(t("step.done"), onDone, { id: "btn-step-done", kind: "primary highlight" }),
+        bigButton(t("step.help"), onHelp, { id: "btn-step-help", kind: "secondary" }))),
+  };
+}
+
+export function faceCapture({ stream, timer }) {
+  const video = h("video", { class: "capture-video mirror", id: "face-video", autoplay: true, muted: true, playsinline: true });
+  video.srcObject = stream;
+  video.muted = true;
+  const hint = h("p", { class: "hint-live", id: "face-hint", "aria-live": "assertive" }, t("face_cap.say"));
+  return {
+    name: "face-capture",
+    say: t("face_cap.say"),
+    speak: true,
+    video,
+    hint,
+    node: screen("face-capture", t("face_cap.title"),
+      h("div", { class: "capture-box" }, video, h("div", { class: "oval-guide", "aria-hidden": "true" })),
+      hint, timer.node),
+  };
+}
+
+export function idCapture({ timer }) {
+  const video = h("video", { class: "capture-video", id: "id-video", autoplay: true, muted: true, playsinline: true });
+  video.muted = true;
+  const hint = h("p", { class: "hint-live", id: "id-hint", "aria-live": "assertive" }, t("id_cap.switching"));
+  return {
+    name: "id-capture",
+    say: t("id_cap.say"),
+    speak: true,
+    video,
+    hint,
+    node: screen("id-capture", t("id_cap.title"),
+      h("div", { class: "capture-box card" }, video, h("div", { class: "card-guide", "aria-hidden": "true" })),
+      hint, timer.node),
+  };
+}
+
+export function idPreview({ url, onSend, onAgain }) {
+  return {
+    name: "id-preview",
+    say: t("id_cap.preview_say"),
+    speak: true,
+    node: screen("id-preview", t("id_cap.preview"),
+      h("img", { class: "preview", id: "id-preview-img", src: url, alt: t("id_cap.title") }),
+      h("div", { class: "stack" },
+        bigButton(t("id_cap.send"), onSend, { id: "btn-id-send" }),
+        bigButton(t("id_cap.again"), onAgain, { kind: "secondary", id: "btn-id-again" }))),
+  };
+}
+
+export function confirmation({ what, effect, timer, onYes, onNo }) {
+  return {
+    name: "confirm",
+    say: t("confirm.say", { what, effect: effect ?? "" }),
+    speak: true,
+    node: screen("confirm", t("confirm.title"),
+      h("p", { class: "lead" }, t("confirm.intro")),
+      h("p", { class: "what", id: "confirm-what" }, what),
+      effect ? h("p", { class: "effect", id: "confirm-effect" }, effect) : null,
+      h("div", { class: "stack" },
+        bigButton(t("confirm.yes"), onYes, { id: "btn-confirm", kind: "primary highlight" }),
+        bigButton(t("confirm.no"), onNo, { id: "btn-confirm-no", kind: "secondary" })),
+      timer ? timer.node : null),
+  };
+}
+
+export function notice({ name = "notice", title, text }) {
+  return { name, say: text ?? title, speak: true, node: screen(name, title, text ? h("p", { class: "lead" }, text) : null) };
+}
+
+export function rating({ onRate, onSkip }) {
+  const faces = [1, 2, 3, 4, 5].map((n) =>
+    h("button", { type: "button", class: `face face-${n}`, "data-rating": n, id: `rate-${n}`, onclick: () => onRate(n),
+      "aria-label": t(`rate.${n}`) }, h("img", { src: `/static/customer/icons/rate-${n}.svg`, alt: "", width: 56, height: 56 }),
+    h("span", {}, t(`rate.${n}`))));
+  return {
+    name: "rating",
+    say: t("rate.say"),
+    speak: true,
+    node: screen("rating", t("rate.title"), h("div", { class: "faces" }, faces),
+      h("button", { type: "button", class: "secondary", id: "btn-rate-skip", onclick: onSkip }, t("rate.skip"))),
+  };
+}
+
+export function result({ items, onAgain }) {
+  const summary = items.length
+    ? items.map((i) => `${i.title}：${i.ok ? t("result.ok") : t("result.refused")}`).join("；")
+    : t("result.none");
+  return {
+    name: "result",
+    say: t("result.say", { summary }),
+    speak: true,
+    node: screen("result", t("result.title"),
+      items.length
+        ? h("ul", { class: "results", id: "results" }, items.map((i) =>
+          h("li", { class: i.ok ? "ok" : "refused" }, h("strong", {}, i.title), " ", i.ok ? t("result.ok") : t("result.refused"),
+            i.text ? h("p", {}, i.text) : null)))
+        : h("p", { class: "lead", id: "results" }, t("result.none")),
+      h("p", { class: "lead" }, t("result.thanks")),
+      bigButton(t("result.again"), onAgain, { kind: "secondary", id: "btn-again" })),
+  };
+}

@@ -1,0 +1,28 @@
+// A small element builder: h("button", {class: "big", onclick: f}, "text", child...).
+
+/** Build an element; attributes starting with "on" become listeners; children are nodes or text. */
+export function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (name.startsWith("on") && typeof value === "function") {
+      el.addEventListener(name.slice(2), value);
+    } else if (name === "dataset") {
+      Object.assign(el.dataset, value);
+    } else if (value === true) {
+      el.setAttribute(name, "");
+    } else {
+      el.setAttribute(name, String(value));
+    }
+  }
+  for (const child of children.flat()) {
+    if (child === undefined || child === null || child === false) continue;
+    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return el;
+}
+
+/** Replace all children of parent with the given nodes. */
+export function mount(parent, ...nodes) {
+  parent.replaceChildren(...nodes.flat().filter(Boolean));
+}

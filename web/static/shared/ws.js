@@ -1,0 +1,81 @@
+// A JSON WebSocket client that reconnects by itself (with backoff) and resumes with a token.
+
+/**
+ * new ReconnectingSocket(urlFor, {onMessage, onState}): urlFor() gives the URL for each attempt
+ * (so a fresh token can be put in it); messages are JSON objects with a "type".
+ */
+export class ReconnectingSocket {
+  constructor(urlFor, { onMessage = () => {}, onState = () => {}, onOpen = () => {} } = {}) {
+    this.urlFor = urlFor;
+    this.onMessage = onMessage;
+    this.onState = onState;
+    this.onOpen = onOpen;
+    this.ws = null;
+    this.closed = false;
+    this.attempt = 0;
+    this.queue = [];
+    this.timer = null;
+    this._onOnline = () => this.reconnectNow();
+    window.addEventListener("online", this._onOnline);
+  }
+
+  /** Open the connection (again). */
+  connect() {
+    if (this.closed) return;
+    clearTimeout(this.timer);
+    const ws = new WebSocket(this.urlFor());
+    this.ws = ws;
+    this.onState(this.attempt === 0 ? "connecting" : "reconnecting");
+    ws.addEventListener("open", () => {
+      if (ws !== this.ws) return;
+      const resumed = this.attempt > 0;
+      this.attempt = 0;
+      this.onState("open");
+      this.onOpen(resumed);
+      for (const msg of this.queue.splice(0)) ws.send(JSON.stringify(msg));
+    });
+    ws.addEventListener("message", (event) => {
+      if (ws !== this.ws) return;
+      let msg;
+      try {
+        msg = JSON.parse(event.data);
+      } catch {
+        return;
+      }
+      if (msg && typeof msg.type === "string") this.onMessage(msg);
+    });
+    ws.addEventListener("close", (event) => {
+      if (ws !== this.ws || this.closed) return;
+      this.onState("reconnecting", event.code);
+      this.attempt += 1;
+      const delay = Math.min(8000, 500 * 2 ** Math.min(this.attempt - 1, 4));
+      this.timer = setTimeout(() => this.connect(), delay);
+    });
+  }
+
+  /** Drop the current connection and retry at once (after the network came back, or a page resume). */
+  reconnectNow() {
+    if (this.closed) return;
+    if (this.ws && this.ws.readyState === WebSocket.OPEN) return;
+    this.connect();
+  }
+
+  /** Send a message; it waits for the connection when there is none. */
+  send(msg) {
+    if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(msg));
+    else this.queue.push(msg);
+  }
+
+  /** Whether the socket is open now. */
+  get open() {
+    return !!this.ws && this.ws.readyState === WebSocket.OPEN;
+  }
+
+  /** Close for good. */
+  close() {
+    this.closed = true;
+    clearTimeout(this.timer);
+    window.removeEventListener("online", this._onOnline);
+    if (this.ws) this.ws.close(1000);
+  }
+}
