@@ -184,6 +184,8 @@ class Agent:
         self.http = http
         self.client = client
         self.call_id = ""
+        self.base_url = ""
+        self.csrf = ""
         self.peer: Any = None
         self._ice_task: asyncio.Task[None] | None = None
 
@@ -195,8 +197,13 @@ class Agent:
         from signaling.client import SignalingClient
 
         async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
-            client = await SignalingClient.staff(http, base_url, username, password)
+            async with http.post(base_url + "/api/auth/login", json={"username": username, "password": password}) as r:
+                assert r.status == 200, await r.text()
+                csrf = (await r.json())["csrf_token"]
+            client = await SignalingClient.connect(http, base_url)
             agent = cls(http, client)
+            agent.base_url = base_url
+            agent.csrf = csrf
             try:
                 yield agent
             finally:
@@ -249,6 +256,16 @@ class Agent:
                 cand.sdpMid = msg.sdp_mid
                 cand.sdpMLineIndex = msg.sdp_mline_index
                 await self.peer.pc.addIceCandidate(cand)
+
+    async def api(self, path: str, body: dict[str, Any] | None = None) -> Any:
+        """A staff API call (POST with CSRF when there is a body); the JSON answer."""
+        url = self.base_url + path
+        if body is None:
+            async with self.http.get(url) as resp:
+                return await resp.json()
+        async with self.http.post(url, json=body, headers={"X-CSRF-Token": self.csrf}) as resp:
+            assert resp.status < 300, f"{path}: HTTP {resp.status} {await resp.text()}"
+            return await resp.json()
 
     async def push(self, step: str, step_id: str, **params: Any) -> None:
         from signaling import protocol as p

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from counter.sessions import Level
 from tests.browser.harness import Agent, BrowserEnv, as_json, screenshot, spoken, to_queue
+from web.counter_api import SESSIONS
 
 
 def test_entry_consent_queue(env: BrowserEnv) -> None:
@@ -73,6 +75,7 @@ def test_call_steps_captures_confirmation_rating(env: BrowserEnv) -> None:
             await page.wait_for_selector("[data-screen=face-capture]")
             await screenshot(page, "face-capture")
             out["s2"] = await agent.step_result("s2")
+            face = as_json(out["s2"].value)
 
             await agent.push("show_id", "s3")
             await page.wait_for_selector("[data-screen=id-capture]")
@@ -83,12 +86,21 @@ def test_call_steps_captures_confirmation_rating(env: BrowserEnv) -> None:
             await page.tap("#btn-id-send")
             out["s3"] = await agent.step_result("s3")
 
-            await agent.push("confirm", "s4", code="line.suspend", title="主动停机",
-                             what="暂停您的手机号 138****0000 的通话和上网", effect="暂停后不能打电话，随时可以复机。")
+            # A state change through the real counter API, confirmed on the customer's own screen.
+            opened = await agent.api("/api/counter/sessions", {"call_id": call_id})
+            await agent.api(f"/api/counter/sessions/{call_id}/claim", {"msisdn": "13800138000"})
+            await env.app[SESSIONS].set_face_consent(call_id, True)
+            await env.app[SESSIONS].raise_level(call_id, Level.A2, [face["sha256"]], "face")
+            tx = await agent.api(f"/api/counter/sessions/{call_id}/transactions",
+                                 {"code": "roaming.set", "inputs": {"enabled": True}, "idempotency_key": "r1"})
+            await agent.push("confirm", "s4", counter_token=opened["customer_token"], transaction_id=tx["id"],
+                             title="国际漫游开关", what="为 138****8000 开通国际漫游",
+                             effect="开通后在国外可以打电话、上网，按国际资费收费。")
             await page.wait_for_selector("[data-screen=confirm]")
             await screenshot(page, "confirm")
             await page.tap("#btn-confirm")
             out["s4"] = await agent.step_result("s4")
+            out["tx"] = await agent.api(f"/api/counter/sessions/{call_id}")
 
             await page.wait_for_selector("[data-screen=call]")
             await page.tap("#btn-type")
@@ -107,7 +119,7 @@ def test_call_steps_captures_confirmation_rating(env: BrowserEnv) -> None:
             await page.wait_for_selector("[data-screen=result]")
             await screenshot(page, "result")
             out["result"] = await page.text_content("#results")
-            out["call_id"] = call_id
+            out["rating"] = (await env.app[SESSIONS].get(call_id)).rating
         await env.close_page(page)
         return out
 
@@ -122,6 +134,8 @@ def test_call_steps_captures_confirmation_rating(env: BrowserEnv) -> None:
     rear = [g for g in r["gum"] if isinstance(g.get("video"), dict) and "environment" in json.dumps(g["video"])]
     assert rear, r["gum"]
     assert r["s3"].status == "ok" and as_json(r["s3"].value)["kind"] == "id"
-    assert r["s4"].status == "ok" and r["s4"].value == "confirmed"
+    assert r["s4"].status == "ok" and as_json(r["s4"].value)["status"] == "done"
+    assert [t["status"] for t in r["tx"]["transactions"]] == ["done"], r["tx"]
+    assert r["rating"] == 5
     assert r["chat"].text == "1380"
-    assert "主动停机" in r["result"]
+    assert "国际漫游" in r["result"] and "开通" in r["result"], r["result"]

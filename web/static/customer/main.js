@@ -26,6 +26,7 @@ const state = {
   results: [],
   queue: { position: null, etaS: null },
   ended: false,
+  counterToken: null,
 };
 
 let ws = null;
@@ -49,9 +50,37 @@ const peer = new CallPeer({
   },
 });
 
+/** A pushed parameter in the page's language: params.text_en / params.text_zh, else params.text. */
+function loc(p, key) {
+  const suffix = currentLang() === "en" ? "en" : "zh";
+  return p[`${key}_${suffix}`] ?? p[key];
+}
+
+/** Call the counter API as this customer (X-Customer-Token from the agent's counter session). */
+async function counterApi(path, body) {
+  const resp = await fetch(`/api/customer/counter${path}`, {
+    method: body === undefined ? "GET" : "POST",
+    headers: { "Content-Type": "application/json", "X-Customer-Token": state.counterToken },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const data = await resp.json().catch(() => ({}));
+  if (!resp.ok) throw new Error(data?.error?.reason ?? `HTTP ${resp.status}`);
+  return data;
+}
+
+function txItem(tx) {
+  const en = currentLang() === "en";
+  return {
+    id: tx.id,
+    title: (en ? tx.title_en : tx.title_zh) ?? tx.code,
+    ok: tx.status === "done",
+    text: (en ? tx.text_en : tx.text_zh) ?? (en ? tx.reason : tx.reason_zh ?? tx.reason) ?? "",
+  };
+}
+
 function save() {
-  const { senior, faceConsent, token } = state;
-  sessionStorage.setItem(STORE, JSON.stringify({ senior, faceConsent, token, lang: currentLang() }));
+  const { senior, faceConsent, token, counterToken } = state;
+  sessionStorage.setItem(STORE, JSON.stringify({ senior, faceConsent, token, counterToken, lang: currentLang() }));
 }
 
 function show(build) {
@@ -278,6 +307,10 @@ function briefly(build) {
 function runStep(msg) {
   const p = msg.params ?? {};
   const id = msg.step_id;
+  if (typeof p.counter_token === "string" && p.counter_token !== state.counterToken) {
+    state.counterToken = p.counter_token;
+    save();
+  }
   switch (msg.step) {
     case "face_capture":
       return faceCaptureStep(id, p);
@@ -288,17 +321,17 @@ function runStep(msg) {
     case "confirm":
       return confirmStep(id, p);
     case "liveness":
-      return infoStep(id, { text: p.text ?? (p.sequence ?? []).map((a) => t(`live.${a}`)).join("，"), press: p.press });
+      return infoStep(id, { ...p, text: loc(p, "text") ?? (p.sequence ?? []).map((a) => t(`live.${a}`)).join("，") });
     default:
-      if (p.result) state.results.push({ title: p.result.title ?? p.title ?? "", ok: p.result.ok !== false, text: p.result.text });
+      if (p.result) state.results.push({ title: loc(p.result, "title") ?? loc(p, "title") ?? "", ok: p.result.ok !== false, text: loc(p.result, "text") });
       return infoStep(id, p);
   }
 }
 
 function infoStep(id, p) {
   show(() => S.step({
-    text: p.text ?? p.title ?? "",
-    press: p.press,
+    text: loc(p, "text") ?? loc(p, "title") ?? "",
+    press: loc(p, "press"),
     onDone: () => { stepResult(id, "ok"); backToCall(); },
     onHelp: () => { stepResult(id, "cancelled", "help"); backToCall(); },
   }));
@@ -400,19 +433,32 @@ async function idCaptureStep(id, p) {
 }
 
 function confirmStep(id, p) {
-  const title = p.title ?? p.code ?? "";
-  const what = p.what ?? p.text ?? title;
-  const timer = S.countdown(p.timeout_s ?? 180, () => {
-    stepResult(id, "cancelled", "timeout");
-    backToCall();
-  });
-  const answer = (ok) => {
+  const title = loc(p, "title") ?? p.code ?? "";
+  const what = loc(p, "what") ?? loc(p, "text") ?? title;
+  const effect = loc(p, "effect");
+  let answered = false;
+  const answer = async (accept, why) => {
+    if (answered) return;
+    answered = true;
     timer.stop();
-    stepResult(id, ok ? "ok" : "cancelled", ok ? "confirmed" : "declined");
-    state.results.push({ title, ok, text: ok ? p.effect : t("confirm.declined") });
-    briefly(() => S.notice({ name: "confirmed", title: ok ? t("confirm.recorded") : t("confirm.declined") }));
+    let item = { title, ok: accept, text: accept ? effect : t("confirm.declined") };
+    let value = accept ? "confirmed" : why;
+    if (p.transaction_id !== undefined && state.counterToken) {
+      try {
+        const outcome = await counterApi(`/transactions/${encodeURIComponent(p.transaction_id)}/confirm`, { accept });
+        item = txItem(outcome);
+        value = JSON.stringify({ transaction_id: outcome.id, accept, status: outcome.status });
+      } catch (err) {
+        value = JSON.stringify({ transaction_id: p.transaction_id, accept, error: String(err.message ?? err) });
+      }
+    }
+    stepResult(id, accept ? "ok" : "cancelled", value);
+    state.results = state.results.filter((r) => r.id === undefined || r.id !== item.id);
+    state.results.push(item);
+    briefly(() => S.notice({ name: "confirmed", title: accept ? t("confirm.recorded") : t("confirm.declined") }));
   };
-  show(() => S.confirmation({ what, effect: p.effect, timer, onYes: () => answer(true), onNo: () => answer(false) }));
+  const timer = S.countdown(p.timeout_s ?? 180, () => answer(false, "timeout"));
+  show(() => S.confirmation({ what, effect, timer, onYes: () => answer(true), onNo: () => answer(false, "declined") }));
   cleanup = () => timer.stop();
 }
 
@@ -437,15 +483,15 @@ function finish(rate) {
 
 async function rated(score) {
   if (score !== null) document.body.dataset.rating = String(score);
-  if (score !== null && state.callId) {
+  if (state.counterToken) {
     try {
-      await fetch(`/api/customer/calls/${encodeURIComponent(state.callId)}/rating`, {
-        method: "POST",
-        headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ score }),
-      });
+      if (score !== null) await counterApi("/rating", { rating: score });
+      const counter = await counterApi("");
+      const done = (counter.recent ?? []).map(txItem);
+      const ids = new Set(done.map((d) => d.id));
+      state.results = [...done, ...state.results.filter((r) => r.id === undefined || !ids.has(r.id))];
     } catch {
-      // the rating is optional
+      // the session may already be closed: show what this screen knows
     }
   }
   showResult();
@@ -492,6 +538,7 @@ function boot() {
     setSenior(!!saved.senior);
     state.faceConsent = saved.faceConsent ?? null;
     state.token = saved.token;
+    state.counterToken = saved.counterToken ?? null;
     openMedia();
   } else {
     start();
