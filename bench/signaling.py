@@ -88,6 +88,15 @@ def spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[b
         return subprocess.Popen(args, env=env, stdout=out, stderr=out, cwd=ROOT)
 
 
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
 async def make_agents(data_dir: Path, n: int) -> None:
     """Bench agents in a fresh SQLite database (cheap password hashes: logins are not measured)."""
     from argon2 import PasswordHasher
@@ -176,8 +185,7 @@ async def bench_bare(pairs: int, seconds: float, tmp: Path) -> dict[str, float]:
                 await b.close()
             return result
     finally:
-        proc.terminate()
-        proc.wait(10)
+        stop(proc)
 
 
 def _recv(ws: aiohttp.ClientWebSocketResponse) -> Callable[[], Awaitable[str | None]]:
@@ -222,15 +230,19 @@ async def bench_server(pairs: int, seconds: float, calls: int, tmp: Path) -> dic
         connector = aiohttp.TCPConnector(limit=0)
         async with aiohttp.ClientSession(connector=connector) as cust_http:
             t0 = time.perf_counter()
-            agents = []
-            for i in range(pairs):
+            async def one_agent(i: int) -> tuple[aiohttp.ClientSession, SignalingClient]:
                 http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True),
                                              connector=aiohttp.TCPConnector(limit=0))
-                agent = await SignalingClient.staff(http, base, f"bench{i}", "bench-pass")
-                agents.append((http, agent))
+                return http, await SignalingClient.staff(http, base, f"bench{i}", "bench-pass")
+
+            agents: list[tuple[aiohttp.ClientSession, SignalingClient]] = []
+            customers: list[SignalingClient] = []
+            for start in range(0, pairs, 50):
+                batch = range(start, min(pairs, start + 50))
+                agents += await asyncio.gather(*(one_agent(i) for i in batch))
+                customers += await asyncio.gather(*(SignalingClient.customer(cust_http, base) for _ in batch))
             for _, agent in agents:
                 await agent.send(p.Presence(state="available"))
-            customers = [await SignalingClient.customer(cust_http, base) for _ in range(pairs)]
             connected_s = time.perf_counter() - t0
             t1 = time.perf_counter()
             for customer in customers:
@@ -264,8 +276,7 @@ async def bench_server(pairs: int, seconds: float, calls: int, tmp: Path) -> dic
         return {"connections": 2 * pairs, "connect_s": round(connected_s, 2), "route_all_s": round(routed_s, 2),
                 "relay": relay, "setup": setup}
     finally:
-        proc.terminate()
-        proc.wait(15)
+        stop(proc)
 
 
 async def bench_setup(base: str, calls: int) -> dict[str, Any]:

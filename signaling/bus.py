@@ -98,6 +98,10 @@ class Bus(abc.ABC):
     async def calls(self) -> list[CallRecord]:
         """Every known call (queued or connected)."""
 
+    async def read_calls(self) -> list[CallRecord]:
+        """Like :meth:`calls` for readers that change nothing (may return the stored objects)."""
+        return await self.calls()
+
     @abc.abstractmethod
     async def get_agent(self, agent_id: str) -> AgentRecord | None: ...
 
@@ -110,6 +114,10 @@ class Bus(abc.ABC):
 
     @abc.abstractmethod
     async def agents(self) -> list[AgentRecord]: ...
+
+    async def read_agents(self) -> list[AgentRecord]:
+        """Like :meth:`agents` for readers that change nothing (may return the stored objects)."""
+        return await self.agents()
 
     async def head_score(self, lane: Lane) -> float:
         """A score that puts a call before every call now in ``lane``."""
@@ -164,6 +172,9 @@ class InProcessBus(Bus):
     async def calls(self) -> list[CallRecord]:
         return [c.model_copy(deep=True) for c in self._calls.values()]
 
+    async def read_calls(self) -> list[CallRecord]:
+        return list(self._calls.values())
+
     async def get_agent(self, agent_id: str) -> AgentRecord | None:
         agent = self._agents.get(agent_id)
         return agent.model_copy(deep=True) if agent is not None else None
@@ -176,6 +187,9 @@ class InProcessBus(Bus):
 
     async def agents(self) -> list[AgentRecord]:
         return [a.model_copy(deep=True) for a in self._agents.values()]
+
+    async def read_agents(self) -> list[AgentRecord]:
+        return list(self._agents.values())
 
 
 _UNLOCK = """

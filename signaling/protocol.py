@@ -128,6 +128,7 @@ class PushStep(_Msg):
     step_id: str = Field(min_length=1, max_length=64)
     step: Literal["show_id", "switch_camera", "face_capture", "liveness", "confirm", "sign", "info"]
     params: dict[str, Any] = Field(default_factory=dict)
+    sender: str | None = Field(default=None, max_length=100)
 
 
 class StepResult(_Msg):
@@ -138,6 +139,7 @@ class StepResult(_Msg):
     step_id: str = Field(min_length=1, max_length=64)
     status: Literal["ok", "cancelled", "failed"]
     value: str | None = Field(default=None, max_length=2000)
+    sender: str | None = Field(default=None, max_length=100)
 
 
 class Hangup(_Msg):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -28,6 +29,7 @@ log = logging.getLogger("signaling")
 
 CARE_AGE = 65
 STAFF_ROLES = ("agent", "supervisor")
+_RELAYED = (p.Sdp, p.Ice, p.Chat, p.PushStep, p.StepResult)
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,7 @@ class SignalingService:
         self.conns: dict[str, Connection] = {}
         self._tick_task: asyncio.Task[None] | None = None
         self._last_status = 0.0
+        self._last_heartbeat = 0.0
         self._handle_times: list[float] = []
         self.stats = {"in": 0, "relayed": 0, "errors": 0}
 
@@ -203,7 +206,11 @@ class SignalingService:
             message = p.parse(data, self.options.max_message_bytes)
             if conn.principal is None and not isinstance(message, p.Hello):
                 raise p.ProtocolError("hello_first", "send hello first", message.ref)
-            await self._dispatch(conn, message)
+            if isinstance(message, _RELAYED):
+                assert conn.principal is not None
+                await self._relay(conn.principal, message, data)
+            else:
+                await self._dispatch(conn, message)
         except p.ProtocolError as exc:
             self.stats["errors"] += 1
             await conn.send(p.dump(exc.to_message()))
@@ -216,8 +223,6 @@ class SignalingService:
         assert who is not None
         if isinstance(m, p.Ping):
             await conn.send(p.dump(p.Pong(ref=m.ref)))
-        elif isinstance(m, (p.Sdp, p.Ice, p.Chat, p.PushStep, p.StepResult)):
-            await self._relay(who, m)
         elif isinstance(m, p.Join):
             self._need(who, m, "customer")
             await self._join(who, m)
@@ -572,7 +577,11 @@ class SignalingService:
 
     # relay ----------------------------------------------------------------------------------
 
-    async def _relay(self, who: Principal, m: p.Sdp | p.Ice | p.Chat | p.PushStep | p.StepResult) -> None:
+    async def _relay(
+        self, who: Principal, m: p.Sdp | p.Ice | p.Chat | p.PushStep | p.StepResult, raw: str | bytes
+    ) -> None:
+        if m.sender is not None:
+            raise p.ProtocolError("invalid", f"{m.type}: sender is set by the server; leave it out", m.ref)
         call = await self.bus.read_call(m.call_id)
         if call is None or call.status != "in_call" or call.agent_id is None:
             raise p.ProtocolError("not_in_call", f"{m.type}: call {m.call_id} is not connected", m.ref)
@@ -603,7 +612,12 @@ class SignalingService:
             targets = [self._agent_key(call)]
         else:
             raise p.ProtocolError("forbidden", "you are not on this call", m.ref)
-        text = p.dump(m.model_copy(update={"sender": who.key}) if hasattr(m, "sender") else m)
+        # The message was validated as sent; forward it as sent, with the sender put in front.
+        text = (raw.decode() if isinstance(raw, bytes) else raw).lstrip()
+        if text.startswith("{"):
+            text = '{"sender":' + json.dumps(who.key) + "," + text[1:]
+        else:
+            text = p.dump(m.model_copy(update={"sender": who.key}))
         for key in targets:
             await self.bus.send(key, text)
         self.stats["relayed"] += 1
@@ -621,8 +635,10 @@ class SignalingService:
 
     async def _route(self, now: float) -> None:
         """Offer waiting calls to free agents: care lane first, FIFO, longest-idle agent.  Under lock."""
-        agents = await self.bus.agents()
-        free = [a for a in agents if a.state == "available" and a.call_id is None and a.offer_call is None]
+        free = [
+            a for a in await self.bus.read_agents()
+            if a.state == "available" and a.call_id is None and a.offer_call is None
+        ]
         for lane in LANES:
             for call_id, _ in await self.bus.lane(lane):
                 if not free:
@@ -633,8 +649,9 @@ class SignalingService:
                 eligible = [a for a in free if self._eligible(a, call)]
                 if not eligible:
                     continue
-                pick = min(eligible, key=lambda a: (a.id in call.tried, a.idle_since, a.id))
-                free.remove(pick)
+                chosen = min(eligible, key=lambda a: (a.id in call.tried, a.idle_since, a.id))
+                free.remove(chosen)
+                pick = await self.bus.get_agent(chosen.id) or chosen.model_copy(deep=True)
                 call.status = "offered"
                 call.offered_to = pick.id
                 call.offer_deadline = now + self.options.offer_timeout_s
@@ -671,15 +688,26 @@ class SignalingService:
         now = time.time() if now is None else now
         grace = self.options.reconnect_grace_s
         async with self.bus.lock():
-            for key, conn in list(self.conns.items()):
-                who = conn.principal
-                if who is not None and who.role in STAFF_ROLES:
-                    agent = await self.bus.get_agent(who.id)
-                    if agent is not None:
-                        await self.bus.put_agent(agent, self.options.presence_ttl_s)
-                del key
-            present = {a.id for a in await self.bus.agents()}
-            for call in await self.bus.calls():
+            if now - self._last_heartbeat >= self.options.presence_ttl_s / 3:
+                self._last_heartbeat = now
+                for conn in list(self.conns.values()):
+                    who = conn.principal
+                    if who is not None and who.role in STAFF_ROLES:
+                        agent = await self.bus.get_agent(who.id)
+                        if agent is not None:
+                            await self.bus.put_agent(agent, self.options.presence_ttl_s)
+            present = {a.id for a in await self.bus.read_agents()}
+            due = [
+                c.call_id
+                for c in await self.bus.read_calls()
+                if (c.status == "offered" and c.offer_deadline < now)
+                or (c.disconnected_at is not None and now - c.disconnected_at > grace)
+                or (c.status == "in_call" and c.agent_id not in present)
+            ]
+            for call_id in due:
+                call = await self.bus.get_call(call_id)
+                if call is None:
+                    continue
                 if call.status == "offered" and call.offer_deadline < now:
                     await self._offer_timed_out(call)
                 elif call.disconnected_at is not None and now - call.disconnected_at > grace:
@@ -715,7 +743,7 @@ class SignalingService:
         keys = [only] if only else [k for k in self.conns if k.startswith("customer:")]
         if not keys:
             return
-        agents = await self.bus.agents()
+        agents = await self.bus.read_agents()
         handle = self.average_handle_s()
         for lane in LANES:
             entries = await self.bus.lane(lane)

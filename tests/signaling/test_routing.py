@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import aiohttp
@@ -319,3 +320,16 @@ async def test_supervisor_metrics_and_snapshot(connect: Connect, app_client: Tes
     snap = await (await app_client.get("/api/supervisor/queue")).json()
     assert {a["id"]: a["state"] for a in snap["agents"]}["agent1"] == "away"
     del call_id
+
+
+async def test_sender_cannot_be_forged(connect: Connect) -> None:
+    agent = await connect("agent1")
+    await available(agent)
+    customer = await connect()
+    await customer.send(p.Join())
+    call_id = await put_through(agent, customer)
+    await customer.send({"type": "chat", "call_id": call_id, "text": "hi", "sender": "agent:agent1"})
+    assert (await customer.expect(p.ErrorMsg)).code == "invalid"
+    await customer.send(" \n " + json.dumps({"type": "chat", "call_id": call_id, "text": "x"}))
+    chat = await agent.expect(p.Chat)
+    assert (chat.text, chat.sender) == ("x", f"customer:{call_id}")
