@@ -36,6 +36,9 @@ OBSERVE = """
   window.__spoken = [];
   window.__gum = [];
   window.__bytesAtGum = null;
+  window.__csp = [];
+  document.addEventListener("securitypolicyviolation",
+    (e) => window.__csp.push(`${e.violatedDirective} ${e.blockedURI}`));
   const synth = window.speechSynthesis;
   if (synth) {
     const speak = synth.speak.bind(synth);
@@ -129,11 +132,13 @@ class BrowserEnv:
         if self.runner is not None:
             await self.runner.cleanup()
 
-    async def new_page(self, *, deny_camera: bool = False, lang: str = "zh-CN") -> Any:
-        """A fresh phone-sized, touch page (own context: no cache, no storage) with observers installed."""
+    async def new_page(self, *, deny_camera: bool = False, lang: str = "zh-CN", bypass_csp: bool = False) -> Any:
+        """A fresh phone-sized, touch page (own context: no cache, no storage) with observers installed.
+
+        ``bypass_csp`` only for pages that inject axe-core (an inline script the CSP rightly blocks)."""
         ctx = await self.browser.new_context(
             viewport=VIEWPORT, device_scale_factor=1, is_mobile=True, has_touch=True, locale=lang,
-            user_agent=ANDROID_UA, permissions=["camera", "microphone"],
+            user_agent=ANDROID_UA, permissions=["camera", "microphone"], bypass_csp=bypass_csp,
         )
         self.contexts.append(ctx)
         await ctx.add_init_script(OBSERVE)

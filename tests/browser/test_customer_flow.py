@@ -32,6 +32,7 @@ def test_entry_consent_queue(env: BrowserEnv) -> None:
             "bytes": await page.evaluate("window.__bytesAtGum"),
             "spoken": await spoken(page),
             "position": await page.text_content("#queue-position"),
+            "csp": await page.evaluate("window.__csp"),
         }
         await env.close_page(page)
         return result
@@ -40,6 +41,7 @@ def test_entry_consent_queue(env: BrowserEnv) -> None:
     assert r["gum_before"] == 0 and r["gum_after_consent"] == 0, "the camera must not start before consent"
     assert r["gum"][0]["video"]["facingMode"] == "user"
     assert 0 < r["bytes"] < 300_000, r["bytes"]
+    assert r["csp"] == [], r["csp"]
     assert "下一位就是您" in r["position"]
     assert any("排队" in s or "下一位" in s for s in r["spoken"]), r["spoken"]
     assert any("录像" in s for s in r["spoken"]), r["spoken"]

@@ -12,6 +12,7 @@ export class CallPeer {
     this.localStream = null;
     this.pendingIce = [];
     this.fresh = true;
+    this.generation = 0;
   }
 
   /** The local microphone and camera to send. */
@@ -28,6 +29,7 @@ export class CallPeer {
     if (this.pc) this.pc.close();
     const pc = new RTCPeerConnection({ iceServers: this.iceServers, bundlePolicy: "max-bundle" });
     this.pc = pc;
+    this.generation += 1;
     this.pendingIce = [];
     this.fresh = false;
     this.videoSender = null;

@@ -43,6 +43,7 @@ const peer = new CallPeer({
   },
   onState: (s) => {
     document.body.dataset.rtc = s;
+    document.body.dataset.rtcGeneration = String(peer.generation);
     if (s === "connected" && state.reconnecting) {
       state.reconnecting = false;
       if (shown?.name === "call") show(callScreen);
