@@ -333,3 +333,20 @@ async def test_sender_cannot_be_forged(connect: Connect) -> None:
     await customer.send(" \n " + json.dumps({"type": "chat", "call_id": call_id, "text": "x"}))
     chat = await agent.expect(p.Chat)
     assert (chat.text, chat.sender) == ("x", f"customer:{call_id}")
+
+
+async def test_call_events_are_audited(connect: Connect, app_client: TestClient[Any, Any]) -> None:
+    from counter.audit import AUDIT
+
+    agent = await connect("agent1")
+    await available(agent)
+    customer = await connect()
+    await customer.send(p.Join(claimed_phone="13800138000"))
+    call_id = await put_through(agent, customer)
+    await agent.send(p.Hangup(call_id=call_id))
+    await customer.expect(p.CallEnded)
+    await asyncio.sleep(0.1)
+    rows = await app_client.app[AUDIT].search(session_id=call_id)
+    actions = [(r["entry"]["action"], r["entry"]["actor_role"]) for r in rows]
+    assert actions == [("call.joined", "customer"), ("call.accepted", "agent"), ("call.ended", "agent")]
+    assert "13800138000" not in str(rows)  # the phone number is pseudonymised
