@@ -350,3 +350,22 @@ async def test_call_events_are_audited(connect: Connect, app_client: TestClient[
     actions = [(r["entry"]["action"], r["entry"]["actor_role"]) for r in rows]
     assert actions == [("call.joined", "customer"), ("call.accepted", "agent"), ("call.ended", "agent")]
     assert "13800138000" not in str(rows)  # the phone number is pseudonymised
+
+
+async def test_garbage_then_close_leaves_no_connection_behind(
+    connect: Connect, app_client: TestClient[Any, Any]
+) -> None:
+    service = app_client.app[SIGNALING]
+    customer = await connect()
+    assert customer.welcome is not None
+    key = f"customer:{customer.welcome.id}"
+    assert key in service.conns and key in service.bus.local
+    for garbage in ["\x00", "{", '{"type": "hello", "token": "x"}', "null"]:
+        await customer.send(garbage)
+        await customer.expect(p.ErrorMsg)
+    await customer.close()
+    for _ in range(50):
+        if key not in service.conns:
+            break
+        await asyncio.sleep(0.02)
+    assert key not in service.conns and key not in service.bus.local
