@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from counter.accounts import ADDONS, PLANS, LineStatus
-from counter.guidance import SCRIPTS, GuidanceRuns
+from counter.guidance import SCRIPTS, GuidanceError, GuidanceRuns
 from counter.sessions import Level
 from counter.timeutil import iso, parse_iso
 from counter.transactions.spec import Refused, TxContext, TxInput, transaction
@@ -1078,9 +1078,12 @@ async def fault_guide(ctx: TxContext, inputs: GuideIn) -> dict[str, Any]:
             now=ctx.now,
         )
         order_id = order.id
-    run_id = await GuidanceRuns.finish(
-        ctx.tx, ctx.session.id, inputs.script, inputs.run_id, inputs.steps_done, inputs.outcome, order_id
-    )
+    try:
+        run_id = await GuidanceRuns.finish(
+            ctx.tx, ctx.session.id, inputs.script, inputs.run_id, inputs.steps_done, inputs.outcome, order_id
+        )
+    except GuidanceError as exc:
+        raise Refused(f"{exc}: start a new run, or leave run_id out", "本次辅导记录已结束") from exc
     if inputs.outcome == "solved":
         done = ("问题已解决，感谢您的配合。", "Fixed. Thank you for your help.")
     elif order_id is not None:
