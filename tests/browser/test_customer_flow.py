@@ -57,7 +57,7 @@ def test_call_steps_captures_confirmation_rating(env: BrowserEnv) -> None:
             await page.wait_for_selector("[data-screen=call]")
             await agent.connect_media()
             out["agent_frames"] = await agent.peer.wait_frames(5)
-            await page.wait_for_function("document.getElementById('agent-video').videoWidth > 0")
+            await page.wait_for_function("() => document.getElementById('agent-video').videoWidth > 0")
             await screenshot(page, "call")
 
             await agent.push("info", "s1", text="请看一下路由器背面的灯", press="按一下 RESET 键")

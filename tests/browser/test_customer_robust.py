@@ -1,0 +1,107 @@
+"""The customer's page on a real phone's bad day: camera refused, network lost mid-call, screen
+rotated, page sent to the background, and the English toggle."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from signaling import protocol as p
+from signaling.aio import SIGNALING
+from signaling.state import customer_key
+from tests.browser.harness import Agent, BrowserEnv, screenshot, spoken, to_queue
+
+
+def test_camera_denied_says_how_to_fix_it(env: BrowserEnv) -> None:
+    async def scenario() -> dict[str, Any]:
+        page = await env.new_page(deny_camera=True)
+        await page.tap("#btn-video")
+        await page.tap("#btn-consent")
+        await page.tap("#btn-face-yes")
+        await page.wait_for_selector("[data-screen=denied]")
+        await screenshot(page, "camera-denied")
+        out = {
+            "browser": await page.get_attribute(".howto", "data-browser"),
+            "howto": await page.text_content(".howto"),
+            "spoken": await spoken(page),
+        }
+        await page.tap("#btn-retry")
+        await page.wait_for_selector("[data-screen=denied]")
+        await env.close_page(page)
+        return out
+
+    r = env.run(scenario())
+    assert r["browser"] == "android_chrome"
+    assert "相机" in r["howto"] and "麦克风" in r["howto"]
+    assert any("摄像头被关掉" in s for s in r["spoken"])
+
+
+def test_network_loss_rotation_background(env: BrowserEnv) -> None:
+    async def scenario() -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        page = await env.new_page()
+        await to_queue(page)
+        async with Agent.online(env.base_url) as agent:
+            call_id = await agent.answer_next_call()
+            await agent.connect_media()
+            await page.wait_for_selector("[data-screen=call]")
+            out["gen_before"] = await page.evaluate("document.body.dataset.rtcGeneration")
+
+            # Network lost: the browser goes offline and the server loses the socket.
+            await page.context.set_offline(True)
+            await env.app[SIGNALING].conns[customer_key(call_id)].close()
+            await agent.client.expect(p.PeerState, within=10, state="lost")
+            await page.wait_for_selector("#reconnecting")
+            await screenshot(page, "reconnecting")
+            out["reconnect_spoken"] = (await spoken(page))[-1]
+            await asyncio.sleep(1.0)
+            await page.context.set_offline(False)
+            await agent.client.expect(p.PeerState, within=15, state="back")
+            await agent.connect_media()
+            out["frames_after"] = await agent.peer.wait_frames(5)
+            await page.wait_for_function("() => document.body.dataset.rtc === 'connected'")
+            await page.wait_for_selector("#reconnecting", state="detached")
+            out["gen_after"] = await page.evaluate("document.body.dataset.rtcGeneration")
+
+            # Rotation: the call and its buttons stay on screen.
+            await page.set_viewport_size({"width": 844, "height": 390})
+            out["landscape"] = await page.evaluate(
+                """() => ['agent-video', 'btn-mute', 'btn-type', 'btn-hangup'].map((id) => {
+                    const r = document.getElementById(id).getBoundingClientRect();
+                    return r.width > 0 && r.height > 0 && r.bottom <= innerHeight + 1 && r.right <= innerWidth + 1;
+                })"""
+            )
+            await page.set_viewport_size({"width": 390, "height": 844})
+
+            # Background: the phone stopped the camera; coming back brings it back.
+            gum_before = len(await page.evaluate("window.__gum"))
+            await page.evaluate(
+                """() => {
+                    document.getElementById('self-video').srcObject.getVideoTracks()[0].stop();
+                    Object.defineProperty(document, 'visibilityState', { value: 'visible', configurable: true });
+                    document.dispatchEvent(new Event('visibilitychange'));
+                }"""
+            )
+            await page.wait_for_function(
+                "() => document.getElementById('self-video').srcObject.getVideoTracks()[0]?.readyState === 'live'"
+            )
+            out["gum_after_background"] = len(await page.evaluate("window.__gum")) - gum_before
+            out["frames_after_background"] = await agent.peer.wait_frames(agent.peer.frames + 5)
+
+            # English, mid-call, and back.
+            await page.tap("#btn-lang")
+            out["english"] = await page.text_content("#btn-hangup")
+            await page.tap("#btn-lang")
+            out["chinese"] = await page.text_content("#btn-hangup")
+            await agent.hangup()
+            await page.wait_for_selector("[data-screen=rating]")
+        await env.close_page(page)
+        return out
+
+    r = env.run(scenario(), timeout=150)
+    assert "重新连接" in r["reconnect_spoken"]
+    assert r["frames_after"] >= 5
+    assert int(r["gen_after"]) == int(r["gen_before"]) + 1, "a new RTCPeerConnection after the network loss"
+    assert r["landscape"] == [True, True, True, True]
+    assert r["gum_after_background"] == 1
+    assert "Hang up" in r["english"] and "挂断" in r["chinese"]
