@@ -32,7 +32,7 @@ from counter.audit import AuditEvent, AuditReceipt
 from counter.sessions import CounterSession, CounterSessions, Level, SessionError
 from counter.storage import Database, Executor, IntegrityError, Row
 from counter.timeutil import iso, utcnow
-from counter.transactions.spec import CATALOG, Refused, TxContext, TxSpec
+from counter.transactions.spec import CATALOG, Refused, TxContext, TxInput, TxSpec
 from counter.workorders import WorkOrders
 
 log = logging.getLogger("counter.transactions")
@@ -243,11 +243,8 @@ class TransactionEngine:
             session = await self.sessions.get(session_id)
         except SessionError as exc:
             raise TxError(404, "no_session", str(exc)) from exc
-        row_id = await self._insert(session, spec, inputs, idempotency_key, actor)
-        if row_id is None:  # the same key raced in: return the winner
-            existing = await self._by_key(session_id, idempotency_key)
-            assert existing is not None
-            return self._same(existing, code)
+        parsed: TxInput | None = None
+        errors: list[dict[str, Any]] = []
         try:
             parsed = spec.inputs.model_validate(dict(inputs))
         except ValidationError as exc:
@@ -258,21 +255,25 @@ class TransactionEngine:
                 }
                 for e in exc.errors()
             ]
+        row_id = await self._insert(session, spec, parsed, idempotency_key, actor)
+        if row_id is None:  # the same key raced in: return the winner
+            existing = await self._by_key(session_id, idempotency_key)
+            assert existing is not None
+            return self._same(existing, code)
+        if parsed is None:
             reason = "bad input: " + "; ".join(f"{e['field']}: {e['error']}" for e in errors)
             return await self._finish(row_id, TxStatus.REFUSED, reason, "输入有误，请核对", errors=errors)
-        await self.db.execute("UPDATE tx_requests SET inputs = $2 WHERE id = $1", row_id, parsed.model_dump_json())
         refusal = self._refusal(spec, session)
         if refusal is not None:
             return await self._finish(row_id, TxStatus.REFUSED, *refusal)
         if not spec.changes_state:
             return await self._execute(row_id)
         try:
-            await self._precheck(spec, session, parsed, actor)
+            await self._precheck(spec, session, parsed, actor, row_id)
         except Refused as exc:
             return await self._finish(row_id, TxStatus.REFUSED, exc.reason, exc.reason_zh)
         except AccountNotFound as exc:
             return await self._finish(row_id, TxStatus.REFUSED, str(exc), "号码不存在")
-        await self.db.execute("UPDATE tx_requests SET status = 'pending' WHERE id = $1", row_id)
         return await self.get(row_id)
 
     async def _by_key(self, session_id: str, key: str) -> Row | None:
@@ -289,12 +290,14 @@ class TransactionEngine:
         return _outcome(row)
 
     async def _insert(
-        self, session: CounterSession, spec: TxSpec, inputs: Mapping[str, Any], key: str, actor: str
+        self, session: CounterSession, spec: TxSpec, inputs: TxInput | None, key: str, actor: str
     ) -> int | None:
+        """Record the request (with its validated inputs, ``{}`` when they were invalid)."""
         try:
             value = await self.db.fetchval(
                 "INSERT INTO tx_requests (session_id, idem_key, code, account, status, needs_confirmation,"
-                " needs_approval, requested_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+                " needs_approval, requested_by, created_at, inputs)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
                 session.id,
                 key,
                 spec.code,
@@ -304,6 +307,7 @@ class TransactionEngine:
                 int(spec.needs_approval),
                 actor,
                 iso(),
+                inputs.model_dump_json() if inputs is not None else "{}",
             )
         except IntegrityError:
             return None
@@ -317,8 +321,8 @@ class TransactionEngine:
             return "claim the customer's line in the session first", "请先确认办理的号码"
         return level_reason(spec, session)
 
-    async def _precheck(self, spec: TxSpec, session: CounterSession, inputs: Any, actor: str) -> None:
-        """Run the preconditions on the current state (changing nothing)."""
+    async def _precheck(self, spec: TxSpec, session: CounterSession, inputs: Any, actor: str, tx_id: int) -> None:
+        """Run the preconditions on the current state; if they hold, the request waits (``pending``)."""
         async with AsyncExitStack() as stack:
             if session.account is not None:
                 change = await stack.enter_async_context(self.accounts.change(session.account))
@@ -330,6 +334,7 @@ class TransactionEngine:
                 ex = await stack.enter_async_context(self.db.transaction())
             ctx = TxContext(session, actor, utcnow(), ex, change, self.workorders)
             await spec.check(ctx, inputs)
+            await ex.execute("UPDATE tx_requests SET status = 'pending' WHERE id = $1", tx_id)
 
     # Confirming and approving --------------------------------------------------------------------------
 
