@@ -166,14 +166,14 @@ async def proofs_and_verify(backend: str, tmp: Path, entries: int) -> dict[str, 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backends", default="sqlite,postgresql")
-    parser.add_argument("--writers", default="1,16,64,256")
+    parser.add_argument("--writers", default="1,16,64,256", help="comma-separated; empty to skip")
     parser.add_argument("--appends", type=int, default=20000, help="entries per append run")
     parser.add_argument("--verify-entries", type=int, default=100_000)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as d:
         tmp = Path(d)
         for backend in args.backends.split(","):
-            for w in (int(x) for x in args.writers.split(",")):
+            for w in (int(x) for x in args.writers.split(",") if x):
                 total = args.appends if w > 1 else min(args.appends, 2000)
                 r = await appends(backend, tmp, w, total)
                 print(f"{backend:10} writers={w:4} entries={r['entries']:6} batches={r['batches']:5}"

@@ -112,6 +112,7 @@ class AuditLog:
         self.max_batch = max_batch
         self._tree = Frontier()
         self._nodes: Nodes = {}
+        self._recent: dict[int, bytes] = {}  # leaf hashes of the last tile or two, for proofs at the edge
         self._latest: Checkpoint | None = None
         self._last_cp = 0.0
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
@@ -216,8 +217,9 @@ class AuditLog:
         async with self.db.transaction() as tx:
             seq = await lock_sequence(tx)
             tree = self._tree
+            fresh: list[bytes] = []
             if seq > tree.size:
-                tree = await self._catch_up(tx, tree, seq, nodes)
+                tree, fresh = await self._catch_up(tx, tree, seq, nodes)
             elif seq < tree.size:
                 raise AuditError(
                     f"audit entries from seq {seq} on have disappeared; run `counter audit verify`"
@@ -233,7 +235,8 @@ class AuditLog:
                 await tx.executemany(INSERT_ENTRY, entries)
                 if personal:
                     await tx.executemany(INSERT_PERSONAL, personal)
-                tree = tree.extend((bytes.fromhex(h) for h in leaves), nodes)
+                fresh += [bytes.fromhex(h) for h in leaves]
+                tree = tree.extend(fresh[-len(leaves):], nodes)
                 receipts = [AuditReceipt(seq + i, h, now) for i, h in enumerate(leaves)]
             latest = self._latest.tree_size if self._latest else 0
             if tree.size > latest and due:
@@ -247,6 +250,7 @@ class AuditLog:
                     checkpoint.key_id,
                     checkpoint.signature,
                 )
+        self._remember(tree.size - len(fresh), fresh)
         self._tree = tree
         self._nodes.update(_keep_high(nodes))
         if checkpoint is not None:
@@ -254,7 +258,15 @@ class AuditLog:
             self._last_cp = _time.monotonic()
         return receipts
 
-    async def _catch_up(self, tx: Executor, tree: Frontier, upto: int, nodes: Nodes) -> Frontier:
+    def _remember(self, first: int, leaves: list[bytes]) -> None:
+        self._recent.update(zip(range(first, first + len(leaves)), leaves, strict=True))
+        keep_from = max(0, ((first + len(leaves)) >> TILE_HEIGHT) - 1) << TILE_HEIGHT
+        for seq in [s for s in self._recent if s < keep_from]:
+            del self._recent[seq]
+
+    async def _catch_up(
+        self, tx: Executor, tree: Frontier, upto: int, nodes: Nodes
+    ) -> tuple[Frontier, list[bytes]]:
         rows = await tx.fetch(
             "SELECT seq, leaf_hash FROM audit_entries WHERE seq >= $1 AND seq < $2 ORDER BY seq",
             tree.size,
@@ -265,7 +277,8 @@ class AuditLog:
                 raise AuditError(f"audit entry seq {tree.size + i} is missing; run `counter audit verify`")
         if len(rows) != upto - tree.size:
             raise AuditError(f"audit entries before seq {upto} are missing; run `counter audit verify`")
-        return tree.extend((bytes.fromhex(r["leaf_hash"]) for r in rows), nodes)
+        leaves = [bytes.fromhex(r["leaf_hash"]) for r in rows]
+        return tree.extend(leaves, nodes), leaves
 
     async def _recover(self) -> None:
         tree = Frontier()
@@ -283,6 +296,8 @@ class AuditLog:
                 )
             hashes = [bytes.fromhex(r["leaf_hash"]) for r in rows]
             part: Nodes = {}
+            tail = hashes[-(2 << TILE_HEIGHT):]
+            self._remember(tree.size + len(hashes) - len(tail), tail)
             tree = await loop.run_in_executor(None, tree.extend, hashes, part)
             nodes.update(_keep_high(part))
         self._tree, self._nodes = tree, nodes
@@ -324,20 +339,27 @@ class AuditLog:
         if size > self._tree.size:
             raise AuditError(f"tree size {size} is not reached yet; the log holds {self._tree.size} entries")
         tiles: set[int] = set()
+        recent = self._recent
+        leaves: dict[int, bytes] = {}
 
         def probe(i: int) -> bytes:
-            tiles.add(i >> TILE_HEIGHT)
-            return _ZERO
+            cached = recent.get(i)
+            if cached is None:
+                tiles.add(i >> TILE_HEIGHT)
+                return _ZERO
+            leaves[i] = cached
+            return cached
 
         nodes = self._nodes
         lookups(_subtree(nodes, probe))
-        leaves: dict[int, bytes] = {}
-        for tile in sorted(tiles):
-            lo = tile << TILE_HEIGHT
+        if tiles:  # one round trip for every tile needed
+            ranges: list[str] = []
+            args: list[int] = []
+            for tile in sorted(tiles):
+                args += [tile << TILE_HEIGHT, min((tile + 1) << TILE_HEIGHT, size)]
+                ranges.append(f"(seq >= ${len(args) - 1} AND seq < ${len(args)})")
             rows = await self.db.fetch(
-                "SELECT seq, leaf_hash FROM audit_entries WHERE seq >= $1 AND seq < $2",
-                lo,
-                min(lo + (1 << TILE_HEIGHT), size),
+                f"SELECT seq, leaf_hash FROM audit_entries WHERE {' OR '.join(ranges)}", *args
             )
             leaves.update((int(r["seq"]), bytes.fromhex(r["leaf_hash"])) for r in rows)
 
