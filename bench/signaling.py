@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import socket
 import statistics
 import subprocess
@@ -163,7 +164,49 @@ async def run_loop(sides: list[tuple[Callable[[], Awaitable[str | None]], Callab
     return result
 
 
-async def bench_bare(pairs: int, seconds: float, tmp: Path) -> dict[str, float]:
+async def run_open(sides: list[tuple[Callable[[], Awaitable[str | None]], Callable[[float], Awaitable[None]], bool]],
+                   seconds: float, rate: float) -> dict[str, float]:
+    """Open loop: every socket sends ``rate`` messages a second regardless of replies (latency, not capacity)."""
+    loop = Loop()
+
+    async def sender(send: Callable[[float], Awaitable[None]]) -> None:
+        await asyncio.sleep(random.random() / rate)
+        while loop.running:
+            await send(time.perf_counter())
+            await asyncio.sleep(1.0 / rate)
+
+    async def receiver(recv: Callable[[], Awaitable[str | None]]) -> None:
+        while loop.running:
+            text = await recv()
+            if text is None:
+                return
+            sent = json.loads(text).get("at")
+            if sent is not None:
+                loop.latencies.append((time.perf_counter() - sent) * 1000.0)
+
+    tasks = [asyncio.create_task(sender(s)) for _, s, _ in sides]
+    tasks += [asyncio.create_task(receiver(r)) for r, _, _ in sides]
+    await asyncio.sleep(1.0)
+    loop.latencies.clear()
+    await asyncio.sleep(seconds)
+    loop.running = False
+    result = loop.report(seconds)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    return result
+
+
+async def measure(sides: list[tuple[Callable[[], Awaitable[str | None]], Callable[[float], Awaitable[None]], bool]],
+                  seconds: float, rate: float) -> dict[str, dict[str, float]]:
+    """Capacity (closed loop, one message in flight per pair), then latency at ``rate`` msgs/s a socket."""
+    closed = await run_loop(sides, seconds)
+    await asyncio.sleep(0.5)
+    opened = await run_open(sides, seconds, rate)
+    return {"closed": closed, "open": opened}
+
+
+async def bench_bare(pairs: int, seconds: float, rate: float, tmp: Path) -> dict[str, Any]:
     port = free_port()
     proc = spawn([sys.executable, "-c", BARE_RELAY, str(port)], dict(os.environ), tmp / "bare.log")
     try:
@@ -179,7 +222,7 @@ async def bench_bare(pairs: int, seconds: float, tmp: Path) -> dict[str, float]:
             for i, (a, b) in enumerate(sockets):
                 for ws, starts in ((a, True), (b, False)):
                     sides.append((_recv(ws), _send_bare(ws, f"c{i}"), starts))
-            result = await run_loop(sides, seconds)
+            result = await measure(sides, seconds, rate)
             for a, b in sockets:
                 await a.close()
                 await b.close()
@@ -207,7 +250,7 @@ def _send_bare(ws: aiohttp.ClientWebSocketResponse, call_id: str) -> Callable[[f
     return send
 
 
-async def bench_server(pairs: int, seconds: float, calls: int, tmp: Path) -> dict[str, Any]:
+async def bench_server(pairs: int, seconds: float, rate: float, calls: int, tmp: Path) -> dict[str, Any]:
     data = tmp / f"server-{pairs}"
     await make_agents(data, pairs)
     port = free_port()
@@ -266,7 +309,7 @@ async def bench_server(pairs: int, seconds: float, calls: int, tmp: Path) -> dic
                 agent = by_call[call_id]
                 sides.append((_recv(customer.ws), _send_bare(customer.ws, call_id), True))
                 sides.append((_recv(agent.ws), _send_bare(agent.ws, call_id), False))
-            relay = await run_loop(sides, seconds)
+            relay = await measure(sides, seconds, rate)
             for client in customers:
                 await client.close()
             for http, agent in agents:
@@ -305,6 +348,7 @@ async def main() -> None:
     parser.add_argument("--pairs", type=int, nargs="+", default=[100, 500])
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--calls", type=int, default=5)
+    parser.add_argument("--rate", type=float, default=1.0, help="open-loop messages a second per socket")
     args = parser.parse_args()
 
     from signaling.peer import loopback_only
@@ -313,13 +357,14 @@ async def main() -> None:
     report: dict[str, Any] = {"cpus": os.cpu_count(), "python": sys.version.split()[0], "runs": []}
     with tempfile.TemporaryDirectory() as tmp:
         for pairs in args.pairs:
-            bare = await bench_bare(pairs, args.seconds, Path(tmp))
-            ours = await bench_server(pairs, args.seconds, args.calls, Path(tmp))
-            ratio_tput = bare["msgs_per_s"] / ours["relay"]["msgs_per_s"] if ours["relay"]["msgs_per_s"] else None
+            bare = await bench_bare(pairs, args.seconds, args.rate, Path(tmp))
+            ours = await bench_server(pairs, args.seconds, args.rate, args.calls, Path(tmp))
+            closed_bare, closed_ours = bare["closed"], ours["relay"]["closed"]
+            ratio = closed_bare["msgs_per_s"] / closed_ours["msgs_per_s"] if closed_ours.get("msgs_per_s") else None
             report["runs"].append({
                 "pairs": pairs, "bare": bare, "server": ours,
-                "throughput_ratio_bare_over_server": round(ratio_tput, 2) if ratio_tput else None,
-                "p50_ratio_server_over_bare": round(ours["relay"]["p50_ms"] / bare["p50_ms"], 2),
+                "capacity_ratio_bare_over_server": round(ratio, 2) if ratio else None,
+                "open_p99_ms": {"bare": bare["open"].get("p99_ms"), "server": ours["relay"]["open"].get("p99_ms")},
             })
             print(json.dumps(report["runs"][-1]), file=sys.stderr, flush=True)
     print(json.dumps(report, indent=2))
