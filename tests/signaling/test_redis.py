@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
 import subprocess
@@ -138,6 +139,18 @@ async def test_customer_on_node_a_served_by_agent_on_node_b(tmp_path: Path, pref
         result = await place_call(urls[0], "agent2", "agent2-demo", agent_url=urls[1], frames=10, within=30)
         assert (result["customer_node"], result["agent_node"]) == ("node-a", "node-b")
         assert result["frames_received"] >= 10 and result["frames_received_agent"] >= 10
+
+        probe = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "counter.cli", "probe", "call", "--url", urls[1], "--agent-url", urls[0],
+            "--user", "agent1", "--password", "agent1-demo", "--frames", "5",
+            env={**os.environ, "COUNTER_CONFIG": str(tmp_path / "none.toml")},
+            stdout=asyncio.subprocess.PIPE,
+        )
+        out, _ = await probe.communicate()
+        report = json.loads(out.decode().strip().splitlines()[-1])
+        assert probe.returncode == 0, report
+        assert report["ok"] and report["frames_received"] >= 5 and report["setup_ms"] > 0
+        assert (report["customer_node"], report["agent_node"]) == ("node-b", "node-a")
     finally:
         for proc in procs:
             proc.terminate()
