@@ -14,10 +14,13 @@ from typing import Any
 from aiohttp import web
 
 from counter.appkeys import DB
+from counter.audit import AUDIT, AuditEvent
+from counter.sessions import SessionNotFound
 from counter.timeutil import iso, parse_iso, utcnow
 from counter.users import Role
 from signaling.aio import SIGNALING
 from web.auth import current_session, require_role
+from web.counter_api import ENGINE, SESSIONS
 from web.errors import ApiError
 from web.pages import STATIC
 
@@ -113,6 +116,47 @@ async def counter_kpis(request: web.Request) -> web.Response:
     })
 
 
+async def session_record(request: web.Request) -> web.Response:
+    """A counter session's record for the auditor's timeline (consent, evidence, rating, wrap-up, notes).
+
+    It names the account, so the view is audited (``auditor.view_session``) before it is shown.
+    """
+    user = require_role(request, Role.AUDITOR).user
+    sid = request.match_info["sid"]
+    try:
+        session = await request.app[SESSIONS].get(sid)
+    except SessionNotFound as exc:
+        raise ApiError(404, "no_session", str(exc)) from exc
+    viewed = await request.app[AUDIT].append(
+        AuditEvent("auditor.view_session", "auditor", user.username, session_id=sid, account=session.account)
+    )
+    history = await request.app[ENGINE].history(sid)
+    return web.json_response({
+        "id": session.id,
+        "agent": session.agent,
+        "account": session.account,
+        "face_consent": session.face_consent,
+        "level": str(session.level),
+        "evidence": [
+            {"level": str(e.level), "method": e.method, "evidence": list(e.evidence), "subject": e.subject,
+             "recorded_by": e.recorded_by, "at": e.at}
+            for e in session.evidence
+        ],
+        "notes": list(session.notes),
+        "wrap_up": session.wrap_up,
+        "rating": session.rating,
+        "rating_comment": session.rating_comment,
+        "created_at": session.created_at,
+        "closed_at": session.closed_at,
+        "transactions": [
+            {"id": t.id, "code": t.code, "status": t.status.value, "created_at": t.created_at,
+             "confirmed_at": t.confirmed_at, "finished_at": t.finished_at, "audit_seq": t.audit_seq}
+            for t in history
+        ],
+        "view_logged_as": viewed.seq,
+    })
+
+
 def setup(app: web.Application) -> None:
     """Routes of the consoles' glue; the console pages themselves are served by :mod:`web.pages`."""
     app.router.add_get("/login", login_page)
@@ -120,3 +164,4 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/api/consoles/wrap-ups", wrap_ups)
     app.router.add_get("/api/consoles/queue", agent_queue)
     app.router.add_get("/api/consoles/kpis", counter_kpis)
+    app.router.add_get("/api/consoles/sessions/{sid}", session_record)

@@ -48,6 +48,7 @@ ROLES: dict[tuple[str, str], set[str]] = {
     ("GET", "/api/consoles/wrap-ups"): {"agent", "supervisor"},
     ("GET", "/api/consoles/queue"): {"agent", "supervisor"},
     ("GET", "/api/consoles/kpis"): {"supervisor"},
+    ("GET", "/api/consoles/sessions/{sid}"): {"auditor"},
 }
 #: Every route of one agent's counter session: the agent who owns it (or a supervisor who opened one).
 SESSION_ROUTE = re.compile(r"^/api/counter/sessions/\{sid\}")

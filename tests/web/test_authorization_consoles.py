@@ -62,3 +62,20 @@ async def test_agents_see_lanes_without_other_agents(app_client: TestClient[Any,
     assert set(body["lanes"]) == {"care", "general"}
     assert "agents" not in body
     assert (await (await app_client.get("/api/consoles/wrap-ups")).json())["wrap_ups"][0]["code"] == "resolved"
+
+
+async def test_auditor_session_record_is_itself_audited(app_client: TestClient[Any, Any]) -> None:
+    sessions = app_client.app[SESSIONS]
+    await sessions.open("rec-1", "agent1")
+    await sessions.claim_account("rec-1", "13800138000")
+    await sessions.set_face_consent("rec-1", True)
+    await sessions.rate("rec-1", 4, "ok")
+    await login(app_client, "agent1", "agent1-demo")
+    assert (await app_client.get("/api/consoles/sessions/rec-1")).status == 403
+    await login(app_client, "audit1", "audit1-demo")
+    assert (await app_client.get("/api/consoles/sessions/nope")).status == 404
+    record = await (await app_client.get("/api/consoles/sessions/rec-1")).json()
+    assert record["face_consent"] is True and record["rating"] == 4 and record["account"] == "13800138000"
+    logged = await (await app_client.get(f"/api/audit/entries/{record['view_logged_as']}")).json()
+    assert logged["entry"]["action"] == "auditor.view_session" and logged["entry"]["actor_id"] == "audit1"
+    assert logged["entry"]["session_id"] == "rec-1" and logged["entry"]["account"] != "13800138000"

@@ -1,0 +1,731 @@
+// The agent console: presence, queue, offers, the call, the customer panel (claim, consent, level,
+// identity checks), transactions confirmed on the customer's own screen, step push, chat, transfer,
+// wrap-up, work orders.  Speaks signaling v1 (docs/protocol.md) and the counter API.
+
+import { ReconnectingSocket } from "../shared/ws.js";
+import { api, clock, h, header, mmss, mount, requireUser, toast } from "../login/staff.js";
+import { OfferPeer, grabFrame } from "./call.js";
+import * as identity from "./identity.js";
+import { formFields, readForm } from "./txform.js";
+
+const $ = (id) => document.getElementById(id);
+
+const state = {
+  user: null,
+  ws: null,
+  iceServers: [],
+  presence: "away",
+  offer: null,
+  call: null, // {id, lane, claimedPhone}
+  session: null,
+  customerToken: null,
+  peer: null,
+  monitors: new Map(),
+  local: null,
+  remote: null,
+  catalog: [],
+  selected: null,
+  steps: new Map(), // step_id -> handler(result message)
+  guidanceRun: null,
+  scripts: [],
+  muted: false,
+  stepSeq: 0,
+};
+
+function send(msg) {
+  state.ws?.send(msg);
+}
+
+function stepId(kind) {
+  state.stepSeq += 1;
+  return `${kind}-${state.stepSeq}-${Date.now() % 100000}`;
+}
+
+/** Push a step to the customer's screen; resolves with their step_result. */
+function pushStep(step, params = {}) {
+  const id = stepId(step);
+  const full = { ...params };
+  if (state.customerToken) full.counter_token = state.customerToken;
+  send({ type: "push_step", call_id: state.call.id, step_id: id, step, params: full });
+  return new Promise((resolve) => state.steps.set(id, resolve));
+}
+
+// ---- presence and queue ----------------------------------------------------------------------
+
+function setPresence(value) {
+  send({ type: "presence", state: value });
+}
+
+async function refreshQueue() {
+  try {
+    const data = await api("/api/consoles/queue");
+    const lanes = Object.entries(data.lanes).map(([lane, rows]) => h("div", { class: "lane", dataset: { lane } },
+      h("h3", {}, lane === "care" ? h("span", { class: "badge care" }, "关爱 Care") : "普通 General", ` · ${rows.length}`),
+      rows.length
+        ? h("ul", { class: "plain" }, rows.map((r) => h("li", {}, h("span", {}, `#${r.position}`), h("span", {}, mmss(r.waited_s)))))
+        : h("p", { class: "muted" }, "无人排队 Nobody waiting"),
+    ));
+    mount($("queue"), lanes);
+  } catch (err) {
+    mount($("queue"), h("p", { class: "error" }, err.message));
+  }
+}
+
+function showOffer(msg) {
+  state.offer = msg;
+  const care = msg.lane === "care";
+  mount($("offer-info"),
+    care ? h("span", { class: "badge care" }, "关爱 Care · 长者") : h("span", { class: "badge" }, "普通 General"),
+    ` 已等待 waited ${mmss(msg.waited_s)}`,
+    msg.claimed_phone ? ` · ${msg.claimed_phone}` : "",
+    msg.transfer_from ? ` · 转自 from ${msg.transfer_from}` : "");
+  $("offer").hidden = false;
+  $("offer").dataset.lane = msg.lane;
+  $("btn-accept").focus();
+}
+
+function accept() {
+  if (!state.offer) return;
+  send({ type: "accept", call_id: state.offer.call_id });
+}
+
+function decline() {
+  if (!state.offer) return;
+  send({ type: "decline", call_id: state.offer.call_id, reason: "declined by agent" });
+  state.offer = null;
+  $("offer").hidden = true;
+}
+
+// ---- the call ---------------------------------------------------------------------------------
+
+async function localMedia() {
+  if (state.local) return state.local;
+  try {
+    state.local = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 640, height: 480 } });
+  } catch {
+    state.local = new MediaStream();
+    toast("没有摄像头/麦克风：客户只能看到文字。No camera/microphone: the customer sees text only.", "error");
+  }
+  $("self-video").srcObject = state.local;
+  return state.local;
+}
+
+async function startMedia() {
+  state.peer?.close();
+  const stream = await localMedia();
+  state.peer = new OfferPeer({
+    send,
+    iceServers: state.iceServers,
+    onRemote: (remote) => {
+      state.remote = remote;
+      const video = $("remote-video");
+      if (video.srcObject !== remote) video.srcObject = remote;
+      video.play?.().catch(() => {});
+    },
+    onState: (s) => {
+      document.body.dataset.rtc = s;
+      $("call-state").textContent = { connected: "通话中 In call", connecting: "连接中 Connecting", failed: "连接失败 Failed", disconnected: "断开 Disconnected" }[s] ?? s;
+    },
+  });
+  await state.peer.offer(state.call.id, [stream]);
+}
+
+async function callStarted(msg) {
+  state.offer = null;
+  $("offer").hidden = true;
+  state.call = { id: msg.call_id, lane: msg.lane, claimedPhone: msg.claimed_phone ?? null };
+  document.body.dataset.call = msg.call_id;
+  $("call-id").textContent = msg.call_id;
+  mount($("lane-badge"), msg.lane === "care" ? h("span", { class: "badge care" }, "关爱 Care lane") : h("span", { class: "badge" }, "普通 General"));
+  if (msg.claimed_phone) $("claim-msisdn").value = msg.claimed_phone.replace(/\D/g, "").slice(-11);
+  enableCall(true);
+  await openSession();
+  await startMedia();
+}
+
+async function openSession() {
+  try {
+    const opened = await api("/api/counter/sessions", { method: "POST", body: { call_id: state.call.id } });
+    state.session = opened.session;
+    state.customerToken = opened.customer_token;
+  } catch (err) {
+    if (err.status !== 409) throw err;
+    state.session = (await api(`/api/counter/sessions/${state.call.id}`)).session;
+  }
+  await refreshSession();
+  await refreshCatalog();
+}
+
+function enableCall(on) {
+  for (const id of ["btn-mute", "btn-hangup", "transfer-to", "transfer-agent", "btn-transfer", "claim-msisdn", "claim-name",
+    "btn-claim", "btn-consent-yes", "btn-consent-no", "service-password", "btn-password", "btn-face", "btn-liveness", "btn-id",
+    "btn-attest", "tx-search", "chat-input", "btn-chat", "wrapup-code", "wrapup-notes", "btn-close", "guide-script",
+    "btn-guide-start"]) {
+    $(id).disabled = !on;
+  }
+}
+
+function hangup() {
+  if (!state.call) return;
+  send({ type: "hangup", call_id: state.call.id, reason: "agent" });
+}
+
+function callEnded(msg) {
+  state.peer?.close();
+  state.peer = null;
+  for (const m of state.monitors.values()) m.close();
+  state.monitors.clear();
+  $("remote-video").srcObject = null;
+  $("call-state").textContent = `已结束 Ended (${msg.reason})`;
+  document.body.dataset.rtc = "closed";
+  for (const id of ["btn-mute", "btn-hangup", "transfer-to", "transfer-agent", "btn-transfer", "btn-face", "btn-liveness", "btn-id", "chat-input", "btn-chat"]) {
+    $(id).disabled = true;
+  }
+  if (state.call) state.call.ended = true;
+  $("wrapup-code").focus();
+  toast("通话已结束，请填写话后小结。The call ended: fill in the wrap-up.");
+}
+
+function transfer() {
+  const agent = $("transfer-agent").value.trim();
+  const msg = agent ? { type: "transfer", call_id: state.call.id, to: "agent", agent } : { type: "transfer", call_id: state.call.id, to: "supervisor" };
+  send(msg);
+}
+
+// ---- a supervisor listening in: a second, send-only connection ----------------------------------------
+
+async function monitorJoined(msg) {
+  const to = `supervisor:${msg.supervisor}`;
+  const peer = new OfferPeer({ send, iceServers: state.iceServers, to });
+  state.monitors.set(to, peer);
+  const streams = [state.local, state.remote].filter(Boolean);
+  await peer.offer(state.call.id, streams, { receive: false });
+  toast(`班长 ${msg.supervisor} 正在旁听。Supervisor ${msg.supervisor} is listening.`);
+}
+
+// ---- the customer panel -----------------------------------------------------------------------
+
+async function refreshSession() {
+  if (!state.call) return;
+  const data = await api(`/api/counter/sessions/${state.call.id}`);
+  state.session = data.session;
+  const s = data.session;
+  $("level").textContent = s.level;
+  document.body.dataset.level = s.level;
+  $("level-note").textContent = s.level_note ?? "";
+  $("consent-state").textContent = s.face_consent === null ? "未问 not asked" : s.face_consent ? "同意 yes" : "拒绝 declined";
+  $("consent-state").className = `badge ${s.face_consent === null ? "" : s.face_consent ? "ok" : "warn"}`;
+  $("btn-attest").hidden = s.face_consent !== false;
+  mount($("evidence"), s.evidence.map((e) => h("li", {}, `${e.level} · ${e.method} · ${clock(e.at)} · `,
+    e.evidence.map((sha) => h("code", { title: sha }, `${sha.slice(0, 10)}… `)))));
+  renderHistory(data.transactions);
+  if (s.account) {
+    try {
+      const acct = await api(`/api/counter/sessions/${state.call.id}/account`);
+      mount($("account"), h("div", {}, `${acct.holder.name} · ${acct.holder.id_number} · ${acct.plan} · `,
+        h("span", { class: acct.status === "active" ? "badge ok" : "badge warn" }, acct.status)));
+    } catch (err) {
+      mount($("account"), h("span", { class: "error" }, err.message));
+    }
+  }
+  await refreshWorkOrders();
+}
+
+async function claim(event) {
+  event.preventDefault();
+  try {
+    await api(`/api/counter/sessions/${state.call.id}/claim`, {
+      method: "POST",
+      body: { msisdn: $("claim-msisdn").value.trim(), claimed_name: $("claim-name").value.trim() },
+    });
+    await refreshSession();
+    await refreshCatalog();
+  } catch (err) {
+    toast(err.message, "error");
+  }
+}
+
+async function consent(yes) {
+  try {
+    await api(`/api/counter/sessions/${state.call.id}/consent`, { method: "POST", body: { face_consent: yes } });
+    await refreshSession();
+  } catch (err) {
+    toast(err.message, "error");
+  }
+}
+
+async function password(event) {
+  event.preventDefault();
+  try {
+    await api(`/api/counter/sessions/${state.call.id}/verify-password`, { method: "POST", body: { password: $("service-password").value } });
+    $("service-password").value = "";
+    await refreshSession();
+    await refreshCatalog();
+  } catch (err) {
+    toast(err.message, "error");
+  }
+}
+
+function showCheck(kind, result, image) {
+  const ok = result.ok ?? (result.decision ? result.decision === "match" || result.decision === "pass" : undefined);
+  const reasons = result.reasons ?? result.notes ?? result.errors ?? [];
+  const images = [...(result.images ?? []), ...(result.thumbnails ?? [])];
+  const node = h("div", { class: "check", dataset: { kind, ok: String(ok) } },
+    h("strong", {}, kind, " "),
+    h("span", { class: ok ? "badge ok" : "badge bad" }, ok ? "通过 pass" : "未通过 fail"),
+    result.score !== undefined ? ` 分数 score ${Number(result.score).toFixed(3)}` : "",
+    result.threshold !== undefined ? ` / 阈值 threshold ${Number(result.threshold).toFixed(3)}` : "",
+    reasons.length ? h("div", { class: "warn" }, reasons.map(String).join("; ")) : "",
+    h("div", {},
+      image ? h("img", { src: URL.createObjectURL(image), alt: `${kind} capture` }) : "",
+      images.map((src) => h("img", { src: typeof src === "string" ? src : src.url ?? src.data, alt: kind }))));
+  $("checks").prepend(node);
+}
+
+async function frameOfCustomer() {
+  const frame = await grabFrame($("remote-video"));
+  if (!frame) throw new Error("还没有客户视频。No customer video yet.");
+  return frame;
+}
+
+async function faceCheck() {
+  if (!state.call) return;
+  $("btn-face").disabled = true;
+  try {
+    const result = await pushStep("face_capture", { timeout_s: 90 });
+    if (result.status !== "ok") {
+      toast(`客户未完成拍照 The customer did not finish: ${result.value ?? result.status}`, "error");
+      return;
+    }
+    const frame = await frameOfCustomer();
+    const checked = await identity.faceCheck(state.call.id, frame);
+    showCheck("face", checked, frame);
+  } catch (err) {
+    toast(err.message, "error");
+  } finally {
+    $("btn-face").disabled = false;
+    await refreshSession().catch(() => {});
+    await refreshCatalog().catch(() => {});
+  }
+}
+
+async function liveness() {
+  if (!state.call) return;
+  $("btn-liveness").disabled = true;
+  try {
+    const challenge = await identity.startLiveness(state.call.id);
+    const result = await pushStep("liveness", { sequence: challenge.sequence, deadline: challenge.deadline });
+    const checked = await identity.finishLiveness(state.call.id, challenge.id);
+    showCheck("liveness", { ...checked, step: result.status });
+  } catch (err) {
+    toast(err.message, "error");
+  } finally {
+    $("btn-liveness").disabled = false;
+    await refreshSession().catch(() => {});
+  }
+}
+
+async function idCapture() {
+  if (!state.call) return;
+  $("btn-id").disabled = true;
+  try {
+    const resultPromise = pushStep("show_id", { timeout_s: 120 });
+    const result = await resultPromise;
+    if (result.status !== "ok") {
+      toast(`客户未完成拍摄 The customer did not finish: ${result.value ?? result.status}`, "error");
+      return;
+    }
+    const frame = await frameOfCustomer();
+    const checked = await identity.idCapture(state.call.id, frame);
+    showCheck("id_card", checked, frame);
+  } catch (err) {
+    toast(err.message, "error");
+  } finally {
+    $("btn-id").disabled = false;
+    await refreshSession().catch(() => {});
+    await refreshCatalog().catch(() => {});
+  }
+}
+
+async function attest() {
+  try {
+    const frame = await frameOfCustomer();
+    const buf = await crypto.subtle.digest("SHA-256", await frame.arrayBuffer());
+    const sha = [...new Uint8Array(buf)].map((b) => b.toString(16).padStart(2, "0")).join("");
+    await api(`/api/counter/sessions/${state.call.id}/attest`, { method: "POST", body: { evidence: [sha] } });
+    showCheck("attestation", { ok: true, reasons: ["agent compared the ID card with the live person"] }, frame);
+    await refreshSession();
+    await refreshCatalog();
+  } catch (err) {
+    toast(err.message, "error");
+  }
+}
+
+// ---- transactions -----------------------------------------------------------------------------
+
+async function refreshCatalog() {
+  if (!state.call) return;
+  const data = await api(`/api/counter/catalog?session=${encodeURIComponent(state.call.id)}`);
+  state.catalog = data.transactions;
+  renderPicker();
+}
+
+function renderPicker() {
+  const q = $("tx-search").value.trim().toLowerCase();
+  const items = state.catalog.filter((t) => !q || t.code.includes(q) || t.title_zh.includes(q) || t.title_en.toLowerCase().includes(q));
+  mount($("tx-list"), items.map((t) => h("li", {
+    role: "option",
+    tabindex: "0",
+    "aria-disabled": t.enabled ? "false" : "true",
+    "aria-selected": state.selected?.code === t.code ? "true" : "false",
+    dataset: { code: t.code, enabled: String(t.enabled) },
+    onclick: () => select(t),
+    onkeydown: (e) => { if (e.key === "Enter") select(t); },
+  }, h("strong", {}, t.code), ` ${t.title_zh} · ${t.title_en} `, h("span", { class: "badge" }, t.level),
+  t.enabled ? "" : h("div", { class: "why" }, t.why_not))));
+}
+
+function select(t) {
+  if (!t.enabled) {
+    toast(`${t.code}: ${t.why_not}`, "error");
+    return;
+  }
+  state.selected = t;
+  $("tx-title").textContent = `${t.title_zh} · ${t.title_en} (${t.code})`;
+  $("tx-meta").textContent = [t.changes_state ? `变更 change: ${t.effect}` : "查询 read-only", t.needs_approval ? "需班长审批 needs supervisor approval" : "", t.notes].filter(Boolean).join(" · ");
+  mount($("tx-fields"), formFields(t.input_schema));
+  $("tx-form").hidden = false;
+  renderPicker();
+}
+
+function statusText(o) {
+  const words = { done: "已办理 done", pending: "等待确认 waiting", refused: "已拒绝 refused", failed: "失败 failed", declined: "客户取消 declined", running: "办理中 running" };
+  return words[o.status] ?? o.status;
+}
+
+function resultText(o) {
+  if (o.code === "puk.query" && o.status === "done") return "PUK已显示在客户屏幕 shown on the customer's screen only";
+  return o.text_zh ?? o.reason ?? "";
+}
+
+function renderHistory(transactions) {
+  mount($("tx-history"), transactions.map((o) => h("tr", { dataset: { code: o.code, status: o.status } },
+    h("td", {}, String(o.id)), h("td", {}, `${o.title_zh} (${o.code})`),
+    h("td", {}, statusText(o), o.needs_approval && !o.approved ? " · 待审批 awaiting approval" : ""),
+    h("td", { class: "tx-result" }, resultText(o)))));
+}
+
+function setTxStatus(text, kind = "") {
+  mount($("tx-status"), h("p", { class: kind }, text));
+}
+
+async function runSelected(event) {
+  event.preventDefault();
+  const t = state.selected;
+  if (!t || !state.call) return;
+  let inputs;
+  try {
+    inputs = readForm($("tx-fields"), t.input_schema);
+  } catch (err) {
+    setTxStatus(err.message, "error");
+    return;
+  }
+  const key = `${t.code}-${crypto.randomUUID()}`;
+  const body = { code: t.code, inputs, idempotency_key: key };
+  const url = `/api/counter/sessions/${state.call.id}/transactions`;
+  $("btn-tx-run").disabled = true;
+  try {
+    if (t.changes_state) {
+      const outcome = await api(url, { method: "POST", body });
+      if (outcome.status !== "pending") {
+        setTxStatus(`${statusText(outcome)}: ${outcome.reason ?? ""}`, outcome.status === "done" ? "ok" : "error");
+        return;
+      }
+      setTxStatus("等待客户在手机上确认… Waiting for the customer to confirm on their phone…");
+      document.body.dataset.confirm = "waiting";
+      const result = await pushStep("confirm", {
+        transaction_id: outcome.id, title_zh: t.title_zh, title_en: t.title_en, title: t.title_zh,
+        what_zh: `为 ${maskedLine()} 办理：${t.title_zh}`, what_en: `${t.title_en} for ${maskedLine()}`, effect: t.effect,
+      });
+      document.body.dataset.confirm = result.status;
+      await refreshSession();
+      const latest = (await api(`/api/counter/sessions/${state.call.id}`)).transactions.find((o) => o.id === outcome.id);
+      setTxStatus(`${t.title_zh}: ${statusText(latest)} ${latest.reason ?? ""}`, latest.status === "done" ? "ok" : "warn");
+    } else {
+      setTxStatus("请客户在手机上确认… Asking the customer to confirm on their phone…");
+      document.body.dataset.confirm = "waiting";
+      const result = await pushStep("confirm", {
+        title_zh: t.title_zh, title_en: t.title_en, title: t.title_zh,
+        what_zh: `为 ${maskedLine()} ${t.title_zh}`, what_en: `${t.title_en} for ${maskedLine()}`,
+      });
+      document.body.dataset.confirm = result.status;
+      if (result.status !== "ok") {
+        setTxStatus(`客户未确认 The customer did not confirm (${result.value ?? result.status})`, "warn");
+        return;
+      }
+      const outcome = await api(url, { method: "POST", body });
+      const ok = outcome.status === "done";
+      await pushStep("info", {
+        title_zh: t.title_zh, title_en: t.title_en, title: t.title_zh,
+        text_zh: outcome.text_zh ?? outcome.reason_zh ?? outcome.reason, text_en: outcome.text_en ?? outcome.reason,
+        text: outcome.text_zh ?? outcome.reason_zh ?? outcome.reason,
+        result: { title_zh: t.title_zh, title_en: t.title_en, ok, text_zh: outcome.text_zh ?? outcome.reason_zh, text_en: outcome.text_en ?? outcome.reason },
+      }).catch(() => {});
+      setTxStatus(`${t.title_zh}: ${statusText(outcome)} ${ok ? resultText(outcome) : outcome.reason ?? ""}`, ok ? "ok" : "error");
+    }
+  } catch (err) {
+    setTxStatus(err.message, "error");
+  } finally {
+    $("btn-tx-run").disabled = false;
+    await refreshSession().catch(() => {});
+    await refreshCatalog().catch(() => {});
+  }
+}
+
+function maskedLine() {
+  const a = state.session?.account ?? "";
+  return a ? `${a.slice(0, 3)}****${a.slice(-4)}` : "";
+}
+
+// ---- guidance, chat, wrap-up, work orders -------------------------------------------------------
+
+async function loadScripts() {
+  const data = await api("/api/counter/guidance/scripts");
+  state.scripts = data.scripts;
+  mount($("guide-script"), data.scripts.map((s) => h("option", { value: s.code }, `${s.title_zh} · ${s.title_en}`)));
+}
+
+async function startGuidance() {
+  const code = $("guide-script").value;
+  const script = state.scripts.find((s) => s.code === code);
+  try {
+    const run = await api(`/api/counter/sessions/${state.call.id}/guidance`, { method: "POST", body: { script: code } });
+    state.guidanceRun = run.run_id;
+    mount($("guide-step"), script.steps.map((s) => h("option", { value: s.id }, s.zh)));
+    $("guide-step").disabled = false;
+    $("btn-guide-push").disabled = false;
+  } catch (err) {
+    toast(err.message, "error");
+  }
+}
+
+async function pushGuidance() {
+  try {
+    const pushed = await api(`/api/counter/sessions/${state.call.id}/guidance/${state.guidanceRun}/push`, {
+      method: "POST", body: { step: $("guide-step").value },
+    });
+    pushStep("info", { text_zh: pushed.step.zh, text_en: pushed.step.en, text: pushed.step.zh }).then((r) => {
+      addChat(`步骤 step ${pushed.step.id}: ${r.status}`, "system");
+    });
+    const next = $("guide-step").selectedIndex + 1;
+    if (next < $("guide-step").options.length) $("guide-step").selectedIndex = next;
+  } catch (err) {
+    toast(err.message, "error");
+  }
+}
+
+function addChat(text, who) {
+  $("chat-log").append(h("div", { class: who === "me" ? "mine" : who }, `${who === "me" ? "我" : who === "system" ? "·" : "客户"}: ${text}`));
+  $("chat-log").scrollTop = $("chat-log").scrollHeight;
+}
+
+function sendChat(event) {
+  event.preventDefault();
+  const text = $("chat-input").value.trim();
+  if (!text || !state.call) return;
+  send({ type: "chat", call_id: state.call.id, text });
+  addChat(text, "me");
+  $("chat-input").value = "";
+}
+
+async function loadWrapUps() {
+  const data = await api("/api/consoles/wrap-ups");
+  mount($("wrapup-code"), data.wrap_ups.map((w) => h("option", { value: w.code }, `${w.zh} · ${w.en}`)));
+}
+
+async function closeSession(event) {
+  event.preventDefault();
+  if (!state.call) return;
+  try {
+    const notes = $("wrapup-notes").value.trim();
+    if (notes) await api(`/api/counter/sessions/${state.call.id}/notes`, { method: "POST", body: { text: notes } });
+    await api(`/api/counter/sessions/${state.call.id}/close`, { method: "POST", body: { wrap_up: $("wrapup-code").value } });
+    if (!state.call.ended) hangup();
+    toast("会话已结束。Session closed.");
+    state.call = null;
+    state.session = null;
+    state.customerToken = null;
+    document.body.dataset.call = "";
+    enableCall(false);
+    $("wrapup-notes").value = "";
+    $("tx-form").hidden = true;
+    mount($("tx-list"));
+    mount($("checks"));
+    setPresence("available");
+  } catch (err) {
+    toast(err.message, "error");
+  }
+}
+
+async function refreshWorkOrders() {
+  if (!state.call) return;
+  const data = await api(`/api/counter/workorders?session=${encodeURIComponent(state.call.id)}`);
+  if (!data.work_orders.length) {
+    mount($("workorders"), h("p", { class: "muted" }, "本次会话暂无工单。No work orders in this session."));
+    return;
+  }
+  mount($("workorders"), h("ul", { class: "plain" }, data.work_orders.map((o) => h("li", {},
+    h("strong", {}, `#${o.id} ${o.category}`), ` ${o.summary} · `, h("span", { class: o.overdue ? "badge bad" : "badge" }, o.status),
+    ` · 截止 due ${clock(o.due_at)} `,
+    o.status === "open" ? h("button", { type: "button", onclick: () => moveOrder(o.id, "in_progress") }, "处理中 In progress") : ""))));
+}
+
+async function moveOrder(id, status) {
+  try {
+    await api(`/api/counter/workorders/${id}/status`, { method: "POST", body: { status } });
+    await refreshWorkOrders();
+  } catch (err) {
+    toast(err.message, "error");
+  }
+}
+
+// ---- signaling --------------------------------------------------------------------------------
+
+const handlers = {
+  welcome(msg) {
+    state.iceServers = msg.ice_servers ?? [];
+    setPresence(state.presence);
+  },
+  ice_servers(msg) {
+    state.iceServers = msg.ice_servers ?? [];
+  },
+  presence_ack(msg) {
+    state.presence = msg.state;
+    $("presence").value = msg.state;
+    document.body.dataset.presence = msg.state;
+  },
+  call_offer: showOffer,
+  offer_timeout() {
+    state.offer = null;
+    $("offer").hidden = true;
+    toast("来电超时未接，状态已设为离开。Offer missed: you are set away.", "error");
+  },
+  offer_withdrawn(msg) {
+    state.offer = null;
+    $("offer").hidden = true;
+    toast(`客户已离开 The customer left (${msg.reason})`);
+  },
+  call_started: callStarted,
+  async sdp(msg) {
+    if (msg.kind !== "answer") return;
+    const monitor = state.monitors.get(msg.sender);
+    if (monitor) await monitor.answer(msg.sdp);
+    else await state.peer?.answer(msg.sdp);
+  },
+  async ice(msg) {
+    const monitor = state.monitors.get(msg.sender);
+    if (monitor) await monitor.ice(msg);
+    else await state.peer?.ice(msg);
+  },
+  async peer_state(msg) {
+    $("call-state").textContent = msg.state === "lost" ? "客户断线 Customer lost…" : "客户已回来 Customer back";
+    if (msg.state === "back") await startMedia();
+  },
+  monitor_joined: monitorJoined,
+  chat(msg) {
+    addChat(msg.text, msg.sender?.startsWith("supervisor:") ? `班长 ${msg.sender.slice(11)}` : "customer");
+  },
+  step_result(msg) {
+    const resolve = state.steps.get(msg.step_id);
+    if (resolve) {
+      state.steps.delete(msg.step_id);
+      resolve(msg);
+    }
+  },
+  notice(msg) {
+    toast(msg.text);
+  },
+  call_ended: callEnded,
+  error(msg) {
+    toast(`${msg.code}: ${msg.reason}`, "error");
+  },
+};
+
+function connect() {
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  state.ws = new ReconnectingSocket(() => `${scheme}://${location.host}/ws`, {
+    onOpen: () => state.ws.ws.send(JSON.stringify({ type: "hello", client: "agent-console/1" })),
+    onMessage: (msg) => {
+      const fn = handlers[msg.type];
+      if (fn) Promise.resolve(fn(msg)).catch((err) => toast(`${msg.type}: ${err.message}`, "error"));
+    },
+    onState: (s) => {
+      $("ws-state").textContent = s === "open" ? "在线 online" : s;
+      document.body.dataset.ws = s;
+    },
+  });
+  state.ws.connect();
+}
+
+// ---- keyboard ---------------------------------------------------------------------------------
+
+const SHORTCUTS = {
+  p: () => setPresence(state.presence === "available" ? "away" : "available"),
+  a: accept,
+  f: faceCheck,
+  l: liveness,
+  i: idCapture,
+  t: () => $("tx-search").focus(),
+  c: () => $("chat-input").focus(),
+  w: () => $("wrapup-code").focus(),
+  h: hangup,
+};
+
+document.addEventListener("keydown", (event) => {
+  if (!event.altKey || event.ctrlKey || event.metaKey) return;
+  const fn = SHORTCUTS[event.key.toLowerCase()];
+  if (fn) {
+    event.preventDefault();
+    fn();
+  }
+});
+
+// ---- boot -------------------------------------------------------------------------------------
+
+async function boot() {
+  state.user = await requireUser("agent", "supervisor");
+  header(state.user);
+  $("presence").addEventListener("change", (e) => setPresence(e.target.value));
+  $("btn-accept").addEventListener("click", accept);
+  $("btn-decline").addEventListener("click", decline);
+  $("btn-hangup").addEventListener("click", hangup);
+  $("btn-mute").addEventListener("click", () => {
+    state.muted = !state.muted;
+    state.peer?.setMuted(state.muted);
+    $("btn-mute").textContent = state.muted ? "取消静音 Unmute" : "静音 Mute";
+  });
+  $("btn-transfer").addEventListener("click", transfer);
+  $("claim-form").addEventListener("submit", claim);
+  $("btn-consent-yes").addEventListener("click", () => consent(true));
+  $("btn-consent-no").addEventListener("click", () => consent(false));
+  $("password-form").addEventListener("submit", password);
+  $("btn-face").addEventListener("click", faceCheck);
+  $("btn-liveness").addEventListener("click", liveness);
+  $("btn-id").addEventListener("click", idCapture);
+  $("btn-attest").addEventListener("click", attest);
+  $("tx-search").addEventListener("input", renderPicker);
+  $("tx-search").addEventListener("focus", () => refreshCatalog().catch((err) => toast(err.message, "error")));
+  $("tx-form").addEventListener("submit", runSelected);
+  $("btn-tx-cancel").addEventListener("click", () => { state.selected = null; $("tx-form").hidden = true; renderPicker(); });
+  $("btn-guide-start").addEventListener("click", startGuidance);
+  $("btn-guide-push").addEventListener("click", pushGuidance);
+  $("chat-form").addEventListener("submit", sendChat);
+  $("wrap-form").addEventListener("submit", closeSession);
+  await Promise.all([loadWrapUps(), loadScripts()]);
+  connect();
+  refreshQueue();
+  setInterval(refreshQueue, 3000);
+  document.body.dataset.ready = "1";
+}
+
+boot().catch((err) => toast(err.message, "error"));

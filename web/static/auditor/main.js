@@ -1,0 +1,227 @@
+// The auditor console: search, a session's timeline (each step, with evidence hashes and, on request,
+// the personal data, which is itself audited), the recording beside it, verify now, export.
+
+import { api, clock, h, header, mount, requireUser, toast } from "../login/staff.js";
+
+const $ = (id) => document.getElementById(id);
+const state = { query: null, next: null };
+
+const KIND = [
+  ["identity.", "identity"], ["transaction.", "transaction"], ["call.", "call"], ["auditor.", "auditor"],
+  ["session.", "session"], ["recording.", "recording"],
+];
+
+function kind(action) {
+  return KIND.find(([prefix]) => action.startsWith(prefix))?.[1] ?? "other";
+}
+
+function query() {
+  const form = new FormData($("search-form"));
+  const q = new URLSearchParams();
+  for (const [k, v] of form.entries()) {
+    if (!v) continue;
+    q.set(k, k === "since" ? new Date(`${v}T00:00:00`).toISOString() : v);
+  }
+  return q;
+}
+
+async function search(event, more = false) {
+  event?.preventDefault();
+  if (!more) state.query = query();
+  const q = new URLSearchParams(state.query);
+  q.set("limit", "50");
+  if (more && state.next !== null) q.set("after", String(state.next));
+  try {
+    const data = await api(`/api/audit/entries?${q}`);
+    state.next = data.next_after;
+    const rows = data.entries.map((e) => h("tr", { dataset: { seq: String(e.seq), action: e.entry.action } },
+      h("td", {}, String(e.seq)), h("td", {}, `${e.entry.time.slice(0, 10)} ${clock(e.entry.time)}`), h("td", {}, e.entry.action),
+      h("td", {}, `${e.entry.actor_role}:${e.entry.actor_id}`), h("td", { class: e.entry.outcome === "ok" ? "ok" : "error" }, e.entry.outcome),
+      h("td", {}, e.entry.session_id ? h("a", { href: `#session=${encodeURIComponent(e.entry.session_id)}`, class: "session-link" }, e.entry.session_id) : "")));
+    if (more) $("results").append(...rows);
+    else mount($("results"), rows.length ? rows : h("tr", {}, h("td", { colspan: "6", class: "muted" }, "没有结果 No entries")));
+    $("btn-more").hidden = data.entries.length < 50;
+  } catch (err) {
+    toast(err.message, "error");
+  }
+}
+
+function describe(e) {
+  const d = e.details ?? {};
+  const bits = [];
+  if (d.code) bits.push(d.code);
+  if (d.score !== undefined) bits.push(`score ${Number(d.score).toFixed(3)}`);
+  if (d.threshold !== undefined) bits.push(`threshold ${Number(d.threshold).toFixed(3)}`);
+  if (d.decision) bits.push(d.decision);
+  if (d.level) bits.push(`level ${d.level}`);
+  if (d.rating !== undefined) bits.push(`rating ${d.rating}`);
+  const rest = Object.entries(d).filter(([k]) => !["code", "score", "threshold", "decision", "level", "rating"].includes(k));
+  if (rest.length) bits.push(rest.map(([k, v]) => `${k}=${typeof v === "object" ? JSON.stringify(v) : v}`).join(" "));
+  return bits.join(" · ");
+}
+
+async function timeline(sessionId) {
+  $("timeline-panel").hidden = false;
+  $("timeline-session").textContent = sessionId;
+  const entries = [];
+  let after = -1;
+  for (;;) {
+    const data = await api(`/api/audit/entries?session=${encodeURIComponent(sessionId)}&limit=200&after=${after}`);
+    entries.push(...data.entries);
+    if (data.entries.length < 200) break;
+    after = data.next_after;
+  }
+  const items = entries.map((e) => ({ time: e.entry.time, seq: e.seq, node: entryNode(e) }));
+  try {
+    const record = await api(`/api/consoles/sessions/${encodeURIComponent(sessionId)}`);
+    items.push(...recordItems(record));
+  } catch (err) {
+    if (err.status !== 404) toast(err.message, "error");
+  }
+  items.sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : (a.seq ?? 1e12) - (b.seq ?? 1e12)));
+  mount($("timeline"), items.map((i) => i.node));
+  document.body.dataset.timeline = sessionId;
+  await recording(sessionId);
+}
+
+/** Steps kept in the counter session's record (consent, identity evidence, rating, wrap-up, notes). */
+function recordItems(r) {
+  const item = (time, action, text) => ({
+    time,
+    node: h("li", { class: `session ${kind(action)}`, dataset: { action } },
+      h("div", {}, h("span", { class: "seq" }, `${clock(time)} `), h("strong", {}, action), " · ", text)),
+  });
+  const out = [];
+  if (r.face_consent !== null) out.push(item(r.created_at, "session.consent", r.face_consent ? "刷脸同意 face processing agreed" : "拒绝刷脸 face declined (attestation path)"));
+  for (const e of r.evidence) {
+    out.push(item(e.at, `session.level.${e.level}`, `${e.method} · ${e.recorded_by} · ${e.evidence.map((s) => s.slice(0, 12)).join(", ")}`));
+  }
+  for (const n of r.notes) out.push(item(n.at, "session.note", `${n.author}: ${n.text}`));
+  if (r.closed_at) out.push(item(r.closed_at, "session.closed", `话后 wrap-up: ${r.wrap_up}`));
+  if (r.rating !== null) out.push(item(r.closed_at ?? r.created_at, "session.rating", `满意度 rating ${r.rating}/5 ${r.rating_comment ?? ""}`));
+  out.push(item(r.created_at, "session.opened", `坐席 agent ${r.agent} · 查看已记录 view logged as #${r.view_logged_as}`));
+  return out;
+}
+
+function entryNode(e) {
+  const x = e.entry;
+  const li = h("li", { class: `${kind(x.action)} ${x.outcome}`, dataset: { action: x.action, seq: String(e.seq) } },
+    h("div", {}, h("span", { class: "seq" }, `#${e.seq} ${clock(x.time)} `), h("strong", {}, x.action), ` · ${x.actor_role}:${x.actor_id} · `,
+      h("span", { class: x.outcome === "ok" ? "badge ok" : "badge bad" }, x.outcome)),
+    h("div", { class: "muted" }, describe(x), x.reason ? ` · ${x.reason}` : ""),
+    x.evidence?.length ? h("div", { class: "muted" }, "证据 evidence: ", x.evidence.map((s) => h("code", { title: s }, `${s.slice(0, 12)}… `))) : "");
+  if (e.personal_stored) {
+    li.append(h("button", { type: "button", class: "personal-btn", onclick: () => viewPersonal(e.seq, li) }, "查看个人信息（将被记录）View personal data (audited)"));
+  } else if (e.personal_purged) {
+    li.append(h("div", { class: "muted" }, "个人信息已按期删除 personal data purged"));
+  }
+  return li;
+}
+
+async function viewPersonal(seq, li) {
+  try {
+    const data = await api(`/api/audit/entries/${seq}?personal=1`);
+    li.append(h("pre", { class: "json personal" }, JSON.stringify(data.personal, null, 2)),
+      h("div", { class: "muted" }, `本次查看已记录为 #${data.view_logged_as}。This view was logged as #${data.view_logged_as}.`));
+    await views();
+  } catch (err) {
+    toast(err.message, "error");
+  }
+}
+
+async function recording(sessionId) {
+  try {
+    const resp = await fetch(`/api/recordings?session=${encodeURIComponent(sessionId)}`, { credentials: "same-origin" });
+    if (resp.status === 404) {
+      mount($("recording"), h("p", { class: "muted" }, "本服务器没有录像接口。No recordings API on this server."));
+      return;
+    }
+    const data = await resp.json();
+    const items = data.recordings ?? [];
+    if (!items.length) {
+      mount($("recording"), h("p", { class: "muted" }, "本会话没有录像。No recording for this session."));
+      return;
+    }
+    mount($("recording"), items.map((r) => h("div", {},
+      h("video", { controls: true, preload: "metadata", src: r.url ?? `/api/recordings/${encodeURIComponent(r.id)}`, width: "380" }),
+      h("div", { class: "muted" }, `${r.id} · ${r.duration_s ?? "?"} s · 回放将被记录 playback is audited`))));
+  } catch (err) {
+    mount($("recording"), h("p", { class: "error" }, err.message));
+  }
+}
+
+async function checkpoint() {
+  try {
+    const cp = await api("/api/audit/checkpoint/latest");
+    $("checkpoint").textContent = `${cp.tree_size} 条 entries · ${clock(cp.time)} · key ${cp.key_id.slice(0, 12)}`;
+  } catch (err) {
+    $("checkpoint").textContent = err.message;
+  }
+}
+
+async function verify() {
+  $("btn-verify").disabled = true;
+  $("verify-state").textContent = "验证中… Verifying…";
+  try {
+    const report = await api("/api/audit/verify", { method: "POST" });
+    $("verify-state").textContent = report.ok
+      ? `✓ 完整 Intact: ${report.entries} 条 entries, ${report.checkpoints} 个签名检查点 signed checkpoints`
+      : `✗ 发现问题 Problem at #${report.first_problem?.seq}: ${report.first_problem?.message}`;
+    $("verify-state").className = `verify-state ${report.ok ? "ok" : "error"}`;
+    document.body.dataset.verified = report.ok ? "ok" : "failed";
+    await checkpoint();
+    await views();
+  } catch (err) {
+    $("verify-state").textContent = err.message;
+  } finally {
+    $("btn-verify").disabled = false;
+  }
+}
+
+async function exportBundle(event) {
+  event.preventDefault();
+  const q = new URLSearchParams({ from: $("export-from").value || "0" });
+  if ($("export-to").value) q.set("to", $("export-to").value);
+  try {
+    const resp = await fetch(`/api/audit/export?${q}`, { credentials: "same-origin" });
+    if (!resp.ok) throw new Error((await resp.json()).error?.reason ?? `HTTP ${resp.status}`);
+    const url = URL.createObjectURL(await resp.blob());
+    const a = h("a", { href: url, download: "audit-bundle.json" });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10000);
+    document.body.dataset.exported = "1";
+    await views();
+  } catch (err) {
+    toast(err.message, "error");
+  }
+}
+
+async function views() {
+  const data = await api("/api/audit/entries?action=auditor&limit=200");
+  const recent = data.entries.slice(-20).reverse();
+  mount($("views"), recent.length
+    ? recent.map((e) => h("li", { dataset: { action: e.entry.action } }, `#${e.seq} ${clock(e.entry.time)} ${e.entry.actor_id} · ${e.entry.action}`,
+      e.entry.details?.seq !== undefined ? ` (#${e.entry.details.seq})` : "", e.entry.session_id ? ` · ${e.entry.session_id}` : ""))
+    : h("li", { class: "muted" }, "暂无 None yet"));
+}
+
+function route() {
+  const m = location.hash.match(/session=([^&]+)/);
+  if (m) timeline(decodeURIComponent(m[1])).catch((err) => toast(err.message, "error"));
+}
+
+async function boot() {
+  header(await requireUser("auditor"));
+  $("search-form").addEventListener("submit", search);
+  $("btn-more").addEventListener("click", (e) => search(e, true));
+  $("btn-verify").addEventListener("click", verify);
+  $("export-form").addEventListener("submit", exportBundle);
+  window.addEventListener("hashchange", route);
+  await Promise.all([checkpoint(), views()]);
+  route();
+  document.body.dataset.ready = "1";
+}
+
+boot().catch((err) => toast(err.message, "error"));
