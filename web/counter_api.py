@@ -7,6 +7,7 @@ only reads the account of a session they own.  ``GET /api/openapi.json`` describ
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -16,6 +17,7 @@ from counter.accounts import AccountSystem, StorageAccountSystem
 from counter.appkeys import DB
 from counter.audit import AUDIT
 from counter.guidance import SCRIPTS, GuidanceError, GuidanceRuns
+from counter.jobs import Maintenance
 from counter.sessions import CounterSession, CounterSessions, Level, SessionError, SessionNotFound
 from counter.transactions import CATALOG
 from counter.transactions.engine import TransactionEngine, TxError, level_reason
@@ -29,6 +31,7 @@ SESSIONS = web.AppKey("counter_sessions", CounterSessions)
 ENGINE = web.AppKey("transaction_engine", TransactionEngine)
 WORKORDERS = web.AppKey("workorders", WorkOrders)
 GUIDANCE = web.AppKey("guidance", GuidanceRuns)
+MAINTENANCE = web.AppKey("counter_maintenance", Maintenance)
 CUSTOMER_HEADER = "X-Customer-Token"
 M = TypeVar("M", bound=BaseModel)
 
@@ -504,11 +507,20 @@ async def openapi_json(request: web.Request) -> web.Response:
 def setup(app: web.Application) -> None:
     """Account system, sessions, engine and work orders on the app; routes for console and customer."""
     db = app[DB]
-    app[ACCOUNTS] = StorageAccountSystem(db)
+    accounts = StorageAccountSystem(db)
+    app[ACCOUNTS] = accounts
     app[SESSIONS] = CounterSessions(db)
     app[WORKORDERS] = WorkOrders(db)
     app[GUIDANCE] = GuidanceRuns(db)
     app[ENGINE] = TransactionEngine(db, app[ACCOUNTS], app[SESSIONS], app[WORKORDERS], app[AUDIT])
+    app[MAINTENANCE] = Maintenance(accounts, app[AUDIT])
+
+    async def jobs(app: web.Application) -> AsyncIterator[None]:
+        app[MAINTENANCE].start()
+        yield
+        await app[MAINTENANCE].stop()
+
+    app.cleanup_ctx.append(jobs)
     for method, path, handler, _model, _summary in ROUTES:
         app.router.add_route(method, path, handler)
     app.router.add_get("/api/openapi.json", openapi_json)
