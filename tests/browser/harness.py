@@ -100,8 +100,15 @@ class BrowserEnv:
     browser: Any = None
     playwright: Any = None
     runner: web.AppRunner | None = None
-    app: web.Application | None = None
+    _app: web.Application | None = None
     contexts: list[Any] = field(default_factory=list)
+
+    @property
+    def app(self) -> web.Application:
+        """The running application (its components' app keys: signaling, sessions, audit...)."""
+        if self._app is None:
+            raise RuntimeError("the browser environment is not started")
+        return self._app
 
     def run(self, coro: Any, timeout: float = 90.0) -> Any:
         return self.iso.run(coro, timeout)
@@ -111,8 +118,8 @@ class BrowserEnv:
 
         from counter.app import build_app
 
-        self.app = await build_app(settings)
-        self.runner = web.AppRunner(self.app)
+        self._app = await build_app(settings)
+        self.runner = web.AppRunner(self._app)
         await self.runner.setup()
         site = web.TCPSite(self.runner, "127.0.0.1", 0)
         await site.start()
@@ -174,12 +181,19 @@ async def screenshot(page: Any, name: str) -> None:
     await page.screenshot(path=str(SCREENSHOTS / f"customer-{name}.png"), animations="disabled", caret="hide")
 
 
-async def to_queue(page: Any, *, senior: bool = False) -> None:
-    """Entry -> consent -> face consent (accepted) -> camera -> queue."""
+async def to_queue(page: Any, *, senior: bool = False, face: bool = True) -> str:
+    """Entry -> consent -> face consent -> camera -> queue; the call id once the queue has answered."""
     await page.tap("#btn-senior" if senior else "#btn-video")
     await page.tap("#btn-consent")
-    await page.tap("#btn-face-yes")
-    await page.wait_for_selector("[data-screen=waiting] #queue-position")
+    await page.tap("#btn-face-yes" if face else "#btn-face-no")
+    return await queued(page)
+
+
+async def queued(page: Any) -> str:
+    """Wait for the first queue position on the waiting screen; the call id."""
+    await page.wait_for_selector("body[data-position] [data-screen=waiting] #queue-position")
+    call_id: str = await page.evaluate("document.body.dataset.call")
+    return call_id
 
 
 class Agent:
@@ -218,12 +232,15 @@ class Agent:
                     await client.send(p.Presence(state="away"))
                 await client.close()
 
-    async def answer_next_call(self) -> str:
-        """Go available, accept the next offered call, and wait for it to start."""
+    async def answer_next_call(self, call_id: str) -> str:
+        """Go available, accept the call ``call_id`` when offered (declining any other), wait for it to start."""
         from signaling import protocol as p
 
         await self.client.send(p.Presence(state="available"))
         offer = await self.client.expect(p.CallOffer, within=20)
+        while offer.call_id != call_id:
+            await self.client.send(p.Decline(call_id=offer.call_id, reason="test: not this one"))
+            offer = await self.client.expect(p.CallOffer, within=20)
         await self.client.send(p.Accept(call_id=offer.call_id))
         await self.client.expect(p.CallStarted, within=10)
         self.call_id = str(offer.call_id)

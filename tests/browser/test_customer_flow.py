@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
 from counter.sessions import Level
-from tests.browser.harness import Agent, BrowserEnv, as_json, screenshot, spoken, to_queue
+from signaling.aio import SIGNALING
+from tests.browser.harness import Agent, BrowserEnv, as_json, queued, screenshot, spoken, to_queue
 from web.counter_api import SESSIONS
 
 
@@ -23,7 +25,7 @@ def test_entry_consent_queue(env: BrowserEnv) -> None:
         gum_after_consent = await page.evaluate("window.__gum.length")
         await screenshot(page, "face-consent")
         await page.tap("#btn-face-yes")
-        await page.wait_for_selector("[data-screen=waiting] #queue-position")
+        call_id = await queued(page)
         await screenshot(page, "waiting")
         result = {
             "gum_before": gum_before,
@@ -33,7 +35,12 @@ def test_entry_consent_queue(env: BrowserEnv) -> None:
             "spoken": await spoken(page),
             "position": await page.text_content("#queue-position"),
             "csp": await page.evaluate("window.__csp"),
+            "queued": await env.app[SIGNALING].bus.get_call(call_id) is not None,
         }
+        await page.tap("#btn-leave")
+        await page.wait_for_selector("[data-screen=result]")
+        await asyncio.sleep(0.2)
+        result["left"] = await env.app[SIGNALING].bus.get_call(call_id) is None
         await env.close_page(page)
         return result
 
@@ -43,6 +50,7 @@ def test_entry_consent_queue(env: BrowserEnv) -> None:
     assert 0 < r["bytes"] < 300_000, r["bytes"]
     assert r["csp"] == [], r["csp"]
     assert "下一位就是您" in r["position"]
+    assert r["queued"] and r["left"], "leaving the queue takes the call out of it"
     assert any("排队" in s or "下一位" in s for s in r["spoken"]), r["spoken"]
     assert any("录像" in s for s in r["spoken"]), r["spoken"]
 
@@ -51,9 +59,9 @@ def test_call_steps_captures_confirmation_rating(env: BrowserEnv) -> None:
     async def scenario() -> dict[str, Any]:
         out: dict[str, Any] = {}
         page = await env.new_page()
-        await to_queue(page)
+        call_id = await to_queue(page)
         async with Agent.online(env.base_url) as agent:
-            call_id = await agent.answer_next_call()
+            await agent.answer_next_call(call_id)
             await page.wait_for_selector("[data-screen=call]")
             await agent.connect_media()
             out["agent_frames"] = await agent.peer.wait_frames(5)

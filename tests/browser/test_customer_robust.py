@@ -40,9 +40,9 @@ def test_network_loss_rotation_background(env: BrowserEnv) -> None:
     async def scenario() -> dict[str, Any]:
         out: dict[str, Any] = {}
         page = await env.new_page()
-        await to_queue(page)
+        call_id = await to_queue(page)
         async with Agent.online(env.base_url) as agent:
-            call_id = await agent.answer_next_call()
+            await agent.answer_next_call(call_id)
             await agent.connect_media()
             await page.wait_for_selector("[data-screen=call]")
             out["gen_before"] = await page.evaluate("document.body.dataset.rtcGeneration")

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.browser.a11y import axe, measure, senior_problems
-from tests.browser.harness import Agent, BrowserEnv, screenshot, spoken
+from tests.browser.harness import Agent, BrowserEnv, queued, screenshot, spoken
 
 
 def test_senior_mode_every_screen(env: BrowserEnv) -> None:
@@ -29,6 +29,7 @@ def test_senior_mode_every_screen(env: BrowserEnv) -> None:
         await page.tap("#btn-consent")
         await check("face-consent")
         await page.tap("#btn-face-no")
+        call_id = await queued(page)
         await check("waiting")
         await screenshot(page, "senior-waiting")
         before = len(await spoken(page))
@@ -36,7 +37,7 @@ def test_senior_mode_every_screen(env: BrowserEnv) -> None:
         again = await spoken(page)
         report["repeat"] = (len(again) == before + 1, again[-1] == again[-2])
         async with Agent.online(env.base_url) as agent:
-            await agent.answer_next_call()
+            await agent.answer_next_call(call_id)
             await check("call")
             await agent.connect_media()
             await screenshot(page, "senior-call")

@@ -204,6 +204,8 @@ const handlers = {
   },
   queue_status(msg) {
     state.callId = msg.call_id;
+    document.body.dataset.call = msg.call_id;
+    document.body.dataset.position = String(msg.position);
     const changed = msg.position !== state.queue.position;
     state.queue = { position: msg.position, etaS: msg.est_wait_s };
     if (!state.inCall && (changed || shown?.name !== "waiting")) showWaiting();
