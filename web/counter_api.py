@@ -19,6 +19,7 @@ from counter.audit import AUDIT
 from counter.guidance import SCRIPTS, GuidanceError, GuidanceRuns
 from counter.jobs import Maintenance
 from counter.sessions import CounterSession, CounterSessions, Level, SessionError, SessionNotFound
+from counter.smscode import SmsCodeError, SmsCodes
 from counter.transactions import CATALOG
 from counter.transactions.engine import TransactionEngine, TxError, level_reason
 from counter.users import Role
@@ -32,6 +33,7 @@ ENGINE = web.AppKey("transaction_engine", TransactionEngine)
 WORKORDERS = web.AppKey("workorders", WorkOrders)
 GUIDANCE = web.AppKey("guidance", GuidanceRuns)
 MAINTENANCE = web.AppKey("counter_maintenance", Maintenance)
+SMS_CODES = web.AppKey("sms_codes", SmsCodes)
 CUSTOMER_HEADER = "X-Customer-Token"
 M = TypeVar("M", bound=BaseModel)
 
@@ -55,6 +57,10 @@ class ConsentBody(_Body):
 
 class PasswordBody(_Body):
     password: str = Field(min_length=1, max_length=20)
+
+
+class SmsCodeBody(_Body):
+    code: str = Field(pattern=r"^\d{6}$", description="the 6 digits the customer read out")
 
 
 class AttestBody(_Body):
@@ -206,6 +212,32 @@ async def verify_password(request: web.Request) -> web.Response:
     if not ok:
         raise ApiError(403, "wrong_password", "the service password is wrong; offer another way to prove identity")
     session = await request.app[SESSIONS].raise_level(session.id, Level.A1, [], "password", recorded_by=session.agent)
+    return web.json_response({"session": _session_json(session)})
+
+
+async def send_sms_code(request: web.Request) -> web.Response:
+    """A1 by one-time code, step 1: send a code to the claimed line (the SMS outbox)."""
+    session = await _own_session(request)
+    try:
+        sent = await request.app[SMS_CODES].send(session.id, session.agent)
+    except SmsCodeError as exc:
+        raise ApiError(409, exc.code, exc.reason) from exc
+    return web.json_response(
+        {"sent_to": sent.sent_to, "expires_at": sent.expires_at, "sends_left": sent.sends_left}, status=202
+    )
+
+
+async def verify_sms_code(request: web.Request) -> web.Response:
+    """A1 by one-time code, step 2: the code the customer read out, entered by the agent."""
+    session = await _own_session(request)
+    body = await _body(request, SmsCodeBody)
+    try:
+        session = await request.app[SMS_CODES].verify(session.id, body.code, session.agent)
+    except SmsCodeError as exc:
+        status = 403 if exc.code == "wrong_code" else 409
+        raise ApiError(status, exc.code, exc.reason, attempts_left=exc.attempts_left) from exc
+    except SessionError as exc:
+        raise _session_error(exc) from exc
     return web.json_response({"session": _session_json(session)})
 
 
@@ -424,6 +456,14 @@ ROUTES: list[tuple[str, str, Any, type[BaseModel] | None, str]] = [
     ("POST", "/api/counter/sessions/{sid}/claim", claim, ClaimBody, "agent: the account the customer claims"),
     ("POST", "/api/counter/sessions/{sid}/consent", consent, ConsentBody, "agent: face-processing consent answer"),
     ("POST", "/api/counter/sessions/{sid}/verify-password", verify_password, PasswordBody, "agent: A1 by password"),
+    ("POST", "/api/counter/sessions/{sid}/sms-code", send_sms_code, None, "agent: A1 by SMS code, send the code"),
+    (
+        "POST",
+        "/api/counter/sessions/{sid}/verify-sms-code",
+        verify_sms_code,
+        SmsCodeBody,
+        "agent: A1 by SMS code, enter the code",
+    ),
     ("POST", "/api/counter/sessions/{sid}/attest", attest, AttestBody, "agent: A2 by attestation (face declined)"),
     ("POST", "/api/counter/sessions/{sid}/notes", add_note, NoteBody, "agent: add a note"),
     ("POST", "/api/counter/sessions/{sid}/close", close_session, CloseBody, "agent: wrap-up and close"),
@@ -514,6 +554,7 @@ def setup(app: web.Application) -> None:
     app[GUIDANCE] = GuidanceRuns(db)
     app[ENGINE] = TransactionEngine(db, app[ACCOUNTS], app[SESSIONS], app[WORKORDERS], app[AUDIT])
     app[MAINTENANCE] = Maintenance(accounts, app[AUDIT])
+    app[SMS_CODES] = SmsCodes(db, accounts, app[SESSIONS], app[AUDIT])
 
     async def jobs(app: web.Application) -> AsyncIterator[None]:
         app[MAINTENANCE].start()

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from aiohttp.test_utils import TestClient
 
+from counter.appkeys import DB
 from counter.sessions import Level
 from tests.conftest import login
 from web.counter_api import SESSIONS
@@ -67,3 +69,29 @@ async def test_agent_customer_and_supervisor_flow(app_client: TestClient[Any, An
     spec = await (await app_client.get("/api/openapi.json")).json()
     assert spec["openapi"].startswith("3.1") and "/api/counter/sessions/{sid}/transactions" in spec["paths"]
     assert "Tx_puk_query" in spec["components"]["schemas"]
+
+
+async def test_a1_by_sms_code_over_http(app_client: TestClient[Any, Any]) -> None:
+    agent = await login(app_client, "agent1", "agent1-demo")
+    sid = "call-api-sms"
+    assert (await app_client.post("/api/counter/sessions", json={"call_id": sid}, headers=agent)).status == 201
+    resp = await app_client.post(f"/api/counter/sessions/{sid}/sms-code", headers=agent)
+    assert resp.status == 409 and (await resp.json())["error"]["code"] == "no_account"
+    await app_client.post(f"/api/counter/sessions/{sid}/claim", json={"msisdn": "13800138000"}, headers=agent)
+    resp = await app_client.post(f"/api/counter/sessions/{sid}/sms-code", headers=agent)
+    assert resp.status == 202, await resp.text()
+    assert (await resp.json())["sent_to"] == "138****8000"
+    body = await app_client.app[DB].fetchval(
+        "SELECT body FROM sms_outbox WHERE msisdn = '13800138000' ORDER BY id DESC LIMIT 1"
+    )
+    code = re.search(r"(\d{6})", str(body)).group(1)  # type: ignore[union-attr]
+    url = f"/api/counter/sessions/{sid}/verify-sms-code"
+    resp = await app_client.post(url, json={"code": "12345"}, headers=agent)
+    assert resp.status == 400
+    wrong = f"{(int(code) + 1) % 1_000_000:06d}"
+    resp = await app_client.post(url, json={"code": wrong}, headers=agent)
+    error = (await resp.json())["error"]
+    assert resp.status == 403 and error["code"] == "wrong_code" and error["attempts_left"] == 4
+    resp = await app_client.post(url, json={"code": code}, headers=agent)
+    session = (await resp.json())["session"]
+    assert resp.status == 200 and session["level"] == "A1" and session["level_method"] == "sms_code"

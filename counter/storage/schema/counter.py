@@ -1,4 +1,4 @@
-"""Counter business records: sessions per call, transaction requests, SMS outbox, work orders."""
+"""Counter business records: sessions per call, transaction requests, SMS outbox, work orders, SMS codes."""
 
 from counter.storage.migrate import Migration
 
@@ -96,6 +96,22 @@ MIGRATIONS = [
             started_at TEXT NOT NULL,
             finished_at TEXT
         )
+        """,
+    ),
+    Migration(
+        2,
+        """
+        CREATE TABLE session_sms_codes (
+            id {pk},
+            session_id TEXT NOT NULL REFERENCES counter_sessions(id),
+            msisdn TEXT NOT NULL,
+            code_hash TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            used_at TEXT
+        );
+        CREATE INDEX session_sms_codes_session ON session_sms_codes(session_id, id)
         """,
     ),
 ]
