@@ -89,6 +89,7 @@ def test_call_steps_captures_confirmation_rating(env: BrowserEnv) -> None:
 
             await agent.push("show_id", "s3")
             await page.wait_for_selector("[data-screen=id-capture]")
+            await page.wait_for_function("() => document.getElementById('id-video')?.readyState >= 2")
             await screenshot(page, "id-capture")
             await page.wait_for_selector("[data-screen=id-preview]", timeout=30000)
             await screenshot(page, "id-preview")
@@ -103,11 +104,15 @@ def test_call_steps_captures_confirmation_rating(env: BrowserEnv) -> None:
             await env.app[SESSIONS].raise_level(call_id, Level.A2, [face["sha256"]], "face")
             tx = await agent.api(f"/api/counter/sessions/{call_id}/transactions",
                                  {"code": "roaming.set", "inputs": {"enabled": True}, "idempotency_key": "r1"})
-            await agent.push("confirm", "s4", counter_token=opened["customer_token"], transaction_id=tx["id"],
+            token = {"counter_token": opened["customer_token"]} if opened.get("customer_token") else {}
+            await agent.push("confirm", "s4", **token, transaction_id=tx["id"],
                              title="国际漫游开关", what="为 138****8000 开通国际漫游",
                              effect="开通后在国外可以打电话、上网，按国际资费收费。")
             await page.wait_for_selector("[data-screen=confirm]")
             await screenshot(page, "confirm")
+            left = await page.text_content(".countdown-text")
+            await page.tap(".more-time")
+            out["more_time"] = (left, await page.text_content(".countdown-text"))
             await page.tap("#btn-confirm")
             out["s4"] = await agent.step_result("s4")
             out["tx"] = await agent.api(f"/api/counter/sessions/{call_id}")
@@ -148,4 +153,6 @@ def test_call_steps_captures_confirmation_rating(env: BrowserEnv) -> None:
     assert [t["status"] for t in r["tx"]["transactions"]] == ["done"], r["tx"]
     assert r["rating"] == 5
     assert r["chat"].text == "1380"
+    before, after = (int("".join(c for c in text if c.isdigit())) for text in r["more_time"])
+    assert after >= before + 55, r["more_time"]
     assert "国际漫游" in r["result"] and "开通" in r["result"], r["result"]

@@ -41,6 +41,10 @@ def test_senior_mode_every_screen(env: BrowserEnv) -> None:
             await check("call")
             await agent.connect_media()
             await screenshot(page, "senior-call")
+            await agent.push("face_capture", "f1")
+            report["face_declined"] = await agent.step_result("f1")
+            await page.wait_for_selector("[data-screen=face-declined]")
+            await page.wait_for_selector("[data-screen=call]")
             await agent.push("info", "i1", text="请把手机放稳，看着屏幕", press="不用按任何键")
             await check("step")
             await screenshot(page, "senior-step")
@@ -70,3 +74,4 @@ def test_senior_mode_every_screen(env: BrowserEnv) -> None:
     assert all(r["spoken_on"].values()), r["spoken_on"]
     assert r["repeat"] == (True, True)
     assert r["confirm"].status == "ok"
+    assert (r["face_declined"].status, r["face_declined"].value) == ("cancelled", "face_declined")

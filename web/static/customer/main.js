@@ -27,6 +27,7 @@ const state = {
   queue: { position: null, etaS: null },
   ended: false,
   counterToken: null,
+  callToken: null,
 };
 
 let ws = null;
@@ -57,11 +58,14 @@ function loc(p, key) {
   return p[`${key}_${suffix}`] ?? p[key];
 }
 
-/** Call the counter API as this customer (X-Customer-Token from the agent's counter session). */
+/**
+ * Call the counter API as this customer: X-Customer-Token is the counter session's token when the
+ * agent pushed one, else this call's join token (the counter session is keyed by the call id).
+ */
 async function counterApi(path, body) {
   const resp = await fetch(`/api/customer/counter${path}`, {
     method: body === undefined ? "GET" : "POST",
-    headers: { "Content-Type": "application/json", "X-Customer-Token": state.counterToken },
+    headers: { "Content-Type": "application/json", "X-Customer-Token": state.counterToken ?? state.callToken },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const data = await resp.json().catch(() => ({}));
@@ -154,6 +158,7 @@ async function join() {
     if (!resp.ok) throw new Error(`join ${resp.status}`);
     const body = await resp.json();
     state.token = body.token;
+    state.callToken = body.token;
     save();
   } catch {
     show(() => S.notice({ name: "error", title: t("error.join") }));
@@ -364,6 +369,11 @@ async function switchCameraStep(id, p) {
 }
 
 function faceCaptureStep(id, p) {
+  if (state.faceConsent === false) {
+    stepResult(id, "cancelled", "face_declined");
+    briefly(() => S.notice({ name: "face-declined", title: t("face.declined_notice") }));
+    return;
+  }
   let watcher = null;
   const timer = S.countdown(p.timeout_s ?? 90, () => {
     watcher?.stop();
@@ -446,7 +456,7 @@ function confirmStep(id, p) {
     timer.stop();
     let item = { title, ok: accept, text: accept ? effect : t("confirm.declined") };
     let value = accept ? "confirmed" : why;
-    if (p.transaction_id !== undefined && state.counterToken) {
+    if (p.transaction_id !== undefined && (state.counterToken || state.callToken)) {
       try {
         const outcome = await counterApi(`/transactions/${encodeURIComponent(p.transaction_id)}/confirm`, { accept });
         item = txItem(outcome);
@@ -486,7 +496,7 @@ function finish(rate) {
 
 async function rated(score) {
   if (score !== null) document.body.dataset.rating = String(score);
-  if (state.counterToken) {
+  if (state.counterToken || state.callToken) {
     try {
       if (score !== null) await counterApi("/rating", { rating: score });
       const counter = await counterApi("");
@@ -541,6 +551,7 @@ function boot() {
     setSenior(!!saved.senior);
     state.faceConsent = saved.faceConsent ?? null;
     state.token = saved.token;
+    state.callToken = saved.token;
     state.counterToken = saved.counterToken ?? null;
     openMedia();
   } else {
