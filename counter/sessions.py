@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -20,6 +21,8 @@ from counter.timeutil import iso, parse_iso, utcnow
 
 #: A2+ proofs older than this are re-checked before a state-changing transaction.
 PROOF_MAX_AGE = timedelta(minutes=10)
+
+_MSISDN = re.compile(r"1[3-9]\d{9}")
 
 #: How each method may raise the level (the highest level it proves on its own).
 METHODS: dict[str, str] = {
@@ -159,22 +162,51 @@ class CounterSessions:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def open(self, call_id: str, agent: str) -> tuple[CounterSession, str]:
-        """Open the session of a call; return it and the customer's token (shown to nobody else)."""
+    async def open(self, call_id: str, agent: str, account: str | None = None) -> tuple[CounterSession, str]:
+        """Open the session of a call; return it and the customer's token (shown to nobody else).
+
+        ``account``: the line the customer claims, if known already (level A0 all the same).
+        """
         if not call_id or len(call_id) > 100:
             raise SessionError("a call id of 1 to 100 characters is needed")
         token = secrets.token_urlsafe(24)
         try:
             await self.db.execute(
-                "INSERT INTO counter_sessions (id, agent, customer_token_hash, created_at) VALUES ($1, $2, $3, $4)",
+                "INSERT INTO counter_sessions (id, agent, customer_token_hash, created_at, account)"
+                " VALUES ($1, $2, $3, $4, $5)",
                 call_id,
                 agent,
                 _hash_token(token),
                 iso(),
+                account,
             )
         except IntegrityError as exc:
             raise SessionError(f"call {call_id} already has a counter session") from exc
         return await self.get(call_id), token
+
+    async def open_for_call(self, call_id: str, agent: str, claimed: str | None = None) -> CounterSession:
+        """The session of a call an agent has just accepted: opened if new, handed over if transferred.
+
+        Called by the signaling side (the call's own events), so no customer token is minted: the
+        customer uses the call's join token.  ``claimed``, a mainland mobile number the customer gave
+        when joining, is recorded as the claimed account (level A0) if none is claimed yet.
+        """
+        number = re.sub(r"\D", "", claimed or "")
+        number = number[2:] if len(number) == 13 and number.startswith("86") else number
+        account = number if _MSISDN.fullmatch(number) else None
+        try:
+            session = await self.get(call_id)
+        except SessionNotFound:
+            try:
+                session, _ = await self.open(call_id, agent, account)
+            except SessionError:  # opened meanwhile (the console asked for it): take that one
+                session = await self.get(call_id)
+        if session.open and session.agent != agent:
+            await self.db.execute("UPDATE counter_sessions SET agent = $2 WHERE id = $1", call_id, agent)
+            session = await self.add_note(call_id, "system", f"call transferred from {session.agent} to {agent}")
+        if session.open and session.account is None and account is not None:
+            session = await self.claim_account(call_id, account)
+        return session
 
     async def get(self, session_id: str) -> CounterSession:
         row = await self.db.fetchrow("SELECT * FROM counter_sessions WHERE id = $1", session_id)

@@ -24,6 +24,8 @@ from counter.transactions import CATALOG
 from counter.transactions.engine import TransactionEngine, TxError, level_reason
 from counter.users import Role
 from counter.workorders import CallbackOutcome, WorkOrderError, WorkOrders, WorkOrderStatus
+from signaling.aio import SIGNALING
+from signaling.service import CallEvent, CallHook
 from web.auth import require_role
 from web.errors import ApiError, read_json
 
@@ -140,20 +142,47 @@ def _session_json(session: CounterSession) -> dict[str, Any]:
     }
 
 
+async def _call_session(app: web.Application, call_id: str, agent: str) -> CounterSession | None:
+    """The counter session of a signaling call this agent is in, opened now if the call's own
+    ``accepted`` hook has not run yet (the console may ask first); ``None`` if there is no such call."""
+    if SIGNALING not in app:
+        return None
+    call = await app[SIGNALING].bus.get_call(call_id)
+    if call is None or call.status != "in_call" or call.agent_id != agent:
+        return None
+    return await app[SESSIONS].open_for_call(call_id, agent, call.claimed_account or call.claimed_phone)
+
+
 async def _own_session(request: web.Request, session_id: str | None = None) -> CounterSession:
     user = require_role(request, Role.AGENT, Role.SUPERVISOR).user
+    session_id = session_id or request.match_info["sid"]
     try:
-        session = await request.app[SESSIONS].get(session_id or request.match_info["sid"])
+        session = await request.app[SESSIONS].get(session_id)
     except SessionNotFound as exc:
-        raise ApiError(404, "no_session", str(exc)) from exc
+        found = await _call_session(request.app, session_id, user.username)
+        if found is None:
+            raise ApiError(404, "no_session", str(exc)) from exc
+        session = found
     if session.agent != user.username:
         raise ApiError(403, "not_your_session", "this counter session belongs to another agent")
     return session
 
 
 async def _customer_session(request: web.Request) -> CounterSession:
+    """The customer's open session: by the token minted with the session, or by the signaling join
+    token of the call (the same call id), which the customer's page holds already."""
     token = request.headers.get(CUSTOMER_HEADER, "")
-    session = await request.app[SESSIONS].by_customer_token(token) if token else None
+    sessions = request.app[SESSIONS]
+    session = await sessions.by_customer_token(token) if token else None
+    if session is None and token and SIGNALING in request.app:
+        service = request.app[SIGNALING]
+        call_id = await service.store.check_token(token, service.options.reconnect_grace_s)
+        if call_id is not None:
+            try:
+                found = await sessions.get(call_id)
+            except SessionNotFound:
+                found = None
+            session = found if found is not None and found.open else None
     if session is None:
         raise ApiError(401, "customer_token", f"send the {CUSTOMER_HEADER} given when your call started")
     return session
@@ -169,10 +198,15 @@ def _session_error(exc: SessionError) -> ApiError:
 async def open_session(request: web.Request) -> web.Response:
     user = require_role(request, Role.AGENT, Role.SUPERVISOR).user
     body = await _body(request, OpenSessionBody)
+    sessions = request.app[SESSIONS]
     try:
-        session, token = await request.app[SESSIONS].open(body.call_id, user.username)
+        session, token = await sessions.open(body.call_id, user.username)
     except SessionError as exc:
-        raise _session_error(exc) from exc
+        # Opened already for this agent's call (the signaling hook): the customer uses the join token.
+        existing = await sessions.get(body.call_id)
+        if existing.agent != user.username or not existing.open:
+            raise _session_error(exc) from exc
+        return web.json_response({"session": _session_json(existing), "customer_token": None})
     return web.json_response({"session": _session_json(session), "customer_token": token}, status=201)
 
 
@@ -544,6 +578,17 @@ async def openapi_json(request: web.Request) -> web.Response:
     return web.json_response(openapi())
 
 
+def call_hook(sessions: CounterSessions) -> CallHook:
+    """A signaling hook: when an agent accepts a call, the call's counter session exists (keyed by
+    the call id; handed to the new agent after a transfer)."""
+
+    async def hook(event: CallEvent) -> None:
+        if event.kind == "accepted" and event.agent is not None and event.actor_role in ("agent", "supervisor"):
+            await sessions.open_for_call(event.call_id, event.agent, event.claimed_account or event.claimed_phone)
+
+    return hook
+
+
 def setup(app: web.Application) -> None:
     """Account system, sessions, engine and work orders on the app; routes for console and customer."""
     db = app[DB]
@@ -556,12 +601,14 @@ def setup(app: web.Application) -> None:
     app[MAINTENANCE] = Maintenance(accounts, app[AUDIT])
     app[SMS_CODES] = SmsCodes(db, accounts, app[SESSIONS], app[AUDIT])
 
-    async def jobs(app: web.Application) -> AsyncIterator[None]:
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        if SIGNALING in app:
+            app[SIGNALING].hooks.append(call_hook(app[SESSIONS]))
         app[MAINTENANCE].start()
         yield
         await app[MAINTENANCE].stop()
 
-    app.cleanup_ctx.append(jobs)
+    app.cleanup_ctx.append(lifecycle)
     for method, path, handler, _model, _summary in ROUTES:
         app.router.add_route(method, path, handler)
     app.router.add_get("/api/openapi.json", openapi_json)

@@ -1,0 +1,80 @@
+"""The counter session of a signaling call, end to end over real sockets: the customer joins (HTTP +
+WebSocket), the agent accepts, the agent's API shows the session, the customer's join token reaches
+the pending confirmation on their screen."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+from aiohttp.test_utils import TestClient
+
+from signaling import protocol as p
+from signaling.client import SignalingClient
+from web.counter_api import SESSIONS
+
+
+async def test_accepted_call_has_its_counter_session(app_client: TestClient[Any, Any]) -> None:
+    base = str(app_client.make_url("")).rstrip("/")
+    async with (
+        aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as staff_http,
+        aiohttp.ClientSession() as phone_http,
+    ):
+        customer = await SignalingClient.customer(phone_http, base)
+        agent = await SignalingClient.staff(staff_http, base, "agent1", "agent1-demo")
+        try:
+            assert customer.token is not None
+            await customer.send(p.Join(care=False, claimed_phone="+86 138-0013-8000"))
+            await customer.expect(p.QueueStatus)
+            await agent.send(p.Presence(state="available"))
+            offer = await agent.expect(p.CallOffer)
+            call_id = offer.call_id
+            await agent.send(p.Accept(call_id=call_id))
+            await agent.expect(p.CallStarted, call_id=call_id)
+            await customer.expect(p.CallStarted, call_id=call_id)
+
+            async with staff_http.get(f"{base}/api/auth/me") as resp:
+                csrf = {"X-CSRF-Token": (await resp.json())["csrf_token"]}
+            async with staff_http.get(f"{base}/api/counter/sessions/{call_id}") as resp:
+                assert resp.status == 200, await resp.text()
+                session = (await resp.json())["session"]
+            assert session["agent"] == "agent1" and session["account"] == "13800138000"
+            assert session["level"] == "A0"
+            # The console opening it again gets the same session (no second customer token).
+            async with staff_http.post(f"{base}/api/counter/sessions", json={"call_id": call_id}, headers=csrf) as resp:
+                assert resp.status == 200 and (await resp.json())["customer_token"] is None
+
+            async with staff_http.post(f"{base}/api/counter/sessions/{call_id}/verify-password",
+                                       json={"password": "246810"}, headers=csrf) as resp:
+                assert resp.status == 200, await resp.text()
+            body = {"code": "datacap.set", "inputs": {"cap_mb": 2048}, "idempotency_key": "cap-1"}
+            async with staff_http.post(f"{base}/api/counter/sessions/{call_id}/transactions", json=body,
+                                       headers=csrf) as resp:
+                assert resp.status == 202, await resp.text()
+                tid = (await resp.json())["id"]
+
+            # The customer's page uses its join token for the counter endpoints.
+            mine = {"X-Customer-Token": customer.token}
+            async with phone_http.get(f"{base}/api/customer/counter", headers=mine) as resp:
+                assert resp.status == 200, await resp.text()
+                state = await resp.json()
+            assert [t["id"] for t in state["pending"]] == [tid] and state["pending"][0]["code"] == "datacap.set"
+            async with phone_http.post(f"{base}/api/customer/counter/transactions/{tid}/confirm",
+                                       json={"accept": True}, headers=mine) as resp:
+                assert (await resp.json())["status"] == "done"
+            async with phone_http.get(f"{base}/api/customer/counter",
+                                      headers={"X-Customer-Token": "not-a-token"}) as resp:
+                assert resp.status == 401
+            # Someone else's join token reaches nothing of this call.
+            other = await SignalingClient.customer(phone_http, base)
+            try:
+                async with phone_http.get(f"{base}/api/customer/counter",
+                                          headers={"X-Customer-Token": other.token or ""}) as resp:
+                    assert resp.status == 401
+            finally:
+                await other.close()
+        finally:
+            await customer.close()
+            await agent.close()
+    counter = await app_client.app[SESSIONS].get(call_id)
+    assert counter.agent == "agent1" and counter.account == "13800138000"
