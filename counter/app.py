@@ -26,6 +26,7 @@ COMPONENTS: list[str] = [
     "web.counter_api:setup",
     "web.pages:setup",
     "web.signaling_ws:setup",
+    "web.recordings_api:setup",
     "web.consoles_api:setup",
 ]
 

@@ -1,0 +1,23 @@
+"""The server-side witness of every call: recording (双录) and identity frames from the live video."""
+
+from signaling.witness.peer import Witness, WitnessCall, WitnessError
+from signaling.witness.recording import (
+    Recorder,
+    RecordingError,
+    RecordingFiles,
+    RecordingStore,
+    SegmentInfo,
+    SegmentTampered,
+)
+
+__all__ = [
+    "Recorder",
+    "RecordingError",
+    "RecordingFiles",
+    "RecordingStore",
+    "SegmentInfo",
+    "SegmentTampered",
+    "Witness",
+    "WitnessCall",
+    "WitnessError",
+]

@@ -1,0 +1,73 @@
+"""Client side of the witness, for tests, benchmarks and probes: the signaling client that also
+understands witness messages, and a send-only peer connection to the witness."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any, cast
+
+import aiohttp
+from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import AudioStreamTrack
+from pydantic import TypeAdapter, ValidationError
+
+from signaling import protocol as p
+from signaling.client import SignalingClient
+from signaling.witness.relay import RecordingConsent, WitnessSdp, WitnessState
+
+_SERVER = TypeAdapter[WitnessSdp | WitnessState](WitnessSdp | WitnessState)
+
+
+class WitnessClient(SignalingClient):
+    """A :class:`SignalingClient` that also parses ``witness_sdp`` and ``witness_state``."""
+
+    async def _read(self) -> None:
+        inbox = cast("asyncio.Queue[Any]", self.inbox)
+        try:
+            async for msg in self.ws:
+                if msg.type == aiohttp.WSMsgType.TEXT:
+                    try:
+                        await inbox.put(p.parse_server(msg.data))
+                    except ValueError:
+                        try:
+                            await inbox.put(_SERVER.validate_json(msg.data))
+                        except ValidationError:
+                            await inbox.put(p.ErrorMsg(code="client_parse", reason=str(msg.data)[:200]))
+                elif msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.ERROR):
+                    break
+        finally:
+            await inbox.put(None)
+
+    async def consent_to_recording(self) -> WitnessState:
+        await self.send(RecordingConsent(accepted=True))
+        return await self.expect(WitnessState)  # type: ignore[type-var]
+
+
+class WitnessSender:
+    """A party's send-only peer connection to the witness (video track given, audio: silence)."""
+
+    def __init__(self, video: MediaStreamTrack, audio: MediaStreamTrack | None = None) -> None:
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self.pc.addTransceiver(video, direction="sendonly")
+        self.pc.addTransceiver(audio or AudioStreamTrack(), direction="sendonly")
+        self.connected = asyncio.Event()
+
+        @self.pc.on("connectionstatechange")
+        def _state() -> None:
+            if self.pc.connectionState == "connected":
+                self.connected.set()
+
+    async def connect(self, client: WitnessClient, call_id: str, within: float = 20.0) -> WitnessState:
+        """Offer through the signaling socket, apply the witness's answer, wait until connected."""
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        await client.send(WitnessSdp(call_id=call_id, kind="offer", sdp=self.pc.localDescription.sdp))
+        answer = await client.expect(WitnessSdp, within=within)  # type: ignore[type-var]
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer.sdp, type="answer"))
+        state = await client.expect(WitnessState, within=within)  # type: ignore[type-var]
+        await asyncio.wait_for(self.connected.wait(), within)
+        return state
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.pc.close()

@@ -1,0 +1,308 @@
+"""The witness: a server-side aiortc peer on every call, recording both parties and grabbing frames.
+
+Each party's browser opens a second, send-only peer connection to the witness (negotiated with
+``witness_sdp`` on the same WebSocket, see :mod:`signaling.witness.relay`).  The witness never sends
+media and never re-encodes: the encoded frames its receivers reassemble are teed to the
+:class:`~signaling.witness.recording.Recorder`; the decoded customer video (aiortc decodes every
+received track anyway) is kept as the latest frame, and sampled on request for identity checks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from aiortc import (
+    MediaStreamTrack,
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCRtpReceiver,
+    RTCSessionDescription,
+)
+from aiortc.mediastreams import MediaStreamError
+from aiortc.sdp import candidate_from_sdp
+from av import VideoFrame
+
+from signaling.witness.recording import Recorder, RecordingStore, SegmentHook, SegmentInfo
+
+log = logging.getLogger("signaling.witness")
+
+PARTIES = ("customer", "agent")
+BGR = npt.NDArray[np.uint8]
+RecordingHook = Callable[[str, str, list[SegmentInfo]], Awaitable[None]]
+
+
+def _bgr(frame: VideoFrame) -> BGR:
+    return np.asarray(frame.to_ndarray(format="bgr24"), dtype=np.uint8)
+
+
+class WitnessError(Exception):
+    """The witness refused a request: ``code`` is stable, the message says what to do."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+@dataclass
+class _Collector:
+    interval: float
+    until: float
+    frames: list[tuple[float, BGR]] = field(default_factory=list)
+    last: float = 0.0
+
+
+class _Leg:
+    """One party's send-only connection to the witness."""
+
+    def __init__(self, call: WitnessCall, party: str, ice_servers: list[RTCIceServer]) -> None:
+        self.call = call
+        self.party = party
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=list(ice_servers)))
+        self.tasks: list[asyncio.Task[None]] = []
+        self.video: RTCRtpReceiver | None = None
+        self.pending: set[asyncio.Future[None]] = set()
+        self.pc.on("track", self._on_track)
+        self.pc.on("connectionstatechange", self._on_state)
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        self.tasks.append(asyncio.ensure_future(self._consume(track)))
+
+    async def _on_state(self) -> None:
+        if self.pc.connectionState in ("failed", "closed"):
+            await self.call.drop_leg(self.party, self)
+
+    async def _consume(self, track: MediaStreamTrack) -> None:
+        keep = self.party == "customer" and track.kind == "video"
+        with contextlib.suppress(MediaStreamError, asyncio.CancelledError):
+            while True:
+                frame = await track.recv()
+                if keep and isinstance(frame, VideoFrame):
+                    self.call.customer_frame(frame)
+
+    def tee(self, receiver: RTCRtpReceiver, kind: str) -> None:
+        """Copy every encoded frame the receiver hands its decoder to the call's recorder."""
+        queue = receiver._RTCRtpReceiver__decoder_queue  # type: ignore[attr-defined]
+        put = queue.put
+        call, party = self.call, self.party
+
+        def tee_put(item: Any, block: bool = True, timeout: float | None = None) -> None:
+            if item is not None and call.recorder is not None:
+                codec, encoded = item
+                call.recorder.packet(party, kind, encoded.data, encoded.timestamp, codec.clockRate)
+            put(item, block, timeout)
+
+        queue.put = tee_put
+
+    async def answer(self, offer_sdp: str) -> str:
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+        for transceiver in self.pc.getTransceivers():
+            kind = transceiver.kind
+            wanted = "video/VP8" if kind == "video" else "audio/opus"
+            capabilities = RTCRtpReceiver.getCapabilities(kind)
+            codecs = [c for c in (capabilities.codecs if capabilities else [])
+                      if c.mimeType.lower() in (wanted.lower(), f"{kind}/rtx")]
+            transceiver.setCodecPreferences(codecs)
+            transceiver.direction = "recvonly"
+            self.tee(transceiver.receiver, kind)
+            if kind == "video":
+                self.video = transceiver.receiver
+        await self.pc.setLocalDescription(await self.pc.createAnswer())
+        return str(self.pc.localDescription.sdp)
+
+    def request_keyframe(self) -> None:
+        receiver = self.video
+        if receiver is None:
+            return
+        for source in receiver.getSynchronizationSources():
+            task = asyncio.ensure_future(receiver._send_rtcp_pli(source.source))  # type: ignore[attr-defined]
+            self.pending.add(task)
+            task.add_done_callback(self.pending.discard)
+
+    async def close(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await self.pc.close()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError, MediaStreamError):
+                await task
+
+
+class WitnessCall:
+    """What the witness holds for one call: the legs, the recorder, the customer's latest frame."""
+
+    def __init__(self, witness: Witness, call_id: str) -> None:
+        self.witness = witness
+        self.call_id = call_id
+        self.legs: dict[str, _Leg] = {}
+        self.recorder: Recorder | None = None
+        self.latest: tuple[float, VideoFrame] | None = None
+        self.frames = 0
+        self._fresh = asyncio.Event()
+        self._collectors: dict[str, _Collector] = {}
+
+    def customer_frame(self, frame: VideoFrame) -> None:
+        now = time.time()
+        self.latest = (now, frame)
+        self.frames += 1
+        for collector in self._collectors.values():
+            if now <= collector.until and now - collector.last >= collector.interval:
+                collector.last = now
+                collector.frames.append((now, _bgr(frame)))
+        self._fresh.set()
+        self._fresh = asyncio.Event()
+
+    async def grab(self, within: float = 5.0, after: float | None = None) -> tuple[float, BGR]:
+        """The customer's next video frame (taken after ``after``, default now) as BGR."""
+        after = time.time() if after is None else after
+
+        deadline = time.monotonic() + within
+        while self.latest is None or self.latest[0] < after:
+            try:
+                await asyncio.wait_for(self._fresh.wait(), max(0.0, deadline - time.monotonic()))
+            except TimeoutError:
+                raise WitnessError("no_video", "no video from the customer's camera: ask them to turn it on") from None
+        t, frame = self.latest
+        return t, _bgr(frame)
+
+    def start_collecting(self, key: str, seconds: float, fps: float = 5.0) -> None:
+        """Keep customer frames (``fps`` a second, at most ``seconds``) until :meth:`collected`."""
+        self._collectors[key] = _Collector(1.0 / fps, time.time() + seconds)
+
+    def collected(self, key: str) -> list[tuple[float, BGR]]:
+        """The frames kept since :meth:`start_collecting` (collecting stops)."""
+        collector = self._collectors.pop(key, None)
+        if collector is None:
+            raise WitnessError("not_collecting", "no frames are being collected for this check: start it again")
+        return collector.frames
+
+    def _request_keyframe(self, party: str) -> None:
+        leg = self.legs.get(party)
+        if leg is not None:
+            leg.request_keyframe()
+
+    async def add_leg(self, party: str, offer_sdp: str) -> str:
+        if self.recorder is None:
+            self.recorder = self.witness.new_recorder(self)
+        old = self.legs.pop(party, None)
+        if old is not None:
+            await old.close()
+        leg = self.legs[party] = _Leg(self, party, self.witness.ice_servers)
+        try:
+            return await leg.answer(offer_sdp)
+        except Exception as exc:
+            self.legs.pop(party, None)
+            await leg.close()
+            raise WitnessError("bad_offer", f"witness_sdp: the offer was refused ({exc}); send a new one") from exc
+
+    async def drop_leg(self, party: str, leg: _Leg | None = None) -> None:
+        current = self.legs.get(party)
+        if current is not None and (leg is None or current is leg):
+            del self.legs[party]
+            await current.close()
+
+    async def close(self) -> list[SegmentInfo]:
+        for party in list(self.legs):
+            await self.drop_leg(party)
+        return await self.recorder.close() if self.recorder is not None else []
+
+
+class Witness:
+    """All calls' witness peers on this node."""
+
+    def __init__(
+        self,
+        store: RecordingStore,
+        *,
+        segment_s: float = 10.0,
+        on_segment: SegmentHook | None = None,
+        on_recording_end: RecordingHook | None = None,
+        ice_servers: list[RTCIceServer] | None = None,
+        require_consent: bool = True,
+    ) -> None:
+        self.store = store
+        self.segment_s = segment_s
+        self.on_segment = on_segment
+        self.on_recording_end = on_recording_end
+        self.ice_servers = list(ice_servers or [])
+        self.require_consent = require_consent
+        self.calls: dict[str, WitnessCall] = {}
+        self.consents: dict[str, float] = {}
+
+    def new_recorder(self, call: WitnessCall) -> Recorder:
+        files = self.store.create(call.call_id)
+        return Recorder(files, call.call_id, self.on_segment, self.segment_s, call._request_keyframe)
+
+    def consent(self, call_id: str, accepted: bool) -> None:
+        """The customer's answer to "this call is recorded" (asked before the agent joins)."""
+        if accepted:
+            self.consents[call_id] = time.time()
+        else:
+            self.consents.pop(call_id, None)
+
+    async def offer(self, call_id: str, party: str, offer_sdp: str) -> str:
+        """Answer a party's send-only offer; the recording starts with the first media."""
+        if party not in PARTIES:
+            raise WitnessError("forbidden", "only the customer and the agent of a call send media to the witness")
+        if self.require_consent and call_id not in self.consents:
+            raise WitnessError(
+                "no_recording_consent",
+                "the customer has not consented to the recording: the page sends recording_consent first",
+            )
+        call = self.calls.get(call_id)
+        if call is None:
+            call = self.calls[call_id] = WitnessCall(self, call_id)
+        return await call.add_leg(party, offer_sdp)
+
+    async def add_ice(self, call_id: str, party: str, candidate: str, sdp_mid: str | None,
+                      sdp_mline_index: int | None) -> None:
+        call = self.calls.get(call_id)
+        leg = call.legs.get(party) if call is not None else None
+        if leg is None:
+            raise WitnessError("no_leg", "witness_ice: send witness_sdp with an offer first")
+        if not candidate:
+            return
+        parsed = candidate_from_sdp(candidate.removeprefix("candidate:"))
+        parsed.sdpMid = sdp_mid
+        parsed.sdpMLineIndex = sdp_mline_index
+        await leg.pc.addIceCandidate(parsed)
+
+    def call(self, call_id: str) -> WitnessCall:
+        """The witness of a call with media, or :class:`WitnessError` ``no_witness``."""
+        call = self.calls.get(call_id)
+        if call is None or "customer" not in call.legs:
+            raise WitnessError("no_witness", "the customer's video is not reaching the server yet: wait a moment")
+        return call
+
+    async def leave(self, call_id: str, party: str) -> None:
+        """A party left (transfer, agent lost): close their leg; the recording goes on."""
+        call = self.calls.get(call_id)
+        if call is not None:
+            await call.drop_leg(party)
+
+    async def end(self, call_id: str) -> list[SegmentInfo]:
+        """The call ended: close both legs and the recording (its last segments reported)."""
+        self.consents.pop(call_id, None)
+        call = self.calls.pop(call_id, None)
+        if call is None:
+            return []
+        segments = await call.close()
+        if self.on_recording_end is not None and call.recorder is not None:
+            try:
+                await self.on_recording_end(call_id, call.recorder.recording_id, segments)
+            except Exception:
+                log.exception("witness: recording end of %s not reported", call_id)
+        return segments
+
+    async def close(self) -> None:
+        for call_id in list(self.calls):
+            await self.end(call_id)

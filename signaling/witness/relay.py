@@ -1,0 +1,140 @@
+"""Witness messages on the signaling WebSocket (protocol v1 additions, see docs/protocol.md "Witness").
+
+Client -> server: ``recording_consent`` (customer), ``witness_sdp`` (offer), ``witness_ice``.
+Server -> client: ``witness_sdp`` (answer), ``witness_state``; refusals are ordinary ``error``
+messages.  :func:`attach` puts these in front of :meth:`SignalingService.handle`; every other
+frame goes to the service untouched (one substring test per frame).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from signaling import protocol as p
+from signaling.service import Connection, SignalingService
+from signaling.state import Principal
+from signaling.witness.peer import Witness, WitnessError
+
+ConsentHook = Callable[[str, bool], Awaitable[None]]
+
+
+class _Msg(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    v: Literal[1] = 1
+    ref: str | None = Field(default=None, max_length=64)
+
+
+class RecordingConsent(_Msg):
+    """The customer agreed (or not) to the recording, on screen and by voice, before the agent joins."""
+
+    type: Literal["recording_consent"] = "recording_consent"
+    accepted: bool
+
+
+class WitnessSdp(_Msg):
+    """An SDP offer to the witness (client) or its answer (server), one per party and call."""
+
+    type: Literal["witness_sdp"] = "witness_sdp"
+    call_id: str = Field(min_length=1, max_length=64)
+    kind: Literal["offer", "answer"]
+    sdp: str = Field(max_length=p.MAX_MESSAGE_BYTES)
+
+
+class WitnessIce(_Msg):
+    """A trickled ICE candidate for the witness connection (``candidate`` empty: end of candidates)."""
+
+    type: Literal["witness_ice"] = "witness_ice"
+    call_id: str = Field(min_length=1, max_length=64)
+    candidate: str = Field(max_length=2048)
+    sdp_mid: str | None = Field(default=None, max_length=64)
+    sdp_mline_index: int | None = Field(default=None, ge=0, le=64)
+
+
+class WitnessState(_Msg):
+    """To the party: consent recorded, or the witness receives your media (``recording``)."""
+
+    type: Literal["witness_state"] = "witness_state"
+    call_id: str
+    consent: bool
+    recording: bool = False
+    recording_id: str | None = None
+
+
+WitnessMessage = Annotated[RecordingConsent | WitnessSdp | WitnessIce, Field(discriminator="type")]
+_ADAPTER = TypeAdapter[WitnessMessage](WitnessMessage)
+_MARKERS = ('"witness_', '"recording_consent"')
+
+
+def _send(conn: Connection, message: BaseModel) -> Awaitable[None]:
+    return conn.send(message.model_dump_json(exclude_none=True))
+
+
+async def _party(service: SignalingService, who: Principal, call_id: str, ref: str | None) -> str:
+    call = await service.bus.read_call(call_id)
+    if call is None or call.status != "in_call":
+        raise p.ProtocolError("not_in_call", f"call {call_id} is not connected", ref)
+    if who.role == "customer" and who.id == call.call_id:
+        return "customer"
+    if call.agent_id is not None and who.id == call.agent_id and who.role == (call.agent_role or "agent"):
+        return "agent"
+    raise p.ProtocolError("forbidden", "only the customer and the agent of a call send media to the witness", ref)
+
+
+async def dispatch(
+    service: SignalingService, witness: Witness, conn: Connection, m: WitnessMessage,
+    on_consent: ConsentHook | None = None,
+) -> None:
+    """Handle one witness message from ``conn`` (said hello already)."""
+    who = conn.principal
+    if who is None:
+        raise p.ProtocolError("hello_first", "send hello first", m.ref)
+    try:
+        if isinstance(m, RecordingConsent):
+            if who.role != "customer":
+                raise p.ProtocolError("forbidden", "recording_consent is the customer's answer", m.ref)
+            witness.consent(who.id, m.accepted)
+            if on_consent is not None:
+                await on_consent(who.id, m.accepted)
+            await _send(conn, WitnessState(ref=m.ref, call_id=who.id, consent=m.accepted))
+        elif isinstance(m, WitnessSdp):
+            if m.kind != "offer":
+                raise p.ProtocolError("invalid", "witness_sdp: clients send offers; the witness answers", m.ref)
+            party = await _party(service, who, m.call_id, m.ref)
+            answer = await witness.offer(m.call_id, party, m.sdp)
+            await _send(conn, WitnessSdp(ref=m.ref, call_id=m.call_id, kind="answer", sdp=answer))
+            recorder = witness.calls[m.call_id].recorder
+            await _send(conn, WitnessState(call_id=m.call_id, consent=True, recording=True,
+                                           recording_id=recorder.recording_id if recorder else None))
+        else:
+            party = await _party(service, who, m.call_id, m.ref)
+            await witness.add_ice(m.call_id, party, m.candidate, m.sdp_mid, m.sdp_mline_index)
+    except WitnessError as exc:
+        raise p.ProtocolError(exc.code, exc.reason, m.ref) from exc
+
+
+def attach(service: SignalingService, witness: Witness, on_consent: ConsentHook | None = None) -> None:
+    """Route witness messages arriving on the service's connections to ``witness``."""
+    original = service.handle
+
+    async def handle(conn: Connection, data: str | bytes) -> None:
+        text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+        if not any(marker in text for marker in _MARKERS):
+            await original(conn, data)
+            return
+        try:
+            message = _ADAPTER.validate_json(data)
+        except ValidationError:
+            await original(conn, data)  # not ours (a chat line quoting the word), or malformed: the service says why
+            return
+        try:
+            if not conn.bucket.take():
+                raise p.ProtocolError("rate_limited", "too many messages; slow down")
+            await dispatch(service, witness, conn, message, on_consent)
+        except p.ProtocolError as exc:
+            await conn.send(p.dump(exc.to_message()))
+
+    setattr(service, "handle", handle)  # noqa: B010

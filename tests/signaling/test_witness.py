@@ -1,0 +1,226 @@
+"""The witness on a real call: recording of both parties, segment hashes in the audit log, tampering."""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import av
+import cv2
+import numpy as np
+import pytest
+from aiohttp.test_utils import TestClient
+from aiortc.mediastreams import VideoStreamTrack
+
+from counter.appkeys import DB
+from counter.audit import AUDIT
+from signaling import protocol as p
+from signaling.peer import SyntheticVideo
+from signaling.probe import connect_pair
+from signaling.witness import RecordingError, SegmentTampered
+from signaling.witness.client import WitnessClient, WitnessSender
+from signaling.witness.recording import Recorder, RecordingFiles, vp8_keyframe_size
+from tests.signaling.conftest import STAFF
+from web.recordings_api import RECORDINGS, WITNESS, verify_recording
+
+FACES = Path(__file__).resolve().parents[2].parent / "shared" / "faces"
+
+
+class PhotoVideo(VideoStreamTrack):
+    """A camera that films a still photo (letterboxed to 640x480) at 15 fps."""
+
+    def __init__(self, photo: Path) -> None:
+        super().__init__()
+        image = cv2.imread(str(photo))
+        assert image is not None, photo
+        scale = min(640 / image.shape[1], 480 / image.shape[0])
+        small = cv2.resize(image, (int(image.shape[1] * scale) // 2 * 2, int(image.shape[0] * scale) // 2 * 2))
+        canvas = np.zeros((480, 640, 3), np.uint8)
+        y, x = (480 - small.shape[0]) // 2, (640 - small.shape[1]) // 2
+        canvas[y : y + small.shape[0], x : x + small.shape[1]] = small
+        self._frame = av.VideoFrame.from_ndarray(canvas, format="bgr24").reformat(format="yuv420p")
+        self._n = 0
+
+    async def recv(self) -> av.VideoFrame:
+        await asyncio.sleep(1 / 15)
+        frame = av.VideoFrame.from_ndarray(self._frame.to_ndarray(format="bgr24"), format="bgr24")
+        frame.pts = self._n * 6000
+        frame.time_base = fractions.Fraction(1, 90000)
+        self._n += 1
+        return frame
+
+
+@pytest.fixture(autouse=True)
+def short_segments(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COUNTER_WITNESS_SEGMENT_S", "1")
+
+
+class Call:
+    def __init__(self, agent: WitnessClient, customer: WitnessClient, call_id: str) -> None:
+        self.agent, self.customer, self.call_id = agent, customer, call_id
+
+
+@pytest.fixture
+async def call(app_client: TestClient[Any, Any]) -> AsyncIterator[Call]:
+    """A customer (recording consented) put through to agent1 on the test server."""
+    base = str(app_client.server.make_url("")).rstrip("/")
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as staff_http, \
+            aiohttp.ClientSession() as customer_http:
+        agent = await WitnessClient.staff(staff_http, base, "agent1", STAFF["agent1"])
+        customer = await WitnessClient.customer(customer_http, base)
+        assert isinstance(agent, WitnessClient) and isinstance(customer, WitnessClient)
+        state = await customer.consent_to_recording()
+        assert state.consent
+        await agent.send(p.Presence(state="available"))
+        await customer.send(p.Join())
+        offer = await agent.expect(p.CallOffer)
+        await agent.send(p.Accept(call_id=offer.call_id))
+        await customer.expect(p.CallStarted)
+        await agent.expect(p.CallStarted)
+        yield Call(agent, customer, offer.call_id)
+        await agent.close()
+        await customer.close()
+
+
+async def _recording_row(app_client: TestClient[Any, Any], call_id: str, within: float = 15.0) -> dict[str, Any]:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        row = await app_client.app[DB].fetchrow("SELECT * FROM recordings WHERE call_id = $1", call_id)
+        if row is not None and row["ended_at"] is not None:
+            return dict(row)
+        await asyncio.sleep(0.1)
+    raise AssertionError("the recording was not closed after the hang-up")
+
+
+def _decode(files: RecordingFiles, hashes: dict[int, str]) -> tuple[dict[str, int], int]:
+    """Packets per track over all segments (decoding every video frame), and the last timestamp (ms)."""
+    packets: dict[str, int] = {}
+    last = 0
+    tracks = files.header["tracks"]
+    for index in files.segments():
+        path = files.directory / f"plain-{index}.webm"
+        path.write_bytes(files.read_segment(index, hashes[index]))
+        with av.open(str(path)) as container:
+            for stream in container.streams:
+                name = tracks[stream.index]
+                for packet in container.demux(stream):
+                    if packet.size == 0:
+                        continue
+                    packets[name] = packets.get(name, 0) + 1
+                    assert packet.pts is not None
+                    last = max(last, int(packet.pts * packet.time_base * 1000))
+                container.seek(0)
+        for number in (0, 1):
+            with av.open(str(path)) as container:
+                stream = container.streams.video[number]
+                sent = sum(1 for pk in container.demux(stream) if pk.size)
+            with av.open(str(path)) as container:
+                decoded = len(list(container.decode(container.streams.video[number])))
+            name = ("customer.video", "agent.video")[number]
+            assert decoded >= sent - 1, f"segment {index}: {name} does not decode"
+        path.unlink()
+    return packets, last
+
+
+async def test_recording_has_both_parties_and_audited_segments(app_client: TestClient[Any, Any], call: Call) -> None:
+    peers = await connect_pair(call.agent, call.customer, call.call_id)  # the call itself
+    senders = [WitnessSender(PhotoVideo(FACES / "faceonnx/nicole_kidman/nicole_0.jpg")),
+               WitnessSender(SyntheticVideo())]
+    try:
+        await senders[0].connect(call.customer, call.call_id)
+        state = await senders[1].connect(call.agent, call.call_id)
+        assert state.recording and state.recording_id
+        connected = time.monotonic()
+        await asyncio.sleep(3.0)
+        await call.agent.send(p.Hangup(call_id=call.call_id))
+        await call.customer.expect(p.CallEnded)
+        call_s = time.monotonic() - connected
+    finally:
+        for sender in senders:
+            await sender.close()
+        for peer in peers:
+            await peer.close()
+
+    row = await _recording_row(app_client, call.call_id)
+    assert row["id"] == state.recording_id
+    log = app_client.app[AUDIT]
+    entries = [e["entry"] for e in await log.search(action="recording.segment", session_id=call.call_id)]
+    hashes = {e["details"]["index"]: e["evidence"][0] for e in entries}
+    assert len(hashes) >= 2 and row["segments"] == len(hashes)
+    files = app_client.app[RECORDINGS].open(row["id"])
+    assert {i: files.file_sha256(i) for i in files.segments()} == hashes
+    assert all(c["status"] == "ok" for c in await verify_recording(app_client.app, row["id"], call.call_id))
+    assert [e["entry"]["action"] for e in await log.search(action="recording.consent", session_id=call.call_id)]
+
+    packets, last_ms = await asyncio.to_thread(_decode, files, hashes)
+    assert set(packets) == {"customer.video", "customer.audio", "agent.video", "agent.audio"}
+    assert abs(last_ms / 1000 - call_s) < 1.0, (last_ms, call_s)
+
+    # A segment altered at rest is caught, by its hash and by its authentication tag.
+    victim = files.segment_path(1)
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    victim.write_bytes(bytes(data))
+    checks = await verify_recording(app_client.app, row["id"], call.call_id)
+    assert [c["index"] for c in checks if c["status"] == "altered"] == [1]
+    with pytest.raises(SegmentTampered):
+        files.read_segment(1)
+    with pytest.raises(SegmentTampered):
+        files.read_segment(0, hashes[1])  # a swapped-in segment fails the audit hash
+
+
+async def test_no_recording_without_consent_and_strangers_refused(
+    app_client: TestClient[Any, Any], call: Call
+) -> None:
+    witness = app_client.app[WITNESS]
+    witness.consent(call.call_id, False)
+    sender = WitnessSender(SyntheticVideo())
+    try:
+        await sender.pc.setLocalDescription(await sender.pc.createOffer())
+        from signaling.witness.relay import WitnessSdp
+
+        await call.customer.send(WitnessSdp(call_id=call.call_id, kind="offer", sdp=sender.pc.localDescription.sdp))
+        error = await call.customer.expect(p.ErrorMsg)
+        assert error.code == "no_recording_consent"
+        await call.customer.send(WitnessSdp(call_id="someone-else", kind="offer", sdp="v=0"))
+        assert (await call.customer.expect(p.ErrorMsg)).code == "not_in_call"
+    finally:
+        await sender.close()
+    assert call.call_id not in witness.calls
+
+
+def test_recorder_segments_start_on_key_frames(tmp_path: Path) -> None:
+    """Cutting waits for each party's next key frame, so every segment decodes on its own."""
+    enc = av.CodecContext.create("libvpx", "w")
+    enc.width, enc.height, enc.pix_fmt = 64, 48, "yuv420p"
+    enc.time_base = fractions.Fraction(1, 90000)
+    enc.options = {"g": "15"}
+    packets = []
+    for i in range(90):
+        frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 2, np.uint8), format="bgr24")
+        frame.pts = i * 3000
+        packets += [bytes(pk) for pk in enc.encode(frame.reformat(format="yuv420p"))]
+    files = RecordingFiles.create(tmp_path / "r", bytes(32), "r1", "c1")
+    asked: list[str] = []
+    recorder = Recorder(files, "c1", segment_s=1.0, request_keyframe=asked.append)
+
+    async def run() -> None:
+        for i, data in enumerate(packets):
+            recorder.packet("customer", "video", data, i * 3000, 90000, now=i / 30)
+        await recorder.close()
+
+    asyncio.run(run())
+    assert asked and set(asked) == {"customer"}
+    assert len(recorder.segments) >= 2
+    for info in recorder.segments:
+        first = files.read_segment(info.index, info.sha256)
+        with av.open(__import__("io").BytesIO(first)) as container:
+            first_packet = next(pk for pk in container.demux(container.streams.video[0]) if pk.size)
+            assert vp8_keyframe_size(bytes(first_packet)) is not None
+    with pytest.raises(RecordingError):
+        RecordingFiles(files.directory, bytes([1]) * 32).read_segment(0)

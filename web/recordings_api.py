@@ -1,0 +1,380 @@
+"""The witness on every call, its recordings, and their playback for auditors.
+
+Setup puts the :class:`~signaling.witness.Witness` on the app (``app[WITNESS]``), routes its messages
+on ``/ws``, closes recordings when calls end, indexes segments and writes each segment's sha256 to
+the audit log (``recording.segment``) as it closes, and purges recordings past
+``recording_retention_days``.  Auditors list, verify and play recordings; every playback is audited
+(``auditor.play_recording``) and yields a ticket that the segment URLs need.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import logging
+import os
+import re
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from counter.appkeys import DB, SETTINGS
+from counter.audit import AUDIT, AuditEvent
+from counter.storage import Database
+from counter.timeutil import iso, utcnow
+from counter.users import Role
+from identity.evidence import load_or_create_master_key
+from signaling.aio import SIGNALING
+from signaling.service import CallEvent
+from signaling.witness import RecordingError, RecordingFiles, RecordingStore, SegmentInfo, SegmentTampered, Witness
+from signaling.witness.relay import attach
+from web.auth import require_role
+from web.errors import ApiError
+
+log = logging.getLogger("web.recordings")
+
+WITNESS = web.AppKey("witness", Witness)
+RECORDINGS = web.AppKey("recordings", RecordingStore)
+_TICKETS = web.AppKey("recording_tickets", dict[str, "Ticket"])
+_PURGE = web.AppKey("recording_purge_task", asyncio.Task[None])
+_ENDING = web.AppKey("recording_endings", set[asyncio.Task[Any]])
+SEGMENT_ENV = "COUNTER_WITNESS_SEGMENT_S"
+TICKET_TTL_S = 3600.0
+PURGE_EVERY_S = 3600.0
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """Leave to stream one recording, given to one auditor by an audited ``play``."""
+
+    recording_id: str
+    user: str
+    expires: float
+
+
+# --- index and audit -------------------------------------------------------------------------------
+
+
+async def _on_segment(app: web.Application, info: SegmentInfo) -> None:
+    db: Database = app[DB]
+    receipt = await app[AUDIT].append(AuditEvent(
+        "recording.segment", "system", "system", session_id=info.call_id, evidence=[info.sha256],
+        details={"recording": info.recording_id, "index": info.index, "bytes": info.size,
+                 "start_ms": info.start_ms, "end_ms": info.end_ms, "tracks": list(info.tracks)},
+    ))
+    async with db.transaction() as tx:
+        await tx.execute(
+            "INSERT INTO recording_segments (recording_id, idx, sha256, size, start_ms, end_ms, tracks, audit_seq)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            info.recording_id, info.index, info.sha256, info.size, info.start_ms, info.end_ms,
+            json.dumps(list(info.tracks)), receipt.seq,
+        )
+        await tx.execute(
+            "UPDATE recordings SET segments = segments + 1, bytes = bytes + $2,"
+            " duration_ms = CASE WHEN duration_ms > $3 THEN duration_ms ELSE $3 END WHERE id = $1",
+            info.recording_id, info.size, info.end_ms,
+        )
+
+
+async def _on_end(app: web.Application, call_id: str, recording_id: str, segments: list[SegmentInfo]) -> None:
+    await app[DB].execute("UPDATE recordings SET ended_at = $2 WHERE id = $1", recording_id, iso())
+    await app[AUDIT].append(AuditEvent(
+        "recording.closed", "system", "system", session_id=call_id,
+        details={"recording": recording_id, "segments": len(segments),
+                 "duration_ms": max((s.end_ms for s in segments), default=0)},
+    ))
+
+
+def _witness(app: web.Application, master_key: bytes) -> Witness:
+    store = RecordingStore(app[SETTINGS].data_dir / "recordings", master_key)
+    app[RECORDINGS] = store
+    segment_s = float(os.environ.get(SEGMENT_ENV, "10"))
+    if not 0.5 <= segment_s <= 600:
+        raise ValueError(f"{SEGMENT_ENV}={segment_s}: use 0.5 to 600 seconds")
+
+    async def on_segment(info: SegmentInfo) -> None:
+        await _on_segment(app, info)
+
+    async def on_end(call_id: str, recording_id: str, segments: list[SegmentInfo]) -> None:
+        await _on_end(app, call_id, recording_id, segments)
+
+    witness = Witness(store, segment_s=segment_s, on_segment=on_segment, on_recording_end=on_end)
+    original = witness.new_recorder
+
+    def new_recorder(call: Any) -> Any:
+        recorder = original(call)
+        task = asyncio.ensure_future(app[DB].execute(
+            "INSERT INTO recordings (id, call_id, started_at) VALUES ($1, $2, $3)",
+            recorder.recording_id, call.call_id, iso(),
+        ))
+        recorder.on_segment = _after(task, on_segment)
+        return recorder
+
+    witness.new_recorder = new_recorder  # type: ignore[method-assign]
+    return witness
+
+
+def _after(first: asyncio.Future[Any], hook: Any) -> Any:
+    async def run(info: SegmentInfo) -> None:
+        await first
+        await hook(info)
+
+    return run
+
+
+async def _call_hook(app: web.Application, event: CallEvent) -> None:
+    witness = app[WITNESS]
+    if event.kind in ("ended", "abandoned"):
+        job: Any = witness.end(event.call_id)
+    elif event.kind in ("requeued", "transferred"):
+        job = witness.leave(event.call_id, "agent")
+    else:
+        return
+    task = asyncio.ensure_future(job)  # not under the routing lock: closing writes and audits segments
+    app[_ENDING].add(task)
+    task.add_done_callback(app[_ENDING].discard)
+
+
+async def _consent_hook(app: web.Application, call_id: str, accepted: bool) -> None:
+    await app[AUDIT].append(AuditEvent(
+        "recording.consent", "customer", f"session:{call_id}", outcome="ok" if accepted else "refused",
+        session_id=call_id, details={"accepted": accepted},
+    ))
+
+
+# --- retention -----------------------------------------------------------------------------------------
+
+
+async def purge_recordings(app: web.Application, older_than: dt.datetime | None = None) -> list[str]:
+    """Delete recordings started before ``older_than`` (default: the retention period); audit each."""
+    settings = app[SETTINGS]
+    cutoff = older_than or utcnow() - dt.timedelta(days=settings.recording_retention_days)
+    rows = await app[DB].fetch(
+        "SELECT id, call_id FROM recordings WHERE purged_at IS NULL AND started_at < $1", iso(cutoff)
+    )
+    store = app[RECORDINGS]
+    for row in rows:
+        await asyncio.to_thread(store.remove, row["id"])
+        await app[DB].execute("UPDATE recordings SET purged_at = $2 WHERE id = $1", row["id"], iso())
+        await app[AUDIT].append(AuditEvent(
+            "recording.purged", "system", "system", session_id=row["call_id"],
+            details={"recording": row["id"], "retention_days": settings.recording_retention_days},
+        ))
+    return [r["id"] for r in rows]
+
+
+async def _purge_loop(app: web.Application) -> None:
+    while True:
+        try:
+            await purge_recordings(app)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("recording purge failed; retrying in an hour")
+        await asyncio.sleep(PURGE_EVERY_S)
+
+
+# --- auditor API ---------------------------------------------------------------------------------------
+
+
+async def _recording(request: web.Request) -> dict[str, Any]:
+    row = await request.app[DB].fetchrow("SELECT * FROM recordings WHERE id = $1", request.match_info["rid"])
+    if row is None:
+        raise ApiError(404, "no_recording", "no such recording: check the id in the list")
+    if row["purged_at"] is not None:
+        raise ApiError(410, "purged", f"recording purged on {row['purged_at']} after the retention period")
+    return dict(row)
+
+
+async def audited_hashes(app: web.Application, call_id: str, recording_id: str) -> dict[int, str]:
+    """Segment index -> sha256, as written in the audit log (the reference, not the index table)."""
+    hashes: dict[int, str] = {}
+    after = -1
+    while True:
+        found = await app[AUDIT].search(action="recording.segment", session_id=call_id, after_seq=after, limit=1000)
+        for item in found:
+            entry = item["entry"]
+            if entry["details"].get("recording") == recording_id and entry["evidence"]:
+                hashes[int(entry["details"]["index"])] = entry["evidence"][0]
+        if len(found) < 1000:
+            return hashes
+        after = found[-1]["seq"]
+
+
+async def verify_recording(app: web.Application, recording_id: str, call_id: str) -> list[dict[str, Any]]:
+    """Each segment file checked against the audit log: ``ok``, ``altered``, ``missing`` or ``not_audited``."""
+    expected = await audited_hashes(app, call_id, recording_id)
+    files = app[RECORDINGS].open(recording_id)
+
+    def check() -> list[dict[str, Any]]:
+        present = set(files.segments())
+        out = []
+        for index in sorted(present | set(expected)):
+            if index not in present:
+                status = "missing"
+            elif index not in expected:
+                status = "not_audited"
+            else:
+                status = "ok" if files.file_sha256(index) == expected[index] else "altered"
+            out.append({"index": index, "status": status, "sha256": expected.get(index)})
+        return out
+
+    return await asyncio.to_thread(check)
+
+
+async def list_recordings(request: web.Request) -> web.Response:
+    require_role(request, Role.AUDITOR)
+    call_id = request.query.get("call")
+    sql = "SELECT * FROM recordings"
+    args: list[Any] = []
+    if call_id:
+        sql += " WHERE call_id = $1"
+        args.append(call_id)
+    rows = await request.app[DB].fetch(sql + " ORDER BY started_at DESC LIMIT 200", *args)
+    return web.json_response({"recordings": [dict(r) for r in rows]})
+
+
+async def get_recording(request: web.Request) -> web.Response:
+    require_role(request, Role.AUDITOR)
+    row = await _recording(request)
+    segments = await request.app[DB].fetch(
+        "SELECT idx, sha256, size, start_ms, end_ms, tracks, audit_seq FROM recording_segments"
+        " WHERE recording_id = $1 ORDER BY idx", row["id"],
+    )
+    checks = await verify_recording(request.app, row["id"], row["call_id"])
+    return web.json_response({
+        "recording": row,
+        "segments": [{**dict(s), "tracks": json.loads(s["tracks"])} for s in segments],
+        "verification": checks,
+        "intact": bool(checks) and all(c["status"] == "ok" for c in checks),
+    })
+
+
+async def play(request: web.Request) -> web.Response:
+    """An auditor starts watching a recording: audited; returns a ticket for the segment URLs."""
+    user = require_role(request, Role.AUDITOR).user
+    row = await _recording(request)
+    await request.app[AUDIT].append(AuditEvent(
+        "auditor.play_recording", "auditor", user.username, session_id=row["call_id"],
+        details={"recording": row["id"]},
+    ))
+    ticket = secrets.token_urlsafe(24)
+    tickets = request.app[_TICKETS]
+    now = time.time()
+    for key in [k for k, t in tickets.items() if t.expires < now]:
+        del tickets[key]
+    tickets[ticket] = Ticket(row["id"], user.username, now + TICKET_TTL_S)
+    segments = await request.app[DB].fetch(
+        "SELECT idx, start_ms, end_ms FROM recording_segments WHERE recording_id = $1 ORDER BY idx", row["id"]
+    )
+    base = f"/api/recordings/{row['id']}/segments"
+    return web.json_response({
+        "ticket": ticket,
+        "expires_in_s": TICKET_TTL_S,
+        "content_type": "video/webm",
+        "segments": [{"index": s["idx"], "start_ms": s["start_ms"], "end_ms": s["end_ms"],
+                      "url": f"{base}/{s['idx']}?ticket={ticket}"} for s in segments],
+    })
+
+
+def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """``(start, end)`` inclusive for a single-range ``Range`` header; ``None`` for the whole body."""
+    if not header:
+        return None
+    match = _RANGE.match(header.strip())
+    if match is None or (not match.group(1) and not match.group(2)):
+        raise web.HTTPRequestRangeNotSatisfiable(headers={"Content-Range": f"bytes */{size}"})
+    first, last = match.group(1), match.group(2)
+    if not first:
+        start, end = max(0, size - int(last)), size - 1
+    else:
+        start, end = int(first), min(int(last), size - 1) if last else size - 1
+    if start >= size or start > end:
+        raise web.HTTPRequestRangeNotSatisfiable(headers={"Content-Range": f"bytes */{size}"})
+    return start, end
+
+
+async def segment(request: web.Request) -> web.StreamResponse:
+    """A decrypted segment (``video/webm``), checked against the audit log; ``Range`` for seeking."""
+    user = require_role(request, Role.AUDITOR).user
+    ticket = request.app[_TICKETS].get(request.query.get("ticket", ""))
+    rid = request.match_info["rid"]
+    if ticket is None or ticket.expires < time.time() or ticket.recording_id != rid or ticket.user != user.username:
+        raise ApiError(403, "no_ticket", "start playback first (POST /api/recordings/{id}/play)")
+    row = await _recording(request)
+    try:
+        index = int(request.match_info["index"])
+    except ValueError:
+        raise ApiError(404, "no_segment", "segment index must be a number") from None
+    expected = (await audited_hashes(request.app, row["call_id"], rid)).get(index)
+    if expected is None:
+        raise ApiError(404, "no_segment", f"segment {index} is not in the audit log of this recording")
+    files: RecordingFiles = request.app[RECORDINGS].open(rid)
+    try:
+        data = await asyncio.to_thread(files.read_segment, index, expected)
+    except SegmentTampered as exc:
+        await request.app[AUDIT].append(AuditEvent(
+            "recording.tamper_detected", "system", "system", outcome="failed", session_id=row["call_id"],
+            details={"recording": rid, "index": index}, reason=str(exc),
+        ))
+        raise ApiError(409, "tampered", str(exc)) from exc
+    except RecordingError as exc:
+        raise ApiError(410, "unreadable", str(exc)) from exc
+    size = len(data)
+    span = _byte_range(request.headers.get("Range"), size)
+    headers = {"Accept-Ranges": "bytes", "Content-Type": "video/webm", "Cache-Control": "no-store"}
+    if span is None:
+        return web.Response(body=data, headers=headers)
+    start, end = span
+    headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    return web.Response(status=206, body=data[start : end + 1], headers=headers)
+
+
+# --- wiring --------------------------------------------------------------------------------------------
+
+
+def setup(app: web.Application) -> None:
+    settings = app[SETTINGS]
+    master_key = load_or_create_master_key(settings.effective_master_key_file)
+    witness = _witness(app, master_key)
+    app[WITNESS] = witness
+    app[_TICKETS] = {}
+    app[_ENDING] = set[asyncio.Task[Any]]()
+
+    async def start(app: web.Application) -> None:
+        if SIGNALING in app:
+            service = app[SIGNALING]
+
+            async def on_consent(call_id: str, accepted: bool) -> None:
+                await _consent_hook(app, call_id, accepted)
+
+            async def on_call(event: CallEvent) -> None:
+                await _call_hook(app, event)
+
+            attach(service, witness, on_consent)
+            service.hooks.append(on_call)
+        app[_PURGE] = asyncio.create_task(_purge_loop(app), name="recording-purge")
+
+    async def stop(app: web.Application) -> None:
+        app[_PURGE].cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await app[_PURGE]
+        endings: set[asyncio.Task[Any]] = app[_ENDING]
+        for task in list(endings):
+            with contextlib.suppress(Exception):
+                await task
+        await witness.close()
+
+    app.on_startup.append(start)
+    app.on_shutdown.append(stop)
+    app.router.add_get("/api/recordings", list_recordings)
+    app.router.add_get("/api/recordings/{rid}", get_recording)
+    app.router.add_post("/api/recordings/{rid}/play", play)
+    app.router.add_get("/api/recordings/{rid}/segments/{index}", segment)
+
