@@ -188,6 +188,13 @@ async def _customer_session(request: web.Request) -> CounterSession:
     return session
 
 
+def _int_param(request: web.Request, name: str) -> int:
+    value = request.match_info[name]
+    if not value.isdigit() or len(value) > 18:
+        raise ApiError(404, "not_found", f"{name} must be a number, not {value[:20]!r}")
+    return int(value)
+
+
 def _session_error(exc: SessionError) -> ApiError:
     return ApiError(409, "session", str(exc))
 
@@ -382,7 +389,7 @@ async def customer_confirm(request: web.Request) -> web.Response:
     session = await _customer_session(request)
     body = await _body(request, ConfirmBody)
     try:
-        outcome = await request.app[ENGINE].confirm(int(request.match_info["tid"]), session.id, body.accept)
+        outcome = await request.app[ENGINE].confirm(_int_param(request, "tid"), session.id, body.accept)
     except TxError as exc:
         raise ApiError(exc.status, exc.code, exc.reason) from exc
     return web.json_response(outcome.to_json(for_customer=True))
@@ -406,7 +413,7 @@ async def approvals(request: web.Request) -> web.Response:
 async def approve(request: web.Request) -> web.Response:
     user = require_role(request, Role.SUPERVISOR).user
     try:
-        outcome = await request.app[ENGINE].approve(int(request.match_info["tid"]), user.username)
+        outcome = await request.app[ENGINE].approve(_int_param(request, "tid"), user.username)
     except TxError as exc:
         raise ApiError(exc.status, exc.code, exc.reason) from exc
     return web.json_response(outcome.to_json())
@@ -434,7 +441,7 @@ async def workorder_status(request: web.Request) -> web.Response:
     body = await _body(request, WorkOrderStatusBody)
     try:
         order = await request.app[WORKORDERS].set_status(
-            int(request.match_info["wid"]), body.status, user.username, body.note
+            _int_param(request, "wid"), body.status, user.username, body.note
         )
     except WorkOrderError as exc:
         raise ApiError(409, "work_order", str(exc)) from exc
@@ -446,7 +453,7 @@ async def workorder_callback(request: web.Request) -> web.Response:
     body = await _body(request, CallbackBody)
     try:
         order = await request.app[WORKORDERS].record_callback(
-            int(request.match_info["wid"]), body.outcome, user.username, body.note
+            _int_param(request, "wid"), body.outcome, user.username, body.note
         )
     except WorkOrderError as exc:
         raise ApiError(409, "work_order", str(exc)) from exc
@@ -473,7 +480,7 @@ async def guidance_push(request: web.Request) -> web.Response:
     body = await _body(request, GuidancePushBody)
     guidance = request.app[GUIDANCE]
     try:
-        run = await guidance.get(int(request.match_info["rid"]))
+        run = await guidance.get(_int_param(request, "rid"))
         if run["session_id"] != session.id:
             raise GuidanceError("that guidance run belongs to another session")
         step = await guidance.push(run["id"], body.step)
@@ -530,12 +537,25 @@ ROUTES: list[tuple[str, str, Any, type[BaseModel] | None, str]] = [
 ]
 
 
+_ERROR_BODY = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+_ERRORS = {
+    str(status): {"description": text, "content": _ERROR_BODY}
+    for status, text in (
+        (400, "bad input (error.errors lists the fields)"),
+        (401, "not logged in / no valid customer token"),
+        (403, "wrong role, another agent's session, wrong password or code, missing CSRF header"),
+        (404, "no such session, transaction request or work order"),
+        (409, "refused in this state (error.reason says why and what to do)"),
+    )
+}
+
+
 def openapi() -> dict[str, Any]:
     """OpenAPI 3.1 for this API, schemas generated from the pydantic models and the catalog."""
     paths: dict[str, Any] = {}
     schemas: dict[str, Any] = {}
     for method, path, _handler, model, summary in ROUTES:
-        op: dict[str, Any] = {"summary": summary, "responses": {"200": {"description": "OK"}}}
+        op: dict[str, Any] = {"summary": summary, "responses": {"200": {"description": "OK"}, **_ERRORS}}
         params = [p.strip("{}") for p in path.split("/") if p.startswith("{")]
         if params:
             op["parameters"] = [
@@ -549,6 +569,21 @@ def openapi() -> dict[str, Any]:
             }
         op["security"] = [{"customerToken": []}] if path.startswith("/api/customer") else [{"staffCookie": []}]
         paths.setdefault(path, {})[method.lower()] = op
+    paths["/api/openapi.json"] = {
+        "get": {"summary": "anyone: this document", "responses": {"200": {"description": "OpenAPI 3.1"}}}
+    }
+    schemas["Error"] = {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["code", "reason"],
+                "properties": {"code": {"type": "string"}, "reason": {"type": "string"}},
+                "additionalProperties": True,
+            }
+        },
+    }
     for spec in CATALOG.values():
         name = "Tx_" + spec.code.replace(".", "_")
         schemas[name] = {
