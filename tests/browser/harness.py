@@ -139,7 +139,10 @@ class BrowserEnv:
         if self.runner is not None:
             await self.runner.cleanup()
 
-    async def new_page(self, *, deny_camera: bool = False, lang: str = "zh-CN", bypass_csp: bool = False) -> Any:
+    async def new_page(
+        self, *, deny_camera: bool = False, lang: str = "zh-CN", bypass_csp: bool = False,
+        saved: dict[str, Any] | None = None,
+    ) -> Any:
         """A fresh phone-sized, touch page (own context: no cache, no storage) with observers installed.
 
         ``bypass_csp`` only for pages that inject axe-core (an inline script the CSP rightly blocks)."""
@@ -151,10 +154,16 @@ class BrowserEnv:
         await ctx.add_init_script(OBSERVE)
         if deny_camera:
             await ctx.add_init_script(DENY_CAMERA)
+        if saved is not None:  # what the page kept in sessionStorage before a reload
+            value = json.dumps(json.dumps(saved))
+            await ctx.add_init_script(
+                f"if (!sessionStorage.getItem('rc.customer')) sessionStorage.setItem('rc.customer', {value});"
+            )
         page = await ctx.new_page()
         page.set_default_timeout(15000)
         await page.goto(self.base_url + "/customer")
-        await page.wait_for_selector("[data-screen=entry]")
+        if saved is None:
+            await page.wait_for_selector("[data-screen=entry]")
         return page
 
     async def close_page(self, page: Any) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 from signaling import protocol as p
 from signaling.aio import SIGNALING
 from signaling.state import customer_key
-from tests.browser.harness import Agent, BrowserEnv, screenshot, spoken, to_queue
+from tests.browser.harness import Agent, BrowserEnv, queued, screenshot, spoken, to_queue
 
 
 def test_camera_denied_says_how_to_fix_it(env: BrowserEnv) -> None:
@@ -88,6 +88,11 @@ def test_network_loss_rotation_background(env: BrowserEnv) -> None:
             out["gum_after_background"] = len(await page.evaluate("window.__gum")) - gum_before
             out["frames_after_background"] = await agent.peer.wait_frames(agent.peer.frames + 5)
 
+            # A line typed by the agent shows in the banner and is spoken.
+            await agent.client.send(p.Chat(call_id=call_id, text="请稍等，我查一下"))
+            await page.wait_for_selector("#notice:has-text('请稍等')")
+            out["chat_spoken"] = (await spoken(page))[-1]
+
             # English, mid-call, and back.
             await page.tap("#btn-lang")
             out["english"] = await page.text_content("#btn-hangup")
@@ -105,3 +110,17 @@ def test_network_loss_rotation_background(env: BrowserEnv) -> None:
     assert r["landscape"] == [True, True, True, True]
     assert r["gum_after_background"] == 1
     assert "Hang up" in r["english"] and "挂断" in r["chinese"]
+    assert r["chat_spoken"] == "请稍等，我查一下"
+
+
+def test_expired_place_in_queue_joins_again_by_itself(env: BrowserEnv) -> None:
+    async def scenario() -> tuple[str, str]:
+        page = await env.new_page(saved={"token": "expired-token", "senior": True, "faceConsent": False})
+        call_id = await queued(page)
+        senior = await page.evaluate("document.body.classList.contains('senior')")
+        await page.tap("#btn-leave")
+        await env.close_page(page)
+        return call_id, str(senior)
+
+    call_id, senior = env.run(scenario())
+    assert call_id and senior == "True"

@@ -221,6 +221,7 @@ const handlers = {
       state.inCall = true;
       show(callScreen);
     }
+    keepAwake();
   },
   async sdp(msg) {
     if (msg.kind === "offer") await peer.handleOffer(msg.call_id, msg.sdp);
@@ -234,28 +235,55 @@ const handlers = {
   },
   chat(msg) {
     state.chat.push({ text: msg.text, mine: false });
-    speak(msg.text, currentLang());
     if (shown?.name === "keypad") show(current);
+    announce(msg.text);
   },
   push_step(msg) {
     runStep(msg);
   },
   notice(msg) {
-    const banner = $("notice");
-    banner.textContent = msg.text;
-    banner.hidden = false;
-    speak(msg.text, currentLang());
+    announce(msg.text);
   },
   call_ended() {
     finish(true);
   },
   error(msg) {
-    if (msg.code === "bad_token" || msg.code === "unknown_token") {
+    if (msg.code === "bad_token" && !state.inCall && !state.ended) {
+      // the place in the queue expired while away: join again, without asking anything again
+      ws.close();
+      ws = null;
       state.token = null;
       save();
+      join();
     }
   },
 };
+
+let noticeTimer = null;
+
+/** Show a line from the agent or the service in the banner for a while, and say it. */
+function announce(text) {
+  const banner = $("notice");
+  banner.textContent = text;
+  banner.hidden = false;
+  clearTimeout(noticeTimer);
+  noticeTimer = setTimeout(() => { banner.hidden = true; }, 15000);
+  speak(text, currentLang());
+}
+
+let wakeLock = null;
+
+/** Keep the screen on during the call (where the browser allows it). */
+async function keepAwake() {
+  try {
+    if (state.inCall && !wakeLock && navigator.wakeLock) {
+      wakeLock = await navigator.wakeLock.request("screen");
+      wakeLock.addEventListener("release", () => { wakeLock = null; });
+    }
+  } catch {
+    // refused (battery saver): the call goes on anyway
+  }
+}
 
 function handle(msg) {
   const fn = handlers[msg.type];
@@ -422,6 +450,7 @@ async function idCaptureStep(id, p) {
   await setVideoTrack(rear);
   $("self-video").classList.remove("mirror");
   view.video.srcObject = new MediaStream([rear]);
+  view.hint.textContent = t("id_cap.say");
   document.body.dataset.camera = rear.getSettings?.().facingMode ?? "unknown";
   watcher = autoCapture(view.video, "card", { onHint: (hint) => { view.hint.textContent = t(`id_cap.hint_${hint}`); document.body.dataset.hint = hint; } });
   cleanup = () => { timer.stop(); watcher.stop(); };
@@ -482,6 +511,7 @@ function finish(rate) {
   state.ended = true;
   const hadCall = state.inCall;
   state.inCall = false;
+  wakeLock?.release().catch(() => {});
   peer.close();
   if (ws) ws.close();
   for (const track of state.stream?.getTracks() ?? []) track.stop();
@@ -519,6 +549,7 @@ function showResult() {
 document.addEventListener("visibilitychange", async () => {
   if (document.visibilityState !== "visible" || !state.stream || state.ended) return;
   ws?.reconnectNow();
+  keepAwake();
   const video = state.stream.getVideoTracks()[0];
   if (!isLive(video) && shown?.name !== "id-capture") {
     try {
