@@ -36,6 +36,10 @@ def env(face_y4m: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Br
         data_dir=tmp / "data", cert_dir=tmp / "certs", demo_faces_dir=FACES if FACES.is_dir() else None,
     )
     iso = IsolatedLoop()
+    if not iso.isolated:
+        iso.stop()
+        pytest.skip(f"browser tests run WebRTC and must stay on loopback; {iso.why_not_isolated} "
+                    "(run as root, or with CAP_SYS_ADMIN)")
     browser_env = BrowserEnv(iso)
     try:
         iso.run(_loopback_ice())
