@@ -18,7 +18,7 @@ async function post(path, { json, blob, csrf } = {}) {
   }
   const resp = await fetch(path, { method: "POST", headers, body, credentials: "same-origin" });
   const data = await resp.json().catch(() => ({}));
-  if (resp.status === 404 && !data.error) {
+  if (resp.status === 404 && (!data.error || data.error.code === "not_found")) {
     throw new ApiError(404, "no_identity_api", "the identity API (web/identity_api.py) is not installed on this server");
   }
   if (!resp.ok) throw new ApiError(resp.status, data.error?.code ?? "http", data.error?.reason ?? `HTTP ${resp.status}`);

@@ -120,6 +120,7 @@ async function startMedia() {
       state.remote = remote;
       const video = $("remote-video");
       if (video.srcObject !== remote) video.srcObject = remote;
+      video.onresize = () => { document.body.dataset.remoteVideo = `${video.videoWidth}x${video.videoHeight}`; };
       video.play?.().catch(() => {});
     },
     onState: (s) => {
@@ -176,6 +177,7 @@ function callEnded(msg) {
   for (const m of state.monitors.values()) m.close();
   state.monitors.clear();
   $("remote-video").srcObject = null;
+  delete document.body.dataset.remoteVideo;
   $("call-state").textContent = `已结束 Ended (${msg.reason})`;
   document.body.dataset.rtc = "closed";
   for (const id of ["btn-mute", "btn-hangup", "transfer-to", "transfer-agent", "btn-transfer", "btn-face", "btn-liveness", "btn-id", "chat-input", "btn-chat"]) {
@@ -195,12 +197,12 @@ function transfer() {
 // ---- a supervisor listening in: a second, send-only connection ----------------------------------------
 
 async function monitorJoined(msg) {
-  const to = `supervisor:${msg.supervisor}`;
+  const to = msg.supervisor.startsWith("supervisor:") ? msg.supervisor : `supervisor:${msg.supervisor}`;
   const peer = new OfferPeer({ send, iceServers: state.iceServers, to });
   state.monitors.set(to, peer);
   const streams = [state.local, state.remote].filter(Boolean);
   await peer.offer(state.call.id, streams, { receive: false });
-  toast(`班长 ${msg.supervisor} 正在旁听。Supervisor ${msg.supervisor} is listening.`);
+  toast(`班长 ${to.slice(11)} 正在旁听。Supervisor ${to.slice(11)} is listening.`);
 }
 
 // ---- the customer panel -----------------------------------------------------------------------
@@ -724,7 +726,10 @@ async function boot() {
   await Promise.all([loadWrapUps(), loadScripts()]);
   connect();
   refreshQueue();
-  setInterval(refreshQueue, 3000);
+  setInterval(() => {
+    refreshQueue();
+    if (state.call && !state.call.ended) refreshSession().catch(() => {});
+  }, 3000);
   document.body.dataset.ready = "1";
 }
 

@@ -89,6 +89,8 @@ function leave() {
   state.peer = null;
   state.listening = null;
   $("listen").hidden = true;
+  delete document.body.dataset.listenVideo;
+  delete document.body.dataset.listening;
 }
 
 const handlers = {
@@ -112,6 +114,7 @@ const handlers = {
       onRemote: (_s, track) => {
         stream.addTrack(track);
         video.srcObject = stream;
+        video.onresize = () => { document.body.dataset.listenVideo = `${video.videoWidth}x${video.videoHeight}`; };
       },
     });
     await state.peer.handleOffer(msg.call_id, msg.sdp);
