@@ -264,6 +264,7 @@ async def bench_server(pairs: int, seconds: float, rate: float, calls: int, tmp:
         "COUNTER_LOG_LEVEL": "WARNING",
         "COUNTER_SIGNALING_RATE_PER_S": "100000",
         "COUNTER_SIGNALING_RATE_BURST": "100000",
+        "COUNTER_SIGNALING_OFFER_TIMEOUT_S": "120",
         "COUNTER_REDIS_URL": "",
     }
     proc = spawn([sys.executable, "-m", "counter.cli", "serve"], env, tmp / f"server-{pairs}.log")
@@ -271,12 +272,14 @@ async def bench_server(pairs: int, seconds: float, rate: float, calls: int, tmp:
     try:
         await wait_up(base + "/healthz", proc)
         connector = aiohttp.TCPConnector(limit=0)
-        async with aiohttp.ClientSession(connector=connector) as cust_http:
+        async with aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar()) as cust_http:
             t0 = time.perf_counter()
             async def one_agent(i: int) -> tuple[aiohttp.ClientSession, SignalingClient]:
-                http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True),
-                                             connector=aiohttp.TCPConnector(limit=0))
-                return http, await SignalingClient.staff(http, base, f"bench{i}", "bench-pass")
+                # one HTTP session for every socket, as in the bare run; the staff cookie goes in a header
+                async with cust_http.post(base + "/api/auth/login",
+                                          json={"username": f"bench{i}", "password": "bench-pass"}) as resp:
+                    cookie = resp.cookies["rc_session"].value
+                return cust_http, await SignalingClient.connect(cust_http, base, staff_cookie=cookie)
 
             agents: list[tuple[aiohttp.ClientSession, SignalingClient]] = []
             customers: list[SignalingClient] = []
@@ -291,13 +294,15 @@ async def bench_server(pairs: int, seconds: float, rate: float, calls: int, tmp:
             for customer in customers:
                 await customer.send(p.Join())
             by_call: dict[str, SignalingClient] = {}
-            for _, agent in agents:
-                offer = await agent.expect(p.CallOffer, within=60)
+
+            async def answer(agent: SignalingClient) -> None:
+                offer = await agent.expect(p.CallOffer, within=120)
                 await agent.send(p.Accept(call_id=offer.call_id))
-                await agent.expect(p.CallStarted, within=60)
+                await agent.expect(p.CallStarted, within=120)
                 by_call[offer.call_id] = agent
-            for customer in customers:
-                await customer.expect(p.CallStarted, within=60)
+
+            await asyncio.gather(*(answer(agent) for _, agent in agents))
+            await asyncio.gather(*(c.expect(p.CallStarted, within=120) for c in customers))
             routed_s = time.perf_counter() - t1
             sides = []
             for client in [*customers, *by_call.values()]:
@@ -312,9 +317,8 @@ async def bench_server(pairs: int, seconds: float, rate: float, calls: int, tmp:
             relay = await measure(sides, seconds, rate)
             for client in customers:
                 await client.close()
-            for http, agent in agents:
+            for _, agent in agents:
                 await agent.close()
-                await http.close()
         setup = await bench_setup(base, calls)
         return {"connections": 2 * pairs, "connect_s": round(connected_s, 2), "route_all_s": round(routed_s, 2),
                 "relay": relay, "setup": setup}

@@ -42,11 +42,14 @@ class SignalingClient:
     @classmethod
     async def connect(
         cls, http: aiohttp.ClientSession, base_url: str, token: str | None = None, origin: str | None = None,
-        within: float = 10.0,
+        within: float = 10.0, staff_cookie: str | None = None,
     ) -> SignalingClient:
-        """Open ``/ws`` and say hello (with a customer ``token``, or as the logged-in staff of ``http``)."""
+        """Open ``/ws`` and say hello (with a customer ``token``, or as the logged-in staff of ``http``, or
+        of ``staff_cookie``: the ``rc_session`` value, for many staff sharing one ``http`` session)."""
         url = base_url.rstrip("/").replace("http", "ws", 1) + "/ws"
         headers = {"Origin": origin} if origin else {}
+        if staff_cookie:
+            headers["Cookie"] = f"rc_session={staff_cookie}"
         ws = await http.ws_connect(url, headers=headers, max_msg_size=p.MAX_MESSAGE_BYTES * 4, heartbeat=20.0)
         client = cls(ws)
         await client.send(p.Hello(token=token, client="signaling.client"))
