@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +14,7 @@ from tests.browser.harness import CHROMIUM, BrowserEnv, make_y4m
 from tests.browser.isolation import IsolatedLoop
 
 FACES = Path(__file__).resolve().parents[2].parent / "shared" / "faces"
+MODELS = Path(os.environ.get("COUNTER_MODELS_DIR", str(FACES.parent / "models")))
 FACE_PHOTO = FACES / "faceonnx" / "sarah_paulson" / "sarah_2.jpg"
 
 
@@ -34,6 +36,7 @@ def env(face_y4m: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Br
     settings = load_settings(
         config_file=tmp / "none.toml", environ={}, tls=False, host="127.0.0.1", port=8443,
         data_dir=tmp / "data", cert_dir=tmp / "certs", demo_faces_dir=FACES if FACES.is_dir() else None,
+        **({"models_dir": MODELS} if MODELS.is_dir() else {}),
     )
     iso = IsolatedLoop()
     if not iso.isolated:

@@ -1,7 +1,7 @@
 // Guided still capture from a video element: live hints, and an automatic shot once the frame has
 // been good for a moment.
 
-import { cardHint, faceHint, lumaOf, measure, motion } from "./quality.js";
+import { assess } from "./quality.js";
 
 const SMALL_W = 160;
 
@@ -48,6 +48,7 @@ export function autoCapture(video, kind, { onHint = () => {}, intervalMs = 150, 
   const ctx = canvas.getContext("2d", { willReadFrequently: true });
   const detector = kind === "face" && "FaceDetector" in window ? new window.FaceDetector({ fastMode: true }) : null;
   let previous = null;
+  let last = null;
   let good = 0;
 
   async function tick() {
@@ -58,21 +59,17 @@ export function autoCapture(video, kind, { onHint = () => {}, intervalMs = 150, 
       canvas.height = h;
       ctx.drawImage(video, 0, 0, SMALL_W, h);
       const image = ctx.getImageData(0, 0, SMALL_W, h);
-      const box = kind === "face"
-        ? { x: Math.round(SMALL_W * 0.25), y: Math.round(h * 0.15), w: Math.round(SMALL_W * 0.5), h: Math.round(h * 0.7) }
-        : { x: Math.round(SMALL_W * 0.1), y: Math.round(h * 0.2), w: Math.round(SMALL_W * 0.8), h: Math.round(h * 0.6) };
-      const region = lumaOf(image, box);
-      const metrics = measure(region);
-      const move = previous ? motion(previous, region.luma) : 0;
-      previous = region.luma;
-      const hint = kind === "face" ? faceHint(metrics, move, await findFace(detector, video)) : cardHint(metrics, move);
+      const face = detector ? await findFace(detector, video) : null;
       if (stopped) return;
-      onHint(hint, { ...metrics, motion: move });
+      const { hint, metrics, luma } = assess(kind, image, previous, face);
+      previous = luma;
+      last = metrics;
+      onHint(hint, metrics);
       good = hint === "ok" ? good + 1 : 0;
       if (good >= steady) {
         stopped = true;
         const blob = await snapshot(video);
-        resolveFn({ blob, metrics: { ...metrics, motion: move } });
+        resolveFn({ blob, metrics: last });
         return;
       }
     }
