@@ -21,6 +21,7 @@ log = logging.getLogger("counter.app")
 #: (sync or async).  A component puts what it offers on the app under its own ``web.AppKey``.
 COMPONENTS: list[str] = [
     "web.health:setup",
+    "web.ratelimit:setup",
     "web.auth:setup",
     "web.audit_api:setup",
     "web.counter_api:setup",
