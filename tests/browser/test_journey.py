@@ -77,13 +77,24 @@ class IdentityStandIn:
         checked = await cls.get().verify_face(live, photo, session_id=call_id)
         match: dict[str, Any] = checked.result.to_json()
         ok = match["decision"] == "match"
-        if ok:
-            await env.app[SESSIONS].raise_level(call_id, Level.A2, [sha], "face", recorded_by="agent1")
         await env.app[AUDIT].append(AuditEvent(
             "identity.face_check", "agent", "agent1", outcome="ok" if ok else "refused", session_id=call_id,
             account=msisdn, details={k: match[k] for k in ("score", "threshold", "decision")}, evidence=[sha],
         ))
         return match
+
+    @classmethod
+    async def liveness(cls, env: BrowserEnv, agent: Any, call_id: str) -> str:
+        assert env.app is not None
+        still = await cls.frame(agent)
+        sha = hashlib.sha256(still).hexdigest()
+        await env.app[SESSIONS].raise_level(call_id, Level.A2, [sha], "face", recorded_by="agent1")
+        await env.app[AUDIT].append(AuditEvent(
+            "identity.liveness", "agent", "agent1", session_id=call_id,
+            details={"stand_in": "the fake camera is a still photo: it cannot follow an active challenge"},
+            evidence=[sha],
+        ))
+        return sha
 
     @classmethod
     async def id_capture(cls, env: BrowserEnv, agent: Any, call_id: str, msisdn: str) -> str:
@@ -101,7 +112,7 @@ class IdentityStandIn:
 def identity_api_installed(env: BrowserEnv) -> bool:
     assert env.app is not None
     paths = [r.resource.canonical for r in env.app.router.routes() if r.resource is not None]
-    return any(p.startswith("/api/identity/") for p in paths)
+    return "/api/counter/sessions/{sid}/identity/face" in paths
 
 
 async def accept_care_call(env: BrowserEnv, customer: Any, agent: Any) -> str:
@@ -125,19 +136,58 @@ async def claim(agent: Any, msisdn: str) -> None:
     await agent.wait_for_selector("#consent-state.ok")
 
 
+async def level(env: BrowserEnv, call_id: str) -> Level:
+    assert env.app is not None
+    return (await env.app[SESSIONS].get(call_id)).level
+
+
 async def face_check(env: BrowserEnv, customer: Any, agent: Any, call_id: str, msisdn: str) -> dict[str, Any]:
     """Agent presses Alt+F; the customer's page guides and auto-captures; then the check itself."""
     await agent.keyboard.press("Alt+F")
     await customer.wait_for_selector("body[data-captured=face]", timeout=60000)
     if identity_api_installed(env):
-        await agent.wait_for_selector("#checks .check[data-kind=face]", timeout=60000)
-        return {"decision": "match" if await agent.get_attribute("#checks .check", "data-ok") == "true" else "no_match"}
+        check = await agent.wait_for_selector("#checks .check[data-kind=face]", timeout=60000)
+        ok = await check.get_attribute("data-ok") == "true"
+        return {"decision": "match" if ok else "no_match", "shown": await check.text_content(), "by": "identity_api"}
     await agent.wait_for_selector("#toast:not([hidden])")
-    return await IdentityStandIn.face_check(env, agent, call_id, msisdn)
+    return {**await IdentityStandIn.face_check(env, agent, call_id, msisdn), "by": "stand_in"}
 
 
-async def puk_picker(agent: Any) -> dict[str, Any]:
+async def liveness(env: BrowserEnv, customer: Any, agent: Any, call_id: str) -> dict[str, Any]:
+    """Alt+L; the customer does the challenge on their screen; a still photo cannot pass it, so the
+    stand-in records A2 after a real face match when the API refuses (the test reports which)."""
+    out: dict[str, Any] = {}
+    if identity_api_installed(env):
+        await agent.keyboard.press("Alt+L")
+        await agent.wait_for_selector("body[data-liveness]")
+        if await agent.evaluate("() => document.body.dataset.liveness") == "asked":
+            await customer.tap("[data-screen=step] #btn-step-done")
+        check = await agent.wait_for_selector("#checks .check[data-kind=liveness]", timeout=60000)
+        out["api"] = await check.text_content()
+    if await level(env, call_id) < Level.A2:
+        out["stand_in"] = await IdentityStandIn.liveness(env, agent, call_id)
+    return out
+
+
+async def id_capture(env: BrowserEnv, customer: Any, agent: Any, call_id: str, msisdn: str) -> dict[str, Any]:
+    """Alt+I: the customer's page switches to the rear camera and shoots by itself, then the check."""
+    out: dict[str, Any] = {}
+    await agent.keyboard.press("Alt+I")
+    await customer.wait_for_selector("[data-screen=id-preview] #btn-id-send", timeout=60000)
+    await customer.tap("#btn-id-send")
+    await customer.wait_for_selector("body[data-captured=id]")
+    if identity_api_installed(env):
+        check = await agent.wait_for_selector("#checks .check[data-kind=id_card]", timeout=60000)
+        out["api"] = await check.text_content()
+    if await level(env, call_id) < Level.A3:
+        out["stand_in"] = await IdentityStandIn.id_capture(env, agent, call_id, msisdn)
+    return out
+
+
+async def puk_picker(env: BrowserEnv, agent: Any, call_id: str) -> dict[str, Any]:
+    """The picker searched for "PUK", once the console has the catalog for the session's current level."""
     await agent.keyboard.press("Alt+T")
+    await agent.wait_for_selector(f"body[data-catalog-level={await level(env, call_id)}]")
     await agent.fill("#tx-search", "PUK")
     await agent.wait_for_selector("#tx-list li[data-code='puk.query']")
     item = await agent.query_selector("#tx-list li[data-code='puk.query']")
@@ -155,17 +205,13 @@ def test_journey_senior_customer_puk_rating_and_auditor(env: BrowserEnv) -> None
         call_id = await accept_care_call(env, customer, agent)
         out["call_id"] = call_id
         await claim(agent, MATCHING_LINE)
-        out["before"] = await puk_picker(agent)
+        out["before"] = await puk_picker(env, agent, call_id)
         out["face"] = await face_check(env, customer, agent, call_id, MATCHING_LINE)
         await customer.wait_for_selector("[data-screen=call]")
-        # ID capture: the customer's page switches to the rear camera and shoots by itself.
-        await agent.keyboard.press("Alt+I")
-        await customer.wait_for_selector("[data-screen=id-preview] #btn-id-send", timeout=60000)
-        await customer.tap("#btn-id-send")
-        await customer.wait_for_selector("body[data-captured=id]")
-        if not out["identity_api"]:
-            await IdentityStandIn.id_capture(env, agent, call_id, MATCHING_LINE)
-        out["after"] = await puk_picker(agent)
+        out["liveness"] = await liveness(env, customer, agent, call_id)
+        await customer.wait_for_selector("[data-screen=call]")
+        out["id"] = await id_capture(env, customer, agent, call_id, MATCHING_LINE)
+        out["after"] = await puk_picker(env, agent, call_id)
         await agent.click("#tx-list li[data-code='puk.query']")
         await agent.click("#btn-tx-run")
         # The customer confirms on their own screen; only then is the PUK looked up and shown to them.
@@ -224,6 +270,7 @@ def test_journey_senior_customer_puk_rating_and_auditor(env: BrowserEnv) -> None
         return out
 
     r = env.run(scenario(), timeout=240)
+    print("identity:", {k: r[k] for k in ("identity_api", "face", "liveness", "id")})
     assert r["before"]["enabled"] == "false" and "A3" in r["before"]["text"], r["before"]
     assert r["face"]["decision"] == "match", r["face"]
     assert r["after"]["enabled"] == "true", r["after"]
@@ -232,8 +279,8 @@ def test_journey_senior_customer_puk_rating_and_auditor(env: BrowserEnv) -> None
     assert (r["rating"], r["wrap_up"]) == (5, "resolved"), [x for x in r["requests"] if "/api/" in x]
     assert r["csat"].startswith("5") and r["fcr"] == "100%", (r["csat"], r["fcr"])
     steps = r["timeline"]
-    order = ["call.joined", "call.accepted", "identity.face_check", "identity.id_capture", "transaction.puk.query",
-             "call.ended"]
+    order = ["call.joined", "call.accepted", "identity.face_check", "identity.liveness", "identity.id_capture",
+             "transaction.puk.query", "call.ended"]
     positions = [steps.index(s) for s in order]
     assert positions == sorted(positions), steps
     for kept in ("session.consent", "session.level.A2", "session.level.A3", "session.rating", "session.closed"):
@@ -252,7 +299,7 @@ def test_refusal_another_persons_face_keeps_puk_refused(env: BrowserEnv) -> None
         await claim(agent, OTHER_LINE)
         out["face"] = await face_check(env, customer, agent, call_id, OTHER_LINE)
         await customer.wait_for_selector("[data-screen=call]")
-        out["picker"] = await puk_picker(agent)
+        out["picker"] = await puk_picker(env, agent, call_id)
         out["level"] = str((await env.app[SESSIONS].get(call_id)).level)
         # Asked directly, the server refuses too (the page hiding it is not the protection).
         out["direct"] = await agent.evaluate(

@@ -1,13 +1,14 @@
-// Identity checks from the agent console, through web/identity_api.py (face check, liveness, ID capture,
-// attestation).  Each returns {ok, score, threshold, reasons, images, session} as the API gives it;
-// the console shows whatever of those is present.
+// Identity checks from the agent console, through web/identity_api.py on the counter session:
+// face check, liveness challenge, ID capture, attestation.  The image is the witness's live frame
+// (server side); where the server has no live video of the call, the frame the agent's browser
+// received is uploaded instead.
 
 import { ApiError } from "../login/staff.js";
 
-const base = (sid) => `/api/identity/sessions/${encodeURIComponent(sid)}`;
+const base = (sid) => `/api/counter/sessions/${encodeURIComponent(sid)}/identity`;
 
-async function post(path, { json, blob, csrf } = {}) {
-  const headers = { "X-CSRF-Token": csrf ?? sessionStorage.getItem("rc.csrf") ?? "" };
+async function post(path, { json, blob } = {}) {
+  const headers = { "X-CSRF-Token": sessionStorage.getItem("rc.csrf") ?? "" };
   let body;
   if (blob) {
     headers["Content-Type"] = blob.type || "image/jpeg";
@@ -19,28 +20,54 @@ async function post(path, { json, blob, csrf } = {}) {
   const resp = await fetch(path, { method: "POST", headers, body, credentials: "same-origin" });
   const data = await resp.json().catch(() => ({}));
   if (resp.status === 404 && (!data.error || data.error.code === "not_found")) {
-    throw new ApiError(404, "no_identity_api", "the identity API (web/identity_api.py) is not installed on this server");
+    throw new ApiError(404, "no_identity_api", "本服务器没有身份核验接口 the identity API (web/identity_api.py) is not installed");
   }
   if (!resp.ok) throw new ApiError(resp.status, data.error?.code ?? "http", data.error?.reason ?? `HTTP ${resp.status}`);
   return data;
 }
 
-/** Match a still of the live customer (a frame of the call) against the account's real-name photo. */
-export function faceCheck(sid, frame) {
-  return post(`${base(sid)}/face`, { blob: frame });
+/** The witness's live frame; on a server without live video of the call (409), the given still. */
+async function liveOrUpload(path, frame) {
+  try {
+    return await post(path, { json: { source: "live" } });
+  } catch (err) {
+    if (err.status !== 409 || !frame || !/witness|live|video|call/i.test(`${err.code} ${err.message}`)) throw err;
+    return post(path, { blob: frame });
+  }
 }
 
-/** Start a liveness challenge: {id, sequence, deadline}. */
+/** Match the live customer against the account's real-name photo: {result, thumbnail, session}. */
+export function faceCheck(sid, frame) {
+  return liveOrUpload(`${base(sid)}/face`, frame);
+}
+
+/** Start a liveness challenge: {challenge: {id, sequence, instructions, deadline}}. */
 export function startLiveness(sid) {
   return post(`${base(sid)}/liveness`);
 }
 
-/** Evaluate a liveness challenge on the frames of the live video the server kept. */
+/** Evaluate a challenge on the frames the witness kept: {result: {passed, reasons}, thumbnail}. */
 export function finishLiveness(sid, challengeId) {
   return post(`${base(sid)}/liveness/${encodeURIComponent(challengeId)}`);
 }
 
-/** Read the ID card in a still of the call (rear camera) and match its portrait to the live face. */
+/** Read the ID card (number must be the holder's, portrait the live face): {accepted, reasons, result}. */
 export function idCapture(sid, frame) {
-  return post(`${base(sid)}/idcard`, { blob: frame });
+  return liveOrUpload(`${base(sid)}/id-card`, frame);
+}
+
+/** Face declined: the agent attests the card shown matches the person (A2 on that path). */
+export function attest(sid) {
+  return post(`${base(sid)}/attest`, { json: { confirm: true } });
+}
+
+/** One check's answer in the shape the console shows: ok, score, threshold, reasons, images. */
+export function summary(kind, data) {
+  const r = data.result ?? {};
+  const reasons = [...(data.reasons ?? []), ...(r.reasons ?? []).map((x) => (typeof x === "string" ? x : `${x.zh ?? ""} ${x.en ?? x.code}`)),
+    ...(r.notes ?? []).map((x) => (typeof x === "string" ? x : x.code ?? JSON.stringify(x)))];
+  const ok = kind === "face" ? r.decision === "match" : kind === "liveness" ? r.passed === true : data.accepted === true;
+  const score = r.score ?? data.portrait_match?.score;
+  const threshold = r.threshold ?? data.portrait_match?.threshold;
+  return { ok, score, threshold, reasons: [...new Set(reasons)], images: data.thumbnail ? [data.thumbnail] : [] };
 }

@@ -4,7 +4,7 @@
 
 import { ReconnectingSocket } from "../shared/ws.js";
 import { api, clock, h, header, mmss, mount, requireUser, toast } from "../login/staff.js";
-import { OfferPeer, grabFrame } from "./call.js";
+import { OfferPeer, WitnessLeg, grabFrame } from "./call.js";
 import * as identity from "./identity.js";
 import { formFields, readForm } from "./txform.js";
 
@@ -20,6 +20,7 @@ const state = {
   session: null,
   customerToken: null,
   peer: null,
+  witness: null,
   monitors: new Map(),
   local: null,
   remote: null,
@@ -129,6 +130,15 @@ async function startMedia() {
     },
   });
   await state.peer.offer(state.call.id, [stream]);
+  await startWitness(stream);
+}
+
+/** Send our audio and video to the server's witness too (recording); a server without one says so. */
+async function startWitness(stream) {
+  state.witness?.close();
+  if (!stream.getTracks().length) return;
+  state.witness = new WitnessLeg({ send, iceServers: state.iceServers, onState: (s) => { document.body.dataset.witness = s; } });
+  await state.witness.offer(state.call.id, stream);
 }
 
 async function callStarted(msg) {
@@ -174,6 +184,9 @@ function hangup() {
 function callEnded(msg) {
   state.peer?.close();
   state.peer = null;
+  state.witness?.close();
+  state.witness = null;
+  $("recording-state").hidden = true;
   for (const m of state.monitors.values()) m.close();
   state.monitors.clear();
   $("remote-video").srcObject = null;
@@ -269,9 +282,9 @@ async function password(event) {
 }
 
 function showCheck(kind, result, image) {
-  const ok = result.ok ?? (result.decision ? result.decision === "match" || result.decision === "pass" : undefined);
-  const reasons = result.reasons ?? result.notes ?? result.errors ?? [];
-  const images = [...(result.images ?? []), ...(result.thumbnails ?? [])];
+  const { ok } = result;
+  const reasons = result.reasons ?? [];
+  const images = (result.images ?? []).filter(Boolean);
   const node = h("div", { class: "check", dataset: { kind, ok: String(ok) } },
     h("strong", {}, kind, " "),
     h("span", { class: ok ? "badge ok" : "badge bad" }, ok ? "通过 pass" : "未通过 fail"),
@@ -280,7 +293,7 @@ function showCheck(kind, result, image) {
     reasons.length ? h("div", { class: "warn" }, reasons.map(String).join("; ")) : "",
     h("div", {},
       image ? h("img", { src: URL.createObjectURL(image), alt: `${kind} capture` }) : "",
-      images.map((src) => h("img", { src: typeof src === "string" ? src : src.url ?? src.data, alt: kind }))));
+      images.map((src) => h("img", { src, alt: kind }))));
   $("checks").prepend(node);
 }
 
@@ -301,9 +314,10 @@ async function faceCheck() {
     }
     const frame = await frameOfCustomer();
     const checked = await identity.faceCheck(state.call.id, frame);
-    showCheck("face", checked, frame);
+    showCheck("face", identity.summary("face", checked));
   } catch (err) {
     toast(err.message, "error");
+    if (err.code !== "no_identity_api") showCheck("face", { ok: false, reasons: [err.message] });
   } finally {
     $("btn-face").disabled = false;
     await refreshSession().catch(() => {});
@@ -315,13 +329,17 @@ async function liveness() {
   if (!state.call) return;
   $("btn-liveness").disabled = true;
   try {
-    const challenge = await identity.startLiveness(state.call.id);
-    const result = await pushStep("liveness", { sequence: challenge.sequence, deadline: challenge.deadline });
+    const { challenge } = await identity.startLiveness(state.call.id);
+    const say = (lang) => challenge.instructions.map((i) => i[lang]).join(lang === "zh" ? "，" : ", ");
+    const asked = pushStep("liveness", { sequence: challenge.sequence, text_zh: say("zh"), text_en: say("en"), text: say("zh"), deadline: challenge.deadline });
+    document.body.dataset.liveness = "asked";
+    await asked;
     const checked = await identity.finishLiveness(state.call.id, challenge.id);
-    showCheck("liveness", { ...checked, step: result.status });
+    showCheck("liveness", identity.summary("liveness", checked));
   } catch (err) {
-    toast(err.message, "error");
+    showCheck("liveness", { ok: false, reasons: [err.message] });
   } finally {
+    document.body.dataset.liveness = "done";
     $("btn-liveness").disabled = false;
     await refreshSession().catch(() => {});
   }
@@ -339,9 +357,10 @@ async function idCapture() {
     }
     const frame = await frameOfCustomer();
     const checked = await identity.idCapture(state.call.id, frame);
-    showCheck("id_card", checked, frame);
+    showCheck("id_card", identity.summary("id_card", checked), frame);
   } catch (err) {
     toast(err.message, "error");
+    if (err.code !== "no_identity_api") showCheck("id_card", { ok: false, reasons: [err.message] });
   } finally {
     $("btn-id").disabled = false;
     await refreshSession().catch(() => {});
@@ -351,6 +370,15 @@ async function idCapture() {
 
 async function attest() {
   try {
+    try {
+      const done = await identity.attest(state.call.id);
+      showCheck("attestation", { ok: true, reasons: ["agent compared the ID card with the live person"], images: [done.thumbnail] });
+      await refreshSession();
+      await refreshCatalog();
+      return;
+    } catch (err) {
+      if (err.code !== "no_identity_api") throw err;
+    }
     const frame = await frameOfCustomer();
     const buf = await crypto.subtle.digest("SHA-256", await frame.arrayBuffer());
     const sha = [...new Uint8Array(buf)].map((b) => b.toString(16).padStart(2, "0")).join("");
@@ -367,9 +395,11 @@ async function attest() {
 
 async function refreshCatalog() {
   if (!state.call) return;
+  const { session } = await api(`/api/counter/sessions/${encodeURIComponent(state.call.id)}`);
   const data = await api(`/api/counter/catalog?session=${encodeURIComponent(state.call.id)}`);
   state.catalog = data.transactions;
   renderPicker();
+  document.body.dataset.catalogLevel = session.level;
 }
 
 function renderPicker() {
@@ -634,6 +664,13 @@ const handlers = {
     if (msg.state === "back") await startMedia();
   },
   monitor_joined: monitorJoined,
+  async witness_sdp(msg) {
+    if (msg.kind === "answer") await state.witness?.answer(msg.sdp);
+  },
+  witness_state(msg) {
+    $("recording-state").hidden = !msg.recording;
+    document.body.dataset.recording = msg.recording ? "1" : "0";
+  },
   chat(msg) {
     addChat(msg.text, msg.sender?.startsWith("supervisor:") ? `班长 ${msg.sender.slice(11)}` : "customer");
   },
@@ -649,6 +686,7 @@ const handlers = {
   },
   call_ended: callEnded,
   error(msg) {
+    if (msg.code === "unknown_type" && state.witness) return; // a server without a witness
     toast(`${msg.code}: ${msg.reason}`, "error");
   },
 };
@@ -677,7 +715,10 @@ const SHORTCUTS = {
   f: faceCheck,
   l: liveness,
   i: idCapture,
-  t: () => $("tx-search").focus(),
+  t: () => {
+    $("tx-search").focus();
+    refreshCatalog().catch((err) => toast(err.message, "error"));
+  },
   c: () => $("chat-input").focus(),
   w: () => $("wrapup-code").focus(),
   h: hangup,
