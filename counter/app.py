@@ -28,6 +28,7 @@ COMPONENTS: list[str] = [
     "web.pages:setup",
     "web.signaling_ws:setup",
     "web.recordings_api:setup",
+    "web.identity_api:setup",
     "web.consoles_api:setup",
 ]
 

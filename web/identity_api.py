@@ -1,0 +1,442 @@
+"""Identity checks for the agent console, on the current counter session.
+
+Face check (live frame from the witness, or an uploaded still) against the account's real-name
+photo; active liveness challenge evaluated on frames the witness takes from the live video; ID card
+capture (upload, live frame, or a still the customer's page sent) whose number must match the
+account and whose portrait must match the live face; the agent's attestation when the customer
+declined face processing.  Every image is stored encrypted in the identity evidence store and
+referenced by sha256 in the audit entry (``identity.face_check``, ``identity.liveness``,
+``identity.id_capture``, ``identity.attestation``); results raise the session's assurance level
+(A2: face match and liveness in this session; A3: A2 and the ID card).  Face templates are never
+logged.  The models are loaded once, in an executor, when the app starts; until then (or if a
+model file is missing) the endpoints answer 503 and ``/readyz`` says why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from aiohttp import web
+
+from counter.appkeys import NOT_READY, SETTINGS
+from counter.audit import AUDIT, AuditEvent
+from counter.sessions import CounterSession, Level, SessionError, SessionNotFound
+from counter.users import Role
+from identity import Checked, EvidenceStore, FaceMatch, IdCardResult, IdentityService, LivenessResult
+from identity.evidence import load_or_create_master_key
+from identity.images import ImageError, as_bgr
+from signaling.witness import WitnessError
+from web.auth import require_role
+from web.counter_api import ACCOUNTS, SESSIONS, _customer_session
+from web.errors import ApiError, read_json
+from web.recordings_api import WITNESS
+
+log = logging.getLogger("web.identity")
+
+MAX_IMAGE_BYTES = 6 * 1024 * 1024
+THUMB_WIDTH = 160
+
+
+@dataclass
+class SessionChecks:
+    """What this session has proved so far (kept in memory; the level itself is in the database)."""
+
+    face: tuple[float, str] | None = None  # (time, evidence sha) of the last matching face check
+    liveness: tuple[float, str] | None = None
+    live_image: str | None = None  # sha of the last live face image (for matching an ID portrait)
+    stills: set[str] = field(default_factory=set)  # customer stills accepted against the live video
+
+
+class IdentityState:
+    """The identity service once its models are loaded, the evidence store, and per-session checks."""
+
+    def __init__(self, evidence: EvidenceStore) -> None:
+        self.evidence = evidence
+        self.service: IdentityService | None = None
+        self.error: str | None = "loading models"
+        self.sessions: dict[str, SessionChecks] = {}
+
+    def ready(self) -> IdentityService:
+        if self.service is None:
+            raise ApiError(503, "identity_not_ready", f"identity checks are unavailable: {self.error}")
+        return self.service
+
+    def checks(self, session_id: str) -> SessionChecks:
+        return self.sessions.setdefault(session_id, SessionChecks())
+
+
+IDENTITY = web.AppKey("identity", IdentityState)
+
+
+# --- helpers ---------------------------------------------------------------------------------------
+
+
+async def _own(request: web.Request) -> tuple[CounterSession, str]:
+    user = require_role(request, Role.AGENT, Role.SUPERVISOR).user
+    try:
+        session = await request.app[SESSIONS].get(request.match_info["sid"])
+    except SessionNotFound as exc:
+        raise ApiError(404, "no_session", str(exc)) from exc
+    if session.agent != user.username:
+        raise ApiError(403, "not_your_session", "this counter session belongs to another agent")
+    if not session.open:
+        raise ApiError(409, "session_closed", "the session is closed; open a new one")
+    return session, user.username
+
+
+async def _read_image(request: web.Request) -> bytes:
+    if request.content_length is not None and request.content_length > MAX_IMAGE_BYTES:
+        raise ApiError(413, "too_large", f"images up to {MAX_IMAGE_BYTES // (1024 * 1024)} MB; send a smaller photo")
+    data = await request.content.read(MAX_IMAGE_BYTES + 1)
+    if len(data) > MAX_IMAGE_BYTES:
+        raise ApiError(413, "too_large", f"images up to {MAX_IMAGE_BYTES // (1024 * 1024)} MB; send a smaller photo")
+    try:
+        await asyncio.to_thread(as_bgr, data)
+    except ImageError as exc:
+        raise ApiError(400, "bad_image", str(exc)) from exc
+    return data
+
+
+async def _source(request: web.Request, session: CounterSession) -> tuple[Any, str]:
+    """The image to check: an uploaded still (``image/*`` body) or JSON ``{"source": "live"}`` /
+    ``{"source": "customer_still", "sha256": ...}``."""
+    if request.content_type.startswith("image/"):
+        return await _read_image(request), "upload"
+    body = await read_json(request, limit=4096)
+    source = body.get("source") if isinstance(body, dict) else None
+    if source == "live":
+        return await _live_frame(request, session.id), "live"
+    if source == "customer_still" and isinstance(body, dict):
+        sha = str(body.get("sha256", ""))
+        if sha not in request.app[IDENTITY].checks(session.id).stills:
+            raise ApiError(404, "no_still", "no accepted customer still with that sha256 in this session")
+        return await request.app[IDENTITY].evidence.get(sha), "customer_still"
+    raise ApiError(400, "bad_request", 'send an image (Content-Type image/jpeg) or {"source": "live"}')
+
+
+async def _live_frame(request: web.Request, call_id: str) -> np.ndarray[Any, Any]:
+    try:
+        _, frame = await request.app[WITNESS].call(call_id).grab(within=5.0)
+    except WitnessError as exc:
+        raise ApiError(409, exc.code, exc.reason) from exc
+    return frame
+
+
+async def _kept(ident: IdentityState, checked: Checked, image: Any, kind: str, session_id: str,
+                facts: dict[str, Any] | None = None) -> Checked:
+    """Store the image (and derived facts) encrypted in this installation's evidence store."""
+    if isinstance(image, np.ndarray):
+        _, buf = await asyncio.to_thread(cv2.imencode, ".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 92])
+        data = buf.tobytes()
+    else:
+        data = bytes(image)
+    shas = [await ident.evidence.put(data, kind, {"session": session_id})]
+    if facts is not None:
+        blob = json.dumps(facts, ensure_ascii=False, sort_keys=True).encode()
+        shas.append(await ident.evidence.put(blob, kind + ".facts", {"session": session_id}))
+    return Checked(checked.result, (*checked.evidence, *shas))
+
+
+def _thumbnail(image: Any) -> str:
+    bgr = as_bgr(image)
+    scale = THUMB_WIDTH / bgr.shape[1]
+    small = cv2.resize(bgr, (THUMB_WIDTH, max(1, int(bgr.shape[0] * scale))), interpolation=cv2.INTER_AREA)
+    ok, buf = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, 80])
+    return "data:image/jpeg;base64," + base64.b64encode(buf.tobytes()).decode() if ok else ""
+
+
+async def _audit(request: web.Request, action: str, actor: str, session: CounterSession, outcome: str,
+                 details: dict[str, Any], evidence: tuple[str, ...], reason: str | None = None) -> int:
+    receipt = await request.app[AUDIT].append(AuditEvent(
+        action, "agent", actor, outcome=outcome, session_id=session.id, account=session.account,
+        details=details, evidence=list(evidence), reason=reason,
+    ))
+    return receipt.seq
+
+
+def _session_json(session: CounterSession) -> dict[str, Any]:
+    level, why = session.effective_level(for_change=True)
+    return {"id": session.id, "level": str(session.level), "level_for_changes": str(level), "level_note": why,
+            "face_consent": session.face_consent}
+
+
+async def _maybe_a2(request: web.Request, session: CounterSession, actor: str) -> CounterSession:
+    checks = request.app[IDENTITY].checks(session.id)
+    if checks.face is None or checks.liveness is None:
+        return session
+    try:
+        return await request.app[SESSIONS].raise_level(
+            session.id, Level.A2, [checks.face[1], checks.liveness[1]], "face", recorded_by=actor
+        )
+    except SessionError as exc:
+        raise ApiError(409, "session", str(exc)) from exc
+
+
+def _need_consent(session: CounterSession) -> None:
+    if session.account is None:
+        raise ApiError(409, "no_account", "claim the customer's line first")
+    if session.face_consent is not True:
+        path = "declined: use the attestation path" if session.face_consent is False else "not asked yet"
+        raise ApiError(409, "face_consent", f"face processing consent {path}")
+
+
+# --- handlers --------------------------------------------------------------------------------------------
+
+
+async def state(request: web.Request) -> web.Response:
+    session, _ = await _own(request)
+    ident = request.app[IDENTITY]
+    checks = ident.checks(session.id)
+    witness = request.app[WITNESS].calls.get(session.id)
+    return web.json_response({
+        "session": _session_json(session),
+        "ready": ident.service is not None,
+        "not_ready_reason": ident.error,
+        "path": "face" if session.face_consent else "attestation" if session.face_consent is False else "ask_consent",
+        "face_matched_at": checks.face[0] if checks.face else None,
+        "liveness_passed_at": checks.liveness[0] if checks.liveness else None,
+        "live_video": witness is not None and "customer" in witness.legs,
+    })
+
+
+async def face_check(request: web.Request) -> web.Response:
+    """Match the live face (witness frame or an uploaded still) with the account's real-name photo."""
+    session, actor = await _own(request)
+    _need_consent(session)
+    ident = request.app[IDENTITY]
+    service = ident.ready()
+    assert session.account is not None
+    reference = await request.app[ACCOUNTS].holder_photo(session.account)
+    if reference is None:
+        raise ApiError(409, "no_reference", "no real-name photo on file for this line: use the ID card")
+    image, source = await _source(request, session)
+    checked = await service.verify_face(image, reference, session.id)
+    checked = await _kept(ident, checked, image, "face.live", session.id)
+    match = checked.result
+    assert isinstance(match, FaceMatch)
+    ok = match.decision == "match"
+    checks = ident.checks(session.id)
+    if checked.evidence:
+        checks.live_image = checked.evidence[0]
+    if ok and checked.evidence:
+        checks.face = (time.time(), checked.evidence[0])
+    seq = await _audit(request, "identity.face_check", actor, session, "ok" if ok else "refused",
+                       {"source": source, "score": round(match.score, 4), "threshold": match.threshold,
+                        "decision": match.decision, "notes": [n.code for n in match.notes]}, checked.evidence)
+    session = await _maybe_a2(request, session, actor) if ok else session
+    return web.json_response({"result": match.to_json(), "evidence": list(checked.evidence), "audit_seq": seq,
+                              "thumbnail": _thumbnail(image), "session": _session_json(session)})
+
+
+async def liveness_start(request: web.Request) -> web.Response:
+    """A new challenge; the witness keeps customer frames until it is evaluated."""
+    session, _ = await _own(request)
+    _need_consent(session)
+    challenge = request.app[IDENTITY].ready().start_liveness()
+    try:
+        call = request.app[WITNESS].call(session.id)
+    except WitnessError as exc:
+        raise ApiError(409, exc.code, exc.reason) from exc
+    call.start_collecting(challenge.id, seconds=challenge.deadline - time.time() + 1.0)
+    return web.json_response({"challenge": challenge.to_json()}, status=201)
+
+
+async def liveness_evaluate(request: web.Request) -> web.Response:
+    session, actor = await _own(request)
+    _need_consent(session)
+    service = request.app[IDENTITY].ready()
+    cid = request.match_info["cid"]
+    try:
+        frames = request.app[WITNESS].call(session.id).collected(cid)
+        checked = await service.evaluate_liveness(cid, frames, session_id=session.id)
+        if frames:
+            checked = await _kept(request.app[IDENTITY], checked, frames[0][1], "face.liveness", session.id)
+    except WitnessError as exc:
+        raise ApiError(409, exc.code, exc.reason) from exc
+    except KeyError as exc:
+        raise ApiError(404, "no_challenge", str(exc.args[0])) from exc
+    result = checked.result
+    assert isinstance(result, LivenessResult)
+    if result.passed and checked.evidence:
+        request.app[IDENTITY].checks(session.id).liveness = (time.time(), checked.evidence[0])
+    seq = await _audit(request, "identity.liveness", actor, session, "ok" if result.passed else "refused",
+                       {"challenge": list(result.completed), "frames": result.frames,
+                        "passive_score": result.passive_score, "reasons": list(result.reasons)}, checked.evidence)
+    session = await _maybe_a2(request, session, actor) if result.passed else session
+    thumb = _thumbnail(frames[0][1]) if frames else ""
+    return web.json_response({"result": result.to_json(), "evidence": list(checked.evidence), "audit_seq": seq,
+                              "thumbnail": thumb, "session": _session_json(session)})
+
+
+async def id_capture(request: web.Request) -> web.Response:
+    """Read the ID card; its number must be the account holder's and its portrait the live face."""
+    session, actor = await _own(request)
+    if session.account is None:
+        raise ApiError(409, "no_account", "claim the customer's line first")
+    ident = request.app[IDENTITY]
+    service = ident.ready()
+    image, source = await _source(request, session)
+    checked = await service.read_id(image, session.id)
+    card = checked.result
+    assert isinstance(card, IdCardResult)
+    checked = await _kept(ident, checked, image, "id_card.image", session.id, card.to_json())
+    account = await request.app[ACCOUNTS].get(session.account)
+    reasons: list[str] = list(card.errors)
+    number = card.fields.get("number", "")
+    number_matches = bool(account) and bool(number) and account is not None and number == account.holder.id_number
+    if not card.number_valid:
+        reasons.append("number_invalid")
+    if not number_matches:
+        reasons.append("number_mismatch")
+    evidence = checked.evidence
+    portrait: dict[str, Any] | None = None
+    if session.face_consent is True:
+        if card.portrait is None:
+            reasons.append("no_portrait")
+        else:
+            live: Any = await _live_or_last(request, session, ident.checks(session.id))
+            match = await service.faces.verify(live, card.portrait)
+            portrait = match.to_json()
+            if match.decision != "match":
+                reasons.append("portrait_mismatch")
+    ok = not reasons
+    method = "idcard" if session.face_consent else "idcard_attested"
+    seq = await _audit(request, "identity.id_capture", actor, session, "ok" if ok else "refused",
+                       {"source": source, "number_valid": card.number_valid, "number_matches": number_matches,
+                        "portrait": None if portrait is None else {"score": portrait["score"],
+                                                                    "decision": portrait["decision"]},
+                        "reasons": reasons, "method": method}, evidence)
+    if ok:
+        try:
+            session = await request.app[SESSIONS].raise_level(session.id, Level.A3, list(evidence), method,
+                                                              recorded_by=actor)
+        except SessionError as exc:
+            raise ApiError(409, "session", str(exc)) from exc
+    card_json = card.to_json()
+    if number:
+        card_json["fields"] = {**card.fields, "number": number[:3] + "*" * 11 + number[-4:]}
+    return web.json_response({"result": card_json, "accepted": ok, "reasons": reasons, "portrait_match": portrait,
+                              "evidence": list(evidence), "audit_seq": seq, "thumbnail": _thumbnail(image),
+                              "session": _session_json(session)})
+
+
+async def _live_or_last(request: web.Request, session: CounterSession, checks: SessionChecks) -> Any:
+    witness = request.app[WITNESS].calls.get(session.id)
+    if witness is not None and "customer" in witness.legs:
+        return await _live_frame(request, session.id)
+    if checks.live_image is not None:
+        return await request.app[IDENTITY].evidence.get(checks.live_image)
+    raise ApiError(409, "no_live_face", "no live video and no face check yet: run the face check first")
+
+
+async def attest(request: web.Request) -> web.Response:
+    """Face declined: the agent attests that the ID card shown on camera is the live person's (A2)."""
+    session, actor = await _own(request)
+    if session.face_consent is not False:
+        raise ApiError(409, "face_consent", "attestation is the path for customers who declined face processing")
+    body = await read_json(request, limit=4096)
+    if not isinstance(body, dict) or body.get("confirm") is not True:
+        raise ApiError(400, "bad_request", 'send {"confirm": true} once you compared the card with the person')
+    frame = await _live_frame(request, session.id)
+    _, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 92])
+    sha = await request.app[IDENTITY].evidence.put(buf.tobytes(), "attestation.frame", {"session": session.id})
+    try:
+        session = await request.app[SESSIONS].raise_level(session.id, Level.A2, [sha], "attestation",
+                                                          recorded_by=actor)
+    except SessionError as exc:
+        raise ApiError(409, "session", str(exc)) from exc
+    seq = await _audit(request, "identity.attestation", actor, session, "ok", {"statement": "id_card_matches_person"},
+                       (sha,))
+    return web.json_response({"evidence": [sha], "audit_seq": seq, "thumbnail": _thumbnail(frame),
+                              "session": _session_json(session)})
+
+
+async def customer_still(request: web.Request) -> web.Response:
+    """A still from the customer's page (ID legibility): kept only if its face matches the live video."""
+    session = await _customer_session(request)
+    ident = request.app[IDENTITY]
+    service = ident.ready()
+    data = await _read_image(request)
+    live = await _live_frame(request, session.id)
+    match = await service.faces.verify(data, live)
+    ok = match.decision == "match"
+    sha = await ident.evidence.put(data, "customer.still", {"session": session.id, "accepted": ok})
+    await request.app[AUDIT].append(AuditEvent(
+        "identity.customer_still", "customer", f"session:{session.id}", outcome="ok" if ok else "refused",
+        session_id=session.id, account=session.account, evidence=[sha],
+        details={"score": round(match.score, 4), "decision": match.decision},
+    ))
+    if not ok:
+        raise ApiError(422, "still_mismatch", "the face in the photo is not the person on the video: take it again",
+                       decision=match.decision)
+    ident.checks(session.id).stills.add(sha)
+    return web.json_response({"sha256": sha, "accepted": True})
+
+
+# --- wiring --------------------------------------------------------------------------------------------------
+
+
+_LOADED: dict[tuple[str, tuple[str, ...], int], IdentityService] = {}
+_LOAD_LOCK = threading.Lock()
+
+
+def models_dir(settings: Any) -> Path | None:
+    """The configured model folder; in a development checkout, ``../shared/models`` when present."""
+    if settings.models_dir is not None or os.environ.get("COUNTER_MODELS_DIR"):
+        return settings.models_dir  # type: ignore[no-any-return]
+    for guess in (Path("../shared/models"), Path(__file__).resolve().parents[2] / "shared" / "models"):
+        if guess.is_dir():
+            return guess
+    return None
+
+
+def load_service(settings: Any) -> IdentityService:
+    """The process's identity service: every model session created once (blocking: run it in an executor)."""
+    where = models_dir(settings)
+    key = (f"{where}|{os.environ.get('COUNTER_MODELS_DIR', '')}", tuple(settings.onnx_providers),
+           settings.onnx_threads)
+    with _LOAD_LOCK:
+        service = _LOADED.get(key)
+        if service is None:
+            service = IdentityService(where, settings.onnx_providers, settings.onnx_threads)
+            service.cards.ocr_engine()
+            _LOADED[key] = service
+        return service
+
+
+async def setup(app: web.Application) -> None:
+    """Load the models (in an executor) before serving; if they cannot be, /readyz says why."""
+    settings = app[SETTINGS]
+    evidence = EvidenceStore(settings.data_dir / "evidence",
+                             load_or_create_master_key(settings.effective_master_key_file))
+    ident = IdentityState(evidence)
+    app[IDENTITY] = ident
+    try:
+        ident.service = await asyncio.to_thread(load_service, settings)
+        ident.error = None
+    except Exception as exc:
+        ident.error = f"face and ID models not loaded: {exc}"
+        app[NOT_READY]["models"] = ident.error
+        log.error("%s", ident.error)
+    base = "/api/counter/sessions/{sid}/identity"
+    app.router.add_get(base, state)
+    app.router.add_post(base + "/face", face_check)
+    app.router.add_post(base + "/liveness", liveness_start)
+    app.router.add_post(base + "/liveness/{cid}", liveness_evaluate)
+    app.router.add_post(base + "/id-card", id_capture)
+    app.router.add_post(base + "/attest", attest)
+    app.router.add_post("/api/customer/identity/still", customer_still)
+
+
+__all__ = ["IDENTITY", "MAX_IMAGE_BYTES", "Checked", "IdentityState", "SessionChecks", "setup"]
