@@ -10,6 +10,7 @@ from counter.sessions import Level
 from signaling.aio import SIGNALING
 from tests.browser.harness import Agent, BrowserEnv, as_json, queued, screenshot, spoken, to_queue
 from web.counter_api import SESSIONS
+from web.recordings_api import WITNESS
 
 
 def test_entry_consent_queue(env: BrowserEnv) -> None:
@@ -66,6 +67,8 @@ def test_call_steps_captures_confirmation_rating(env: BrowserEnv) -> None:
             await agent.connect_media()
             out["agent_frames"] = await agent.peer.wait_frames(5)
             await page.wait_for_function("() => document.getElementById('agent-video').videoWidth > 0")
+            await page.wait_for_selector("body[data-recording=on] #recording")
+            out["witness_legs"] = sorted(env.app[WITNESS].calls[call_id].legs)
             await screenshot(page, "call")
 
             await agent.push("info", "s1", text="请看一下路由器背面的灯", press="按一下 RESET 键")
@@ -149,6 +152,9 @@ def test_call_steps_captures_confirmation_rating(env: BrowserEnv) -> None:
     rear = [g for g in r["gum"] if isinstance(g.get("video"), dict) and "environment" in json.dumps(g["video"])]
     assert rear, r["gum"]
     assert r["s3"].status == "ok" and as_json(r["s3"].value)["kind"] == "id"
+    assert face["uploaded"] is True, face
+    assert as_json(r["s3"].value)["uploaded"] is True
+    assert "customer" in r["witness_legs"]
     assert r["s4"].status == "ok" and as_json(r["s4"].value)["status"] == "done"
     assert [t["status"] for t in r["tx"]["transactions"]] == ["done"], r["tx"]
     assert r["rating"] == 5

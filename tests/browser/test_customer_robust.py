@@ -10,6 +10,7 @@ from signaling import protocol as p
 from signaling.aio import SIGNALING
 from signaling.state import customer_key
 from tests.browser.harness import Agent, BrowserEnv, queued, screenshot, spoken, to_queue
+from web.recordings_api import WITNESS
 
 
 def test_camera_denied_says_how_to_fix_it(env: BrowserEnv) -> None:
@@ -61,6 +62,8 @@ def test_network_loss_rotation_background(env: BrowserEnv) -> None:
             out["frames_after"] = await agent.peer.wait_frames(5)
             await page.wait_for_function("() => document.body.dataset.rtc === 'connected'")
             await page.wait_for_selector("#reconnecting", state="detached")
+            await page.wait_for_function("() => document.body.dataset.witness === 'connected'")
+            out["witness_legs"] = sorted(env.app[WITNESS].calls[call_id].legs)
             out["gen_after"] = await page.evaluate("document.body.dataset.rtcGeneration")
 
             # Rotation: the call and its buttons stay on screen.
@@ -107,6 +110,7 @@ def test_network_loss_rotation_background(env: BrowserEnv) -> None:
     assert "重新连接" in r["reconnect_spoken"]
     assert r["frames_after"] >= 5
     assert int(r["gen_after"]) == int(r["gen_before"]) + 1, "a new RTCPeerConnection after the network loss"
+    assert "customer" in r["witness_legs"], "the recording goes on after the reconnection"
     assert r["landscape"] == [True, True, True, True]
     assert r["gum_after_background"] == 1
     assert "Hang up" in r["english"] and "挂断" in r["chinese"]

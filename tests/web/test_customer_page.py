@@ -11,6 +11,7 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 
 from signaling import protocol as p
+from signaling.witness.relay import RecordingConsent, WitnessIce, WitnessSdp
 from web.counter_api import ROUTES
 
 STATIC = Path(__file__).resolve().parents[2] / "web" / "static"
@@ -107,14 +108,18 @@ def test_both_languages_have_every_string() -> None:
 def test_speaks_the_signaling_protocol() -> None:
     main = (CUSTOMER / "main.js").read_text(encoding="utf-8")
     call = (CUSTOMER / "call.js").read_text(encoding="utf-8")
-    sent = set(re.findall(r'\btype: "(\w+)",\s*(?:call_id|token|care)\b', main + call))
+    witness = (SHARED / "witness.js").read_text(encoding="utf-8")
+    sent = set(re.findall(r'\btype: "(\w+)",\s*(?:call_id|token|care|accepted)\b', main + call + witness))
     assert sent, "found no message the page sends"
-    assert sent <= p.CLIENT_TYPES, sent - p.CLIENT_TYPES
+    client_types = p.CLIENT_TYPES | {m.model_fields["type"].default for m in (RecordingConsent, WitnessSdp, WitnessIce)}
+    assert sent <= client_types, sent - client_types
+    assert {"recording_consent", "witness_sdp", "witness_ice"} <= sent, "the page records the call with the witness"
     assert {"hello", "join", "sdp", "ice", "chat", "step_result", "hangup"} <= sent
     handlers = re.search(r"const handlers = \{(.*?)^\};", main, re.M | re.S)
     assert handlers
     handled = set(re.findall(r"^  (?:async )?(\w+)\((?:msg)?\) \{", handlers.group(1), re.M))
     server_types = {m.model_fields["type"].default for m in typing.get_args(typing.get_args(p.ServerMessage)[0])}
+    server_types |= {"witness_sdp", "witness_state"}
     assert handled <= server_types, handled - server_types
     assert {"welcome", "queue_status", "call_started", "sdp", "ice", "push_step", "call_ended"} <= handled
     steps = set(typing.get_args(p.PushStep.model_fields["step"].annotation))

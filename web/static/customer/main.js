@@ -4,6 +4,7 @@
 import { mount } from "../shared/dom.js";
 import { currentLang, setLang, t } from "../shared/i18n.js";
 import { hush, repeat, speak } from "../shared/speech.js";
+import { WitnessLeg } from "../shared/witness.js";
 import { ReconnectingSocket } from "../shared/ws.js";
 import { autoCapture, sha256Hex } from "./capture.js";
 import { CallPeer } from "./call.js";
@@ -31,6 +32,7 @@ const state = {
 };
 
 let ws = null;
+let witness = null; // the send-only leg to the server's recording witness
 let current = null; // () => screen object, rebuilt on language change
 let shown = null;
 let cleanup = () => {};
@@ -71,6 +73,25 @@ async function counterApi(path, body) {
   const data = await resp.json().catch(() => ({}));
   if (!resp.ok) throw new Error(data?.error?.reason ?? `HTTP ${resp.status}`);
   return data;
+}
+
+/**
+ * Send a captured still to the identity service (kept only if its face matches the live video).
+ * {uploaded, sha256} or {uploaded: false, code}: "still_mismatch" means take it again.
+ */
+async function uploadStill(blob) {
+  try {
+    const resp = await fetch("/api/customer/identity/still", {
+      method: "POST",
+      headers: { "Content-Type": "image/jpeg", "X-Customer-Token": state.counterToken ?? state.callToken },
+      body: blob,
+    });
+    const data = await resp.json().catch(() => ({}));
+    if (resp.ok) return { uploaded: true, sha256: data.sha256 };
+    return { uploaded: false, code: data?.error?.code ?? `http_${resp.status}` };
+  } catch {
+    return { uploaded: false, code: "network" };
+  }
 }
 
 function txItem(tx) {
@@ -203,6 +224,15 @@ const handlers = {
     if (!msg.resumed) {
       ws.send({ type: "join", care: state.senior, locale: currentLang() });
     }
+    // agreed on the consent screen before anything started; the witness records only after this
+    ws.send({ type: "recording_consent", accepted: true });
+  },
+  async witness_sdp(msg) {
+    if (msg.kind === "answer" && witness && msg.call_id === state.callId) await witness.answer(msg.sdp);
+  },
+  witness_state(msg) {
+    document.body.dataset.recording = msg.recording ? "on" : "consent";
+    $("recording").hidden = !msg.recording;
   },
   ice_servers(msg) {
     peer.iceServers = msg.ice_servers ?? [];
@@ -222,6 +252,7 @@ const handlers = {
       show(callScreen);
     }
     keepAwake();
+    startWitness();
   },
   async sdp(msg) {
     if (msg.kind === "offer") await peer.handleOffer(msg.call_id, msg.sdp);
@@ -258,6 +289,21 @@ const handlers = {
     }
   },
 };
+
+/** (Re)open the recording leg to the server's witness with the current camera and microphone. */
+async function startWitness() {
+  witness?.close();
+  witness = new WitnessLeg({
+    send: (m) => ws && ws.send(m),
+    iceServers: peer.iceServers,
+    onState: (s) => { document.body.dataset.witness = s; },
+  });
+  try {
+    await witness.offer(state.callId, state.stream);
+  } catch (err) {
+    console.warn("customer page: witness leg", err);
+  }
+}
 
 let noticeTimer = null;
 
@@ -381,6 +427,7 @@ async function setVideoTrack(track) {
   }
   if (!state.stream.getVideoTracks().includes(track)) state.stream.addTrack(track);
   await peer.replaceVideo(track);
+  await witness?.replaceVideo(track);
   $("self-video").srcObject = new MediaStream([track]);
 }
 
@@ -415,8 +462,16 @@ function faceCaptureStep(id, p) {
     if (!shot) return;
     timer.stop();
     const sha = await sha256Hex(shot.blob);
-    state.lastCapture = { kind: "face", blob: shot.blob, sha };
-    stepResult(id, "ok", JSON.stringify({ kind: "face", sha256: sha, mean: Math.round(shot.metrics.mean), sharpness: Math.round(shot.metrics.sharpness) }));
+    const upload = await uploadStill(shot.blob);
+    const tries = (p.tries ?? 0) + 1;
+    if (upload.code === "still_mismatch" && tries < 3) {
+      announce(t("face_cap.mismatch"));
+      faceCaptureStep(id, { ...p, tries });
+      return;
+    }
+    const metrics = { mean: Math.round(shot.metrics.mean), sharpness: Math.round(shot.metrics.sharpness) };
+    stepResult(id, upload.code === "still_mismatch" ? "failed" : "ok",
+      JSON.stringify({ kind: "face", sha256: upload.sha256 ?? sha, ...upload, ...metrics }));
     document.body.dataset.captured = "face";
     briefly(() => S.notice({ name: "captured", title: t("face_cap.done") }));
   });
@@ -462,8 +517,18 @@ async function idCaptureStep(id, p) {
     url,
     onSend: async () => {
       const sha = await sha256Hex(shot.blob);
-      state.lastCapture = { kind: "id", blob: shot.blob, sha };
-      stepResult(id, "ok", JSON.stringify({ kind: "id", sha256: sha, sharpness: Math.round(shot.metrics.sharpness), glare: shot.metrics.glare }));
+      // the still service matches faces: only for customers who accepted face processing
+      const upload = state.faceConsent === false ? { uploaded: false, code: "face_declined" } : await uploadStill(shot.blob);
+      const tries = (p.tries ?? 0) + 1;
+      if (upload.code === "still_mismatch" && tries < 3) {
+        URL.revokeObjectURL(url);
+        announce(t("id_cap.mismatch"));
+        idCaptureStep(id, { ...p, tries });
+        return;
+      }
+      const metrics = { sharpness: Math.round(shot.metrics.sharpness), glare: shot.metrics.glare };
+      stepResult(id, upload.code === "still_mismatch" ? "failed" : "ok",
+        JSON.stringify({ kind: "id", sha256: upload.sha256 ?? sha, ...upload, ...metrics }));
       URL.revokeObjectURL(url);
       await restore();
       $("self-video").classList.add("mirror");
@@ -513,6 +578,9 @@ function finish(rate) {
   state.inCall = false;
   wakeLock?.release().catch(() => {});
   peer.close();
+  witness?.close();
+  witness = null;
+  $("recording").hidden = true;
   if (ws) ws.close();
   for (const track of state.stream?.getTracks() ?? []) track.stop();
   state.token = null;
@@ -595,6 +663,7 @@ function relabel() {
   $("app-title").textContent = t("app.title");
   $("btn-lang").textContent = t("lang.switch");
   $("btn-repeat-label").textContent = t("common.repeat");
+  $("recording-label").textContent = t("call.recording");
   $("agent-video").setAttribute("aria-label", t("call.agent"));
   $("self-video").setAttribute("aria-label", t("call.you"));
 }
