@@ -197,10 +197,24 @@ async def run_open(sides: list[tuple[Callable[[], Awaitable[str | None]], Callab
     return result
 
 
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) the process ``pid`` has used so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def measure(sides: list[tuple[Callable[[], Awaitable[str | None]], Callable[[float], Awaitable[None]], bool]],
-                  seconds: float, rate: float) -> dict[str, dict[str, float]]:
-    """Capacity (closed loop, one message in flight per pair), then latency at ``rate`` msgs/s a socket."""
+                  seconds: float, rate: float, pid: int) -> dict[str, dict[str, float]]:
+    """Capacity (closed loop, one message in flight per pair), then latency at ``rate`` msgs/s a socket.
+
+    ``server_cpu_us_per_msg`` is the server process's CPU time per relayed message: unlike rates and
+    latencies it hardly moves when other work shares the machine."""
+    before = cpu_s(pid)
     closed = await run_loop(sides, seconds)
+    used = cpu_s(pid) - before
+    relayed = closed.get("messages", 0) * (seconds + 1) / seconds  # the CPU span includes the 1 s warm-up
+    closed["server_cpu_us_per_msg"] = round(used * 1e6 / max(1.0, relayed), 1)
     await asyncio.sleep(0.5)
     opened = await run_open(sides, seconds, rate)
     return {"closed": closed, "open": opened}
@@ -222,7 +236,7 @@ async def bench_bare(pairs: int, seconds: float, rate: float, tmp: Path) -> dict
             for i, (a, b) in enumerate(sockets):
                 for ws, starts in ((a, True), (b, False)):
                     sides.append((_recv(ws), _send_bare(ws, f"c{i}"), starts))
-            result = await measure(sides, seconds, rate)
+            result = await measure(sides, seconds, rate, proc.pid)
             for a, b in sockets:
                 await a.close()
                 await b.close()
@@ -314,7 +328,7 @@ async def bench_server(pairs: int, seconds: float, rate: float, calls: int, tmp:
                 agent = by_call[call_id]
                 sides.append((_recv(customer.ws), _send_bare(customer.ws, call_id), True))
                 sides.append((_recv(agent.ws), _send_bare(agent.ws, call_id), False))
-            relay = await measure(sides, seconds, rate)
+            relay = await measure(sides, seconds, rate, proc.pid)
             for client in customers:
                 await client.close()
             for _, agent in agents:
@@ -365,9 +379,11 @@ async def main() -> None:
             ours = await bench_server(pairs, args.seconds, args.rate, args.calls, Path(tmp))
             closed_bare, closed_ours = bare["closed"], ours["relay"]["closed"]
             ratio = closed_bare["msgs_per_s"] / closed_ours["msgs_per_s"] if closed_ours.get("msgs_per_s") else None
+            cpu_ratio = closed_ours["server_cpu_us_per_msg"] / max(0.1, closed_bare["server_cpu_us_per_msg"])
             report["runs"].append({
                 "pairs": pairs, "bare": bare, "server": ours,
                 "capacity_ratio_bare_over_server": round(ratio, 2) if ratio else None,
+                "cpu_per_msg_ratio_server_over_bare": round(cpu_ratio, 2),
                 "open_p99_ms": {"bare": bare["open"].get("p99_ms"), "server": ours["relay"]["open"].get("p99_ms")},
             })
             print(json.dumps(report["runs"][-1]), file=sys.stderr, flush=True)
