@@ -45,8 +45,10 @@ async def staff_page(env: BrowserEnv, username: str, password: str, home: str) -
 
 
 async def shot(page: Any, name: str) -> None:
+    """docs/screenshots/<name>.png of the whole page, from the top, without transient toasts."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), animations="disabled", caret="hide")
+    await page.evaluate("() => { window.scrollTo(0, 0); document.getElementById('toast').hidden = true; }")
+    await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), animations="disabled", caret="hide", full_page=True)
 
 
 class IdentityStandIn:
@@ -223,7 +225,6 @@ def test_journey_senior_customer_puk_rating_and_auditor(env: BrowserEnv) -> None
         await agent.wait_for_selector("#tx-history tr[data-code='puk.query'][data-status=done]")
         out["agent_row"] = await agent.text_content("#tx-history tr[data-code='puk.query']")
         await agent.wait_for_selector("body[data-level=A3]")
-        await agent.evaluate("() => { document.getElementById('toast').hidden = true; }")
         await shot(agent, "agent-console")
         acct = await env.app[ACCOUNTS].get(MATCHING_LINE)
         assert acct is not None and acct.sim is not None
