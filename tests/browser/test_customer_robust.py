@@ -128,3 +128,32 @@ def test_expired_place_in_queue_joins_again_by_itself(env: BrowserEnv) -> None:
 
     call_id, senior = env.run(scenario())
     assert call_id and senior == "True"
+
+
+def test_agent_lost_puts_the_customer_back_first_in_line(env: BrowserEnv) -> None:
+    async def scenario() -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        page = await env.new_page()
+        call_id = await to_queue(page)
+        async with Agent.online(env.base_url) as first:
+            await first.answer_next_call(call_id)
+            await first.connect_media()
+            await page.wait_for_selector("[data-screen=call]")
+            await first.client.ws.close()  # the agent's browser dies
+            out["requeued_as"] = await queued(page)
+            out["notice"] = await page.text_content("#notice")
+            out["position"] = await page.evaluate("document.body.dataset.position")
+        async with Agent.online(env.base_url) as second:
+            await second.answer_next_call(call_id)
+            await page.wait_for_selector("[data-screen=call]")
+            await second.connect_media()
+            out["frames"] = await second.peer.wait_frames(5)
+            await second.hangup()
+            await page.wait_for_selector("[data-screen=rating]")
+        await env.close_page(page)
+        out["call_id"] = call_id
+        return out
+
+    r = env.run(scenario(), timeout=120)
+    assert r["requeued_as"] == r["call_id"] and r["position"] == "1" and r["notice"], r
+    assert r["frames"] >= 5

@@ -247,6 +247,7 @@ const handlers = {
   },
   call_started(msg) {
     state.callId = msg.call_id;
+    delete document.body.dataset.position;
     if (!state.inCall) {
       state.inCall = true;
       show(callScreen);
@@ -275,7 +276,12 @@ const handlers = {
   notice(msg) {
     announce(msg.text);
   },
-  call_ended() {
+  call_ended(msg) {
+    if (msg.reason === "agent_lost" || msg.reason === "transferred") {
+      // back at the head of the lane with the same call id: the next agent picks up
+      backToQueue();
+      return;
+    }
     finish(true);
   },
   error(msg) {
@@ -289,6 +295,18 @@ const handlers = {
     }
   },
 };
+
+/** The agent is gone but the call goes on: wait for the next agent (queue_status follows). */
+function backToQueue() {
+  state.inCall = false;
+  state.reconnecting = false;
+  peer.close();
+  peer.markStale();
+  witness?.close();
+  witness = null;
+  $("recording").hidden = true;
+  showWaiting(true);
+}
 
 /** (Re)open the recording leg to the server's witness with the current camera and microphone. */
 async function startWitness() {
