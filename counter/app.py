@@ -11,6 +11,7 @@ from aiohttp import web
 from counter.appkeys import DB, NOT_READY, SETTINGS
 from counter.config import Settings
 from counter.demo import load_demo
+from counter.logging import install as mask_personal_data_in_logs
 from counter.storage import migrate, open_database
 from web.errors import error_middleware
 from web.security import security_headers
@@ -35,6 +36,7 @@ COMPONENTS: list[str] = [
 
 async def build_app(settings: Settings) -> web.Application:
     """Open the database, apply migrations, load demo data on first start, and set up every component."""
+    mask_personal_data_in_logs()
     app = web.Application(
         middlewares=[security_headers, error_middleware], client_max_size=settings.max_body_bytes
     )
