@@ -157,3 +157,24 @@ def test_agent_lost_puts_the_customer_back_first_in_line(env: BrowserEnv) -> Non
     r = env.run(scenario(), timeout=120)
     assert r["requeued_as"] == r["call_id"] and r["position"] == "1" and r["notice"], r
     assert r["frames"] >= 5
+
+
+def test_second_tab_takes_over_without_a_tug_of_war(env: BrowserEnv) -> None:
+    async def scenario() -> tuple[str, str]:
+        first = await env.new_page()
+        call_id = await to_queue(first)
+        saved = await first.evaluate("JSON.parse(sessionStorage.getItem('rc.customer'))")
+        second = await env.new_page(saved=saved)
+        again = await queued(second)
+        await first.wait_for_selector("[data-screen=replaced]")
+        await asyncio.sleep(1.5)  # the first tab must not reconnect and take the call back
+        still = await second.evaluate("document.body.dataset.ws")
+        await second.tap("#btn-leave")
+        for page in (first, second):
+            await env.close_page(page)
+        return f"{call_id}={again}", still
+
+    same, ws_state = env.run(scenario())
+    left, right = same.split("=")
+    assert left == right
+    assert ws_state == "open"

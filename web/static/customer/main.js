@@ -274,6 +274,16 @@ const handlers = {
     runStep(msg);
   },
   notice(msg) {
+    if (msg.code === "replaced") {
+      // another tab took over this call: stop here instead of taking it back
+      state.ended = true;
+      ws.close();
+      peer.close();
+      witness?.close();
+      for (const track of state.stream?.getTracks() ?? []) track.stop();
+      show(() => S.notice({ name: "replaced", title: t("error.replaced") }));
+      return;
+    }
     announce(msg.text);
   },
   call_ended(msg) {

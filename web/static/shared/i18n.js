@@ -130,6 +130,7 @@ const zh = {
   "result.again": "再次办理",
   "error.join": "现在连不上柜台，请稍后再试，或拨打 10000 号热线。",
   "error.network": "网络断了，正在重新连接…",
+  "error.replaced": "您在另一个页面或手机上打开了视频柜台，这里已经停止。",
 };
 
 const en = {
@@ -262,6 +263,7 @@ const en = {
   "result.again": "Start again",
   "error.join": "The counter cannot be reached now. Please try later or call the 10000 hotline.",
   "error.network": "The network dropped, reconnecting…",
+  "error.replaced": "The video counter was opened in another tab or phone, so it stopped here.",
 };
 
 /** The string tables, by language code. */
