@@ -258,6 +258,12 @@ def test_journey_senior_customer_puk_rating_and_auditor(env: BrowserEnv) -> None
         await aud.click("#results a.session-link")
         await aud.wait_for_selector(f"body[data-timeline='{call_id}'] #timeline li")
         out["timeline"] = await aud.eval_on_selector_all("#timeline li", "els => els.map(e => e.dataset.action)")
+        out["recording"] = None
+        if any(r.resource is not None and r.resource.canonical == "/api/recordings" for r in env.app.router.routes()):
+            box = await aud.wait_for_selector("#recording [data-recording][data-intact]")
+            out["recording"] = await box.get_attribute("data-intact")
+            await aud.click("#recording .play-btn")
+            await aud.wait_for_selector("#recording video.player")
         await aud.click("#btn-verify")
         await aud.wait_for_selector("body[data-verified]")
         out["verified"] = await aud.evaluate("document.body.dataset.verified")
@@ -271,7 +277,7 @@ def test_journey_senior_customer_puk_rating_and_auditor(env: BrowserEnv) -> None
         return out
 
     r = env.run(scenario(), timeout=240)
-    print("identity:", {k: r[k] for k in ("identity_api", "face", "liveness", "id")})
+    print("identity:", {k: r[k] for k in ("identity_api", "face", "liveness", "id", "recording")})
     assert r["before"]["enabled"] == "false" and "A3" in r["before"]["text"], r["before"]
     assert r["face"]["decision"] == "match", r["face"]
     assert r["after"]["enabled"] == "true", r["after"]
@@ -287,6 +293,7 @@ def test_journey_senior_customer_puk_rating_and_auditor(env: BrowserEnv) -> None
     for kept in ("session.consent", "session.level.A2", "session.level.A3", "session.rating", "session.closed"):
         assert kept in steps, (kept, steps)
     assert r["verified"] == "ok", r["verify_text"]
+    assert r["recording"] in (None, "true"), "the recording's segments must match the audit log"
     assert "auditor.view_session" in r["views"] and "auditor.verify" in r["views"], r["views"]
 
 

@@ -124,37 +124,3 @@ export function grabFrame(video, quality = 0.92) {
   canvas.getContext("2d").drawImage(video, 0, 0, w, h);
   return new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", quality));
 }
-
-/** The agent's send-only leg to the server's witness (recording, identity frames): witness_sdp/witness_ice. */
-export class WitnessLeg {
-  constructor({ send, iceServers = [], onState = () => {} }) {
-    this.send = send;
-    this.callId = null;
-    this.pc = new RTCPeerConnection({ iceServers, bundlePolicy: "max-bundle" });
-    this.pc.addEventListener("icecandidate", (event) => {
-      if (!this.callId) return;
-      const c = event.candidate;
-      this.send({
-        type: "witness_ice", call_id: this.callId, candidate: c ? c.candidate : "",
-        sdp_mid: c ? c.sdpMid ?? undefined : undefined, sdp_mline_index: c ? c.sdpMLineIndex ?? undefined : undefined,
-      });
-    });
-    this.pc.addEventListener("connectionstatechange", () => onState(this.pc.connectionState));
-  }
-
-  async offer(callId, stream) {
-    this.callId = callId;
-    for (const track of stream.getTracks()) this.pc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
-    const offer = await this.pc.createOffer();
-    await this.pc.setLocalDescription(offer);
-    this.send({ type: "witness_sdp", call_id: callId, kind: "offer", sdp: this.pc.localDescription.sdp });
-  }
-
-  async answer(sdp) {
-    await this.pc.setRemoteDescription({ type: "answer", sdp });
-  }
-
-  close() {
-    this.pc.close();
-  }
-}

@@ -4,7 +4,8 @@
 
 import { ReconnectingSocket } from "../shared/ws.js";
 import { api, clock, h, header, mmss, mount, requireUser, toast } from "../login/staff.js";
-import { OfferPeer, WitnessLeg, grabFrame } from "./call.js";
+import { WitnessLeg } from "../shared/witness.js";
+import { OfferPeer, grabFrame } from "./call.js";
 import * as identity from "./identity.js";
 import { formFields, readForm } from "./txform.js";
 

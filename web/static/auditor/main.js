@@ -130,23 +130,52 @@ async function viewPersonal(seq, li) {
 }
 
 async function recording(sessionId) {
+  let data;
   try {
-    const resp = await fetch(`/api/recordings?session=${encodeURIComponent(sessionId)}`, { credentials: "same-origin" });
-    if (resp.status === 404) {
-      mount($("recording"), h("p", { class: "muted" }, "本服务器没有录像接口。No recordings API on this server."));
-      return;
-    }
-    const data = await resp.json();
-    const items = data.recordings ?? [];
-    if (!items.length) {
-      mount($("recording"), h("p", { class: "muted" }, "本会话没有录像。No recording for this session."));
-      return;
-    }
-    mount($("recording"), items.map((r) => h("div", {},
-      h("video", { controls: true, preload: "metadata", src: r.url ?? `/api/recordings/${encodeURIComponent(r.id)}`, width: "380" }),
-      h("div", { class: "muted" }, `${r.id} · ${r.duration_s ?? "?"} s · 回放将被记录 playback is audited`))));
+    data = await api(`/api/recordings?call=${encodeURIComponent(sessionId)}`);
   } catch (err) {
-    mount($("recording"), h("p", { class: "error" }, err.message));
+    mount($("recording"), h("p", { class: "muted" }, err.status === 404 ? "本服务器没有录像接口。No recordings API on this server." : err.message));
+    return;
+  }
+  if (!data.recordings.length) {
+    mount($("recording"), h("p", { class: "muted" }, "本会话没有录像。No recording for this session."));
+    return;
+  }
+  mount($("recording"), data.recordings.map((r) => {
+    const status = h("div", { class: "muted" }, "…");
+    const box = h("div", { class: "recording", dataset: { recording: r.id } },
+      h("div", {}, h("strong", {}, r.id), ` · ${clock(r.started_at)}`),
+      status,
+      h("button", { type: "button", class: "primary play-btn", onclick: () => play(r.id, box) }, "▶ 播放（将被记录）Play (audited)"));
+    api(`/api/recordings/${encodeURIComponent(r.id)}`).then((info) => {
+      const bad = info.verification.filter((c) => c.status !== "ok");
+      mount(status, info.intact
+        ? h("span", { class: "badge ok" }, `✓ ${info.segments.length} 段与审计日志一致 segments match the audit log`)
+        : h("span", { class: "badge bad" }, `✗ ${bad.map((c) => `#${c.index} ${c.status}`).join(", ") || "no segments"}`));
+      box.dataset.intact = String(info.intact);
+    }).catch((err) => mount(status, h("span", { class: "error" }, err.message)));
+    return box;
+  }));
+}
+
+/** Start an audited playback: the segments play one after another in one <video>. */
+async function play(rid, box) {
+  try {
+    const ticket = await api(`/api/recordings/${encodeURIComponent(rid)}/play`, { method: "POST" });
+    const urls = ticket.segments.map((s) => s.url);
+    const video = h("video", { controls: true, autoplay: true, width: "380", class: "player" });
+    let i = 0;
+    const next = () => {
+      if (i < urls.length) video.src = urls[i++];
+    };
+    video.addEventListener("ended", next);
+    next();
+    box.querySelector("video")?.remove();
+    box.append(video);
+    document.body.dataset.playing = rid;
+    await views();
+  } catch (err) {
+    toast(err.message, "error");
   }
 }
 
