@@ -49,6 +49,7 @@ TILE_HEIGHT = 6
 _LOCK_KEY = 0x41554454  # "AUDT": the PostgreSQL advisory lock that orders audit inserts
 _ZERO = bytes(32)
 _STOP = object()
+INSERT_TILE = "INSERT INTO audit_tiles (idx, hash) VALUES ($1, $2) ON CONFLICT (idx) DO NOTHING"
 
 Nodes = dict[tuple[int, int], bytes]
 
@@ -238,6 +239,9 @@ class AuditLog:
                 fresh += [bytes.fromhex(h) for h in leaves]
                 tree = tree.extend(fresh[-len(leaves):], nodes)
                 receipts = [AuditReceipt(seq + i, h, now) for i, h in enumerate(leaves)]
+            tiles = [(i, h.hex()) for (height, i), h in nodes.items() if height == TILE_HEIGHT]
+            if tiles:
+                await tx.executemany(INSERT_TILE, tiles)
             latest = self._latest.tree_size if self._latest else 0
             if tree.size > latest and due:
                 checkpoint = self.signer.sign(tree.size, tree.root(), iso())
@@ -281,9 +285,45 @@ class AuditLog:
         return tree.extend(leaves, nodes), leaves
 
     async def _recover(self) -> None:
-        tree = Frontier()
-        nodes: Nodes = {}
+        top = await self.db.fetchval("SELECT MAX(seq) FROM audit_entries")
+        stored = 0 if top is None else int(top) + 1
+        tiles: list[bytes] = []
+        for tile in await self.db.fetch("SELECT idx, hash FROM audit_tiles ORDER BY idx"):
+            if int(tile["idx"]) != len(tiles) or (len(tiles) + 1) << TILE_HEIGHT > stored:
+                break
+            tiles.append(bytes.fromhex(tile["hash"]))
+        row = await self.db.fetchrow("SELECT * FROM audit_checkpoints ORDER BY tree_size DESC LIMIT 1")
+        self._latest = Checkpoint.from_row(row) if row else None
+        await self._rebuild(tiles)
+        if self._latest is None:
+            return
+        if self._latest.tree_size > self._tree.size:
+            raise AuditError(
+                f"a checkpoint covers {self._latest.tree_size} entries but only {self._tree.size} are stored;"
+                " run `counter audit verify`"
+            )
+        if (await self.root_at(self._latest.tree_size)).hex() == self._latest.root_hash:
+            return
+        if tiles:
+            log.warning("the audit subtree cache disagrees with the last checkpoint; rebuilding from every entry")
+            await self.db.execute("DELETE FROM audit_tiles")
+            await self._rebuild([])
+            if (await self.root_at(self._latest.tree_size)).hex() == self._latest.root_hash:
+                return
+        log.error(
+            "the stored audit entries do not match the last signed checkpoint (size %d): the log was"
+            " tampered with; run `counter audit verify` to locate it",
+            self._latest.tree_size,
+        )
+
+    async def _rebuild(self, tiles: list[bytes]) -> None:
+        """The tree from the cached 64-leaf subtree hashes, then every entry after them."""
         loop = asyncio.get_running_loop()
+        nodes: Nodes = {(TILE_HEIGHT, i): h for i, h in enumerate(tiles)}
+        part: Nodes = {}
+        tree = await loop.run_in_executor(None, Frontier().extend_subtrees, TILE_HEIGHT, tiles, part)
+        nodes.update(part)
+        self._recent = {}
         while True:
             rows = await self.db.fetch(
                 "SELECT seq, leaf_hash FROM audit_entries WHERE seq >= $1 ORDER BY seq LIMIT 20000", tree.size
@@ -295,19 +335,15 @@ class AuditLog:
                     f"the audit log has a gap after seq {tree.size - 1}; run `counter audit verify` to see it"
                 )
             hashes = [bytes.fromhex(r["leaf_hash"]) for r in rows]
-            part: Nodes = {}
             tail = hashes[-(2 << TILE_HEIGHT):]
             self._remember(tree.size + len(hashes) - len(tail), tail)
+            part = {}
             tree = await loop.run_in_executor(None, tree.extend, hashes, part)
             nodes.update(_keep_high(part))
+            new_tiles = [(i, h.hex()) for (height, i), h in part.items() if height == TILE_HEIGHT]
+            if new_tiles:
+                await self.db.executemany(INSERT_TILE, new_tiles)
         self._tree, self._nodes = tree, nodes
-        row = await self.db.fetchrow("SELECT * FROM audit_checkpoints ORDER BY tree_size DESC LIMIT 1")
-        self._latest = Checkpoint.from_row(row) if row else None
-        if self._latest is not None and self._latest.tree_size > tree.size:
-            raise AuditError(
-                f"a checkpoint covers {self._latest.tree_size} entries but only {tree.size} are stored;"
-                " run `counter audit verify`"
-            )
 
     # Reading ---------------------------------------------------------------------------------------
 

@@ -216,6 +216,27 @@ class Frontier:
             stack.append((height, node))
         return Frontier(size, tuple(stack))
 
+    def extend_subtrees(
+        self, height: int, hashes: Iterable[bytes], nodes: dict[tuple[int, int], bytes] | None = None
+    ) -> Frontier:
+        """Append whole perfect subtrees of ``height`` (``size`` must be a multiple of their width)."""
+        width = 1 << height
+        if self.size % width:
+            raise ValueError(f"size {self.size} is not a multiple of {width}")
+        stack = list(self.stack)
+        size = self.size
+        for h in hashes:
+            level, node, index = height, h, size >> height
+            size += width
+            while stack and stack[-1][0] == level:
+                node = hash_children(stack.pop()[1], node)
+                level += 1
+                index >>= 1
+                if nodes is not None:
+                    nodes[(level, index)] = node
+            stack.append((level, node))
+        return Frontier(size, tuple(stack))
+
     def root(self) -> bytes:
         """MTH of the whole tree."""
         if not self.stack:

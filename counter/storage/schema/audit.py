@@ -1,4 +1,4 @@
-"""Audit log tables: append-only entries, purgeable personal data, signed checkpoints."""
+"""Audit log tables: append-only entries, purgeable personal data, signed checkpoints, and a cache of\nthe hashes of every complete 64-leaf subtree (``audit_tiles``, to restart without rehashing every\nentry; never trusted by verification)."""
 
 from counter.storage.migrate import Migration
 
@@ -36,6 +36,15 @@ MIGRATIONS = [
             time TEXT NOT NULL,
             key_id TEXT NOT NULL,
             signature TEXT NOT NULL
+        )
+        """,
+    ),
+    Migration(
+        2,
+        """
+        CREATE TABLE audit_tiles (
+            idx {bigint} PRIMARY KEY,
+            hash TEXT NOT NULL
         )
         """,
     ),

@@ -230,3 +230,24 @@ async def test_a_failed_batch_fails_its_callers_and_the_log_goes_on(audit: Audit
     cp = await audit.flush()
     assert cp is not None and cp.tree_size == 2
     assert (await verify_database(db, audit.signer.public_key)).ok
+
+
+async def test_restart_uses_the_subtree_cache_and_repairs_a_tampered_one(db: Database, signer: Signer) -> None:
+    log = await AuditLog.open(db, signer, PSEUDONYM_KEY, checkpoint_interval=0)
+    await asyncio.gather(*(log.append(event(i)) for i in range(200)))
+    root = log.root()
+    await log.close()
+    tiles = await db.fetch("SELECT idx, hash FROM audit_tiles ORDER BY idx")
+    mth_leaves = await stored_leaves(db)
+    assert [t["idx"] for t in tiles] == [0, 1, 2]
+    assert tiles[1]["hash"] == root_of(mth_leaves[64:128]).hex()
+
+    await db.execute("UPDATE audit_tiles SET hash = $1 WHERE idx = 1", "00" * 32)
+    again = await AuditLog.open(db, signer, PSEUDONYM_KEY, checkpoint_interval=0)
+    try:
+        assert again.size == 200 and again.root() == root
+        assert (await db.fetchval("SELECT hash FROM audit_tiles WHERE idx = 1")) == tiles[1]["hash"]
+        proof = await again.inclusion_proof(70, 200)
+        verify_inclusion(70, 200, mth_leaves[70], [bytes.fromhex(p) for p in proof.path], root)
+    finally:
+        await again.close()

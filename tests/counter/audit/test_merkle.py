@@ -141,3 +141,15 @@ def test_frontier_reports_perfect_subtrees_and_is_persistent() -> None:
     for (height, index), h in nodes.items():
         assert h == mth(index << height, (index + 1) << height)
     assert (8, 0) in nodes and (5, 8) in nodes
+
+
+def test_frontier_from_whole_subtrees_equals_leaf_by_leaf() -> None:
+    leaves = [hash_leaf(i.to_bytes(4, "big")) for i in range(64 * 5 + 9)]
+    mth = list_subtree(leaves)
+    tiles = [mth(i * 64, (i + 1) * 64) for i in range(5)]
+    nodes: dict[tuple[int, int], bytes] = {}
+    built = Frontier().extend_subtrees(6, tiles, nodes).extend(leaves[320:])
+    assert built.root() == mth(0, len(leaves)) == Frontier().extend(leaves).root()
+    assert nodes[(7, 0)] == mth(0, 128) and nodes[(8, 0)] == mth(0, 256)
+    with pytest.raises(ValueError):
+        built.extend_subtrees(6, tiles)
