@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any
 
 from counter.sessions import Level
@@ -90,6 +91,14 @@ def test_call_steps_captures_confirmation_rating(env: BrowserEnv) -> None:
             out["s2"] = await agent.step_result("s2")
             face = as_json(out["s2"].value)
 
+            await agent.push("liveness", "l1", sequence=["blink", "nod"], deadline=time.time() + 6)
+            await page.wait_for_selector("[data-screen=liveness]")
+            await page.wait_for_selector("body[data-live-action=blink]")
+            await screenshot(page, "liveness")
+            out["l1"] = await agent.step_result("l1", within=20)
+            out["live_spoken"] = await spoken(page)
+            await page.wait_for_selector("[data-screen=call]")
+
             await agent.push("show_id", "s3")
             await page.wait_for_selector("[data-screen=id-capture]")
             await page.wait_for_function("() => document.getElementById('id-video')?.readyState >= 2")
@@ -151,6 +160,8 @@ def test_call_steps_captures_confirmation_rating(env: BrowserEnv) -> None:
     assert r["s2"].status == "ok" and face["kind"] == "face" and len(face["sha256"]) == 64
     rear = [g for g in r["gum"] if isinstance(g.get("video"), dict) and "environment" in json.dumps(g["video"])]
     assert rear, r["gum"]
+    assert r["l1"].status == "ok" and as_json(r["l1"].value) == {"actions": 2}
+    assert "眨眨眼睛" in r["live_spoken"] and "点点头" in r["live_spoken"]
     assert r["s3"].status == "ok" and as_json(r["s3"].value)["kind"] == "id"
     assert face["uploaded"] is True, face
     assert as_json(r["s3"].value)["uploaded"] is True

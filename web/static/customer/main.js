@@ -431,7 +431,7 @@ function runStep(msg) {
     case "confirm":
       return confirmStep(id, p);
     case "liveness":
-      return infoStep(id, { ...p, text: loc(p, "text") ?? (p.sequence ?? []).map((a) => t(`live.${a}`)).join("，") });
+      return livenessStep(id, p);
     default:
       if (p.result) state.results.push({ title: loc(p.result, "title") ?? loc(p, "title") ?? "", ok: p.result.ok !== false, text: loc(p.result, "text") });
       return infoStep(id, p);
@@ -445,6 +445,45 @@ function infoStep(id, p) {
     onDone: () => { stepResult(id, "ok"); backToCall(); },
     onHelp: () => { stepResult(id, "cancelled", "help"); backToCall(); },
   }));
+}
+
+/**
+ * The movements of a liveness challenge, one at a time, spoken, paced to the server's deadline
+ * (3-6 s each); the witness collects the frames meanwhile. The customer may ask to start again.
+ */
+function livenessStep(id, p) {
+  const sequence = Array.isArray(p.sequence) ? p.sequence : [];
+  if (!sequence.length) return infoStep(id, p);
+  let stopped = false;
+  let timer = null;
+  const view = show(() => S.liveness({
+    stream: state.stream,
+    onAgain: () => {
+      stopped = true;
+      clearTimeout(timer);
+      stepResult(id, "cancelled", "again");
+      backToCall();
+    },
+  }));
+  cleanup = () => { stopped = true; clearTimeout(timer); };
+  const left = typeof p.deadline === "number" ? p.deadline * 1000 - Date.now() - 1000 : NaN;
+  const each = Number.isFinite(left) && left > 0 ? Math.min(6000, Math.max(3000, left / sequence.length)) : 5000;
+  const next = (i) => {
+    if (stopped) return;
+    if (i >= sequence.length) {
+      stopped = true;
+      stepResult(id, "ok", JSON.stringify({ actions: sequence.length }));
+      briefly(() => S.notice({ name: "captured", title: t("live.done") }));
+      return;
+    }
+    const text = t(`live.${sequence[i]}`);
+    view.action.textContent = text;
+    view.progress.textContent = t("live.progress", { i: i + 1, n: sequence.length });
+    document.body.dataset.liveAction = sequence[i];
+    speak(text, currentLang());
+    timer = setTimeout(() => next(i + 1), each);
+  };
+  timer = setTimeout(() => next(0), 1500);
 }
 
 async function setVideoTrack(track) {

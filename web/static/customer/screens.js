@@ -226,6 +226,25 @@ export function faceCapture({ stream, timer }) {
   };
 }
 
+export function liveness({ stream, onAgain }) {
+  const video = h("video", { class: "capture-video mirror", id: "live-video", autoplay: true, muted: true, playsinline: true });
+  video.srcObject = stream;
+  video.muted = true;
+  const action = h("p", { class: "hint-live live-action", id: "live-action", "aria-live": "assertive" }, t("live.intro"));
+  const progress = h("p", { class: "lead", id: "live-progress" }, "");
+  return {
+    name: "liveness",
+    say: t("live.intro"),
+    speak: true,
+    action,
+    progress,
+    node: screen("liveness", t("live.title"),
+      h("div", { class: "capture-box" }, video, h("div", { class: "oval-guide", "aria-hidden": "true" })),
+      action, progress,
+      bigButton(t("live.again"), onAgain, { kind: "secondary", id: "btn-live-again" })),
+  };
+}
+
 export function idCapture({ timer }) {
   const video = h("video", { class: "capture-video", id: "id-video", autoplay: true, muted: true, playsinline: true });
   video.muted = true;
