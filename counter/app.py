@@ -31,6 +31,7 @@ COMPONENTS: list[str] = [
     "web.recordings_api:setup",
     "web.identity_api:setup",
     "web.consoles_api:setup",
+    "counter.keys:setup",
 ]
 
 

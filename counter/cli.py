@@ -18,6 +18,7 @@ COMMAND_MODULES: list[str] = [
     "signaling.cli",
     "identity.cli",
     "counter.audit.cli",
+    "counter.keys",
 ]
 
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import datetime as dt
 import hashlib
 import json
 import os
 import secrets
 import stat
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,6 +96,8 @@ class EvidenceStore:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._key = master_key
+        #: Finds another master key by its :func:`key_id` (a key ring during a rotation), or ``None``.
+        self.key_lookup: Callable[[str], bytes | None] | None = None
 
     @classmethod
     def open(cls, directory: Path, key_file: Path) -> EvidenceStore:
@@ -149,9 +152,20 @@ class EvidenceStore:
             raise EvidenceNotFound(f"no evidence {sha}: never stored, or purged after retention") from None
         return header
 
+    def use_master_key(self, key: bytes) -> None:
+        """Wrap new records with ``key`` from now on (after a rotation finished elsewhere)."""
+        if len(key) != KEY_BYTES:
+            raise EvidenceError(f"the master key must be {KEY_BYTES} bytes")
+        self._key = key
+
     def _record_key(self, sha: str, header: Mapping[str, Any]) -> bytes:
+        wrapped = base64.b64decode(header["wrapped_key"])
+        other = self.key_lookup(str(header.get("key_id"))) if self.key_lookup is not None else None
+        if other is not None and header.get("key_id") != self.key_id:
+            with contextlib.suppress(InvalidUnwrap):
+                return aes_key_unwrap(other, wrapped)
         try:
-            return aes_key_unwrap(self._key, base64.b64decode(header["wrapped_key"]))
+            return aes_key_unwrap(self._key, wrapped)
         except InvalidUnwrap:
             raise WrongMasterKey(
                 f"evidence {sha} was wrapped by master key {header.get('key_id')}, this store has {self.key_id}: "
