@@ -9,7 +9,7 @@ from typing import Any
 from signaling import protocol as p
 from signaling.aio import SIGNALING
 from signaling.state import customer_key
-from tests.browser.harness import Agent, BrowserEnv, queued, screenshot, spoken, to_queue
+from tests.browser.harness import ANDROID_UA, Agent, BrowserEnv, queued, screenshot, spoken, to_queue
 from web.recordings_api import WITNESS
 
 
@@ -35,6 +35,30 @@ def test_camera_denied_says_how_to_fix_it(env: BrowserEnv) -> None:
     assert r["browser"] == "android_chrome"
     assert "相机" in r["howto"] and "麦克风" in r["howto"]
     assert any("摄像头被关掉" in s for s in r["spoken"])
+
+
+def test_camera_help_matches_the_browser(env: BrowserEnv) -> None:
+    agents = {
+        "ios": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+               "Version/17.5 Mobile/15E148 Safari/604.1",
+        "wechat": "Mozilla/5.0 (Linux; Android 13; V2199A) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/107.0 "
+                  "Mobile Safari/537.36 MicroMessenger/8.0.47",
+        "firefox": "Mozilla/5.0 (Android 14; Mobile; rv:126.0) Gecko/126.0 Firefox/126.0",
+        "android_chrome": ANDROID_UA,
+        "other": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0",
+    }
+
+    async def scenario() -> list[str]:
+        page = await env.new_page()
+        kinds: list[str] = await page.evaluate(
+            "async (uas) => { const m = await import('/static/customer/media.js');"
+            " return uas.map((u) => m.browserKind(u)); }",
+            list(agents.values()),
+        )
+        await env.close_page(page)
+        return kinds
+
+    assert env.run(scenario()) == list(agents)
 
 
 def test_network_loss_rotation_background(env: BrowserEnv) -> None:
