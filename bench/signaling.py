@@ -290,15 +290,22 @@ async def bench_server(pairs: int, seconds: float, rate: float, calls: int, tmp:
             t0 = time.perf_counter()
             async def one_agent(i: int) -> tuple[aiohttp.ClientSession, SignalingClient]:
                 # one HTTP session for every socket, as in the bare run; the staff cookie goes in a header
-                async with cust_http.post(base + "/api/auth/login",
-                                          json={"username": f"bench{i}", "password": "bench-pass"}) as resp:
-                    cookie = resp.cookies["rc_session"].value
+                for attempt in range(5):
+                    async with cust_http.post(base + "/api/auth/login",
+                                              json={"username": f"bench{i}", "password": "bench-pass"}) as resp:
+                        if resp.status == 200:
+                            cookie = resp.cookies["rc_session"].value
+                            break
+                        why = f"HTTP {resp.status} {await resp.text()}"
+                    await asyncio.sleep(0.2 * (attempt + 1))
+                else:
+                    raise SystemExit(f"bench{i} cannot log in: {why}")
                 return cust_http, await SignalingClient.connect(cust_http, base, staff_cookie=cookie)
 
             agents: list[tuple[aiohttp.ClientSession, SignalingClient]] = []
             customers: list[SignalingClient] = []
-            for start in range(0, pairs, 50):
-                batch = range(start, min(pairs, start + 50))
+            for start in range(0, pairs, 20):
+                batch = range(start, min(pairs, start + 20))
                 agents += await asyncio.gather(*(one_agent(i) for i in batch))
                 customers += await asyncio.gather(*(SignalingClient.customer(cust_http, base) for _ in batch))
             for _, agent in agents:
