@@ -163,7 +163,8 @@ async def liveness(env: BrowserEnv, customer: Any, agent: Any, call_id: str) -> 
         await agent.keyboard.press("Alt+L")
         await agent.wait_for_selector("body[data-liveness]")
         if await agent.evaluate("() => document.body.dataset.liveness") == "asked":
-            await customer.tap("[data-screen=step] #btn-step-done")
+            # the customer's page shows each action in turn and answers when the sequence is over
+            await customer.wait_for_selector("body[data-live-action]")
         check = await agent.wait_for_selector("#checks .check[data-kind=liveness]", timeout=60000)
         out["api"] = await check.text_content()
     if await level(env, call_id) < Level.A2:
