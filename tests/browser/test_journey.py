@@ -207,6 +207,11 @@ def test_journey_senior_customer_puk_rating_and_auditor(env: BrowserEnv) -> None
         agent = await staff_page(env, "agent1", "agent1-demo", "/agent")
         call_id = await accept_care_call(env, customer, agent)
         out["call_id"] = call_id
+        await agent.keyboard.press("Alt+C")
+        await agent.keyboard.type("您好，我们先核对一下身份。")
+        await agent.keyboard.press("Enter")
+        await customer.wait_for_selector("#notice:not([hidden])")
+        out["chat"] = await customer.text_content("#notice")
         await claim(agent, MATCHING_LINE)
         out["before"] = await puk_picker(env, agent, call_id)
         out["face"] = await face_check(env, customer, agent, call_id, MATCHING_LINE)
@@ -279,6 +284,7 @@ def test_journey_senior_customer_puk_rating_and_auditor(env: BrowserEnv) -> None
 
     r = env.run(scenario(), timeout=240)
     print("identity:", {k: r[k] for k in ("identity_api", "face", "liveness", "id", "recording")})
+    assert "核对一下身份" in r["chat"], r["chat"]
     assert r["before"]["enabled"] == "false" and "A3" in r["before"]["text"], r["before"]
     assert r["face"]["decision"] == "match", r["face"]
     assert r["after"]["enabled"] == "true", r["after"]
