@@ -45,7 +45,10 @@ async def staff_page(env: BrowserEnv, username: str, password: str, home: str) -
 
 
 async def shot(page: Any, name: str) -> None:
-    """docs/screenshots/<name>.png of the whole page, from the top, without transient toasts."""
+    """docs/screenshots/<name>.png of the whole page, from the top, without transient toasts
+    (only with ``CONSOLE_SCREENSHOTS=1``, so that test runs leave the committed images alone)."""
+    if not os.environ.get("CONSOLE_SCREENSHOTS"):
+        return
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     await page.evaluate("() => { window.scrollTo(0, 0); document.getElementById('toast').hidden = true; }")
     await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), animations="disabled", caret="hide", full_page=True)
