@@ -279,6 +279,10 @@ async def bench_server(pairs: int, seconds: float, rate: float, calls: int, tmp:
         "COUNTER_SIGNALING_RATE_PER_S": "100000",
         "COUNTER_SIGNALING_RATE_BURST": "100000",
         "COUNTER_SIGNALING_OFFER_TIMEOUT_S": "120",
+        "COUNTER_RATELIMIT_LOGIN": "off",  # a thousand logins and sockets from one address on purpose
+        "COUNTER_RATELIMIT_JOIN": "off",
+        "COUNTER_RATELIMIT_WS": "off",
+        "COUNTER_RATELIMIT_API": "off",
         "COUNTER_REDIS_URL": "",
     }
     proc = spawn([sys.executable, "-m", "counter.cli", "serve"], env, tmp / f"server-{pairs}.log")
