@@ -1,4 +1,6 @@
-"""Audit log tables: append-only entries, purgeable personal data, signed checkpoints, and a cache of\nthe hashes of every complete 64-leaf subtree (``audit_tiles``, to restart without rehashing every\nentry; never trusted by verification)."""
+"""Audit log tables: append-only entries, purgeable personal data, signed checkpoints, and a cache of
+the hashes of every complete 64-leaf subtree (``audit_tiles``, to restart without rehashing every
+entry; never trusted by verification)."""
 
 from counter.storage.migrate import Migration
 
