@@ -7,12 +7,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw, ImageFont
 
 from identity.face import FaceEngine
 from identity.idcard import (
-    CARD_H,
-    CARD_W,
     IdCardReader,
     OcrLine,
     check_digit,
@@ -22,9 +19,10 @@ from identity.idcard import (
 )
 from identity.models import ModelRegistry
 
+from . import synth
 from .conftest import FACES, load
+from .synth import on_table, render_back, rotated
 
-FONT = Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc")
 TODAY = dt.date(2025, 6, 1)
 NUMBER = "31011519851123002" + check_digit("31011519851123002")
 
@@ -37,65 +35,9 @@ def reader(models_dir: Path) -> Iterator[IdCardReader]:
 
 
 def render_card(number: str = NUMBER) -> np.ndarray:
-    """A front side laid out like a resident ID card, with a real portrait."""
-    if not FONT.is_file():
-        pytest.skip("Noto CJK font not installed")
-    card = Image.new("RGB", (CARD_W, CARD_H), (236, 240, 246))
-    draw = ImageDraw.Draw(card)
-    font = ImageFont.truetype(str(FONT), 34)
-    small = ImageFont.truetype(str(FONT), 30)
-    label = (70, 110, 160)
-    draw.text((50, 50), "姓名", font=small, fill=label)
-    draw.text((150, 46), "王小梅", font=font, fill=(0, 0, 0))
-    draw.text((50, 115), "性别", font=small, fill=label)
-    draw.text((150, 111), "女", font=font, fill=(0, 0, 0))
-    draw.text((260, 115), "民族", font=small, fill=label)
-    draw.text((360, 111), "汉", font=font, fill=(0, 0, 0))
-    draw.text((50, 180), "出生", font=small, fill=label)
-    draw.text((150, 176), "1985 年 11 月 23 日", font=font, fill=(0, 0, 0))
-    draw.text((50, 245), "住址", font=small, fill=label)
-    draw.text((150, 241), "上海市浦东新区世纪大道", font=font, fill=(0, 0, 0))
-    draw.text((150, 291), "100号", font=font, fill=(0, 0, 0))
-    draw.text((50, 440), "公民身份号码", font=small, fill=label)
-    draw.text((300, 436), number, font=font, fill=(0, 0, 0))
-    face = load(FACES / "faceonnx/nicole_kidman/nicole_1.jpg")
-    h, w = face.shape[:2]
-    face = face[int(0.05 * h) : int(0.65 * h), int(0.15 * w) : int(0.85 * w)]
-    face = cv2.resize(face, (210, 260), interpolation=cv2.INTER_AREA)
-    card.paste(Image.fromarray(cv2.cvtColor(face, cv2.COLOR_BGR2RGB)), (600, 60))
-    out = cv2.cvtColor(np.asarray(card), cv2.COLOR_RGB2BGR)
-    cv2.rectangle(out, (0, 0), (CARD_W - 1, CARD_H - 1), (200, 205, 215), 3)
-    return out
-
-
-def render_back() -> np.ndarray:
-    card = Image.new("RGB", (CARD_W, CARD_H), (236, 240, 246))
-    draw = ImageDraw.Draw(card)
-    font = ImageFont.truetype(str(FONT), 34)
-    draw.text((120, 80), "中华人民共和国", font=font, fill=(0, 0, 0))
-    draw.text((120, 130), "居民身份证", font=font, fill=(0, 0, 0))
-    draw.text((80, 380), "签发机关  上海市公安局浦东分局", font=font, fill=(0, 0, 0))
-    draw.text((80, 440), "有效期限  2015.03.01-2025.03.01", font=font, fill=(0, 0, 0))
-    return cv2.cvtColor(np.asarray(card), cv2.COLOR_RGB2BGR)
-
-
-def on_table(card: np.ndarray, corners: list[tuple[float, float]], size: tuple[int, int] = (1280, 960)) -> np.ndarray:
-    """The card photographed on a dark table: placed by a perspective transform at ``corners``."""
-    rng = np.random.default_rng(1)
-    scene = rng.integers(25, 55, (size[1], size[0], 3), dtype=np.uint8)
-    src = np.array([[0, 0], [CARD_W - 1, 0], [CARD_W - 1, CARD_H - 1], [0, CARD_H - 1]], np.float32)
-    matrix = cv2.getPerspectiveTransform(src, np.array(corners, np.float32))
-    warped = cv2.warpPerspective(card, matrix, size)
-    mask = cv2.warpPerspective(np.full(card.shape[:2], 255, np.uint8), matrix, size)
-    scene[mask > 0] = warped[mask > 0]
-    return scene
-
-
-def rotated(angle: float, centre: tuple[float, float] = (640, 480), width: float = 900) -> list[tuple[float, float]]:
-    half = np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]]) * [width / 2, width / 2 / (CARD_W / CARD_H)]
-    a = np.radians(angle)
-    rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
-    return [tuple(p) for p in (half @ rot.T + centre)]
+    """王小梅's front side with a real portrait (nicole_1)."""
+    portrait = synth.portrait_crop(load(FACES / "faceonnx/nicole_kidman/nicole_1.jpg"))
+    return synth.render_card(synth.CardHolder(number, portrait))
 
 
 @pytest.mark.parametrize("path", sorted((FACES / "ocr").glob("*.*")), ids=lambda p: p.name)

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 
 from identity.antispoof import AntiSpoof, crop_box
-from identity.face import Face, FaceEngine
+from identity.face import FaceEngine
 from identity.liveness import ACTIONS, Action, Challenge, LivenessChecker, Observation, evaluate, new_challenge
 from identity.models import ModelRegistry
 
+from . import synth
 from .conftest import FACES, load
 
 
@@ -27,43 +28,13 @@ def checker(registry: ModelRegistry) -> Iterator[LivenessChecker]:
     engine.close()
 
 
-def _turn(image: np.ndarray, face: Face, degrees: float, vertical: bool = False) -> np.ndarray:
-    """The face turned on a cylinder about the nose: a synthetic head turn (yaw) or nod (pitch)."""
-    h, w = image.shape[:2]
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
-    centre = face.landmarks[2]
-    radius = 1.2 * face.eye_distance
-    axis, c = (ys, centre[1]) if vertical else (xs, centre[0])
-    u = np.clip((axis - c) / radius, -1, 1)
-    src = np.where(np.abs(axis - c) < radius, c + radius * np.sin(np.arcsin(u) - np.radians(degrees)), axis)
-    mapx, mapy = (xs, src.astype(np.float32)) if vertical else (src.astype(np.float32), ys)
-    return cv2.remap(image, mapx, mapy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-
-
-def _close_eyes(image: np.ndarray, face: Face) -> np.ndarray:
-    """Eye regions painted over with the colour of the cheek: a synthetic closed-eye frame."""
-    out = image.copy()
-    lm, ed = face.landmarks, face.eye_distance
-    cheek = image[int(lm[2][1]) : int(lm[2][1] + 0.2 * ed), int(lm[0][0]) : int(lm[0][0] + 0.15 * ed)]
-    colour = tuple(int(c) for c in cheek.reshape(-1, 3).mean(0))
-    for x, y in lm[:2]:
-        cv2.ellipse(out, (int(x), int(y)), (int(0.3 * ed), int(0.15 * ed)), 0, 0, 360, colour, -1)
-    return out
-
-
 @pytest.fixture(scope="module")
 def poses(checker: LivenessChecker) -> dict[str, np.ndarray]:
     image = load(FACES / "faceonnx/brad_pitt/brad_2.jpg")
     scale = 480 / max(image.shape[:2])
     image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
     face = max(checker.engine.detect_sync(image), key=lambda f: f.area)
-    return {
-        "neutral": image,
-        "turn_left": _turn(image, face, 40),
-        "turn_right": _turn(image, face, -40),
-        "nod": _turn(image, face, 35, vertical=True),
-        "blink": _close_eyes(image, face),
-    }
+    return synth.poses(image, face)
 
 
 @pytest.fixture(scope="module")
