@@ -1,0 +1,336 @@
+"""Witness benchmark: server CPU per recorded call, against the same calls without the witness.
+
+    python bench/witness.py --calls 1 2 4 --seconds 20
+
+Starts ``counter serve`` (plain HTTP, SQLite, in-process bus, the witness wired as in production) in
+a subprocess.  For each ``--calls`` value N it places N concurrent calls through the server, each
+between two aiortc peers (:func:`signaling.probe.connect_pair`, video both ways), twice:
+
+* baseline: the calls alone (media goes peer to peer; the server only relays signaling);
+* witness: the customer consents to the recording and both parties open their send-only leg to the
+  witness (:class:`signaling.witness.client.WitnessSender`: video of ``--size``, Opus silence), so the
+  server receives, decodes and records four tracks per call.
+
+After ``--warmup`` seconds it reads the server process's CPU time (user + system, every thread,
+from ``/proc/<pid>/stat``) over ``--seconds``; the CPU time is what the calls cost whatever else
+the machine runs.  ``server ms/call-s`` is the server CPU per second of call; one core sustains
+``1000 / that`` recorded calls.  The frame rates say whether the peers (in this process, encoding
+every stream) kept up: a starved sender sends fewer frames and the witness then costs less.
+Every recording is checked at the end (closed, segments audited, bytes).
+
+The run moves itself into a network namespace that holds only ``lo`` (root or CAP_SYS_ADMIN; else
+``--no-isolate``), and both processes gather ICE candidates on 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import fractions
+import json
+import os
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, cast
+
+import aiohttp
+import av
+import numpy as np
+from aiortc.mediastreams import VideoStreamTrack
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.load import RATE_RULES  # noqa: E402
+from bench.signaling import cpu_s, free_port, make_agents, spawn, stop, wait_up  # noqa: E402
+from signaling import protocol as p  # noqa: E402
+from signaling.peer import VideoPeer, loopback_only  # noqa: E402
+from signaling.probe import connect_pair  # noqa: E402
+from signaling.witness.client import WitnessClient, WitnessSender  # noqa: E402
+from signaling.witness.recording import vp8_keyframe_size  # noqa: E402
+
+PASSWORD = "bench-pass"
+#: ``counter serve`` with ICE restricted to 127.0.0.1 (the witness peer gathers on loopback only).
+SERVE = ("import sys; from signaling.peer import loopback_only; loopback_only(); "
+         "from counter.cli import main; sys.exit(main(['serve']))")
+
+
+class EncodedCamera(VideoStreamTrack):
+    """A camera whose VP8 is encoded once, before the run: ``loop_s`` of noisy frames (sensor noise of
+    standard deviation ``noise`` grey levels over a moving bar, so the encoder spends its bitrate as on a
+    real camera) at ``kbit_s``, a key frame every second, replayed at 30 fps as packets.  aiortc sends
+    packets as they are, so the peers of this process cost almost nothing and the server's share of the
+    machine is not starved by the benchmark's own encoders."""
+
+    _cache: ClassVar[dict[tuple[int, int, float, int], list[bytes]]] = {}
+
+    def __init__(self, width: int, height: int, noise: float, kbit_s: int, loop_s: float = 4.0) -> None:
+        super().__init__()
+        key = (width, height, noise, kbit_s)
+        if key not in self._cache:
+            self._cache[key] = self._encode(width, height, noise, kbit_s, round(loop_s * 30))
+        self._packets = self._cache[key]
+        self.sent = 0
+
+    @staticmethod
+    def _encode(width: int, height: int, noise: float, kbit_s: int, frames: int) -> list[bytes]:
+        enc = av.CodecContext.create("libvpx", "w")
+        enc.width, enc.height, enc.pix_fmt = width, height, "yuv420p"
+        enc.time_base = fractions.Fraction(1, 30)
+        enc.framerate = fractions.Fraction(30, 1)
+        enc.bit_rate = kbit_s * 1000
+        enc.options = {"g": "30", "keyint_min": "30", "deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0"}
+        rng = np.random.default_rng(7)
+        packets: list[bytes] = []
+        for i in range(frames):
+            img = np.full((height, width, 3), 96.0)
+            x = (i * 4) % width
+            img[:, x : x + 8] = 255.0
+            img += rng.normal(0.0, noise, img.shape) if noise else 0.0
+            frame = av.VideoFrame.from_ndarray(np.clip(img, 0, 255).astype(np.uint8), format="bgr24")
+            frame.pts = i
+            packets += [bytes(pk) for pk in enc.encode(frame.reformat(format="yuv420p"))]
+        packets += [bytes(pk) for pk in enc.encode(None)]
+        if vp8_keyframe_size(packets[0]) is None:
+            raise SystemExit("the pre-encoded camera loop must start with a key frame")
+        return packets
+
+    async def recv(self) -> av.Packet[Any]:  # type: ignore[override]
+        pts, time_base = await self.next_timestamp()
+        packet = av.Packet(self._packets[self.sent % len(self._packets)])
+        packet.pts = pts
+        packet.time_base = fractions.Fraction(time_base.numerator, time_base.denominator)
+        self.sent += 1
+        return packet
+
+
+@dataclass
+class Run:
+    """One measured window of ``calls`` concurrent calls."""
+
+    calls: int
+    witness: bool
+    seconds: float
+    server_cpu_s: float
+    bench_cpu_s: float
+    call_fps: float
+    witness_fps: float
+    loadavg: float
+    recordings: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def server_ms_per_call_s(self) -> float:
+        return self.server_cpu_s * 1000.0 / (self.calls * self.seconds)
+
+    @property
+    def recorded_kbit_s(self) -> float:
+        """Mean size of the recordings per second of call (both parties, all tracks)."""
+        rates = [r["bytes"] * 8 / r["duration_ms"] for r in self.recordings if r["duration_ms"]]
+        return sum(rates) / len(rates) if rates else 0.0
+
+    @property
+    def bench_ms_per_call_s(self) -> float:
+        return self.bench_cpu_s * 1000.0 / (self.calls * self.seconds)
+
+
+@dataclass
+class _Call:
+    call_id: str
+    agent: WitnessClient
+    customer: WitnessClient
+    peers: tuple[VideoPeer, VideoPeer]
+    senders: list[WitnessSender]
+    tracks: list[EncodedCamera]
+
+
+def _frames(calls: list[_Call]) -> tuple[int, int]:
+    """Frames received by the call's peers, frames sent to the witness (both parties, all calls)."""
+    received = sum(peer.frames for c in calls for peer in c.peers)
+    sent = sum(track.sent for c in calls for track in c.tracks)
+    return received, sent
+
+
+async def _place(base: str, user: str, witness: bool, size: tuple[int, int], noise: float,
+                 kbit_s: int, stack: contextlib.AsyncExitStack) -> _Call:
+    staff_http = await stack.enter_async_context(aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)))
+    cust_http = await stack.enter_async_context(aiohttp.ClientSession())
+    agent = cast(WitnessClient, await WitnessClient.staff(staff_http, base, user, PASSWORD))
+    stack.push_async_callback(agent.close)
+    customer = cast(WitnessClient, await WitnessClient.customer(cust_http, base))
+    stack.push_async_callback(customer.close)
+    if witness:
+        await customer.consent_to_recording()
+    await agent.send(p.Presence(state="available"))
+    await agent.expect(p.PresenceAck, within=30)
+    await customer.send(p.Join())
+    offer = await agent.expect(p.CallOffer, within=30)
+    await agent.send(p.Accept(call_id=offer.call_id))
+    await customer.expect(p.CallStarted, within=30)
+    await agent.expect(p.CallStarted, within=30)
+    peers = await connect_pair(agent, customer, offer.call_id, within=30)
+    for peer in peers:
+        stack.push_async_callback(peer.close)
+    call = _Call(offer.call_id, agent, customer, peers, [], [])
+    if witness:
+        for client in (customer, agent):
+            track = EncodedCamera(*size, noise, kbit_s)
+            sender = WitnessSender(track)
+            stack.push_async_callback(sender.close)
+            await sender.connect(client, offer.call_id, within=30)
+            call.senders.append(sender)
+            call.tracks.append(track)
+    return call
+
+
+async def _recordings(db_url: str, call_ids: list[str], within: float = 30.0) -> list[dict[str, Any]]:
+    """The recordings of ``call_ids`` once the server closed them all (or what there is after ``within``)."""
+    from counter.storage import open_database
+
+    db = await open_database(db_url)
+    try:
+        deadline = time.monotonic() + within
+        while True:
+            rows = [dict(r) for r in await db.fetch(
+                "SELECT call_id, segments, bytes, duration_ms, ended_at FROM recordings") if r["call_id"] in call_ids]
+            done = len(rows) == len(call_ids) and all(r["ended_at"] is not None for r in rows)
+            if done or time.monotonic() > deadline:
+                for row in rows:
+                    row["audited_segments"] = await db.fetchval(
+                        "SELECT COUNT(*) FROM audit_entries WHERE action = 'recording.segment' AND session_id = $1",
+                        row["call_id"])
+                return rows
+            await asyncio.sleep(0.2)
+    finally:
+        await db.close()
+
+
+async def measure(base: str, db_url: str, server_pid: int, users: list[str], witness: bool, seconds: float,
+                  warmup: float, size: tuple[int, int], noise: float, kbit_s: int) -> Run:
+    """Place ``len(users)`` calls (one agent each), measure ``seconds`` after ``warmup``, hang up."""
+    async with contextlib.AsyncExitStack() as stack:
+        calls = [await _place(base, user, witness, size, noise, kbit_s, stack) for user in users]
+        await asyncio.sleep(warmup)
+        frames0, cpu0, mine0, t0 = _frames(calls), cpu_s(server_pid), cpu_s(os.getpid()), time.perf_counter()
+        await asyncio.sleep(seconds)
+        frames1, cpu1, mine1, t1 = _frames(calls), cpu_s(server_pid), cpu_s(os.getpid()), time.perf_counter()
+        load = os.getloadavg()[0]
+        for call in calls:
+            await call.agent.send(p.Hangup(call_id=call.call_id))
+            await call.customer.expect(p.CallEnded, within=30)
+    span = t1 - t0
+    run = Run(
+        calls=len(users), witness=witness, seconds=span, server_cpu_s=cpu1 - cpu0, bench_cpu_s=mine1 - mine0,
+        call_fps=(frames1[0] - frames0[0]) / (2 * len(users) * span),
+        witness_fps=(frames1[1] - frames0[1]) / (2 * len(users) * span) if witness else 0.0,
+        loadavg=load,
+    )
+    if witness:
+        run.recordings = await _recordings(db_url, [c.call_id for c in calls])
+    return run
+
+
+def table(runs: list[Run], size: tuple[int, int]) -> str:
+    """The markdown table of the runs, each witness row beside its baseline."""
+    head = ("| calls | witness | server CPU ms per call-s | extra for the witness ms/call-s | recorded calls per core"
+            f" | witness fps per party ({size[0]}x{size[1]}) | recorded kbit/s per call | call fps per peer"
+            " | bench-process CPU ms/call-s"
+            " | load avg |")
+    lines = [head, "|" + "---|" * head.count(" | ") + "---|"]
+    baseline = {r.calls: r for r in runs if not r.witness}
+    for r in runs:
+        base = baseline.get(r.calls)
+        extra = r.server_ms_per_call_s - base.server_ms_per_call_s if r.witness and base else None
+        per_core = 1000.0 / r.server_ms_per_call_s if r.witness and r.server_ms_per_call_s > 0 else None
+        lines.append(
+            f"| {r.calls} | {'yes' if r.witness else 'no'} | {r.server_ms_per_call_s:.1f} | "
+            f"{'' if extra is None else f'{extra:.1f}'} | {'' if per_core is None else f'{per_core:.1f}'} | "
+            f"{f'{r.witness_fps:.1f}' if r.witness else ''} | {f'{r.recorded_kbit_s:.0f}' if r.witness else ''} | "
+            f"{r.call_fps:.1f} | {r.bench_ms_per_call_s:.0f} | "
+            f"{r.loadavg:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+async def bench(calls: list[int], seconds: float, warmup: float, size: tuple[int, int], noise: float,
+                kbit_s: int, tmp: Path) -> list[Run]:
+    data = tmp / "server"
+    runs_needed = len(calls) * 2
+    await make_agents(data, sum(calls) * 2)
+    port = free_port()
+    env = {
+        **os.environ,
+        "COUNTER_CONFIG": str(tmp / "none.toml"),
+        "COUNTER_TLS": "false",
+        "COUNTER_HOST": "127.0.0.1",
+        "COUNTER_PORT": str(port),
+        "COUNTER_DATA_DIR": str(data),
+        "COUNTER_LOG_LEVEL": "WARNING",
+        "COUNTER_REDIS_URL": "",
+        "COUNTER_SIGNALING_OFFER_TIMEOUT_S": "60",
+        **{f"COUNTER_RATELIMIT_{rule}": "off" for rule in RATE_RULES},
+    }
+    proc = spawn([sys.executable, "-c", SERVE], env, tmp / "server.log")
+    base = f"http://127.0.0.1:{port}"
+    db_url = f"sqlite:///{data / 'counter.db'}"
+    runs: list[Run] = []
+    next_agent = 0
+    try:
+        await wait_up(base + "/healthz", proc)
+        for n in calls:
+            for witness in (False, True):
+                users = [f"bench{next_agent + i}" for i in range(n)]
+                next_agent += n
+                run = await measure(base, db_url, proc.pid, users, witness, seconds, warmup, size, noise, kbit_s)
+                runs.append(run)
+                print(json.dumps({**asdict(run), "server_ms_per_call_s": round(run.server_ms_per_call_s, 2)}),
+                      file=sys.stderr, flush=True)
+                await asyncio.sleep(1.0)
+        assert len(runs) == runs_needed
+        return runs
+    finally:
+        stop(proc)
+
+
+def _isolate() -> str:
+    """Move this process (single-threaded still) into a network namespace with only ``lo`` up."""
+    from tests.browser.isolation import _unshare_net
+
+    why = _unshare_net()
+    if why is not None:
+        raise SystemExit(f"cannot isolate the network ({why}): run as root, or pass --no-isolate")
+    return "lo-only network namespace"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--calls", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument("--size", default="640x480", help="video of the witness legs, WxH")
+    parser.add_argument("--noise", type=float, default=6.0, help="camera noise of the witness video (0: none)")
+    parser.add_argument("--kbit-s", type=int, default=800, help="bitrate of the witness video")
+    parser.add_argument("--no-isolate", action="store_true", help="stay in this network namespace")
+    args = parser.parse_args()
+    width, height = (int(x) for x in args.size.split("x"))
+    network = "unisolated (ICE on 127.0.0.1 only)" if args.no_isolate else _isolate()
+    loopback_only()
+    with tempfile.TemporaryDirectory() as tmp:
+        runs = asyncio.run(bench(args.calls, args.seconds, args.warmup, (width, height), args.noise, args.kbit_s,
+                                 Path(tmp)))
+    print(f"# {time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPUs, {network}, "
+          f"{args.seconds:.0f} s measured per run after {args.warmup:.0f} s warm-up")
+    print(table(runs, (width, height)))
+    for r in runs:
+        if r.witness:
+            for rec in r.recordings:
+                print(f"# {r.calls} calls: recording of {rec['call_id']}: {rec['segments']} segments "
+                      f"({rec['audited_segments']} audited), {rec['bytes'] / 1e6:.2f} MB, "
+                      f"{rec['duration_ms'] / 1000:.1f} s, closed {rec['ended_at'] is not None}")
+
+
+if __name__ == "__main__":
+    main()
