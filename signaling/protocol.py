@@ -367,7 +367,9 @@ def _ref_of(data: Any) -> str | None:
 
 def parse(data: bytes | str, max_bytes: int = MAX_MESSAGE_BYTES) -> ClientMessage:
     """Validate one client message; raise :class:`ProtocolError` with a code and a reason."""
-    size = len(data) if isinstance(data, bytes) else len(data.encode("utf-8", "surrogatepass"))
+    size = len(data)
+    if not isinstance(data, bytes) and size * 4 > max_bytes:  # a character is at most 4 bytes of UTF-8
+        size = len(data.encode("utf-8", "surrogatepass"))
     if size > max_bytes:
         raise ProtocolError("too_large", f"message is {size} bytes; the limit is {max_bytes}")
     try:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -18,6 +17,7 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel
 
+from counter.storage import DatabaseError
 from signaling import protocol as p
 from signaling.bus import LANES, Bus
 from signaling.ice import ice_servers
@@ -115,6 +115,10 @@ class SignalingService:
         self._last_heartbeat = 0.0
         self._handle_times: list[float] = []
         self.stats = {"in": 0, "relayed": 0, "errors": 0}
+        #: Why the shared state (bus) or database is unreachable, or ``None`` when all is well.
+        self.degraded: str | None = None
+        self._lost_in_outage: set[str] = set()
+        self._outage_errors: tuple[type[BaseException], ...] = (*bus.unavailable, DatabaseError)
 
     @property
     def node_id(self) -> str:
@@ -125,6 +129,7 @@ class SignalingService:
     async def start(self) -> None:
         """Start the bus, put persisted calls back in their lanes, and start the timer."""
         await self.bus.start(self._deliver)
+        await self.bus.heartbeat_node(self.options.presence_ttl_s)
         await self._restore()
         self._tick_task = asyncio.create_task(self._ticker(), name="signaling-tick")
 
@@ -214,6 +219,13 @@ class SignalingService:
         except p.ProtocolError as exc:
             self.stats["errors"] += 1
             await conn.send(p.dump(exc.to_message()))
+        except self._outage_errors as exc:
+            # Shared state or database unreachable: say so, keep the connection; the timer recovers.
+            self.stats["errors"] += 1
+            self._degrade(f"{type(exc).__name__}: {exc}")
+            await conn.send(p.dump(p.ProtocolError(
+                "unavailable", "the service is recovering from an outage; stay connected and try again shortly"
+            ).to_message()))
 
     async def _dispatch(self, conn: Connection, m: p.ClientMessage) -> None:
         if isinstance(m, p.Hello):
@@ -313,6 +325,15 @@ class SignalingService:
 
     async def disconnected(self, conn: Connection) -> None:
         """The connection is gone: keep a customer's place for the grace period; requeue an agent's call."""
+        try:
+            await self._disconnected(conn)
+        except self._outage_errors as exc:
+            self._degrade(f"{type(exc).__name__}: {exc}")
+            if conn.principal is not None:
+                self.conns.pop(conn.principal.key, None)
+                self._lost_in_outage.add(conn.principal.key)
+
+    async def _disconnected(self, conn: Connection) -> None:
         conn.closed = True
         who = conn.principal
         if who is None or self.conns.get(who.key) is not conn:
@@ -615,7 +636,7 @@ class SignalingService:
         # The message was validated as sent; forward it as sent, with the sender put in front.
         text = (raw.decode() if isinstance(raw, bytes) else raw).lstrip()
         if text.startswith("{"):
-            text = '{"sender":' + json.dumps(who.key) + "," + text[1:]
+            text = who.sender_prefix + text[1:]
         else:
             text = p.dump(m.model_copy(update={"sender": who.key}))
         for key in targets:
@@ -677,11 +698,80 @@ class SignalingService:
         while True:
             await asyncio.sleep(self.options.tick_s)
             try:
+                if self.degraded is not None:
+                    await self.recover()
                 await self.tick()
             except asyncio.CancelledError:
                 raise
+            except self._outage_errors as exc:
+                self._degrade(f"{type(exc).__name__}: {exc}")
             except Exception:
                 log.exception("signaling: timer pass failed; retrying")
+
+    async def _orphaned(self, key: str, now: float) -> None:
+        """``key`` was connected to a node that died without a word: a customer's grace period starts
+        now and their agent is told; a dead node's agents lapse with their presence.  Under lock."""
+        if not key.startswith("customer:"):
+            return
+        call = await self.bus.get_call(key.removeprefix("customer:"))
+        if call is None or call.disconnected_at is not None:
+            return
+        call.disconnected_at = now
+        if call.status == "offered" and call.offered_to:
+            await self._withdraw(call, "customer_lost")
+        await self.bus.put_call(call)
+        if call.status == "in_call" and call.agent_id:
+            await self._to(self._agent_key(call), p.PeerState(call_id=call.call_id, peer=key, state="lost"))
+
+    # outages ---------------------------------------------------------------------------------
+
+    def _degrade(self, reason: str) -> None:
+        if self.degraded is None:
+            log.warning("signaling: degraded (%s); relaying and routing resume when it answers again", reason)
+        self.degraded = reason
+
+    async def recover(self) -> None:
+        """After an outage of the shared state: put back what this node knows (its connections, the
+        persisted calls with their agents' presence), then route again.  Safe to run on every node."""
+        if not self.bus.receiving():
+            raise ConnectionError("not subscribed to this node's channel yet")
+        now = time.time()
+        saved = await self.store.saved_calls()
+        async with self.bus.lock():
+            for key in list(self.conns):
+                await self.bus.register(key)
+            in_call: dict[str, str] = {}
+            for call in saved:
+                if customer_key(call.call_id) in self._lost_in_outage and call.disconnected_at is None:
+                    call.disconnected_at = now
+                if await self.bus.get_call(call.call_id) is not None:
+                    continue
+                if call.status == "in_call" and call.agent_id:
+                    in_call[call.agent_id] = call.call_id
+                    await self.bus.put_call(call)
+                else:
+                    call.status = "queued"
+                    call.offered_to = None
+                    await self.bus.enqueue(call)
+            for conn in self.conns.values():
+                who = conn.principal
+                if who is not None and who.role in STAFF_ROLES and await self.bus.get_agent(who.id) is None:
+                    call_id = in_call.get(who.id)
+                    await self.bus.put_agent(AgentRecord(
+                        id=who.id, role=who.role, name=who.name, skills=sorted(who.skills), node=self.node_id,
+                        state="busy" if call_id else "away", call_id=call_id,
+                    ), self.options.presence_ttl_s)
+                    if call_id is None:
+                        await conn.send(p.dump(p.PresenceAck(state="away", skills=sorted(who.skills))))
+            for agent_id, call_id in in_call.items():  # agents on other nodes: until their heartbeat
+                if await self.bus.get_agent(agent_id) is None:
+                    await self.bus.put_agent(AgentRecord(id=agent_id, role="agent", state="busy", call_id=call_id),
+                                             self.options.presence_ttl_s)
+        self._lost_in_outage.clear()
+        log.warning("signaling: recovered (%d persisted calls checked)", len(saved))
+        self.degraded = None
+        await self._kick()
+        await self._push_status()
 
     async def tick(self, now: float | None = None) -> None:
         """Heartbeat presence, time out offers, drop customers gone too long, route, push queue status."""
@@ -690,6 +780,9 @@ class SignalingService:
         async with self.bus.lock():
             if now - self._last_heartbeat >= self.options.presence_ttl_s / 3:
                 self._last_heartbeat = now
+                await self.bus.heartbeat_node(self.options.presence_ttl_s)
+                for key in await self.bus.orphaned_keys():
+                    await self._orphaned(key, now)
                 for conn in list(self.conns.values()):
                     who = conn.principal
                     if who is not None and who.role in STAFF_ROLES:

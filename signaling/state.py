@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -18,10 +20,15 @@ class Principal:
     name: str = ""
     skills: frozenset[str] = field(default_factory=frozenset)
 
-    @property
+    @cached_property
     def key(self) -> str:
         """The routing address of this principal on the bus."""
         return f"{self.role}:{self.id}"
+
+    @cached_property
+    def sender_prefix(self) -> str:
+        """The start of a relayed message from this principal: ``{"sender":"<key>",``."""
+        return '{"sender":' + json.dumps(self.key) + ","
 
     @property
     def audit_id(self) -> str:
