@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import fractions
 import time
 from collections.abc import AsyncIterator
@@ -17,16 +18,17 @@ import pytest
 from aiohttp.test_utils import TestClient
 from aiortc.mediastreams import VideoStreamTrack
 
-from counter.appkeys import DB
+from counter.appkeys import DB, SETTINGS
 from counter.audit import AUDIT
 from signaling import protocol as p
 from signaling.peer import SyntheticVideo
 from signaling.probe import connect_pair
-from signaling.witness import RecordingError, SegmentTampered
+from signaling.witness import RecordingError, SegmentTampered, WitnessCall
 from signaling.witness.client import WitnessClient, WitnessSender
 from signaling.witness.recording import Recorder, RecordingFiles, vp8_keyframe_size
+from tests.conftest import login
 from tests.signaling.conftest import STAFF
-from web.recordings_api import RECORDINGS, WITNESS, verify_recording
+from web.recordings_api import RECORDINGS, WITNESS, purge_recordings, verify_recording
 
 FACES = Path(__file__).resolve().parents[2].parent / "shared" / "faces"
 
@@ -194,17 +196,23 @@ async def test_no_recording_without_consent_and_strangers_refused(
     assert call.call_id not in witness.calls
 
 
-def test_recorder_segments_start_on_key_frames(tmp_path: Path) -> None:
-    """Cutting waits for each party's next key frame, so every segment decodes on its own."""
+def _vp8_packets(count: int) -> list[bytes]:
+    """``count`` small VP8 frames (30 fps, a key frame every 15)."""
     enc = av.CodecContext.create("libvpx", "w")
     enc.width, enc.height, enc.pix_fmt = 64, 48, "yuv420p"
     enc.time_base = fractions.Fraction(1, 90000)
     enc.options = {"g": "15"}
     packets = []
-    for i in range(90):
+    for i in range(count):
         frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 2, np.uint8), format="bgr24")
         frame.pts = i * 3000
         packets += [bytes(pk) for pk in enc.encode(frame.reformat(format="yuv420p"))]
+    return packets
+
+
+def test_recorder_segments_start_on_key_frames(tmp_path: Path) -> None:
+    """Cutting waits for each party's next key frame, so every segment decodes on its own."""
+    packets = _vp8_packets(90)
     files = RecordingFiles.create(tmp_path / "r", bytes(32), "r1", "c1")
     asked: list[str] = []
     recorder = Recorder(files, "c1", segment_s=1.0, request_keyframe=asked.append)
@@ -224,3 +232,36 @@ def test_recorder_segments_start_on_key_frames(tmp_path: Path) -> None:
             assert vp8_keyframe_size(bytes(first_packet)) is not None
     with pytest.raises(RecordingError):
         RecordingFiles(files.directory, bytes([1]) * 32).read_segment(0)
+
+
+async def test_recording_purged_after_retention(app_client: TestClient[Any, Any]) -> None:
+    """A recording is kept for ``recording_retention_days`` and purged after (files, playback, audited)."""
+    app = app_client.app
+    witness = app[WITNESS]
+    call = witness.calls["c-retention"] = WitnessCall(witness, "c-retention")
+    call.recorder = witness.new_recorder(call)
+    for i, data in enumerate(_vp8_packets(45)):
+        call.recorder.packet("customer", "video", data, i * 3000, 90000, now=i / 30)
+    await witness.end(call.call_id)
+    row = await _recording_row(app_client, call.call_id)
+    files = app[RECORDINGS].open(row["id"])
+    assert files.segments() and row["segments"] == len(files.segments())
+
+    days = app[SETTINGS].recording_retention_days
+    started = dt.datetime.fromisoformat(row["started_at"])
+
+    async def purge(now: dt.datetime) -> list[str]:
+        return await purge_recordings(app, older_than=now - dt.timedelta(days=days))
+
+    await login(app_client, "audit1", "audit1-demo")
+    assert await purge(started + dt.timedelta(days=days, minutes=-1)) == []
+    assert files.segments()
+    assert (await app_client.get(f"/api/recordings/{row['id']}")).status == 200
+
+    assert await purge(started + dt.timedelta(days=days, minutes=1)) == [row["id"]]
+    assert not files.directory.exists()
+    resp = await app_client.get(f"/api/recordings/{row['id']}")
+    assert resp.status == 410 and (await resp.json())["error"]["code"] == "purged"
+    purged = [e["entry"] for e in await app[AUDIT].search(action="recording.purged", session_id=call.call_id)]
+    assert [(e["details"]["recording"], e["details"]["retention_days"]) for e in purged] == [(row["id"], days)]
+    assert await purge(started + dt.timedelta(days=days + 30)) == []
