@@ -10,6 +10,7 @@ level raised and the check audited as that API is specified to do), and the test
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import os
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 
 from counter.audit import AUDIT, AuditEvent
 from counter.sessions import Level
+from tests.browser.conftest import FACES
 from tests.browser.harness import SCREENSHOTS, BrowserEnv, to_queue
 from tests.conftest import SHARED
 from web.counter_api import ACCOUNTS, SESSIONS
@@ -101,18 +103,6 @@ class IdentityStandIn:
         ))
         return sha
 
-    @classmethod
-    async def id_capture(cls, env: BrowserEnv, agent: Any, call_id: str, msisdn: str) -> str:
-        assert env.app is not None
-        still = await cls.frame(agent)
-        sha = hashlib.sha256(still).hexdigest()
-        await env.app[SESSIONS].raise_level(call_id, Level.A3, [sha], "idcard", recorded_by="agent1")
-        await env.app[AUDIT].append(AuditEvent(
-            "identity.id_capture", "agent", "agent1", session_id=call_id, account=msisdn,
-            details={"stand_in": "no card image of the demo holder: number match not read"}, evidence=[sha],
-        ))
-        return sha
-
 
 def identity_api_installed(env: BrowserEnv) -> bool:
     assert env.app is not None
@@ -175,19 +165,35 @@ async def liveness(env: BrowserEnv, customer: Any, agent: Any, call_id: str) -> 
     return out
 
 
-async def id_capture(env: BrowserEnv, customer: Any, agent: Any, call_id: str, msisdn: str) -> dict[str, Any]:
-    """Alt+I: the customer's page switches to the rear camera and shoots by itself, then the check."""
-    out: dict[str, Any] = {}
-    await agent.keyboard.press("Alt+I")
-    await customer.wait_for_selector("[data-screen=id-preview] #btn-id-send", timeout=60000)
-    await customer.tap("#btn-id-send")
-    await customer.wait_for_selector("body[data-captured=id]")
-    if identity_api_installed(env):
-        check = await agent.wait_for_selector("#checks .check[data-kind=id_card]", timeout=60000)
-        out["api"] = await check.text_content()
-    if await level(env, call_id) < Level.A3:
-        out["stand_in"] = await IdentityStandIn.id_capture(env, agent, call_id, msisdn)
+async def id_card_photo(env: BrowserEnv, msisdn: str, out: Path) -> Path:
+    """A photo of the holder's ID card on a table: name, birth date and ID number (valid check digit)
+    from the account, and a portrait cropped from another photo of her (sarah_1: neither the
+    real-name photo on file nor the camera's)."""
+    import cv2
+
+    from tests.identity import synth
+
+    acct = await env.app[ACCOUNTS].get(msisdn)
+    assert acct is not None
+    holder = acct.holder
+    portrait = cv2.imread(str(FACES / "faceonnx" / "sarah_paulson" / "sarah_1.jpg"))
+    assert portrait is not None
+    card = synth.render_card(synth.CardHolder(
+        holder.id_number, synth.portrait_crop(portrait), name=holder.name, sex="女",
+        birth=dt.date.fromisoformat(holder.birth_date), address=("北京市东城区示例路1号",),
+    ))
+    photo = synth.on_table(card, synth.rotated(-4, centre=(640, 480), width=900))
+    assert cv2.imwrite(str(out), photo, [cv2.IMWRITE_JPEG_QUALITY, 92])
     return out
+
+
+async def id_capture(env: BrowserEnv, agent: Any, msisdn: str, tmp: Path) -> dict[str, Any]:
+    """The customer sent a photo of her ID card; the agent uploads it from the console: the identity
+    API's real OCR, number and portrait checks, the image kept encrypted, the check audited."""
+    photo = await id_card_photo(env, msisdn, tmp / "id-card.jpg")
+    await agent.set_input_files("#id-upload", str(photo))
+    check = await agent.wait_for_selector("#checks .check[data-kind=id_card]", timeout=60000)
+    return {"ok": await check.get_attribute("data-ok") == "true", "shown": await check.text_content()}
 
 
 async def puk_picker(env: BrowserEnv, agent: Any, call_id: str) -> dict[str, Any]:
@@ -200,7 +206,7 @@ async def puk_picker(env: BrowserEnv, agent: Any, call_id: str) -> dict[str, Any
     return {"enabled": await item.get_attribute("data-enabled"), "text": await item.text_content()}
 
 
-def test_journey_senior_customer_puk_rating_and_auditor(env: BrowserEnv) -> None:
+def test_journey_senior_customer_puk_rating_and_auditor(env: BrowserEnv, tmp_path: Path) -> None:
     async def scenario() -> dict[str, Any]:
         assert env.app is not None
         out: dict[str, Any] = {"identity_api": identity_api_installed(env)}
@@ -221,7 +227,8 @@ def test_journey_senior_customer_puk_rating_and_auditor(env: BrowserEnv) -> None
         await customer.wait_for_selector("[data-screen=call]")
         out["liveness"] = await liveness(env, customer, agent, call_id)
         await customer.wait_for_selector("[data-screen=call]")
-        out["id"] = await id_capture(env, customer, agent, call_id, MATCHING_LINE)
+        out["id"] = await id_capture(env, agent, MATCHING_LINE, tmp_path)
+        out["level_after_id"] = await level(env, call_id)
         out["after"] = await puk_picker(env, agent, call_id)
         await agent.click("#tx-list li[data-code='puk.query']")
         await agent.click("#btn-tx-run")
@@ -290,6 +297,7 @@ def test_journey_senior_customer_puk_rating_and_auditor(env: BrowserEnv) -> None
     assert "核对一下身份" in r["chat"], r["chat"]
     assert r["before"]["enabled"] == "false" and "A3" in r["before"]["text"], r["before"]
     assert r["face"]["decision"] == "match", r["face"]
+    assert r["id"]["ok"] and r["level_after_id"] == Level.A3, r["id"]
     assert r["after"]["enabled"] == "true", r["after"]
     assert r["puk"] in r["customer_sees"], (r["puk"], r["customer_sees"])
     assert r["puk"] not in r["agent_row"], "the PUK is shown on the customer's screen only"

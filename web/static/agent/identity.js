@@ -56,6 +56,11 @@ export function idCapture(sid, frame) {
   return liveOrUpload(`${base(sid)}/id-card`, frame);
 }
 
+/** Read an ID card photo the customer sent another way (a file the agent uploads): same checks as a capture. */
+export function idUpload(sid, file) {
+  return post(`${base(sid)}/id-card`, { blob: file });
+}
+
 /** Face declined: the agent attests the card shown matches the person (A2 on that path). */
 export function attest(sid) {
   return post(`${base(sid)}/attest`, { json: { confirm: true } });

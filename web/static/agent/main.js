@@ -369,6 +369,34 @@ async function idCapture() {
   }
 }
 
+/** An ID card photo the customer sent (message, e-mail), uploaded from a file next to the ID capture button. */
+function addIdUpload() {
+  const input = h("input", { type: "file", id: "id-upload", accept: "image/jpeg,image/png" });
+  input.addEventListener("change", () => {
+    const file = input.files?.[0];
+    input.value = "";
+    if (file) idFromFile(file);
+  });
+  $("btn-id").after(h("label", { class: "upload", for: "id-upload" }, "上传身份证照片 Upload ID photo ", input));
+}
+
+async function idFromFile(file) {
+  if (!state.call) {
+    toast("没有进行中的通话。No call in progress.", "error");
+    return;
+  }
+  try {
+    const checked = await identity.idUpload(state.call.id, file);
+    showCheck("id_card", identity.summary("id_card", checked), file);
+  } catch (err) {
+    toast(err.message, "error");
+    showCheck("id_card", { ok: false, reasons: [err.message] });
+  } finally {
+    await refreshSession().catch(() => {});
+    await refreshCatalog().catch(() => {});
+  }
+}
+
 async function attest() {
   try {
     try {
@@ -757,6 +785,7 @@ async function boot() {
   $("btn-liveness").addEventListener("click", liveness);
   $("btn-id").addEventListener("click", idCapture);
   $("btn-attest").addEventListener("click", attest);
+  addIdUpload();
   $("tx-search").addEventListener("input", renderPicker);
   $("tx-search").addEventListener("focus", () => refreshCatalog().catch((err) => toast(err.message, "error")));
   $("tx-form").addEventListener("submit", runSelected);
