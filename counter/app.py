@@ -23,6 +23,7 @@ log = logging.getLogger("counter.app")
 COMPONENTS: list[str] = [
     "web.health:setup",
     "web.ratelimit:setup",
+    "web.availability:setup",
     "web.auth:setup",
     "web.audit_api:setup",
     "web.counter_api:setup",

@@ -30,6 +30,9 @@ LANES: tuple[Lane, ...] = ("care", "general")
 class Bus(abc.ABC):
     """Routing (``send`` to a principal key, wherever it is connected) and shared routing state."""
 
+    #: Exceptions meaning "the shared state is unreachable for now" (the service degrades, then recovers).
+    unavailable: tuple[type[BaseException], ...] = ()
+
     def __init__(self, node_id: str) -> None:
         self.node_id = node_id
         self._deliver: Deliver | None = None
@@ -124,6 +127,19 @@ class Bus(abc.ABC):
         entries = await self.lane(lane)
         return (entries[0][1] - 1.0) if entries else 0.0
 
+    # node liveness -------------------------------------------------------------------------
+
+    def receiving(self) -> bool:
+        """Whether messages routed to this node reach it (``False`` while re-subscribing after an outage)."""
+        return True
+
+    async def heartbeat_node(self, ttl_s: float) -> None:  # noqa: B027 - one process has nothing to say
+        """This node is alive for ``ttl_s`` more seconds."""
+
+    async def orphaned_keys(self) -> list[str]:
+        """Keys registered to nodes that stopped heartbeating (killed); they are unregistered here."""
+        return []
+
 
 class InProcessBus(Bus):
     """Everything in this process: the default for a single ``counter serve``."""
@@ -206,12 +222,15 @@ class RedisBus(Bus):
     def __init__(self, url: str, node_id: str, prefix: str = "rc", lock_ttl_ms: int = 5000) -> None:
         super().__init__(node_id)
         import redis.asyncio as aioredis
+        import redis.exceptions as redis_errors
 
+        self.unavailable = (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError)
         self.redis = aioredis.from_url(url, decode_responses=True)
         self.prefix = prefix
         self.lock_ttl_ms = lock_ttl_ms
         self._pubsub = self.redis.pubsub()
         self._reader: asyncio.Task[None] | None = None
+        self._receiving = True
         self._unlock = self.redis.register_script(_UNLOCK)
         self._unregister = self.redis.register_script(_UNREGISTER)
 
@@ -223,14 +242,30 @@ class RedisBus(Bus):
         await self._pubsub.subscribe(self._k("node", self.node_id))
         self._reader = asyncio.create_task(self._read(), name=f"redis-bus-{self.node_id}")
 
+    def receiving(self) -> bool:
+        return self._receiving
+
+    async def _resubscribe(self) -> None:
+        """A fresh pub/sub connection subscribed to this node's channel (after Redis came back)."""
+        with contextlib.suppress(Exception):
+            await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+        self._pubsub = self.redis.pubsub()
+        await self._pubsub.subscribe(self._k("node", self.node_id))
+        self._receiving = True
+        log.warning("redis bus: subscribed again after an outage")
+
     async def _read(self) -> None:
         while True:
             try:
+                if not self._receiving:
+                    await self._resubscribe()
                 message = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("redis bus: reading from pub/sub failed; retrying")
+            except Exception as exc:
+                if self._receiving:
+                    log.warning("redis bus: pub/sub lost (%s); subscribing again when Redis answers", exc)
+                self._receiving = False
                 await asyncio.sleep(0.5)
                 continue
             if message is None or message.get("type") != "message":
@@ -286,6 +321,22 @@ class RedisBus(Bus):
             yield
         finally:
             await self._unlock(keys=[key], args=[token])
+
+    async def heartbeat_node(self, ttl_s: float) -> None:
+        await self.redis.set(self._k("alive", self.node_id), "1", px=max(1, int(ttl_s * 1000)))
+
+    async def orphaned_keys(self) -> list[str]:
+        where = {str(k): str(v) for k, v in (await self.redis.hgetall(self._k("loc"))).items()}
+        nodes = sorted({n for n in where.values() if n != self.node_id})
+        if not nodes:
+            return []
+        alive = await self.redis.mget([self._k("alive", n) for n in nodes])
+        dead = {n for n, flag in zip(nodes, alive, strict=True) if flag is None}
+        orphans = []
+        for key, node in where.items():
+            if node in dead and await self._unregister(keys=[self._k("loc")], args=[key, node]):
+                orphans.append(key)
+        return orphans
 
     async def get_call(self, call_id: str) -> CallRecord | None:
         raw = await self.redis.get(self._k("call", call_id))

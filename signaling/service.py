@@ -737,6 +737,7 @@ class SignalingService:
             raise ConnectionError("not subscribed to this node's channel yet")
         now = time.time()
         saved = await self.store.saved_calls()
+        await self.bus.heartbeat_node(self.options.presence_ttl_s)  # before others take us for dead
         async with self.bus.lock():
             for key in list(self.conns):
                 await self.bus.register(key)
