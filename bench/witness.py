@@ -28,6 +28,7 @@ import argparse
 import asyncio
 import contextlib
 import fractions
+import io
 import json
 import os
 import sys
@@ -47,9 +48,11 @@ sys.path.insert(0, str(ROOT))
 
 from bench.load import RATE_RULES  # noqa: E402
 from bench.signaling import cpu_s, free_port, make_agents, spawn, stop, wait_up  # noqa: E402
+from identity.evidence import load_or_create_master_key  # noqa: E402
 from signaling import protocol as p  # noqa: E402
 from signaling.peer import VideoPeer, loopback_only  # noqa: E402
 from signaling.probe import connect_pair  # noqa: E402
+from signaling.witness import RecordingStore  # noqa: E402
 from signaling.witness.client import WitnessClient, WitnessSender  # noqa: E402
 from signaling.witness.recording import vp8_keyframe_size  # noqa: E402
 
@@ -70,11 +73,16 @@ class EncodedCamera(VideoStreamTrack):
 
     def __init__(self, width: int, height: int, noise: float, kbit_s: int, loop_s: float = 4.0) -> None:
         super().__init__()
-        key = (width, height, noise, kbit_s)
-        if key not in self._cache:
-            self._cache[key] = self._encode(width, height, noise, kbit_s, round(loop_s * 30))
-        self._packets = self._cache[key]
+        self.encoded = self.loop(width, height, noise, kbit_s, loop_s)
         self.sent = 0
+
+    @classmethod
+    def loop(cls, width: int, height: int, noise: float, kbit_s: int, loop_s: float = 4.0) -> list[bytes]:
+        """The encoded frames of the loop (encoded on first use, then shared by every camera)."""
+        key = (width, height, noise, kbit_s)
+        if key not in cls._cache:
+            cls._cache[key] = cls._encode(width, height, noise, kbit_s, round(loop_s * 30))
+        return cls._cache[key]
 
     @staticmethod
     def _encode(width: int, height: int, noise: float, kbit_s: int, frames: int) -> list[bytes]:
@@ -101,11 +109,22 @@ class EncodedCamera(VideoStreamTrack):
 
     async def recv(self) -> av.Packet[Any]:  # type: ignore[override]
         pts, time_base = await self.next_timestamp()
-        packet = av.Packet(self._packets[self.sent % len(self._packets)])
+        packet = av.Packet(self.encoded[self.sent % len(self.encoded)])
         packet.pts = pts
         packet.time_base = fractions.Fraction(time_base.numerator, time_base.denominator)
         self.sent += 1
         return packet
+
+
+def bare_decode_ms(packets: list[bytes], repeat: int = 3) -> float:
+    """CPU ms to decode one frame of ``packets`` with PyAV's libvpx, nothing else: the floor of what
+    receiving that video costs, whoever decodes it."""
+    started = time.process_time()
+    for _ in range(repeat):
+        dec = av.CodecContext.create("libvpx", "r")
+        for data in packets:
+            dec.decode(av.Packet(data))
+    return (time.process_time() - started) * 1000.0 / (repeat * len(packets))
 
 
 @dataclass
@@ -130,6 +149,12 @@ class Run:
     def recorded_kbit_s(self) -> float:
         """Mean size of the recordings per second of call (both parties, all tracks)."""
         rates = [r["bytes"] * 8 / r["duration_ms"] for r in self.recordings if r["duration_ms"]]
+        return sum(rates) / len(rates) if rates else 0.0
+
+    @property
+    def recorded_fps(self) -> float:
+        """Mean video frame rate per party in the recordings."""
+        rates = [r["video_fps"] for r in self.recordings]
         return sum(rates) / len(rates) if rates else 0.0
 
     @property
@@ -186,29 +211,44 @@ async def _place(base: str, user: str, witness: bool, size: tuple[int, int], noi
     return call
 
 
-async def _recordings(db_url: str, call_ids: list[str], within: float = 30.0) -> list[dict[str, Any]]:
-    """The recordings of ``call_ids`` once the server closed them all (or what there is after ``within``)."""
+def _video_frames(data: Path, recording_id: str) -> int:
+    """Video frames (both parties) in a recording's segments, decrypted with the server's master key."""
+    store = RecordingStore(data / "recordings", load_or_create_master_key(data / "master.key"))
+    files = store.open(recording_id)
+    frames = 0
+    for index in files.segments():
+        with av.open(io.BytesIO(files.read_segment(index)), "r") as container:
+            frames += sum(1 for packet in container.demux(*container.streams.video) if packet.size > 0)
+    return frames
+
+
+async def _recordings(data: Path, call_ids: list[str], within: float = 30.0) -> list[dict[str, Any]]:
+    """The recordings of ``call_ids`` once the server closed them all (or what there is after ``within``),
+    with the frame rate recorded per party over the whole recording."""
     from counter.storage import open_database
 
+    db_url = f"sqlite:///{data / 'counter.db'}"
     db = await open_database(db_url)
     try:
         deadline = time.monotonic() + within
         while True:
-            rows = [dict(r) for r in await db.fetch(
-                "SELECT call_id, segments, bytes, duration_ms, ended_at FROM recordings") if r["call_id"] in call_ids]
+            found = await db.fetch("SELECT id, call_id, segments, bytes, duration_ms, ended_at FROM recordings")
+            rows = [dict(r) for r in found if r["call_id"] in call_ids]
             done = len(rows) == len(call_ids) and all(r["ended_at"] is not None for r in rows)
             if done or time.monotonic() > deadline:
                 for row in rows:
                     row["audited_segments"] = await db.fetchval(
                         "SELECT COUNT(*) FROM audit_entries WHERE action = 'recording.segment' AND session_id = $1",
                         row["call_id"])
+                    frames = await asyncio.to_thread(_video_frames, data, row["id"])
+                    row["video_fps"] = frames / 2 / max(0.001, row["duration_ms"] / 1000)
                 return rows
             await asyncio.sleep(0.2)
     finally:
         await db.close()
 
 
-async def measure(base: str, db_url: str, server_pid: int, users: list[str], witness: bool, seconds: float,
+async def measure(base: str, data: Path, server_pid: int, users: list[str], witness: bool, seconds: float,
                   warmup: float, size: tuple[int, int], noise: float, kbit_s: int) -> Run:
     """Place ``len(users)`` calls (one agent each), measure ``seconds`` after ``warmup``, hang up."""
     async with contextlib.AsyncExitStack() as stack:
@@ -229,29 +269,28 @@ async def measure(base: str, db_url: str, server_pid: int, users: list[str], wit
         loadavg=load,
     )
     if witness:
-        run.recordings = await _recordings(db_url, [c.call_id for c in calls])
+        run.recordings = await _recordings(data, [c.call_id for c in calls])
     return run
 
 
 def table(runs: list[Run], size: tuple[int, int]) -> str:
     """The markdown table of the runs, each witness row beside its baseline."""
-    head = ("| calls | witness | server CPU ms per call-s | extra for the witness ms/call-s | recorded calls per core"
-            f" | witness fps per party ({size[0]}x{size[1]}) | recorded kbit/s per call | call fps per peer"
-            " | bench-process CPU ms/call-s"
-            " | load avg |")
-    lines = [head, "|" + "---|" * head.count(" | ") + "---|"]
+    columns = ["calls", "witness", "server CPU ms per call-s", "extra for the witness ms/call-s",
+               "recorded calls per core", f"witness fps per party ({size[0]}x{size[1]}): sent, recorded",
+               "recorded kbit/s per call", "call fps per peer", "bench-process CPU ms/call-s", "load avg"]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     baseline = {r.calls: r for r in runs if not r.witness}
     for r in runs:
         base = baseline.get(r.calls)
-        extra = r.server_ms_per_call_s - base.server_ms_per_call_s if r.witness and base else None
-        per_core = 1000.0 / r.server_ms_per_call_s if r.witness and r.server_ms_per_call_s > 0 else None
-        lines.append(
-            f"| {r.calls} | {'yes' if r.witness else 'no'} | {r.server_ms_per_call_s:.1f} | "
-            f"{'' if extra is None else f'{extra:.1f}'} | {'' if per_core is None else f'{per_core:.1f}'} | "
-            f"{f'{r.witness_fps:.1f}' if r.witness else ''} | {f'{r.recorded_kbit_s:.0f}' if r.witness else ''} | "
-            f"{r.call_fps:.1f} | {r.bench_ms_per_call_s:.0f} | "
-            f"{r.loadavg:.1f} |"
-        )
+        cells = [str(r.calls), "yes" if r.witness else "no", f"{r.server_ms_per_call_s:.1f}", "", "", "", "",
+                 f"{r.call_fps:.1f}", f"{r.bench_ms_per_call_s:.0f}", f"{r.loadavg:.1f}"]
+        if r.witness:
+            if base is not None:
+                cells[3] = f"{r.server_ms_per_call_s - base.server_ms_per_call_s:.1f}"
+            cells[4] = f"{1000.0 / max(0.001, r.server_ms_per_call_s):.1f}"
+            cells[5] = f"{r.witness_fps:.1f}, {r.recorded_fps:.1f}"
+            cells[6] = f"{r.recorded_kbit_s:.0f}"
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -275,7 +314,6 @@ async def bench(calls: list[int], seconds: float, warmup: float, size: tuple[int
     }
     proc = spawn([sys.executable, "-c", SERVE], env, tmp / "server.log")
     base = f"http://127.0.0.1:{port}"
-    db_url = f"sqlite:///{data / 'counter.db'}"
     runs: list[Run] = []
     next_agent = 0
     try:
@@ -284,7 +322,7 @@ async def bench(calls: list[int], seconds: float, warmup: float, size: tuple[int
             for witness in (False, True):
                 users = [f"bench{next_agent + i}" for i in range(n)]
                 next_agent += n
-                run = await measure(base, db_url, proc.pid, users, witness, seconds, warmup, size, noise, kbit_s)
+                run = await measure(base, data, proc.pid, users, witness, seconds, warmup, size, noise, kbit_s)
                 runs.append(run)
                 print(json.dumps({**asdict(run), "server_ms_per_call_s": round(run.server_ms_per_call_s, 2)}),
                       file=sys.stderr, flush=True)
@@ -318,18 +356,23 @@ def main() -> None:
     width, height = (int(x) for x in args.size.split("x"))
     network = "unisolated (ICE on 127.0.0.1 only)" if args.no_isolate else _isolate()
     loopback_only()
+    packets = EncodedCamera.loop(width, height, args.noise, args.kbit_s)
+    decode_ms = bare_decode_ms(packets)
     with tempfile.TemporaryDirectory() as tmp:
         runs = asyncio.run(bench(args.calls, args.seconds, args.warmup, (width, height), args.noise, args.kbit_s,
                                  Path(tmp)))
     print(f"# {time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPUs, {network}, "
           f"{args.seconds:.0f} s measured per run after {args.warmup:.0f} s warm-up")
     print(table(runs, (width, height)))
+    print(f"# bare VP8 decode of the same witness video (PyAV libvpx, this process): {decode_ms:.2f} ms a frame, "
+          f"{decode_ms * 60:.1f} ms per call-s for two parties at 30 fps")
     for r in runs:
         if r.witness:
             for rec in r.recordings:
                 print(f"# {r.calls} calls: recording of {rec['call_id']}: {rec['segments']} segments "
                       f"({rec['audited_segments']} audited), {rec['bytes'] / 1e6:.2f} MB, "
-                      f"{rec['duration_ms'] / 1000:.1f} s, closed {rec['ended_at'] is not None}")
+                      f"{rec['duration_ms'] / 1000:.1f} s, {rec['video_fps']:.1f} fps a party, "
+                      f"closed {rec['ended_at'] is not None}")
 
 
 if __name__ == "__main__":
