@@ -162,34 +162,42 @@ class CounterSessions:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def open(self, call_id: str, agent: str, account: str | None = None) -> tuple[CounterSession, str]:
+    async def open(
+        self, call_id: str, agent: str, account: str | None = None, face_consent: bool | None = None
+    ) -> tuple[CounterSession, str]:
         """Open the session of a call; return it and the customer's token (shown to nobody else).
 
-        ``account``: the line the customer claims, if known already (level A0 all the same).
+        ``account``: the line the customer claims, if known already (level A0 all the same);
+        ``face_consent``: the customer's answer to the face-processing question, if given already.
         """
         if not call_id or len(call_id) > 100:
             raise SessionError("a call id of 1 to 100 characters is needed")
         token = secrets.token_urlsafe(24)
         try:
             await self.db.execute(
-                "INSERT INTO counter_sessions (id, agent, customer_token_hash, created_at, account)"
-                " VALUES ($1, $2, $3, $4, $5)",
+                "INSERT INTO counter_sessions (id, agent, customer_token_hash, created_at, account, face_consent)"
+                " VALUES ($1, $2, $3, $4, $5, $6)",
                 call_id,
                 agent,
                 _hash_token(token),
                 iso(),
                 account,
+                None if face_consent is None else int(face_consent),
             )
         except IntegrityError as exc:
             raise SessionError(f"call {call_id} already has a counter session") from exc
         return await self.get(call_id), token
 
-    async def open_for_call(self, call_id: str, agent: str, claimed: str | None = None) -> CounterSession:
+    async def open_for_call(
+        self, call_id: str, agent: str, claimed: str | None = None, face_consent: bool | None = None
+    ) -> CounterSession:
         """The session of a call an agent has just accepted: opened if new, handed over if transferred.
 
         Called by the signaling side (the call's own events), so no customer token is minted: the
         customer uses the call's join token.  ``claimed``, a mainland mobile number the customer gave
         when joining, is recorded as the claimed account (level A0) if none is claimed yet.
+        ``face_consent``, the customer's own on-screen answer, fills an unanswered session, and a
+        decline always wins (consent can be withdrawn, never presumed).
         """
         number = re.sub(r"\D", "", claimed or "")
         number = number[2:] if len(number) == 13 and number.startswith("86") else number
@@ -198,7 +206,7 @@ class CounterSessions:
             session = await self.get(call_id)
         except SessionNotFound:
             try:
-                session, _ = await self.open(call_id, agent, account)
+                session, _ = await self.open(call_id, agent, account, face_consent)
             except SessionError:  # opened meanwhile (the console asked for it): take that one
                 session = await self.get(call_id)
         if session.open and session.agent != agent:
@@ -206,6 +214,9 @@ class CounterSessions:
             session = await self.add_note(call_id, "system", f"call transferred from {session.agent} to {agent}")
         if session.open and session.account is None and account is not None:
             session = await self.claim_account(call_id, account)
+        if session.open and face_consent is not None and session.face_consent is not face_consent:
+            if session.face_consent is None or face_consent is False:
+                session = await self.set_face_consent(call_id, face_consent)
         return session
 
     async def get(self, session_id: str) -> CounterSession:

@@ -58,7 +58,11 @@ class Hello(_Msg):
 
 
 class Join(_Msg):
-    """A customer asks for an agent.  ``care``: senior mode / "I need help" (长者模式)."""
+    """A customer asks for an agent.  ``care``: senior mode / "I need help" (长者模式).
+
+    ``face_consent``: the customer's own answer, on their screen, to the separate face-processing
+    question (``None``: not asked).  It reaches the call's counter session when an agent accepts.
+    """
 
     type: Literal["join"] = "join"
     care: bool = False
@@ -66,6 +70,7 @@ class Join(_Msg):
     claimed_phone: str | None = Field(default=None, max_length=32, pattern=r"^\+?[0-9 -]{3,32}$")
     claimed_account: str | None = Field(default=None, max_length=64)
     locale: str | None = Field(default=None, max_length=16)
+    face_consent: bool | None = None
 
 
 class Presence(_Msg):

@@ -45,6 +45,7 @@ class CallEvent:
     reason: str | None = None
     claimed_phone: str | None = None
     claimed_account: str | None = None
+    face_consent: bool | None = None  # the customer's own answer to the face-processing question
 
 
 CallHook = Callable[[CallEvent], Awaitable[None]]
@@ -187,6 +188,7 @@ class SignalingService:
             reason=extra.pop("reason", None),
             claimed_phone=call.claimed_phone,
             claimed_account=call.claimed_account,
+            face_consent=call.face_consent,
         )
 
     # customers' tokens ----------------------------------------------------------------------
@@ -389,6 +391,7 @@ class SignalingService:
         call = CallRecord(
             call_id=who.id, lane="care" if care else "general", score=now * 1000.0, joined_at=now, queued_at=now,
             care=care, age=age, claimed_phone=m.claimed_phone, claimed_account=m.claimed_account,
+            face_consent=m.face_consent,
         )
         call.leg = await self.store.open_leg(call)
         async with self.bus.lock():

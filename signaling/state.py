@@ -54,6 +54,7 @@ class CallRecord(BaseModel):
     age: int | None = None
     claimed_phone: str | None = None
     claimed_account: str | None = None
+    face_consent: bool | None = None  # the customer's on-screen answer (None: not asked)
     offered_to: str | None = None
     offer_deadline: float = 0.0
     tried: list[str] = Field(default_factory=list)

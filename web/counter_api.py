@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from counter.accounts import AccountSystem, StorageAccountSystem
 from counter.appkeys import DB
-from counter.audit import AUDIT
+from counter.audit import AUDIT, AuditEvent
 from counter.guidance import SCRIPTS, GuidanceError, GuidanceRuns
 from counter.jobs import Maintenance
 from counter.sessions import CounterSession, CounterSessions, Level, SessionError, SessionNotFound
@@ -150,7 +150,9 @@ async def _call_session(app: web.Application, call_id: str, agent: str) -> Count
     call = await app[SIGNALING].bus.get_call(call_id)
     if call is None or call.status != "in_call" or call.agent_id != agent:
         return None
-    return await app[SESSIONS].open_for_call(call_id, agent, call.claimed_account or call.claimed_phone)
+    return await app[SESSIONS].open_for_call(
+        call_id, agent, call.claimed_account or call.claimed_phone, call.face_consent
+    )
 
 
 async def _own_session(request: web.Request, session_id: str | None = None) -> CounterSession:
@@ -234,12 +236,28 @@ async def claim(request: web.Request) -> web.Response:
 
 
 async def consent(request: web.Request) -> web.Response:
+    """The customer's spoken answer to the face-processing question, recorded by the agent (audited).
+
+    The customer's own on-screen answer comes with their ``join``; the agent may record a decline at
+    any time but never turn the customer's on-screen decline into a consent.
+    """
     session = await _own_session(request)
     body = await _body(request, ConsentBody)
+    if body.face_consent and SIGNALING in request.app:
+        call = await request.app[SIGNALING].bus.read_call(session.id)
+        if call is not None and call.face_consent is False:
+            raise ApiError(409, "face_declined_by_customer",
+                           "the customer declined face processing on their own screen: do not ask again; "
+                           "use the attestation path (A1, then compare the ID card with the person and attest)")
     try:
         session = await request.app[SESSIONS].set_face_consent(session.id, body.face_consent)
     except SessionError as exc:
         raise _session_error(exc) from exc
+    await request.app[AUDIT].append(AuditEvent(
+        "consent.face", "agent", session.agent, outcome="ok" if body.face_consent else "refused",
+        session_id=session.id, account=session.account,
+        details={"accepted": body.face_consent, "source": "agent_recorded"},
+    ))
     return web.json_response({"session": _session_json(session)})
 
 
@@ -619,7 +637,10 @@ def call_hook(sessions: CounterSessions) -> CallHook:
 
     async def hook(event: CallEvent) -> None:
         if event.kind == "accepted" and event.agent is not None and event.actor_role in ("agent", "supervisor"):
-            await sessions.open_for_call(event.call_id, event.agent, event.claimed_account or event.claimed_phone)
+            # the customer's on-screen face-data answer came with their join (audited then)
+            await sessions.open_for_call(
+                event.call_id, event.agent, event.claimed_account or event.claimed_phone, event.face_consent
+            )
 
     return hook
 

@@ -183,12 +183,26 @@ async def _maybe_a2(request: web.Request, session: CounterSession, actor: str) -
         raise ApiError(409, "session", str(exc)) from exc
 
 
+#: Why face processing is refused, by the session's consent answer (``False``: declined, ``None``: not asked).
+FACE_REFUSED = {
+    False: ("face_declined", "the customer declined face processing: no face check, liveness or face matching in "
+                             "this session. Use the attestation path: A1 (service password or SMS code), then the "
+                             "ID card shown in the call, compared with the person by eye, and attest"),
+    None: ("face_consent", "the customer has not answered the face-processing question (separate from the camera "
+                           "and recording consent): ask them first, or use the attestation path if they decline"),
+}
+
+
+def _need_face_consent(session: CounterSession) -> None:
+    if session.face_consent is not True:
+        code, reason = FACE_REFUSED[session.face_consent]
+        raise ApiError(409, code, reason)
+
+
 def _need_consent(session: CounterSession) -> None:
     if session.account is None:
         raise ApiError(409, "no_account", "claim the customer's line first")
-    if session.face_consent is not True:
-        path = "declined: use the attestation path" if session.face_consent is False else "not asked yet"
-        raise ApiError(409, "face_consent", f"face processing consent {path}")
+    _need_face_consent(session)
 
 
 # --- handlers --------------------------------------------------------------------------------------------
@@ -365,6 +379,7 @@ async def attest(request: web.Request) -> web.Response:
 async def customer_still(request: web.Request) -> web.Response:
     """A still from the customer's page (ID legibility): kept only if its face matches the live video."""
     session = await _customer_session(request)
+    _need_face_consent(session)
     ident = request.app[IDENTITY]
     service = ident.ready()
     data = await _read_image(request)

@@ -103,11 +103,18 @@ def _audit_hook(app: web.Application) -> None:
         if action is None:
             return
         details = {"lane": event.lane, "agent": event.agent, "kind": event.kind}
+        account = event.claimed_account or event.claimed_phone
         await audit.append(
-            AuditEvent(action, event.actor_role, event.actor_id, session_id=event.call_id,
-                       account=event.claimed_account or event.claimed_phone,
+            AuditEvent(action, event.actor_role, event.actor_id, session_id=event.call_id, account=account,
                        details={k: v for k, v in details.items() if v is not None}, reason=event.reason)
         )
+        if event.kind == "joined" and event.face_consent is not None:
+            # The customer's own answer on their screen, before any agent saw them.
+            await audit.append(
+                AuditEvent("consent.face", "customer", event.actor_id, session_id=event.call_id, account=account,
+                           outcome="ok" if event.face_consent else "refused",
+                           details={"accepted": event.face_consent, "source": "customer_screen"})
+            )
 
     app[SIGNALING].hooks.append(hook)
 

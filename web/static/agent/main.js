@@ -232,6 +232,11 @@ async function refreshSession() {
   $("consent-state").textContent = s.face_consent === null ? "未问 not asked" : s.face_consent ? "同意 yes" : "拒绝 declined";
   $("consent-state").className = `badge ${s.face_consent === null ? "" : s.face_consent ? "ok" : "warn"}`;
   $("btn-attest").hidden = s.face_consent !== false;
+  // the customer's answer (on their screen, or told to the agent): declined means no face processing at all
+  const declined = s.face_consent === false;
+  $("consent-note").hidden = !declined;
+  document.body.dataset.faceConsent = String(s.face_consent);
+  if (!state.call.ended) for (const id of ["btn-face", "btn-liveness"]) $(id).disabled = declined;
   mount($("evidence"), s.evidence.map((e) => h("li", {}, `${e.level} · ${e.method} · ${clock(e.at)} · `,
     e.evidence.map((sha) => h("code", { title: sha }, `${sha.slice(0, 10)}… `)))));
   renderHistory(data.transactions);

@@ -174,7 +174,7 @@ async function join() {
     const resp = await fetch("/api/customer/join", {
       method: "POST",
       headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ care: state.senior, locale: currentLang(), face_consent: state.faceConsent }),
+      body: JSON.stringify({ care: state.senior }),
     });
     if (!resp.ok) throw new Error(`join ${resp.status}`);
     const body = await resp.json();
@@ -222,7 +222,8 @@ const handlers = {
     peer.iceServers = msg.ice_servers ?? [];
     if (msg.call_id) state.callId = msg.call_id;
     if (!msg.resumed) {
-      ws.send({ type: "join", care: state.senior, locale: currentLang() });
+      // the face-data answer travels with the join: the agent's session has it before anything is checked
+      ws.send({ type: "join", care: state.senior, locale: currentLang(), face_consent: state.faceConsent ?? undefined });
     }
     // agreed on the consent screen before anything started; the witness records only after this
     ws.send({ type: "recording_consent", accepted: true });
