@@ -77,7 +77,12 @@ def _verify(args: argparse.Namespace) -> int:
 
     pinned = _public_key_text(args)
     if args.bundle is not None:
-        report = verify_bundle(json.loads(args.bundle.read_text(encoding="utf-8")), pinned)
+        try:
+            bundle = json.loads(args.bundle.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            print(f"counter audit: cannot read the bundle {args.bundle}: {exc}", file=sys.stderr)
+            return 2
+        report = verify_bundle(bundle if isinstance(bundle, dict) else {}, pinned)
     else:
         settings = _settings(args)
         if pinned is not None:

@@ -231,7 +231,19 @@ async def export_bundle(audit: AuditLog, first: int, last: int | None = None) ->
 
 
 def verify_bundle(bundle: dict[str, Any], pinned_key: str | None = None) -> VerifyReport:
-    """Check a bundle without the server: signatures, leaf hashes, inclusion and consistency proofs."""
+    """Check a bundle without the server: signatures, leaf hashes, inclusion and consistency proofs.
+
+    A malformed bundle (missing fields, wrong types, bad hex) is reported as a ``format`` problem."""
+    try:
+        return _verify_bundle(bundle, pinned_key)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        report = VerifyReport()
+        what = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
+        report.problems.append(Problem("format", None, f"malformed bundle ({type(exc).__name__}: {what})"))
+        return report
+
+
+def _verify_bundle(bundle: dict[str, Any], pinned_key: str | None = None) -> VerifyReport:
     report = VerifyReport()
 
     def problem(kind: str, seq: int | None, message: str) -> None:
