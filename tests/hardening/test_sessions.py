@@ -1,0 +1,69 @@
+"""Session handling (ASVS V7) and authorization boundaries (V8) that the other suites do not cover."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+
+from counter.appkeys import DB
+from counter.users import _hash_token
+
+
+def _cookie(client: TestClient[Any, Any]) -> str:
+    return client.session.cookie_jar.filter_cookies(client.make_url("/"))["rc_session"].value
+
+
+async def _login(client: TestClient[Any, Any], user: str = "agent1", password: str = "agent1-demo") -> str:
+    resp = await client.post("/api/auth/login", json={"username": user, "password": password})
+    assert resp.status == 200
+    return _cookie(client)
+
+
+async def test_logout_revokes_the_token_server_side(app_client: TestClient[Any, Any]) -> None:
+    resp = await app_client.post("/api/auth/login", json={"username": "agent1", "password": "agent1-demo"})
+    csrf = {"X-CSRF-Token": (await resp.json())["csrf_token"]}
+    token = _cookie(app_client)
+    assert (await app_client.post("/api/auth/logout")).status == 403  # logout needs CSRF too
+    assert (await app_client.post("/api/auth/logout", headers=csrf)).status == 200
+    app_client.session.cookie_jar.clear()
+    resp = await app_client.get("/api/auth/me", cookies={"rc_session": token})
+    assert resp.status == 401  # a copied cookie is dead after logout, not just deleted in the browser
+
+
+async def test_login_always_issues_a_fresh_token_and_ignores_a_planted_one(app_client: TestClient[Any, Any]) -> None:
+    planted = "attacker-chosen-token-value-0123456789"
+    app_client.session.cookie_jar.update_cookies({"rc_session": planted})
+    first = await _login(app_client)
+    second = await _login(app_client)
+    assert planted not in (first, second) and first != second and len(first) >= 43  # 256-bit urlsafe
+    app_client.session.cookie_jar.clear()
+    assert (await app_client.get("/api/auth/me", cookies={"rc_session": planted})).status == 401
+
+
+async def test_tokens_are_stored_only_as_hashes_and_expire(app_client: TestClient[Any, Any]) -> None:
+    token = await _login(app_client)
+    db = app_client.app[DB]
+    rows = await db.fetch("SELECT token_hash FROM web_sessions")
+    assert token not in {r["token_hash"] for r in rows} and _hash_token(token) in {r["token_hash"] for r in rows}
+    await db.execute("UPDATE web_sessions SET expires_at = $2 WHERE token_hash = $1", _hash_token(token),
+                     "2000-01-01T00:00:00+00:00")
+    assert (await app_client.get("/api/auth/me")).status == 401
+
+
+async def test_a_customer_join_token_opens_no_staff_door(app_client: TestClient[Any, Any]) -> None:
+    join = await (await app_client.post("/api/customer/join", json={})).json()
+    token = join["token"]
+    for headers, cookies in (({"X-Customer-Token": token}, {}), ({}, {"rc_session": token})):
+        for path in ("/api/auth/me", "/api/audit/entries", "/api/supervisor/queue", "/api/consoles/home"):
+            resp = await app_client.get(path, headers=headers, cookies=cookies)
+            assert resp.status == 401, (path, resp.status)
+
+
+async def test_csrf_token_is_per_session(app_client: TestClient[Any, Any]) -> None:
+    r1 = await app_client.post("/api/auth/login", json={"username": "agent1", "password": "agent1-demo"})
+    csrf1 = (await r1.json())["csrf_token"]
+    app_client.session.cookie_jar.clear()
+    await _login(app_client, "agent2", "agent2-demo")
+    resp = await app_client.post("/api/counter/sessions", json={"call_id": "x"}, headers={"X-CSRF-Token": csrf1})
+    assert resp.status == 403 and (await resp.json())["error"]["code"] == "csrf"
