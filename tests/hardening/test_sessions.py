@@ -67,3 +67,12 @@ async def test_csrf_token_is_per_session(app_client: TestClient[Any, Any]) -> No
     await _login(app_client, "agent2", "agent2-demo")
     resp = await app_client.post("/api/counter/sessions", json={"call_id": "x"}, headers={"X-CSRF-Token": csrf1})
     assert resp.status == 403 and (await resp.json())["error"]["code"] == "csrf"
+
+
+async def test_a_disabled_account_loses_its_sessions_at_once(app_client: TestClient[Any, Any]) -> None:
+    await _login(app_client)
+    assert (await app_client.get("/api/auth/me")).status == 200
+    await app_client.app[DB].execute("UPDATE users SET active = 0 WHERE username = $1", "agent1")
+    assert (await app_client.get("/api/auth/me")).status == 401
+    resp = await app_client.post("/api/auth/login", json={"username": "agent1", "password": "agent1-demo"})
+    assert resp.status == 401
