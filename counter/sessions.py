@@ -295,8 +295,9 @@ class CounterSessions:
                 raise SessionError("attestation is the path for customers who declined face processing")
             if subject == "holder" and session.level < Level.A1:
                 raise SessionError("attestation needs A1 first (service password or one-time code)")
-        if method == "idcard" and subject == "holder" and session.level < Level.A2:
-            raise SessionError("the ID card step needs A2 first (face check)")
+        if method in ("idcard", "idcard_attested") and subject == "holder" and session.level < Level.A2:
+            what = "face check and liveness" if method == "idcard" else "the agent's attestation"
+            raise SessionError(f"the ID card step needs A2 first ({what})")
         now = iso()
         async with self.db.transaction() as tx:
             await tx.execute(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import re
 import threading
 from collections.abc import Sequence
@@ -379,8 +380,11 @@ class IdCardReader:
         x1, y1 = min(card.shape[1], int(cx + half)), min(card.shape[0], int(cy + half))
         return card[y0:y1, x0:x1].copy()
 
-    def read_sync(self, image: Image, today: dt.date | None = None) -> IdCardResult:
-        """Find, rectify, assess, OCR and validate one card photo."""
+    def read_sync(self, image: Image, today: dt.date | None = None, *, faces: bool = True) -> IdCardResult:
+        """Find, rectify, assess, OCR and validate one card photo.
+
+        ``faces=False``: no face detection at all (no portrait), for customers who declined face processing.
+        """
         today = today or dt.date.today()
         bgr = as_bgr(image)
         corners = find_card(bgr)
@@ -410,19 +414,20 @@ class IdCardReader:
         until = fields.get("valid_until")
         if until and until != "long-term" and dt.date.fromisoformat(until) < today:
             errors.append("expired")
-        portrait = self.portrait_sync(card) if side == "front" else None
-        if side == "front" and quality.found and portrait is None and self.face_engine is not None:
+        portrait = self.portrait_sync(card) if side == "front" and faces else None
+        if side == "front" and quality.found and portrait is None and self.face_engine is not None and faces:
             quality = CardQuality(
                 True, (*quality.issues, "no_portrait"), quality.sharpness, quality.glare, quality.card_width_px
             )
         valid = side == "front" and not errors
         return IdCardResult(side, fields, valid, tuple(errors), quality, age, portrait, tuple(lines))
 
-    async def read(self, image: Image, today: dt.date | None = None) -> IdCardResult:
+    async def read(self, image: Image, today: dt.date | None = None, *, faces: bool = True) -> IdCardResult:
         """:meth:`read_sync` in the face engine's executor (or the loop's default one)."""
+        read = functools.partial(self.read_sync, faces=faces)
         if self.face_engine is not None:
-            return await self.face_engine.run(self.read_sync, image, today)
-        return await asyncio.get_running_loop().run_in_executor(None, self.read_sync, image, today)
+            return await self.face_engine.run(read, image, today)
+        return await asyncio.get_running_loop().run_in_executor(None, read, image, today)
 
 
 _default_reader: IdCardReader | None = None

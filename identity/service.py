@@ -80,9 +80,12 @@ class IdentityService:
         kept = await self._keep(frames[0][1], "face.liveness", {"session": session_id}) if frames else ()
         return Checked(result, kept)
 
-    async def read_id(self, image: Image, session_id: str = "", today: dt.date | None = None) -> Checked:
-        """Read an ID card photo; keeps the photo and the derived facts."""
-        result = await self.cards.read(image, today)
+    async def read_id(
+        self, image: Image, session_id: str = "", today: dt.date | None = None, *, faces: bool = True
+    ) -> Checked:
+        """Read an ID card photo; keeps the photo and the derived facts.  ``faces=False``: no face
+        detection (no portrait), for customers who declined face processing."""
+        result = await self.cards.read(image, today, faces=faces)
         kept = await self._keep(image, "id_card.image", {"session": session_id})
         if self.evidence is not None:
             facts = str(result.to_json()).encode()

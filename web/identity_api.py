@@ -56,6 +56,7 @@ class SessionChecks:
     liveness: tuple[float, str] | None = None
     live_image: str | None = None  # sha of the last live face image (for matching an ID portrait)
     stills: set[str] = field(default_factory=set)  # customer stills accepted against the live video
+    id_stills: list[str] = field(default_factory=list)  # face declined: ID stills to compare by eye
 
 
 class IdentityState:
@@ -301,7 +302,7 @@ async def id_capture(request: web.Request) -> web.Response:
     ident = request.app[IDENTITY]
     service = ident.ready()
     image, source = await _source(request, session)
-    checked = await service.read_id(image, session.id)
+    checked = await service.read_id(image, session.id, faces=session.face_consent is True)
     card = checked.result
     assert isinstance(card, IdCardResult)
     checked = await _kept(ident, checked, image, "id_card.image", session.id, card.to_json())
@@ -324,8 +325,10 @@ async def id_capture(request: web.Request) -> web.Response:
             portrait = match.to_json()
             if match.decision != "match":
                 reasons.append("portrait_mismatch")
-    ok = not reasons
     method = "idcard" if session.face_consent else "idcard_attested"
+    if method == "idcard_attested" and session.level < Level.A2:
+        reasons.append("attest_first")  # face declined: compare the card with the person, attest, then read it again
+    ok = not reasons
     seq = await _audit(request, "identity.id_capture", actor, session, "ok" if ok else "refused",
                        {"source": source, "number_valid": card.number_valid, "number_matches": number_matches,
                         "portrait": None if portrait is None else {"score": portrait["score"],
@@ -365,20 +368,29 @@ async def attest(request: web.Request) -> web.Response:
     frame = await _live_frame(request, session.id)
     _, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 92])
     sha = await request.app[IDENTITY].evidence.put(buf.tobytes(), "attestation.frame", {"session": session.id})
+    evidence = (sha, *request.app[IDENTITY].checks(session.id).id_stills)  # the ID stills compared by eye
     try:
-        session = await request.app[SESSIONS].raise_level(session.id, Level.A2, [sha], "attestation",
+        session = await request.app[SESSIONS].raise_level(session.id, Level.A2, list(evidence), "attestation",
                                                           recorded_by=actor)
     except SessionError as exc:
         raise ApiError(409, "session", str(exc)) from exc
-    seq = await _audit(request, "identity.attestation", actor, session, "ok", {"statement": "id_card_matches_person"},
-                       (sha,))
-    return web.json_response({"evidence": [sha], "audit_seq": seq, "thumbnail": _thumbnail(frame),
+    seq = await _audit(request, "identity.attestation", actor, session, "ok",
+                       {"statement": "id_card_matches_person", "face": "declined", "id_stills": len(evidence) - 1},
+                       evidence)
+    return web.json_response({"evidence": list(evidence), "audit_seq": seq, "thumbnail": _thumbnail(frame),
                               "session": _session_json(session)})
 
 
 async def customer_still(request: web.Request) -> web.Response:
-    """A still from the customer's page (ID legibility): kept only if its face matches the live video."""
+    """A still from the customer's page (ID legibility): kept only if its face matches the live video.
+
+    A customer who declined face processing sends their ID card still (``?kind=id``) without any face
+    processing: only the card number is read; the still is kept encrypted for the agent to compare
+    with the person by eye and attest.
+    """
     session = await _customer_session(request)
+    if session.face_consent is False and request.query.get("kind") == "id":
+        return await _declined_id_still(request, session)
     _need_face_consent(session)
     ident = request.app[IDENTITY]
     service = ident.ready()
@@ -397,6 +409,36 @@ async def customer_still(request: web.Request) -> web.Response:
                        decision=match.decision)
     ident.checks(session.id).stills.add(sha)
     return web.json_response({"sha256": sha, "accepted": True})
+
+
+async def _declined_id_still(request: web.Request, session: CounterSession) -> web.Response:
+    ident = request.app[IDENTITY]
+    service = ident.ready()
+    data = await _read_image(request)
+    card = (await service.read_id(data, session.id, faces=False)).result
+    assert isinstance(card, IdCardResult)
+    number = card.fields.get("number", "")
+    account = await request.app[ACCOUNTS].get(session.account) if session.account else None
+    matches = bool(number) and account is not None and number == account.holder.id_number
+    facts = {"number": number, "number_valid": card.number_valid, "number_matches": matches, "compare_by_eye": True,
+             "face_processing": False}
+    sha = await ident.evidence.put(data, "customer.id_still", {"session": session.id, "compare_by_eye": True})
+    facts_sha = await ident.evidence.put(json.dumps(facts, sort_keys=True).encode(), "customer.id_still.facts",
+                                         {"session": session.id})
+    details = {"kind": "id", "face_processing": False, "compare_by_eye": True, "number_read": bool(number),
+               "number_valid": card.number_valid, "number_matches": matches}
+    await request.app[AUDIT].append(AuditEvent(
+        "identity.customer_still", "customer", f"session:{session.id}", outcome="ok" if number else "refused",
+        session_id=session.id, account=session.account, evidence=[sha, facts_sha], details=details,
+        reason=None if number else "card number not legible",
+    ))
+    if not number:
+        raise ApiError(422, "id_unreadable", "the card number cannot be read: hold the card flat, in good light, "
+                                             "and take the photo again")
+    checks = ident.checks(session.id)
+    checks.stills.add(sha)
+    checks.id_stills.append(sha)
+    return web.json_response({"sha256": sha, "accepted": True, "compare_by_eye": True})
 
 
 # --- wiring --------------------------------------------------------------------------------------------------

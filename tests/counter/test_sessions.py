@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from counter.sessions import CounterSessions, Level
+import pytest
+
+from counter.sessions import CounterSessions, Level, SessionError
 from counter.storage import Database
 
 
@@ -31,3 +33,24 @@ async def test_open_for_call_opens_hands_over_and_claims(db: Database) -> None:
     # A closed session is not reopened or handed over.
     await sessions.close("call-c", "done")
     assert (await sessions.open_for_call("call-c", "agent2")).agent == "agent1"
+
+
+async def test_customer_face_answer_and_the_declined_path(db: Database) -> None:
+    """The customer's on-screen answer fills the session, a decline always wins; on the declined path
+    the ID card step (A3) needs the agent's attestation (A2) first, and face proofs are refused."""
+    sessions = CounterSessions(db)
+    opened = await sessions.open_for_call("call-f", "agent1", "13800138000", face_consent=True)
+    assert opened.face_consent is True
+    assert (await sessions.open_for_call("call-f", "agent1", face_consent=False)).face_consent is False
+    assert (await sessions.open_for_call("call-f", "agent1", face_consent=True)).face_consent is False
+    assert (await sessions.open_for_call("call-f", "agent1")).face_consent is False
+    with pytest.raises(SessionError, match="not consented to face processing"):
+        await sessions.raise_level("call-f", Level.A2, ["a" * 64], "face")
+    with pytest.raises(SessionError, match="A1 first"):
+        await sessions.raise_level("call-f", Level.A3, ["a" * 64], "idcard_attested")
+    await sessions.raise_level("call-f", Level.A1, [], "password")
+    with pytest.raises(SessionError, match="attestation"):
+        await sessions.raise_level("call-f", Level.A3, ["a" * 64], "idcard_attested")
+    await sessions.raise_level("call-f", Level.A2, ["b" * 64], "attestation")
+    done = await sessions.raise_level("call-f", Level.A3, ["a" * 64], "idcard_attested")
+    assert (done.level, done.level_method) == (Level.A3, "idcard_attested")

@@ -13,10 +13,12 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from counter.audit import AUDIT
+from counter.sessions import Level
 from signaling import protocol as p
 from signaling.client import SignalingClient
 from tests.conftest import FACES
-from web.counter_api import SESSIONS
+from web.counter_api import ACCOUNTS, SESSIONS
+from web.identity_api import IDENTITY
 
 LINE = "13800138000"
 
@@ -125,3 +127,62 @@ async def test_not_asked_means_no_face_processing(app_client: TestClient[Any, An
     status, body = await call.agent("/consent", json={"face_consent": True})  # said aloud, recorded by the agent
     assert status == 200 and body["session"]["face_consent"] is True
     assert await _consents(app_client, call.call_id) == [("agent", "ok", "agent_recorded", True)]
+
+
+def _card_photo(id_number: str, name: str, birth: str) -> bytes:
+    """A photo of the holder's ID card on a table (synthetic card, real portrait)."""
+    import datetime as dt
+
+    import cv2
+
+    from tests.identity import synth
+
+    portrait = cv2.imread(str(FACES / "faceonnx" / "nicole_kidman" / "nicole_1.jpg"))
+    card = synth.render_card(synth.CardHolder(id_number, synth.portrait_crop(portrait), name=name,
+                                              birth=dt.date.fromisoformat(birth)))
+    ok, buf = cv2.imencode(".jpg", synth.on_table(card, synth.rotated(-4)), [cv2.IMWRITE_JPEG_QUALITY, 92])
+    assert ok
+    return buf.tobytes()
+
+
+async def test_declined_id_still_is_read_without_face_processing_then_attested(
+    app_client: TestClient[Any, Any], connected: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Face declined: the customer's ID still is kept (number only, compare by eye) with no face
+    detection at all; the agent reaches A2 by attestation on it and A3 when its number is the holder's."""
+    call: Call = await connected(False)
+    ident = app_client.app[IDENTITY]
+    assert ident.service is not None
+    detections: list[int] = []
+    detect = ident.service.faces.detect_sync
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        detections.append(1)
+        return detect(*args, **kwargs)
+
+    monkeypatch.setattr(ident.service.faces, "detect_sync", counting)
+    holder = (await app_client.app[ACCOUNTS].get(LINE)).holder  # type: ignore[union-attr]
+    photo = _card_photo(holder.id_number, holder.name, holder.birth_date)
+
+    status, body = await call.still(photo, "?kind=face")
+    assert status == 409 and body["error"]["code"] == "face_declined"
+    status, body = await call.still(photo, "?kind=id")
+    assert status == 200 and body["accepted"] is True and body["compare_by_eye"] is True, body
+    sha = body["sha256"]
+    assert await ident.evidence.get(sha) == photo
+    [entry] = [e["entry"] for e in await app_client.app[AUDIT].search(action="identity.customer_still",
+                                                                      session_id=call.call_id)]
+    assert entry["details"]["face_processing"] is False and entry["details"]["number_matches"] is True
+    assert sha in entry["evidence"]
+
+    status, body = await call.agent("/identity/id-card", json={"source": "customer_still", "sha256": sha})
+    assert status == 200 and body["accepted"] is False and "attest_first" in body["reasons"], body
+    assert body["portrait_match"] is None and body["result"]["portrait"] is False
+    await call.agent("/verify-password", json={"password": "246810"})
+    status, body = await call.agent("/attest", json={"evidence": [sha]})
+    assert status == 200 and body["session"]["level"] == "A2", body
+    status, body = await call.agent("/identity/id-card", json={"source": "customer_still", "sha256": sha})
+    assert status == 200 and body["accepted"] is True, body
+    session = await app_client.app[SESSIONS].get(call.call_id)
+    assert (session.level, session.level_method) == (Level.A3, "idcard_attested")
+    assert detections == []  # not one face detection in the whole declined path

@@ -61,6 +61,11 @@ export function idUpload(sid, file) {
   return post(`${base(sid)}/id-card`, { blob: file });
 }
 
+/** Read the ID still the customer's page sent (face declined: no face processing, compare by eye). */
+export function idFromStill(sid, sha256) {
+  return post(`${base(sid)}/id-card`, { json: { source: "customer_still", sha256 } });
+}
+
 /** Face declined: the agent attests the card shown matches the person (A2 on that path). */
 export function attest(sid) {
   return post(`${base(sid)}/attest`, { json: { confirm: true } });

@@ -20,6 +20,7 @@ const state = {
   call: null, // {id, lane, claimedPhone}
   session: null,
   customerToken: null,
+  idStill: null, // face declined: the sha256 of the ID still the customer's page sent
   peer: null,
   witness: null,
   monitors: new Map(),
@@ -361,6 +362,15 @@ async function idCapture() {
       toast(`客户未完成拍摄 The customer did not finish: ${result.value ?? result.status}`, "error");
       return;
     }
+    const sent = parseValue(result.value);
+    if (state.session?.face_consent === false && sent.uploaded && sent.sha256) {
+      // face declined: the customer's ID still, read without face processing; compare it by eye, then attest
+      state.idStill = sent.sha256;
+      const checked = await identity.idFromStill(state.call.id, sent.sha256);
+      const shown = identity.summary("id_card", checked);
+      showCheck("id_card", { ...shown, reasons: ["人工比对 compare by eye", ...shown.reasons] });
+      return;
+    }
     const frame = await frameOfCustomer();
     const checked = await identity.idCapture(state.call.id, frame);
     showCheck("id_card", identity.summary("id_card", checked), frame);
@@ -402,11 +412,24 @@ async function idFromFile(file) {
   }
 }
 
+function parseValue(value) {
+  try {
+    return JSON.parse(value ?? "{}") ?? {};
+  } catch {
+    return {};
+  }
+}
+
 async function attest() {
   try {
     try {
       const done = await identity.attest(state.call.id);
       showCheck("attestation", { ok: true, reasons: ["agent compared the ID card with the live person"], images: [done.thumbnail] });
+      if (state.idStill) {
+        // the ID still already sent: its number against the account now that A2 stands (A3 on this path)
+        const checked = await identity.idFromStill(state.call.id, state.idStill);
+        showCheck("id_card", identity.summary("id_card", checked));
+      }
       await refreshSession();
       await refreshCatalog();
       return;
@@ -621,6 +644,7 @@ async function closeSession(event) {
     state.call = null;
     state.session = null;
     state.customerToken = null;
+    state.idStill = null;
     document.body.dataset.call = "";
     enableCall(false);
     $("wrapup-notes").value = "";

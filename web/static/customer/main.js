@@ -76,12 +76,14 @@ async function counterApi(path, body) {
 }
 
 /**
- * Send a captured still to the identity service (kept only if its face matches the live video).
- * {uploaded, sha256} or {uploaded: false, code}: "still_mismatch" means take it again.
+ * Send a captured still ("face" or "id") to the identity service: kept only if its face matches the
+ * live video, or, face processing declined, an ID still kept without any face processing for the
+ * agent to compare by eye. {uploaded, sha256} or {uploaded: false, code}: "still_mismatch" and
+ * "id_unreadable" mean take it again.
  */
-async function uploadStill(blob) {
+async function uploadStill(blob, kind) {
   try {
-    const resp = await fetch("/api/customer/identity/still", {
+    const resp = await fetch(`/api/customer/identity/still?kind=${kind}`, {
       method: "POST",
       headers: { "Content-Type": "image/jpeg", "X-Customer-Token": state.counterToken ?? state.callToken },
       body: blob,
@@ -530,7 +532,7 @@ function faceCaptureStep(id, p) {
     if (!shot) return;
     timer.stop();
     const sha = await sha256Hex(shot.blob);
-    const upload = await uploadStill(shot.blob);
+    const upload = await uploadStill(shot.blob, "face");
     const tries = (p.tries ?? 0) + 1;
     if (upload.code === "still_mismatch" && tries < 3) {
       announce(t("face_cap.mismatch"));
@@ -585,10 +587,10 @@ async function idCaptureStep(id, p) {
     url,
     onSend: async () => {
       const sha = await sha256Hex(shot.blob);
-      // the still service matches faces: only for customers who accepted face processing
-      const upload = state.faceConsent === false ? { uploaded: false, code: "face_declined" } : await uploadStill(shot.blob);
+      // face processing declined: the ID still is kept without any face matching, for the agent's eyes
+      const upload = await uploadStill(shot.blob, "id");
       const tries = (p.tries ?? 0) + 1;
-      if (upload.code === "still_mismatch" && tries < 3) {
+      if ((upload.code === "still_mismatch" || upload.code === "id_unreadable") && tries < 3) {
         URL.revokeObjectURL(url);
         announce(t("id_cap.mismatch"));
         idCaptureStep(id, { ...p, tries });
