@@ -1,7 +1,7 @@
 """HTTP API of the counter business layer: agent console, customer screen, supervisor.
 
 Staff are authenticated by the web.auth cookie session (roles checked here, server-side); the
-customer by the token minted when the counter session was opened (``X-Customer-Token``).  An agent
+customer by their signaling join token (``X-Customer-Token``), which no agent-facing answer carries.  An agent
 only reads the account of a session they own.  ``GET /api/openapi.json`` describes it all.
 """
 
@@ -205,18 +205,20 @@ def _session_error(exc: SessionError) -> ApiError:
 
 
 async def open_session(request: web.Request) -> web.Response:
+    """Open the counter session of a call.  No customer credential is handed out: the customer
+    confirms with their own signaling join token, which the agent never sees."""
     user = require_role(request, Role.AGENT, Role.SUPERVISOR).user
     body = await _body(request, OpenSessionBody)
     sessions = request.app[SESSIONS]
     try:
-        session, token = await sessions.open(body.call_id, user.username)
+        session, _ = await sessions.open(body.call_id, user.username)
     except SessionError as exc:
-        # Opened already for this agent's call (the signaling hook): the customer uses the join token.
+        # Opened already for this agent's call (the signaling hook).
         existing = await sessions.get(body.call_id)
         if existing.agent != user.username or not existing.open:
             raise _session_error(exc) from exc
-        return web.json_response({"session": _session_json(existing), "customer_token": None})
-    return web.json_response({"session": _session_json(session), "customer_token": token}, status=201)
+        return web.json_response({"session": _session_json(existing)})
+    return web.json_response({"session": _session_json(session)}, status=201)
 
 
 async def get_session(request: web.Request) -> web.Response:

@@ -14,11 +14,13 @@ from web.counter_api import SESSIONS
 
 
 async def test_agent_customer_and_supervisor_flow(app_client: TestClient[Any, Any]) -> None:
+    phone: TestClient[Any, Any] = TestClient(app_client.server)  # the customer's own browser: no staff cookie
+    joined = await (await phone.post("/api/customer/join")).json()  # the customer's credential: the join token
+    token, sid = joined["token"], joined["call_id"]
     agent = await login(app_client, "agent1", "agent1-demo")
-    resp = await app_client.post("/api/counter/sessions", json={"call_id": "call-api-1"}, headers=agent)
+    resp = await app_client.post("/api/counter/sessions", json={"call_id": sid}, headers=agent)
     assert resp.status == 201, await resp.text()
-    token = (await resp.json())["customer_token"]
-    sid = "call-api-1"
+    assert "customer_token" not in await resp.json()
     resp = await app_client.post(f"/api/counter/sessions/{sid}/claim", json={"msisdn": "13800138000"}, headers=agent)
     assert resp.status == 200
     # Below the level: the catalog says why, and a run is refused with the reason.
@@ -43,7 +45,6 @@ async def test_agent_customer_and_supervisor_flow(app_client: TestClient[Any, An
     tid = (await resp.json())["id"]
     assert (await app_client.get("/api/customer/counter")).status == 401
     customer = {"X-Customer-Token": token}
-    phone: TestClient[Any, Any] = TestClient(app_client.server)  # the customer's own browser: no staff cookie
     state = await (await phone.get("/api/customer/counter", headers=customer)).json()
     assert [p["id"] for p in state["pending"]] == [tid]
     resp = await phone.post(

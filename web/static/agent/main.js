@@ -19,7 +19,6 @@ const state = {
   offer: null,
   call: null, // {id, lane, claimedPhone}
   session: null,
-  customerToken: null,
   idStill: null, // face declined: the sha256 of the ID still the customer's page sent
   peer: null,
   witness: null,
@@ -47,9 +46,7 @@ function stepId(kind) {
 /** Push a step to the customer's screen; resolves with their step_result. */
 function pushStep(step, params = {}) {
   const id = stepId(step);
-  const full = { ...params };
-  if (state.customerToken) full.counter_token = state.customerToken;
-  send({ type: "push_step", call_id: state.call.id, step_id: id, step, params: full });
+  send({ type: "push_step", call_id: state.call.id, step_id: id, step, params: { ...params } });
   return new Promise((resolve) => state.steps.set(id, resolve));
 }
 
@@ -160,7 +157,6 @@ async function openSession() {
   try {
     const opened = await api("/api/counter/sessions", { method: "POST", body: { call_id: state.call.id } });
     state.session = opened.session;
-    state.customerToken = opened.customer_token;
   } catch (err) {
     if (err.status !== 409) throw err;
     state.session = (await api(`/api/counter/sessions/${state.call.id}`)).session;
@@ -643,7 +639,6 @@ async function closeSession(event) {
     toast("会话已结束。Session closed.");
     state.call = null;
     state.session = null;
-    state.customerToken = null;
     state.idStill = null;
     document.body.dataset.call = "";
     enableCall(false);

@@ -27,7 +27,6 @@ const state = {
   results: [],
   queue: { position: null, etaS: null },
   ended: false,
-  counterToken: null,
   callToken: null,
 };
 
@@ -61,13 +60,13 @@ function loc(p, key) {
 }
 
 /**
- * Call the counter API as this customer: X-Customer-Token is the counter session's token when the
- * agent pushed one, else this call's join token (the counter session is keyed by the call id).
+ * Call the counter API as this customer: X-Customer-Token is this call's join token (the counter
+ * session is keyed by the call id); the agent never sees it, so only this screen can confirm.
  */
 async function counterApi(path, body) {
   const resp = await fetch(`/api/customer/counter${path}`, {
     method: body === undefined ? "GET" : "POST",
-    headers: { "Content-Type": "application/json", "X-Customer-Token": state.counterToken ?? state.callToken },
+    headers: { "Content-Type": "application/json", "X-Customer-Token": state.callToken },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const data = await resp.json().catch(() => ({}));
@@ -85,7 +84,7 @@ async function uploadStill(blob, kind) {
   try {
     const resp = await fetch(`/api/customer/identity/still?kind=${kind}`, {
       method: "POST",
-      headers: { "Content-Type": "image/jpeg", "X-Customer-Token": state.counterToken ?? state.callToken },
+      headers: { "Content-Type": "image/jpeg", "X-Customer-Token": state.callToken },
       body: blob,
     });
     const data = await resp.json().catch(() => ({}));
@@ -107,8 +106,8 @@ function txItem(tx) {
 }
 
 function save() {
-  const { senior, faceConsent, token, counterToken } = state;
-  sessionStorage.setItem(STORE, JSON.stringify({ senior, faceConsent, token, counterToken, lang: currentLang() }));
+  const { senior, faceConsent, token } = state;
+  sessionStorage.setItem(STORE, JSON.stringify({ senior, faceConsent, token, lang: currentLang() }));
 }
 
 function show(build) {
@@ -420,10 +419,6 @@ function briefly(build) {
 function runStep(msg) {
   const p = msg.params ?? {};
   const id = msg.step_id;
-  if (typeof p.counter_token === "string" && p.counter_token !== state.counterToken) {
-    state.counterToken = p.counter_token;
-    save();
-  }
   switch (msg.step) {
     case "face_capture":
       return faceCaptureStep(id, p);
@@ -620,7 +615,7 @@ function confirmStep(id, p) {
     timer.stop();
     let item = { title, ok: accept, text: accept ? effect : t("confirm.declined") };
     let value = accept ? "confirmed" : why;
-    if (p.transaction_id !== undefined && (state.counterToken || state.callToken)) {
+    if (p.transaction_id !== undefined && state.callToken) {
       try {
         const outcome = await counterApi(`/transactions/${encodeURIComponent(p.transaction_id)}/confirm`, { accept });
         item = txItem(outcome);
@@ -664,7 +659,7 @@ function finish(rate) {
 
 async function rated(score) {
   if (score !== null) document.body.dataset.rating = String(score);
-  if (state.counterToken || state.callToken) {
+  if (state.callToken) {
     try {
       if (score !== null) await counterApi("/rating", { rating: score });
       const counter = await counterApi("");
@@ -721,7 +716,6 @@ function boot() {
     state.faceConsent = saved.faceConsent ?? null;
     state.token = saved.token;
     state.callToken = saved.token;
-    state.counterToken = saved.counterToken ?? null;
     openMedia();
   } else {
     start();
