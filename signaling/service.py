@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from counter.storage import DatabaseError
 from signaling import protocol as p
@@ -50,6 +52,7 @@ class CallEvent:
 
 CallHook = Callable[[CallEvent], Awaitable[None]]
 AgeLookup = Callable[[str | None, str | None], Awaitable[int | None]]
+M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -120,6 +123,7 @@ class SignalingService:
         self.degraded: str | None = None
         self._lost_in_outage: set[str] = set()
         self._outage_errors: tuple[type[BaseException], ...] = (*bus.unavailable, DatabaseError)
+        self._extra: dict[str, tuple[TypeAdapter[Any], Callable[[Connection, Any], Awaitable[None]]]] = {}
 
     @property
     def node_id(self) -> str:
@@ -202,6 +206,41 @@ class SignalingService:
             self.ice.stun_urls, self.ice.turn_urls, self.ice.turn_secret, principal.key, self.ice.turn_ttl_s
         )
 
+    # extensions -----------------------------------------------------------------------------
+
+    def add_messages(
+        self, types: Iterable[str], adapter: TypeAdapter[M], handler: Callable[[Connection, M], Awaitable[None]]
+    ) -> None:
+        """Handle extra client message ``types`` (protocol additions such as the witness's) with ``handler``.
+
+        ``adapter`` validates them.  They get what core messages get: the size and rate limits, hello
+        first, and a :class:`~signaling.protocol.ProtocolError` raised by ``handler`` answered as an
+        ``error`` with the connection kept open.  Core frames pay nothing for it: an extension is looked
+        up only for a frame whose type the core protocol does not know.
+        """
+        for kind in types:
+            if kind in p.CLIENT_TYPES or kind in self._extra:
+                raise ValueError(f"message type {kind!r} is handled already; pick another name")
+            self._extra[kind] = (adapter, handler)
+
+    async def _handle_extra(self, conn: Connection, data: str | bytes, unknown: p.ProtocolError) -> None:
+        obj = json.loads(data)  # valid JSON: p.parse got as far as the type
+        kind = obj.get("type") if isinstance(obj, dict) else None
+        extra = self._extra.get(kind) if isinstance(kind, str) else None
+        if extra is None or not isinstance(kind, str):
+            raise unknown
+        adapter, handler = extra
+        try:
+            message = adapter.validate_python(obj)
+        except ValidationError as exc:
+            err = exc.errors(include_url=False)[0]
+            loc = [str(x) for x in err["loc"]]
+            where = ".".join(loc[1:] if loc[:1] == [kind] else loc) or kind  # a tagged union puts the tag first
+            raise p.ProtocolError("invalid", f"{kind}: {where}: {err['msg']}", unknown.ref) from None
+        if conn.principal is None:
+            raise p.ProtocolError("hello_first", "send hello first", unknown.ref)
+        await handler(conn, message)
+
     # connections ----------------------------------------------------------------------------
 
     async def handle(self, conn: Connection, data: str | bytes) -> None:
@@ -210,7 +249,13 @@ class SignalingService:
         try:
             if not conn.bucket.take():
                 raise p.ProtocolError("rate_limited", "too many messages; slow down")
-            message = p.parse(data, self.options.max_message_bytes)
+            try:
+                message = p.parse(data, self.options.max_message_bytes)
+            except p.ProtocolError as exc:
+                if exc.code != "unknown_type" or not self._extra:
+                    raise
+                await self._handle_extra(conn, data, exc)
+                return
             if conn.principal is None and not isinstance(message, p.Hello):
                 raise p.ProtocolError("hello_first", "send hello first", message.ref)
             if isinstance(message, _RELAYED):

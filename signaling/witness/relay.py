@@ -2,8 +2,8 @@
 
 Client -> server: ``recording_consent`` (customer), ``witness_sdp`` (offer), ``witness_ice``.
 Server -> client: ``witness_sdp`` (answer), ``witness_state``; refusals are ordinary ``error``
-messages.  :func:`attach` puts these in front of :meth:`SignalingService.handle`; every other
-frame goes to the service untouched (one substring test per frame).
+messages.  :func:`attach` registers these with :meth:`SignalingService.add_messages`; core frames
+never reach this module.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from signaling import protocol as p
 from signaling.service import Connection, SignalingService
@@ -66,7 +66,7 @@ class WitnessState(_Msg):
 
 WitnessMessage = Annotated[RecordingConsent | WitnessSdp | WitnessIce, Field(discriminator="type")]
 _ADAPTER = TypeAdapter[WitnessMessage](WitnessMessage)
-_MARKERS = ('"witness_', '"recording_consent"')
+TYPES = ("recording_consent", "witness_sdp", "witness_ice")
 
 
 def _send(conn: Connection, message: BaseModel) -> Awaitable[None]:
@@ -118,23 +118,8 @@ async def dispatch(
 
 def attach(service: SignalingService, witness: Witness, on_consent: ConsentHook | None = None) -> None:
     """Route witness messages arriving on the service's connections to ``witness``."""
-    original = service.handle
 
-    async def handle(conn: Connection, data: str | bytes) -> None:
-        text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
-        if not any(marker in text for marker in _MARKERS):
-            await original(conn, data)
-            return
-        try:
-            message = _ADAPTER.validate_json(data)
-        except ValidationError:
-            await original(conn, data)  # not ours (a chat line quoting the word), or malformed: the service says why
-            return
-        try:
-            if not conn.bucket.take():
-                raise p.ProtocolError("rate_limited", "too many messages; slow down")
-            await dispatch(service, witness, conn, message, on_consent)
-        except p.ProtocolError as exc:
-            await conn.send(p.dump(exc.to_message()))
+    async def handle(conn: Connection, message: WitnessMessage) -> None:
+        await dispatch(service, witness, conn, message, on_consent)
 
-    setattr(service, "handle", handle)  # noqa: B010
+    service.add_messages(TYPES, _ADAPTER, handle)
