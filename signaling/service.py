@@ -50,7 +50,19 @@ class CallEvent:
     face_consent: bool | None = None  # the customer's own answer to the face-processing question
 
 
+@dataclass(frozen=True)
+class ChatLine:
+    """A chat line as relayed in a call, for hooks (the audit timeline); ``text`` is personal data."""
+
+    call_id: str
+    sender_role: str  # customer | agent | supervisor
+    sender_id: str  # the sender's audit id: a username, or "session:<call id>" for the customer
+    text: str
+    claimed_account: str | None = None  # what the customer claimed at join (account, else phone)
+
+
 CallHook = Callable[[CallEvent], Awaitable[None]]
+ChatHook = Callable[[ChatLine], Awaitable[None]]
 AgeLookup = Callable[[str | None, str | None], Awaitable[int | None]]
 M = TypeVar("M", bound=BaseModel)
 
@@ -111,6 +123,8 @@ class SignalingService:
         self.options = options or SignalingOptions()
         self.ice = ice or IceConfig()
         self.hooks: list[CallHook] = []
+        #: Called after each chat line is forwarded (a failing hook is logged, the chat goes on).
+        self.chat_hooks: list[ChatHook] = []
         #: Set by the counter side to route customers aged 65+ (from the account) to the care lane.
         self.age_lookup: AgeLookup | None = None
         self.conns: dict[str, Connection] = {}
@@ -180,6 +194,13 @@ class SignalingService:
                 await hook(event)
             except Exception:
                 log.exception("signaling: call hook failed for %s %s", event.kind, event.call_id)
+
+    async def _chat(self, line: ChatLine) -> None:
+        for hook in self.chat_hooks:
+            try:
+                await hook(line)
+            except Exception:
+                log.exception("signaling: chat hook failed for %s", line.call_id)
 
     def _event(self, kind: str, call: CallRecord, actor: Principal | None, **extra: str | None) -> CallEvent:
         return CallEvent(
@@ -690,6 +711,9 @@ class SignalingService:
         for key in targets:
             await self.bus.send(key, text)
         self.stats["relayed"] += 1
+        if isinstance(m, p.Chat) and self.chat_hooks:
+            await self._chat(ChatLine(call.call_id, who.role, who.audit_id, m.text,
+                                      call.claimed_account or call.claimed_phone))
 
     @staticmethod
     def _agent_key(call: CallRecord) -> str:
@@ -762,6 +786,8 @@ class SignalingService:
         if not key.startswith("customer:"):
             return
         call = await self.bus.get_call(key.removeprefix("customer:"))
+        log.info("signaling: %s was on a node that stopped answering (%s)", key,
+                 "no call" if call is None else f"{call.status}, disconnected_at={call.disconnected_at}")
         if call is None or call.disconnected_at is not None:
             return
         call.disconnected_at = now

@@ -37,7 +37,9 @@ class Node:
             "COUNTER_SIGNALING_TICK_S": "0.1",
             "COUNTER_SIGNALING_STATUS_INTERVAL_S": "0.5",
             "COUNTER_SIGNALING_RECONNECT_GRACE_S": "30",
-            "COUNTER_SIGNALING_PRESENCE_TTL_S": "3",
+            # Above the Redis routing lock's 5 s TTL: a node killed holding the lock stalls every
+            # node's heartbeat that long, and a lapsed presence is not re-created by the heartbeat.
+            "COUNTER_SIGNALING_PRESENCE_TTL_S": "6",
             "COUNTER_LOG_LEVEL": "INFO",
             **env,
         }

@@ -241,12 +241,25 @@ async def test_every_api_family_refuses_oversize_bodies(app_client: TestClient[A
     await _oversize(app_client, "/api/counter/sessions", 70 * 1024, csrf)
     opened = await app_client.post("/api/counter/sessions", json={"call_id": "size-1"}, headers=csrf)
     assert opened.status == 201, await opened.text()
-    opened_body = await opened.json()
-    sid, customer_token = opened_body["session"]["id"], opened_body["customer_token"]
+    sid = (await opened.json())["session"]["id"]
     await _oversize(app_client, f"/api/counter/sessions/{sid}/transactions", 70 * 1024, csrf)
     await _oversize(app_client, f"/api/counter/sessions/{sid}/claim", 70 * 1024, csrf)
-    app_client.session.cookie_jar.clear()
-    await _oversize(app_client, "/api/customer/counter/rating", 70 * 1024, {"X-Customer-Token": customer_token})
+    # The customer's family, with the join token of a call an agent answered.
+    base = str(app_client.make_url("")).rstrip("/")
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as staff, \
+            aiohttp.ClientSession() as phone:
+        agent = await SignalingClient.staff(staff, base, "agent2", "agent2-demo")
+        customer = await SignalingClient.customer(phone, base)
+        await customer.send(p.Join())
+        await agent.send(p.Presence(state="available"))
+        offer = await agent.expect(p.CallOffer)
+        await agent.send(p.Accept(call_id=offer.call_id))
+        await customer.expect(p.CallStarted)
+        app_client.session.cookie_jar.clear()
+        await _oversize(app_client, "/api/customer/counter/rating", 70 * 1024,
+                        {"X-Customer-Token": customer.token or ""})
+        await agent.close()
+        await customer.close()
 
 
 async def test_websocket_frames_are_size_limited(app_client: TestClient[Any, Any]) -> None:
