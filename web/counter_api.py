@@ -230,10 +230,17 @@ async def get_session(request: web.Request) -> web.Response:
 async def claim(request: web.Request) -> web.Response:
     session = await _own_session(request)
     body = await _body(request, ClaimBody)
+    before, level_before = session.account, session.level
     try:
         session = await request.app[SESSIONS].claim_account(session.id, body.msisdn, body.claimed_name)
     except SessionError as exc:
         raise _session_error(exc) from exc
+    changed = before != body.msisdn
+    await request.app[AUDIT].append(AuditEvent(
+        "session.claim", "agent", session.agent, session_id=session.id, account=body.msisdn,
+        details={"changed": changed, "level_before": str(level_before), "level": str(session.level)},
+        personal={"claimed_name": body.claimed_name} if body.claimed_name else {},
+    ))
     return web.json_response({"session": _session_json(session)})
 
 
@@ -332,6 +339,10 @@ async def close_session(request: web.Request) -> web.Response:
         session = await request.app[SESSIONS].close(session.id, body.wrap_up)
     except SessionError as exc:
         raise _session_error(exc) from exc
+    await request.app[AUDIT].append(AuditEvent(
+        "session.wrap_up", "agent", session.agent, session_id=session.id, account=session.account,
+        details={"wrap_up": session.wrap_up, "level": str(session.level), "notes": len(session.notes)},
+    ))
     return web.json_response({"session": _session_json(session)})
 
 
@@ -419,6 +430,11 @@ async def customer_rating(request: web.Request) -> web.Response:
     session = await _customer_session(request)
     body = await _body(request, RatingBody)
     await request.app[SESSIONS].rate(session.id, body.rating, body.comment)
+    await request.app[AUDIT].append(AuditEvent(
+        "session.rating", "customer", f"session:{session.id}", session_id=session.id, account=session.account,
+        details={"rating": body.rating, "comment_length": len(body.comment)},
+        personal={"comment": body.comment} if body.comment else {},
+    ))
     return web.json_response({"ok": True})
 
 

@@ -16,7 +16,7 @@ from signaling.aio import SIGNALING, serve_websocket
 from signaling.bus import make_bus
 from signaling.metrics import lane_metrics
 from signaling.options import SignalingOptions
-from signaling.service import CallEvent, IceConfig, SignalingService
+from signaling.service import CallEvent, ChatLine, IceConfig, SignalingService
 from signaling.state import Principal
 from signaling.store import SignalingStore
 from web.auth import current_session, require_role
@@ -116,7 +116,17 @@ def _audit_hook(app: web.Application) -> None:
                            details={"accepted": event.face_consent, "source": "customer_screen"})
             )
 
+    async def chat(line: ChatLine) -> None:
+        # The words are personal data (purgeable); the entry itself keeps who wrote and how much.
+        await audit.append(
+            AuditEvent("call.chat", line.sender_role, line.sender_id, session_id=line.call_id,
+                       account=line.claimed_account,
+                       details={"sender_role": line.sender_role, "length": len(line.text)},
+                       personal={"text": line.text})
+        )
+
     app[SIGNALING].hooks.append(hook)
+    app[SIGNALING].chat_hooks.append(chat)
 
 
 def setup(app: web.Application) -> None:

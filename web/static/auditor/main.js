@@ -8,8 +8,17 @@ const state = { query: null, next: null };
 
 const KIND = [
   ["identity.", "identity"], ["transaction.", "transaction"], ["call.", "call"], ["auditor.", "auditor"],
-  ["session.", "session"], ["recording.", "recording"],
+  ["session.", "session"], ["recording.", "recording"], ["consent.", "consent"],
 ];
+
+/** What a timeline step is, in both languages (the chat's words are personal data, shown on request). */
+const LABEL = {
+  "call.chat": "聊天 chat",
+  "session.claim": "认领号码 account claimed",
+  "session.rating": "满意度 rating",
+  "session.wrap_up": "话后小结 wrap-up",
+  "consent.face": "刷脸同意 face consent",
+};
 
 function kind(action) {
   return KIND.find(([prefix]) => action.startsWith(prefix))?.[1] ?? "other";
@@ -49,6 +58,7 @@ async function search(event, more = false) {
 function describe(e) {
   const d = e.details ?? {};
   const bits = [];
+  if (LABEL[e.action]) bits.push(LABEL[e.action]);
   if (d.code) bits.push(d.code);
   if (d.score !== undefined) bits.push(`score ${Number(d.score).toFixed(3)}`);
   if (d.threshold !== undefined) bits.push(`threshold ${Number(d.threshold).toFixed(3)}`);
@@ -74,7 +84,8 @@ async function timeline(sessionId) {
   const items = entries.map((e) => ({ time: e.entry.time, seq: e.seq, node: entryNode(e) }));
   try {
     const record = await api(`/api/consoles/sessions/${encodeURIComponent(sessionId)}`);
-    items.push(...recordItems(record));
+    const audited = new Set(entries.map((e) => e.entry.action));
+    items.push(...recordItems(record).filter((i) => !audited.has(i.action)));
   } catch (err) {
     if (err.status !== 404) toast(err.message, "error");
   }
@@ -84,10 +95,12 @@ async function timeline(sessionId) {
   await recording(sessionId);
 }
 
-/** Steps kept in the counter session's record (consent, identity evidence, rating, wrap-up, notes). */
+/** Steps kept in the counter session's record (consent, identity evidence, rating, wrap-up, notes); the
+ * timeline leaves out a record step whose action the audit log has already (the audited one is exact). */
 function recordItems(r) {
   const item = (time, action, text) => ({
     time,
+    action,
     node: h("li", { class: `session ${kind(action)}`, dataset: { action } },
       h("div", {}, h("span", { class: "seq" }, `${clock(time)} `), h("strong", {}, action), " · ", text)),
   });
