@@ -26,6 +26,7 @@ COMPONENTS: list[str] = [
     "web.availability:setup",
     "web.auth:setup",
     "web.audit_api:setup",
+    "web.security_events:setup",
     "web.counter_api:setup",
     "web.pages:setup",
     "web.signaling_ws:setup",

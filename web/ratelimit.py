@@ -13,6 +13,7 @@ environment, e.g. ``COUNTER_RATELIMIT_LOGIN=0.5/20``).
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 import time
@@ -22,6 +23,8 @@ from dataclasses import dataclass, field, replace
 from aiohttp import web
 
 from web.errors import Handler, json_error
+
+log = logging.getLogger("web.ratelimit")
 
 CUSTOMER_TOKEN_HEADER = "X-Customer-Token"
 STAFF_COOKIE = "rc_session"
@@ -179,6 +182,7 @@ async def rate_limit_middleware(request: web.Request, handler: Handler) -> web.S
         if rule.session is not None and session is not None:
             wait = max(wait, limits.take(rule, rule.session, session))
         if wait > 0:
+            log.info("rate limited: %s %s (rule %s)", request.method, request.path, rule.name)
             retry = max(1, math.ceil(wait))
             response = json_error(
                 429, "rate_limited", f"too many {rule.what}; try again in {retry} s", retry_after_s=retry,

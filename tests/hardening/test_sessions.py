@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient
 
 from counter.appkeys import DB
+from counter.config import Settings
 from counter.users import _hash_token
 
 
@@ -76,3 +79,41 @@ async def test_a_disabled_account_loses_its_sessions_at_once(app_client: TestCli
     assert (await app_client.get("/api/auth/me")).status == 401
     resp = await app_client.post("/api/auth/login", json={"username": "agent1", "password": "agent1-demo"})
     assert resp.status == 401
+
+
+async def test_logins_logouts_and_refusals_are_logged(app_client: TestClient[Any, Any],
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="security")
+    assert (await app_client.post("/api/auth/login", json={"username": "agent1", "password": "nope"})).status == 401
+    resp = await app_client.post("/api/auth/login", json={"username": "agent1", "password": "agent1-demo"})
+    csrf = {"X-CSRF-Token": (await resp.json())["csrf_token"]}
+    assert (await app_client.get("/api/audit/entries")).status == 403
+    assert (await app_client.post("/api/auth/logout", headers=csrf)).status == 200
+    lines = [r.getMessage() for r in caplog.records if r.name == "security"]
+    assert [line.split(" {")[0] for line in lines] == [
+        "auth.login refused by system:unknown", "auth.login ok by agent:agent1",
+        "authz.refused refused by agent:agent1", "auth.logout ok by agent:agent1",
+    ]
+
+
+async def test_security_events_can_go_to_the_audit_log(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    from aiohttp.test_utils import TestServer
+
+    from counter.app import build_app
+    from counter.audit import AUDIT
+
+    monkeypatch.setenv("COUNTER_AUDIT_SECURITY_EVENTS", "true")
+    app_client = TestClient(TestServer(await build_app(settings)))
+    await app_client.start_server()
+    audit = app_client.app[AUDIT]
+    assert (await app_client.post("/api/auth/login", json={"username": "agent1", "password": "nope"})).status == 401
+    resp = await app_client.post("/api/auth/login", json={"username": "agent1", "password": "agent1-demo"})
+    csrf = {"X-CSRF-Token": (await resp.json())["csrf_token"]}
+    assert (await app_client.get("/api/audit/entries")).status == 403  # an agent at the auditors' door
+    assert (await app_client.post("/api/auth/logout", headers=csrf)).status == 200
+    logins = [e["entry"] for e in await audit.search(action="auth.login")]
+    assert [(e["outcome"], e["actor_id"]) for e in logins][-2:] == [("refused", "unknown"), ("ok", "agent1")]
+    refused = [e["entry"] for e in await audit.search(action="authz.refused")]
+    assert refused and refused[-1]["actor_id"] == "agent1" and refused[-1]["details"]["code"] == "forbidden"
+    assert (await audit.search(action="auth.logout"))[-1]["entry"]["actor_id"] == "agent1"
+    await app_client.close()
