@@ -3,10 +3,11 @@
 Face check (live frame from the witness, or an uploaded still) against the account's real-name
 photo; active liveness challenge evaluated on frames the witness takes from the live video; ID card
 capture (upload, live frame, or a still the customer's page sent) whose number must match the
-account and whose portrait must match the live face; the agent's attestation when the customer
-declined face processing.  Every image is stored encrypted in the identity evidence store and
-referenced by sha256 in the audit entry (``identity.face_check``, ``identity.liveness``,
-``identity.id_capture``, ``identity.attestation``); results raise the session's assurance level
+account and whose portrait must match the face of this session's last matching face check (never
+the current live frame: while the card is held up, that is the card itself); the agent's
+attestation when the customer declined face processing.  Every image is stored encrypted in the
+identity evidence store and referenced by sha256 in the audit entry (``identity.face_check``,
+``identity.liveness``, ``identity.id_capture``, ``identity.attestation``); results raise the session's assurance level
 (A2: face match and liveness in this session; A3: A2 and the ID card).  Face templates are never
 logged.  The models are loaded once, in an executor, when the app starts; until then (or if a
 model file is missing) the endpoints answer 503 and ``/readyz`` says why.
@@ -54,7 +55,6 @@ class SessionChecks:
 
     face: tuple[float, str] | None = None  # (time, evidence sha) of the last matching face check
     liveness: tuple[float, str] | None = None
-    live_image: str | None = None  # sha of the last live face image (for matching an ID portrait)
     stills: set[str] = field(default_factory=set)  # customer stills accepted against the live video
     id_stills: list[str] = field(default_factory=list)  # face declined: ID stills to compare by eye
 
@@ -242,8 +242,6 @@ async def face_check(request: web.Request) -> web.Response:
     assert isinstance(match, FaceMatch)
     ok = match.decision == "match"
     checks = ident.checks(session.id)
-    if checked.evidence:
-        checks.live_image = checked.evidence[0]
     if ok and checked.evidence:
         checks.face = (time.time(), checked.evidence[0])
     seq = await _audit(request, "identity.face_check", actor, session, "ok" if ok else "refused",
@@ -295,12 +293,14 @@ async def liveness_evaluate(request: web.Request) -> web.Response:
 
 
 async def id_capture(request: web.Request) -> web.Response:
-    """Read the ID card; its number must be the account holder's and its portrait the live face."""
+    """Read the ID card; its number must be the account holder's and its portrait the face that matched
+    in this session's face check (refused with ``face_check_first`` before one has)."""
     session, actor = await _own(request)
     if session.account is None:
         raise ApiError(409, "no_account", "claim the customer's line first")
     ident = request.app[IDENTITY]
     service = ident.ready()
+    face_checked = await _face_checked(request, session) if session.face_consent is True else None
     image, source = await _source(request, session)
     checked = await service.read_id(image, session.id, faces=session.face_consent is True)
     card = checked.result
@@ -316,12 +316,13 @@ async def id_capture(request: web.Request) -> web.Response:
         reasons.append("number_mismatch")
     evidence = checked.evidence
     portrait: dict[str, Any] | None = None
-    if session.face_consent is True:
+    if face_checked is not None:
+        face_sha, face_image = face_checked
+        evidence = (*evidence, face_sha)
         if card.portrait is None:
             reasons.append("no_portrait")
         else:
-            live: Any = await _live_or_last(request, session, ident.checks(session.id))
-            match = await service.faces.verify(live, card.portrait)
+            match = await service.faces.verify(face_image, card.portrait)
             portrait = match.to_json()
             if match.decision != "match":
                 reasons.append("portrait_mismatch")
@@ -332,7 +333,8 @@ async def id_capture(request: web.Request) -> web.Response:
     seq = await _audit(request, "identity.id_capture", actor, session, "ok" if ok else "refused",
                        {"source": source, "number_valid": card.number_valid, "number_matches": number_matches,
                         "portrait": None if portrait is None else {"score": portrait["score"],
-                                                                    "decision": portrait["decision"]},
+                                                                    "decision": portrait["decision"],
+                                                                    "compared_with": "face_check"},
                         "reasons": reasons, "method": method}, evidence)
     if ok:
         try:
@@ -348,13 +350,16 @@ async def id_capture(request: web.Request) -> web.Response:
                               "session": _session_json(session)})
 
 
-async def _live_or_last(request: web.Request, session: CounterSession, checks: SessionChecks) -> Any:
-    witness = request.app[WITNESS].calls.get(session.id)
-    if witness is not None and "customer" in witness.legs:
-        return await _live_frame(request, session.id)
-    if checks.live_image is not None:
-        return await request.app[IDENTITY].evidence.get(checks.live_image)
-    raise ApiError(409, "no_live_face", "no live video and no face check yet: run the face check first")
+async def _face_checked(request: web.Request, session: CounterSession) -> tuple[str, bytes]:
+    """The sha and image of this session's last matching face check: what an ID card's portrait is
+    compared with.  Never the current live frame: while the card is held to the camera, that frame
+    is the card itself, and the portrait would be compared with itself."""
+    face = request.app[IDENTITY].checks(session.id).face
+    if face is None:
+        raise ApiError(409, "face_check_first",
+                       "no face check has matched in this session yet: run the face check first (Alt+F); "
+                       "the ID card's portrait is compared with the face that matched the account's photo")
+    return face[1], await request.app[IDENTITY].evidence.get(face[1])
 
 
 async def attest(request: web.Request) -> web.Response:
@@ -382,7 +387,9 @@ async def attest(request: web.Request) -> web.Response:
 
 
 async def customer_still(request: web.Request) -> web.Response:
-    """A still from the customer's page (ID legibility): kept only if its face matches the live video.
+    """A still from the customer's page (ID legibility), kept only if its face is the customer's: a
+    face still (``?kind=face``) is matched with the live video; an ID card still (``?kind=id``) with
+    this session's last matching face check, since the live video is showing the card itself then.
 
     A customer who declined face processing sends their ID card still (``?kind=id``) without any face
     processing: only the card number is read; the still is kept encrypted for the agent to compare
@@ -394,19 +401,26 @@ async def customer_still(request: web.Request) -> web.Response:
     _need_face_consent(session)
     ident = request.app[IDENTITY]
     service = ident.ready()
+    kind = "id" if request.query.get("kind") == "id" else "face"
+    face_checked = await _face_checked(request, session) if kind == "id" else None
     data = await _read_image(request)
-    live = await _live_frame(request, session.id)
-    match = await service.faces.verify(data, live)
+    if face_checked is not None:
+        match = await service.faces.verify(face_checked[1], data)
+    else:
+        match = await service.faces.verify(data, await _live_frame(request, session.id))
     ok = match.decision == "match"
-    sha = await ident.evidence.put(data, "customer.still", {"session": session.id, "accepted": ok})
+    sha = await ident.evidence.put(data, "customer.still", {"session": session.id, "accepted": ok, "kind": kind})
     await request.app[AUDIT].append(AuditEvent(
         "identity.customer_still", "customer", f"session:{session.id}", outcome="ok" if ok else "refused",
-        session_id=session.id, account=session.account, evidence=[sha],
-        details={"score": round(match.score, 4), "decision": match.decision},
+        session_id=session.id, account=session.account,
+        evidence=[sha] if face_checked is None else [sha, face_checked[0]],
+        details={"kind": kind, "score": round(match.score, 4), "decision": match.decision,
+                 "compared_with": "face_check" if face_checked else "live_video"},
     ))
     if not ok:
-        raise ApiError(422, "still_mismatch", "the face in the photo is not the person on the video: take it again",
-                       decision=match.decision)
+        reason = ("the portrait on this card is not the face checked in this call: show your own ID card"
+                  if kind == "id" else "the face in the photo is not the person on the video: take it again")
+        raise ApiError(422, "still_mismatch", reason, decision=match.decision)
     ident.checks(session.id).stills.add(sha)
     return web.json_response({"sha256": sha, "accepted": True})
 

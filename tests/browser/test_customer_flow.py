@@ -13,6 +13,8 @@ from tests.browser.harness import Agent, BrowserEnv, as_json, queued, screenshot
 from web.counter_api import SESSIONS
 from web.recordings_api import WITNESS
 
+SARAHS_LINE = "13500135000"  # real-name photo sarah_0; the fake camera films sarah_2
+
 
 def test_entry_consent_queue(env: BrowserEnv) -> None:
     async def scenario() -> dict[str, Any]:
@@ -99,6 +101,10 @@ def test_call_steps_captures_confirmation_rating(env: BrowserEnv) -> None:
             out["live_spoken"] = await spoken(page)
             await page.wait_for_selector("[data-screen=call]")
 
+            # The ID still's portrait is compared with the face that matched in the agent's face check
+            # (the live video shows the card by then): a real check on the witness's frame first.
+            await agent.api(f"/api/counter/sessions/{call_id}/claim", {"msisdn": SARAHS_LINE})
+            out["face_check"] = await agent.api(f"/api/counter/sessions/{call_id}/identity/face", {"source": "live"})
             await agent.push("show_id", "s3")
             await page.wait_for_selector("[data-screen=id-capture]")
             await page.wait_for_function("() => document.getElementById('id-video')?.readyState >= 2")
@@ -164,6 +170,7 @@ def test_call_steps_captures_confirmation_rating(env: BrowserEnv) -> None:
     assert "眨眨眼睛" in r["live_spoken"] and "点点头" in r["live_spoken"]
     assert r["s3"].status == "ok" and as_json(r["s3"].value)["kind"] == "id"
     assert face["uploaded"] is True, face
+    assert r["face_check"]["result"]["decision"] == "match", r["face_check"]["result"]
     assert as_json(r["s3"].value)["uploaded"] is True
     assert "customer" in r["witness_legs"]
     assert r["s4"].status == "ok" and as_json(r["s4"].value)["status"] == "done"
