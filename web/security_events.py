@@ -63,6 +63,7 @@ async def _record(request: web.Request, session: object, status: int, body: byte
             event = None
     elif request.method == "POST" and request.path == LOGOUT and status == 200 and staff is not None:
         event = AuditEvent("auth.logout", staff.user.role.value, staff.user.username)
+        await _close_sockets(request.app, f"{staff.user.role.value}:{staff.user.username}")
     elif status == 403 and request.path.startswith("/api/") and staff is not None:
         code = ""
         if body:
@@ -83,6 +84,21 @@ async def _record(request: web.Request, session: object, status: int, body: byte
         await request.app[AUDIT].append(event)
     except Exception as exc:  # the answer stands even if the audit log is unreachable right now
         log.warning("could not audit %s: %s", event.action, exc)
+
+
+async def _close_sockets(app: web.Application, key: str) -> None:
+    """Logging out ends the person's signaling socket on this node too (it was opened with the cookie).
+
+    A socket held on another node stays until it closes (not yet: needs a bus control message)."""
+    from signaling import protocol as p
+    from signaling.aio import SIGNALING
+
+    if SIGNALING not in app:
+        return
+    conn = app[SIGNALING].conns.get(key)
+    if conn is not None:
+        await conn.send(p.dump(p.Notice(code="logged_out", text="You logged out; log in again to continue.")))
+        await conn.close()
 
 
 def setup(app: web.Application) -> None:

@@ -117,3 +117,24 @@ async def test_security_events_can_go_to_the_audit_log(settings: Settings, monke
     assert refused and refused[-1]["actor_id"] == "agent1" and refused[-1]["details"]["code"] == "forbidden"
     assert (await audit.search(action="auth.logout"))[-1]["entry"]["actor_id"] == "agent1"
     await app_client.close()
+
+
+async def test_logout_closes_the_staff_signaling_socket(app_client: TestClient[Any, Any]) -> None:
+    import aiohttp
+
+    from signaling import protocol as p
+    from signaling.client import SignalingClient
+
+    base = str(app_client.make_url("")).rstrip("/")
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        agent = await SignalingClient.staff(http, base, "agent1", "agent1-demo")
+        async with http.get(base + "/api/auth/me") as resp:
+            csrf = {"X-CSRF-Token": (await resp.json())["csrf_token"]}
+        async with http.post(base + "/api/auth/logout", headers=csrf) as resp:
+            assert resp.status == 200
+        assert (await agent.expect(p.Notice, code="logged_out")).text
+        with pytest.raises(Exception, match="clos"):  # "connection closed" or "closing transport"
+            await agent.send(p.Presence(state="available"))
+            while True:
+                await agent.recv(within=5)
+        await agent.close()
