@@ -23,15 +23,17 @@ FONT = Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc")
 BGR = np.ndarray
 
 
-def turn(image: BGR, face: Face, degrees: float, vertical: bool = False) -> BGR:
+def turn(image: BGR, face: Face, degrees: float, vertical: bool = False, radius: float = 1.2) -> BGR:
     """The face turned on a cylinder about the nose: a synthetic head turn (yaw) or nod (pitch).
 
     Positive yaw degrees move the nose towards the image's right: the customer's own left on a
-    camera frame that is not mirrored (what :func:`identity.liveness.evaluate` calls ``turn_left``)."""
+    camera frame that is not mirrored (what :func:`identity.liveness.evaluate` calls ``turn_left``).
+    ``radius`` is the cylinder's, in eye distances.  How far YuNet's landmarks follow depends on the
+    photo and framing: measure the readings for the photo you use (see ``tests/browser/test_journey.py``)."""
     h, w = image.shape[:2]
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
     centre = face.landmarks[2]
-    radius = 1.2 * face.eye_distance
+    radius = radius * face.eye_distance
     axis, c = (ys, centre[1]) if vertical else (xs, centre[0])
     u = np.clip((axis - c) / radius, -1, 1)
     src = np.where(np.abs(axis - c) < radius, c + radius * np.sin(np.arcsin(u) - np.radians(degrees)), axis)
