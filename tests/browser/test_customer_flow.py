@@ -171,7 +171,7 @@ def test_call_steps_captures_confirmation_rating(env: BrowserEnv) -> None:
     assert r["s3"].status == "ok" and as_json(r["s3"].value)["kind"] == "id"
     assert face["uploaded"] is True, face
     assert r["face_check"]["result"]["decision"] == "match", r["face_check"]["result"]
-    assert as_json(r["s3"].value)["uploaded"] is True
+    assert as_json(r["s3"].value)["uploaded"] is True, r["s3"].value
     assert "customer" in r["witness_legs"]
     assert r["s4"].status == "ok" and as_json(r["s4"].value)["status"] == "done"
     assert [t["status"] for t in r["tx"]["transactions"]] == ["done"], r["tx"]

@@ -61,7 +61,8 @@ export function idUpload(sid, file) {
   return post(`${base(sid)}/id-card`, { blob: file });
 }
 
-/** Read the ID still the customer's page sent (face declined: no face processing, compare by eye). */
+/** Read the ID still the customer's page sent (its sha256 is in the show_id step result); face declined:
+ * no face processing, compare by eye. */
 export function idFromStill(sid, sha256) {
   return post(`${base(sid)}/id-card`, { json: { source: "customer_still", sha256 } });
 }

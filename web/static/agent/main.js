@@ -359,15 +359,17 @@ async function idCapture() {
       return;
     }
     const sent = parseValue(result.value);
-    if (state.session?.face_consent === false && sent.uploaded && sent.sha256) {
-      // face declined: the customer's ID still, read without face processing; compare it by eye, then attest
-      state.idStill = sent.sha256;
+    if (sent.uploaded && sent.sha256) {
+      // The customer's own ID still, accepted by the server: the page reports the step before it turns
+      // back to the front camera, so a live frame now may show the card or the face.
+      const declined = state.session?.face_consent === false;
+      if (declined) state.idStill = sent.sha256; // face declined: read without face processing, compare by eye, attest
       const checked = await identity.idFromStill(state.call.id, sent.sha256);
       const shown = identity.summary("id_card", checked);
-      showCheck("id_card", { ...shown, reasons: ["人工比对 compare by eye", ...shown.reasons] });
+      showCheck("id_card", declined ? { ...shown, reasons: ["人工比对 compare by eye", ...shown.reasons] } : shown);
       return;
     }
-    const frame = await frameOfCustomer();
+    const frame = await frameOfCustomer(); // no still uploaded: the card as the live video shows it now
     const checked = await identity.idCapture(state.call.id, frame);
     showCheck("id_card", identity.summary("id_card", checked), frame);
   } catch (err) {
