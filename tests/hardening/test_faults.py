@@ -252,7 +252,7 @@ async def test_sigkill_mid_call_customer_moves_to_the_other_node_queue_intact(
         call_id = await _call(agent, customer)
         waiting = await SignalingClient.customer(phone, a.url)
         await waiting.send(p.Join(claimed_phone="13900139000"))
-        await waiting.expect(p.QueueStatus, within=10)
+        await waiting.expect(p.QueueStatus, within=30)
 
         a.kill()  # the customers' node dies without a word
         with contextlib.suppress(Exception):
@@ -267,16 +267,16 @@ async def test_sigkill_mid_call_customer_moves_to_the_other_node_queue_intact(
         # Each customer reconnects to the other node with the token it has.
         back = await SignalingClient.connect(phone, b.url, customer.token)
         assert back.welcome is not None and back.welcome.resumed
-        assert (await back.expect(p.CallStarted, within=10)).resumed
-        assert (await agent.expect(p.PeerState, within=10)).state == "back"
+        assert (await back.expect(p.CallStarted, within=30)).resumed
+        assert (await agent.expect(p.PeerState, within=30)).state == "back"
         await back.send(p.Chat(call_id=call_id, text="still here"))
-        assert (await agent.expect(p.Chat, within=10)).text == "still here"
+        assert (await agent.expect(p.Chat, within=30)).text == "still here"
         queued = await SignalingClient.connect(phone, b.url, waiting.token)
         assert queued.welcome is not None and queued.welcome.resumed
-        status = await queued.expect(p.QueueStatus, within=10)
+        status = await queued.expect(p.QueueStatus, within=30)
         assert status.position == 1
         await agent.send(p.Hangup(call_id=call_id))
-        await back.expect(p.CallEnded, within=10)
+        await back.expect(p.CallEnded, within=30)
         await agent.send(p.Presence(state="available"))
         assert (await agent.expect(p.CallOffer, within=20)).call_id == waiting.welcome.call_id  # type: ignore[union-attr]
         for client in (agent, back, queued):

@@ -22,8 +22,11 @@ from signaling import protocol as p
 from signaling.client import SignalingClient
 from tests.conftest import FACES
 
-ID_18 = re.compile(r"(?<![0-9])\d{17}[0-9Xx](?![0-9])")
-PHONE_11 = re.compile(r"(?<![0-9])1[3-9]\d{9}(?![0-9])")
+# Digit runs inside decimal numbers (a score 0.17778404073, 1.3812345678e-05) are not phone numbers.
+_NOT_DECIMAL_BEFORE = r"(?<![0-9.])"
+_NOT_DECIMAL_AFTER = r"(?![0-9]|\.\d|[eE][-+]?\d)"
+ID_18 = re.compile(_NOT_DECIMAL_BEFORE + r"\d{17}[0-9Xx]" + _NOT_DECIMAL_AFTER)
+PHONE_11 = re.compile(_NOT_DECIMAL_BEFORE + r"1[3-9]\d{9}" + _NOT_DECIMAL_AFTER)
 FLOATS = re.compile(r"(?:[-+]?\d*\.\d+(?:e[-+]?\d+)?[,\s]+){15,}")
 MODELS = Path("/work/shared/models")
 HAVE_MODELS = MODELS.is_dir() and FACES.is_dir()
@@ -31,7 +34,12 @@ ID_NUMBER = "11010519491231002X"
 
 
 def leaks(text: str) -> list[str]:
-    return ID_18.findall(text) + PHONE_11.findall(text) + [m[:60] for m in FLOATS.findall(text)]
+    """Each leak with some context around it."""
+    found = []
+    for pattern in (ID_18, PHONE_11, FLOATS):
+        for m in pattern.finditer(text):
+            found.append(text[max(0, m.start() - 60): m.end() + 20].replace("\n", " "))
+    return found
 
 
 @pytest.fixture
@@ -48,6 +56,11 @@ def debug_log() -> Iterator[io.StringIO]:
     yield buffer
     root.removeHandler(handler)
     root.setLevel(level)
+
+
+def test_the_scan_finds_what_it_must() -> None:
+    assert leaks("id 320102199001011234 and 13800138000, [" + ", ".join(["0.5"] * 20) + "]")
+    assert leaks("score 0.17778404073 at 1.3812345678e-05") == []
 
 
 def test_mask_examples() -> None:
