@@ -50,13 +50,30 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return json_error(500, "internal", f"something went wrong on our side; quote error id {error_id}")
 
 
+async def read_body(request: web.Request, limit: int, too_large: str | None = None) -> bytes:
+    """The whole request body, read to its end, refused with 413 as soon as it passes ``limit``.
+
+    ``StreamReader.read(n)`` returns only what has arrived so far, so a large upload arriving in
+    several packets must be read in a loop.
+    """
+    reason = too_large or f"body larger than {limit} bytes"
+    if request.content_length is not None and request.content_length > limit:
+        raise ApiError(413, "too_large", reason)
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        chunk = await request.content.read(min(64 * 1024, limit + 1 - size))
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, "too_large", reason)
+
+
 async def read_json(request: web.Request, limit: int = 64 * 1024) -> Any:
     """The request body as JSON, refused clearly if too large or malformed."""
-    if request.content_length is not None and request.content_length > limit:
-        raise ApiError(413, "too_large", f"body larger than {limit} bytes")
-    raw = await request.content.read(limit + 1)
-    if len(raw) > limit:
-        raise ApiError(413, "too_large", f"body larger than {limit} bytes")
+    raw = await read_body(request, limit)
     try:
         return json.loads(raw or b"null")
     except (ValueError, UnicodeDecodeError) as exc:

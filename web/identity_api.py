@@ -40,7 +40,7 @@ from identity.images import ImageError, as_bgr
 from signaling.witness import WitnessError
 from web.auth import require_role
 from web.counter_api import ACCOUNTS, SESSIONS, _customer_session
-from web.errors import ApiError, read_json
+from web.errors import ApiError, read_body, read_json
 from web.recordings_api import WITNESS
 
 log = logging.getLogger("web.identity")
@@ -97,11 +97,9 @@ async def _own(request: web.Request) -> tuple[CounterSession, str]:
 
 
 async def _read_image(request: web.Request) -> bytes:
-    if request.content_length is not None and request.content_length > MAX_IMAGE_BYTES:
-        raise ApiError(413, "too_large", f"images up to {MAX_IMAGE_BYTES // (1024 * 1024)} MB; send a smaller photo")
-    data = await request.content.read(MAX_IMAGE_BYTES + 1)
-    if len(data) > MAX_IMAGE_BYTES:
-        raise ApiError(413, "too_large", f"images up to {MAX_IMAGE_BYTES // (1024 * 1024)} MB; send a smaller photo")
+    data = await read_body(
+        request, MAX_IMAGE_BYTES, f"images up to {MAX_IMAGE_BYTES // (1024 * 1024)} MB; send a smaller photo"
+    )
     try:
         await asyncio.to_thread(as_bgr, data)
     except ImageError as exc:
