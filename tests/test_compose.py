@@ -3,6 +3,7 @@ the settings the app really reads."""
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from pathlib import Path
 from typing import Any
@@ -85,3 +86,24 @@ def test_dockerfile_installs_every_package() -> None:
     text = (ROOT / "Dockerfile").read_text()
     for pkg in ("counter", "signaling", "identity", "web"):
         assert f"COPY {pkg} ./{pkg}" in text
+
+
+def _ip_range(text: str) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, ...]:
+    lo, _, hi = text.partition("-")
+    return ipaddress.ip_address(lo), ipaddress.ip_address(hi or lo)
+
+
+def test_turn_refuses_special_purpose_peers_and_has_quotas() -> None:
+    """ASVS 17.1.1/17.1.2: the relay cannot reach internal addresses, and one user cannot exhaust it."""
+    args = [expand(a) for a in compose()["services"]["coturn"]["command"]]
+    denied = [_ip_range(a.split("=", 1)[1]) for a in args if a.startswith("--denied-peer-ip=")]
+    for probe in ("10.1.2.3", "172.20.0.1", "192.168.1.1", "127.0.0.1", "169.254.169.254", "100.64.0.1",
+                  "0.0.0.0", "::1", "fd00::1", "fe80::1"):
+        addr = ipaddress.ip_address(probe)
+        assert any(lo.version == addr.version and lo <= addr <= hi for lo, hi in denied), probe  # type: ignore[operator]
+    public = ipaddress.ip_address("203.0.113.7")
+    assert not any(lo.version == 4 and lo <= public <= hi for lo, hi in denied)  # type: ignore[operator]
+    quotas = {
+        a.split("=", 1)[0]: int(a.split("=", 1)[1]) for a in args if a.startswith(("--user-quota", "--total-quota"))
+    }
+    assert 0 < quotas["--user-quota"] <= 20 and quotas["--total-quota"] >= quotas["--user-quota"]
