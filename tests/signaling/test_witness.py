@@ -108,7 +108,11 @@ def _decode(files: RecordingFiles, hashes: dict[int, str]) -> tuple[dict[str, in
         path = files.directory / f"plain-{index}.webm"
         path.write_bytes(files.read_segment(index, hashes[index]))
         with av.open(str(path)) as container:
-            for stream in container.streams:
+            count = len(container.streams)
+        for number in range(count):
+            # A fresh demuxer per track: seeking back in a short WebM segment may be refused (EPERM).
+            with av.open(str(path)) as container:
+                stream = container.streams[number]
                 name = tracks[stream.index]
                 for packet in container.demux(stream):
                     if packet.size == 0:
@@ -116,7 +120,6 @@ def _decode(files: RecordingFiles, hashes: dict[int, str]) -> tuple[dict[str, in
                     packets[name] = packets.get(name, 0) + 1
                     assert packet.pts is not None
                     last = max(last, int(packet.pts * packet.time_base * 1000))
-                container.seek(0)
         for number in (0, 1):
             with av.open(str(path)) as container:
                 stream = container.streams.video[number]
