@@ -4,8 +4,10 @@
 
 For each ``--pairs`` value it starts ``counter serve`` (plain HTTP, SQLite, in-process bus) in a
 subprocess, logs in that many bench agents, queues as many customers, lets routing put every pair
-through, then runs a closed loop for ``--seconds``: each customer sends a ``chat`` carrying a send
-time, its agent answers with a ``chat``, and so on (one message in flight per pair).  The same loop
+through, then runs a closed loop for ``--seconds``: each customer sends a message carrying a send
+time (``--kind ice``, the default: a trickled ICE candidate, the pure relay path; ``--kind chat``: a
+chat line, which is also a durable audit entry), its agent answers in kind, and so on (one message
+in flight per pair).  The same loop
 runs against a bare aiohttp relay (subprocess; frames forwarded unchanged to the paired socket): the
 framework's limit.  Then ``--calls`` calls are placed between two aiortc peers through the server and
 compared with two peers connected directly in-process (offer to connected).  All on loopback.
@@ -129,7 +131,7 @@ class Loop:
             text = await recv()
             if text is None:
                 return
-            sent = json.loads(text).get("at")
+            sent = sent_at(text)
             if sent is None:
                 continue
             now = time.perf_counter()
@@ -180,7 +182,7 @@ async def run_open(sides: list[tuple[Callable[[], Awaitable[str | None]], Callab
             text = await recv()
             if text is None:
                 return
-            sent = json.loads(text).get("at")
+            sent = sent_at(text)
             if sent is not None:
                 loop.latencies.append((time.perf_counter() - sent) * 1000.0)
 
@@ -245,13 +247,30 @@ async def bench_bare(pairs: int, seconds: float, rate: float, tmp: Path) -> dict
         stop(proc)
 
 
+#: What the relay loop sends: ``ice`` (a trickled candidate: the pure relay path of call set-up) or
+#: ``chat`` (a chat line: relayed and, since the auditor's timeline needs it, a durable audit entry).
+KIND = "ice"
+_CANDIDATE = "candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host generation 0 ufrag bnch at "
+
+
+def sent_at(text: str) -> float | None:
+    """The send time a relayed message carries (``at`` of a chat, the candidate's tail of an ICE)."""
+    msg = json.loads(text)
+    if msg.get("type") == "ice":
+        candidate = str(msg.get("candidate", ""))
+        return float(candidate.rsplit(" ", 1)[1]) if candidate.startswith(_CANDIDATE) else None
+    at = msg.get("at")
+    return float(at) if at is not None else None
+
+
 def _recv(ws: aiohttp.ClientWebSocketResponse) -> Callable[[], Awaitable[str | None]]:
+    marker = f'"type":"{KIND}"'
     async def recv() -> str | None:
         while True:
             msg = await ws.receive()
             if msg.type != aiohttp.WSMsgType.TEXT:
                 return None
-            if '"chat"' in msg.data:
+            if marker in msg.data.replace(" ", ""):
                 return str(msg.data)
 
     return recv
@@ -259,7 +278,12 @@ def _recv(ws: aiohttp.ClientWebSocketResponse) -> Callable[[], Awaitable[str | N
 
 def _send_bare(ws: aiohttp.ClientWebSocketResponse, call_id: str) -> Callable[[float], Awaitable[None]]:
     async def send(at: float) -> None:
-        await ws.send_str(p.dump(p.Chat(call_id=call_id, text="1380013800", at=at)))
+        if KIND == "ice":
+            message: p.Ice | p.Chat = p.Ice(call_id=call_id, candidate=f"{_CANDIDATE}{at!r}", sdp_mid="0",
+                                       sdp_mline_index=0)
+        else:
+            message = p.Chat(call_id=call_id, text="1380013800", at=at)
+        await ws.send_str(p.dump(message))
 
     return send
 
@@ -378,12 +402,16 @@ async def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--calls", type=int, default=5)
     parser.add_argument("--rate", type=float, default=1.0, help="open-loop messages a second per socket")
+    parser.add_argument("--kind", choices=["ice", "chat"], default="ice",
+                        help="relay ICE candidates (pure relay) or chat lines (relay + a durable audit entry each)")
     args = parser.parse_args()
+    global KIND
+    KIND = args.kind
 
     from signaling.peer import loopback_only
 
     loopback_only()
-    report: dict[str, Any] = {"cpus": os.cpu_count(), "python": sys.version.split()[0], "runs": []}
+    report: dict[str, Any] = {"cpus": os.cpu_count(), "python": sys.version.split()[0], "kind": KIND, "runs": []}
     with tempfile.TemporaryDirectory() as tmp:
         for pairs in args.pairs:
             bare = await bench_bare(pairs, args.seconds, args.rate, Path(tmp))
