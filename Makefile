@@ -2,7 +2,7 @@
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-MODELS ?= $(or $(COUNTER_MODELS_DIR),../shared/models)
+MODELS ?= $(abspath $(or $(COUNTER_MODELS_DIR),../shared/models))
 
 .PHONY: run test venv test-deps lint typecheck pytest clean
 
