@@ -18,7 +18,7 @@ import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, ParamSpec, TypeVar, cast
+from typing import Any, Literal, ParamSpec, TypeVar, cast
 
 import cv2
 import numpy as np
@@ -253,10 +253,13 @@ def letterbox(image: npt.NDArray[np.uint8], size: int = YUNET_SIZE) -> tuple[Flo
     h, w = image.shape[:2]
     scale = size / max(h, w)
     nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
-    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    padded = np.zeros((size, size, 3), dtype=np.uint8)
-    padded[:nh, :nw] = cv2.resize(image, (nw, nh), interpolation=interp)
-    blob = np.asarray(cv2.dnn.blobFromImage(padded), dtype=np.float32)
+    resized: npt.NDArray[Any] = image
+    if (nw, nh) != (w, h):
+        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        resized = cv2.resize(image, (nw, nh), interpolation=interp)
+    # Written straight into the NCHW blob: padding an HWC copy and converting it costs twice as much.
+    blob = np.zeros((1, 3, size, size), dtype=np.float32)
+    blob[0, :, :nh, :nw] = resized.transpose(2, 0, 1)
     return blob, scale
 
 
