@@ -13,10 +13,10 @@ from counter.accounts.builtin import StorageAccountSystem
 from counter.accounts.model import LineStatus
 from counter.config import Settings
 from counter.storage import Database
+from identity.idcard import check_digit
 
 log = logging.getLogger("counter.accounts.demo")
 
-_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 
 #: msisdn, name, birth date, photo (relative to the faces folder), plan, status, balance, points, add-ons
 DEMO_ACCOUNTS = [
@@ -80,7 +80,7 @@ DEMO_ACCOUNTS = [
 
 def demo_id_number(birth_date: str, serial: str) -> str:
     body = f"110101{birth_date.replace('-', '')}{serial}"
-    return body + "10X98765432"[sum(int(d) * w for d, w in zip(body, _WEIGHTS, strict=True)) % 11]
+    return body + check_digit(body)
 
 
 def _photo(faces: Path | None, relative: str) -> bytes | None:

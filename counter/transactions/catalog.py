@@ -14,19 +14,16 @@ from counter.guidance import SCRIPTS, GuidanceError, GuidanceRuns
 from counter.sessions import Level
 from counter.timeutil import iso, parse_iso
 from counter.transactions.spec import Refused, TxContext, TxInput, transaction
+from identity.idcard import check_digit
 
 Msisdn = Annotated[str, Field(pattern=r"^1[3-9]\d{9}$", description="an 11-digit mainland mobile number")]
 Month = Annotated[str, Field(pattern=r"^20\d\d-(0[1-9]|1[0-2])$", description="a bill month, YYYY-MM")]
-_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _WEAK = {"123456", "654321", "000000", "111111", "888888", "123123", "112233"}
 
 
 def id_number_valid(number: str) -> bool:
     """Whether an 18-character resident ID number has a valid GB 11643 check character."""
-    if not re.fullmatch(r"\d{17}[\dX]", number):
-        return False
-    total = sum(int(d) * w for d, w in zip(number[:17], _WEIGHTS, strict=True))
-    return "10X98765432"[total % 11] == number[17]
+    return bool(re.fullmatch(r"\d{17}[\dX]", number)) and check_digit(number[:17]) == number[17]
 
 
 def yuan(cents: int) -> str:
