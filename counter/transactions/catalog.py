@@ -26,6 +26,22 @@ def id_number_valid(number: str) -> bool:
     return bool(re.fullmatch(r"\d{17}[\dX]", number)) and check_digit(number[:17]) == number[17]
 
 
+def checked_id_number(value: str) -> str:
+    """``value`` upper-cased, if it is a valid resident ID number; else a ValueError for the schema."""
+    value = value.upper()
+    if not id_number_valid(value):
+        raise ValueError("not a valid 18-character ID number (check character wrong)")
+    return value
+
+
+def check_card(number: str, birth: date, expires: date, expired: str) -> None:
+    """The card's birth date agrees with its number and the card is still valid (``expired``: the reason)."""
+    if number[6:14] != birth.strftime("%Y%m%d"):
+        raise ValueError("the birth date does not match the ID number")
+    if expires <= date.today():
+        raise ValueError(expired)
+
+
 def yuan(cents: int) -> str:
     return f"{cents / 100:.2f}"
 
@@ -375,20 +391,11 @@ class RealnameIn(TxInput):
     birth_date: date
     id_expires: date
 
-    @field_validator("id_number")
-    @classmethod
-    def _valid(cls, value: str) -> str:
-        value = value.upper()
-        if not id_number_valid(value):
-            raise ValueError("not a valid 18-character ID number (check character wrong)")
-        return value
+    _valid = field_validator("id_number")(checked_id_number)
 
     @model_validator(mode="after")
     def _consistent(self) -> RealnameIn:
-        if self.id_number[6:14] != self.birth_date.strftime("%Y%m%d"):
-            raise ValueError("the birth date does not match the ID number")
-        if self.id_expires <= date.today():
-            raise ValueError("the ID card has expired: a valid card is needed")
+        check_card(self.id_number, self.birth_date, self.id_expires, "the ID card has expired: a valid card is needed")
         return self
 
 
@@ -866,20 +873,11 @@ class TransferIn(TxInput):
     new_birth_date: date
     new_id_expires: date
 
-    @field_validator("new_id_number")
-    @classmethod
-    def _valid(cls, value: str) -> str:
-        value = value.upper()
-        if not id_number_valid(value):
-            raise ValueError("not a valid 18-character ID number (check character wrong)")
-        return value
+    _valid = field_validator("new_id_number")(checked_id_number)
 
     @model_validator(mode="after")
     def _consistent(self) -> TransferIn:
-        if self.new_id_number[6:14] != self.new_birth_date.strftime("%Y%m%d"):
-            raise ValueError("the birth date does not match the ID number")
-        if self.new_id_expires <= date.today():
-            raise ValueError("the new holder's ID card has expired")
+        check_card(self.new_id_number, self.new_birth_date, self.new_id_expires, "the new holder's ID card has expired")
         return self
 
 
