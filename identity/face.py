@@ -15,6 +15,10 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
+import hashlib
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -199,22 +203,25 @@ def _nms(boxes: FloatArray, scores: FloatArray, iou: float) -> list[int]:
     return keep
 
 
-def _grids() -> dict[int, tuple[FloatArray, FloatArray]]:
+@functools.lru_cache(maxsize=16)
+def _grids(height: int, width: int) -> dict[int, tuple[FloatArray, FloatArray]]:
+    """Column and row of every anchor, per stride, for a ``height`` x ``width`` input."""
     out: dict[int, tuple[FloatArray, FloatArray]] = {}
     for s in STRIDES:
-        n = YUNET_SIZE // s
-        rows, cols = np.mgrid[0:n, 0:n]
+        rows, cols = np.mgrid[0 : height // s, 0 : width // s]
         out[s] = (cols.reshape(-1).astype(np.float32), rows.reshape(-1).astype(np.float32))
     return out
 
 
-_GRIDS = _grids()
-
-
 def decode_yunet(
-    outputs: dict[str, FloatArray], scale: float, score_threshold: float = 0.6, nms_threshold: float = 0.3
+    outputs: dict[str, FloatArray],
+    scale: float,
+    score_threshold: float = 0.6,
+    nms_threshold: float = 0.3,
+    size: tuple[int, int] = (YUNET_SIZE, YUNET_SIZE),
 ) -> list[Face]:
-    """Faces from YuNet's raw outputs (letterboxed input scaled by ``scale``), best first."""
+    """Faces from YuNet's raw outputs for a ``size`` (height, width) input scaled by ``scale``, best first."""
+    grids = _grids(*size)
     boxes: list[FloatArray] = []
     kps: list[FloatArray] = []
     scores: list[FloatArray] = []
@@ -225,7 +232,7 @@ def decode_yunet(
         sel = np.nonzero(score >= score_threshold)[0]
         if not sel.size:
             continue
-        cols, rows = _GRIDS[s][0][sel], _GRIDS[s][1][sel]
+        cols, rows = grids[s][0][sel], grids[s][1][sel]
         bb = outputs[f"bbox_{s}"][0, sel]
         cx, cy = (cols + bb[:, 0]) * s, (rows + bb[:, 1]) * s
         w, h = np.exp(bb[:, 2]) * s, np.exp(bb[:, 3]) * s
@@ -249,16 +256,21 @@ def decode_yunet(
 
 
 def letterbox(image: npt.NDArray[np.uint8], size: int = YUNET_SIZE) -> tuple[FloatArray, float]:
-    """The NCHW float blob of ``image`` scaled to fit ``size`` (padded right/bottom) and the scale used."""
+    """The NCHW float blob of ``image`` scaled so its long side is ``size``, and the scale used.
+
+    The blob keeps the image's shape, padded right/bottom only up to a multiple of the largest
+    stride (32): a 640x480 frame is detected at 640x480, not padded to 640x640.
+    """
     h, w = image.shape[:2]
     scale = size / max(h, w)
     nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+    bw, bh = -(-nw // STRIDES[-1]) * STRIDES[-1], -(-nh // STRIDES[-1]) * STRIDES[-1]
     resized: npt.NDArray[Any] = image
     if (nw, nh) != (w, h):
         interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
         resized = cv2.resize(image, (nw, nh), interpolation=interp)
     # Written straight into the NCHW blob: padding an HWC copy and converting it costs twice as much.
-    blob = np.zeros((1, 3, size, size), dtype=np.float32)
+    blob = np.zeros((1, 3, bh, bw), dtype=np.float32)
     blob[0, :, :nh, :nw] = resized.transpose(2, 0, 1)
     return blob, scale
 
@@ -320,6 +332,61 @@ def cosine(a: FloatArray, b: FloatArray) -> float:
     return float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-12))
 
 
+Template = tuple[FaceQuality, FloatArray | None]
+
+
+class TemplateCache:
+    """Embeddings of encoded photos (the real-name photo on file, evidence stills) by their sha256.
+
+    A reference photo does not change between checks, so its detection and embedding are done
+    once: a face check is then one detect and one embed of the live frame.  Templates are
+    biometric data: kept in memory only, never logged or persisted, at most ``size`` of them and
+    each for ``ttl_s`` seconds.  Keys are content hashes, so a replaced photo is simply a new key.
+    """
+
+    def __init__(self, size: int = 256, ttl_s: float = 1800.0) -> None:
+        self.size = size
+        self.ttl_s = ttl_s
+        self._entries: OrderedDict[str, tuple[float, Template]] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    @staticmethod
+    def key(image: Image) -> str | None:
+        """The cache key of an encoded image (None for decoded frames: live video is never cached)."""
+        if isinstance(image, bytes | bytearray | memoryview):
+            return hashlib.sha256(image).hexdigest()
+        return None
+
+    def get(self, key: str) -> Template | None:
+        now = time.monotonic()
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None or entry[0] <= now:
+                self._entries.pop(key, None)
+                self.misses += 1
+                return None
+            self._entries.move_to_end(key)
+            self.hits += 1
+            return entry[1]
+
+    def put(self, key: str, template: Template) -> None:
+        with self._lock:
+            self._entries[key] = (time.monotonic() + self.ttl_s, template)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        """Forget every template."""
+        with self._lock:
+            self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
 #: Issues on the live image that make a decision meaningless: the customer is asked to retry.
 BLOCKING = frozenset({"no_face", "two_faces", "too_dark", "blurred", "face_too_small", "not_frontal"})
 
@@ -340,10 +407,12 @@ class FaceEngine:
         threshold: float = MATCH_THRESHOLD,
         limits: QualityLimits = QualityLimits(),
         executor: concurrent.futures.Executor | None = None,
+        templates: TemplateCache | None = None,
     ) -> None:
         self.registry = registry or ModelRegistry(models_dir)
         self.threshold = threshold
         self.limits = limits
+        self.templates = templates if templates is not None else TemplateCache()
         self._executor = executor or concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="identity")
         self._own_executor = executor is None
         self._yunet = self.registry.session("yunet")
@@ -371,7 +440,8 @@ class FaceEngine:
         blob, scale = letterbox(bgr)
         names = [o.name for o in self._yunet.get_outputs()]
         raw = self._yunet.run(names, {"input": blob})
-        return decode_yunet(dict(zip(names, raw, strict=True)), scale, score_threshold)
+        size = (blob.shape[2], blob.shape[3])
+        return decode_yunet(dict(zip(names, raw, strict=True)), scale, score_threshold, size=size)
 
     def embed_aligned_sync(self, aligned: npt.NDArray[np.uint8]) -> FloatArray:
         """The L2-normalised 128-d SFace embedding of an aligned 112x112 BGR face."""
@@ -388,10 +458,16 @@ class FaceEngine:
         aligned = align(bgr, max(faces, key=lambda f: f.area))
         return assess(faces, aligned, self.limits), aligned
 
-    def embed_sync(self, image: Image) -> tuple[FaceQuality, FloatArray | None]:
-        """Quality and embedding of the main face of ``image``."""
+    def embed_sync(self, image: Image) -> Template:
+        """Quality and embedding of the main face of ``image`` (remembered for encoded images)."""
+        key = self.templates.key(image)
+        if key is not None and (known := self.templates.get(key)) is not None:
+            return known
         quality, aligned = self.analyse_sync(image)
-        return quality, None if aligned is None else self.embed_aligned_sync(aligned)
+        template = quality, None if aligned is None else self.embed_aligned_sync(aligned)
+        if key is not None:
+            self.templates.put(key, template)
+        return template
 
     def verify_sync(self, live: Image, reference: Image | FloatArray) -> FaceMatch:
         """Compare the live image with a reference photo (or its precomputed embedding)."""

@@ -43,6 +43,9 @@ class ModelSpec:
     url: str | None
     source: str
     what: str
+    #: Input axes freed at load time as (input, axis, name): the file declares them fixed although
+    #: its graph works at other sizes (see :func:`free_input_dims`).
+    free_dims: tuple[tuple[str, int, str], ...] = ()
 
 
 _ZOO = "https://github.com/opencv/opencv_zoo/raw/main/models"
@@ -61,6 +64,7 @@ MANIFEST: dict[str, ModelSpec] = {
             url=f"{_ZOO}/face_detection_yunet/face_detection_yunet_2023mar.onnx",
             source="opencv/opencv_zoo models/face_detection_yunet (Git LFS)",
             what="YuNet face detector: box + 5 landmarks",
+            free_dims=(("input", 2, "height"), ("input", 3, "width")),
         ),
         ModelSpec(
             name="sface",
@@ -281,7 +285,36 @@ def resolve_providers(wanted: Sequence[str] | None) -> list[str]:
     return chosen
 
 
-def create_session(path: Path, providers: Sequence[str] | None = None, threads: int = 0) -> ort.InferenceSession:
+def free_input_dims(path: Path, dims: Sequence[tuple[str, int, str]]) -> bytes:
+    """The model at ``path`` with the given ``(input, axis, name)`` axes made symbolic, serialised.
+
+    YuNet's file declares a 640x640 input, yet its graph (reshapes to ``[1, -1, n]``, resizes by
+    scale) runs at any multiple of 32: freeing height and width lets a 640x480 frame be detected
+    as it is instead of padded square (a quarter less work).  Output shapes and the recorded
+    intermediate shapes are dropped, since they were derived from the fixed input.
+    """
+    import onnx
+
+    model = onnx.load(str(path))
+    inputs = {i.name: i for i in model.graph.input}
+    for name, axis, param in dims:
+        try:
+            dim = inputs[name].type.tensor_type.shape.dim[axis]
+        except (KeyError, IndexError):
+            raise ModelError(f"model {path.name} has no input axis {name}[{axis}] to free") from None
+        dim.dim_param = param  # a oneof with dim_value: setting the name clears the fixed size
+    for out in model.graph.output:
+        out.type.tensor_type.ClearField("shape")
+    del model.graph.value_info[:]
+    return bytes(model.SerializeToString())
+
+
+def create_session(
+    path: Path,
+    providers: Sequence[str] | None = None,
+    threads: int = 0,
+    free_dims: Sequence[tuple[str, int, str]] = (),
+) -> ort.InferenceSession:
     """An inference session with spinning off and a bounded thread count (see docs/PERFORMANCE.md)."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads or default_threads()
@@ -291,7 +324,8 @@ def create_session(path: Path, providers: Sequence[str] | None = None, threads: 
     options.log_severity_level = 3
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.add_session_config_entry("session.inter_op.allow_spinning", "0")
-    return ort.InferenceSession(str(path), sess_options=options, providers=resolve_providers(providers))
+    model: str | bytes = free_input_dims(path, free_dims) if free_dims else str(path)
+    return ort.InferenceSession(model, sess_options=options, providers=resolve_providers(providers))
 
 
 class ModelRegistry:
@@ -321,6 +355,6 @@ class ModelRegistry:
         with self._lock:
             sess = self._sessions.get(name)
             if sess is None:
-                sess = create_session(self.path(name), self.providers, self.threads)
+                sess = create_session(self.path(name), self.providers, self.threads, MANIFEST[name].free_dims)
                 self._sessions[name] = sess
             return sess

@@ -8,7 +8,17 @@ import cv2
 import numpy as np
 import pytest
 
-from identity.face import MATCH_THRESHOLD, Face, FaceEngine, QualityLimits, assess, cosine, letterbox
+from identity.face import (
+    MATCH_THRESHOLD,
+    Face,
+    FaceEngine,
+    QualityLimits,
+    TemplateCache,
+    assess,
+    cosine,
+    decode_yunet,
+    letterbox,
+)
 from identity.images import ImageError, as_bgr
 from identity.models import ModelRegistry
 
@@ -161,4 +171,63 @@ def test_bad_inputs_say_what_to_send() -> None:
     with pytest.raises(ImageError):
         as_bgr(np.zeros((10, 10, 3), np.float32))  # type: ignore[arg-type]
     blob, scale = letterbox(np.zeros((320, 160, 3), np.uint8))
-    assert blob.shape == (1, 3, 640, 640) and scale == 2.0
+    assert blob.shape == (1, 3, 640, 320) and scale == 2.0
+
+
+def test_frames_are_detected_at_their_own_shape(engine: FaceEngine) -> None:
+    """A 480x640 frame goes through the detector as 480x640; its faces are those found when the
+    same frame is padded square, as the model file's declared 640x640 input would need."""
+    image = small(load(FACES / "faceonnx/brad_pitt/brad_2.jpg"))[:640, :480]
+    blob, scale = letterbox(image)
+    assert blob.shape == (1, 3, 640, 480) and scale == 1.0
+    square = np.zeros((1, 3, 640, 640), np.float32)
+    square[:, :, :, :480] = blob
+    yunet = engine.registry.session("yunet")
+    names = [o.name for o in yunet.get_outputs()]
+    padded = decode_yunet(dict(zip(names, yunet.run(names, {"input": square}), strict=True)), scale)
+    ours = engine.detect_sync(image)
+    assert len(ours) == len(padded) == 1
+    assert np.allclose(ours[0].landmarks, padded[0].landmarks, atol=1.0)
+    assert ours[0].score == pytest.approx(padded[0].score, abs=0.02)
+    odd = cv2.resize(image, (333, 500), interpolation=cv2.INTER_AREA)  # pads to 448x640 only
+    assert letterbox(odd)[0].shape == (1, 3, 640, 448)
+    assert len(engine.detect_sync(odd)) == 1
+
+
+def test_photo_on_file_is_embedded_once(models_dir: Path) -> None:
+    eng = FaceEngine(ModelRegistry(models_dir))
+    try:
+        on_file = (FACES / "face_recognition/obama/obama.jpg").read_bytes()
+        live = small(load(FACES / "face_recognition/obama/obama2.jpg"))
+        first = eng.verify_sync(live, on_file)
+        assert (eng.templates.hits, eng.templates.misses, len(eng.templates)) == (0, 1, 1)
+        again = eng.verify_sync(live, on_file)
+        assert (eng.templates.hits, len(eng.templates)) == (1, 1)
+        assert again.score == pytest.approx(first.score, abs=1e-6) and again.decision == "match"
+        assert again.reference_quality == first.reference_quality
+        eng.verify_sync(live, bytearray(on_file))  # the same content in another buffer: the same template
+        assert eng.templates.hits == 2
+    finally:
+        eng.close()
+
+
+def test_live_frames_are_never_kept(engine: FaceEngine) -> None:
+    before = len(engine.templates)
+    frame = small(load(FACES / "face_recognition/obama/obama2.jpg"))
+    engine.embed_sync(frame)
+    engine.embed_sync(frame)
+    assert len(engine.templates) == before and TemplateCache.key(frame) is None
+
+
+def test_templates_are_bounded_and_expire() -> None:
+    quality = assess([], None)
+    cache = TemplateCache(size=2)
+    for name in (b"a", b"b", b"c"):
+        cache.put(TemplateCache.key(name) or "", (quality, None))
+    assert len(cache) == 2 and cache.get(TemplateCache.key(b"a") or "") is None
+    assert cache.get(TemplateCache.key(b"c") or "") == (quality, None)
+    stale = TemplateCache(ttl_s=0.0)
+    stale.put("k", (quality, None))
+    assert stale.get("k") is None and len(stale) == 0
+    cache.clear()
+    assert len(cache) == 0

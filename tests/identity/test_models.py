@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from counter.cli import main
@@ -15,11 +16,13 @@ from identity import models
 from identity.models import (
     MANIFEST,
     ModelCorruptError,
+    ModelError,
     ModelMissingError,
     ModelRegistry,
     check_models,
     download,
     ensure_model,
+    free_input_dims,
 )
 
 
@@ -140,3 +143,19 @@ def test_check_models_and_cli(models_dir: Path, tmp_path: Path, capsys: pytest.C
     assert rows == {"yunet": "missing", "sface": "corrupt", "minifasnet_v2": "missing", "minifasnet_v1se": "missing"}
     assert main(["models", "check", "--models-dir", str(broken)]) == 1
     assert "corrupt" in capsys.readouterr().out
+
+
+def test_detector_input_is_freed_to_the_frame_shape(models_dir: Path) -> None:
+    """The YuNet file declares 640x640; the registry's session takes any multiple of 32."""
+    yunet = ModelRegistry(models_dir).session("yunet")
+    assert yunet.get_inputs()[0].shape == [1, 3, "height", "width"]
+    for h, w in ((480, 640), (640, 352)):
+        (cls_8,) = yunet.run(["cls_8"], {"input": np.zeros((1, 3, h, w), np.float32)})
+        assert cls_8.shape == (1, (h // 8) * (w // 8), 1)
+    sface = ModelRegistry(models_dir).session("sface")
+    assert sface.get_inputs()[0].shape == [1, 3, 112, 112]  # nothing freed where the manifest says nothing
+
+
+def test_freeing_an_axis_the_model_lacks_names_it(models_dir: Path) -> None:
+    with pytest.raises(ModelError, match=r"face_detection_yunet_2023mar.onnx has no input axis input\[7\]"):
+        free_input_dims(models_dir / "face_detection_yunet_2023mar.onnx", [("input", 7, "depth")])
