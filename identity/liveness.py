@@ -7,24 +7,31 @@ sclera) has strong horizontal edges, a closed lid is smooth skin.  Each action m
 customer's own neutral baseline (median of the first frames) and come back, in the asked order,
 before the deadline.  The passive anti-spoofing score is reported as an extra signal only.
 
+Movements prove that a live person is in front of the camera, not who it is, so the same person
+must be seen throughout: the face may not jump between frames (a swapped photo or person), and
+when a reference is given (the real-name photo on file) the most frontal frame of each stretch of
+the challenge is matched with it, so that the holder cannot pass the face check and leave the
+movements to someone else (or the other way round).
+
 Frames are the raw camera frames as sent over WebRTC (not the mirrored self-view): when the customer
 turns to their left, their nose moves towards the image's right.  Pass ``mirrored=True`` otherwise.
 """
 
 from __future__ import annotations
 
+import itertools
 import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, cast
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 
 from identity.antispoof import AntiSpoof
-from identity.face import FaceEngine, align
+from identity.face import MATCH_THRESHOLD, FaceEngine, FloatArray, align, cosine
 from identity.images import Image, as_bgr
 
 Action = Literal["turn_left", "turn_right", "blink", "nod"]
@@ -47,11 +54,23 @@ REASONS: dict[str, tuple[str, str]] = {
         "出现多张人脸：请只让本人出现。",
     ),
     "too_few_frames": ("Too few video frames: check the camera.", "视频帧过少：请检查摄像头。"),
+    "face_switched": (
+        "The face in the picture changed during the check: start again, one person, staying in view.",
+        "检测过程中画面里的人脸发生了变化：请重新开始，由本人一直保持在画面中。",
+    ),
+    "not_the_holder": (
+        "The person doing the movements is not the account holder on file: the holder must do the check.",
+        "做动作的人与登记的账户本人不一致：请由账户本人完成检测。",
+    ),
 }
 
 #: (eye centre x, y) on the ArcFace template and the half-size of the eye patch.
 EYE_CENTRES = ((38, 52), (74, 52))
 EYE_HALF = (10, 6)
+
+
+class UnusableReference(ValueError):
+    """The reference photo given for a liveness check has no face to match the performer with."""
 
 
 @dataclass(frozen=True)
@@ -97,6 +116,7 @@ class Observation:
     yaw: float = 0.0
     pitch: float = 0.0
     openness: float = 0.0
+    box: tuple[float, float, float, float] | None = None
 
 
 def eye_openness(aligned: npt.NDArray[np.uint8]) -> float:
@@ -120,6 +140,14 @@ class LivenessLimits:
     reopened: float = 0.8
     baseline_frames: int = 3
     min_face_fraction: float = 0.7
+    #: Between two frames with a face, the face centre may move at most this many face widths...
+    max_jump: float = 1.0
+    #: ...and its width change at most by this factor; beyond either, it is another face.
+    max_resize: float = 1.8
+    #: Stretches of the challenge whose most frontal frame is matched with the reference.
+    identity_samples: int = 5
+    #: A sampled frame turned further than this (yaw ratio off the baseline) is not compared.
+    identity_max_yaw: float = 0.3
 
 
 @dataclass(frozen=True)
@@ -133,6 +161,19 @@ class LivenessResult:
     frames: int
     passive_score: float | None = None
     details: dict[str, float] = field(default_factory=dict)
+    #: Cosine scores of the sampled frames against the reference (empty: no reference given).
+    identity_scores: tuple[float, ...] = ()
+    identity_threshold: float = MATCH_THRESHOLD
+
+    def identity_json(self) -> dict[str, object] | None:
+        """How the performer was matched with the reference (None without a reference); no template."""
+        if not self.identity_scores:
+            return None
+        return {
+            "compared": len(self.identity_scores),
+            "min_score": round(min(self.identity_scores), 4),
+            "threshold": self.identity_threshold,
+        }
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -142,6 +183,7 @@ class LivenessResult:
             "reasons": [{"code": r, "en": REASONS[r][0], "zh": REASONS[r][1]} for r in self.reasons],
             "frames": self.frames,
             "passive_score": None if self.passive_score is None else round(self.passive_score, 4),
+            "identity": self.identity_json(),
         }
 
 
@@ -170,8 +212,11 @@ def evaluate(
     *,
     mirrored: bool = False,
     passive_score: float | None = None,
+    identity_scores: Sequence[float] = (),
+    identity_threshold: float = MATCH_THRESHOLD,
 ) -> LivenessResult:
-    """Whether ``observations`` (in time order) perform ``challenge.sequence`` before the deadline."""
+    """Whether ``observations`` (in time order) perform ``challenge.sequence`` before the deadline,
+    by one face throughout, matching the reference in every ``identity_scores`` (when given)."""
     sign = -1.0 if mirrored else 1.0
     in_time = [o for o in observations if challenge.issued_at <= o.t <= challenge.deadline]
     late = any(o.t > challenge.deadline for o in observations)
@@ -181,12 +226,23 @@ def evaluate(
         if len(completed) < len(challenge.sequence) and not reasons:
             reasons.append("expired" if late else "incomplete")
         return LivenessResult(
-            not reasons, challenge.id, tuple(completed), tuple(dict.fromkeys(reasons)), len(observations), passive_score
+            not reasons,
+            challenge.id,
+            tuple(completed),
+            tuple(dict.fromkeys(reasons)),
+            len(observations),
+            passive_score,
+            identity_scores=tuple(identity_scores),
+            identity_threshold=identity_threshold,
         )
 
     if any(o.faces > 1 for o in in_time):
         reasons.append("two_faces")
     seen = [o for o in in_time if o.faces == 1]
+    if switched(seen, limits):
+        reasons.append("face_switched")
+    if any(score < identity_threshold for score in identity_scores):
+        reasons.append("not_the_holder")
     if len(seen) < limits.baseline_frames + 2 * len(challenge.sequence):
         reasons.append("too_few_frames")
         return result([])
@@ -224,6 +280,38 @@ def evaluate(
     return result(completed)
 
 
+def switched(seen: Sequence[Observation], limits: LivenessLimits = LivenessLimits()) -> bool:
+    """Whether the face jumps between two successive frames that show one (another face took its place)."""
+    boxes = [o.box for o in seen if o.box is not None]
+    for (x0, y0, w0, h0), (x1, y1, w1, h1) in itertools.pairwise(boxes):
+        width = max(w0, 1.0)
+        moved = float(np.hypot(x1 + w1 / 2 - x0 - w0 / 2, y1 + h1 / 2 - y0 - h0 / 2)) / width
+        if moved > limits.max_jump or not 1 / limits.max_resize <= max(w1, 1.0) / width <= limits.max_resize:
+            return True
+    return False
+
+
+def identity_samples(
+    observations: Sequence[Observation], count: int, limits: LivenessLimits = LivenessLimits()
+) -> list[int]:
+    """Indices of the frames to match with the reference: the challenge's one-face frames cut into
+    ``count`` stretches, and in each the frame closest to the neutral pose (skipped when even that
+    one is turned past ``identity_max_yaw``).  The first stretch holds the neutral baseline, so
+    there is always at least one."""
+    faced = [i for i, o in enumerate(observations) if o.faces == 1]
+    if not faced:
+        return []
+    head = faced[: limits.baseline_frames]
+    yaw0 = float(np.median([observations[i].yaw for i in head]))
+    pitch0 = float(np.median([observations[i].pitch for i in head]))
+    chosen: list[int] = []
+    for part in np.array_split(np.array(faced), min(count, len(faced))):
+        best = min(part.tolist(), key=lambda i: abs(observations[i].yaw - yaw0) + abs(observations[i].pitch - pitch0))
+        if abs(observations[best].yaw - yaw0) <= limits.identity_max_yaw:
+            chosen.append(best)
+    return chosen
+
+
 class LivenessChecker:
     """Turns frames into observations and evaluates challenges (frames processed in the engine's executor)."""
 
@@ -236,20 +324,40 @@ class LivenessChecker:
 
     def observe_sync(self, frame: Image, t: float, *, passive: bool = False) -> tuple[Observation, float | None]:
         """One frame's observation, and its passive anti-spoofing score when asked."""
+        obs, score, _ = self._observe_sync(frame, t, passive)
+        return obs, score
+
+    def _observe_sync(
+        self, frame: Image, t: float, passive: bool
+    ) -> tuple[Observation, float | None, npt.NDArray[np.uint8] | None]:
         bgr = as_bgr(frame)
         faces = self.engine.detect_sync(bgr)
         if not faces:
-            return Observation(t, 0), None
+            return Observation(t, 0), None, None
         main = max(faces, key=lambda f: f.area)
         others = [f for f in faces if f is not main and f.area >= self.engine.limits.second_face_ratio * main.area]
         yaw, pitch = main.pose()
-        obs = Observation(t, 1 + len(others), yaw, pitch, eye_openness(align(bgr, main)))
+        aligned = align(bgr, main)
+        obs = Observation(t, 1 + len(others), yaw, pitch, eye_openness(aligned), main.box)
         score = self.antispoof.score_sync(bgr, main) if passive and self.antispoof is not None else None
-        return obs, score
+        return obs, score, aligned
 
     async def observe(self, frame: Image, t: float, *, passive: bool = False) -> tuple[Observation, float | None]:
         """:meth:`observe_sync` in the executor."""
         return await self.engine.run(self.observe_sync, frame, t, passive=passive)
+
+    def _identity_scores(
+        self,
+        observations: Sequence[Observation],
+        aligned: Sequence[npt.NDArray[np.uint8] | None],
+        reference: FloatArray,
+    ) -> list[float]:
+        scores = []
+        for i in identity_samples(observations, self.limits.identity_samples, self.limits):
+            crop = aligned[i]
+            if crop is not None:
+                scores.append(cosine(self.engine.embed_aligned_sync(crop), reference))
+        return scores
 
     async def check(
         self,
@@ -258,14 +366,47 @@ class LivenessChecker:
         *,
         mirrored: bool = False,
         passive_every: int = 5,
+        reference: Image | FloatArray | None = None,
     ) -> LivenessResult:
-        """Evaluate ``challenge`` on timestamped frames, scoring every ``passive_every``-th frame passively."""
+        """Evaluate ``challenge`` on timestamped frames, scoring every ``passive_every``-th frame passively.
+
+        With a ``reference`` (the real-name photo on file, or its embedding) the performer must be
+        that person: sampled frames are matched with it at the engine's threshold.
+        """
+        ref_vec: FloatArray | None = None
+        if isinstance(reference, np.ndarray) and reference.dtype == np.float32 and reference.ndim == 1:
+            ref_vec = cast(FloatArray, reference)
+        elif reference is not None:
+            _, ref_vec = await self.engine.embed(cast(Image, reference))
+            if ref_vec is None:
+                raise UnusableReference(
+                    "the reference photo on file shows no usable face, so the person doing the movements cannot "
+                    "be matched with it: replace the real-name photo, or use the ID card path"
+                )
         observations: list[Observation] = []
+        aligned: list[npt.NDArray[np.uint8] | None] = []
         scores: list[float] = []
         for i, (t, frame) in enumerate(frames):
-            obs, score = await self.observe(frame, t, passive=passive_every > 0 and i % passive_every == 0)
+            obs, score, crop = await self.engine.run(
+                self._observe_sync, frame, t, passive_every > 0 and i % passive_every == 0
+            )
             observations.append(obs)
+            aligned.append(crop if obs.faces == 1 and challenge.issued_at <= t <= challenge.deadline else None)
             if score is not None:
                 scores.append(score)
         passive = float(np.mean(scores)) if scores else None
-        return evaluate(challenge, observations, self.limits, mirrored=mirrored, passive_score=passive)
+        identity: list[float] = []
+        if ref_vec is not None:
+            in_time = [i for i, o in enumerate(observations) if challenge.issued_at <= o.t <= challenge.deadline]
+            identity = await self.engine.run(
+                self._identity_scores, [observations[i] for i in in_time], [aligned[i] for i in in_time], ref_vec
+            )
+        return evaluate(
+            challenge,
+            observations,
+            self.limits,
+            mirrored=mirrored,
+            passive_score=passive,
+            identity_scores=identity,
+            identity_threshold=self.engine.threshold,
+        )

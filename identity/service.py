@@ -70,13 +70,20 @@ class IdentityService:
         return challenge
 
     async def evaluate_liveness(
-        self, challenge_id: str, frames: Sequence[tuple[float, Image]], *, mirrored: bool = False, session_id: str = ""
+        self,
+        challenge_id: str,
+        frames: Sequence[tuple[float, Image]],
+        *,
+        mirrored: bool = False,
+        session_id: str = "",
+        reference: Image | FloatArray | None = None,
     ) -> Checked:
-        """Check timestamped live-video frames against a challenge (usable once); keeps one frame."""
+        """Check timestamped live-video frames against a challenge (usable once); keeps one frame.
+        With a ``reference`` (the real-name photo on file) the performer must also be that person."""
         challenge = self._challenges.pop(challenge_id, None)
         if challenge is None:
             raise KeyError(f"unknown or used liveness challenge {challenge_id!r}: start a new one")
-        result = await self.liveness.check(challenge, frames, mirrored=mirrored)
+        result = await self.liveness.check(challenge, frames, mirrored=mirrored, reference=reference)
         kept = await self._keep(frames[0][1], "face.liveness", {"session": session_id}) if frames else ()
         return Checked(result, kept)
 

@@ -37,6 +37,7 @@ from counter.users import Role
 from identity import Checked, EvidenceStore, FaceMatch, IdCardResult, IdentityService, LivenessResult
 from identity.evidence import load_or_create_master_key
 from identity.images import ImageError, as_bgr
+from identity.liveness import UnusableReference
 from signaling.witness import WitnessError
 from web.auth import require_role
 from web.counter_api import ACCOUNTS, SESSIONS, _customer_session
@@ -268,22 +269,29 @@ async def liveness_evaluate(request: web.Request) -> web.Response:
     _need_consent(session)
     service = request.app[IDENTITY].ready()
     cid = request.match_info["cid"]
+    assert session.account is not None
+    # The performer must be the holder on file: no passing the face check and leaving the movements
+    # to someone else.  Without a real-name photo there is no face path to A2 anyway.
+    reference = await request.app[ACCOUNTS].holder_photo(session.account)
     try:
         frames = request.app[WITNESS].call(session.id).collected(cid)
-        checked = await service.evaluate_liveness(cid, frames, session_id=session.id)
+        checked = await service.evaluate_liveness(cid, frames, session_id=session.id, reference=reference)
         if frames:
             checked = await _kept(request.app[IDENTITY], checked, frames[0][1], "face.liveness", session.id)
     except WitnessError as exc:
         raise ApiError(409, exc.code, exc.reason) from exc
     except KeyError as exc:
         raise ApiError(404, "no_challenge", str(exc.args[0])) from exc
+    except UnusableReference as exc:
+        raise ApiError(409, "no_reference", str(exc)) from exc
     result = checked.result
     assert isinstance(result, LivenessResult)
     if result.passed and checked.evidence:
         request.app[IDENTITY].checks(session.id).liveness = (time.time(), checked.evidence[0])
     seq = await _audit(request, "identity.liveness", actor, session, "ok" if result.passed else "refused",
                        {"challenge": list(result.completed), "frames": result.frames,
-                        "passive_score": result.passive_score, "reasons": list(result.reasons)}, checked.evidence)
+                        "passive_score": result.passive_score, "reasons": list(result.reasons),
+                        "identity": result.identity_json()}, checked.evidence)
     session = await _maybe_a2(request, session, actor) if result.passed else session
     thumb = _thumbnail(frames[0][1]) if frames else ""
     return web.json_response({"result": result.to_json(), "evidence": list(checked.evidence), "audit_seq": seq,

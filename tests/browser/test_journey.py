@@ -392,6 +392,8 @@ def test_journey_senior_customer_puk_rating_and_auditor(env: BrowserEnv, tmp_pat
     assert [e["outcome"] for e in lives] == ["ok"] and lives[0]["evidence"], (lives, r["readings"])
     assert "stand_in" not in str(lives[0]["details"]) and lives[0]["actor_role"] == "agent", lives
     assert lives[0]["details"]["challenge"] == r["liveness"]["performed"], (lives, r["liveness"])
+    performer = lives[0]["details"]["identity"]  # the movements were the holder's: matched with the photo on file
+    assert performer["compared"] >= 1 and performer["min_score"] >= performer["threshold"], lives
     cards = [e for e in r["identity_audit"] if e["action"] == "identity.id_capture"]
     assert [e["outcome"] for e in cards] == ["ok"], cards
     assert cards[0]["evidence"] and "stand_in" not in str(cards[0]["details"]), cards

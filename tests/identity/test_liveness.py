@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -9,7 +10,18 @@ import pytest
 
 from identity.antispoof import AntiSpoof, crop_box
 from identity.face import FaceEngine
-from identity.liveness import ACTIONS, Action, Challenge, LivenessChecker, Observation, evaluate, new_challenge
+from identity.liveness import (
+    ACTIONS,
+    Action,
+    Challenge,
+    LivenessChecker,
+    Observation,
+    UnusableReference,
+    evaluate,
+    identity_samples,
+    new_challenge,
+    switched,
+)
 from identity.models import ModelRegistry
 
 from . import synth
@@ -155,3 +167,76 @@ def test_crop_box_stays_inside_the_image() -> None:
     assert crop_box((0, 0, 100, 100), 200, 150, 4.0) == (0, 0, 149, 149)
     x0, y0, x1, y1 = crop_box((150, 100, 40, 40), 200, 150, 2.7)
     assert 0 <= x0 < x1 <= 199 and 0 <= y0 < y1 <= 149 and x1 - x0 == pytest.approx(108, abs=1)
+
+
+def faced(t: float, x: float, w: float = 100.0) -> Observation:
+    return Observation(t, 1, 0.0, 0.5, 1.0, (x, 100.0, w, w * 1.2))
+
+
+def test_a_face_that_jumps_or_changes_size_is_another_face() -> None:
+    steady = [faced(i, 200 + 15 * i) for i in range(10)]
+    assert not switched(steady)
+    jumped = [*steady[:5], *(faced(i, 450 + 15 * i) for i in range(5, 10))]
+    assert switched(jumped)
+    resized = [*steady[:5], *(faced(i, 200, 220) for i in range(5, 10))]
+    assert switched(resized)
+    lost_then_elsewhere = [*steady[:5], Observation(5.0, 0), faced(6.0, 520)]
+    assert switched([o for o in lost_then_elsewhere if o.faces == 1])
+
+
+def test_switched_face_or_another_person_fails_a_performed_challenge(observed: dict[str, Observation]) -> None:
+    seq: tuple[Action, ...] = ("turn_left", "blink")
+    obs = [replace(o, box=(200.0, 100.0, 100.0, 120.0)) for o in observations(observed, list(seq), 1000.0)]
+    assert evaluate(challenge(*seq), obs, identity_scores=[0.7, 0.65, 0.72]).passed
+    moved = [*obs[:8], *(replace(o, box=(420.0, 100.0, 100.0, 120.0)) for o in obs[8:])]
+    assert evaluate(challenge(*seq), moved).reasons == ("face_switched",)
+    other = evaluate(challenge(*seq), obs, identity_scores=[0.7, 0.12, 0.72])
+    assert not other.passed and other.reasons == ("not_the_holder",)
+    assert other.identity_json() == {"compared": 3, "min_score": 0.12, "threshold": other.identity_threshold}
+    assert other.to_json()["reasons"][0]["zh"]  # type: ignore[index]
+
+
+def test_identity_samples_take_the_most_frontal_frame_of_each_stretch() -> None:
+    yaws = [0.0, 0.01, 0.0, 0.2, 0.4, 0.5, 0.45, 0.35, 0.02, 0.0]
+    obs = [Observation(float(i), 1, y, 0.5, 1.0) for i, y in enumerate(yaws)]
+    picked = identity_samples(obs, 3)
+    assert picked == [0, 9]  # the middle stretch (indices 4-6) is turned past 0.3 throughout: not compared
+    assert identity_samples([Observation(0.0, 0)], 3) == []
+
+
+@pytest.fixture(scope="module")
+def other_poses(checker: LivenessChecker) -> dict[str, np.ndarray]:
+    image = load(FACES / "faceonnx/nicole_kidman/nicole_1.jpg")
+    scale = 480 / max(image.shape[:2])
+    image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    face = max(checker.engine.detect_sync(image), key=lambda f: f.area)
+    return synth.poses(image, face)
+
+
+async def test_real_performance_is_matched_with_the_photo_on_file(
+    checker: LivenessChecker, poses: dict[str, np.ndarray], other_poses: dict[str, np.ndarray]
+) -> None:
+    holder = (FACES / "faceonnx/brad_pitt/brad_3.jpg").read_bytes()
+    c = new_challenge(2)
+    frames = [(t, poses[name]) for t, name in performance(list(c.sequence), c.issued_at)]
+    result = await checker.check(c, frames, reference=holder)
+    assert result.passed, result
+    identity = result.identity_json()
+    assert identity is not None and identity["compared"] >= 3
+    assert identity["min_score"] >= checker.engine.threshold  # type: ignore[operator]
+
+    someone_else = (FACES / "faceonnx/nicole_kidman/nicole_2.jpg").read_bytes()
+    result = await checker.check(c, frames, reference=someone_else)
+    assert not result.passed and "not_the_holder" in result.reasons
+
+    # The holder starts, then another person takes over for the second movement.
+    timeline = enumerate(performance(list(c.sequence), c.issued_at))
+    swapped = [(t, poses[n] if i < 10 else other_poses[n]) for i, (t, n) in timeline]
+    result = await checker.check(c, swapped, reference=holder)
+    assert not result.passed and "not_the_holder" in result.reasons, result
+
+
+async def test_a_reference_without_a_face_is_refused_clearly(checker: LivenessChecker) -> None:
+    blank = cv2.imencode(".png", np.full((200, 200, 3), 180, np.uint8))[1].tobytes()
+    with pytest.raises(UnusableReference, match="real-name photo"):
+        await checker.check(new_challenge(1), [], reference=blank)

@@ -78,7 +78,8 @@ export function summary(kind, data) {
   const reasons = [...(data.reasons ?? []), ...(r.reasons ?? []).map((x) => (typeof x === "string" ? x : `${x.zh ?? ""} ${x.en ?? x.code}`)),
     ...(r.notes ?? []).map((x) => (typeof x === "string" ? x : x.code ?? JSON.stringify(x)))];
   const ok = kind === "face" ? r.decision === "match" : kind === "liveness" ? r.passed === true : data.accepted === true;
-  const score = r.score ?? data.portrait_match?.score;
-  const threshold = r.threshold ?? data.portrait_match?.threshold;
+  // Liveness: the performer's lowest match with the photo on file.
+  const score = r.score ?? data.portrait_match?.score ?? r.identity?.min_score;
+  const threshold = r.threshold ?? data.portrait_match?.threshold ?? r.identity?.threshold;
   return { ok, score, threshold, reasons: [...new Set(reasons)], images: data.thumbnail ? [data.thumbnail] : [] };
 }
