@@ -3,11 +3,33 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import sys
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
-from identity.models import check_models
+from identity.images import ImageError
+from identity.models import ModelError, check_models
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def _plain_errors(func: Command) -> Command:
+    """A missing model, an unreadable file or a bad image: one line saying what to do, exit 2."""
+
+    @functools.wraps(func)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return func(args)
+        except (ModelError, ImageError) as exc:
+            print(f"counter: {exc}", file=sys.stderr)
+        except OSError as exc:
+            print(f"counter: cannot read {exc.filename or 'the file'}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+
+    return run
 
 
 def _models_check(args: argparse.Namespace) -> int:
@@ -23,6 +45,7 @@ def _models_check(args: argparse.Namespace) -> int:
     return 0 if all(s.status == "ok" for s in statuses) else 1
 
 
+@_plain_errors
 def _verify(args: argparse.Namespace) -> int:
     from identity.face import FaceEngine
     from identity.models import ModelRegistry
@@ -41,6 +64,7 @@ def _verify(args: argparse.Namespace) -> int:
     return 0 if result.decision == "match" else 1
 
 
+@_plain_errors
 def _read_id(args: argparse.Namespace) -> int:
     from identity.idcard import IdCardReader
 

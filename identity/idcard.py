@@ -1,7 +1,10 @@
-"""ID document capture: find and rectify the card, quality gates, portrait, OCR and field validation.
+"""ID document capture: find and rectify the document, quality gates, portrait, OCR and field validation.
 
-First document type: the PRC resident identity card (居民身份证, ID-1 size 85.6 x 54 mm).  A document
-type is a parser from OCR lines to fields plus a validator; passports can be added the same way.
+A :class:`DocumentType` is a size and a reader from OCR lines to checked fields.  Two are known: the
+PRC resident identity card (居民身份证, ID-1 size 85.6 x 54 mm; GB 11643 number) and the passport
+data page (ID-3 size 125 x 88 mm; the ICAO 9303 machine readable zone, :mod:`identity.mrz`).  Each
+photo is tried against them in :data:`DOCUMENTS` order, the passport first since its zone is
+unmistakable; another type is one more entry there.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import datetime as dt
 import functools
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,9 +22,10 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from identity import mrz
 from identity.face import FaceEngine
 from identity.images import Image, as_bgr
-from identity.models import default_threads
+from identity.models import ModelMissingError, default_threads
 
 U8 = npt.NDArray[np.uint8]
 
@@ -54,7 +58,8 @@ ERRORS: dict[str, str] = {
     "birth_date": "the number's birth date is not a real date",
     "birth_mismatch": "the birth date printed on the card differs from the one in the number",
     "sex_mismatch": "the sex printed on the card differs from the one in the number",
-    "expired": "the card has expired",
+    "expired": "the document has expired",
+    **mrz.ERRORS,
 }
 
 
@@ -215,9 +220,11 @@ class IdCardResult:
     age: int | None = None
     portrait: U8 | None = field(default=None, repr=False)
     lines: tuple[OcrLine, ...] = field(default=(), repr=False)
+    document: str = "resident_id"
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "document": self.document,
             "side": self.side,
             "fields": self.fields,
             "number_valid": self.number_valid,
@@ -285,11 +292,12 @@ def find_card(image: U8) -> npt.NDArray[np.float32] | None:
     return None if best is None else (best / scale).astype(np.float32)
 
 
-def rectify(image: U8, corners: npt.NDArray[np.float32]) -> U8:
-    """The card warped to a 856x540 (ID-1 ratio) image."""
-    target = np.array([[0, 0], [CARD_W - 1, 0], [CARD_W - 1, CARD_H - 1], [0, CARD_H - 1]], dtype=np.float32)
+def rectify(image: U8, corners: npt.NDArray[np.float32], size: tuple[int, int] = (CARD_W, CARD_H)) -> U8:
+    """The document warped to a ``size`` image (default 856x540, the ID-1 ratio)."""
+    w, h = size
+    target = np.array([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]], dtype=np.float32)
     matrix = cv2.getPerspectiveTransform(corners, target)
-    return np.asarray(cv2.warpPerspective(image, matrix, (CARD_W, CARD_H), flags=cv2.INTER_LINEAR), dtype=np.uint8)
+    return np.asarray(cv2.warpPerspective(image, matrix, (w, h), flags=cv2.INTER_LINEAR), dtype=np.uint8)
 
 
 @dataclass(frozen=True)
@@ -333,6 +341,91 @@ def assess_card(image: U8, corners: npt.NDArray[np.float32] | None, card: U8, li
     return CardQuality(corners is not None, tuple(issues), sharp, glare, width)
 
 
+@dataclass(frozen=True)
+class Reading:
+    """What a document type made of a photo's OCR lines: the side shown, fields, error codes, age."""
+
+    side: str
+    fields: dict[str, str]
+    errors: tuple[str, ...]
+    age: int | None = None
+
+
+#: Sides that carry the holder's portrait and the number (the ones that can prove who someone is).
+PHOTO_SIDES = frozenset({"front", "data_page"})
+
+
+@dataclass(frozen=True)
+class DocumentType:
+    """A kind of identity document: its size, and how its OCR lines become checked fields.
+
+    ``read`` returns None when the lines are not this kind of document.
+    """
+
+    name: str
+    width_mm: float
+    height_mm: float
+    read: Callable[[Sequence[OcrLine], dt.date], Reading | None]
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """The rectified image size, 10 px a millimetre."""
+        return round(self.width_mm * 10), round(self.height_mm * 10)
+
+
+def _expired(fields: dict[str, str], today: dt.date) -> bool:
+    until = fields.get("valid_until")
+    return bool(until) and until != "long-term" and dt.date.fromisoformat(str(until)) < today
+
+
+def read_resident_id(lines: Sequence[OcrLine], today: dt.date) -> Reading:
+    """Either side of a resident ID card (always answers: ``unknown`` when neither side was read)."""
+    fields = parse_fields(lines)
+    side = "front" if "number" in fields or "name" in fields else "back" if "authority" in fields else "unknown"
+    errors: list[str] = []
+    age = None
+    if side != "back":
+        if "number" not in fields:
+            errors.append("number_missing")
+        else:
+            check = validate_number(fields["number"], today)
+            errors.extend(check.errors)
+            age = check.age
+            if check.birth_date and fields.get("birth_date") not in (None, check.birth_date.isoformat()):
+                errors.append("birth_mismatch")
+            if check.sex and fields.get("sex") not in (None, check.sex):
+                errors.append("sex_mismatch")
+    if _expired(fields, today):
+        errors.append("expired")
+    return Reading(side, fields, tuple(errors), age)
+
+
+def read_passport(lines: Sequence[OcrLine], today: dt.date) -> Reading | None:
+    """A passport data page, from its machine readable zone (None when no zone was read)."""
+    zone = mrz.find_lines(rows(lines))
+    if zone is None:
+        return None
+    passport = mrz.parse(*zone, today)
+    errors = list(passport.errors)
+    if passport.expiry is not None and passport.expiry < today:
+        errors.append("expired")
+    age = None if passport.birth_date is None else age_on(passport.birth_date, today)
+    return Reading("data_page", passport.fields, tuple(errors), age)
+
+
+RESIDENT_ID = DocumentType("resident_id", 85.6, 54.0, read_resident_id)
+PASSPORT = DocumentType("passport", 125.0, 88.0, read_passport)
+#: Tried in this order; the resident ID card last, as it always gives a reading.
+DOCUMENTS: tuple[DocumentType, ...] = (PASSPORT, RESIDENT_ID)
+
+
+def _looks_read(lines: Sequence[OcrLine]) -> bool:
+    """Whether the OCR lines hold what an upright document shows (its number, issuer or zone)."""
+    if any(_NUMBER.search(_compact(ln.text)) or "签发" in ln.text for ln in lines):
+        return True
+    return mrz.find_lines(rows(lines)) is not None
+
+
 class IdCardReader:
     """Reads ID cards; the OCR engine is created once, on first use, and shared (thread-safe)."""
 
@@ -352,9 +445,9 @@ class IdCardReader:
                 try:
                     from rapidocr_onnxruntime import RapidOCR
                 except ImportError as exc:
-                    raise RuntimeError(
-                        "OCR needs rapidocr-onnxruntime: pip install --no-deps rapidocr-onnxruntime==1.4.4 "
-                        "and pip install -e '.[ocr]'"
+                    raise ModelMissingError(
+                        "the OCR models (PP-OCRv4, shipped inside the rapidocr-onnxruntime wheel) are not "
+                        "installed: pip install --no-deps rapidocr-onnxruntime==1.4.4 and pip install -e '.[ocr]'"
                     ) from exc
                 self._ocr = RapidOCR(intra_op_num_threads=self.threads, inter_op_num_threads=1)
             return self._ocr
@@ -391,36 +484,29 @@ class IdCardReader:
         card = rectify(bgr, corners) if corners is not None else bgr
         quality = assess_card(bgr, corners, card, self.limits)
         lines = self.ocr_sync(card)
-        if corners is not None and not any(_NUMBER.search(_compact(ln.text)) or "签发" in ln.text for ln in lines):
-            rotated = np.ascontiguousarray(card[::-1, ::-1])  # upside-down card
+        if corners is not None and not _looks_read(lines):
+            rotated = np.ascontiguousarray(card[::-1, ::-1])  # upside-down document
             flipped = self.ocr_sync(rotated)
             if len(flipped) > len(lines):
                 card, lines = rotated, flipped
-        fields = parse_fields(lines)
-        side = "front" if "number" in fields or "name" in fields else "back" if "authority" in fields else "unknown"
-        errors: list[str] = []
-        age = None
-        if side != "back":
-            if "number" not in fields:
-                errors.append("number_missing")
-            else:
-                check = validate_number(fields["number"], today)
-                errors.extend(check.errors)
-                age = check.age
-                if check.birth_date and fields.get("birth_date") not in (None, check.birth_date.isoformat()):
-                    errors.append("birth_mismatch")
-                if check.sex and fields.get("sex") not in (None, check.sex):
-                    errors.append("sex_mismatch")
-        until = fields.get("valid_until")
-        if until and until != "long-term" and dt.date.fromisoformat(until) < today:
-            errors.append("expired")
-        portrait = self.portrait_sync(card) if side == "front" and faces else None
-        if side == "front" and quality.found and portrait is None and self.face_engine is not None and faces:
+                corners = np.roll(corners, 2, axis=0)
+        doc, reading = RESIDENT_ID, None
+        for doc in DOCUMENTS:
+            if (reading := doc.read(lines, today)) is not None:
+                break
+        assert reading is not None  # the last type always answers
+        if doc.size != (CARD_W, CARD_H) and corners is not None:
+            card = rectify(bgr, corners, doc.size)  # the portrait in its own proportions
+        photo_side = reading.side in PHOTO_SIDES
+        portrait = self.portrait_sync(card) if photo_side and faces else None
+        if photo_side and quality.found and portrait is None and self.face_engine is not None and faces:
             quality = CardQuality(
                 True, (*quality.issues, "no_portrait"), quality.sharpness, quality.glare, quality.card_width_px
             )
-        valid = side == "front" and not errors
-        return IdCardResult(side, fields, valid, tuple(errors), quality, age, portrait, tuple(lines))
+        valid = photo_side and not reading.errors
+        return IdCardResult(
+            reading.side, reading.fields, valid, reading.errors, quality, reading.age, portrait, tuple(lines), doc.name
+        )
 
     async def read(self, image: Image, today: dt.date | None = None, *, faces: bool = True) -> IdCardResult:
         """:meth:`read_sync` in the face engine's executor (or the loop's default one)."""

@@ -350,10 +350,16 @@ async def id_capture(request: web.Request) -> web.Response:
             raise ApiError(409, "session", str(exc)) from exc
     card_json = card.to_json()
     if number:
-        card_json["fields"] = {**card.fields, "number": number[:3] + "*" * 11 + number[-4:]}
+        card_json["fields"] = {**card.fields, "number": _masked_number(number)}
     return web.json_response({"result": card_json, "accepted": ok, "reasons": reasons, "portrait_match": portrait,
                               "evidence": list(evidence), "audit_seq": seq, "thumbnail": _thumbnail(image),
                               "session": _session_json(session)})
+
+
+def _masked_number(number: str) -> str:
+    """A document number as the console shows it: 3 + 4 of a resident ID number, 2 + 2 of a passport's."""
+    keep = (3, 4) if len(number) == 18 else (2, 2)
+    return number[: keep[0]] + "*" * max(len(number) - sum(keep), 3) + number[-keep[1] :]
 
 
 async def _face_checked(request: web.Request, session: CounterSession) -> tuple[str, bytes]:

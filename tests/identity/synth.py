@@ -8,6 +8,7 @@ with Pillow and Noto CJK, carrying a real portrait, and photographed on a dark t
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -141,7 +142,8 @@ def on_table(card: BGR, corners: list[tuple[float, float]], size: tuple[int, int
     """The card photographed on a dark table: placed by a perspective transform at ``corners``."""
     rng = np.random.default_rng(1)
     scene = rng.integers(25, 55, (size[1], size[0], 3), dtype=np.uint8)
-    src = np.array([[0, 0], [CARD_W - 1, 0], [CARD_W - 1, CARD_H - 1], [0, CARD_H - 1]], np.float32)
+    h, w = card.shape[:2]
+    src = np.array([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]], np.float32)
     matrix = cv2.getPerspectiveTransform(src, np.array(corners, np.float32))
     warped = cv2.warpPerspective(card, matrix, size)
     mask = cv2.warpPerspective(np.full(card.shape[:2], 255, np.uint8), matrix, size)
@@ -149,9 +151,70 @@ def on_table(card: BGR, corners: list[tuple[float, float]], size: tuple[int, int
     return scene
 
 
-def rotated(angle: float, centre: tuple[float, float] = (640, 480), width: float = 900) -> list[tuple[float, float]]:
+def rotated(
+    angle: float, centre: tuple[float, float] = (640, 480), width: float = 900, ratio: float = CARD_W / CARD_H
+) -> list[tuple[float, float]]:
     """The corners of a card ``width`` pixels wide, turned by ``angle`` degrees about ``centre``."""
-    half = np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]]) * [width / 2, width / 2 / (CARD_W / CARD_H)]
+    half = np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]]) * [width / 2, width / 2 / ratio]
     a = np.radians(angle)
     rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
     return [(float(x), float(y)) for x, y in (half @ rot.T + centre)]
+
+
+#: Noto Sans Mono CJK SC, inside the same collection: the zone is set in a monospaced face like OCR-B.
+MONO_INDEX = 7
+
+
+@dataclass(frozen=True)
+class PassportHolder:
+    """What a passport data page says; ``portrait`` is a BGR photo of the holder's face."""
+
+    portrait: BGR
+    surname: str = "WANG"
+    given_names: str = "XIAOMEI"
+    number: str = "EH1234567"
+    sex: str = "F"
+    birth: dt.date = dt.date(1985, 11, 23)
+    expiry: dt.date = dt.date(2031, 5, 9)
+    nationality: str = "CHN"
+
+
+def passport_zone(holder: PassportHolder, *, check: Callable[[str], str]) -> tuple[str, str]:
+    """The two TD3 lines of the holder's data page, check digits from ``check``."""
+    names = (holder.surname + "<<" + holder.given_names.replace(" ", "<")).ljust(39, "<")
+    line1 = f"P<{holder.nationality}{names}"
+    number = holder.number.ljust(9, "<")
+    birth, expiry = holder.birth.strftime("%y%m%d"), holder.expiry.strftime("%y%m%d")
+    personal = "<" * 14
+    body = f"{number}{check(number)}{holder.nationality}{birth}{check(birth)}{holder.sex}{expiry}{check(expiry)}"
+    line2 = body + personal + "<"
+    composite = check(line2[0:10] + line2[13:20] + line2[21:43])
+    return line1, line2 + composite
+
+
+def render_passport(holder: PassportHolder, zone: tuple[str, str]) -> BGR:
+    """A data page laid out like a passport's (ID-3, 1250x880), with its machine readable zone."""
+    font, small = _fonts()
+    mono = ImageFont.truetype(str(FONT), 31, index=MONO_INDEX)
+    page = Image.new("RGB", (1250, 880), (232, 238, 230))
+    draw = ImageDraw.Draw(page)
+    label = (70, 110, 160)
+    draw.text((420, 40), "中华人民共和国  护照", font=font, fill=(0, 0, 0))
+    draw.text((420, 90), "PEOPLE'S REPUBLIC OF CHINA  PASSPORT", font=small, fill=label)
+    rows = [
+        ("姓 Surname", holder.surname),
+        ("名 Given names", holder.given_names),
+        ("性别 Sex", holder.sex),
+        ("出生日期 Date of birth", holder.birth.strftime("%d %b %Y").upper()),
+        ("有效期至 Date of expiry", holder.expiry.strftime("%d %b %Y").upper()),
+        ("护照号 Passport No.", holder.number),
+    ]
+    for i, (name, value) in enumerate(rows):
+        draw.text((420, 160 + 75 * i), name, font=small, fill=label)
+        draw.text((420, 192 + 75 * i), value, font=small, fill=(0, 0, 0))
+    page.paste(Image.fromarray(cv2.cvtColor(holder.portrait, cv2.COLOR_BGR2RGB)).resize((300, 370)), (60, 170))
+    draw.text((40, 730), zone[0], font=mono, fill=(0, 0, 0))
+    draw.text((40, 795), zone[1], font=mono, fill=(0, 0, 0))
+    out = cv2.cvtColor(np.asarray(page), cv2.COLOR_RGB2BGR)
+    cv2.rectangle(out, (0, 0), (1249, 879), (190, 200, 190), 3)
+    return np.asarray(out, np.uint8)

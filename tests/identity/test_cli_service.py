@@ -8,7 +8,7 @@ import pytest
 from counter.cli import main
 from identity import EvidenceStore, IdentityService
 
-from .conftest import FACES
+from .conftest import FACES, MODELS
 
 
 def test_cli_verify(models_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -45,3 +45,31 @@ async def test_service_keeps_evidence(models_dir: Path, tmp_path: Path) -> None:
             await service.evaluate_liveness(challenge.id, frames)
     finally:
         service.close()
+
+
+def test_cli_errors_are_one_line_with_the_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a, b = FACES / "face_recognition/obama/obama.jpg", FACES / "face_recognition/obama/obama1.jpg"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("COUNTER_MODELS_DIR", str(tmp_path / "no-models"))
+    monkeypatch.setattr("identity.models.download", _offline)
+    assert main(["identity", "verify", str(a), str(b)]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert "face_detection_yunet_2023mar.onnx" in err and "COUNTER_MODELS_DIR" in err and "sha256" in err
+
+    monkeypatch.delenv("COUNTER_MODELS_DIR")
+    missing = tmp_path / "missing.jpg"
+    assert main(["identity", "verify", str(missing), str(b), "--models-dir", str(MODELS)]) == 2
+    assert capsys.readouterr().err.strip() == f"counter: cannot read {missing}: No such file or directory"
+    junk = tmp_path / "junk.jpg"
+    junk.write_bytes(b"not a photo")
+    assert main(["identity", "read-id", str(junk)]) == 2
+    assert "send a JPEG, PNG or WebP" in capsys.readouterr().err
+
+
+def _offline(url: str, dest: Path, sha256: str, *, timeout: float = 30.0) -> Path:
+    from identity.models import ModelMissingError
+
+    raise ModelMissingError(f"could not download {dest.name} from {url}: no network in this test")

@@ -8,13 +8,16 @@ import cv2
 import numpy as np
 import pytest
 
+from identity import mrz
 from identity.face import FaceEngine
 from identity.idcard import (
+    PASSPORT,
     IdCardReader,
     OcrLine,
     check_digit,
     find_card,
     parse_fields,
+    read_passport,
     validate_number,
 )
 from identity.models import ModelRegistry
@@ -118,3 +121,45 @@ def test_back_side_expiry(reader: IdCardReader) -> None:
     result = reader.read_sync(on_table(render_back(), rotated(0)), TODAY)
     assert result.side == "back" and result.fields["authority"] == "上海市公安局浦东分局"
     assert result.fields["valid_until"] == "2025-03-01" and result.errors == ("expired",)
+
+
+@pytest.fixture(scope="module")
+def passport_page() -> tuple[synth.PassportHolder, np.ndarray]:
+    """王小梅's passport data page (portrait nicole_1), zone check digits from identity.mrz."""
+    holder = synth.PassportHolder(synth.portrait_crop(load(FACES / "faceonnx/nicole_kidman/nicole_1.jpg")))
+    return holder, synth.render_passport(holder, synth.passport_zone(holder, check=mrz.check_digit))
+
+
+@pytest.mark.parametrize("angle", [8, 185], ids=["tilted", "upside_down"])
+def test_passport_data_page_read_from_its_zone(
+    reader: IdCardReader, passport_page: tuple[synth.PassportHolder, np.ndarray], angle: float
+) -> None:
+    holder, page = passport_page
+    photo = on_table(page, rotated(angle, width=1000, ratio=PASSPORT.width_mm / PASSPORT.height_mm))
+    result = reader.read_sync(photo, TODAY)
+    assert (result.document, result.side) == ("passport", "data_page"), [ln.text for ln in result.lines]
+    assert result.errors == () and result.number_valid, result.errors
+    fields = result.fields
+    assert (fields["number"], fields["surname"], fields["given_names"]) == (
+        holder.number, holder.surname, holder.given_names
+    ) == ("EH1234567", "WANG", "XIAOMEI")
+    assert (fields["birth_date"], fields["valid_until"], fields["sex"]) == ("1985-11-23", "2031-05-09", "F")
+    assert fields["nationality"] == fields["issuing_state"] == "CHN" and result.age == 39
+    assert result.to_json()["document"] == "passport" and result.quality.issues == ()
+    # The portrait, cut from the page rectified to its own ID-3 proportions, is the holder's face.
+    assert result.portrait is not None and reader.face_engine is not None
+    match = reader.face_engine.verify_sync(load(FACES / "faceonnx/nicole_kidman/nicole_2.jpg"), result.portrait)
+    assert match.decision == "match", match.score
+
+
+def zone_lines(*texts: str) -> list[OcrLine]:
+    """OCR lines one under the other."""
+    return [OcrLine(t, ((0.0, 40.0 * i), (900.0, 40.0 * i), (900.0, 40.0 * i + 30), (0.0, 40.0 * i + 30)), 0.99)
+            for i, t in enumerate(texts)]
+
+
+def test_expired_passport_is_not_valid() -> None:
+    holder = synth.PassportHolder(np.zeros((1, 1, 3), np.uint8), expiry=dt.date(2024, 1, 31))
+    reading = read_passport(zone_lines(*synth.passport_zone(holder, check=mrz.check_digit)), TODAY)
+    assert reading is not None and reading.side == "data_page" and reading.errors == ("expired",)
+    assert read_passport(zone_lines("姓名王小梅", "公民身份号码" + NUMBER), TODAY) is None

@@ -140,3 +140,28 @@ async def test_holders_card_after_a_good_face_check_is_accepted(
     assert status == 200 and body["accepted"] is True, body
     status, body = await live.post("/identity/id-card", json={"source": "customer_still", "sha256": body["sha256"]})
     assert status == 200 and body["accepted"] is True, body
+
+
+async def test_holders_passport_is_read_but_not_the_document_on_file(
+    app_client: TestClient[Any, Any], card_call: CardCall, tmp_path: Path
+) -> None:
+    """A passport's data page is read from its zone and its portrait matched, but the line is registered
+    with a resident ID number: the passport cannot raise the level (number_mismatch), and its number
+    reaches the console masked."""
+    from identity import mrz
+    from identity.idcard import PASSPORT
+    from tests.identity import synth
+
+    live = await card_call(HOLDER_CARD_FACE)
+    await _face_check(live)
+    holder = synth.PassportHolder(synth.portrait_crop(cv2.imread(str(HOLDER_CARD_FACE))))
+    page = synth.render_passport(holder, synth.passport_zone(holder, check=mrz.check_digit))
+    photo = synth.on_table(page, synth.rotated(5, width=1000, ratio=PASSPORT.width_mm / PASSPORT.height_mm))
+    status, body = await live.post("/identity/id-card", data=cv2.imencode(".jpg", photo)[1].tobytes(),
+                                   headers={"Content-Type": "image/jpeg"})
+    assert status == 200, body
+    assert body["result"]["document"] == "passport" and body["result"]["number_valid"] is True, body["result"]
+    assert body["result"]["fields"]["number"] == "EH*****67"
+    assert body["portrait_match"]["decision"] == "match", body["portrait_match"]
+    assert body["accepted"] is False and body["reasons"] == ["number_mismatch"], body
+    assert body["session"]["level"] == "A0"
