@@ -16,6 +16,7 @@ import re
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -25,7 +26,7 @@ import numpy.typing as npt
 from identity import mrz
 from identity.face import FaceEngine
 from identity.images import Image, as_bgr
-from identity.models import ModelMissingError, default_threads
+from identity.models import ModelMissingError, create_session, default_threads, ensure_model
 
 U8 = npt.NDArray[np.uint8]
 
@@ -430,26 +431,48 @@ class IdCardReader:
     """Reads ID cards; the OCR engine is created once, on first use, and shared (thread-safe)."""
 
     def __init__(
-        self, face_engine: FaceEngine | None = None, *, threads: int = 0, limits: CardLimits = CardLimits()
+        self,
+        face_engine: FaceEngine | None = None,
+        *,
+        threads: int = 0,
+        limits: CardLimits = CardLimits(),
+        models_dir: Path | None = None,
     ) -> None:
         self.face_engine = face_engine
         self.threads = threads or default_threads()
         self.limits = limits
+        registry = face_engine.registry if face_engine is not None else None
+        self.models_dir = models_dir if models_dir is not None or registry is None else registry.models_dir
+        self.providers = registry.providers if registry is not None else None
         self._ocr: Any = None
         self._lock = threading.Lock()
 
     def ocr_engine(self) -> Any:
-        """The shared RapidOCR engine (PP-OCRv4 models from the ``rapidocr-onnxruntime`` wheel)."""
+        """The shared RapidOCR engine on the pinned PP-OCRv4 files (hash-checked, as every model is)."""
         with self._lock:
             if self._ocr is None:
                 try:
                     from rapidocr_onnxruntime import RapidOCR
                 except ImportError as exc:
                     raise ModelMissingError(
-                        "the OCR models (PP-OCRv4, shipped inside the rapidocr-onnxruntime wheel) are not "
+                        "the OCR engine (rapidocr-onnxruntime, whose wheel carries the PP-OCRv4 models) is not "
                         "installed: pip install --no-deps rapidocr-onnxruntime==1.4.4 and pip install -e '.[ocr]'"
                     ) from exc
-                self._ocr = RapidOCR(intra_op_num_threads=self.threads, inter_op_num_threads=1)
+                paths = {part: ensure_model(f"ocr_{part}", self.models_dir, allow_download=False)
+                         for part in ("det", "cls", "rec")}
+                ocr = RapidOCR(
+                    det_model_path=str(paths["det"]),
+                    cls_model_path=str(paths["cls"]),
+                    rec_model_path=str(paths["rec"]),
+                    intra_op_num_threads=self.threads,
+                    inter_op_num_threads=1,
+                )
+                # RapidOCR leaves thread spinning on, which fights the face models for the cores:
+                # its three sessions are remade with ours (same verified files; spinning off).
+                for holder, part in ((ocr.text_det.infer, "det"), (ocr.text_cls.infer, "cls"),
+                                     (ocr.text_rec.session, "rec")):
+                    holder.session = create_session(paths[part], self.providers, self.threads)
+                self._ocr = ocr
             return self._ocr
 
     def ocr_sync(self, image: U8) -> list[OcrLine]:

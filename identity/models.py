@@ -3,12 +3,15 @@
 Look-up order for a model file: an explicit ``models_dir``, then ``$COUNTER_MODELS_DIR``, then the
 user cache (``$XDG_CACHE_HOME/remote-counter/models``, default ``~/.cache/remote-counter/models``).
 A file that is missing everywhere is downloaded into the user cache from its public source and
-accepted only if its sha256 matches the manifest.
+accepted only if its sha256 matches the manifest.  The OCR models come inside the PyPI wheel of
+``rapidocr-onnxruntime``: after the folders above, they are looked up in that installed package,
+and pinned like the others.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import logging
 import os
 import tempfile
@@ -46,10 +49,16 @@ class ModelSpec:
     #: Input axes freed at load time as (input, axis, name): the file declares them fixed although
     #: its graph works at other sizes (see :func:`free_input_dims`).
     free_dims: tuple[tuple[str, int, str], ...] = ()
+    #: The installed Python package whose ``models/`` folder carries the file (looked up last).
+    package: str | None = None
+    #: What to install when that package is missing.
+    requirement: str | None = None
 
 
 _ZOO = "https://github.com/opencv/opencv_zoo/raw/main/models"
 _SILENT_FACE = "https://github.com/minivision-ai/Silent-Face-Anti-Spoofing/raw/master/resources/anti_spoof_models"
+_RAPIDOCR = "rapidocr_onnxruntime"
+_RAPIDOCR_WHEEL = "rapidocr-onnxruntime==1.4.4"
 
 #: The models the identity pipeline runs, pinned by sha256.
 MANIFEST: dict[str, ModelSpec] = {
@@ -96,6 +105,42 @@ MANIFEST: dict[str, ModelSpec] = {
             source=f"ONNX export (opset 13, dynamic batch) of {_SILENT_FACE}/4_0_0_80x80_MiniFASNetV1SE.pth",
             what="MiniFASNetV1SE passive anti-spoofing, 4.0x crop",
         ),
+        ModelSpec(
+            name="ocr_det",
+            filename="ch_PP-OCRv4_det_infer.onnx",
+            sha256="d2a7720d45a54257208b1e13e36a8479894cb74155a5efe29462512d42f49da9",
+            size=4745517,
+            licence="Apache-2.0",
+            url=None,
+            source=f"PyPI wheel {_RAPIDOCR_WHEEL}, {_RAPIDOCR}/models/ (PaddleOCR PP-OCRv4)",
+            what="PP-OCRv4 text detector (ID document OCR)",
+            package=_RAPIDOCR,
+            requirement=_RAPIDOCR_WHEEL,
+        ),
+        ModelSpec(
+            name="ocr_cls",
+            filename="ch_ppocr_mobile_v2.0_cls_infer.onnx",
+            sha256="e47acedf663230f8863ff1ab0e64dd2d82b838fceb5957146dab185a89d6215c",
+            size=585532,
+            licence="Apache-2.0",
+            url=None,
+            source=f"PyPI wheel {_RAPIDOCR_WHEEL}, {_RAPIDOCR}/models/ (PaddleOCR mobile v2.0)",
+            what="text line orientation classifier (ID document OCR)",
+            package=_RAPIDOCR,
+            requirement=_RAPIDOCR_WHEEL,
+        ),
+        ModelSpec(
+            name="ocr_rec",
+            filename="ch_PP-OCRv4_rec_infer.onnx",
+            sha256="48fc40f24f6d2a207a2b1091d3437eb3cc3eb6b676dc3ef9c37384005483683b",
+            size=10857958,
+            licence="Apache-2.0",
+            url=None,
+            source=f"PyPI wheel {_RAPIDOCR_WHEEL}, {_RAPIDOCR}/models/ (PaddleOCR PP-OCRv4)",
+            what="PP-OCRv4 Chinese and Latin text recogniser (ID document OCR)",
+            package=_RAPIDOCR,
+            requirement=_RAPIDOCR_WHEEL,
+        ),
     )
 }
 
@@ -118,8 +163,19 @@ def user_cache_dir() -> Path:
     return Path(base) / "remote-counter" / "models"
 
 
-def search_dirs(models_dir: Path | None = None) -> list[Path]:
-    """Folders searched for model files, in order."""
+def package_models_dir(package: str) -> Path | None:
+    """The ``models/`` folder of an installed package (found without importing it), or None."""
+    try:
+        found = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        return None
+    if found is None or not found.submodule_search_locations:
+        return None
+    return Path(next(iter(found.submodule_search_locations))) / "models"
+
+
+def search_dirs(models_dir: Path | None = None, spec: ModelSpec | None = None) -> list[Path]:
+    """Folders searched for model files, in order (``spec``'s package folder last, when it has one)."""
     dirs: list[Path] = []
     if models_dir is not None:
         dirs.append(Path(models_dir))
@@ -127,6 +183,8 @@ def search_dirs(models_dir: Path | None = None) -> list[Path]:
     if env:
         dirs.append(Path(env))
     dirs.append(user_cache_dir())
+    if spec is not None and spec.package and (carried := package_models_dir(spec.package)) is not None:
+        dirs.append(carried)
     return dirs
 
 
@@ -154,6 +212,11 @@ def file_sha256(path: Path) -> str:
 
 def _where_to_put(spec: ModelSpec, models_dir: Path | None) -> str:
     places = " or ".join(str(d / spec.filename) for d in search_dirs(models_dir))
+    if spec.requirement:
+        return (
+            f"install the package that carries it: pip install --no-deps {spec.requirement} "
+            f"(or put the file at {places}, or set {MODELS_DIR_ENV} to its folder)"
+        )
     fetch = f"download it from {spec.url}" if spec.url else f"obtain it as: {spec.source}"
     return f"{fetch} and put it at {places} (or set {MODELS_DIR_ENV} to its folder)"
 
@@ -172,7 +235,7 @@ def _check(spec: ModelSpec, path: Path, models_dir: Path | None) -> Path:
 def locate(name: str, models_dir: Path | None = None) -> Path | None:
     """The first existing file for model ``name`` in the search folders (not hash-checked), or None."""
     spec = MANIFEST[name]
-    for folder in search_dirs(models_dir):
+    for folder in search_dirs(models_dir, spec):
         candidate = folder / spec.filename
         if candidate.is_file():
             return candidate

@@ -163,3 +163,11 @@ def test_expired_passport_is_not_valid() -> None:
     reading = read_passport(zone_lines(*synth.passport_zone(holder, check=mrz.check_digit)), TODAY)
     assert reading is not None and reading.side == "data_page" and reading.errors == ("expired",)
     assert read_passport(zone_lines("姓名王小梅", "公民身份号码" + NUMBER), TODAY) is None
+
+
+def test_ocr_runs_on_the_pinned_files_with_spinning_off(reader: IdCardReader) -> None:
+    ocr = reader.ocr_engine()
+    for infer in (ocr.text_det.infer, ocr.text_cls.infer, ocr.text_rec.session):
+        options = infer.session.get_session_options()
+        assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+        assert options.intra_op_num_threads == reader.threads

@@ -140,7 +140,9 @@ def test_check_models_and_cli(models_dir: Path, tmp_path: Path, capsys: pytest.C
     (broken / MANIFEST["sface"].filename).write_bytes(b"x")
     assert main(["models", "check", "--models-dir", str(broken), "--json"]) == 1
     rows = {row["name"]: row["status"] for row in json.loads(capsys.readouterr().out)}
-    assert rows == {"yunet": "missing", "sface": "corrupt", "minifasnet_v2": "missing", "minifasnet_v1se": "missing"}
+    assert rows == {"yunet": "missing", "sface": "corrupt", "minifasnet_v2": "missing", "minifasnet_v1se": "missing",
+                    # carried by the installed rapidocr-onnxruntime wheel, found after the folders
+                    "ocr_det": "ok", "ocr_cls": "ok", "ocr_rec": "ok"}
     assert main(["models", "check", "--models-dir", str(broken)]) == 1
     assert "corrupt" in capsys.readouterr().out
 
@@ -159,3 +161,15 @@ def test_detector_input_is_freed_to_the_frame_shape(models_dir: Path) -> None:
 def test_freeing_an_axis_the_model_lacks_names_it(models_dir: Path) -> None:
     with pytest.raises(ModelError, match=r"face_detection_yunet_2023mar.onnx has no input axis input\[7\]"):
         free_input_dims(models_dir / "face_detection_yunet_2023mar.onnx", [("input", 7, "depth")])
+
+
+def test_ocr_models_are_pinned_and_found_in_their_wheel(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    carried = models.package_models_dir("rapidocr_onnxruntime")
+    if carried is None:
+        pytest.skip("rapidocr-onnxruntime is not installed")
+    for name in ("ocr_det", "ocr_cls", "ocr_rec"):
+        assert ensure_model(name, tmp_path / "empty", allow_download=False) == carried / MANIFEST[name].filename
+    monkeypatch.setattr(models, "package_models_dir", lambda package: None)
+    with pytest.raises(ModelMissingError, match=r"pip install --no-deps rapidocr-onnxruntime==1\.4\.4") as err:
+        ensure_model("ocr_rec", tmp_path / "empty", allow_download=False)
+    assert MANIFEST["ocr_rec"].sha256 in str(err.value)
