@@ -10,8 +10,11 @@ before the deadline.  The passive anti-spoofing score is reported as an extra si
 Movements prove that a live person is in front of the camera, not who it is, so the same person
 must be seen throughout: the face may not jump between frames (a swapped photo or person), and
 when a reference is given (the real-name photo on file) the most frontal frame of each stretch of
-the challenge is matched with it, so that the holder cannot pass the face check and leave the
-movements to someone else (or the other way round).
+the challenge is sampled: the most frontal sample of all (the anchor) must match the reference,
+and every other sample the anchor, both at the face threshold.  So the holder cannot pass the face
+check and leave the movements to someone else (or the other way round), while a sample with the
+head a little turned is compared with the same person on the same camera moments earlier, not with
+a years-old registration photo.
 
 Frames are the raw camera frames as sent over WebRTC (not the mirrored self-view): when the customer
 turns to their left, their nose moves towards the image's right.  Pass ``mirrored=True`` otherwise.
@@ -161,7 +164,8 @@ class LivenessResult:
     frames: int
     passive_score: float | None = None
     details: dict[str, float] = field(default_factory=dict)
-    #: Cosine scores of the sampled frames against the reference (empty: no reference given).
+    #: The anchor sample's cosine score against the reference, then the other samples' against the
+    #: anchor (empty: no reference given).
     identity_scores: tuple[float, ...] = ()
     identity_threshold: float = MATCH_THRESHOLD
 
@@ -171,6 +175,7 @@ class LivenessResult:
             return None
         return {
             "compared": len(self.identity_scores),
+            "reference_score": round(self.identity_scores[0], 4),
             "min_score": round(min(self.identity_scores), 4),
             "threshold": self.identity_threshold,
         }
@@ -297,7 +302,7 @@ def identity_samples(
     """Indices of the frames to match with the reference: the challenge's one-face frames cut into
     ``count`` stretches, and in each the frame closest to the neutral pose (skipped when even that
     one is turned past ``identity_max_yaw``).  The first stretch holds the neutral baseline, so
-    there is always at least one."""
+    there is always at least one.  The most frontal of them comes first, the others in time order."""
     faced = [i for i, o in enumerate(observations) if o.faces == 1]
     if not faced:
         return []
@@ -309,6 +314,10 @@ def identity_samples(
         best = min(part.tolist(), key=lambda i: abs(observations[i].yaw - yaw0) + abs(observations[i].pitch - pitch0))
         if abs(observations[best].yaw - yaw0) <= limits.identity_max_yaw:
             chosen.append(best)
+    if chosen:
+        anchor = min(chosen, key=lambda i: abs(observations[i].yaw - yaw0) + abs(observations[i].pitch - pitch0))
+        chosen.remove(anchor)
+        chosen.insert(0, anchor)
     return chosen
 
 
@@ -352,12 +361,13 @@ class LivenessChecker:
         aligned: Sequence[npt.NDArray[np.uint8] | None],
         reference: FloatArray,
     ) -> list[float]:
-        scores = []
-        for i in identity_samples(observations, self.limits.identity_samples, self.limits):
-            crop = aligned[i]
-            if crop is not None:
-                scores.append(cosine(self.engine.embed_aligned_sync(crop), reference))
-        return scores
+        """The anchor's score against the reference, then each other sample's against the anchor."""
+        picked = identity_samples(observations, self.limits.identity_samples, self.limits)
+        crops = [c for c in (aligned[i] for i in picked) if c is not None]
+        if not crops:
+            return []
+        anchor = self.engine.embed_aligned_sync(crops[0])
+        return [cosine(anchor, reference)] + [cosine(self.engine.embed_aligned_sync(c), anchor) for c in crops[1:]]
 
     async def check(
         self,

@@ -192,15 +192,19 @@ def test_switched_face_or_another_person_fails_a_performed_challenge(observed: d
     assert evaluate(challenge(*seq), moved).reasons == ("face_switched",)
     other = evaluate(challenge(*seq), obs, identity_scores=[0.7, 0.12, 0.72])
     assert not other.passed and other.reasons == ("not_the_holder",)
-    assert other.identity_json() == {"compared": 3, "min_score": 0.12, "threshold": other.identity_threshold}
+    assert other.identity_json() == {
+        "compared": 3, "reference_score": 0.7, "min_score": 0.12, "threshold": other.identity_threshold
+    }
     assert other.to_json()["reasons"][0]["zh"]  # type: ignore[index]
 
 
 def test_identity_samples_take_the_most_frontal_frame_of_each_stretch() -> None:
-    yaws = [0.0, 0.01, 0.0, 0.2, 0.4, 0.5, 0.45, 0.35, 0.02, 0.0]
-    obs = [Observation(float(i), 1, y, 0.5, 1.0) for i, y in enumerate(yaws)]
-    picked = identity_samples(obs, 3)
-    assert picked == [0, 9]  # the middle stretch (indices 4-6) is turned past 0.3 throughout: not compared
+    poses = [(0.0, 0.5), (0.05, 0.6), (0.1, 0.4), (0.2, 0.5), (0.4, 0.5), (0.5, 0.5), (0.45, 0.5), (0.35, 0.5),
+             (0.05, 0.5), (0.1, 0.5)]  # baseline yaw 0.05, pitch 0.5 (medians of the first three)
+    obs = [Observation(float(i), 1, yaw, pitch, 1.0) for i, (yaw, pitch) in enumerate(poses)]
+    # Stretches 0-3, 4-6, 7-9: the middle one is turned past 0.3 throughout and not compared; the
+    # anchor (index 8, exactly the baseline pose) comes first, then the others in time order.
+    assert identity_samples(obs, 3) == [8, 0]
     assert identity_samples([Observation(0.0, 0)], 3) == []
 
 
