@@ -60,6 +60,23 @@ _SILENT_FACE = "https://github.com/minivision-ai/Silent-Face-Anti-Spoofing/raw/m
 _RAPIDOCR = "rapidocr_onnxruntime"
 _RAPIDOCR_WHEEL = "rapidocr-onnxruntime==1.4.4"
 
+
+def _carried(name: str, filename: str, what: str, size: int, sha256: str) -> ModelSpec:
+    """An OCR model (PaddleOCR, Apache-2.0) carried in the rapidocr-onnxruntime wheel."""
+    return ModelSpec(
+        name=name,
+        filename=filename,
+        sha256=sha256,
+        size=size,
+        licence="Apache-2.0",
+        url=None,
+        source=f"PyPI wheel {_RAPIDOCR_WHEEL}, {_RAPIDOCR}/models/ (PaddleOCR)",
+        what=f"{what} (ID document OCR)",
+        package=_RAPIDOCR,
+        requirement=_RAPIDOCR_WHEEL,
+    )
+
+
 #: The models the identity pipeline runs, pinned by sha256.
 MANIFEST: dict[str, ModelSpec] = {
     spec.name: spec
@@ -105,42 +122,12 @@ MANIFEST: dict[str, ModelSpec] = {
             source=f"ONNX export (opset 13, dynamic batch) of {_SILENT_FACE}/4_0_0_80x80_MiniFASNetV1SE.pth",
             what="MiniFASNetV1SE passive anti-spoofing, 4.0x crop",
         ),
-        ModelSpec(
-            name="ocr_det",
-            filename="ch_PP-OCRv4_det_infer.onnx",
-            sha256="d2a7720d45a54257208b1e13e36a8479894cb74155a5efe29462512d42f49da9",
-            size=4745517,
-            licence="Apache-2.0",
-            url=None,
-            source=f"PyPI wheel {_RAPIDOCR_WHEEL}, {_RAPIDOCR}/models/ (PaddleOCR PP-OCRv4)",
-            what="PP-OCRv4 text detector (ID document OCR)",
-            package=_RAPIDOCR,
-            requirement=_RAPIDOCR_WHEEL,
-        ),
-        ModelSpec(
-            name="ocr_cls",
-            filename="ch_ppocr_mobile_v2.0_cls_infer.onnx",
-            sha256="e47acedf663230f8863ff1ab0e64dd2d82b838fceb5957146dab185a89d6215c",
-            size=585532,
-            licence="Apache-2.0",
-            url=None,
-            source=f"PyPI wheel {_RAPIDOCR_WHEEL}, {_RAPIDOCR}/models/ (PaddleOCR mobile v2.0)",
-            what="text line orientation classifier (ID document OCR)",
-            package=_RAPIDOCR,
-            requirement=_RAPIDOCR_WHEEL,
-        ),
-        ModelSpec(
-            name="ocr_rec",
-            filename="ch_PP-OCRv4_rec_infer.onnx",
-            sha256="48fc40f24f6d2a207a2b1091d3437eb3cc3eb6b676dc3ef9c37384005483683b",
-            size=10857958,
-            licence="Apache-2.0",
-            url=None,
-            source=f"PyPI wheel {_RAPIDOCR_WHEEL}, {_RAPIDOCR}/models/ (PaddleOCR PP-OCRv4)",
-            what="PP-OCRv4 Chinese and Latin text recogniser (ID document OCR)",
-            package=_RAPIDOCR,
-            requirement=_RAPIDOCR_WHEEL,
-        ),
+        _carried("ocr_det", "ch_PP-OCRv4_det_infer.onnx", "PP-OCRv4 text detector", 4745517,
+                 "d2a7720d45a54257208b1e13e36a8479894cb74155a5efe29462512d42f49da9"),
+        _carried("ocr_cls", "ch_ppocr_mobile_v2.0_cls_infer.onnx", "text line orientation classifier", 585532,
+                 "e47acedf663230f8863ff1ab0e64dd2d82b838fceb5957146dab185a89d6215c"),
+        _carried("ocr_rec", "ch_PP-OCRv4_rec_infer.onnx", "PP-OCRv4 Chinese and Latin text recogniser", 10857958,
+                 "48fc40f24f6d2a207a2b1091d3437eb3cc3eb6b676dc3ef9c37384005483683b"),
     )
 }
 

@@ -40,13 +40,18 @@ def checker(registry: ModelRegistry) -> Iterator[LivenessChecker]:
     engine.close()
 
 
-@pytest.fixture(scope="module")
-def poses(checker: LivenessChecker) -> dict[str, np.ndarray]:
-    image = load(FACES / "faceonnx/brad_pitt/brad_2.jpg")
+def posed(checker: LivenessChecker, photo: str) -> dict[str, np.ndarray]:
+    """Synthetic frames of the person in ``photo`` (480 px) in each pose."""
+    image = load(FACES / photo)
     scale = 480 / max(image.shape[:2])
     image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
     face = max(checker.engine.detect_sync(image), key=lambda f: f.area)
     return synth.poses(image, face)
+
+
+@pytest.fixture(scope="module")
+def poses(checker: LivenessChecker) -> dict[str, np.ndarray]:
+    return posed(checker, "faceonnx/brad_pitt/brad_2.jpg")
 
 
 @pytest.fixture(scope="module")
@@ -210,11 +215,7 @@ def test_identity_samples_take_the_most_frontal_frame_of_each_stretch() -> None:
 
 @pytest.fixture(scope="module")
 def other_poses(checker: LivenessChecker) -> dict[str, np.ndarray]:
-    image = load(FACES / "faceonnx/nicole_kidman/nicole_1.jpg")
-    scale = 480 / max(image.shape[:2])
-    image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-    face = max(checker.engine.detect_sync(image), key=lambda f: f.area)
-    return synth.poses(image, face)
+    return posed(checker, "faceonnx/nicole_kidman/nicole_1.jpg")
 
 
 async def test_real_performance_is_matched_with_the_photo_on_file(
