@@ -22,6 +22,7 @@ turns to their left, their nose moves towards the image's right.  Pass ``mirrore
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import secrets
 import time
@@ -168,6 +169,9 @@ class LivenessResult:
     #: anchor (empty: no reference given).
     identity_scores: tuple[float, ...] = ()
     identity_threshold: float = MATCH_THRESHOLD
+    #: Index (in the frames checked) of the anchor sample, the frame matched with the reference: the
+    #: one to keep as evidence of who performed the challenge.
+    anchor_frame: int | None = None
 
     def identity_json(self) -> dict[str, object] | None:
         """How the performer was matched with the reference (None without a reference); no template."""
@@ -360,14 +364,16 @@ class LivenessChecker:
         observations: Sequence[Observation],
         aligned: Sequence[npt.NDArray[np.uint8] | None],
         reference: FloatArray,
-    ) -> list[float]:
-        """The anchor's score against the reference, then each other sample's against the anchor."""
-        picked = identity_samples(observations, self.limits.identity_samples, self.limits)
-        crops = [c for c in (aligned[i] for i in picked) if c is not None]
-        if not crops:
-            return []
-        anchor = self.engine.embed_aligned_sync(crops[0])
-        return [cosine(anchor, reference)] + [cosine(self.engine.embed_aligned_sync(c), anchor) for c in crops[1:]]
+    ) -> tuple[list[float], int | None]:
+        """The anchor's score against the reference, then each other sample's against the anchor; and
+        the anchor's index in ``observations``."""
+        picked = [i for i in identity_samples(observations, self.limits.identity_samples, self.limits)
+                  if aligned[i] is not None]
+        if not picked:
+            return [], None
+        embedded = [self.engine.embed_aligned_sync(cast(npt.NDArray[np.uint8], aligned[i])) for i in picked]
+        anchor = embedded[0]
+        return [cosine(anchor, reference)] + [cosine(vec, anchor) for vec in embedded[1:]], picked[0]
 
     async def check(
         self,
@@ -406,12 +412,14 @@ class LivenessChecker:
                 scores.append(score)
         passive = float(np.mean(scores)) if scores else None
         identity: list[float] = []
+        anchor: int | None = None
         if ref_vec is not None:
             in_time = [i for i, o in enumerate(observations) if challenge.issued_at <= o.t <= challenge.deadline]
-            identity = await self.engine.run(
+            identity, local = await self.engine.run(
                 self._identity_scores, [observations[i] for i in in_time], [aligned[i] for i in in_time], ref_vec
             )
-        return evaluate(
+            anchor = None if local is None else in_time[local]
+        result = evaluate(
             challenge,
             observations,
             self.limits,
@@ -420,3 +428,4 @@ class LivenessChecker:
             identity_scores=identity,
             identity_threshold=self.engine.threshold,
         )
+        return dataclasses.replace(result, anchor_frame=anchor)

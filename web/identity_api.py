@@ -278,6 +278,10 @@ async def liveness_evaluate(request: web.Request) -> web.Response:
         checked = await service.evaluate_liveness(cid, frames, session_id=session.id, reference=reference)
         if frames:
             checked = await _kept(request.app[IDENTITY], checked, frames[0][1], "face.liveness", session.id)
+        anchor = checked.result.anchor_frame if isinstance(checked.result, LivenessResult) else None
+        if anchor is not None:  # the frame matched with the photo on file: who performed the challenge
+            checked = await _kept(request.app[IDENTITY], checked, frames[anchor][1], "face.liveness.anchor",
+                                  session.id)
     except WitnessError as exc:
         raise ApiError(409, exc.code, exc.reason) from exc
     except KeyError as exc:
@@ -293,7 +297,8 @@ async def liveness_evaluate(request: web.Request) -> web.Response:
                         "passive_score": result.passive_score, "reasons": list(result.reasons),
                         "identity": result.identity_json()}, checked.evidence)
     session = await _maybe_a2(request, session, actor) if result.passed else session
-    thumb = _thumbnail(frames[0][1]) if frames else ""
+    shown = frames[result.anchor_frame if result.anchor_frame is not None else 0][1] if frames else None
+    thumb = _thumbnail(shown) if shown is not None else ""
     return web.json_response({"result": result.to_json(), "evidence": list(checked.evidence), "audit_seq": seq,
                               "thumbnail": thumb, "session": _session_json(session)})
 

@@ -394,6 +394,7 @@ def test_journey_senior_customer_puk_rating_and_auditor(env: BrowserEnv, tmp_pat
     assert lives[0]["details"]["challenge"] == r["liveness"]["performed"], (lives, r["liveness"])
     performer = lives[0]["details"]["identity"]  # the movements were the holder's: matched with the photo on file
     assert performer["compared"] >= 1 and performer["min_score"] >= performer["threshold"], lives
+    assert len(lives[0]["evidence"]) == 2, lives  # the first frame, and the frame matched with the photo
     cards = [e for e in r["identity_audit"] if e["action"] == "identity.id_capture"]
     assert [e["outcome"] for e in cards] == ["ok"], cards
     assert cards[0]["evidence"] and "stand_in" not in str(cards[0]["details"]), cards

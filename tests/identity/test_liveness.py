@@ -229,6 +229,8 @@ async def test_real_performance_is_matched_with_the_photo_on_file(
     identity = result.identity_json()
     assert identity is not None and identity["compared"] >= 3
     assert identity["min_score"] >= checker.engine.threshold  # type: ignore[operator]
+    poses_shown = [name for _, name in performance(list(c.sequence), c.issued_at)]
+    assert result.anchor_frame is not None and poses_shown[result.anchor_frame] == "neutral"
 
     someone_else = (FACES / "faceonnx/nicole_kidman/nicole_2.jpg").read_bytes()
     result = await checker.check(c, frames, reference=someone_else)
