@@ -88,6 +88,20 @@ async def _expect_past_outage(client: SignalingClient, kind: type[Any], within: 
             raise AssertionError(f"server error {message.code}: {message.reason}")
 
 
+async def _said_until_heard(sender: SignalingClient, hearer: SignalingClient, call_id: str, text: str) -> None:
+    """``sender`` says ``text`` in the call, again every 3 s, until ``hearer`` hears it (30 s at most)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    while loop.time() < deadline:
+        await sender.send(p.Chat(call_id=call_id, text=text))
+        with contextlib.suppress(ClientError):
+            until = loop.time() + 3
+            while (await _expect_past_outage(hearer, p.Chat, within=until - loop.time())).text != text:
+                pass  # an earlier line
+            return
+    raise AssertionError(f"{text!r} was not heard: the call did not carry on after Redis came back")
+
+
 async def test_redis_outage_degrades_both_nodes_and_they_recover(
     tmp_path: Path, private_redis: PrivateRedis, schema_url: str,
     sessions: tuple[aiohttp.ClientSession, aiohttp.ClientSession],
@@ -137,17 +151,12 @@ async def test_redis_outage_degrades_both_nodes_and_they_recover(
         await asyncio.sleep(1.0)  # /readyz mirrors the nodes' state every 0.2 s: let both settle
         await _until(ready)
         assert not (customer.closed or waiting.closed or agent.closed)
-        # The call goes on across the nodes, and the waiting customer is still in line...
+        # The call goes on across the nodes, both ways, and the waiting customer is still in line...
         # (Both nodes re-subscribe on their own schedule after /readyz turns green: a line sent in that
-        # moment is answered 'unavailable' and is said again, as the customer page does.)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 30
-        heard: Any = None
-        while heard is None and loop.time() < deadline:
-            await customer.send(p.Chat(call_id=call_id, text="back"))
-            with contextlib.suppress(ClientError):
-                heard = await _expect_past_outage(agent, p.Chat, within=3)
-        assert heard is not None and heard.text == "back", "the call did not carry on after Redis came back"
+        # moment is answered 'unavailable', or published before the other node listens again, and is
+        # said again, as the customer page does.)
+        await _said_until_heard(customer, agent, call_id, "back")
+        await _said_until_heard(agent, customer, call_id, "welcome back")
         await _expect_past_outage(waiting, p.QueueStatus)
         # ...and is offered to the agent once the first call ends.
         await agent.send(p.Hangup(call_id=call_id))
