@@ -337,6 +337,13 @@ def cosine(a: FloatArray, b: FloatArray) -> float:
 Template = tuple[FaceQuality, FloatArray | None]
 
 
+def as_embedding(reference: Image | FloatArray) -> FloatArray | None:
+    """``reference`` when it is a precomputed embedding (a 1-d float32 vector), None when it is an image."""
+    if isinstance(reference, np.ndarray) and reference.dtype == np.float32 and reference.ndim == 1:
+        return cast(FloatArray, reference)
+    return None
+
+
 class TemplateCache:
     """Embeddings of encoded photos (the real-name photo on file, evidence stills) by their sha256.
 
@@ -474,9 +481,9 @@ class FaceEngine:
     def verify_sync(self, live: Image, reference: Image | FloatArray) -> FaceMatch:
         """Compare the live image with a reference photo (or its precomputed embedding)."""
         live_q, live_vec = self.embed_sync(live)
-        ref_vec: FloatArray | None
-        if isinstance(reference, np.ndarray) and reference.dtype == np.float32 and reference.ndim == 1:
-            ref_q, ref_vec = FaceQuality(None, 1, ()), np.asarray(reference, dtype=np.float32)
+        ref_vec = as_embedding(reference)
+        if ref_vec is not None:
+            ref_q = FaceQuality(None, 1, ())
         else:
             ref_q, ref_vec = self.embed_sync(cast(Image, reference))
         return self.decide(live_q, live_vec, ref_q, ref_vec)

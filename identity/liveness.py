@@ -35,7 +35,7 @@ import numpy as np
 import numpy.typing as npt
 
 from identity.antispoof import AntiSpoof
-from identity.face import MATCH_THRESHOLD, FaceEngine, FloatArray, align, cosine
+from identity.face import MATCH_THRESHOLD, FaceEngine, FloatArray, align, as_embedding, cosine
 from identity.images import Image, as_bgr
 
 Action = Literal["turn_left", "turn_right", "blink", "nod"]
@@ -257,14 +257,7 @@ def evaluate(
         return result([])
     if len(seen) < limits.min_face_fraction * len(in_time):
         reasons.append("face_lost")
-    head = seen[: limits.baseline_frames]
-    base = Observation(
-        head[0].t,
-        1,
-        float(np.median([o.yaw for o in head])),
-        float(np.median([o.pitch for o in head])),
-        float(np.median([o.openness for o in head])),
-    )
+    base = baseline(seen, limits)
     completed: list[Action] = []
     out = False
     for obs in seen[limits.baseline_frames :]:
@@ -289,6 +282,18 @@ def evaluate(
     return result(completed)
 
 
+def baseline(seen: Sequence[Observation], limits: LivenessLimits = LivenessLimits()) -> Observation:
+    """The customer's neutral pose: the median of the first one-face frames (``seen`` is not empty)."""
+    head = seen[: limits.baseline_frames]
+    return Observation(
+        head[0].t,
+        1,
+        float(np.median([o.yaw for o in head])),
+        float(np.median([o.pitch for o in head])),
+        float(np.median([o.openness for o in head])),
+    )
+
+
 def switched(seen: Sequence[Observation], limits: LivenessLimits = LivenessLimits()) -> bool:
     """Whether the face jumps between two successive frames that show one (another face took its place)."""
     boxes = [o.box for o in seen if o.box is not None]
@@ -310,16 +315,18 @@ def identity_samples(
     faced = [i for i, o in enumerate(observations) if o.faces == 1]
     if not faced:
         return []
-    head = faced[: limits.baseline_frames]
-    yaw0 = float(np.median([observations[i].yaw for i in head]))
-    pitch0 = float(np.median([observations[i].pitch for i in head]))
+    base = baseline([observations[i] for i in faced], limits)
+
+    def off_neutral(i: int) -> float:
+        return abs(observations[i].yaw - base.yaw) + abs(observations[i].pitch - base.pitch)
+
     chosen: list[int] = []
     for part in np.array_split(np.array(faced), min(count, len(faced))):
-        best = min(part.tolist(), key=lambda i: abs(observations[i].yaw - yaw0) + abs(observations[i].pitch - pitch0))
-        if abs(observations[best].yaw - yaw0) <= limits.identity_max_yaw:
+        best = min(part.tolist(), key=off_neutral)
+        if abs(observations[best].yaw - base.yaw) <= limits.identity_max_yaw:
             chosen.append(best)
     if chosen:
-        anchor = min(chosen, key=lambda i: abs(observations[i].yaw - yaw0) + abs(observations[i].pitch - pitch0))
+        anchor = min(chosen, key=off_neutral)
         chosen.remove(anchor)
         chosen.insert(0, anchor)
     return chosen
@@ -355,10 +362,6 @@ class LivenessChecker:
         score = self.antispoof.score_sync(bgr, main) if passive and self.antispoof is not None else None
         return obs, score, aligned
 
-    async def observe(self, frame: Image, t: float, *, passive: bool = False) -> tuple[Observation, float | None]:
-        """:meth:`observe_sync` in the executor."""
-        return await self.engine.run(self.observe_sync, frame, t, passive=passive)
-
     def _identity_scores(
         self,
         observations: Sequence[Observation],
@@ -387,12 +390,11 @@ class LivenessChecker:
         """Evaluate ``challenge`` on timestamped frames, scoring every ``passive_every``-th frame passively.
 
         With a ``reference`` (the real-name photo on file, or its embedding) the performer must be
-        that person: sampled frames are matched with it at the engine's threshold.
+        that person: the anchor sample is matched with it and the other samples with the anchor, at
+        the engine's threshold.
         """
-        ref_vec: FloatArray | None = None
-        if isinstance(reference, np.ndarray) and reference.dtype == np.float32 and reference.ndim == 1:
-            ref_vec = cast(FloatArray, reference)
-        elif reference is not None:
+        ref_vec = None if reference is None else as_embedding(reference)
+        if reference is not None and ref_vec is None:
             _, ref_vec = await self.engine.embed(cast(Image, reference))
             if ref_vec is None:
                 raise UnusableReference(
@@ -407,7 +409,7 @@ class LivenessChecker:
                 self._observe_sync, frame, t, passive_every > 0 and i % passive_every == 0
             )
             observations.append(obs)
-            aligned.append(crop if obs.faces == 1 and challenge.issued_at <= t <= challenge.deadline else None)
+            aligned.append(crop)
             if score is not None:
                 scores.append(score)
         passive = float(np.mean(scores)) if scores else None
