@@ -202,3 +202,53 @@ def test_second_tab_takes_over_without_a_tug_of_war(env: BrowserEnv) -> None:
     left, right = same.split("=")
     assert left == right
     assert ws_state == "open"
+
+
+#: The front camera takes 2.5 s to come back after the rear one was used (a slow phone).
+SLOW_FRONT_CAMERA = """
+(() => {
+  const md = navigator.mediaDevices;
+  const gum = md.getUserMedia.bind(md);
+  let rearUsed = false;
+  md.getUserMedia = async (c) => {
+    if (JSON.stringify(c?.video ?? "").includes("environment")) rearUsed = true;
+    else if (rearUsed) await new Promise((r) => setTimeout(r, 2500));
+    return gum(c);
+  };
+})();
+"""
+
+
+def test_a_step_pushed_while_the_front_camera_returns_is_not_covered(env: BrowserEnv) -> None:
+    """The ID still is sent, the agent pushes the confirmation at once, and the page is still switching
+    back to the front camera: the confirmation stays on screen (no "sent" notice over it, no return to
+    the call screen after it)."""
+
+    async def scenario() -> dict[str, Any]:
+        page = await env.new_page()
+        await page.context.add_init_script(SLOW_FRONT_CAMERA)
+        await page.reload()
+        await page.wait_for_selector("[data-screen=entry]")
+        call_id = await to_queue(page)
+        async with Agent.online(env.base_url) as agent:
+            await agent.answer_next_call(call_id)
+            await agent.connect_media()
+            await page.wait_for_selector("[data-screen=call]")
+            await agent.push("show_id", "s1")
+            await page.wait_for_selector("[data-screen=id-preview]", timeout=30000)
+            await page.tap("#btn-id-send")
+            await agent.step_result("s1")
+            await agent.push("confirm", "s2", title="确认", what="请确认", effect="测试")
+            await page.wait_for_selector("[data-screen=confirm]")
+            await asyncio.sleep(5.0)  # the camera's 2.5 s, then the notice's 1.5 s, and more
+            screen = await page.evaluate("document.querySelector('[data-screen]')?.dataset.screen")
+            captured = await page.evaluate("document.body.dataset.captured")
+            await page.tap("#btn-confirm")
+            confirmed = await agent.step_result("s2")
+            await agent.hangup()
+        await env.close_page(page)
+        return {"screen": screen, "captured": captured, "confirmed": confirmed.status}
+
+    r = env.run(scenario())
+    assert r["screen"] == "confirm" and r["captured"] == "id", r
+    assert r["confirmed"] == "ok", r

@@ -556,7 +556,7 @@ async function idCaptureStep(id, p) {
     watcher?.stop();
     stepResult(id, "failed", "timeout");
     await restore();
-    backToCall();
+    if (shown === view) backToCall(); // a step the agent pushed while the camera switched back stays
   });
   const view = show(() => S.idCapture({ timer }));
   try {
@@ -581,6 +581,7 @@ async function idCaptureStep(id, p) {
   show(() => S.idPreview({
     url,
     onSend: async () => {
+      const preview = shown;
       const sha = await sha256Hex(shot.blob);
       // face processing declined: the ID still is kept without any face matching, for the agent's eyes
       const upload = await uploadStill(shot.blob, "id");
@@ -598,7 +599,9 @@ async function idCaptureStep(id, p) {
       await restore();
       $("self-video").classList.add("mirror");
       document.body.dataset.captured = "id";
-      briefly(() => S.notice({ name: "captured", title: t("id_cap.sent") }));
+      // The agent has the result and may push the next step while the front camera comes back:
+      // that step must not be covered by this notice.
+      if (shown === preview) briefly(() => S.notice({ name: "captured", title: t("id_cap.sent") }));
     },
     onAgain: () => { URL.revokeObjectURL(url); idCaptureStep(id, p); },
   }));
