@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import statistics
 import sys
@@ -38,6 +39,9 @@ from counter.appkeys import DB
 from counter.audit import AUDIT
 from counter.config import load_settings
 from counter.storage import Database, Executor, Row, migrate, open_database
+from counter.users import Role, UserStore
+from signaling import protocol as p
+from signaling.client import SignalingClient, connect_call
 
 PG_URL = os.environ.get("COUNTER_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 _W = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
@@ -67,30 +71,37 @@ async def end_to_end(url: str, tmp: Path, workers: int, per: int) -> tuple[dict[
     db = app[DB]
     accounts = StorageAccountSystem(db)
     try:
-        jar = aiohttp.CookieJar(unsafe=True)  # cookies from 127.0.0.1
-        async with aiohttp.ClientSession(base, cookie_jar=jar) as agent, aiohttp.ClientSession(base) as phone:
-            resp = await agent.post("/api/auth/login", json={"username": "agent1", "password": "agent1-demo"})
-            headers = {"X-CSRF-Token": (await resp.json())["csrf_token"]}
-            sessions: list[tuple[str, str]] = []
+        async with aiohttp.ClientSession(base) as phone, contextlib.AsyncExitStack() as stack:
+            sessions: list[tuple[str, str, aiohttp.ClientSession, dict[str, str]]] = []
+            users = UserStore(db)
             for w in range(workers):
                 await accounts.create(
                     msisdn=msisdn(w), name=f"测试{w}", id_number=id_number(w), birth_date="1950-01-01",
                     password="135790", balance_cents=10000,
                 )
-                # the customer's credential is their signaling join token (the agent API hands out none)
-                joined = await (await phone.post("/api/customer/join")).json()
-                sid, token = joined["call_id"], joined["token"]
-                resp = await agent.post("/api/counter/sessions", json={"call_id": sid}, headers=headers)
-                assert resp.status == 201, await resp.text()
-                await agent.post(f"/api/counter/sessions/{sid}/claim", json={"msisdn": msisdn(w)}, headers=headers)
+                # A session exists only for a call an agent accepted and that is connected: one agent
+                # (and one placed call) per concurrent session.
+                name = f"bench{w}"
+                await users.create(name, name + "-pass", Role.AGENT, name, ["general"])
+                agent = await stack.enter_async_context(
+                    aiohttp.ClientSession(base, cookie_jar=aiohttp.CookieJar(unsafe=True))  # cookies from 127.0.0.1
+                )
+                agent_ws = await SignalingClient.staff(agent, base, name, name + "-pass")
+                customer = await SignalingClient.customer(phone, base)
+                stack.push_async_callback(agent_ws.close)
+                stack.push_async_callback(customer.close)
+                sid = await connect_call(customer, agent_ws, p.Join(claimed_phone=msisdn(w)))
+                assert customer.token is not None
+                async with agent.get("/api/auth/me") as resp:
+                    headers = {"X-CSRF-Token": (await resp.json())["csrf_token"]}
                 resp = await agent.post(
                     f"/api/counter/sessions/{sid}/verify-password", json={"password": "135790"}, headers=headers
                 )
                 assert resp.status == 200, await resp.text()
-                sessions.append((sid, token))
+                sessions.append((sid, customer.token, agent, headers))
             latencies: list[float] = []
 
-            async def worker(sid: str, token: str) -> None:
+            async def worker(sid: str, token: str, agent: aiohttp.ClientSession, headers: dict[str, str]) -> None:
                 for i in range(per):
                     t0 = time.perf_counter()
                     body = {"code": "datacap.set", "inputs": {"cap_mb": 100 + i}, "idempotency_key": f"k{i}"}
@@ -105,7 +116,7 @@ async def end_to_end(url: str, tmp: Path, workers: int, per: int) -> tuple[dict[
                     latencies.append(time.perf_counter() - t0)
 
             t0 = time.perf_counter()
-            await asyncio.gather(*(worker(s, t) for s, t in sessions))
+            await asyncio.gather(*(worker(*session) for session in sessions))
             elapsed = time.perf_counter() - t0
         await app[AUDIT].flush()
         n = workers * per

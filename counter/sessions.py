@@ -7,7 +7,6 @@ proof), the transactions done, the agent's notes, the wrap-up code and the custo
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import secrets
@@ -94,10 +93,17 @@ class CounterSession:
     created_at: str
     closed_at: str | None
     evidence: tuple[Evidence, ...] = field(default=())
+    call_ended_at: str | None = None
 
     @property
     def open(self) -> bool:
+        """Not wrapped up yet (notes and the wrap-up code may still be added)."""
         return self.closed_at is None
+
+    @property
+    def live(self) -> bool:
+        """Open and its call not ended: only a live session reads accounts, proves or changes anything."""
+        return self.closed_at is None and self.call_ended_at is None
 
     def evidence_hashes(self, min_level: Level = Level.A0, subject: str = "holder") -> list[str]:
         """The sha256 hashes of evidence of at least ``min_level`` about ``subject``."""
@@ -110,6 +116,8 @@ class CounterSession:
         """
         if not self.open:
             return Level.A0, "the session is closed; start a new one"
+        if not self.live:
+            return Level.A0, "the call has ended: its identity proofs no longer count"
         if for_change and self.level >= Level.A2 and self.level_at is not None:
             age = (now or utcnow()) - parse_iso(self.level_at)
             if age > PROOF_MAX_AGE:
@@ -119,10 +127,6 @@ class CounterSession:
                     f"{int(PROOF_MAX_AGE.total_seconds() // 60)}): check the customer's identity again"
                 )
         return self.level, None
-
-
-def _hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def _session(row: Row, evidence: Sequence[Row]) -> CounterSession:
@@ -142,6 +146,7 @@ def _session(row: Row, evidence: Sequence[Row]) -> CounterSession:
         rating_comment=row["rating_comment"],
         created_at=row["created_at"],
         closed_at=row["closed_at"],
+        call_ended_at=row["call_ended_at"],
         evidence=tuple(
             Evidence(
                 Level(int(e["level"])),
@@ -164,29 +169,31 @@ class CounterSessions:
 
     async def open(
         self, call_id: str, agent: str, account: str | None = None, face_consent: bool | None = None
-    ) -> tuple[CounterSession, str]:
-        """Open the session of a call; return it and the customer's token (shown to nobody else).
+    ) -> CounterSession:
+        """Record the session of a call.  Only :meth:`open_for_call` (a call this agent accepted) is
+        reached from the web; this is the storage step beneath it.
 
         ``account``: the line the customer claims, if known already (level A0 all the same);
         ``face_consent``: the customer's answer to the face-processing question, if given already.
+        The customer authenticates with the call's signaling join token, so none is minted here.
         """
         if not call_id or len(call_id) > 100:
             raise SessionError("a call id of 1 to 100 characters is needed")
-        token = secrets.token_urlsafe(24)
         try:
             await self.db.execute(
                 "INSERT INTO counter_sessions (id, agent, customer_token_hash, created_at, account, face_consent)"
                 " VALUES ($1, $2, $3, $4, $5, $6)",
                 call_id,
                 agent,
-                _hash_token(token),
+                # the column predates join-token binding: a value no token hashes to
+                "unused:" + secrets.token_hex(8),
                 iso(),
                 account,
                 None if face_consent is None else int(face_consent),
             )
         except IntegrityError as exc:
             raise SessionError(f"call {call_id} already has a counter session") from exc
-        return await self.get(call_id), token
+        return await self.get(call_id)
 
     async def open_for_call(
         self, call_id: str, agent: str, claimed: str | None = None, face_consent: bool | None = None
@@ -206,15 +213,17 @@ class CounterSessions:
             session = await self.get(call_id)
         except SessionNotFound:
             try:
-                session, _ = await self.open(call_id, agent, account, face_consent)
+                session = await self.open(call_id, agent, account, face_consent)
             except SessionError:  # opened meanwhile (the console asked for it): take that one
                 session = await self.get(call_id)
-        if session.open and session.agent != agent:
+        if not session.live:
+            return session
+        if session.agent != agent:
             await self.db.execute("UPDATE counter_sessions SET agent = $2 WHERE id = $1", call_id, agent)
             session = await self.add_note(call_id, "system", f"call transferred from {session.agent} to {agent}")
-        if session.open and session.account is None and account is not None:
+        if session.account is None and account is not None:
             session = await self.claim_account(call_id, account)
-        if session.open and face_consent is not None and session.face_consent is not face_consent:
+        if face_consent is not None and session.face_consent is not face_consent:
             if session.face_consent is None or face_consent is False:
                 session = await self.set_face_consent(call_id, face_consent)
         return session
@@ -230,12 +239,18 @@ class CounterSessions:
         )
         return _session(row, evidence)
 
-    async def by_customer_token(self, token: str) -> CounterSession | None:
-        """The open session a customer token belongs to, or ``None``."""
-        session_id = await self.db.fetchval(
-            "SELECT id FROM counter_sessions WHERE customer_token_hash = $1 AND closed_at IS NULL", _hash_token(token)
+    async def end_call(self, call_id: str) -> CounterSession | None:
+        """The session's call ended: from now on it proves, reads and changes nothing (wrap-up only).
+
+        ``None`` if the call never had a session (no agent accepted it).
+        """
+        await self.db.execute(
+            "UPDATE counter_sessions SET call_ended_at = $2 WHERE id = $1 AND call_ended_at IS NULL", call_id, iso()
         )
-        return await self.get(str(session_id)) if session_id is not None else None
+        try:
+            return await self.get(call_id)
+        except SessionNotFound:
+            return None
 
     async def _open_session(self, session_id: str) -> CounterSession:
         session = await self.get(session_id)
@@ -243,9 +258,15 @@ class CounterSessions:
             raise SessionError(f"session {session_id} is closed; open a new one")
         return session
 
+    async def _live_session(self, session_id: str) -> CounterSession:
+        session = await self._open_session(session_id)
+        if not session.live:
+            raise SessionError(f"the call of session {session_id} has ended: nothing more can be proved in it")
+        return session
+
     async def claim_account(self, session_id: str, msisdn: str, claimed_name: str = "") -> CounterSession:
         """Record the account the customer says is theirs.  Changing it drops the level to A0."""
-        session = await self._open_session(session_id)
+        session = await self._live_session(session_id)
         if session.account != msisdn:
             await self.db.execute(
                 "UPDATE counter_sessions SET account = $2, claimed_name = $3, level = 0, level_method = '',"
@@ -258,7 +279,7 @@ class CounterSessions:
 
     async def set_face_consent(self, session_id: str, consent: bool) -> CounterSession:
         """Record the customer's answer to the face-processing consent question."""
-        await self._open_session(session_id)
+        await self._live_session(session_id)
         await self.db.execute("UPDATE counter_sessions SET face_consent = $2 WHERE id = $1", session_id, int(consent))
         return await self.get(session_id)
 
@@ -278,7 +299,7 @@ class CounterSessions:
         A1 first.  Proofs about another person (``subject`` other than ``holder``, e.g.
         ``new_holder:<ID number>`` for a transfer) are recorded without changing the level.
         """
-        session = await self._open_session(session_id)
+        session = await self._live_session(session_id)
         if method not in METHODS:
             raise SessionError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
         if level > _MAX_BY_METHOD[method]:

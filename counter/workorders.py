@@ -51,6 +51,10 @@ class WorkOrderError(Exception):
     """A work-order operation was refused; the message says why."""
 
 
+class NotYourWorkOrder(WorkOrderError):
+    """An agent asked for a work order that is neither of their own sessions nor assigned to them."""
+
+
 @dataclass(frozen=True)
 class WorkOrder:
     id: int
@@ -68,6 +72,7 @@ class WorkOrder:
     history: tuple[dict[str, Any], ...]
     created_at: str
     updated_at: str
+    assigned_to: str | None = None
 
     def overdue(self, now: datetime | None = None) -> bool:
         """Past its due date (or its call-back due date) and not closed."""
@@ -92,6 +97,7 @@ class WorkOrder:
             "callback_done_at": self.callback_done_at,
             "callback_outcome": self.callback_outcome,
             "created_by": self.created_by,
+            "assigned_to": self.assigned_to,
             "history": list(self.history),
             "created_at": self.created_at,
             "updated_at": self.updated_at,
@@ -116,6 +122,7 @@ def _order(row: Row) -> WorkOrder:
         history=tuple(json.loads(row["history"])),
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        assigned_to=row["assigned_to"],
     )
 
 
@@ -169,8 +176,30 @@ class WorkOrders:
             raise WorkOrderError(f"no work order #{order_id}")
         return _order(row)
 
+    async def for_agent(self, order_id: int, agent: str) -> WorkOrder:
+        """The work order if ``agent`` may read or change it: opened in one of their sessions, or
+        assigned to them (supervisors see every one; that check is the caller's)."""
+        order = await self.get(order_id)
+        if order.assigned_to == agent:
+            return order
+        if order.session_id is not None and order.assigned_to is None:
+            owner = await self.db.fetchval("SELECT agent FROM counter_sessions WHERE id = $1", order.session_id)
+            if owner == agent:
+                return order
+        raise NotYourWorkOrder(f"work order #{order_id} is not one of your sessions' nor assigned to you")
+
+    async def assign(self, order_id: int, agent: str, by: str) -> WorkOrder:
+        """A supervisor hands the work order to ``agent`` (who alone of the agents may then move it on)."""
+        order = await self.get(order_id)
+        return await self._update(order, by, f"assigned to {agent}", assigned_to=agent)
+
     async def list(
-        self, *, status: WorkOrderStatus | None = None, account: str | None = None, session_id: str | None = None
+        self,
+        *,
+        status: WorkOrderStatus | None = None,
+        account: str | None = None,
+        session_id: str | None = None,
+        assigned_to: str | None = None,
     ) -> list[WorkOrder]:
         """Work orders, the supervisor's order: overdue first, then by due date."""
         clauses, args = [], []
@@ -178,6 +207,7 @@ class WorkOrders:
             ("status", status.value if status else None),
             ("account", account),
             ("session_id", session_id),
+            ("assigned_to", assigned_to),
         ):
             if value is not None:
                 args.append(value)

@@ -143,3 +143,23 @@ async def join_token(http: aiohttp.ClientSession, base_url: str, care: bool = Fa
             raise ClientError(f"customer join failed: HTTP {resp.status} {await resp.text()}")
         body: dict[str, Any] = await resp.json()
         return body
+
+
+async def connect_call(customer: SignalingClient, agent: SignalingClient, join: p.Join, within: float = 15.0) -> str:
+    """Queue ``customer`` (connected, not yet queued) with ``join`` and have ``agent`` go available and
+    accept that call (declining any other offered first); return the call id once both ends are told."""
+    if customer.welcome is None or customer.welcome.call_id is None:
+        raise ClientError("connect the customer with a join token first")
+    call_id = customer.welcome.call_id
+    await customer.send(join)
+    await customer.expect(p.QueueStatus, within=within)
+    await agent.send(p.Presence(state="available"))
+    while True:
+        offer = await agent.expect(p.CallOffer, within=within)
+        if offer.call_id == call_id:
+            break
+        await agent.send(p.Decline(call_id=offer.call_id, reason="waiting for another call"))
+    await agent.send(p.Accept(call_id=call_id))
+    await agent.expect(p.CallStarted, within=within, call_id=call_id)
+    await customer.expect(p.CallStarted, within=within, call_id=call_id)
+    return call_id

@@ -507,6 +507,7 @@ class SignalingService:
         now = time.time()
         await self.bus.delete_call(call.call_id)
         await self.store.forget_call(call.call_id)
+        await self.store.end_token(call.call_id)
         outcome = "abandoned" if call.status != "in_call" else reason
         if call.leg is not None:
             await self.store.close_leg(call.leg, outcome, now)

@@ -17,6 +17,14 @@ def _hash(token: str) -> str:
 
 
 @dataclass(frozen=True)
+class TokenCall:
+    """The call a join token is bound to, and when that call ended (``None``: not yet)."""
+
+    call_id: str
+    ended_at: float | None
+
+
+@dataclass(frozen=True)
 class JoinToken:
     """An anonymous customer's credential: the bearer may join (and rejoin) exactly one call."""
 
@@ -44,18 +52,37 @@ class SignalingStore:
         return JoinToken(token, call_id, expires)
 
     async def check_token(self, token: str, extend_s: float) -> str | None:
-        """The call id of a valid token (its lifetime extended by ``extend_s``), or ``None``."""
+        """The call id of a valid token (its lifetime extended by ``extend_s``), or ``None``.
+
+        A token dies with its call (:meth:`end_token`): it never opens another call under that id.
+        """
         now = time.time()
         row = await self.db.fetchrow(
-            "SELECT call_id, expires_at FROM signaling_tokens WHERE token_hash = $1", _hash(token)
+            "SELECT call_id, expires_at, ended_at FROM signaling_tokens WHERE token_hash = $1", _hash(token)
         )
-        if row is None or float(row["expires_at"]) < now:
+        if row is None or float(row["expires_at"]) < now or row["ended_at"] is not None:
             return None
         await self.db.execute(
             "UPDATE signaling_tokens SET expires_at = $1 WHERE token_hash = $2 AND expires_at < $1",
             now + extend_s, _hash(token),
         )
         return str(row["call_id"])
+
+    async def token_call(self, token: str) -> TokenCall | None:
+        """What a token is bound to, without extending it: ``None`` if unknown or expired."""
+        row = await self.db.fetchrow(
+            "SELECT call_id, expires_at, ended_at FROM signaling_tokens WHERE token_hash = $1", _hash(token)
+        )
+        if row is None or (row["ended_at"] is None and float(row["expires_at"]) < time.time()):
+            return None
+        ended = row["ended_at"]
+        return TokenCall(str(row["call_id"]), None if ended is None else float(ended))
+
+    async def end_token(self, call_id: str) -> None:
+        """The call of this token ended: the token serves no new call (once only)."""
+        await self.db.execute(
+            "UPDATE signaling_tokens SET ended_at = $2 WHERE call_id = $1 AND ended_at IS NULL", call_id, time.time()
+        )
 
     async def purge_tokens(self) -> int:
         return await self.db.execute("DELETE FROM signaling_tokens WHERE expires_at < $1", time.time())

@@ -15,7 +15,7 @@ from typing import Any
 import aiohttp
 
 from signaling import protocol as p
-from signaling.client import ClientError, SignalingClient
+from signaling.client import ClientError, SignalingClient, connect_call
 
 
 @dataclass
@@ -59,18 +59,6 @@ class LiveCall:
         await self.agent.expect(p.CallEnded, call_id=self.call_id)
 
 
-async def accept_next(agent: SignalingClient, call_id: str, within: float = 15.0) -> None:
-    """Go available and accept the offer of ``call_id`` (declining any other call offered first)."""
-    await agent.send(p.Presence(state="available"))
-    while True:
-        offer = await agent.expect(p.CallOffer, within=within)
-        if offer.call_id == call_id:
-            break
-        await agent.send(p.Decline(call_id=offer.call_id, reason="test: waiting for another call"))
-    await agent.send(p.Accept(call_id=call_id))
-    await agent.expect(p.CallStarted, call_id=call_id)
-
-
 @asynccontextmanager
 async def live_call(
     base_url: str,
@@ -100,12 +88,9 @@ async def live_call(
             await customer.close()
             raise
         try:
-            assert customer.token is not None and customer.welcome is not None
-            call_id = customer.welcome.id
-            await customer.send(p.Join(care=care, claimed_phone=claimed_phone, face_consent=face_consent))
-            await customer.expect(p.QueueStatus)
-            await accept_next(staff, call_id)
-            await customer.expect(p.CallStarted, call_id=call_id)
+            assert customer.token is not None
+            join = p.Join(care=care, claimed_phone=claimed_phone, face_consent=face_consent)
+            call_id = await connect_call(customer, staff, join)
             async with staff_http.get(base + "/api/auth/me") as resp:
                 csrf = {"X-CSRF-Token": (await resp.json())["csrf_token"]}
             call = LiveCall(call_id, customer.token, base, customer, staff, phone_http, staff_http, csrf)

@@ -7,6 +7,7 @@ only reads the account of a session they own.  ``GET /api/openapi.json`` describ
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
@@ -23,9 +24,10 @@ from counter.smscode import SmsCodeError, SmsCodes
 from counter.transactions import CATALOG
 from counter.transactions.engine import TransactionEngine, TxError, level_reason
 from counter.users import Role
-from counter.workorders import CallbackOutcome, WorkOrderError, WorkOrders, WorkOrderStatus
+from counter.workorders import CallbackOutcome, NotYourWorkOrder, WorkOrderError, WorkOrders, WorkOrderStatus
 from signaling.aio import SIGNALING
 from signaling.service import CallEvent, CallHook
+from signaling.state import CallRecord
 from web.auth import require_role
 from web.errors import ApiError, read_json
 
@@ -105,6 +107,10 @@ class WorkOrderStatusBody(_Body):
     note: str = Field("", max_length=500)
 
 
+class AssignBody(_Body):
+    agent: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+
+
 class CallbackBody(_Body):
     outcome: CallbackOutcome
     note: str = Field("", max_length=500)
@@ -142,52 +148,105 @@ def _session_json(session: CounterSession) -> dict[str, Any]:
     }
 
 
-async def _call_session(app: web.Application, call_id: str, agent: str) -> CounterSession | None:
-    """The counter session of a signaling call this agent is in, opened now if the call's own
-    ``accepted`` hook has not run yet (the console may ask first); ``None`` if there is no such call."""
-    if SIGNALING not in app:
-        return None
-    call = await app[SIGNALING].bus.get_call(call_id)
+#: How long after the call a customer may still rate it and read its results (nothing else).
+AFTER_CALL_S = 30 * 60
+
+
+async def _live_call(app: web.Application, call_id: str, agent: str) -> CallRecord | None:
+    """The signaling call ``call_id`` if it is connected to ``agent`` now (on any node), else ``None``."""
+    call = await app[SIGNALING].bus.read_call(call_id)
     if call is None or call.status != "in_call" or call.agent_id != agent:
         return None
-    return await app[SESSIONS].open_for_call(
-        call_id, agent, call.claimed_account or call.claimed_phone, call.face_consent
-    )
+    return call
 
 
-async def _own_session(request: web.Request, session_id: str | None = None) -> CounterSession:
+async def _still_connected(app: web.Application, session: CounterSession) -> bool:
+    """Whether the call of a live session is connected to its agent now.
+
+    While the shared signaling state is down (a Redis outage) the database's word stands: the
+    session was opened for an accepted call and no end has been recorded, so the agent goes on
+    serving the customer who is still on the line (the session ends when the call's end is seen).
+    """
+    if not session.live:
+        return False
+    try:
+        return await _live_call(app, session.id, session.agent) is not None
+    except app[SIGNALING].bus.unavailable:
+        return True
+
+
+async def _refused(request: web.Request, session: CounterSession, actor_role: str, actor: str, code: str,
+                   reason: str, status: int = 409) -> ApiError:
+    """An attempt on a line outside a live call: audited (it names a line), then answered ``status``."""
+    if session.account is not None:
+        await request.app[AUDIT].append(AuditEvent(
+            "session.refused", actor_role, actor, outcome="refused", session_id=session.id,
+            account=session.account, details={"attempt": request.method + " " + _route_name(request), "code": code},
+            reason=reason,
+        ))
+    return ApiError(status, code, reason)
+
+
+def _route_name(request: web.Request) -> str:
+    info = request.match_info.route.resource
+    return info.canonical if info is not None else request.path[:100]
+
+
+async def agent_session(request: web.Request, session_id: str | None = None, *, live: bool = True) -> CounterSession:
+    """The caller's own counter session: staff only, the agent the session belongs to.
+
+    A session exists only for a call this agent accepted: asking for one of a call that is connected
+    to the caller opens it.  ``live`` (the default: everything that reads the account, proves or
+    changes something) also needs that call connected to the caller now; without it (reading the
+    session, notes, the wrap-up) an ended call's session is still the agent's to finish.
+    """
     user = require_role(request, Role.AGENT, Role.SUPERVISOR).user
     session_id = session_id or request.match_info["sid"]
+    sessions = request.app[SESSIONS]
     try:
-        session = await request.app[SESSIONS].get(session_id)
+        session = await sessions.get(session_id)
     except SessionNotFound as exc:
-        found = await _call_session(request.app, session_id, user.username)
-        if found is None:
-            raise ApiError(404, "no_session", str(exc)) from exc
-        session = found
+        call = await _live_call(request.app, session_id, user.username)
+        if call is None:
+            raise ApiError(404, "no_session", "no counter session for that call: a session exists only for a "
+                                              "call you accepted and that is connected") from exc
+        session = await sessions.open_for_call(
+            session_id, user.username, call.claimed_account or call.claimed_phone, call.face_consent
+        )
     if session.agent != user.username:
         raise ApiError(403, "not_your_session", "this counter session belongs to another agent")
+    if live:
+        if not session.open:
+            raise await _refused(request, session, "agent", user.username, "session_closed",
+                                 "the session is closed: nothing more can be done in it")
+        if not await _still_connected(request.app, session):
+            raise await _refused(request, session, "agent", user.username, "no_live_call",
+                                 "the customer is not connected in a call with you now: the account can be "
+                                 "read and changed only while its holder is in the call")
     return session
 
 
-async def _customer_session(request: web.Request) -> CounterSession:
-    """The customer's open session: by the token minted with the session, or by the signaling join
-    token of the call (the same call id), which the customer's page holds already."""
+async def customer_session(request: web.Request, *, after_call: bool = False) -> CounterSession:
+    """The session of the call the customer's join token (``X-Customer-Token``) is bound to.
+
+    Only while an agent has accepted that call and it is connected; ``after_call``: also for
+    :data:`AFTER_CALL_S` after it ended (the rating and the results screen), nothing else.
+    """
     token = request.headers.get(CUSTOMER_HEADER, "")
-    sessions = request.app[SESSIONS]
-    session = await sessions.by_customer_token(token) if token else None
-    if session is None and token and SIGNALING in request.app:
-        service = request.app[SIGNALING]
-        call_id = await service.store.check_token(token, service.options.reconnect_grace_s)
-        if call_id is not None:
-            try:
-                found = await sessions.get(call_id)
-            except SessionNotFound:
-                found = None
-            session = found if found is not None and found.open else None
-    if session is None:
+    bound = await request.app[SIGNALING].store.token_call(token) if 0 < len(token) <= 200 else None
+    if bound is None:
         raise ApiError(401, "customer_token", f"send the {CUSTOMER_HEADER} given when your call started")
-    return session
+    try:
+        session = await request.app[SESSIONS].get(bound.call_id)
+    except SessionNotFound as exc:
+        raise ApiError(403, "not_in_call", "no agent has taken your call yet") from exc
+    if bound.ended_at is None and await _still_connected(request.app, session):
+        return session
+    ended = bound.ended_at if bound.ended_at is not None else time.time()
+    if after_call and time.time() - ended <= AFTER_CALL_S:
+        return session
+    raise await _refused(request, session, "customer", f"session:{session.id}", "call_ended",
+                         "your call has ended: start a new call to do more", status=403)
 
 
 def _int_param(request: web.Request, name: str) -> int:
@@ -205,30 +264,40 @@ def _session_error(exc: SessionError) -> ApiError:
 
 
 async def open_session(request: web.Request) -> web.Response:
-    """Open the counter session of a call.  No customer credential is handed out: the customer
-    confirms with their own signaling join token, which the agent never sees."""
+    """The counter session of a call this agent accepted and that is connected now (on any node).
+
+    There is no other way to a session: a made-up, unaccepted, ended or another agent's call is
+    refused.  No customer credential is handed out: the customer confirms with their own signaling
+    join token, which the agent never sees.
+    """
     user = require_role(request, Role.AGENT, Role.SUPERVISOR).user
     body = await _body(request, OpenSessionBody)
+    call = await _live_call(request.app, body.call_id, user.username)
+    if call is None:
+        raise ApiError(404, "no_live_call", "no call of yours with that id is connected: accept the customer's "
+                                            "call first")
     sessions = request.app[SESSIONS]
     try:
-        session, _ = await sessions.open(body.call_id, user.username)
-    except SessionError as exc:
-        # Opened already for this agent's call (the signaling hook).
-        existing = await sessions.get(body.call_id)
-        if existing.agent != user.username or not existing.open:
-            raise _session_error(exc) from exc
-        return web.json_response({"session": _session_json(existing)})
-    return web.json_response({"session": _session_json(session)}, status=201)
+        await sessions.get(body.call_id)
+        created = False
+    except SessionNotFound:
+        created = True
+    session = await sessions.open_for_call(
+        body.call_id, user.username, call.claimed_account or call.claimed_phone, call.face_consent
+    )
+    if session.agent != user.username or not session.live:
+        raise ApiError(409, "session", "that call's session is not open for you")
+    return web.json_response({"session": _session_json(session)}, status=201 if created else 200)
 
 
 async def get_session(request: web.Request) -> web.Response:
-    session = await _own_session(request)
+    session = await agent_session(request, live=False)
     history = await request.app[ENGINE].history(session.id)
     return web.json_response({"session": _session_json(session), "transactions": [t.to_json() for t in history]})
 
 
 async def claim(request: web.Request) -> web.Response:
-    session = await _own_session(request)
+    session = await agent_session(request)
     body = await _body(request, ClaimBody)
     before, level_before = session.account, session.level
     try:
@@ -250,9 +319,9 @@ async def consent(request: web.Request) -> web.Response:
     The customer's own on-screen answer comes with their ``join``; the agent may record a decline at
     any time but never turn the customer's on-screen decline into a consent.
     """
-    session = await _own_session(request)
+    session = await agent_session(request)
     body = await _body(request, ConsentBody)
-    if body.face_consent and SIGNALING in request.app:
+    if body.face_consent:
         call = await request.app[SIGNALING].bus.read_call(session.id)
         if call is not None and call.face_consent is False:
             raise ApiError(409, "face_declined_by_customer",
@@ -272,7 +341,7 @@ async def consent(request: web.Request) -> web.Response:
 
 async def verify_password(request: web.Request) -> web.Response:
     """A1 by the line's service password (said by the customer, typed by the agent)."""
-    session = await _own_session(request)
+    session = await agent_session(request)
     body = await _body(request, PasswordBody)
     if session.account is None:
         raise ApiError(409, "no_account", "claim the customer's line first")
@@ -285,7 +354,7 @@ async def verify_password(request: web.Request) -> web.Response:
 
 async def send_sms_code(request: web.Request) -> web.Response:
     """A1 by one-time code, step 1: send a code to the claimed line (the SMS outbox)."""
-    session = await _own_session(request)
+    session = await agent_session(request)
     try:
         sent = await request.app[SMS_CODES].send(session.id, session.agent)
     except SmsCodeError as exc:
@@ -297,7 +366,7 @@ async def send_sms_code(request: web.Request) -> web.Response:
 
 async def verify_sms_code(request: web.Request) -> web.Response:
     """A1 by one-time code, step 2: the code the customer read out, entered by the agent."""
-    session = await _own_session(request)
+    session = await agent_session(request)
     body = await _body(request, SmsCodeBody)
     try:
         session = await request.app[SMS_CODES].verify(session.id, body.code, session.agent)
@@ -311,7 +380,7 @@ async def verify_sms_code(request: web.Request) -> web.Response:
 
 async def attest(request: web.Request) -> web.Response:
     """Face declined: the agent attests that the ID card shown matches the live person (A2)."""
-    session = await _own_session(request)
+    session = await agent_session(request)
     body = await _body(request, AttestBody)
     try:
         session = await request.app[SESSIONS].raise_level(
@@ -323,7 +392,7 @@ async def attest(request: web.Request) -> web.Response:
 
 
 async def add_note(request: web.Request) -> web.Response:
-    session = await _own_session(request)
+    session = await agent_session(request, live=False)
     body = await _body(request, NoteBody)
     try:
         session = await request.app[SESSIONS].add_note(session.id, session.agent, body.text)
@@ -333,7 +402,7 @@ async def add_note(request: web.Request) -> web.Response:
 
 
 async def close_session(request: web.Request) -> web.Response:
-    session = await _own_session(request)
+    session = await agent_session(request, live=False)
     body = await _body(request, CloseBody)
     try:
         session = await request.app[SESSIONS].close(session.id, body.wrap_up)
@@ -348,7 +417,7 @@ async def close_session(request: web.Request) -> web.Response:
 
 async def account(request: web.Request) -> web.Response:
     """The account of the agent's own session (masked ID number, no photo, no PUK)."""
-    session = await _own_session(request)
+    session = await agent_session(request)
     if session.account is None:
         raise ApiError(409, "no_account", "claim the customer's line first")
     acct = await request.app[ACCOUNTS].get(session.account)
@@ -379,7 +448,7 @@ async def catalog(request: web.Request) -> web.Response:
     require_role(request)
     session = None
     if "session" in request.query:
-        session = await _own_session(request, request.query["session"])
+        session = await agent_session(request, request.query["session"], live=False)
     items = []
     for spec in CATALOG.values():
         item = spec.to_json()
@@ -394,7 +463,7 @@ async def catalog(request: web.Request) -> web.Response:
 
 
 async def run_transaction(request: web.Request) -> web.Response:
-    session = await _own_session(request)
+    session = await agent_session(request)
     body = await _body(request, RunBody)
     key = request.headers.get("Idempotency-Key") or body.idempotency_key
     try:
@@ -408,7 +477,7 @@ async def run_transaction(request: web.Request) -> web.Response:
 
 
 async def customer_state(request: web.Request) -> web.Response:
-    session = await _customer_session(request)
+    session = await customer_session(request, after_call=True)
     engine = request.app[ENGINE]
     pending = [t.to_json(for_customer=True) for t in await engine.pending(session.id)]
     latest = [t.to_json(for_customer=True) for t in (await engine.history(session.id))[-5:]]
@@ -417,7 +486,7 @@ async def customer_state(request: web.Request) -> web.Response:
 
 
 async def customer_confirm(request: web.Request) -> web.Response:
-    session = await _customer_session(request)
+    session = await customer_session(request)
     body = await _body(request, ConfirmBody)
     try:
         outcome = await request.app[ENGINE].confirm(_int_param(request, "tid"), session.id, body.accept)
@@ -427,7 +496,7 @@ async def customer_confirm(request: web.Request) -> web.Response:
 
 
 async def customer_rating(request: web.Request) -> web.Response:
-    session = await _customer_session(request)
+    session = await customer_session(request, after_call=True)
     body = await _body(request, RatingBody)
     await request.app[SESSIONS].rate(session.id, body.rating, body.comment)
     await request.app[AUDIT].append(AuditEvent(
@@ -456,43 +525,67 @@ async def approve(request: web.Request) -> web.Response:
 
 
 async def list_workorders(request: web.Request) -> web.Response:
+    """Supervisors: every work order.  Agents: those of one of their sessions (``?session=ID``) or
+    those assigned to them (``?assigned=me``)."""
     user = require_role(request, Role.AGENT, Role.SUPERVISOR).user
     status = request.query.get("status")
     session_id = request.query.get("session")
-    if user.role != Role.SUPERVISOR and session_id is None:
-        raise ApiError(403, "forbidden", "agents list the work orders of their session (?session=ID)")
+    assigned = user.username if request.query.get("assigned") == "me" else None
+    if user.role != Role.SUPERVISOR and session_id is None and assigned is None:
+        raise ApiError(403, "forbidden", "agents list the work orders of their session (?session=ID) "
+                                         "or those assigned to them (?assigned=me)")
     if session_id is not None and user.role != Role.SUPERVISOR:
-        await _own_session(request, session_id)
+        await agent_session(request, session_id, live=False)
     try:
         orders = await request.app[WORKORDERS].list(
-            status=WorkOrderStatus(status) if status else None, session_id=session_id
+            status=WorkOrderStatus(status) if status else None, session_id=session_id, assigned_to=assigned
         )
     except ValueError as exc:
         raise ApiError(400, "bad_status", f"unknown status {status!r}") from exc
     return web.json_response({"work_orders": [o.to_json() for o in orders]})
 
 
-async def workorder_status(request: web.Request) -> web.Response:
+async def _workorder_for(request: web.Request) -> tuple[int, str]:
+    """The work order id of the path and the caller, who must be a supervisor or the agent whose it is."""
     user = require_role(request, Role.AGENT, Role.SUPERVISOR).user
+    order_id = _int_param(request, "wid")
+    if user.role != Role.SUPERVISOR:
+        try:
+            await request.app[WORKORDERS].for_agent(order_id, user.username)
+        except NotYourWorkOrder as exc:
+            raise ApiError(403, "not_your_work_order", str(exc)) from exc
+        except WorkOrderError as exc:
+            raise ApiError(404, "not_found", str(exc)) from exc
+    return order_id, user.username
+
+
+async def workorder_status(request: web.Request) -> web.Response:
+    order_id, username = await _workorder_for(request)
     body = await _body(request, WorkOrderStatusBody)
     try:
-        order = await request.app[WORKORDERS].set_status(
-            _int_param(request, "wid"), body.status, user.username, body.note
-        )
+        order = await request.app[WORKORDERS].set_status(order_id, body.status, username, body.note)
     except WorkOrderError as exc:
         raise ApiError(409, "work_order", str(exc)) from exc
     return web.json_response(order.to_json())
 
 
 async def workorder_callback(request: web.Request) -> web.Response:
-    user = require_role(request, Role.AGENT, Role.SUPERVISOR).user
+    order_id, username = await _workorder_for(request)
     body = await _body(request, CallbackBody)
     try:
-        order = await request.app[WORKORDERS].record_callback(
-            _int_param(request, "wid"), body.outcome, user.username, body.note
-        )
+        order = await request.app[WORKORDERS].record_callback(order_id, body.outcome, username, body.note)
     except WorkOrderError as exc:
         raise ApiError(409, "work_order", str(exc)) from exc
+    return web.json_response(order.to_json())
+
+
+async def workorder_assign(request: web.Request) -> web.Response:
+    user = require_role(request, Role.SUPERVISOR).user
+    body = await _body(request, AssignBody)
+    try:
+        order = await request.app[WORKORDERS].assign(_int_param(request, "wid"), body.agent, user.username)
+    except WorkOrderError as exc:
+        raise ApiError(404, "not_found", str(exc)) from exc
     return web.json_response(order.to_json())
 
 
@@ -502,7 +595,7 @@ async def guidance_scripts(request: web.Request) -> web.Response:
 
 
 async def guidance_start(request: web.Request) -> web.Response:
-    session = await _own_session(request)
+    session = await agent_session(request)
     body = await _body(request, GuidanceStartBody)
     try:
         run_id = await request.app[GUIDANCE].start(session.id, body.script)
@@ -512,7 +605,7 @@ async def guidance_start(request: web.Request) -> web.Response:
 
 
 async def guidance_push(request: web.Request) -> web.Response:
-    session = await _own_session(request)
+    session = await agent_session(request)
     body = await _body(request, GuidancePushBody)
     guidance = request.app[GUIDANCE]
     try:
@@ -558,9 +651,16 @@ ROUTES: list[tuple[str, str, Any, type[BaseModel] | None, str]] = [
     ("GET", "/api/counter/guidance/scripts", guidance_scripts, None, "staff: the guidance knowledge base"),
     ("GET", "/api/counter/approvals", approvals, None, "supervisor: A4 requests awaiting approval"),
     ("POST", "/api/counter/approvals/{tid}", approve, None, "supervisor: approve an A4 request"),
-    ("GET", "/api/counter/workorders", list_workorders, None, "supervisor: all work orders, overdue first"),
+    (
+        "GET",
+        "/api/counter/workorders",
+        list_workorders,
+        None,
+        "supervisor: all work orders, overdue first; agent: ?session=ID (own) or ?assigned=me",
+    ),
     ("POST", "/api/counter/workorders/{wid}/status", workorder_status, WorkOrderStatusBody, "move a work order on"),
     ("POST", "/api/counter/workorders/{wid}/callback", workorder_callback, CallbackBody, "record the call-back"),
+    ("POST", "/api/counter/workorders/{wid}/assign", workorder_assign, AssignBody, "supervisor: assign to an agent"),
     ("GET", "/api/customer/counter", customer_state, None, "customer: pending confirmations, results, guidance"),
     (
         "POST",
@@ -649,9 +749,10 @@ async def openapi_json(request: web.Request) -> web.Response:
     return web.json_response(openapi())
 
 
-def call_hook(sessions: CounterSessions) -> CallHook:
+def call_hook(sessions: CounterSessions, engine: TransactionEngine) -> CallHook:
     """A signaling hook: when an agent accepts a call, the call's counter session exists (keyed by
-    the call id; handed to the new agent after a transfer)."""
+    the call id; handed to the new agent after a transfer); when the call ends, so does the session
+    (after the signaling layer's reconnect grace), with its requests still waiting refused."""
 
     async def hook(event: CallEvent) -> None:
         if event.kind == "accepted" and event.agent is not None and event.actor_role in ("agent", "supervisor"):
@@ -659,6 +760,8 @@ def call_hook(sessions: CounterSessions) -> CallHook:
             await sessions.open_for_call(
                 event.call_id, event.agent, event.claimed_account or event.claimed_phone, event.face_consent
             )
+        elif event.kind in ("ended", "abandoned") and await sessions.end_call(event.call_id) is not None:
+            await engine.call_ended(event.call_id)
 
     return hook
 
@@ -676,8 +779,7 @@ def setup(app: web.Application) -> None:
     app[SMS_CODES] = SmsCodes(db, accounts, app[SESSIONS], app[AUDIT])
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        if SIGNALING in app:
-            app[SIGNALING].hooks.append(call_hook(app[SESSIONS]))
+        app[SIGNALING].hooks.append(call_hook(app[SESSIONS], app[ENGINE]))
         app[MAINTENANCE].start()
         yield
         await app[MAINTENANCE].stop()

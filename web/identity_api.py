@@ -32,15 +32,13 @@ from aiohttp import web
 
 from counter.appkeys import NOT_READY, SETTINGS
 from counter.audit import AUDIT, AuditEvent
-from counter.sessions import CounterSession, Level, SessionError, SessionNotFound
-from counter.users import Role
+from counter.sessions import CounterSession, Level, SessionError
 from identity import Checked, EvidenceStore, FaceMatch, IdCardResult, IdentityService, LivenessResult
 from identity.evidence import load_or_create_master_key
 from identity.images import ImageError, as_bgr
 from identity.liveness import UnusableReference
 from signaling.witness import WitnessError
-from web.auth import require_role
-from web.counter_api import ACCOUNTS, SESSIONS, _customer_session
+from web.counter_api import ACCOUNTS, SESSIONS, agent_session, customer_session
 from web.errors import ApiError, read_body, read_json
 from web.recordings_api import WITNESS
 
@@ -85,16 +83,9 @@ IDENTITY = web.AppKey("identity", IdentityState)
 
 
 async def _own(request: web.Request) -> tuple[CounterSession, str]:
-    user = require_role(request, Role.AGENT, Role.SUPERVISOR).user
-    try:
-        session = await request.app[SESSIONS].get(request.match_info["sid"])
-    except SessionNotFound as exc:
-        raise ApiError(404, "no_session", str(exc)) from exc
-    if session.agent != user.username:
-        raise ApiError(403, "not_your_session", "this counter session belongs to another agent")
-    if not session.open:
-        raise ApiError(409, "session_closed", "the session is closed; open a new one")
-    return session, user.username
+    """The agent's own session of a call connected to them now (identity checks need the live holder)."""
+    session = await agent_session(request)
+    return session, session.agent
 
 
 async def _read_image(request: web.Request) -> bytes:
@@ -209,7 +200,7 @@ def _need_consent(session: CounterSession) -> None:
 
 
 async def state(request: web.Request) -> web.Response:
-    session, _ = await _own(request)
+    session = await agent_session(request, live=False)
     ident = request.app[IDENTITY]
     checks = ident.checks(session.id)
     witness = request.app[WITNESS].calls.get(session.id)
@@ -412,7 +403,7 @@ async def customer_still(request: web.Request) -> web.Response:
     processing: only the card number is read; the still is kept encrypted for the agent to compare
     with the person by eye and attest.
     """
-    session = await _customer_session(request)
+    session = await customer_session(request)
     if session.face_consent is False and request.query.get("kind") == "id":
         return await _declined_id_still(request, session)
     _need_face_consent(session)

@@ -317,6 +317,8 @@ class TransactionEngine:
     def _refusal(spec: TxSpec, session: CounterSession) -> tuple[str, str] | None:
         if not session.open:
             return "the session is closed; start a new one", "本次服务已结束"
+        if not session.live:
+            return "the call has ended: nothing more can be done in it", "通话已结束，本次业务未办理"
         if spec.needs_account and session.account is None:
             return "claim the customer's line in the session first", "请先确认办理的号码"
         return level_reason(spec, session)
@@ -537,6 +539,20 @@ class TransactionEngine:
             evidence=tuple(sorted(set(session.evidence_hashes()))),
             reason=reason,
         )
+
+    async def call_ended(self, session_id: str) -> list[TxOutcome]:
+        """The session's call ended: requests still waiting for the customer (or a supervisor) are
+        refused, one audit entry each, so none is left half-done or confirmable later."""
+        rows = await self.db.fetch(
+            "SELECT id FROM tx_requests WHERE session_id = $1 AND status = 'pending' ORDER BY id", session_id
+        )
+        return [
+            await self._finish(
+                int(r["id"]), TxStatus.REFUSED, "the call ended before it was done: nothing was changed",
+                "通话已结束，本次业务未办理",
+            )
+            for r in rows
+        ]
 
 
 class _AlreadyClaimed(Exception):

@@ -14,7 +14,6 @@ async def test_open_for_call_opens_hands_over_and_claims(db: Database) -> None:
     sessions = CounterSessions(db)
     first = await sessions.open_for_call("call-a", "agent1", "+86 139-0013-9000")
     assert (first.id, first.agent, first.account, first.level) == ("call-a", "agent1", "13900139000", Level.A0)
-    assert await sessions.by_customer_token("") is None
     # The hook and the console racing for the same call end with one session.
     both = await asyncio.gather(sessions.open_for_call("call-b", "agent1"), sessions.open_for_call("call-b", "agent1"))
     assert {s.id for s in both} == {"call-b"} and both[0].account is None
@@ -25,14 +24,31 @@ async def test_open_for_call_opens_hands_over_and_claims(db: Database) -> None:
     moved = await sessions.open_for_call("call-a", "agent2", "13800138000")
     assert moved.agent == "agent2" and moved.account == "13900139000" and moved.level == Level.A1
     assert moved.notes[-1]["author"] == "system" and "agent1 to agent2" in moved.notes[-1]["text"]
-    # Opened by the console first: the same session, its token still works.
-    opened, token = await sessions.open("call-c", "agent1")
-    assert (await sessions.open_for_call("call-c", "agent1", "13700137000")).account == "13700137000"
-    found = await sessions.by_customer_token(token)
-    assert found is not None and found.id == opened.id
+    # Opened first: the same session.
+    opened = await sessions.open("call-c", "agent1")
+    assert (await sessions.open_for_call("call-c", "agent1", "13700137000")).id == opened.id
     # A closed session is not reopened or handed over.
     await sessions.close("call-c", "done")
     assert (await sessions.open_for_call("call-c", "agent2")).agent == "agent1"
+
+
+async def test_a_session_ends_with_its_call(db: Database) -> None:
+    """After the call ends the session proves, claims and changes nothing; the wrap-up still closes it."""
+    sessions = CounterSessions(db)
+    await sessions.open_for_call("call-e", "agent1", "13800138000", face_consent=True)
+    await sessions.raise_level("call-e", Level.A1, [], "password")
+    ended = await sessions.end_call("call-e")
+    assert ended is not None and ended.open and not ended.live and ended.call_ended_at is not None
+    assert ended.effective_level(for_change=False)[0] == Level.A0
+    with pytest.raises(SessionError, match="has ended"):
+        await sessions.raise_level("call-e", Level.A1, [], "password")
+    with pytest.raises(SessionError, match="has ended"):
+        await sessions.claim_account("call-e", "13900139000")
+    # Not handed to another agent either, nor reopened.
+    assert (await sessions.open_for_call("call-e", "agent2")).agent == "agent1"
+    assert await sessions.end_call("never-accepted") is None
+    closed = await sessions.close("call-e", "resolved")
+    assert closed.closed_at is not None
 
 
 async def test_customer_face_answer_and_the_declined_path(db: Database) -> None:

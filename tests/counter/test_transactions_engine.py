@@ -103,7 +103,7 @@ async def test_face_declined_path_reaches_a2_by_attestation(db: Database) -> Non
     kit = await make_kit(db)
     try:
         await kit.account(MSISDN)
-        session, _ = await kit.sessions.open("call-attest", "agent1")
+        session = await kit.sessions.open("call-attest", "agent1")
         await kit.sessions.claim_account(session.id, MSISDN)
         await kit.sessions.set_face_consent(session.id, False)
         await kit.sessions.raise_level(session.id, Level.A1, [], "password", "agent1")

@@ -58,7 +58,7 @@ class Kit:
 
     async def session(self, msisdn: str | None, level: Level, agent: str = "agent1") -> CounterSession:
         """An open session on ``msisdn`` with the holder proven to ``level`` (face path)."""
-        session, _ = await self.sessions.open(f"call-{uuid.uuid4().hex[:10]}", agent)
+        session = await self.sessions.open(f"call-{uuid.uuid4().hex[:10]}", agent)
         if msisdn is None:
             return session
         session = await self.sessions.claim_account(session.id, msisdn)

@@ -20,6 +20,7 @@ from counter.config import Settings
 from signaling import protocol as p
 from signaling.client import SignalingClient
 from signaling.ice import ice_servers
+from tests.calls import live_call
 from tests.conftest import login
 from web.ratelimit import RATE_LIMITS, RateLimits
 
@@ -239,27 +240,14 @@ async def test_every_api_family_refuses_oversize_bodies(app_client: TestClient[A
     await _oversize(app_client, "/api/customer/join", 5000)
     csrf = await login(app_client, "agent1", "agent1-demo")
     await _oversize(app_client, "/api/counter/sessions", 70 * 1024, csrf)
-    opened = await app_client.post("/api/counter/sessions", json={"call_id": "size-1"}, headers=csrf)
-    assert opened.status == 201, await opened.text()
-    sid = (await opened.json())["session"]["id"]
-    await _oversize(app_client, f"/api/counter/sessions/{sid}/transactions", 70 * 1024, csrf)
-    await _oversize(app_client, f"/api/counter/sessions/{sid}/claim", 70 * 1024, csrf)
-    # The customer's family, with the join token of a call an agent answered.
-    base = str(app_client.make_url("")).rstrip("/")
-    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as staff, \
-            aiohttp.ClientSession() as phone:
-        agent = await SignalingClient.staff(staff, base, "agent2", "agent2-demo")
-        customer = await SignalingClient.customer(phone, base)
-        await customer.send(p.Join())
-        await agent.send(p.Presence(state="available"))
-        offer = await agent.expect(p.CallOffer)
-        await agent.send(p.Accept(call_id=offer.call_id))
-        await customer.expect(p.CallStarted)
+    # A session exists only for a call the agent accepted; then its endpoints and the customer's
+    # (with the join token of that call) refuse oversize bodies too.
+    async with live_call(str(app_client.make_url(""))) as call:
+        sid = call.call_id
+        await _oversize(app_client, f"/api/counter/sessions/{sid}/transactions", 70 * 1024, csrf)
+        await _oversize(app_client, f"/api/counter/sessions/{sid}/claim", 70 * 1024, csrf)
         app_client.session.cookie_jar.clear()
-        await _oversize(app_client, "/api/customer/counter/rating", 70 * 1024,
-                        {"X-Customer-Token": customer.token or ""})
-        await agent.close()
-        await customer.close()
+        await _oversize(app_client, "/api/customer/counter/rating", 70 * 1024, call.customer_headers)
 
 
 async def test_websocket_frames_are_size_limited(app_client: TestClient[Any, Any]) -> None:

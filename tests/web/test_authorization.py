@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from tests.calls import live_call
 from tests.conftest import login
 
 STAFF = {"agent", "supervisor", "auditor"}
@@ -144,35 +145,31 @@ async def test_agent_cannot_read_an_account_outside_their_session(
     app_client: TestClient[Any, Any], callers: Callers
 ) -> None:
     agent1, h1 = callers["agent"]
-    agent2: TestClient[Any, Any] = TestClient(app_client.server)
-    h2 = await login(agent2, "agent2", "agent2-demo")
-    try:
-        assert (await agent2.post("/api/counter/sessions", json={"call_id": "call-b"}, headers=h2)).status == 201
-        resp = await agent2.post("/api/counter/sessions/call-b/claim", json={"msisdn": "13900139000"}, headers=h2)
-        assert resp.status == 200
-        assert (await agent2.get("/api/counter/sessions/call-b/account")).status == 200
+    base = str(app_client.make_url(""))
+    async with (
+        live_call(base, "agent2", claimed_phone="13900139000") as b,
+        live_call(base, "agent1", claimed_phone="13800138000") as a,
+    ):
+        assert (await b.staff("GET", f"/api/counter/sessions/{b.call_id}/account"))[0] == 200
         # agent1's own session, with another line claimed: only that line is readable.
-        assert (await agent1.post("/api/counter/sessions", json={"call_id": "call-a"}, headers=h1)).status == 201
-        await agent1.post("/api/counter/sessions/call-a/claim", json={"msisdn": "13800138000"}, headers=h1)
-        own = await (await agent1.get("/api/counter/sessions/call-a/account")).json()
+        own = await (await agent1.get(f"/api/counter/sessions/{a.call_id}/account")).json()
         assert own["msisdn"] == "13800138000" and "*" in own["holder"]["id_number"]
+        sid = b.call_id
         for method, path in [
-            ("GET", "/api/counter/sessions/call-b/account"),
-            ("GET", "/api/counter/sessions/call-b"),
-            ("GET", "/api/counter/catalog?session=call-b"),
-            ("GET", "/api/counter/workorders?session=call-b"),
-            ("POST", "/api/counter/sessions/call-b/transactions"),
-            ("POST", "/api/counter/sessions/call-b/claim"),
+            ("GET", f"/api/counter/sessions/{sid}/account"),
+            ("GET", f"/api/counter/sessions/{sid}"),
+            ("GET", f"/api/counter/catalog?session={sid}"),
+            ("GET", f"/api/counter/workorders?session={sid}"),
+            ("POST", f"/api/counter/sessions/{sid}/transactions"),
+            ("POST", f"/api/counter/sessions/{sid}/claim"),
         ]:
             status, code = await call(agent1, method, path, h1)
             assert (status, code) == (403, "not_your_session"), (method, path, status, code)
         # A supervisor is not the session's agent either; auditors read accounts only through the audit log.
         sup, hs = callers["supervisor"]
-        assert await call(sup, "GET", "/api/counter/sessions/call-b/account", hs) == (403, "not_your_session")
+        assert await call(sup, "GET", f"/api/counter/sessions/{sid}/account", hs) == (403, "not_your_session")
         aud, ha = callers["auditor"]
-        assert await call(aud, "GET", "/api/counter/sessions/call-b/account", ha) == (403, "forbidden")
-    finally:
-        await agent2.session.close()
+        assert await call(aud, "GET", f"/api/counter/sessions/{sid}/account", ha) == (403, "forbidden")
 
 
 async def test_csrf_header_is_required_for_state_changes(

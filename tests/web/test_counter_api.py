@@ -9,17 +9,21 @@ from aiohttp.test_utils import TestClient
 
 from counter.appkeys import DB
 from counter.sessions import Level
+from tests.calls import live_call
 from tests.conftest import login
 from web.counter_api import SESSIONS
 
 
 async def test_agent_customer_and_supervisor_flow(app_client: TestClient[Any, Any]) -> None:
     phone: TestClient[Any, Any] = TestClient(app_client.server)  # the customer's own browser: no staff cookie
-    joined = await (await phone.post("/api/customer/join")).json()  # the customer's credential: the join token
-    token, sid = joined["token"], joined["call_id"]
+    async with live_call(str(app_client.make_url(""))) as call:
+        await _flow(app_client, phone, call.call_id, call.token)
+
+
+async def _flow(app_client: TestClient[Any, Any], phone: TestClient[Any, Any], sid: str, token: str) -> None:
     agent = await login(app_client, "agent1", "agent1-demo")
     resp = await app_client.post("/api/counter/sessions", json={"call_id": sid}, headers=agent)
-    assert resp.status == 201, await resp.text()
+    assert resp.status == 200, await resp.text()
     assert "customer_token" not in await resp.json()
     resp = await app_client.post(f"/api/counter/sessions/{sid}/claim", json={"msisdn": "13800138000"}, headers=agent)
     assert resp.status == 200
@@ -73,9 +77,13 @@ async def test_agent_customer_and_supervisor_flow(app_client: TestClient[Any, An
 
 
 async def test_a1_by_sms_code_over_http(app_client: TestClient[Any, Any]) -> None:
+    async with live_call(str(app_client.make_url(""))) as call:
+        await _sms_code(app_client, call.call_id)
+
+
+async def _sms_code(app_client: TestClient[Any, Any], sid: str) -> None:
     agent = await login(app_client, "agent1", "agent1-demo")
-    sid = "call-api-sms"
-    assert (await app_client.post("/api/counter/sessions", json={"call_id": sid}, headers=agent)).status == 201
+    assert (await app_client.post("/api/counter/sessions", json={"call_id": sid}, headers=agent)).status == 200
     resp = await app_client.post(f"/api/counter/sessions/{sid}/sms-code", headers=agent)
     assert resp.status == 409 and (await resp.json())["error"]["code"] == "no_account"
     await app_client.post(f"/api/counter/sessions/{sid}/claim", json={"msisdn": "13800138000"}, headers=agent)

@@ -70,7 +70,7 @@ async def test_accepted_call_has_its_counter_session(app_client: TestClient[Any,
             try:
                 async with phone_http.get(f"{base}/api/customer/counter",
                                           headers={"X-Customer-Token": other.token or ""}) as resp:
-                    assert resp.status == 401
+                    assert resp.status == 403 and (await resp.json())["error"]["code"] == "not_in_call"
             finally:
                 await other.close()
         finally:

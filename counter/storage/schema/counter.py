@@ -114,4 +114,11 @@ MIGRATIONS = [
         CREATE INDEX session_sms_codes_session ON session_sms_codes(session_id, id)
         """,
     ),
+    Migration(
+        3,
+        """
+        ALTER TABLE counter_sessions ADD COLUMN call_ended_at TEXT;
+        ALTER TABLE work_orders ADD COLUMN assigned_to TEXT
+        """,
+    ),
 ]

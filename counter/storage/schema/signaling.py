@@ -36,4 +36,10 @@ MIGRATIONS = [
         CREATE INDEX signaling_legs_call ON signaling_legs(call_id)
         """,
     ),
+    Migration(
+        2,
+        """
+        ALTER TABLE signaling_tokens ADD COLUMN ended_at {float}
+        """,
+    ),
 ]
