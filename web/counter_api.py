@@ -213,6 +213,11 @@ async def agent_session(request: web.Request, session_id: str | None = None, *, 
         session = await sessions.open_for_call(
             session_id, user.username, call.claimed_account or call.claimed_phone, call.face_consent
         )
+    if session.agent != user.username and session.live:
+        # Transferred to this agent: the call's `accepted` hook may not have run yet.
+        call = await _live_call(request.app, session.id, user.username)
+        if call is not None:
+            session = await sessions.open_for_call(session.id, user.username)
     if session.agent != user.username:
         raise ApiError(403, "not_your_session", "this counter session belongs to another agent")
     if live:
