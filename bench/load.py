@@ -184,7 +184,7 @@ async def customer_loop(i: int, url: str, stats: Stats, deadline: float, use_aio
                 step = await client.expect(p.PushStep, within=within, step="confirm")
                 t_confirm = time.monotonic()
                 async with http.post(
-                    f"{url}/api/customer/counter/transactions/{step.params['tid']}/confirm",
+                    f"{url}/api/customer/counter/transactions/{step.params['transaction_id']}/confirm",
                     json={"accept": True}, headers={"X-Customer-Token": client.token or ""},
                 ) as resp:
                     body = await resp.json()
@@ -251,7 +251,7 @@ async def agent_loop(i: int, url: str, stats: Stats, stop: asyncio.Event, use_ai
                     t_tx = time.monotonic()
                     stats.add("verify_and_request_http", t_tx - t_sdp)
                     await agent.send(p.PushStep(call_id=call_id, step_id=f"c{tid}", step="confirm",
-                                                params={"tid": tid}))
+                                                params={"transaction_id": tid}))
                     await agent.expect(p.StepResult, within=within, step_id=f"c{tid}")
                     stats.add("push_to_confirmed", time.monotonic() - t_tx)
                     t_hang = time.monotonic()

@@ -13,7 +13,7 @@ import json
 import time
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 VERSION = 1
 MAX_MESSAGE_BYTES = 64 * 1024
@@ -126,7 +126,11 @@ class Chat(_Msg):
 
 
 class PushStep(_Msg):
-    """The agent asks the customer's screen to do something: ``show_id``, ``switch_camera``..."""
+    """The agent asks the customer's screen to do something: ``show_id``, ``switch_camera``...
+
+    A ``confirm`` step carries nothing but ``transaction_id``: the customer's page reads what it
+    asks them to confirm from the server (their own counter API), never from the agent.
+    """
 
     type: Literal["push_step"] = "push_step"
     call_id: _Id
@@ -134,6 +138,17 @@ class PushStep(_Msg):
     step: Literal["show_id", "switch_camera", "face_capture", "liveness", "confirm", "sign", "info"]
     params: dict[str, Any] = Field(default_factory=dict)
     sender: str | None = Field(default=None, max_length=100)
+
+    @model_validator(mode="after")
+    def _confirm_by_id(self) -> PushStep:
+        if self.step == "confirm":
+            tid = self.params.get("transaction_id")
+            if set(self.params) != {"transaction_id"} or not isinstance(tid, int) or isinstance(tid, bool):
+                raise ValueError(
+                    "a confirm step carries only params.transaction_id (an integer): the customer's page "
+                    "shows the server's words for that request"
+                )
+        return self
 
 
 class StepResult(_Msg):

@@ -6,8 +6,12 @@ Rules applied to every code of the catalog:
 * the session's assurance level checked server-side (A2+ proofs older than 10 minutes re-checked
   before a state change), with the reason in words;
 * preconditions checked on the account, and again under the account lock when it runs;
-* a state change waits for the customer's confirmation on their own screen, and an A4 one also for a
-  supervisor's approval (a different logged-in person);
+* every request, a look-up as much as a state change, waits (``pending``) for the customer's
+  confirmation on their own screen, of the words the server gives (:mod:`counter.transactions.wording`),
+  and an A4 one also for a supervisor's approval (a different logged-in person); the audit entry
+  records when the customer confirmed (``customer_confirmed_at``);
+* results the catalog marks secret (``secret_results``: a PUK, a new ICCID) reach only the customer's
+  own answers: staff answers and the audit entry say they were shown to the customer;
 * idempotency keys: the same key in a session returns the first result and never applies twice;
 * conflicting changes on one account are serialised by the account lock, so only one can succeed;
 * every attempt (done, refused, failed) writes exactly one audit entry; a done change writes it in
@@ -33,6 +37,7 @@ from counter.sessions import CounterSession, CounterSessions, Level, SessionErro
 from counter.storage import Database, Executor, IntegrityError, Row
 from counter.timeutil import iso, utcnow
 from counter.transactions.spec import CATALOG, Refused, TxContext, TxInput, TxSpec
+from counter.transactions.wording import confirm_words, secret_json
 from counter.workorders import WorkOrders
 
 log = logging.getLogger("counter.transactions")
@@ -56,6 +61,9 @@ class TxStatus(StrEnum):
 
 
 FINAL = {TxStatus.DONE, TxStatus.REFUSED, TxStatus.FAILED, TxStatus.DECLINED}
+
+#: What staff read where a result holds a secret for the customer's eyes only.
+SHOWN_TO_CUSTOMER = ("〔显示在客户屏幕〕", "[shown to the customer]")
 
 #: What each level still lacks, in words for the agent.
 MISSING: dict[Level, str] = {
@@ -90,6 +98,7 @@ class TxOutcome:
     id: int
     session_id: str
     code: str
+    account: str | None
     status: TxStatus
     needs_confirmation: bool
     needs_approval: bool
@@ -105,8 +114,17 @@ class TxOutcome:
     audit_seq: int | None
     created_at: str
     finished_at: str | None
+    #: The validated inputs while the request waits (cleared once it ends).
+    inputs: dict[str, Any]
+    #: For the customer only: the result's secrets and the result in words with them.
+    secrets: dict[str, str]
+    customer_text_zh: str | None
+    customer_text_en: str | None
 
     def to_json(self, *, for_customer: bool = False) -> dict[str, Any]:
+        """The request as staff see it, or (``for_customer``) as the customer's own screen shows it:
+        only the customer's answer carries the secrets.  A pending one carries the server's words for
+        the confirmation screen (``confirm``)."""
         spec = CATALOG.get(self.code)
         body: dict[str, Any] = {
             "id": self.id,
@@ -122,10 +140,19 @@ class TxOutcome:
             "reason_zh": self.reason_zh,
             "text_zh": self.text_zh,
             "text_en": self.text_en,
+            "shown_to_customer": sorted(self.secrets),
             "created_at": self.created_at,
             "finished_at": self.finished_at,
         }
-        if not for_customer:
+        if self.status == TxStatus.PENDING and spec is not None:
+            body["confirm"] = confirm_words(spec, self.inputs, self.account).to_json()
+        if for_customer:
+            body.update(
+                text_zh=self.customer_text_zh or self.text_zh,
+                text_en=self.customer_text_en or self.text_en,
+                secrets=[secret_json(name, value) for name, value in sorted(self.secrets.items())],
+            )
+        else:
             body.update(
                 session_id=self.session_id,
                 errors=self.errors,
@@ -140,10 +167,12 @@ class TxOutcome:
 
 def _outcome(row: Row) -> TxOutcome:
     result = json.loads(row["result"]) if row["result"] else {}
+    customer = result.pop("_customer", {})
     return TxOutcome(
         id=int(row["id"]),
         session_id=row["session_id"],
         code=row["code"],
+        account=row["account"],
         status=TxStatus(row["status"]),
         needs_confirmation=bool(row["needs_confirmation"]),
         needs_approval=bool(row["needs_approval"]),
@@ -159,6 +188,10 @@ def _outcome(row: Row) -> TxOutcome:
         audit_seq=row["audit_seq"],
         created_at=row["created_at"],
         finished_at=row["finished_at"],
+        inputs=json.loads(row["inputs"] or "{}"),
+        secrets=customer.get("secrets", {}),
+        customer_text_zh=customer.get("text_zh"),
+        customer_text_en=customer.get("text_en"),
     )
 
 
@@ -228,8 +261,10 @@ class TransactionEngine:
     ) -> TxOutcome:
         """Ask for transaction ``code`` in a session.
 
-        Read-only ones run at once; state changes come back ``pending`` until the customer confirms
-        (and, for A4, a supervisor approves).  The same ``idempotency_key`` returns the first outcome.
+        Refused at once when the input, the level or a precondition is wrong; otherwise it comes back
+        ``pending`` (a look-up too) and runs only once the customer confirms on their own screen
+        (:meth:`confirm`) and, for A4, a supervisor approves.  The same ``idempotency_key`` returns
+        the first outcome.
         """
         if not idempotency_key or len(idempotency_key) > 100:
             raise TxError(400, "idempotency_key", "send an Idempotency-Key of 1 to 100 characters")
@@ -266,8 +301,6 @@ class TransactionEngine:
         refusal = self._refusal(spec, session)
         if refusal is not None:
             return await self._finish(row_id, TxStatus.REFUSED, *refusal)
-        if not spec.changes_state:
-            return await self._execute(row_id)
         try:
             await self._precheck(spec, session, parsed, actor, row_id)
         except Refused as exc:
@@ -303,7 +336,7 @@ class TransactionEngine:
                 spec.code,
                 session.account if spec.needs_account or session.account else None,
                 TxStatus.RUNNING.value,
-                int(spec.changes_state),
+                1,
                 int(spec.needs_approval),
                 actor,
                 iso(),
@@ -406,11 +439,9 @@ class TransactionEngine:
                     ex = await stack.enter_async_context(self.db.transaction())
                 # Claim the request: only one runner ever gets it (a double click, two nodes).
                 claimed = await ex.execute(
-                    "UPDATE tx_requests SET status = 'running' WHERE id = $1 AND status = $2",
-                    tx_id,
-                    TxStatus.PENDING.value if spec.changes_state else TxStatus.RUNNING.value,
+                    "UPDATE tx_requests SET status = 'running' WHERE id = $1 AND status = 'pending'", tx_id
                 )
-                if spec.changes_state and claimed != 1:
+                if claimed != 1:
                     raise _AlreadyClaimed
                 return await self._run(ex, spec, session, row, change, tx_id)
         except _AlreadyClaimed:
@@ -437,10 +468,17 @@ class TransactionEngine:
         ctx = TxContext(session, row["requested_by"], now, ex, change, self.workorders, tx_id=tx_id)
         await spec.check(ctx, inputs)
         data = await spec.handler(ctx, inputs)
-        text_zh = _format(spec.result_zh, data)
-        text_en = _format(spec.result_en, data)
+        secrets = {k: str(data.pop(k)) for k in sorted(spec.secret_results) if k in data}
+        shown = {k: SHOWN_TO_CUSTOMER for k in secrets}
+        text_zh = _format(spec.result_zh, {**data, **{k: v[0] for k, v in shown.items()}})
+        text_en = _format(spec.result_en, {**data, **{k: v[1] for k, v in shown.items()}})
+        customer = {
+            "text_zh": _format(spec.result_zh, {**data, **secrets}),
+            "text_en": _format(spec.result_en, {**data, **secrets}),
+            "secrets": secrets,
+        }
         if change is not None:
-            sms = _format(spec.receipt_zh or spec.result_zh, data)
+            sms = _format(spec.receipt_zh or spec.result_zh, {**data, **{k: v[0] for k, v in shown.items()}})
             if ctx.sms_extra:
                 sms = f"{sms}{ctx.sms_extra}"
             await ex.execute(
@@ -450,9 +488,9 @@ class TransactionEngine:
                 tx_id,
                 iso(now),
             )
-        result = {"data": data, "text_zh": text_zh, "text_en": text_en}
+        result = {"data": data, "text_zh": text_zh, "text_en": text_en, "_customer": customer}
         finished = iso()
-        event = self._event(spec, session, row, TxStatus.DONE, None, inputs.model_dump(mode="json"))
+        event = self._event(spec, session, row, TxStatus.DONE, None, inputs.model_dump(mode="json"), sorted(secrets))
         receipt = await self.audit.append_in(ex, event)
         await ex.execute(
             "UPDATE tx_requests SET status = 'done', result = $2, finished_at = $3, audit_seq = $4,"
@@ -508,6 +546,7 @@ class TransactionEngine:
         status: TxStatus,
         reason: str | None,
         inputs: Mapping[str, Any],
+        shown: list[str] | None = None,
     ) -> AuditEvent:
         details: dict[str, Any] = {
             "tx_id": int(row["id"]),
@@ -525,6 +564,8 @@ class TransactionEngine:
             details["customer_confirmed_at"] = row["confirmed_at"]
         if row["approved_by"]:
             details["approved_by"] = row["approved_by"]
+        if shown:
+            details["shown_to_customer"] = shown  # that it was shown, never what
         personal = {k: v for k, v in inputs.items() if k in spec.personal_fields}
         outcome = {TxStatus.DONE: "ok", TxStatus.FAILED: "failed"}.get(status, "refused")
         return AuditEvent(

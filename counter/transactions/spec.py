@@ -76,8 +76,11 @@ class TxSpec:
     level: Level
     inputs: type[TxInput]
     handler: Handler
-    #: What it changes ("" when it changes nothing).  State changes need the customer's confirmation.
+    #: What it changes ("" when it changes nothing), for staff.
     effect: str = ""
+    #: The same in the customer's words, on their confirmation screen (see :mod:`counter.transactions.wording`).
+    effect_zh: str = ""
+    effect_en: str = ""
     reversal: str = ""
     #: Plain-words result for the customer; ``{name}`` fields come from the handler's result.
     result_zh: str = "已办理完成。"
@@ -89,6 +92,9 @@ class TxSpec:
     #: Input fields logged as personal data (purgeable), and fields never logged at all.
     personal_fields: frozenset[str] = field(default_factory=frozenset)
     secret_fields: frozenset[str] = field(default_factory=frozenset)
+    #: Result fields for the customer's eyes only (a PUK, a new ICCID, a temporary code): shown on the
+    #: customer's own screen, never in an answer or message to staff, never in the audit log.
+    secret_results: frozenset[str] = field(default_factory=frozenset)
     notes: str = ""
 
     @property
@@ -112,12 +118,13 @@ class TxSpec:
             "title_en": self.title_en,
             "level": str(self.level),
             "changes_state": self.changes_state,
-            "needs_confirmation": self.changes_state,
+            "needs_confirmation": True,
             "needs_approval": self.needs_approval,
             "effect": self.effect,
             "reversal": self.reversal,
             "needs_account": self.needs_account,
             "notes": self.notes,
+            "shown_to_customer_only": sorted(self.secret_results),
             "input_schema": self.inputs.model_json_schema(),
         }
 

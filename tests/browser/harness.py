@@ -298,6 +298,18 @@ class Agent:
             assert resp.status < 300, f"{path}: HTTP {resp.status} {await resp.text()}"
             return await resp.json()
 
+    async def pending_request(self, code: str = "balance.query", inputs: dict[str, Any] | None = None,
+                              msisdn: str = "13800138000", password: str = "246810") -> int:
+        """A real request in this call's counter session (line claimed, A1 by its service password),
+        waiting for the customer's confirmation; its id, for a ``confirm`` step."""
+        sid = f"/api/counter/sessions/{self.call_id}"
+        await self.api(f"{sid}/claim", {"msisdn": msisdn})
+        await self.api(f"{sid}/verify-password", {"password": password})
+        tx = await self.api(f"{sid}/transactions", {"code": code, "inputs": inputs or {},
+                                                    "idempotency_key": f"{code}-{self.call_id}"})
+        assert tx["status"] == "pending", tx
+        return int(tx["id"])
+
     async def push(self, step: str, step_id: str, **params: Any) -> None:
         from signaling import protocol as p
 

@@ -8,12 +8,14 @@ import time
 from typing import Any
 
 from counter.sessions import Level
+from signaling import protocol as p
 from signaling.aio import SIGNALING
 from tests.browser.harness import Agent, BrowserEnv, as_json, queued, screenshot, spoken, to_queue
 from web.counter_api import SESSIONS
 from web.recordings_api import WITNESS
 
 SARAHS_LINE = "13500135000"  # real-name photo sarah_0; the fake camera films sarah_2
+MISLEADING = "为您查询话费余额，不做任何更改"  # what an insider's console might say instead
 
 
 async def shown_position(env: BrowserEnv, page: Any, call_id: str) -> tuple[str, str]:
@@ -138,18 +140,30 @@ def test_call_steps_captures_confirmation_rating(env: BrowserEnv) -> None:
             await env.app[SESSIONS].raise_level(call_id, Level.A2, [face["sha256"]], "face")
             tx = await agent.api(f"/api/counter/sessions/{call_id}/transactions",
                                  {"code": "roaming.set", "inputs": {"enabled": True}, "idempotency_key": "r1"})
-            token = {"counter_token": opened["customer_token"]} if opened.get("customer_token") else {}
-            await agent.push("confirm", "s4", **token, transaction_id=tx["id"],
-                             title="国际漫游开关", what="为 138****8000 开通国际漫游",
-                             effect="开通后在国外可以打电话、上网，按国际资费收费。")
+            del opened
+            # The agent's words never reach the confirmation screen: a confirm step with text is
+            # refused by the server, and one for a request not waiting in this customer's session
+            # shows nothing; the screen shows the server's words for the customer's own request.
+            await agent.client.send({"type": "push_step", "call_id": call_id, "step_id": "lie", "step": "confirm",
+                                     "params": {"transaction_id": tx["id"], "title_zh": "余额查询",
+                                                "what_zh": MISLEADING}})
+            out["lie"] = await agent.client.expect(p.ErrorMsg)
+            await agent.push("confirm", "s-other", transaction_id=tx["id"] + 1000)
+            out["other"] = await agent.step_result("s-other")
+            out["screen_after_other"] = await page.evaluate("document.body.dataset.screen")
+            await agent.push("confirm", "s4", transaction_id=tx["id"])
             await page.wait_for_selector("[data-screen=confirm]")
             await screenshot(page, "confirm")
+            out["confirm_text"] = await page.text_content("#screen")
             left = await page.text_content(".countdown-text")
             await page.tap(".more-time")
             out["more_time"] = (left, await page.text_content(".countdown-text"))
             await page.tap("#btn-confirm")
             out["s4"] = await agent.step_result("s4")
             out["tx"] = await agent.api(f"/api/counter/sessions/{call_id}")
+            await page.wait_for_selector("[data-screen=tx-result]")
+            out["tx_result"] = await page.text_content("#screen")
+            await page.tap("#btn-result-done")
 
             await page.wait_for_selector("[data-screen=call]")
             await page.tap("#btn-type")
@@ -189,6 +203,12 @@ def test_call_steps_captures_confirmation_rating(env: BrowserEnv) -> None:
     assert r["face_check"]["result"]["decision"] == "match", r["face_check"]["result"]
     assert as_json(r["s3"].value)["uploaded"] is True, r["s3"].value
     assert "customer" in r["witness_legs"]
+    assert r["lie"].code == "invalid" and "transaction_id" in r["lie"].reason, r["lie"]
+    assert r["other"].status == "cancelled" and as_json(r["other"].value)["error"] == "not_pending", r["other"]
+    assert r["screen_after_other"] != "confirm", "nothing to confirm for a request not waiting in this session"
+    assert "国际漫游" in r["confirm_text"] and "138****8000" in r["confirm_text"], r["confirm_text"]
+    assert "开通" in r["confirm_text"] and MISLEADING not in r["confirm_text"], r["confirm_text"]
+    assert "国际漫游已开通" in r["tx_result"], r["tx_result"]
     assert r["s4"].status == "ok" and as_json(r["s4"].value)["status"] == "done"
     assert [t["status"] for t in r["tx"]["transactions"]] == ["done"], r["tx"]
     assert r["rating"] == 5

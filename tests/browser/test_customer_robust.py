@@ -238,7 +238,8 @@ def test_a_step_pushed_while_the_front_camera_returns_is_not_covered(env: Browse
             await page.wait_for_selector("[data-screen=id-preview]", timeout=30000)
             await page.tap("#btn-id-send")
             await agent.step_result("s1")
-            await agent.push("confirm", "s2", title="确认", what="请确认", effect="测试")
+            tid = await agent.pending_request()
+            await agent.push("confirm", "s2", transaction_id=tid)
             await page.wait_for_selector("[data-screen=confirm]")
             await asyncio.sleep(5.0)  # the camera's 2.5 s, then the notice's 1.5 s, and more
             screen = await page.evaluate("document.querySelector('[data-screen]')?.dataset.screen")

@@ -16,6 +16,7 @@ The refusal test's camera is the still photo clip: there the same liveness chall
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
 import math
@@ -27,7 +28,7 @@ from urllib.parse import urljoin
 from counter.audit import AUDIT
 from counter.sessions import Level
 from tests.browser.conftest import FACES
-from tests.browser.harness import SCREENSHOTS, BrowserEnv, to_queue
+from tests.browser.harness import SCREENSHOTS, BrowserEnv, spoken, to_queue
 from web.counter_api import ACCOUNTS, SESSIONS
 from web.identity_api import IDENTITY
 
@@ -36,12 +37,44 @@ MATCHING_LINE = "13900139000"  # 奥巴马: the reactive camera shows him
 OTHER_LINE = "13800138000"  # 妮可·基德曼: not the person in the refusal test's camera (sarah_2)
 
 
-async def staff_page(env: BrowserEnv, username: str, password: str, home: str) -> Any:
-    """A desktop page logged in through the real login form."""
+class StaffWire:
+    """Everything staff pages received: every HTTP response body and every WebSocket frame, as
+    text, for checking that a secret for the customer's eyes only never reached staff."""
+
+    def __init__(self) -> None:
+        self.bodies: list[str] = []
+        self.frames: list[str] = []
+        self._reads: list[asyncio.Task[None]] = []
+
+    def watch(self, page: Any) -> None:
+        async def read(response: Any) -> None:
+            try:
+                body = await response.body()
+            except Exception:  # a redirect or a response gone with its page has no body
+                return
+            self.bodies.append(f"{response.url} {body.decode('utf-8', 'replace')}")
+
+        def frame(payload: str | bytes) -> None:
+            self.frames.append(payload if isinstance(payload, str) else payload.decode("utf-8", "replace"))
+
+        page.on("response", lambda r: self._reads.append(asyncio.ensure_future(read(r))))
+        page.on("websocket", lambda ws: ws.on("framereceived", frame))
+
+    async def settled(self) -> None:
+        await asyncio.gather(*self._reads)
+
+    def containing(self, secret: str) -> list[str]:
+        return [x[:300] for x in self.bodies + self.frames if secret in x]
+
+
+async def staff_page(env: BrowserEnv, username: str, password: str, home: str, wire: StaffWire | None = None) -> Any:
+    """A desktop page logged in through the real login form (everything it receives on ``wire``)."""
     ctx = await env.browser.new_context(viewport=DESKTOP, locale="zh-CN", permissions=["camera", "microphone"])
     env.contexts.append(ctx)
     page = await ctx.new_page()
     page.set_default_timeout(20000)
+    if wire is not None:
+        wire.watch(page)
     await page.goto(env.base_url + "/login")
     await page.fill("#username", username)
     await page.fill("#password", password)
@@ -278,7 +311,8 @@ def test_journey_senior_customer_puk_rating_and_auditor(env: BrowserEnv, tmp_pat
         customer, out["readings"] = await reactive_customer(env)
         out["requests"] = []
         customer.on("response", lambda r: out["requests"].append(f"{r.request.method} {r.url} {r.status}"))
-        agent = await staff_page(env, "agent1", "agent1-demo", "/agent")
+        wire = StaffWire()  # what the agent's, the supervisor's and the auditor's pages receive
+        agent = await staff_page(env, "agent1", "agent1-demo", "/agent", wire)
         call_id = await accept_care_call(env, customer, agent)
         out["call_id"] = call_id
         await agent.keyboard.press("Alt+C")
@@ -298,12 +332,17 @@ def test_journey_senior_customer_puk_rating_and_auditor(env: BrowserEnv, tmp_pat
         out["after"] = await puk_picker(env, agent, call_id)
         await agent.click("#tx-list li[data-code='puk.query']")
         await agent.click("#btn-tx-run")
-        # The customer confirms on their own screen; only then is the PUK looked up and shown to them.
+        # The customer confirms on their own screen the server's words; only then is the PUK looked
+        # up, and it reaches their screen alone: shown large and spoken digit by digit.
         await customer.wait_for_selector("[data-screen=confirm]")
+        out["confirm_text"] = await customer.text_content("#screen")
         await customer.tap("#btn-confirm")
-        await customer.wait_for_selector("[data-screen=step] #btn-step-done")
+        await customer.wait_for_selector("[data-screen=tx-result] .secret-code")
         out["customer_sees"] = await customer.text_content("#screen")
-        await customer.tap("#btn-step-done")
+        out["customer_digits"] = await customer.eval_on_selector_all(
+            "[data-secret=puk] .digit", "els => els.map((e) => e.textContent).join('')")
+        out["customer_spoken"] = await spoken(customer)
+        await customer.tap("#btn-result-done")
         await agent.wait_for_selector("#tx-history tr[data-code='puk.query'][data-status=done]")
         out["agent_row"] = await agent.text_content("#tx-history tr[data-code='puk.query']")
         await agent.wait_for_selector("body[data-level=A3]")
@@ -312,7 +351,7 @@ def test_journey_senior_customer_puk_rating_and_auditor(env: BrowserEnv, tmp_pat
         assert acct is not None and acct.sim is not None
         out["puk"] = acct.sim.puk
         # The supervisor sees the call in progress and listens in silently (the customer is not told).
-        sup = await staff_page(env, "super1", "super1-demo", "/supervisor")
+        sup = await staff_page(env, "super1", "super1-demo", "/supervisor", wire)
         await sup.click(f"#calls tr[data-call='{call_id}'] .listen-btn")
         await sup.wait_for_selector(f"body[data-listening='{call_id}'][data-listen-video]")
         await shot(sup, "supervisor-wall")
@@ -337,7 +376,7 @@ def test_journey_senior_customer_puk_rating_and_auditor(env: BrowserEnv, tmp_pat
         # must count this call's 5 and its first-contact resolution.
         out["kpis"] = await (await sup.request.get(urljoin(sup.url, "/api/consoles/kpis"))).json()
         # The auditor finds the session, sees every step in order, opens personal data, verifies the log.
-        aud = await staff_page(env, "audit1", "audit1-demo", "/auditor")
+        aud = await staff_page(env, "audit1", "audit1-demo", "/auditor", wire)
         await aud.fill("#q-session", call_id)
         await aud.click("#btn-search")
         await aud.click("#results a.session-link")
@@ -358,6 +397,10 @@ def test_journey_senior_customer_puk_rating_and_auditor(env: BrowserEnv, tmp_pat
         await shot(aud, "auditor-console")
         found = await env.app[AUDIT].search(session_id=call_id, action="identity")
         out["identity_audit"] = [e["entry"] for e in found]
+        await wire.settled()
+        out["staff_received"] = (len(wire.bodies), len(wire.frames))
+        out["staff_with_puk"] = wire.containing(out["puk"])
+        out["staff_saw_shown"] = wire.containing("shown_to_customer")
         await env.close_page(customer)
         for page in (agent, sup, aud):
             await page.context.close()
@@ -373,8 +416,16 @@ def test_journey_senior_customer_puk_rating_and_auditor(env: BrowserEnv, tmp_pat
     assert r["liveness"]["api_ok"] and r["level_after_liveness"] == Level.A2, (r["liveness"], r["readings"])
     assert r["id"]["ok"] and r["level_after_id"] == Level.A3, r["id"]
     assert r["after"]["enabled"] == "true", r["after"]
-    assert r["puk"] in r["customer_sees"], (r["puk"], r["customer_sees"])
-    assert r["puk"] not in r["agent_row"], "the PUK is shown on the customer's screen only"
+    assert "查询PUK码" in r["confirm_text"] and "只显示在您的屏幕上" in r["confirm_text"], r["confirm_text"]
+    assert r["customer_digits"] == r["puk"] and r["puk"] in r["customer_sees"], (r["puk"], r["customer_sees"])
+    one_by_one = "，".join(r["puk"])
+    assert any(one_by_one in s for s in r["customer_spoken"]), r["customer_spoken"]
+    assert not any(r["puk"] in s for s in r["customer_spoken"]), "spoken digit by digit, never as one number"
+    assert r["puk"] not in r["agent_row"] and "显示在客户屏幕" in r["agent_row"], r["agent_row"]
+    # Not hidden by the console's display code: the PUK never reached a staff page at all.
+    assert r["staff_received"][0] > 20 and r["staff_received"][1] > 5, r["staff_received"]
+    assert r["staff_with_puk"] == [], r["staff_with_puk"]
+    assert r["staff_saw_shown"], "staff were told the PUK was shown to the customer"
     assert (r["rating"], r["wrap_up"]) == (5, "resolved"), [x for x in r["requests"] if "/api/" in x]
     kpis = r["kpis"]
     assert kpis["rating_counts"][4] >= 1 and kpis["first_contact_resolution"] > 0, kpis

@@ -209,13 +209,16 @@ async def test_every_code(kit: Kit, code: str) -> None:
     before = await kit.audit_count(session.id)
     version = await kit.version(MSISDN)
     first = await kit.engine.request(session.id, code, case.good, "key-1", "agent1")
-    if spec.changes_state:
-        assert first.status == TxStatus.PENDING, first.reason
-        assert await kit.version(MSISDN) == version, "nothing may change before the customer confirms"
-        first = await kit.engine.confirm(first.id, session.id, True)
-        if spec.needs_approval:
-            assert first.status == TxStatus.PENDING
-            first = await kit.engine.approve(first.id, "super1")
+    # Every request, a look-up too, waits for the customer's confirmation of the server's words.
+    assert first.status == TxStatus.PENDING, first.reason
+    assert await kit.version(MSISDN) == version, "nothing may change before the customer confirms"
+    assert await kit.audit_count(session.id) == before, "nothing runs before the customer confirms"
+    words = first.to_json(for_customer=True)["confirm"]
+    assert words["title_zh"] == spec.title_zh and words["effect_zh"] and words["effect_en"], words
+    first = await kit.engine.confirm(first.id, session.id, True)
+    if spec.needs_approval:
+        assert first.status == TxStatus.PENDING
+        first = await kit.engine.approve(first.id, "super1")
     assert first.status == TxStatus.DONE, first.reason
     assert first.text_zh and first.text_en and "{" not in first.text_zh + first.text_en
     assert await kit.audit_count(session.id) == before + 1
@@ -233,8 +236,7 @@ async def test_every_code(kit: Kit, code: str) -> None:
     # Idempotent retry: the same key returns the first outcome and applies nothing again.
     again = await kit.engine.request(session.id, code, case.good, "key-1", "agent1")
     assert again.id == first.id and again.status == TxStatus.DONE and again.result == first.result
-    if spec.changes_state:
-        assert (await kit.engine.confirm(first.id, session.id, True)).status == TxStatus.DONE
+    assert (await kit.engine.confirm(first.id, session.id, True)).status == TxStatus.DONE
     assert await kit.version(MSISDN) == done_version
     assert await kit.audit_count(session.id) == before + 1
 

@@ -4,6 +4,7 @@ and the line state machine under random sequences of transactions (Hypothesis)."
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -88,13 +89,76 @@ async def test_confirmation_approval_and_expiry(db: Database) -> None:
         stale = await kit.engine.request(session.id, "line.suspend", {}, "s1", "agent1")
         assert stale.status == TxStatus.REFUSED and "minutes old" in (stale.reason or "")
         query = await kit.engine.request(session.id, "puk.query", {}, "q1", "agent1")
-        assert query.status == TxStatus.DONE
+        assert query.status == TxStatus.PENDING
+        assert (await kit.engine.confirm(query.id, session.id, True)).status == TxStatus.DONE
         # A key reused for another code is an error, not a silent replay.
         try:
             await kit.engine.request(session.id, "balance.query", {}, "q1", "agent1")
             raise AssertionError("reused key must be refused")
         except TxError as exc:
             assert exc.status == 409
+    finally:
+        await kit.audit.close()
+
+
+async def test_a_look_up_waits_for_the_customers_confirmation(db: Database) -> None:
+    kit = await make_kit(db)
+    try:
+        await kit.account(MSISDN, balance_cents=1234)
+        session = await kit.session(MSISDN, Level.A1)
+        asked = await kit.engine.request(session.id, "balance.query", {}, "b1", "agent1")
+        assert asked.status == TxStatus.PENDING and asked.needs_confirmation and asked.result == {}
+        assert await kit.audit_count(session.id) == 0, "nothing ran, nothing to audit yet"
+        words = asked.to_json(for_customer=True)["confirm"]
+        assert words["title_zh"] == "余额查询" and "138****8000" in words["what_zh"], words
+        assert words["effect_en"] == "A look-up only: nothing is changed.", words
+        # Declined on the customer's screen: it never runs.
+        no = await kit.engine.request(session.id, "points.query", {}, "p1", "agent1")
+        declined = await kit.engine.confirm(no.id, session.id, False)
+        assert declined.status == TxStatus.DECLINED and declined.result == {}
+        # Another session's customer cannot confirm it.
+        other = await kit.session(MSISDN, Level.A1, agent="agent2")
+        try:
+            await kit.engine.confirm(asked.id, other.id, True)
+            raise AssertionError("another session's customer must not confirm it")
+        except TxError as exc:
+            assert exc.status == 404
+        done = await kit.engine.confirm(asked.id, session.id, True)
+        assert done.status == TxStatus.DONE and done.result["balance"] == "12.34"
+        body = await kit.db.fetchval(
+            "SELECT body FROM audit_entries WHERE session_id = $1 AND action = 'transaction.balance.query'", session.id
+        )
+        assert json.loads(body)["details"]["customer_confirmed_at"] == done.confirmed_at
+    finally:
+        await kit.audit.close()
+
+
+async def test_secrets_reach_only_the_customers_answer(db: Database) -> None:
+    kit = await make_kit(db)
+    try:
+        await kit.account(MSISDN)
+        session = await kit.session(MSISDN, Level.A3)
+        account = await kit.accounts.get(MSISDN)
+        assert account is not None and account.sim is not None
+        puk = account.sim.puk
+        query = await kit.run(session, "puk.query", {})
+        replaced = await kit.run(session, "sim.replace", {})
+        assert query.status == replaced.status == TxStatus.DONE
+        account = await kit.accounts.get(MSISDN)
+        assert account is not None and account.sim is not None
+        secrets = {puk, account.sim.puk, account.sim.iccid}
+        staff = json.dumps([o.to_json() for o in await kit.engine.history(session.id)], ensure_ascii=False)
+        assert not [s for s in secrets if s in staff], staff
+        assert "显示在客户屏幕" in staff and '"shown_to_customer": ["puk"]' in staff
+        mine = [o.to_json(for_customer=True) for o in await kit.engine.history(session.id)]
+        assert [s["value"] for s in mine[0]["secrets"]] == [puk] and puk in mine[0]["text_zh"]
+        assert {s["name"]: s["value"] for s in mine[1]["secrets"]} == {
+            "iccid": account.sim.iccid, "puk": account.sim.puk
+        }
+        logged = " ".join(r["body"] for r in await kit.db.fetch("SELECT body FROM audit_entries"))
+        assert not [s for s in secrets if s in logged] and "shown_to_customer" in logged
+        sms = " ".join(r["body"] for r in await kit.db.fetch("SELECT body FROM sms_outbox"))
+        assert not [s for s in secrets if s in sms], sms
     finally:
         await kit.audit.close()
 

@@ -58,7 +58,7 @@ async def test_customer_is_queued_offered_connected_and_relayed(connect: Connect
     await customer.send(p.Sdp(call_id=offer.call_id, kind="answer", sdp="v=0\r\n"))
     assert (await agent.expect(p.Sdp)).kind == "answer"
 
-    await customer.send(p.PushStep(call_id=offer.call_id, step_id="s2", step="confirm"))
+    await customer.send(p.PushStep(call_id=offer.call_id, step_id="s2", step="confirm", params={"transaction_id": 1}))
     refused = await customer.expect(p.ErrorMsg)
     assert refused.code == "forbidden"
 

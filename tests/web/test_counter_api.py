@@ -15,62 +15,58 @@ from web.counter_api import SESSIONS
 
 
 async def test_agent_customer_and_supervisor_flow(app_client: TestClient[Any, Any]) -> None:
-    phone: TestClient[Any, Any] = TestClient(app_client.server)  # the customer's own browser: no staff cookie
-    async with live_call(str(app_client.make_url(""))) as call:
-        await _flow(app_client, phone, call.call_id, call.token)
-
-
-async def _flow(app_client: TestClient[Any, Any], phone: TestClient[Any, Any], sid: str, token: str) -> None:
-    agent = await login(app_client, "agent1", "agent1-demo")
-    resp = await app_client.post("/api/counter/sessions", json={"call_id": sid}, headers=agent)
-    assert resp.status == 200, await resp.text()
-    assert "customer_token" not in await resp.json()
-    resp = await app_client.post(f"/api/counter/sessions/{sid}/claim", json={"msisdn": "13800138000"}, headers=agent)
-    assert resp.status == 200
-    # Below the level: the catalog says why, and a run is refused with the reason.
-    cat = await (await app_client.get(f"/api/counter/catalog?session={sid}")).json()
-    puk = next(t for t in cat["transactions"] if t["code"] == "puk.query")
-    assert puk["enabled"] is False and "needs A3" in puk["why_not"]
-    resp = await app_client.post(
-        f"/api/counter/sessions/{sid}/verify-password", json={"password": "246810"}, headers=agent
-    )
-    assert resp.status == 200 and (await resp.json())["session"]["level"] == "A1"
-    body = {"code": "balance.query", "inputs": {}, "idempotency_key": "b1"}
-    resp = await app_client.post(f"/api/counter/sessions/{sid}/transactions", json=body, headers=agent)
-    result = await resp.json()
-    assert result["status"] == "done" and "86.50" in result["text_zh"]
-    # A state change waits for the customer's confirmation on their own screen.
     sessions = app_client.app[SESSIONS]
-    await sessions.set_face_consent(sid, True)
-    await sessions.raise_level(sid, Level.A2, ["b" * 64], "face")
-    body = {"code": "roaming.set", "inputs": {"enabled": True}, "idempotency_key": "r1"}
-    resp = await app_client.post(f"/api/counter/sessions/{sid}/transactions", json=body, headers=agent)
-    assert resp.status == 202
-    tid = (await resp.json())["id"]
-    assert (await app_client.get("/api/customer/counter")).status == 401
-    customer = {"X-Customer-Token": token}
-    state = await (await phone.get("/api/customer/counter", headers=customer)).json()
-    assert [p["id"] for p in state["pending"]] == [tid]
-    resp = await phone.post(
-        f"/api/customer/counter/transactions/{tid}/confirm", json={"accept": True}, headers=customer
-    )
-    assert (await resp.json())["status"] == "done"
-    # Another agent cannot read this session's account.
-    other = await login(app_client, "agent2", "agent2-demo")
-    assert (await app_client.get(f"/api/counter/sessions/{sid}/account")).status == 403
-    del other
-    # A4: approved by the supervisor.
-    agent = await login(app_client, "agent1", "agent1-demo")
-    await sessions.raise_level(sid, Level.A3, ["c" * 64], "idcard")
-    body = {"code": "sim.replace", "inputs": {"esim": True}, "idempotency_key": "s1"}
-    tid = (await (await app_client.post(f"/api/counter/sessions/{sid}/transactions", json=body, headers=agent)).json())[
-        "id"
-    ]
-    await phone.post(f"/api/customer/counter/transactions/{tid}/confirm", json={"accept": True}, headers=customer)
-    assert (await app_client.post(f"/api/counter/approvals/{tid}", headers=agent)).status == 403
-    sup = await login(app_client, "super1", "super1-demo")
-    resp = await app_client.post(f"/api/counter/approvals/{tid}", headers=sup)
-    assert (await resp.json())["status"] == "done"
+    async with live_call(str(app_client.make_url("")), claimed_phone="13800138000") as call:
+        sid = call.call_id
+        tx = f"/api/counter/sessions/{sid}/transactions"
+        # Below the level: the catalog says why, and a run is refused with the reason.
+        status, cat = await call.staff("GET", f"/api/counter/catalog?session={sid}")
+        puk = next(t for t in cat["transactions"] if t["code"] == "puk.query")
+        assert puk["enabled"] is False and "needs A3" in puk["why_not"]
+        assert puk["needs_confirmation"] and puk["shown_to_customer_only"] == ["puk"]
+        password = {"password": "246810"}
+        status, body = await call.staff("POST", f"/api/counter/sessions/{sid}/verify-password", json=password)
+        assert status == 200 and body["session"]["level"] == "A1"
+        # A look-up waits for the customer's confirmation on their own screen too.
+        balance = {"code": "balance.query", "inputs": {}, "idempotency_key": "b1"}
+        status, asked = await call.staff("POST", tx, json=balance)
+        assert status == 202 and asked["status"] == "pending" and not asked["result"], asked
+        async with call.phone_http.get(call.url("/api/customer/counter")) as resp:
+            assert resp.status == 401  # no token: not the customer
+        status, mine = await call.phone("GET", "/api/customer/counter")
+        assert [p["id"] for p in mine["pending"]] == [asked["id"]]
+        assert mine["pending"][0]["confirm"]["title_zh"] == "余额查询"
+        status, done = await call.phone(
+            "POST", f"/api/customer/counter/transactions/{asked['id']}/confirm", json={"accept": True}
+        )
+        assert status == 200 and done["status"] == "done" and "86.50" in done["text_zh"], done
+        # A state change the same way.
+        await sessions.set_face_consent(sid, True)
+        await sessions.raise_level(sid, Level.A2, ["b" * 64], "face")
+        body = {"code": "roaming.set", "inputs": {"enabled": True}, "idempotency_key": "r1"}
+        status, pending = await call.staff("POST", tx, json=body)
+        assert status == 202
+        status, mine = await call.phone("GET", "/api/customer/counter")
+        assert [p["id"] for p in mine["pending"]] == [pending["id"]]
+        what = mine["pending"][0]["confirm"]["what_zh"]
+        assert "国际漫游" in what and "开通" in what, what
+        status, done = await call.phone(
+            "POST", f"/api/customer/counter/transactions/{pending['id']}/confirm", json={"accept": True}
+        )
+        assert done["status"] == "done"
+        # Another agent cannot read this session's account.
+        await login(app_client, "agent2", "agent2-demo")
+        assert (await app_client.get(f"/api/counter/sessions/{sid}/account")).status == 403
+        # A4: approved by the supervisor (not by the requesting agent).
+        await sessions.raise_level(sid, Level.A3, ["c" * 64], "idcard")
+        status, pending = await call.staff("POST", tx, json={"code": "sim.replace", "inputs": {"esim": True},
+                                                            "idempotency_key": "s1"})
+        tid = pending["id"]
+        await call.phone("POST", f"/api/customer/counter/transactions/{tid}/confirm", json={"accept": True})
+        assert (await call.staff("POST", f"/api/counter/approvals/{tid}"))[0] == 403
+        sup = await login(app_client, "super1", "super1-demo")
+        resp = await app_client.post(f"/api/counter/approvals/{tid}", headers=sup)
+        assert (await resp.json())["status"] == "done"
     spec = await (await app_client.get("/api/openapi.json")).json()
     assert spec["openapi"].startswith("3.1") and "/api/counter/sessions/{sid}/transactions" in spec["paths"]
     assert "Tx_puk_query" in spec["components"]["schemas"]

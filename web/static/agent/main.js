@@ -490,9 +490,10 @@ function statusText(o) {
   return words[o.status] ?? o.status;
 }
 
+/** A result as staff see it: a secret (a PUK) never reaches this page, only that it was shown. */
 function resultText(o) {
-  if (o.code === "puk.query" && o.status === "done") return "PUK已显示在客户屏幕 shown on the customer's screen only";
-  return o.text_zh ?? o.reason ?? "";
+  const shown = o.shown_to_customer?.length ? " · 已显示在客户屏幕 shown to the customer only" : "";
+  return `${o.text_zh ?? o.reason ?? ""}${shown}`;
 }
 
 function renderHistory(transactions) {
@@ -522,44 +523,21 @@ async function runSelected(event) {
   const url = `/api/counter/sessions/${state.call.id}/transactions`;
   $("btn-tx-run").disabled = true;
   try {
-    if (t.changes_state) {
-      const outcome = await api(url, { method: "POST", body });
-      if (outcome.status !== "pending") {
-        setTxStatus(`${statusText(outcome)}: ${outcome.reason ?? ""}`, outcome.status === "done" ? "ok" : "error");
-        return;
-      }
-      setTxStatus("等待客户在手机上确认… Waiting for the customer to confirm on their phone…");
-      document.body.dataset.confirm = "waiting";
-      const result = await pushStep("confirm", {
-        transaction_id: outcome.id, title_zh: t.title_zh, title_en: t.title_en, title: t.title_zh,
-        what_zh: `为 ${maskedLine()} 办理：${t.title_zh}`, what_en: `${t.title_en} for ${maskedLine()}`, effect: t.effect,
-      });
-      document.body.dataset.confirm = result.status;
-      await refreshSession();
-      const latest = (await api(`/api/counter/sessions/${state.call.id}`)).transactions.find((o) => o.id === outcome.id);
-      setTxStatus(`${t.title_zh}: ${statusText(latest)} ${latest.reason ?? ""}`, latest.status === "done" ? "ok" : "warn");
-    } else {
-      setTxStatus("请客户在手机上确认… Asking the customer to confirm on their phone…");
-      document.body.dataset.confirm = "waiting";
-      const result = await pushStep("confirm", {
-        title_zh: t.title_zh, title_en: t.title_en, title: t.title_zh,
-        what_zh: `为 ${maskedLine()} ${t.title_zh}`, what_en: `${t.title_en} for ${maskedLine()}`,
-      });
-      document.body.dataset.confirm = result.status;
-      if (result.status !== "ok") {
-        setTxStatus(`客户未确认 The customer did not confirm (${result.value ?? result.status})`, "warn");
-        return;
-      }
-      const outcome = await api(url, { method: "POST", body });
-      const ok = outcome.status === "done";
-      await pushStep("info", {
-        title_zh: t.title_zh, title_en: t.title_en, title: t.title_zh,
-        text_zh: outcome.text_zh ?? outcome.reason_zh ?? outcome.reason, text_en: outcome.text_en ?? outcome.reason,
-        text: outcome.text_zh ?? outcome.reason_zh ?? outcome.reason,
-        result: { title_zh: t.title_zh, title_en: t.title_en, ok, text_zh: outcome.text_zh ?? outcome.reason_zh, text_en: outcome.text_en ?? outcome.reason },
-      }).catch(() => {});
-      setTxStatus(`${t.title_zh}: ${statusText(outcome)} ${ok ? resultText(outcome) : outcome.reason ?? ""}`, ok ? "ok" : "error");
+    // Every item, a look-up too, waits for the customer's confirmation on their own screen: the
+    // step carries the request's id only, and their page shows the server's words for it.
+    const outcome = await api(url, { method: "POST", body });
+    if (outcome.status !== "pending") {
+      setTxStatus(`${statusText(outcome)}: ${outcome.reason ?? ""}`, outcome.status === "done" ? "ok" : "error");
+      return;
     }
+    setTxStatus("等待客户在手机上确认… Waiting for the customer to confirm on their phone…");
+    document.body.dataset.confirm = "waiting";
+    const result = await pushStep("confirm", { transaction_id: outcome.id });
+    document.body.dataset.confirm = result.status;
+    const latest = (await api(`/api/counter/sessions/${state.call.id}`)).transactions.find((o) => o.id === outcome.id);
+    const ok = latest.status === "done";
+    setTxStatus(`${t.title_zh}: ${statusText(latest)} ${ok ? resultText(latest) : latest.reason ?? ""}`,
+      ok ? "ok" : latest.status === "pending" ? "warn" : "error");
   } catch (err) {
     setTxStatus(err.message, "error");
   } finally {
@@ -567,11 +545,6 @@ async function runSelected(event) {
     await refreshSession().catch(() => {});
     await refreshCatalog().catch(() => {});
   }
-}
-
-function maskedLine() {
-  const a = state.session?.account ?? "";
-  return a ? `${a.slice(0, 3)}****${a.slice(-4)}` : "";
 }
 
 // ---- guidance, chat, wrap-up, work orders -------------------------------------------------------

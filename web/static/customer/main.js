@@ -3,7 +3,7 @@
 
 import { mount } from "../shared/dom.js";
 import { currentLang, setLang, t } from "../shared/i18n.js";
-import { hush, repeat, speak } from "../shared/speech.js";
+import { digitByDigit, hush, repeat, speak } from "../shared/speech.js";
 import { WitnessLeg } from "../shared/witness.js";
 import { ReconnectingSocket } from "../shared/ws.js";
 import { autoCapture, sha256Hex } from "./capture.js";
@@ -607,34 +607,117 @@ async function idCaptureStep(id, p) {
   }));
 }
 
-function confirmStep(id, p) {
-  const title = loc(p, "title") ?? p.code ?? "";
-  const what = loc(p, "what") ?? loc(p, "text") ?? title;
-  const effect = loc(p, "effect");
+/** A request's words in the page's language, as the server gave them (never the agent). */
+function confirmWords(tx) {
+  const en = currentLang() === "en";
+  const c = tx.confirm;
+  return {
+    title: en ? c.title_en : c.title_zh,
+    what: en ? c.what_en : c.what_zh,
+    effect: en ? c.effect_en : c.effect_zh,
+    inputs: (c.inputs ?? []).map((i) => ({ label: en ? i.label_en : i.label_zh, value: en ? i.value_en : i.value_zh })),
+  };
+}
+
+/**
+ * The agent asks this customer to confirm request params.transaction_id: what it is, its inputs and
+ * its effect come from this customer's own counter API; an id not waiting in their own session shows
+ * nothing to confirm. The answer relayed to the agent carries the status only, never the result.
+ */
+async function confirmStep(id, p) {
+  const tid = Number(p.transaction_id);
+  let tx = null;
+  try {
+    const counter = await counterApi("");
+    tx = (counter.pending ?? []).find((x) => x.id === tid && !x.confirmed && x.confirm) ?? null;
+  } catch {
+    tx = null;
+  }
+  if (!tx) {
+    stepResult(id, "cancelled", JSON.stringify({ transaction_id: p.transaction_id ?? null, error: "not_pending" }));
+    return;
+  }
   let answered = false;
   const answer = async (accept, why) => {
     if (answered) return;
     answered = true;
     timer.stop();
-    let item = { title, ok: accept, text: accept ? effect : t("confirm.declined") };
-    let value = accept ? "confirmed" : why;
-    if (p.transaction_id !== undefined && state.callToken) {
-      try {
-        const outcome = await counterApi(`/transactions/${encodeURIComponent(p.transaction_id)}/confirm`, { accept });
-        item = txItem(outcome);
-        value = JSON.stringify({ transaction_id: outcome.id, accept, status: outcome.status });
-      } catch (err) {
-        value = JSON.stringify({ transaction_id: p.transaction_id, accept, error: String(err.message ?? err) });
-      }
+    let outcome = null;
+    try {
+      outcome = await counterApi(`/transactions/${tid}/confirm`, { accept });
+    } catch (err) {
+      stepResult(id, "failed", JSON.stringify({ transaction_id: tid, accept, error: String(err.message ?? err) }));
+      briefly(() => S.notice({ name: "confirmed", title: t("confirm.failed") }));
+      return;
     }
-    stepResult(id, accept ? "ok" : "cancelled", value);
-    state.results = state.results.filter((r) => r.id === undefined || r.id !== item.id);
-    state.results.push(item);
-    briefly(() => S.notice({ name: "confirmed", title: accept ? t("confirm.recorded") : t("confirm.declined") }));
+    stepResult(id, accept ? "ok" : "cancelled", JSON.stringify({ transaction_id: tid, accept, why, status: outcome.status }));
+    outcomeShown(outcome);
   };
-  const timer = S.countdown(p.timeout_s ?? 180, () => answer(false, "timeout"));
-  show(() => S.confirmation({ what, effect, timer, onYes: () => answer(true), onNo: () => answer(false, "declined") }));
+  const timer = S.countdown(180, () => answer(false, "timeout"));
+  show(() => S.confirmation({ ...confirmWords(tx), timer, onYes: () => answer(true), onNo: () => answer(false, "declined") }));
   cleanup = () => timer.stop();
+}
+
+/** What became of a request this customer answered: its result on their screen (secrets only here). */
+function outcomeShown(outcome) {
+  state.results = state.results.filter((r) => r.id === undefined || r.id !== outcome.id);
+  state.results.push(txItem(outcome));
+  if (outcome.status === "done") {
+    resultStep(outcome);
+  } else if (outcome.status === "pending") {
+    briefly(() => S.notice({ name: "confirmed", title: t("confirm.waiting") }));
+    awaitApproval(outcome.id);
+  } else {
+    briefly(() => S.notice({ name: "confirmed", title: outcome.status === "declined" ? t("confirm.declined") : txItem(outcome).text || t("result.refused") }));
+  }
+}
+
+/** The result, its secrets large and spoken one digit at a time. */
+function resultStep(outcome) {
+  const build = () => {
+    const en = currentLang() === "en";
+    const lang = currentLang();
+    const secrets = (outcome.secrets ?? []).map((s) => ({ name: s.name, label: en ? s.label_en : s.label_zh, value: String(s.value) }));
+    let text = (en ? outcome.text_en : outcome.text_zh) ?? "";
+    let spokenText = text;
+    for (const s of secrets) spokenText = spokenText.split(s.value).join(digitByDigit(s.value, lang));
+    const digits = secrets.map((s) => t("txres.say_digits", { label: s.label, digits: digitByDigit(s.value, lang) })).join(" ");
+    const say = secrets.length
+      ? `${spokenText} ${secrets.map((s) => t("txres.say_secret", { label: s.label, digits: digitByDigit(s.value, lang) })).join(" ")}`
+      : text;
+    return S.txResult({
+      title: (en ? outcome.title_en : outcome.title_zh) ?? t("txres.title"),
+      text,
+      secrets,
+      say,
+      sayAgain: () => speak(secrets.length ? digits : text, lang),
+      onDone: backToCall,
+    });
+  };
+  show(build);
+}
+
+/** Confirmed, waiting for a supervisor: show the result once it has run (poll the customer's API). */
+function awaitApproval(tid) {
+  let tries = 0;
+  const poll = async () => {
+    if (state.ended || ++tries > 200) return;
+    try {
+      const counter = await counterApi("");
+      const tx = [...(counter.recent ?? [])].find((x) => x.id === tid);
+      if (tx && tx.status !== "pending") {
+        // a step the agent pushed meanwhile stays: the result waits in the list at the end of the call
+        if (shown?.name === "call" || shown?.name === "confirmed") outcomeShown(tx);
+        else state.results = [...state.results.filter((r) => r.id !== tid), txItem(tx)];
+        return;
+      }
+    } catch {
+      // the session may be closed: stop asking
+      return;
+    }
+    setTimeout(poll, 3000);
+  };
+  setTimeout(poll, 3000);
 }
 
 // ---- the end ---------------------------------------------------------------------------------

@@ -274,19 +274,46 @@ export function idPreview({ url, onSend, onAgain }) {
   };
 }
 
-export function confirmation({ what, effect, timer, onYes, onNo }) {
+/** The request as the server words it: title, what (with its inputs), effect. */
+export function confirmation({ title, what, inputs = [], effect, timer, onYes, onNo }) {
   return {
     name: "confirm",
     say: t("confirm.say", { what, effect: effect ?? "" }),
     speak: true,
     node: screen("confirm", t("confirm.title"),
       h("p", { class: "lead" }, t("confirm.intro")),
-      h("p", { class: "what", id: "confirm-what" }, what),
+      h("p", { class: "what", id: "confirm-title" }, title),
+      h("p", { class: "lead", id: "confirm-what" }, what),
+      inputs.length
+        ? h("dl", { class: "inputs", id: "confirm-inputs" }, inputs.flatMap((i) => [h("dt", {}, i.label), h("dd", {}, i.value)]))
+        : null,
       effect ? h("p", { class: "effect", id: "confirm-effect" }, effect) : null,
       h("div", { class: "stack" },
         bigButton(t("confirm.yes"), onYes, { id: "btn-confirm", kind: "primary highlight" }),
         bigButton(t("confirm.no"), onNo, { id: "btn-confirm-no", kind: "secondary" })),
       timer ? timer.node : null),
+  };
+}
+
+/**
+ * A result on the customer's own screen; its secrets (a PUK, a SIM number) shown large, one box a
+ * digit, and spoken digit by digit (say), with a button to hear them again.
+ */
+export function txResult({ title, text, secrets = [], say, sayAgain, onDone }) {
+  return {
+    name: "tx-result",
+    say,
+    speak: true,
+    node: screen("tx-result", title,
+      text ? h("p", { class: "lead", id: "txres-text" }, text) : null,
+      secrets.map((s) => h("div", { class: "secret", dataset: { secret: s.name } },
+        h("p", { class: "secret-label" }, s.label),
+        h("p", { class: "secret-code", "aria-label": `${s.label} ${[...s.value].join(" ")}` },
+          [...s.value].map((d) => h("span", { class: "digit", "aria-hidden": "true" }, d))))),
+      secrets.length ? h("p", { class: "secret-note" }, t("txres.secret_note")) : null,
+      h("button", { type: "button", class: "secondary repeat", id: "btn-txres-repeat", onclick: sayAgain },
+        icon("speaker"), t("common.repeat")),
+      bigButton(t("txres.done"), onDone, { id: "btn-result-done", kind: "primary highlight" })),
   };
 }
 

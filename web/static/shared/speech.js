@@ -27,6 +27,14 @@ export function speak(text, lang = "zh-CN", { rate = 0.9 } = {}) {
   synth.speak(utterance);
 }
 
+/**
+ * A code (PUK, SIM number) as words to speak one digit at a time, never as one big number:
+ * "1，2，3" in Chinese, "1, 2, 3" in English.
+ */
+export function digitByDigit(code, lang = "zh-CN") {
+  return [...String(code)].join(lang.startsWith("zh") ? "，" : ", ");
+}
+
 /** Say the last instruction again. */
 export function repeat() {
   speak(last.text, last.lang);
