@@ -13,52 +13,29 @@ import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from enum import IntEnum
+from datetime import datetime
 
+from counter.levels import PROOF_MAX_AGE, Level, Method, WhyNot, effective_level, step_refusal
 from counter.storage import Database, IntegrityError, Row
-from counter.timeutil import iso, parse_iso, utcnow
-
-#: A2+ proofs older than this are re-checked before a state-changing transaction.
-PROOF_MAX_AGE = timedelta(minutes=10)
+from counter.timeutil import iso
 
 _MSISDN = re.compile(r"1[3-9]\d{9}")
 
 #: How each method may raise the level (the highest level it proves on its own).
-METHODS: dict[str, str] = {
-    "password": "A1: the line's service password",
-    "sms_code": "A1: a one-time code sent to the line",
-    "face": "A2: live face matched to the real-name photo, liveness passed (needs face consent)",
-    "attestation": "A2: face declined; the agent compared the ID card with the live person",
-    "idcard": "A3: ID card captured, number matches the account, portrait matches the live face",
-    "idcard_attested": "A3: face declined; ID card captured and its number matches the account",
-}
-_MAX_BY_METHOD = {"password": 1, "sms_code": 1, "face": 2, "attestation": 2, "idcard": 3, "idcard_attested": 3}
-
-
-class Level(IntEnum):
-    """Identity assurance levels, ordered: ``Level.A2 > Level.A1``."""
-
-    A0 = 0
-    A1 = 1
-    A2 = 2
-    A3 = 3
-    A4 = 4
-
-    def __str__(self) -> str:
-        return self.name
-
-    @classmethod
-    def parse(cls, text: str) -> Level:
-        """``"A2"`` -> ``Level.A2``; raises ``ValueError`` naming the valid ones."""
-        try:
-            return cls[text.upper()]
-        except KeyError:
-            raise ValueError(f"unknown level {text!r}; use one of A0, A1, A2, A3, A4") from None
+METHODS: dict[str, str] = {m.value: m.text for m in Method}
 
 
 class SessionError(Exception):
-    """A session operation was refused; the message says why and what to do."""
+    """A session operation was refused; the message says why and what to do, ``code`` names the rule."""
+
+    def __init__(self, reason: str, code: str = "session") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.code = code
+
+    @classmethod
+    def of(cls, why: WhyNot) -> SessionError:
+        return cls(why.en, why.code)
 
 
 class SessionNotFound(SessionError):
@@ -103,22 +80,9 @@ class CounterSession:
         """The sha256 hashes of evidence of at least ``min_level`` about ``subject``."""
         return [h for e in self.evidence if e.level >= min_level and e.subject == subject for h in e.evidence]
 
-    def effective_level(self, *, for_change: bool, now: datetime | None = None) -> tuple[Level, str | None]:
-        """The level a transaction may rely on now, and why it is lower than :attr:`level` if it is.
-
-        An A2+ proof older than :data:`PROOF_MAX_AGE` counts only as A1 for state changes.
-        """
-        if not self.open:
-            return Level.A0, "the session is closed; start a new one"
-        if for_change and self.level >= Level.A2 and self.level_at is not None:
-            age = (now or utcnow()) - parse_iso(self.level_at)
-            if age > PROOF_MAX_AGE:
-                minutes = int(age.total_seconds() // 60)
-                return Level.A1, (
-                    f"the {self.level} identity proof is {minutes} minutes old (limit "
-                    f"{int(PROOF_MAX_AGE.total_seconds() // 60)}): check the customer's identity again"
-                )
-        return self.level, None
+    def effective_level(self, *, for_change: bool, now: datetime | None = None) -> tuple[Level, WhyNot | None]:
+        """The level a transaction may rely on now, and why it is lower (:func:`counter.levels.effective_level`)."""
+        return effective_level(self, for_change=for_change, now=now)
 
 
 def _hash_token(token: str) -> str:
@@ -279,25 +243,17 @@ class CounterSessions:
         ``new_holder:<ID number>`` for a transfer) are recorded without changing the level.
         """
         session = await self._open_session(session_id)
-        if method not in METHODS:
-            raise SessionError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
-        if level > _MAX_BY_METHOD[method]:
-            raise SessionError(f"{method} proves at most A{_MAX_BY_METHOD[method]}, not {level}")
+        try:
+            step = Method(method)
+        except ValueError:
+            raise SessionError(f"unknown method {method!r}; use one of {', '.join(METHODS)}") from None
+        if level > step.proves:
+            raise SessionError(f"{method} proves at most {step.proves}, not {level}")
         for sha in evidence:
             if len(sha) != 64 or not set(sha) <= set("0123456789abcdef"):
                 raise SessionError(f"evidence {sha!r}: give the lowercase sha256 hex of the image")
-        if session.account is None and subject == "holder":
-            raise SessionError("claim the account first: a proof needs an account to be about")
-        if method == "face" and session.face_consent is not True:
-            raise SessionError("the customer has not consented to face processing: use the attestation path")
-        if method in ("attestation", "idcard_attested"):
-            if session.face_consent is not False:
-                raise SessionError("attestation is the path for customers who declined face processing")
-            if subject == "holder" and session.level < Level.A1:
-                raise SessionError("attestation needs A1 first (service password or one-time code)")
-        if method in ("idcard", "idcard_attested") and subject == "holder" and session.level < Level.A2:
-            what = "face check and liveness" if method == "idcard" else "the agent's attestation"
-            raise SessionError(f"the ID card step needs A2 first ({what})")
+        if (why := step_refusal(session, step, subject=subject)) is not None:
+            raise SessionError.of(why)
         now = iso()
         async with self.db.transaction() as tx:
             await tx.execute(
@@ -358,3 +314,15 @@ class CounterSessions:
             " WHERE session_id = $1 ORDER BY id",
             session_id,
         )
+
+
+__all__ = [
+    "METHODS",
+    "PROOF_MAX_AGE",
+    "CounterSession",
+    "CounterSessions",
+    "Evidence",
+    "Level",
+    "SessionError",
+    "SessionNotFound",
+]

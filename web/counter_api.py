@@ -18,10 +18,11 @@ from counter.appkeys import DB
 from counter.audit import AUDIT, AuditEvent
 from counter.guidance import SCRIPTS, GuidanceError, GuidanceRuns
 from counter.jobs import Maintenance
+from counter.levels import identity_path, steps_json, transaction_refusal
 from counter.sessions import CounterSession, CounterSessions, Level, SessionError, SessionNotFound
 from counter.smscode import SmsCodeError, SmsCodes
 from counter.transactions import CATALOG
-from counter.transactions.engine import TransactionEngine, TxError, level_reason
+from counter.transactions.engine import TransactionEngine, TxError
 from counter.users import Role
 from counter.workorders import CallbackOutcome, WorkOrderError, WorkOrders, WorkOrderStatus
 from signaling.aio import SIGNALING
@@ -128,7 +129,10 @@ def _session_json(session: CounterSession) -> dict[str, Any]:
         "face_consent": session.face_consent,
         "level": str(session.level),
         "level_for_changes": str(level),
-        "level_note": why,
+        "level_note": why.en if why else None,
+        "level_note_zh": why.zh if why else None,
+        "path": identity_path(session).value,
+        "steps": steps_json(session),
         "level_method": session.level_method,
         "level_at": session.level_at,
         "evidence": [
@@ -384,11 +388,11 @@ async def catalog(request: web.Request) -> web.Response:
     for spec in CATALOG.values():
         item = spec.to_json()
         if session is not None:
-            why = level_reason(spec, session)
-            if why is None and spec.needs_account and session.account is None:
-                why = ("claim the customer's line first", "请先确认办理的号码")
+            why = transaction_refusal(spec, session)
             item["enabled"] = why is None
-            item["why_not"] = why[0] if why else None
+            item["why_not_code"] = why.code if why else None
+            item["why_not"] = why.en if why else None
+            item["why_not_zh"] = why.zh if why else None
         items.append(item)
     return web.json_response({"transactions": items})
 

@@ -32,7 +32,8 @@ from aiohttp import web
 
 from counter.appkeys import NOT_READY, SETTINGS
 from counter.audit import AUDIT, AuditEvent
-from counter.sessions import CounterSession, Level, SessionError, SessionNotFound
+from counter.levels import Level, Method, WhyNot, face_processing_refusal, id_method, identity_path, step_refusal
+from counter.sessions import CounterSession, SessionError, SessionNotFound
 from counter.users import Role
 from identity import Checked, EvidenceStore, FaceMatch, IdCardResult, IdentityService, LivenessResult
 from identity.evidence import load_or_create_master_key
@@ -41,6 +42,7 @@ from identity.liveness import UnusableReference
 from signaling.witness import WitnessError
 from web.auth import require_role
 from web.counter_api import ACCOUNTS, SESSIONS, _customer_session
+from web.counter_api import _session_json as _session_json
 from web.errors import ApiError, read_body, read_json
 from web.recordings_api import WITNESS
 
@@ -165,12 +167,6 @@ async def _audit(request: web.Request, action: str, actor: str, session: Counter
     return receipt.seq
 
 
-def _session_json(session: CounterSession) -> dict[str, Any]:
-    level, why = session.effective_level(for_change=True)
-    return {"id": session.id, "level": str(session.level), "level_for_changes": str(level), "level_note": why,
-            "face_consent": session.face_consent}
-
-
 async def _maybe_a2(request: web.Request, session: CounterSession, actor: str) -> CounterSession:
     checks = request.app[IDENTITY].checks(session.id)
     if checks.face is None or checks.liveness is None:
@@ -180,29 +176,21 @@ async def _maybe_a2(request: web.Request, session: CounterSession, actor: str) -
             session.id, Level.A2, [checks.face[1], checks.liveness[1]], "face", recorded_by=actor
         )
     except SessionError as exc:
-        raise ApiError(409, "session", str(exc)) from exc
+        raise ApiError(409, exc.code, exc.reason) from exc
 
 
-#: Why face processing is refused, by the session's consent answer (``False``: declined, ``None``: not asked).
-FACE_REFUSED = {
-    False: ("face_declined", "the customer declined face processing: no face check, liveness or face matching in "
-                             "this session. Use the attestation path: A1 (service password or SMS code), then the "
-                             "ID card shown in the call, compared with the person by eye, and attest"),
-    None: ("face_consent", "the customer has not answered the face-processing question (separate from the camera "
-                           "and recording consent): ask them first, or use the attestation path if they decline"),
-}
+def _refused(why: WhyNot | None) -> None:
+    """Answer 409 with the rule's code and words (:mod:`counter.levels` decides)."""
+    if why is not None:
+        raise ApiError(409, why.code, why.en, reason_zh=why.zh)
 
 
 def _need_face_consent(session: CounterSession) -> None:
-    if session.face_consent is not True:
-        code, reason = FACE_REFUSED[session.face_consent]
-        raise ApiError(409, code, reason)
+    _refused(face_processing_refusal(session))
 
 
 def _need_consent(session: CounterSession) -> None:
-    if session.account is None:
-        raise ApiError(409, "no_account", "claim the customer's line first")
-    _need_face_consent(session)
+    _refused(step_refusal(session, Method.FACE))
 
 
 # --- handlers --------------------------------------------------------------------------------------------
@@ -217,7 +205,7 @@ async def state(request: web.Request) -> web.Response:
         "session": _session_json(session),
         "ready": ident.service is not None,
         "not_ready_reason": ident.error,
-        "path": "face" if session.face_consent else "attestation" if session.face_consent is False else "ask_consent",
+        "path": identity_path(session).value,
         "face_matched_at": checks.face[0] if checks.face else None,
         "liveness_passed_at": checks.liveness[0] if checks.liveness else None,
         "live_video": witness is not None and "customer" in witness.legs,
@@ -337,16 +325,16 @@ async def id_capture(request: web.Request) -> web.Response:
             portrait = match.to_json()
             if match.decision != "match":
                 reasons.append("portrait_mismatch")
-    method = "idcard" if session.face_consent else "idcard_attested"
-    if method == "idcard_attested" and session.level < Level.A2:
-        reasons.append("attest_first")  # face declined: compare the card with the person, attest, then read it again
+    method = id_method(session)
+    if (why := step_refusal(session, method)) is not None:
+        reasons.append(why.code)  # e.g. face declined: compare the card with the person, attest, then read it again
     ok = not reasons
     seq = await _audit(request, "identity.id_capture", actor, session, "ok" if ok else "refused",
                        {"source": source, "number_valid": card.number_valid, "number_matches": number_matches,
                         "portrait": None if portrait is None else {"score": portrait["score"],
                                                                     "decision": portrait["decision"],
                                                                     "compared_with": "face_check"},
-                        "reasons": reasons, "method": method}, evidence)
+                        "reasons": reasons, "method": method.value}, evidence)
     if ok:
         try:
             session = await request.app[SESSIONS].raise_level(session.id, Level.A3, list(evidence), method,
@@ -382,8 +370,7 @@ async def _face_checked(request: web.Request, session: CounterSession) -> tuple[
 async def attest(request: web.Request) -> web.Response:
     """Face declined: the agent attests that the ID card shown on camera is the live person's (A2)."""
     session, actor = await _own(request)
-    if session.face_consent is not False:
-        raise ApiError(409, "face_consent", "attestation is the path for customers who declined face processing")
+    _refused(step_refusal(session, Method.ATTESTATION))
     body = await read_json(request, limit=4096)
     if not isinstance(body, dict) or body.get("confirm") is not True:
         raise ApiError(400, "bad_request", 'send {"confirm": true} once you compared the card with the person')
@@ -395,7 +382,7 @@ async def attest(request: web.Request) -> web.Response:
         session = await request.app[SESSIONS].raise_level(session.id, Level.A2, list(evidence), "attestation",
                                                           recorded_by=actor)
     except SessionError as exc:
-        raise ApiError(409, "session", str(exc)) from exc
+        raise ApiError(409, exc.code, exc.reason) from exc
     seq = await _audit(request, "identity.attestation", actor, session, "ok",
                        {"statement": "id_card_matches_person", "face": "declined", "id_stills": len(evidence) - 1},
                        evidence)

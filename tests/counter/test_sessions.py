@@ -44,10 +44,13 @@ async def test_customer_face_answer_and_the_declined_path(db: Database) -> None:
     assert (await sessions.open_for_call("call-f", "agent1", face_consent=False)).face_consent is False
     assert (await sessions.open_for_call("call-f", "agent1", face_consent=True)).face_consent is False
     assert (await sessions.open_for_call("call-f", "agent1")).face_consent is False
-    with pytest.raises(SessionError, match="not consented to face processing"):
+    with pytest.raises(SessionError, match="declined face processing"):
         await sessions.raise_level("call-f", Level.A2, ["a" * 64], "face")
-    with pytest.raises(SessionError, match="A1 first"):
+    with pytest.raises(SessionError, match="attestation") as refused:
         await sessions.raise_level("call-f", Level.A3, ["a" * 64], "idcard_attested")
+    assert refused.value.code == "attest_first"
+    with pytest.raises(SessionError, match="A1 first"):
+        await sessions.raise_level("call-f", Level.A2, ["a" * 64], "attestation")
     await sessions.raise_level("call-f", Level.A1, [], "password")
     with pytest.raises(SessionError, match="attestation"):
         await sessions.raise_level("call-f", Level.A3, ["a" * 64], "idcard_attested")

@@ -9,6 +9,7 @@ from aiohttp.test_utils import TestClient
 
 from counter.appkeys import DB
 from counter.sessions import Level
+from tests.calls import live_call
 from tests.conftest import login
 from web.counter_api import SESSIONS
 
@@ -96,3 +97,24 @@ async def test_a1_by_sms_code_over_http(app_client: TestClient[Any, Any]) -> Non
     resp = await app_client.post(url, json={"code": code}, headers=agent)
     session = (await resp.json())["session"]
     assert resp.status == 200 and session["level"] == "A1" and session["level_method"] == "sms_code"
+
+
+async def test_catalog_engine_and_console_give_the_same_why_not(app_client: TestClient[Any, Any]) -> None:
+    """Face declined, A1 by password: the catalog's why-not names the attestation (what the server then
+    allows), in English and Chinese, and a refused run gives the very same words."""
+    async with live_call(str(app_client.make_url("")), claimed_phone="13800138000", face_consent=False) as call:
+        await call.staff("POST", f"/api/counter/sessions/{call.call_id}/verify-password", json={"password": "246810"})
+        status, body = await call.staff("GET", f"/api/counter/catalog?session={call.call_id}")
+        assert status == 200
+        item = next(t for t in body["transactions"] if t["code"] == "line.suspend")
+        assert item["enabled"] is False and item["why_not_code"] == "level"
+        assert "attest" in item["why_not"] and "人脸核验" not in item["why_not_zh"], item
+        status, body = await call.staff("GET", f"/api/counter/sessions/{call.call_id}")
+        steps = body["session"]["steps"]
+        assert body["session"]["path"] == "attestation"
+        assert steps["face"]["possible"] is False and steps["face"]["code"] == "face_declined"
+        assert steps["attestation"]["possible"] is True
+        status, out = await call.staff("POST", f"/api/counter/sessions/{call.call_id}/transactions",
+                                       json={"code": "line.suspend", "inputs": {}, "idempotency_key": "k1"})
+        assert out["status"] == "refused", out
+        assert (out["reason"], out["reason_zh"]) == (item["why_not"], item["why_not_zh"])
