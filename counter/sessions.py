@@ -14,9 +14,12 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
+from counter.audit.entry import AuditEvent, AuditReceipt
 from counter.levels import PROOF_MAX_AGE, Level, Method, WhyNot, effective_level, step_refusal
-from counter.storage import Database, IntegrityError, Row
+from counter.proofs import SessionProofs, unproven
+from counter.storage import Database, Executor, IntegrityError, Row
 from counter.timeutil import iso
 
 _MSISDN = re.compile(r"1[3-9]\d{9}")
@@ -120,11 +123,23 @@ def _session(row: Row, evidence: Sequence[Row]) -> CounterSession:
     )
 
 
-class CounterSessions:
-    """Counter sessions kept in the database (``counter_sessions``, ``session_evidence``)."""
+class LevelAudit(Protocol):
+    """What sessions need of the audit log (:class:`counter.audit.AuditLog`): an entry in a transaction."""
 
-    def __init__(self, db: Database) -> None:
+    async def append_in(self, tx: Executor, event: AuditEvent) -> AuditReceipt: ...
+
+
+class CounterSessions:
+    """Counter sessions kept in the database (``counter_sessions``, ``session_evidence``).
+
+    Every change of a session's level (raised by a proof, dropped by a new claim) is one
+    ``session.level`` audit entry, written here in the same database transaction as the change.
+    """
+
+    def __init__(self, db: Database, audit: LevelAudit) -> None:
         self.db = db
+        self.audit = audit
+        self.proofs = SessionProofs(db)
 
     async def open(
         self, call_id: str, agent: str, account: str | None = None, face_consent: bool | None = None
@@ -211,13 +226,20 @@ class CounterSessions:
         """Record the account the customer says is theirs.  Changing it drops the level to A0."""
         session = await self._open_session(session_id)
         if session.account != msisdn:
-            await self.db.execute(
-                "UPDATE counter_sessions SET account = $2, claimed_name = $3, level = 0, level_method = '',"
-                " level_at = NULL WHERE id = $1",
-                session_id,
-                msisdn,
-                claimed_name,
-            )
+            async with self.db.transaction() as tx:
+                await tx.execute(
+                    "UPDATE counter_sessions SET account = $2, claimed_name = $3, level = 0, level_method = '',"
+                    " level_at = NULL WHERE id = $1",
+                    session_id,
+                    msisdn,
+                    claimed_name,
+                )
+                if session.level > Level.A0:
+                    await self.audit.append_in(tx, AuditEvent(
+                        "session.level", "system", "system", session_id=session_id, account=session.account,
+                        details={"level_before": str(session.level), "level": str(Level.A0),
+                                 "because": "another line claimed"},
+                    ))
         return await self.get(session_id)
 
     async def set_face_consent(self, session_id: str, consent: bool) -> CounterSession:
@@ -237,10 +259,12 @@ class CounterSessions:
     ) -> CounterSession:
         """Record an identity proof; raise the session's level to ``level`` (refreshing its time).
 
-        ``method`` is one of :data:`METHODS`.  ``face`` needs the customer's face consent;
-        ``attestation`` and ``idcard_attested`` are the path for customers who declined it and need
-        A1 first.  Proofs about another person (``subject`` other than ``holder``, e.g.
-        ``new_holder:<ID number>`` for a transfer) are recorded without changing the level.
+        ``method`` is one of :data:`METHODS`; whether the step is possible now is
+        :func:`counter.levels.step_refusal`'s answer.  ``evidence`` must be proofs this server computed or
+        stored in this session (:attr:`proofs`), of the kinds the method needs.  Proofs about another
+        person (``subject`` other than ``holder``, e.g. ``new_holder:<ID number>`` for a transfer) are
+        recorded without changing the level.  Written with one ``session.level`` audit entry naming
+        the evidence, in the same transaction.
         """
         session = await self._open_session(session_id)
         try:
@@ -255,27 +279,41 @@ class CounterSessions:
         if (why := step_refusal(session, step, subject=subject)) is not None:
             raise SessionError.of(why)
         now = iso()
+        holder = subject == "holder"
+        new_level = max(level, session.level) if holder else session.level
         async with self.db.transaction() as tx:
+            problem = unproven(step, evidence, await self.proofs.of_session(session_id, ex=tx))
+            if problem is not None:
+                raise SessionError(problem, "unproven")
             await tx.execute(
                 "INSERT INTO session_evidence (session_id, level, method, evidence, subject, recorded_by, at)"
                 " VALUES ($1, $2, $3, $4, $5, $6, $7)",
                 session_id,
                 int(level),
-                method,
+                step.value,
                 json.dumps(list(evidence)),
                 subject,
                 recorded_by,
                 now,
             )
-            if subject == "holder":
-                new_level = max(level, session.level)
+            if holder:
                 await tx.execute(
                     "UPDATE counter_sessions SET level = $2, level_method = $3, level_at = $4 WHERE id = $1",
                     session_id,
                     int(new_level),
-                    method if level >= session.level else session.level_method,
+                    step.value if level >= session.level else session.level_method,
                     now if level >= Level.A2 or new_level < Level.A2 else session.level_at,
                 )
+            details: dict[str, str] = {"level_before": str(session.level), "level": str(new_level),
+                                       "method": step.value, "proves": str(level),
+                                       "subject": "holder" if holder else subject.split(":", 1)[0]}
+            if step.declined_path:
+                details["identity_path"] = "face declined, agent attestation"
+            await self.audit.append_in(tx, AuditEvent(
+                "session.level", "system" if recorded_by == "system" else "agent", recorded_by,
+                session_id=session_id, account=session.account, details=details, evidence=list(evidence),
+                personal={} if holder else {"subject": subject},
+            ))
         return await self.get(session_id)
 
     async def add_note(self, session_id: str, author: str, text: str) -> CounterSession:
@@ -323,6 +361,7 @@ __all__ = [
     "CounterSessions",
     "Evidence",
     "Level",
+    "LevelAudit",
     "SessionError",
     "SessionNotFound",
 ]

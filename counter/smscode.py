@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 from counter.accounts import AccountSystem, LineStatus, check_password, hash_password
 from counter.audit import AuditEvent
+from counter.proofs import ProofKind
 from counter.sessions import CounterSession, CounterSessions, Level
 from counter.storage import Database
 from counter.timeutil import iso, parse_iso, utcnow
@@ -158,6 +159,8 @@ class SmsCodes:
                 attempt=int(row["attempts"]) + 1,
             )
             await self.audit.append_in(tx, event)
+            if refusal is None:  # the code was right, and used now: the server's own check, as evidence
+                proof = await self.sessions.proofs.record_check(session_id, ProofKind.SMS_CODE, ex=tx)
         if refusal is not None:
             raise refusal
-        return await self.sessions.raise_level(session_id, Level.A1, [], "sms_code", recorded_by=actor)
+        return await self.sessions.raise_level(session_id, Level.A1, [proof.sha], "sms_code", recorded_by=actor)

@@ -18,7 +18,8 @@ from counter.appkeys import DB
 from counter.audit import AUDIT, AuditEvent
 from counter.guidance import SCRIPTS, GuidanceError, GuidanceRuns
 from counter.jobs import Maintenance
-from counter.levels import identity_path, steps_json, transaction_refusal
+from counter.levels import Method, identity_path, step_refusal, steps_json, transaction_refusal
+from counter.proofs import ProofKind
 from counter.sessions import CounterSession, CounterSessions, Level, SessionError, SessionNotFound
 from counter.smscode import SmsCodeError, SmsCodes
 from counter.transactions import CATALOG
@@ -64,10 +65,6 @@ class PasswordBody(_Body):
 
 class SmsCodeBody(_Body):
     code: str = Field(pattern=r"^\d{6}$", description="the 6 digits the customer read out")
-
-
-class AttestBody(_Body):
-    evidence: list[str] = Field(min_length=1, description="sha256 of the ID still shown in the call")
 
 
 class NoteBody(_Body):
@@ -202,7 +199,7 @@ def _int_param(request: web.Request, name: str) -> int:
 
 
 def _session_error(exc: SessionError) -> ApiError:
-    return ApiError(409, "session", str(exc))
+    return ApiError(409, exc.code, exc.reason)
 
 
 # --- agent -------------------------------------------------------------------------------------------
@@ -280,10 +277,23 @@ async def verify_password(request: web.Request) -> web.Response:
     body = await _body(request, PasswordBody)
     if session.account is None:
         raise ApiError(409, "no_account", "claim the customer's line first")
+    sessions = request.app[SESSIONS]
+    if (why := step_refusal(session, Method.PASSWORD)) is not None:
+        raise ApiError(409, why.code, why.en, reason_zh=why.zh)
     ok = await request.app[ACCOUNTS].verify_password(session.account, body.password)
     if not ok:
-        raise ApiError(403, "wrong_password", "the service password is wrong; offer another way to prove identity")
-    session = await request.app[SESSIONS].raise_level(session.id, Level.A1, [], "password", recorded_by=session.agent)
+        reason = "the service password is wrong; offer another way to prove identity"
+        await request.app[AUDIT].append(AuditEvent(
+            "identity.password", "agent", session.agent, outcome="refused", session_id=session.id,
+            account=session.account, reason=reason,
+        ))
+        raise ApiError(403, "wrong_password", reason)
+    proof = await sessions.proofs.record_check(session.id, ProofKind.PASSWORD)
+    try:
+        session = await sessions.raise_level(session.id, Level.A1, [proof.sha], Method.PASSWORD,
+                                             recorded_by=session.agent)
+    except SessionError as exc:
+        raise ApiError(409, exc.code, exc.reason) from exc
     return web.json_response({"session": _session_json(session)})
 
 
@@ -308,19 +318,6 @@ async def verify_sms_code(request: web.Request) -> web.Response:
     except SmsCodeError as exc:
         status = 403 if exc.code == "wrong_code" else 409
         raise ApiError(status, exc.code, exc.reason, attempts_left=exc.attempts_left) from exc
-    except SessionError as exc:
-        raise _session_error(exc) from exc
-    return web.json_response({"session": _session_json(session)})
-
-
-async def attest(request: web.Request) -> web.Response:
-    """Face declined: the agent attests that the ID card shown matches the live person (A2)."""
-    session = await _own_session(request)
-    body = await _body(request, AttestBody)
-    try:
-        session = await request.app[SESSIONS].raise_level(
-            session.id, Level.A2, body.evidence, "attestation", recorded_by=session.agent
-        )
     except SessionError as exc:
         raise _session_error(exc) from exc
     return web.json_response({"session": _session_json(session)})
@@ -545,7 +542,6 @@ ROUTES: list[tuple[str, str, Any, type[BaseModel] | None, str]] = [
         SmsCodeBody,
         "agent: A1 by SMS code, enter the code",
     ),
-    ("POST", "/api/counter/sessions/{sid}/attest", attest, AttestBody, "agent: A2 by attestation (face declined)"),
     ("POST", "/api/counter/sessions/{sid}/notes", add_note, NoteBody, "agent: add a note"),
     ("POST", "/api/counter/sessions/{sid}/close", close_session, CloseBody, "agent: wrap-up and close"),
     ("GET", "/api/counter/sessions/{sid}/account", account, None, "agent: the session's account (masked)"),
@@ -672,7 +668,7 @@ def setup(app: web.Application) -> None:
     db = app[DB]
     accounts = StorageAccountSystem(db)
     app[ACCOUNTS] = accounts
-    app[SESSIONS] = CounterSessions(db)
+    app[SESSIONS] = CounterSessions(db, app[AUDIT])
     app[WORKORDERS] = WorkOrders(db)
     app[GUIDANCE] = GuidanceRuns(db)
     app[ENGINE] = TransactionEngine(db, app[ACCOUNTS], app[SESSIONS], app[WORKORDERS], app[AUDIT])

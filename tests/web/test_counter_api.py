@@ -8,66 +8,60 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 
 from counter.appkeys import DB
+from counter.audit import AUDIT
+from counter.levels import Method
+from counter.proofs import ProofKind
 from counter.sessions import Level
 from tests.calls import live_call
 from tests.conftest import login
+from tests.counter.txkit import raise_on_proofs
 from web.counter_api import SESSIONS
 
 
 async def test_agent_customer_and_supervisor_flow(app_client: TestClient[Any, Any]) -> None:
-    phone: TestClient[Any, Any] = TestClient(app_client.server)  # the customer's own browser: no staff cookie
-    joined = await (await phone.post("/api/customer/join")).json()  # the customer's credential: the join token
-    token, sid = joined["token"], joined["call_id"]
-    agent = await login(app_client, "agent1", "agent1-demo")
-    resp = await app_client.post("/api/counter/sessions", json={"call_id": sid}, headers=agent)
-    assert resp.status == 201, await resp.text()
-    assert "customer_token" not in await resp.json()
-    resp = await app_client.post(f"/api/counter/sessions/{sid}/claim", json={"msisdn": "13800138000"}, headers=agent)
-    assert resp.status == 200
-    # Below the level: the catalog says why, and a run is refused with the reason.
-    cat = await (await app_client.get(f"/api/counter/catalog?session={sid}")).json()
-    puk = next(t for t in cat["transactions"] if t["code"] == "puk.query")
-    assert puk["enabled"] is False and "needs A3" in puk["why_not"]
-    resp = await app_client.post(
-        f"/api/counter/sessions/{sid}/verify-password", json={"password": "246810"}, headers=agent
-    )
-    assert resp.status == 200 and (await resp.json())["session"]["level"] == "A1"
-    body = {"code": "balance.query", "inputs": {}, "idempotency_key": "b1"}
-    resp = await app_client.post(f"/api/counter/sessions/{sid}/transactions", json=body, headers=agent)
-    result = await resp.json()
-    assert result["status"] == "done" and "86.50" in result["text_zh"]
-    # A state change waits for the customer's confirmation on their own screen.
-    sessions = app_client.app[SESSIONS]
-    await sessions.set_face_consent(sid, True)
-    await sessions.raise_level(sid, Level.A2, ["b" * 64], "face")
-    body = {"code": "roaming.set", "inputs": {"enabled": True}, "idempotency_key": "r1"}
-    resp = await app_client.post(f"/api/counter/sessions/{sid}/transactions", json=body, headers=agent)
-    assert resp.status == 202
-    tid = (await resp.json())["id"]
-    assert (await app_client.get("/api/customer/counter")).status == 401
-    customer = {"X-Customer-Token": token}
-    state = await (await phone.get("/api/customer/counter", headers=customer)).json()
-    assert [p["id"] for p in state["pending"]] == [tid]
-    resp = await phone.post(
-        f"/api/customer/counter/transactions/{tid}/confirm", json={"accept": True}, headers=customer
-    )
-    assert (await resp.json())["status"] == "done"
-    # Another agent cannot read this session's account.
-    other = await login(app_client, "agent2", "agent2-demo")
-    assert (await app_client.get(f"/api/counter/sessions/{sid}/account")).status == 403
-    del other
-    # A4: approved by the supervisor.
-    agent = await login(app_client, "agent1", "agent1-demo")
-    await sessions.raise_level(sid, Level.A3, ["c" * 64], "idcard")
-    body = {"code": "sim.replace", "inputs": {"esim": True}, "idempotency_key": "s1"}
-    tid = (await (await app_client.post(f"/api/counter/sessions/{sid}/transactions", json=body, headers=agent)).json())[
-        "id"
-    ]
-    await phone.post(f"/api/customer/counter/transactions/{tid}/confirm", json={"accept": True}, headers=customer)
-    assert (await app_client.post(f"/api/counter/approvals/{tid}", headers=agent)).status == 403
-    sup = await login(app_client, "super1", "super1-demo")
-    resp = await app_client.post(f"/api/counter/approvals/{tid}", headers=sup)
-    assert (await resp.json())["status"] == "done"
+    async with live_call(str(app_client.make_url("")), claimed_phone="13800138000", face_consent=True) as call:
+        sid, base = call.call_id, f"/api/counter/sessions/{call.call_id}"
+        status, body = await call.staff("GET", base)
+        assert status == 200 and "customer_token" not in str(body)
+        # Below the level: the catalog says why, and a run is refused with the reason.
+        status, cat = await call.staff("GET", f"/api/counter/catalog?session={sid}")
+        puk = next(t for t in cat["transactions"] if t["code"] == "puk.query")
+        assert puk["enabled"] is False and "needs A3" in puk["why_not"]
+        status, body = await call.staff("POST", f"{base}/verify-password", json={"password": "246810"})
+        assert status == 200 and body["session"]["level"] == "A1"
+        status, result = await call.staff("POST", f"{base}/transactions",
+                                          json={"code": "balance.query", "inputs": {}, "idempotency_key": "b1"})
+        assert result["status"] == "done" and "86.50" in result["text_zh"]
+        # A state change waits for the customer's confirmation on their own screen.
+        sessions = app_client.app[SESSIONS]
+        await raise_on_proofs(sessions, sid, Level.A2, Method.FACE, ProofKind.FACE_MATCH, ProofKind.LIVENESS)
+        status, result = await call.staff("POST", f"{base}/transactions",
+                                          json={"code": "roaming.set", "inputs": {"enabled": True},
+                                                "idempotency_key": "r1"})
+        assert status == 202
+        tid = result["id"]
+        async with call.phone_http.get(call.url("/api/customer/counter")) as resp:
+            assert resp.status == 401  # no token, no session
+        status, state = await call.phone("GET", "/api/customer/counter")
+        assert [p["id"] for p in state["pending"]] == [tid]
+        status, done = await call.phone("POST", f"/api/customer/counter/transactions/{tid}/confirm",
+                                        json={"accept": True})
+        assert done["status"] == "done"
+        # Another agent cannot read this session's account.
+        agent2 = await login(app_client, "agent2", "agent2-demo")
+        assert (await app_client.get(f"{base}/account", headers=agent2)).status == 403
+        # A4: approved by the supervisor.
+        await raise_on_proofs(sessions, sid, Level.A3, Method.IDCARD, ProofKind.ID_CARD, ProofKind.FACE_MATCH)
+        status, result = await call.staff("POST", f"{base}/transactions",
+                                          json={"code": "sim.replace", "inputs": {"esim": True},
+                                                "idempotency_key": "s1"})
+        tid = result["id"]
+        await call.phone("POST", f"/api/customer/counter/transactions/{tid}/confirm", json={"accept": True})
+        status, _ = await call.staff("POST", f"/api/counter/approvals/{tid}")
+        assert status == 403
+        sup = await login(app_client, "super1", "super1-demo")
+        resp = await app_client.post(f"/api/counter/approvals/{tid}", headers=sup)
+        assert (await resp.json())["status"] == "done"
     spec = await (await app_client.get("/api/openapi.json")).json()
     assert spec["openapi"].startswith("3.1") and "/api/counter/sessions/{sid}/transactions" in spec["paths"]
     assert "Tx_puk_query" in spec["components"]["schemas"]
@@ -118,3 +112,36 @@ async def test_catalog_engine_and_console_give_the_same_why_not(app_client: Test
                                        json={"code": "line.suspend", "inputs": {}, "idempotency_key": "k1"})
         assert out["status"] == "refused", out
         assert (out["reason"], out["reason_zh"]) == (item["why_not"], item["why_not_zh"])
+
+
+async def test_a1_by_password_is_one_audit_entry_naming_the_servers_check(app_client: TestClient[Any, Any]) -> None:
+    """The level change by service password is audited once, with the proof the server recorded; a
+    wrong password is audited as refused and changes nothing."""
+    async with live_call(str(app_client.make_url("")), claimed_phone="13800138000", face_consent=True) as call:
+        url = f"/api/counter/sessions/{call.call_id}/verify-password"
+        status, body = await call.staff("POST", url, json={"password": "000000"})
+        assert status == 403 and body["error"]["code"] == "wrong_password"
+        status, body = await call.staff("POST", url, json={"password": "246810"})
+        assert status == 200 and body["session"]["level"] == "A1"
+        audit = app_client.app[AUDIT]
+        [change] = [e["entry"] for e in await audit.search(action="session.level", session_id=call.call_id)]
+        assert change["details"]["method"] == "password" and change["details"]["level"] == "A1"
+        assert change["actor_id"] == "agent1" and "246810" not in str(change)
+        [proof] = await app_client.app[SESSIONS].proofs.of_session(call.call_id, [ProofKind.PASSWORD])
+        assert change["evidence"] == [proof.sha] == body["session"]["evidence"][-1]["evidence"]
+        [wrong] = [e["entry"] for e in await audit.search(action="identity.password", session_id=call.call_id)]
+        assert wrong["outcome"] == "refused" and "000000" not in str(wrong)
+
+
+async def test_no_level_from_a_hash_the_agent_sends(app_client: TestClient[Any, Any]) -> None:
+    """Face declined, A1: the console cannot raise A2 by sending a sha256 of its own (the old
+    ``POST .../attest``); the attestation cites only what the server stored, and without any it is refused."""
+    async with live_call(str(app_client.make_url("")), claimed_phone="13800138000", face_consent=False) as call:
+        base = f"/api/counter/sessions/{call.call_id}"
+        await call.staff("POST", f"{base}/verify-password", json={"password": "246810"})
+        status, _ = await call.staff("POST", f"{base}/attest", json={"evidence": ["a" * 64]})
+        assert status in (404, 405)
+        status, body = await call.staff("POST", f"{base}/identity/attest", json={"confirm": True})
+        assert status in (409, 503), body  # nothing stored to attest on (or no models here)
+        status, body = await call.staff("GET", base)
+        assert body["session"]["level"] == "A1"

@@ -5,6 +5,7 @@ itself, and a forged card (the holder's number, another person's photo) would ma
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from counter.audit import AUDIT
+from counter.proofs import ProofKind
 from counter.sessions import Level
 from signaling import protocol as p
 from signaling.witness.client import WitnessClient, WitnessSender
@@ -130,8 +132,11 @@ async def test_holders_card_after_a_good_face_check_is_accepted(
 ) -> None:
     live = await card_call(HOLDER_CARD_FACE)
     face_sha = await _face_check(live)
-    # Liveness cannot be performed by a still photo stream: A2 is recorded directly on the face match.
-    await app_client.app[SESSIONS].raise_level(live.sid, Level.A2, [face_sha], "face", recorded_by="agent1")
+    # Liveness cannot be performed by a still photo stream: its proof is recorded directly, as if passed.
+    sessions = app_client.app[SESSIONS]
+    alive = hashlib.sha256(b"liveness frame").hexdigest()
+    await sessions.proofs.record(live.sid, ProofKind.LIVENESS, [alive])
+    await sessions.raise_level(live.sid, Level.A2, [face_sha, alive], "face", recorded_by="agent1")
     status, body = await live.post("/identity/id-card", json={"source": "live"})
     assert status == 200, body
     assert body["accepted"] is True and body["portrait_match"]["decision"] == "match", body
