@@ -179,6 +179,18 @@ ID_NEEDS_ATTESTATION = WhyNot(
 )
 
 
+def document_refusal(document: str, raises: int | None) -> WhyNot | None:
+    """Why an ID document of this type cannot raise the level to A3, or ``None`` (it declares A3)."""
+    if raises is not None and raises >= Level.A3:
+        return None
+    return WhyNot(
+        "document_not_accepted",
+        f"a {document.replace('_', ' ')} is read but is not accepted as proof of identity here: show the "
+        "resident ID card",
+        "该证件可以读取，但不能作为本业务的身份证明：请出示居民身份证",
+    )
+
+
 def face_processing_refusal(session: LevelFacts) -> WhyNot | None:
     """Why no face may be processed in the session (consent not given), or ``None``."""
     if session.face_consent is True:
@@ -330,6 +342,7 @@ __all__ = [
     "Path",
     "TxRule",
     "WhyNot",
+    "document_refusal",
     "effective_level",
     "face_processing_refusal",
     "id_method",

@@ -32,7 +32,16 @@ from aiohttp import web
 
 from counter.appkeys import NOT_READY, SETTINGS
 from counter.audit import AUDIT, AuditEvent
-from counter.levels import Level, Method, WhyNot, face_processing_refusal, id_method, identity_path, step_refusal
+from counter.levels import (
+    Level,
+    Method,
+    WhyNot,
+    document_refusal,
+    face_processing_refusal,
+    id_method,
+    identity_path,
+    step_refusal,
+)
 from counter.proofs import ProofKind, SessionProofs
 from counter.sessions import CounterSession, SessionError, SessionNotFound
 from counter.users import Role
@@ -328,6 +337,8 @@ async def id_capture(request: web.Request) -> web.Response:
             portrait = match.to_json()
             if match.decision != "match":
                 reasons.append("portrait_mismatch")
+    if (why := document_refusal(card.document, card.raises)) is not None:
+        reasons.append(why.code)  # the type declares nothing (or less than A3): read, shown, proves nothing
     method = id_method(session)
     if (why := step_refusal(session, method)) is not None:
         reasons.append(why.code)  # e.g. face declined: compare the card with the person, attest, then read it again

@@ -168,6 +168,8 @@ async def test_holders_passport_is_read_but_not_the_document_on_file(
     assert body["result"]["document"] == "passport" and body["result"]["number_valid"] is True, body["result"]
     assert body["result"]["fields"]["number"] == "EH*****67"
     assert body["portrait_match"]["decision"] == "match", body["portrait_match"]
-    # not the document on file; and before A2 (face check and liveness) no card raises the level anyway
-    assert body["accepted"] is False and body["reasons"] == ["number_mismatch", "a2_first"], body
+    # not the document on file, a type declared to prove nothing; and before A2 no card raises the level anyway
+    assert body["accepted"] is False, body
+    assert body["reasons"] == ["number_mismatch", "document_not_accepted", "a2_first"], body
+    assert body["result"]["raises"] is None
     assert body["session"]["level"] == "A0"
