@@ -74,6 +74,8 @@ class CounterSession:
     created_at: str
     closed_at: str | None
     evidence: tuple[Evidence, ...] = field(default=())
+    #: When the customer gave the face-processing answer (their own screen, or aloud to the agent).
+    face_consent_at: str | None = None
 
     @property
     def open(self) -> bool:
@@ -109,6 +111,7 @@ def _session(row: Row, evidence: Sequence[Row]) -> CounterSession:
         rating_comment=row["rating_comment"],
         created_at=row["created_at"],
         closed_at=row["closed_at"],
+        face_consent_at=row.get("face_consent_at"),
         evidence=tuple(
             Evidence(
                 Level(int(e["level"])),
@@ -142,33 +145,45 @@ class CounterSessions:
         self.proofs = SessionProofs(db)
 
     async def open(
-        self, call_id: str, agent: str, account: str | None = None, face_consent: bool | None = None
+        self,
+        call_id: str,
+        agent: str,
+        account: str | None = None,
+        face_consent: bool | None = None,
+        face_consent_at: str | None = None,
     ) -> tuple[CounterSession, str]:
         """Open the session of a call; return it and the customer's token (shown to nobody else).
 
         ``account``: the line the customer claims, if known already (level A0 all the same);
-        ``face_consent``: the customer's answer to the face-processing question, if given already.
+        ``face_consent``: the customer's answer to the face-processing question, if given already, and
+        ``face_consent_at`` when they gave it (default: now).
         """
         if not call_id or len(call_id) > 100:
             raise SessionError("a call id of 1 to 100 characters is needed")
         token = secrets.token_urlsafe(24)
         try:
             await self.db.execute(
-                "INSERT INTO counter_sessions (id, agent, customer_token_hash, created_at, account, face_consent)"
-                " VALUES ($1, $2, $3, $4, $5, $6)",
+                "INSERT INTO counter_sessions (id, agent, customer_token_hash, created_at, account, face_consent,"
+                " face_consent_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
                 call_id,
                 agent,
                 _hash_token(token),
                 iso(),
                 account,
                 None if face_consent is None else int(face_consent),
+                None if face_consent is None else face_consent_at or iso(),
             )
         except IntegrityError as exc:
             raise SessionError(f"call {call_id} already has a counter session") from exc
         return await self.get(call_id), token
 
     async def open_for_call(
-        self, call_id: str, agent: str, claimed: str | None = None, face_consent: bool | None = None
+        self,
+        call_id: str,
+        agent: str,
+        claimed: str | None = None,
+        face_consent: bool | None = None,
+        face_consent_at: str | None = None,
     ) -> CounterSession:
         """The session of a call an agent has just accepted: opened if new, handed over if transferred.
 
@@ -176,7 +191,8 @@ class CounterSessions:
         customer uses the call's join token.  ``claimed``, a mainland mobile number the customer gave
         when joining, is recorded as the claimed account (level A0) if none is claimed yet.
         ``face_consent``, the customer's own on-screen answer, fills an unanswered session, and a
-        decline always wins (consent can be withdrawn, never presumed).
+        decline always wins (consent can be withdrawn, never presumed); ``face_consent_at`` is when the
+        customer answered (their join), recorded as the answer's time rather than this later moment.
         """
         number = re.sub(r"\D", "", claimed or "")
         number = number[2:] if len(number) == 13 and number.startswith("86") else number
@@ -185,7 +201,7 @@ class CounterSessions:
             session = await self.get(call_id)
         except SessionNotFound:
             try:
-                session, _ = await self.open(call_id, agent, account, face_consent)
+                session, _ = await self.open(call_id, agent, account, face_consent, face_consent_at)
             except SessionError:  # opened meanwhile (the console asked for it): take that one
                 session = await self.get(call_id)
         if session.open and session.agent != agent:
@@ -195,7 +211,7 @@ class CounterSessions:
             session = await self.claim_account(call_id, account)
         if session.open and face_consent is not None and session.face_consent is not face_consent:
             if session.face_consent is None or face_consent is False:
-                session = await self.set_face_consent(call_id, face_consent)
+                session = await self.set_face_consent(call_id, face_consent, face_consent_at)
         return session
 
     async def get(self, session_id: str) -> CounterSession:
@@ -242,10 +258,15 @@ class CounterSessions:
                     ))
         return await self.get(session_id)
 
-    async def set_face_consent(self, session_id: str, consent: bool) -> CounterSession:
-        """Record the customer's answer to the face-processing consent question."""
+    async def set_face_consent(self, session_id: str, consent: bool, at: str | None = None) -> CounterSession:
+        """Record the customer's answer to the face-processing consent question, given ``at`` (default now)."""
         await self._open_session(session_id)
-        await self.db.execute("UPDATE counter_sessions SET face_consent = $2 WHERE id = $1", session_id, int(consent))
+        await self.db.execute(
+            "UPDATE counter_sessions SET face_consent = $2, face_consent_at = $3 WHERE id = $1",
+            session_id,
+            int(consent),
+            at or iso(),
+        )
         return await self.get(session_id)
 
     async def raise_level(

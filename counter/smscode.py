@@ -15,8 +15,9 @@ from datetime import datetime, timedelta
 
 from counter.accounts import AccountSystem, LineStatus, check_password, hash_password
 from counter.audit import AuditEvent
+from counter.levels import Method, step_refusal
 from counter.proofs import ProofKind
-from counter.sessions import CounterSession, CounterSessions, Level
+from counter.sessions import CounterSession, CounterSessions, Level, SessionError
 from counter.storage import Database
 from counter.timeutil import iso, parse_iso, utcnow
 from counter.transactions.engine import AuditSink
@@ -118,6 +119,8 @@ class SmsCodes:
         """Check the code the customer gave; a right one raises the session to A1 (``sms_code``)."""
         now = now or utcnow()
         session = await self.sessions.get(session_id)
+        if (why := step_refusal(session, Method.SMS_CODE)) is not None:  # before the try is counted and audited
+            raise SessionError.of(why)
         row = await self.db.fetchrow(
             "SELECT * FROM session_sms_codes WHERE session_id = $1 AND used_at IS NULL ORDER BY id DESC LIMIT 1",
             session_id,

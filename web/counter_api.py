@@ -22,6 +22,7 @@ from counter.levels import Method, identity_path, step_refusal, steps_json, tran
 from counter.proofs import ProofKind
 from counter.sessions import CounterSession, CounterSessions, Level, SessionError, SessionNotFound
 from counter.smscode import SmsCodeError, SmsCodes
+from counter.timeutil import unix_iso
 from counter.transactions import CATALOG
 from counter.transactions.engine import TransactionEngine, TxError
 from counter.users import Role
@@ -124,6 +125,7 @@ def _session_json(session: CounterSession) -> dict[str, Any]:
         "agent": session.agent,
         "account": session.account,
         "face_consent": session.face_consent,
+        "face_consent_at": session.face_consent_at,
         "level": str(session.level),
         "level_for_changes": str(level),
         "level_note": why.en if why else None,
@@ -152,7 +154,7 @@ async def _call_session(app: web.Application, call_id: str, agent: str) -> Count
     if call is None or call.status != "in_call" or call.agent_id != agent:
         return None
     return await app[SESSIONS].open_for_call(
-        call_id, agent, call.claimed_account or call.claimed_phone, call.face_consent
+        call_id, agent, call.claimed_account or call.claimed_phone, call.face_consent, unix_iso(call.face_consent_at)
     )
 
 
@@ -266,7 +268,7 @@ async def consent(request: web.Request) -> web.Response:
     await request.app[AUDIT].append(AuditEvent(
         "consent.face", "agent", session.agent, outcome="ok" if body.face_consent else "refused",
         session_id=session.id, account=session.account,
-        details={"accepted": body.face_consent, "source": "agent_recorded"},
+        details={"accepted": body.face_consent, "source": "agent_recorded", "answered_at": session.face_consent_at},
     ))
     return web.json_response({"session": _session_json(session)})
 
@@ -657,7 +659,8 @@ def call_hook(sessions: CounterSessions) -> CallHook:
         if event.kind == "accepted" and event.agent is not None and event.actor_role in ("agent", "supervisor"):
             # the customer's on-screen face-data answer came with their join (audited then)
             await sessions.open_for_call(
-                event.call_id, event.agent, event.claimed_account or event.claimed_phone, event.face_consent
+                event.call_id, event.agent, event.claimed_account or event.claimed_phone, event.face_consent,
+                unix_iso(event.face_consent_at),
             )
 
     return hook

@@ -147,6 +147,21 @@ async def test_holders_card_after_a_good_face_check_is_accepted(
     assert status == 200 and body["accepted"] is True, body
 
 
+async def test_a_card_read_before_a2_is_refused_in_the_answer_and_the_entry_alike(
+    app_client: TestClient[Any, Any], card_call: CardCall
+) -> None:
+    """The holder's good card after a face match but no liveness: no A3 (the ID step needs A2), and the
+    audit entry says refused, as the answer does (not ``ok`` and then an error)."""
+    live = await card_call(HOLDER_CARD_FACE)
+    await _face_check(live)
+    status, body = await live.post("/identity/id-card", json={"source": "live"})
+    assert status == 200 and body["accepted"] is False and body["reasons"] == ["a2_first"], body
+    [entry] = [e["entry"] for e in await app_client.app[AUDIT].search(session_id=live.sid,
+                                                                      action="identity.id_capture")]
+    assert entry["outcome"] == "refused" and entry["details"]["reasons"] == ["a2_first"]
+    assert (await app_client.app[SESSIONS].get(live.sid)).level == Level.A0
+
+
 async def test_holders_passport_is_read_but_not_the_document_on_file(
     app_client: TestClient[Any, Any], card_call: CardCall, tmp_path: Path
 ) -> None:

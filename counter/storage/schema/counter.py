@@ -137,4 +137,5 @@ MIGRATIONS = [
         )
         """,
     ),
+    Migration(4, "ALTER TABLE counter_sessions ADD COLUMN face_consent_at TEXT"),
 ]
