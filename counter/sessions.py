@@ -12,52 +12,32 @@ import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from enum import IntEnum
+from datetime import datetime
+from typing import Protocol
 
-from counter.storage import Database, IntegrityError, Row
-from counter.timeutil import iso, parse_iso, utcnow
-
-#: A2+ proofs older than this are re-checked before a state-changing transaction.
-PROOF_MAX_AGE = timedelta(minutes=10)
+from counter.audit.entry import AuditEvent, AuditReceipt
+from counter.levels import PROOF_MAX_AGE, Level, Method, WhyNot, effective_level, step_refusal
+from counter.proofs import SessionProofs, unproven
+from counter.storage import Database, Executor, IntegrityError, Row
+from counter.timeutil import iso
 
 _MSISDN = re.compile(r"1[3-9]\d{9}")
 
 #: How each method may raise the level (the highest level it proves on its own).
-METHODS: dict[str, str] = {
-    "password": "A1: the line's service password",
-    "sms_code": "A1: a one-time code sent to the line",
-    "face": "A2: live face matched to the real-name photo, liveness passed (needs face consent)",
-    "attestation": "A2: face declined; the agent compared the ID card with the live person",
-    "idcard": "A3: ID card captured, number matches the account, portrait matches the live face",
-    "idcard_attested": "A3: face declined; ID card captured and its number matches the account",
-}
-_MAX_BY_METHOD = {"password": 1, "sms_code": 1, "face": 2, "attestation": 2, "idcard": 3, "idcard_attested": 3}
-
-
-class Level(IntEnum):
-    """Identity assurance levels, ordered: ``Level.A2 > Level.A1``."""
-
-    A0 = 0
-    A1 = 1
-    A2 = 2
-    A3 = 3
-    A4 = 4
-
-    def __str__(self) -> str:
-        return self.name
-
-    @classmethod
-    def parse(cls, text: str) -> Level:
-        """``"A2"`` -> ``Level.A2``; raises ``ValueError`` naming the valid ones."""
-        try:
-            return cls[text.upper()]
-        except KeyError:
-            raise ValueError(f"unknown level {text!r}; use one of A0, A1, A2, A3, A4") from None
+METHODS: dict[str, str] = {m.value: m.text for m in Method}
 
 
 class SessionError(Exception):
-    """A session operation was refused; the message says why and what to do."""
+    """A session operation was refused; the message says why and what to do, ``code`` names the rule."""
+
+    def __init__(self, reason: str, code: str = "session") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.code = code
+
+    @classmethod
+    def of(cls, why: WhyNot) -> SessionError:
+        return cls(why.en, why.code)
 
 
 class SessionNotFound(SessionError):
@@ -94,6 +74,8 @@ class CounterSession:
     closed_at: str | None
     evidence: tuple[Evidence, ...] = field(default=())
     call_ended_at: str | None = None
+    #: When the customer gave the face-processing answer (their own screen, or aloud to the agent).
+    face_consent_at: str | None = None
 
     @property
     def open(self) -> bool:
@@ -109,24 +91,9 @@ class CounterSession:
         """The sha256 hashes of evidence of at least ``min_level`` about ``subject``."""
         return [h for e in self.evidence if e.level >= min_level and e.subject == subject for h in e.evidence]
 
-    def effective_level(self, *, for_change: bool, now: datetime | None = None) -> tuple[Level, str | None]:
-        """The level a transaction may rely on now, and why it is lower than :attr:`level` if it is.
-
-        An A2+ proof older than :data:`PROOF_MAX_AGE` counts only as A1 for state changes.
-        """
-        if not self.open:
-            return Level.A0, "the session is closed; start a new one"
-        if not self.live:
-            return Level.A0, "the call has ended: its identity proofs no longer count"
-        if for_change and self.level >= Level.A2 and self.level_at is not None:
-            age = (now or utcnow()) - parse_iso(self.level_at)
-            if age > PROOF_MAX_AGE:
-                minutes = int(age.total_seconds() // 60)
-                return Level.A1, (
-                    f"the {self.level} identity proof is {minutes} minutes old (limit "
-                    f"{int(PROOF_MAX_AGE.total_seconds() // 60)}): check the customer's identity again"
-                )
-        return self.level, None
+    def effective_level(self, *, for_change: bool, now: datetime | None = None) -> tuple[Level, WhyNot | None]:
+        """The level a transaction may rely on now, and why it is lower (:func:`counter.levels.effective_level`)."""
+        return effective_level(self, for_change=for_change, now=now)
 
 
 def _session(row: Row, evidence: Sequence[Row]) -> CounterSession:
@@ -147,6 +114,7 @@ def _session(row: Row, evidence: Sequence[Row]) -> CounterSession:
         created_at=row["created_at"],
         closed_at=row["closed_at"],
         call_ended_at=row["call_ended_at"],
+        face_consent_at=row.get("face_consent_at"),
         evidence=tuple(
             Evidence(
                 Level(int(e["level"])),
@@ -161,28 +129,46 @@ def _session(row: Row, evidence: Sequence[Row]) -> CounterSession:
     )
 
 
-class CounterSessions:
-    """Counter sessions kept in the database (``counter_sessions``, ``session_evidence``)."""
+class LevelAudit(Protocol):
+    """What sessions need of the audit log (:class:`counter.audit.AuditLog`): an entry in a transaction."""
 
-    def __init__(self, db: Database) -> None:
+    async def append_in(self, tx: Executor, event: AuditEvent) -> AuditReceipt: ...
+
+
+class CounterSessions:
+    """Counter sessions kept in the database (``counter_sessions``, ``session_evidence``).
+
+    Every change of a session's level (raised by a proof, dropped by a new claim) is one
+    ``session.level`` audit entry, written here in the same database transaction as the change.
+    """
+
+    def __init__(self, db: Database, audit: LevelAudit) -> None:
         self.db = db
+        self.audit = audit
+        self.proofs = SessionProofs(db)
 
     async def open(
-        self, call_id: str, agent: str, account: str | None = None, face_consent: bool | None = None
+        self,
+        call_id: str,
+        agent: str,
+        account: str | None = None,
+        face_consent: bool | None = None,
+        face_consent_at: str | None = None,
     ) -> CounterSession:
         """Record the session of a call.  Only :meth:`open_for_call` (a call this agent accepted) is
         reached from the web; this is the storage step beneath it.
 
         ``account``: the line the customer claims, if known already (level A0 all the same);
-        ``face_consent``: the customer's answer to the face-processing question, if given already.
-        The customer authenticates with the call's signaling join token, so none is minted here.
+        ``face_consent``: the customer's answer to the face-processing question, if given already, and
+        ``face_consent_at`` when they gave it (default: now).  The customer authenticates with the
+        call's signaling join token, so none is minted here.
         """
         if not call_id or len(call_id) > 100:
             raise SessionError("a call id of 1 to 100 characters is needed")
         try:
             await self.db.execute(
-                "INSERT INTO counter_sessions (id, agent, customer_token_hash, created_at, account, face_consent)"
-                " VALUES ($1, $2, $3, $4, $5, $6)",
+                "INSERT INTO counter_sessions (id, agent, customer_token_hash, created_at, account, face_consent,"
+                " face_consent_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
                 call_id,
                 agent,
                 # the column predates join-token binding: a value no token hashes to
@@ -190,13 +176,19 @@ class CounterSessions:
                 iso(),
                 account,
                 None if face_consent is None else int(face_consent),
+                None if face_consent is None else face_consent_at or iso(),
             )
         except IntegrityError as exc:
             raise SessionError(f"call {call_id} already has a counter session") from exc
         return await self.get(call_id)
 
     async def open_for_call(
-        self, call_id: str, agent: str, claimed: str | None = None, face_consent: bool | None = None
+        self,
+        call_id: str,
+        agent: str,
+        claimed: str | None = None,
+        face_consent: bool | None = None,
+        face_consent_at: str | None = None,
     ) -> CounterSession:
         """The session of a call an agent has just accepted: opened if new, handed over if transferred.
 
@@ -204,7 +196,8 @@ class CounterSessions:
         customer uses the call's join token.  ``claimed``, a mainland mobile number the customer gave
         when joining, is recorded as the claimed account (level A0) if none is claimed yet.
         ``face_consent``, the customer's own on-screen answer, fills an unanswered session, and a
-        decline always wins (consent can be withdrawn, never presumed).
+        decline always wins (consent can be withdrawn, never presumed); ``face_consent_at`` is when the
+        customer answered (their join), recorded as the answer's time rather than this later moment.
         """
         number = re.sub(r"\D", "", claimed or "")
         number = number[2:] if len(number) == 13 and number.startswith("86") else number
@@ -213,7 +206,7 @@ class CounterSessions:
             session = await self.get(call_id)
         except SessionNotFound:
             try:
-                session = await self.open(call_id, agent, account, face_consent)
+                session = await self.open(call_id, agent, account, face_consent, face_consent_at)
             except SessionError:  # opened meanwhile (the console asked for it): take that one
                 session = await self.get(call_id)
         if not session.live:
@@ -225,7 +218,7 @@ class CounterSessions:
             session = await self.claim_account(call_id, account)
         if face_consent is not None and session.face_consent is not face_consent:
             if session.face_consent is None or face_consent is False:
-                session = await self.set_face_consent(call_id, face_consent)
+                session = await self.set_face_consent(call_id, face_consent, face_consent_at)
         return session
 
     async def get(self, session_id: str) -> CounterSession:
@@ -268,19 +261,31 @@ class CounterSessions:
         """Record the account the customer says is theirs.  Changing it drops the level to A0."""
         session = await self._live_session(session_id)
         if session.account != msisdn:
-            await self.db.execute(
-                "UPDATE counter_sessions SET account = $2, claimed_name = $3, level = 0, level_method = '',"
-                " level_at = NULL WHERE id = $1",
-                session_id,
-                msisdn,
-                claimed_name,
-            )
+            async with self.db.transaction() as tx:
+                await tx.execute(
+                    "UPDATE counter_sessions SET account = $2, claimed_name = $3, level = 0, level_method = '',"
+                    " level_at = NULL WHERE id = $1",
+                    session_id,
+                    msisdn,
+                    claimed_name,
+                )
+                if session.level > Level.A0:
+                    await self.audit.append_in(tx, AuditEvent(
+                        "session.level", "system", "system", session_id=session_id, account=session.account,
+                        details={"level_before": str(session.level), "level": str(Level.A0),
+                                 "because": "another line claimed"},
+                    ))
         return await self.get(session_id)
 
-    async def set_face_consent(self, session_id: str, consent: bool) -> CounterSession:
-        """Record the customer's answer to the face-processing consent question."""
+    async def set_face_consent(self, session_id: str, consent: bool, at: str | None = None) -> CounterSession:
+        """Record the customer's answer to the face-processing consent question, given ``at`` (default now)."""
         await self._live_session(session_id)
-        await self.db.execute("UPDATE counter_sessions SET face_consent = $2 WHERE id = $1", session_id, int(consent))
+        await self.db.execute(
+            "UPDATE counter_sessions SET face_consent = $2, face_consent_at = $3 WHERE id = $1",
+            session_id,
+            int(consent),
+            at or iso(),
+        )
         return await self.get(session_id)
 
     async def raise_level(
@@ -294,53 +299,61 @@ class CounterSessions:
     ) -> CounterSession:
         """Record an identity proof; raise the session's level to ``level`` (refreshing its time).
 
-        ``method`` is one of :data:`METHODS`.  ``face`` needs the customer's face consent;
-        ``attestation`` and ``idcard_attested`` are the path for customers who declined it and need
-        A1 first.  Proofs about another person (``subject`` other than ``holder``, e.g.
-        ``new_holder:<ID number>`` for a transfer) are recorded without changing the level.
+        ``method`` is one of :data:`METHODS`; whether the step is possible now is
+        :func:`counter.levels.step_refusal`'s answer.  ``evidence`` must be proofs this server computed or
+        stored in this session (:attr:`proofs`), of the kinds the method needs.  Proofs about another
+        person (``subject`` other than ``holder``, e.g. ``new_holder:<ID number>`` for a transfer) are
+        recorded without changing the level.  Written with one ``session.level`` audit entry naming
+        the evidence, in the same transaction.
         """
         session = await self._live_session(session_id)
-        if method not in METHODS:
-            raise SessionError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
-        if level > _MAX_BY_METHOD[method]:
-            raise SessionError(f"{method} proves at most A{_MAX_BY_METHOD[method]}, not {level}")
+        try:
+            step = Method(method)
+        except ValueError:
+            raise SessionError(f"unknown method {method!r}; use one of {', '.join(METHODS)}") from None
+        if level > step.proves:
+            raise SessionError(f"{method} proves at most {step.proves}, not {level}")
         for sha in evidence:
             if len(sha) != 64 or not set(sha) <= set("0123456789abcdef"):
                 raise SessionError(f"evidence {sha!r}: give the lowercase sha256 hex of the image")
-        if session.account is None and subject == "holder":
-            raise SessionError("claim the account first: a proof needs an account to be about")
-        if method == "face" and session.face_consent is not True:
-            raise SessionError("the customer has not consented to face processing: use the attestation path")
-        if method in ("attestation", "idcard_attested"):
-            if session.face_consent is not False:
-                raise SessionError("attestation is the path for customers who declined face processing")
-            if subject == "holder" and session.level < Level.A1:
-                raise SessionError("attestation needs A1 first (service password or one-time code)")
-        if method in ("idcard", "idcard_attested") and subject == "holder" and session.level < Level.A2:
-            what = "face check and liveness" if method == "idcard" else "the agent's attestation"
-            raise SessionError(f"the ID card step needs A2 first ({what})")
+        if (why := step_refusal(session, step, subject=subject)) is not None:
+            raise SessionError.of(why)
         now = iso()
+        holder = subject == "holder"
+        new_level = max(level, session.level) if holder else session.level
         async with self.db.transaction() as tx:
+            problem = unproven(step, evidence, await self.proofs.of_session(session_id, ex=tx))
+            if problem is not None:
+                raise SessionError(problem, "unproven")
             await tx.execute(
                 "INSERT INTO session_evidence (session_id, level, method, evidence, subject, recorded_by, at)"
                 " VALUES ($1, $2, $3, $4, $5, $6, $7)",
                 session_id,
                 int(level),
-                method,
+                step.value,
                 json.dumps(list(evidence)),
                 subject,
                 recorded_by,
                 now,
             )
-            if subject == "holder":
-                new_level = max(level, session.level)
+            if holder:
                 await tx.execute(
                     "UPDATE counter_sessions SET level = $2, level_method = $3, level_at = $4 WHERE id = $1",
                     session_id,
                     int(new_level),
-                    method if level >= session.level else session.level_method,
+                    step.value if level >= session.level else session.level_method,
                     now if level >= Level.A2 or new_level < Level.A2 else session.level_at,
                 )
+            details: dict[str, str] = {"level_before": str(session.level), "level": str(new_level),
+                                       "method": step.value, "proves": str(level),
+                                       "subject": "holder" if holder else subject.split(":", 1)[0]}
+            if step.declined_path:
+                details["identity_path"] = "face declined, agent attestation"
+            await self.audit.append_in(tx, AuditEvent(
+                "session.level", "system" if recorded_by == "system" else "agent", recorded_by,
+                session_id=session_id, account=session.account, details=details, evidence=list(evidence),
+                personal={} if holder else {"subject": subject},
+            ))
         return await self.get(session_id)
 
     async def add_note(self, session_id: str, author: str, text: str) -> CounterSession:
@@ -379,3 +392,16 @@ class CounterSessions:
             " WHERE session_id = $1 ORDER BY id",
             session_id,
         )
+
+
+__all__ = [
+    "METHODS",
+    "PROOF_MAX_AGE",
+    "CounterSession",
+    "CounterSessions",
+    "Evidence",
+    "Level",
+    "LevelAudit",
+    "SessionError",
+    "SessionNotFound",
+]

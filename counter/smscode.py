@@ -15,7 +15,9 @@ from datetime import datetime, timedelta
 
 from counter.accounts import AccountSystem, LineStatus, check_password, hash_password
 from counter.audit import AuditEvent
-from counter.sessions import CounterSession, CounterSessions, Level
+from counter.levels import Method, step_refusal
+from counter.proofs import ProofKind
+from counter.sessions import CounterSession, CounterSessions, Level, SessionError
 from counter.storage import Database
 from counter.timeutil import iso, parse_iso, utcnow
 from counter.transactions.engine import AuditSink
@@ -117,6 +119,8 @@ class SmsCodes:
         """Check the code the customer gave; a right one raises the session to A1 (``sms_code``)."""
         now = now or utcnow()
         session = await self.sessions.get(session_id)
+        if (why := step_refusal(session, Method.SMS_CODE)) is not None:  # before the try is counted and audited
+            raise SessionError.of(why)
         row = await self.db.fetchrow(
             "SELECT * FROM session_sms_codes WHERE session_id = $1 AND used_at IS NULL ORDER BY id DESC LIMIT 1",
             session_id,
@@ -158,6 +162,8 @@ class SmsCodes:
                 attempt=int(row["attempts"]) + 1,
             )
             await self.audit.append_in(tx, event)
+            if refusal is None:  # the code was right, and used now: the server's own check, as evidence
+                proof = await self.sessions.proofs.record_check(session_id, ProofKind.SMS_CODE, ex=tx)
         if refusal is not None:
             raise refusal
-        return await self.sessions.raise_level(session_id, Level.A1, [], "sms_code", recorded_by=actor)
+        return await self.sessions.raise_level(session_id, Level.A1, [proof.sha], "sms_code", recorded_by=actor)

@@ -15,6 +15,11 @@ def iso(dt: datetime | None = None) -> str:
     return (dt or utcnow()).astimezone(UTC).isoformat()
 
 
+def unix_iso(seconds: float | None) -> str | None:
+    """Unix seconds (as signaling keeps times) as stored ISO-8601 UTC text; ``None`` stays ``None``."""
+    return None if seconds is None else iso(datetime.fromtimestamp(seconds, UTC))
+
+
 def parse_iso(text: str) -> datetime:
     """The inverse of :func:`iso`."""
     dt = datetime.fromisoformat(text)

@@ -222,10 +222,13 @@ class IdCardResult:
     portrait: U8 | None = field(default=None, repr=False)
     lines: tuple[OcrLine, ...] = field(default=(), repr=False)
     document: str = "resident_id"
+    #: What the document type declares it may prove (:attr:`DocumentType.raises`); None: nothing.
+    raises: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
             "document": self.document,
+            "raises": self.raises,
             "side": self.side,
             "fields": self.fields,
             "number_valid": self.number_valid,
@@ -358,15 +361,18 @@ PHOTO_SIDES = frozenset({"front", "data_page"})
 
 @dataclass(frozen=True)
 class DocumentType:
-    """A kind of identity document: its size, and how its OCR lines become checked fields.
+    """A kind of identity document: its size, how its OCR lines become checked fields, and what it may prove.
 
-    ``read`` returns None when the lines are not this kind of document.
+    ``read`` returns None when the lines are not this kind of document.  ``raises`` is the identity
+    assurance level a good read of it may prove, on the caller's scale (3: A3, the holder's ID
+    document); ``None`` until someone decides it: such a document is read, but proves nothing.
     """
 
     name: str
     width_mm: float
     height_mm: float
     read: Callable[[Sequence[OcrLine], dt.date], Reading | None]
+    raises: int | None = None
 
     @property
     def size(self) -> tuple[int, int]:
@@ -414,7 +420,8 @@ def read_passport(lines: Sequence[OcrLine], today: dt.date) -> Reading | None:
     return Reading("data_page", passport.fields, tuple(errors), age)
 
 
-RESIDENT_ID = DocumentType("resident_id", 85.6, 54.0, read_resident_id)
+RESIDENT_ID = DocumentType("resident_id", 85.6, 54.0, read_resident_id, raises=3)
+#: Read (fields, portrait), but not declared as proof of anything: lines are registered with a resident ID.
 PASSPORT = DocumentType("passport", 125.0, 88.0, read_passport)
 #: Tried in this order; the resident ID card last, as it always gives a reading.
 DOCUMENTS: tuple[DocumentType, ...] = (PASSPORT, RESIDENT_ID)
@@ -528,7 +535,8 @@ class IdCardReader:
             )
         valid = photo_side and not reading.errors
         return IdCardResult(
-            reading.side, reading.fields, valid, reading.errors, quality, reading.age, portrait, tuple(lines), doc.name
+            reading.side, reading.fields, valid, reading.errors, quality, reading.age, portrait, tuple(lines), doc.name,
+            doc.raises,
         )
 
     async def read(self, image: Image, today: dt.date | None = None, *, faces: bool = True) -> IdCardResult:

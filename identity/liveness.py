@@ -97,6 +97,24 @@ class Challenge:
         }
 
 
+    def state(self) -> dict[str, object]:
+        """Everything needed to evaluate the challenge later, anywhere (plain JSON): see :meth:`from_state`."""
+        return {"id": self.id, "sequence": list(self.sequence), "issued_at": self.issued_at, "deadline": self.deadline}
+
+    @classmethod
+    def from_state(cls, state: dict[str, object]) -> Challenge:
+        """The challenge :meth:`state` describes; ``ValueError`` if it is not one."""
+        try:
+            sequence = [str(a) for a in cast(list[object], state["sequence"])]
+            issued, deadline = float(cast(float, state["issued_at"])), float(cast(float, state["deadline"]))
+            cid = str(state["id"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"not a liveness challenge state: {exc}") from exc
+        if not sequence or any(a not in ACTIONS for a in sequence):
+            raise ValueError(f"not a liveness challenge state: actions {sequence!r}")
+        return cls(cid, tuple(cast(Action, a) for a in sequence), issued, deadline)
+
+
 def new_challenge(length: int = 3, seconds_per_action: float = 6.0, now: float | None = None) -> Challenge:
     """A random sequence of ``length`` actions, no action twice in a row, with a deadline."""
     if not 1 <= length <= 6:

@@ -43,7 +43,6 @@ class IdentityService:
         self.liveness = LivenessChecker(self.faces, AntiSpoof(self.registry))
         self.cards = IdCardReader(self.faces, threads=self.registry.threads)
         self.evidence = evidence_store
-        self._challenges: dict[str, Challenge] = {}
 
     def close(self) -> None:
         """Stop the executor."""
@@ -62,27 +61,24 @@ class IdentityService:
         return Checked(match, kept)
 
     def start_liveness(self, length: int = 3) -> Challenge:
-        """A new random challenge; the customer's page shows its instructions."""
-        now = time.time()
-        self._challenges = {k: c for k, c in self._challenges.items() if c.deadline > now}
-        challenge = new_challenge(length, now=now)
-        self._challenges[challenge.id] = challenge
-        return challenge
+        """A new random challenge; the customer's page shows its instructions.
+
+        Nothing is kept here: the caller stores :meth:`Challenge.state` where every node can read it,
+        and hands the challenge back to :meth:`evaluate_liveness`, once.
+        """
+        return new_challenge(length, now=time.time())
 
     async def evaluate_liveness(
         self,
-        challenge_id: str,
+        challenge: Challenge,
         frames: Sequence[tuple[float, Image]],
         *,
         mirrored: bool = False,
         session_id: str = "",
         reference: Image | FloatArray | None = None,
     ) -> Checked:
-        """Check timestamped live-video frames against a challenge (usable once); keeps one frame.
+        """Check timestamped live-video frames against a challenge; keeps one frame.
         With a ``reference`` (the real-name photo on file) the performer must also be that person."""
-        challenge = self._challenges.pop(challenge_id, None)
-        if challenge is None:
-            raise KeyError(f"unknown or used liveness challenge {challenge_id!r}: start a new one")
         result = await self.liveness.check(challenge, frames, mirrored=mirrored, reference=reference)
         kept = await self._keep(frames[0][1], "face.liveness", {"session": session_id}) if frames else ()
         return Checked(result, kept)

@@ -48,6 +48,7 @@ class CallEvent:
     claimed_phone: str | None = None
     claimed_account: str | None = None
     face_consent: bool | None = None  # the customer's own answer to the face-processing question
+    face_consent_at: float | None = None  # unix seconds: when the customer gave it (their join)
 
 
 @dataclass(frozen=True)
@@ -214,6 +215,7 @@ class SignalingService:
             claimed_phone=call.claimed_phone,
             claimed_account=call.claimed_account,
             face_consent=call.face_consent,
+            face_consent_at=call.face_consent_at,
         )
 
     # customers' tokens ----------------------------------------------------------------------
@@ -457,7 +459,7 @@ class SignalingService:
         call = CallRecord(
             call_id=who.id, lane="care" if care else "general", score=now * 1000.0, joined_at=now, queued_at=now,
             care=care, age=age, claimed_phone=m.claimed_phone, claimed_account=m.claimed_account,
-            face_consent=m.face_consent,
+            face_consent=m.face_consent, face_consent_at=now if m.face_consent is not None else None,
         )
         call.leg = await self.store.open_leg(call)
         async with self.bus.lock():

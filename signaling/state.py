@@ -55,6 +55,7 @@ class CallRecord(BaseModel):
     claimed_phone: str | None = None
     claimed_account: str | None = None
     face_consent: bool | None = None  # the customer's on-screen answer (None: not asked)
+    face_consent_at: float | None = None  # unix seconds: when that answer reached the server (the join)
     offered_to: str | None = None
     offer_deadline: float = 0.0
     tried: list[str] = Field(default_factory=list)

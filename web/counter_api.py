@@ -19,10 +19,13 @@ from counter.appkeys import DB
 from counter.audit import AUDIT, AuditEvent
 from counter.guidance import SCRIPTS, GuidanceError, GuidanceRuns
 from counter.jobs import Maintenance
+from counter.levels import Method, identity_path, step_refusal, steps_json, transaction_refusal
+from counter.proofs import ProofKind
 from counter.sessions import CounterSession, CounterSessions, Level, SessionError, SessionNotFound
 from counter.smscode import SmsCodeError, SmsCodes
+from counter.timeutil import unix_iso
 from counter.transactions import CATALOG
-from counter.transactions.engine import TransactionEngine, TxError, level_reason
+from counter.transactions.engine import TransactionEngine, TxError
 from counter.users import Role
 from counter.workorders import CallbackOutcome, NotYourWorkOrder, WorkOrderError, WorkOrders, WorkOrderStatus
 from signaling.aio import SIGNALING
@@ -65,10 +68,6 @@ class PasswordBody(_Body):
 
 class SmsCodeBody(_Body):
     code: str = Field(pattern=r"^\d{6}$", description="the 6 digits the customer read out")
-
-
-class AttestBody(_Body):
-    evidence: list[str] = Field(min_length=1, description="sha256 of the ID still shown in the call")
 
 
 class NoteBody(_Body):
@@ -132,9 +131,13 @@ def _session_json(session: CounterSession) -> dict[str, Any]:
         "agent": session.agent,
         "account": session.account,
         "face_consent": session.face_consent,
+        "face_consent_at": session.face_consent_at,
         "level": str(session.level),
         "level_for_changes": str(level),
-        "level_note": why,
+        "level_note": why.en if why else None,
+        "level_note_zh": why.zh if why else None,
+        "path": identity_path(session).value,
+        "steps": steps_json(session),
         "level_method": session.level_method,
         "level_at": session.level_at,
         "evidence": [
@@ -211,7 +214,8 @@ async def agent_session(request: web.Request, session_id: str | None = None, *, 
             raise ApiError(404, "no_session", "no counter session for that call: a session exists only for a "
                                               "call you accepted and that is connected") from exc
         session = await sessions.open_for_call(
-            session_id, user.username, call.claimed_account or call.claimed_phone, call.face_consent
+            session_id, user.username, call.claimed_account or call.claimed_phone, call.face_consent,
+            unix_iso(call.face_consent_at),
         )
     if session.agent != user.username and session.live:
         # Transferred to this agent: the call's `accepted` hook may not have run yet.
@@ -247,6 +251,10 @@ async def customer_session(request: web.Request, *, after_call: bool = False) ->
         raise ApiError(403, "not_in_call", "no agent has taken your call yet") from exc
     if bound.ended_at is None and await _still_connected(request.app, session):
         return session
+    if bound.ended_at is None and session.live and not after_call:
+        raise await _refused(request, session, "customer", f"session:{session.id}", "agent_not_connected",
+                             "no agent is connected to your call right now: stay on the line, the next agent "
+                             "will take it from here")
     ended = bound.ended_at if bound.ended_at is not None else time.time()
     if after_call and time.time() - ended <= AFTER_CALL_S:
         return session
@@ -262,7 +270,7 @@ def _int_param(request: web.Request, name: str) -> int:
 
 
 def _session_error(exc: SessionError) -> ApiError:
-    return ApiError(409, "session", str(exc))
+    return ApiError(409, exc.code, exc.reason)
 
 
 # --- agent -------------------------------------------------------------------------------------------
@@ -288,7 +296,8 @@ async def open_session(request: web.Request) -> web.Response:
     except SessionNotFound:
         created = True
     session = await sessions.open_for_call(
-        body.call_id, user.username, call.claimed_account or call.claimed_phone, call.face_consent
+        body.call_id, user.username, call.claimed_account or call.claimed_phone, call.face_consent,
+        unix_iso(call.face_consent_at),
     )
     if session.agent != user.username or not session.live:
         raise ApiError(409, "session", "that call's session is not open for you")
@@ -339,7 +348,7 @@ async def consent(request: web.Request) -> web.Response:
     await request.app[AUDIT].append(AuditEvent(
         "consent.face", "agent", session.agent, outcome="ok" if body.face_consent else "refused",
         session_id=session.id, account=session.account,
-        details={"accepted": body.face_consent, "source": "agent_recorded"},
+        details={"accepted": body.face_consent, "source": "agent_recorded", "answered_at": session.face_consent_at},
     ))
     return web.json_response({"session": _session_json(session)})
 
@@ -350,10 +359,23 @@ async def verify_password(request: web.Request) -> web.Response:
     body = await _body(request, PasswordBody)
     if session.account is None:
         raise ApiError(409, "no_account", "claim the customer's line first")
+    sessions = request.app[SESSIONS]
+    if (why := step_refusal(session, Method.PASSWORD)) is not None:
+        raise ApiError(409, why.code, why.en, reason_zh=why.zh)
     ok = await request.app[ACCOUNTS].verify_password(session.account, body.password)
     if not ok:
-        raise ApiError(403, "wrong_password", "the service password is wrong; offer another way to prove identity")
-    session = await request.app[SESSIONS].raise_level(session.id, Level.A1, [], "password", recorded_by=session.agent)
+        reason = "the service password is wrong; offer another way to prove identity"
+        await request.app[AUDIT].append(AuditEvent(
+            "identity.password", "agent", session.agent, outcome="refused", session_id=session.id,
+            account=session.account, reason=reason,
+        ))
+        raise ApiError(403, "wrong_password", reason)
+    proof = await sessions.proofs.record_check(session.id, ProofKind.PASSWORD)
+    try:
+        session = await sessions.raise_level(session.id, Level.A1, [proof.sha], Method.PASSWORD,
+                                             recorded_by=session.agent)
+    except SessionError as exc:
+        raise ApiError(409, exc.code, exc.reason) from exc
     return web.json_response({"session": _session_json(session)})
 
 
@@ -378,19 +400,6 @@ async def verify_sms_code(request: web.Request) -> web.Response:
     except SmsCodeError as exc:
         status = 403 if exc.code == "wrong_code" else 409
         raise ApiError(status, exc.code, exc.reason, attempts_left=exc.attempts_left) from exc
-    except SessionError as exc:
-        raise _session_error(exc) from exc
-    return web.json_response({"session": _session_json(session)})
-
-
-async def attest(request: web.Request) -> web.Response:
-    """Face declined: the agent attests that the ID card shown matches the live person (A2)."""
-    session = await agent_session(request)
-    body = await _body(request, AttestBody)
-    try:
-        session = await request.app[SESSIONS].raise_level(
-            session.id, Level.A2, body.evidence, "attestation", recorded_by=session.agent
-        )
     except SessionError as exc:
         raise _session_error(exc) from exc
     return web.json_response({"session": _session_json(session)})
@@ -458,11 +467,11 @@ async def catalog(request: web.Request) -> web.Response:
     for spec in CATALOG.values():
         item = spec.to_json()
         if session is not None:
-            why = level_reason(spec, session)
-            if why is None and spec.needs_account and session.account is None:
-                why = ("claim the customer's line first", "请先确认办理的号码")
+            why = transaction_refusal(spec, session)
             item["enabled"] = why is None
-            item["why_not"] = why[0] if why else None
+            item["why_not_code"] = why.code if why else None
+            item["why_not"] = why.en if why else None
+            item["why_not_zh"] = why.zh if why else None
         items.append(item)
     return web.json_response({"transactions": items})
 
@@ -639,7 +648,6 @@ ROUTES: list[tuple[str, str, Any, type[BaseModel] | None, str]] = [
         SmsCodeBody,
         "agent: A1 by SMS code, enter the code",
     ),
-    ("POST", "/api/counter/sessions/{sid}/attest", attest, AttestBody, "agent: A2 by attestation (face declined)"),
     ("POST", "/api/counter/sessions/{sid}/notes", add_note, NoteBody, "agent: add a note"),
     ("POST", "/api/counter/sessions/{sid}/close", close_session, CloseBody, "agent: wrap-up and close"),
     ("GET", "/api/counter/sessions/{sid}/account", account, None, "agent: the session's account (masked)"),
@@ -763,7 +771,8 @@ def call_hook(sessions: CounterSessions, engine: TransactionEngine) -> CallHook:
         if event.kind == "accepted" and event.agent is not None and event.actor_role in ("agent", "supervisor"):
             # the customer's on-screen face-data answer came with their join (audited then)
             await sessions.open_for_call(
-                event.call_id, event.agent, event.claimed_account or event.claimed_phone, event.face_consent
+                event.call_id, event.agent, event.claimed_account or event.claimed_phone, event.face_consent,
+                unix_iso(event.face_consent_at),
             )
         elif event.kind in ("ended", "abandoned") and await sessions.end_call(event.call_id) is not None:
             await engine.call_ended(event.call_id)
@@ -776,7 +785,7 @@ def setup(app: web.Application) -> None:
     db = app[DB]
     accounts = StorageAccountSystem(db)
     app[ACCOUNTS] = accounts
-    app[SESSIONS] = CounterSessions(db)
+    app[SESSIONS] = CounterSessions(db, app[AUDIT])
     app[WORKORDERS] = WorkOrders(db)
     app[GUIDANCE] = GuidanceRuns(db)
     app[ENGINE] = TransactionEngine(db, app[ACCOUNTS], app[SESSIONS], app[WORKORDERS], app[AUDIT])

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from counter.appkeys import DB, SETTINGS
+from counter.timeutil import unix_iso
 from counter.users import Role
 from signaling.aio import SIGNALING, serve_websocket
 from signaling.bus import make_bus
@@ -113,7 +114,8 @@ def _audit_hook(app: web.Application) -> None:
             await audit.append(
                 AuditEvent("consent.face", "customer", event.actor_id, session_id=event.call_id, account=account,
                            outcome="ok" if event.face_consent else "refused",
-                           details={"accepted": event.face_consent, "source": "customer_screen"})
+                           details={"accepted": event.face_consent, "source": "customer_screen",
+                                    "answered_at": unix_iso(event.face_consent_at)})
             )
 
     async def chat(line: ChatLine) -> None:

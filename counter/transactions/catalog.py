@@ -11,7 +11,7 @@ from pydantic import Field, field_validator, model_validator
 
 from counter.accounts import ADDONS, PLANS, LineStatus
 from counter.guidance import SCRIPTS, GuidanceError, GuidanceRuns
-from counter.sessions import Level
+from counter.levels import Level, other_person_refusal
 from counter.timeutil import iso, parse_iso
 from counter.transactions.spec import Refused, TxContext, TxInput, transaction
 from identity.idcard import check_digit
@@ -928,11 +928,9 @@ async def _transfer_check(ctx: TxContext, inputs: TransferIn) -> None:
         raise Refused("the new holder is the current holder", "新机主与原机主相同")
     if ctx.account.in_arrears:
         raise Refused("arrears must be paid before a transfer", "过户前请先缴清欠费")
-    if not ctx.session.evidence_hashes(Level.A3, subject=f"new_holder:{inputs.new_id_number}"):
-        raise Refused(
-            "the new holder is not verified in this session: check their face and ID card too (A3)",
-            "新机主还未在本次通话中完成人脸和身份证核验",
-        )
+    why = other_person_refusal(ctx.session, f"new_holder:{inputs.new_id_number}", "the new holder", "新机主")
+    if why is not None:
+        raise Refused(why.en, why.zh)
 
 
 @transaction(

@@ -3,8 +3,8 @@
 Rules applied to every code of the catalog:
 
 * inputs validated against the code's schema (specific errors, nothing changed);
-* the session's assurance level checked server-side (A2+ proofs older than 10 minutes re-checked
-  before a state change), with the reason in words;
+* the session's assurance level checked server-side by :func:`counter.levels.transaction_refusal`
+  (A2+ proofs older than 10 minutes re-checked before a state change), with the reason in words;
 * preconditions checked on the account, and again under the account lock when it runs;
 * every request, a look-up as much as a state change, waits (``pending``) for the customer's
   confirmation on their own screen, of the words the server gives (:mod:`counter.transactions.wording`),
@@ -33,7 +33,8 @@ from pydantic import ValidationError
 
 from counter.accounts import AccountNotFound, AccountSystem
 from counter.audit import AuditEvent, AuditReceipt
-from counter.sessions import CounterSession, CounterSessions, Level, SessionError
+from counter.levels import transaction_refusal
+from counter.sessions import CounterSession, CounterSessions, SessionError
 from counter.storage import Database, Executor, IntegrityError, Row
 from counter.timeutil import iso, utcnow
 from counter.transactions.spec import CATALOG, Refused, TxContext, TxInput, TxSpec
@@ -64,21 +65,6 @@ FINAL = {TxStatus.DONE, TxStatus.REFUSED, TxStatus.FAILED, TxStatus.DECLINED}
 
 #: What staff read where a result holds a secret for the customer's eyes only.
 SHOWN_TO_CUSTOMER = ("〔显示在客户屏幕〕", "[shown to the customer]")
-
-#: What each level still lacks, in words for the agent.
-MISSING: dict[Level, str] = {
-    Level.A1: "the service password or a one-time code has not been checked yet",
-    Level.A2: "the live face has not been matched to the real-name photo yet"
-    " (face declined: the agent's attestation with the ID card)",
-    Level.A3: "ID card not captured yet",
-    Level.A4: "ID card not captured yet",
-}
-MISSING_ZH: dict[Level, str] = {
-    Level.A1: "需要先验证服务密码或短信验证码",
-    Level.A2: "需要先完成人脸核验",
-    Level.A3: "需要先拍摄身份证",
-    Level.A4: "需要先拍摄身份证",
-}
 
 
 class TxError(Exception):
@@ -197,17 +183,6 @@ def _outcome(row: Row) -> TxOutcome:
 
 def _format(template: str, values: Mapping[str, Any]) -> str:
     return template.format_map(dict(values))
-
-
-def level_reason(spec: TxSpec, session: CounterSession) -> tuple[str, str] | None:
-    """Why the session cannot run ``spec`` now (English, zh-CN), or ``None`` if it can."""
-    level, why = session.effective_level(for_change=spec.changes_state)
-    if level >= spec.session_level:
-        return None
-    if why is not None:
-        return f"needs {spec.level}: {why}", "身份核验已超过10分钟，请重新核验"
-    missing = MISSING[Level(level + 1)] if level + 1 <= spec.session_level else MISSING[spec.session_level]
-    return f"needs {spec.level}: {missing}", f"此业务需要{spec.level}级核验：{MISSING_ZH[Level(level + 1)]}"
 
 
 class TransactionEngine:
@@ -348,13 +323,8 @@ class TransactionEngine:
 
     @staticmethod
     def _refusal(spec: TxSpec, session: CounterSession) -> tuple[str, str] | None:
-        if not session.open:
-            return "the session is closed; start a new one", "本次服务已结束"
-        if not session.live:
-            return "the call has ended: nothing more can be done in it", "通话已结束，本次业务未办理"
-        if spec.needs_account and session.account is None:
-            return "claim the customer's line in the session first", "请先确认办理的号码"
-        return level_reason(spec, session)
+        why = transaction_refusal(spec, session)
+        return None if why is None else (why.en, why.zh)
 
     async def _precheck(self, spec: TxSpec, session: CounterSession, inputs: Any, actor: str, tx_id: int) -> None:
         """Run the preconditions on the current state; if they hold, the request waits (``pending``)."""

@@ -7,9 +7,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from counter.proofs import ProofKind
 from counter.sessions import Level
 from tests.browser.harness import BrowserEnv
 from tests.browser.test_journey import staff_page
+from tests.counter.txkit import raise_on_proofs
 from web.counter_api import ENGINE, SESSIONS
 
 LINE = "13600136000"
@@ -23,7 +25,8 @@ async def contact_change(env: BrowserEnv, call_id: str) -> int:
     await sessions.open(call_id, "agent2")
     await sessions.claim_account(call_id, LINE)
     await sessions.set_face_consent(call_id, True)
-    await sessions.raise_level(call_id, Level.A2, ["c" * 64], "face", recorded_by="agent2")
+    await raise_on_proofs(sessions, call_id, Level.A2, "face", ProofKind.FACE_MATCH, ProofKind.LIVENESS,
+                          recorded_by="agent2")
     engine = env.app[ENGINE]
     outcome = await engine.request(call_id, "contact.update", {"email": EMAIL}, f"{call_id}-k", "agent2")
     outcome = await engine.confirm(outcome.id, call_id, True)

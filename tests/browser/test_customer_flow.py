@@ -7,10 +7,12 @@ import json
 import time
 from typing import Any
 
+from counter.proofs import ProofKind
 from counter.sessions import Level
 from signaling import protocol as p
 from signaling.aio import SIGNALING
 from tests.browser.harness import Agent, BrowserEnv, as_json, queued, screenshot, spoken, to_queue
+from tests.counter.txkit import raise_on_proofs
 from web.counter_api import SESSIONS
 from web.recordings_api import WITNESS
 
@@ -109,7 +111,6 @@ def test_call_steps_captures_confirmation_rating(env: BrowserEnv) -> None:
             await page.wait_for_selector("[data-screen=face-capture]")
             await screenshot(page, "face-capture")
             out["s2"] = await agent.step_result("s2")
-            face = as_json(out["s2"].value)
 
             await agent.push("liveness", "l1", sequence=["blink", "nod"], deadline=time.time() + 6)
             await page.wait_for_selector("[data-screen=liveness]")
@@ -137,7 +138,8 @@ def test_call_steps_captures_confirmation_rating(env: BrowserEnv) -> None:
             opened = await agent.api("/api/counter/sessions", {"call_id": call_id})
             await agent.api(f"/api/counter/sessions/{call_id}/claim", {"msisdn": "13800138000"})
             await env.app[SESSIONS].set_face_consent(call_id, True)
-            await env.app[SESSIONS].raise_level(call_id, Level.A2, [face["sha256"]], "face")
+            await raise_on_proofs(env.app[SESSIONS], call_id, Level.A2, "face", ProofKind.FACE_MATCH,
+                                  ProofKind.LIVENESS)
             tx = await agent.api(f"/api/counter/sessions/{call_id}/transactions",
                                  {"code": "roaming.set", "inputs": {"enabled": True}, "idempotency_key": "r1"})
             del opened

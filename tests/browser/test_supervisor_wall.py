@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from counter.proofs import ProofKind
 from counter.sessions import Level
 from tests.browser.harness import BrowserEnv
 from tests.browser.test_journey import staff_page
+from tests.counter.txkit import raise_on_proofs
 from web.counter_api import ENGINE, SESSIONS
 
 
@@ -18,8 +20,10 @@ async def a4_pending(env: BrowserEnv, call_id: str, agent: str = "agent2") -> in
     await sessions.open(call_id, agent)
     await sessions.claim_account(call_id, "13900139000")
     await sessions.set_face_consent(call_id, True)
-    await sessions.raise_level(call_id, Level.A2, ["a" * 64], "face", recorded_by=agent)
-    await sessions.raise_level(call_id, Level.A3, ["b" * 64], "idcard", recorded_by=agent)
+    await raise_on_proofs(sessions, call_id, Level.A2, "face", ProofKind.FACE_MATCH, ProofKind.LIVENESS,
+                          recorded_by=agent)
+    await raise_on_proofs(sessions, call_id, Level.A3, "idcard", ProofKind.ID_CARD, ProofKind.FACE_MATCH,
+                          recorded_by=agent)
     engine = env.app[ENGINE]
     outcome = await engine.request(call_id, "sim.replace", {"esim": True}, f"{call_id}-k", agent)
     assert outcome.status.value == "pending", outcome

@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 
 from counter.accounts import LineStatus
+from counter.proofs import ProofKind
 from counter.sessions import Level
 from counter.smscode import CODE_TTL, MAX_ATTEMPTS, MAX_SENDS, SmsCodeError, SmsCodes
 from counter.storage import Database
@@ -61,7 +62,10 @@ async def test_code_raises_to_a1_once(db: Database) -> None:
             ("identity.sms_code.sent", "ok"),
             ("identity.sms_code.verify", "refused"),
             ("identity.sms_code.verify", "ok"),
+            ("session.level", "ok"),  # the level change: one entry, naming the server's own check
         ]
+        [proof] = await kit.sessions.proofs.of_session(session.id, [ProofKind.SMS_CODE])
+        assert raised.evidence[-1].evidence == (proof.sha,)
     finally:
         await kit.audit.close()
 

@@ -15,7 +15,7 @@ from counter.sessions import CounterSession, Level
 from counter.storage import migrate, open_database
 from counter.transactions import CATALOG
 from counter.transactions.engine import TxStatus
-from tests.counter.txkit import Kit, id_number, make_kit, sha
+from tests.counter.txkit import Kit, ProofKind, id_number, make_kit
 
 MSISDN = "13800138000"
 Setup = Callable[[Kit, CounterSession], Awaitable[CounterSession | None]]
@@ -38,7 +38,8 @@ async def _unknown_account(kit: Kit, session: CounterSession) -> CounterSession:
 
 async def _new_holder_verified(kit: Kit, session: CounterSession) -> CounterSession:
     return await kit.sessions.raise_level(
-        session.id, Level.A3, [sha("new holder card")], "idcard", subject=f"new_holder:{NEW_ID}"
+        session.id, Level.A3, await kit.prove(session.id, ProofKind.ID_CARD, ProofKind.FACE_MATCH), "idcard",
+        subject=f"new_holder:{NEW_ID}",
     )
 
 

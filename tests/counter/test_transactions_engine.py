@@ -16,7 +16,7 @@ from counter.sessions import Level
 from counter.storage import Database, migrate, open_database
 from counter.timeutil import iso, utcnow
 from counter.transactions.engine import TxError, TxStatus
-from tests.counter.txkit import make_kit
+from tests.counter.txkit import ProofKind, make_kit
 
 MSISDN = "13800138000"
 
@@ -170,11 +170,17 @@ async def test_face_declined_path_reaches_a2_by_attestation(db: Database) -> Non
         session = await kit.sessions.open("call-attest", "agent1")
         await kit.sessions.claim_account(session.id, MSISDN)
         await kit.sessions.set_face_consent(session.id, False)
-        await kit.sessions.raise_level(session.id, Level.A1, [], "password", "agent1")
-        session = await kit.sessions.raise_level(session.id, Level.A2, ["a" * 64], "attestation", "agent1")
+        await kit.sessions.raise_level(session.id, Level.A1, await kit.prove(session.id, ProofKind.PASSWORD),
+                                       "password", "agent1")
+        session = await kit.sessions.raise_level(session.id, Level.A2, await kit.prove(session.id, ProofKind.ID_STILL),
+                                                 "attestation", "agent1")
         outcome = await kit.run(session, "sim.report_loss", {})
         assert outcome.status == TxStatus.DONE
-        row = await kit.db.fetchval("SELECT body FROM audit_entries WHERE session_id = $1", session.id)
+        row = await kit.db.fetchval(
+            "SELECT body FROM audit_entries WHERE session_id = $1 AND action = $2",
+            session.id,
+            "transaction.sim.report_loss",
+        )
         assert "face declined, agent attestation" in row
     finally:
         await kit.audit.close()

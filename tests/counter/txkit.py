@@ -10,6 +10,7 @@ from typing import Any
 from counter.accounts import Account, LineStatus, StorageAccountSystem
 from counter.audit import AuditLog
 from counter.audit.keys import Signer
+from counter.proofs import ProofKind
 from counter.sessions import CounterSession, CounterSessions, Level
 from counter.storage import Database
 from counter.transactions.engine import TransactionEngine, TxOutcome, TxStatus
@@ -26,6 +27,18 @@ def id_number(birth: str, serial: str = "123") -> str:
 
 def sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+async def raise_on_proofs(
+    sessions: CounterSessions, session_id: str, level: Level, method: str, *kinds: ProofKind,
+    recorded_by: str = "system",
+) -> CounterSession:
+    """Record one proof of each kind (as the identity checks would, for images this server kept) and
+    raise the session's level on them."""
+    shas = [sha(f"{session_id}{kind}{uuid.uuid4().hex}") for kind in kinds]
+    for kind, digest in zip(kinds, shas, strict=True):
+        await sessions.proofs.record(session_id, kind, [digest])
+    return await sessions.raise_level(session_id, level, shas, method, recorded_by=recorded_by)
 
 
 @dataclass
@@ -63,11 +76,20 @@ class Kit:
             return session
         session = await self.sessions.claim_account(session.id, msisdn)
         session = await self.sessions.set_face_consent(session.id, True)
-        steps = [(Level.A1, "password"), (Level.A2, "face"), (Level.A3, "idcard")]
-        for step, method in steps:
+        steps = [(Level.A1, "password", [ProofKind.PASSWORD]), (Level.A2, "face", [ProofKind.FACE_MATCH,
+                 ProofKind.LIVENESS]), (Level.A3, "idcard", [ProofKind.ID_CARD, ProofKind.FACE_MATCH])]
+        for step, method, kinds in steps:
             if step <= level:
-                session = await self.sessions.raise_level(session.id, step, [sha(f"{session.id}{method}")], method)
+                shas = await self.prove(session.id, *kinds)
+                session = await self.sessions.raise_level(session.id, step, shas, method)
         return session
+
+    async def prove(self, session_id: str, *kinds: ProofKind) -> list[str]:
+        """Record one proof of each kind in the session (as the identity checks do); their shas."""
+        shas = [sha(f"{session_id}{kind}{uuid.uuid4().hex}") for kind in kinds]
+        for kind, digest in zip(kinds, shas, strict=True):
+            await self.sessions.proofs.record(session_id, kind, [digest])
+        return shas
 
     async def run(
         self, session: CounterSession, code: str, inputs: dict[str, Any], key: str | None = None
@@ -80,10 +102,13 @@ class Kit:
             outcome = await self.engine.approve(outcome.id, "super1")
         return outcome
 
-    async def audit_count(self, session_id: str | None = None) -> int:
+    async def audit_count(self, session_id: str | None = None, action: str = "transaction.%") -> int:
+        """Audit entries (of the transactions, unless ``action`` says otherwise: a SQL LIKE pattern)."""
         if session_id is None:
-            return int(await self.db.fetchval("SELECT COUNT(*) FROM audit_entries"))
-        return int(await self.db.fetchval("SELECT COUNT(*) FROM audit_entries WHERE session_id = $1", session_id))
+            return int(await self.db.fetchval("SELECT COUNT(*) FROM audit_entries WHERE action LIKE $1", action))
+        return int(await self.db.fetchval(
+            "SELECT COUNT(*) FROM audit_entries WHERE session_id = $1 AND action LIKE $2", session_id, action
+        ))
 
     async def version(self, msisdn: str) -> int:
         account = await self.accounts.get(msisdn)
@@ -93,10 +118,10 @@ class Kit:
 async def make_kit(db: Database) -> Kit:
     audit = await AuditLog.open(db, Signer.generate(), b"k" * 32)
     accounts = StorageAccountSystem(db)
-    sessions = CounterSessions(db)
+    sessions = CounterSessions(db, audit)
     workorders = WorkOrders(db)
     engine = TransactionEngine(db, accounts, sessions, workorders, audit)
     return Kit(db, audit, accounts, sessions, workorders, engine)
 
 
-__all__ = ["Kit", "LineStatus", "id_number", "make_kit", "sha"]
+__all__ = ["Kit", "LineStatus", "ProofKind", "id_number", "make_kit", "raise_on_proofs", "sha"]

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from counter.cli import main
-from identity import EvidenceStore, IdentityService
+from identity import Challenge, EvidenceStore, IdentityService
 
 from .conftest import FACES, MODELS
 
@@ -39,10 +39,13 @@ async def test_service_keeps_evidence(models_dir: Path, tmp_path: Path) -> None:
         assert await store.get(checked.evidence[0]) == live
         challenge = service.start_liveness(2)
         frames = [(challenge.issued_at + 0.1 * i, live) for i in range(12)]
-        result = await service.evaluate_liveness(challenge.id, frames)
+        # the challenge travels as plain JSON (kept by the caller, evaluable on another node)
+        again = Challenge.from_state(json.loads(json.dumps(challenge.state())))
+        assert again == challenge
+        result = await service.evaluate_liveness(again, frames)
         assert not result.result.passed  # type: ignore[union-attr]
-        with pytest.raises(KeyError):
-            await service.evaluate_liveness(challenge.id, frames)
+        with pytest.raises(ValueError):
+            Challenge.from_state({**challenge.state(), "sequence": ["jump"]})
     finally:
         service.close()
 

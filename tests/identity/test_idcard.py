@@ -11,7 +11,10 @@ import pytest
 from identity import mrz
 from identity.face import FaceEngine
 from identity.idcard import (
+    DOCUMENTS,
     PASSPORT,
+    RESIDENT_ID,
+    DocumentType,
     IdCardReader,
     OcrLine,
     check_digit,
@@ -146,6 +149,7 @@ def test_passport_data_page_read_from_its_zone(
     assert (fields["birth_date"], fields["valid_until"], fields["sex"]) == ("1985-11-23", "2031-05-09", "F")
     assert fields["nationality"] == fields["issuing_state"] == "CHN" and result.age == 39
     assert result.to_json()["document"] == "passport" and result.quality.issues == ()
+    assert result.raises is None and result.to_json()["raises"] is None  # read, but declared to prove nothing
     # The portrait, cut from the page rectified to its own ID-3 proportions, is the holder's face.
     assert result.portrait is not None and reader.face_engine is not None
     match = reader.face_engine.verify_sync(load(FACES / "faceonnx/nicole_kidman/nicole_2.jpg"), result.portrait)
@@ -171,3 +175,10 @@ def test_ocr_runs_on_the_pinned_files_with_spinning_off(reader: IdCardReader) ->
         options = infer.session.get_session_options()
         assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
         assert options.intra_op_num_threads == reader.threads
+
+
+def test_a_document_type_proves_only_what_it_declares() -> None:
+    """A new type whose side shows a photo proves nothing until it says what it may raise."""
+    assert RESIDENT_ID.raises == 3 and PASSPORT.raises is None
+    assert DocumentType("residence_permit", 85.6, 54.0, lambda lines, today: None).raises is None
+    assert {d.name: d.raises for d in DOCUMENTS} == {"passport": None, "resident_id": 3}

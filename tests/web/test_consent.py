@@ -16,6 +16,7 @@ from counter.audit import AUDIT
 from counter.sessions import Level
 from signaling import protocol as p
 from signaling.client import SignalingClient
+from tests.calls import live_call
 from tests.conftest import FACES
 from web.counter_api import ACCOUNTS, SESSIONS
 from web.identity_api import IDENTITY
@@ -179,10 +180,31 @@ async def test_declined_id_still_is_read_without_face_processing_then_attested(
     assert status == 200 and body["accepted"] is False and "attest_first" in body["reasons"], body
     assert body["portrait_match"] is None and body["result"]["portrait"] is False
     await call.agent("/verify-password", json={"password": "246810"})
-    status, body = await call.agent("/attest", json={"evidence": [sha]})
-    assert status == 200 and body["session"]["level"] == "A2", body
+    # no live video on this server: the attestation rests on the ID still the customer sent, which it cites
+    status, body = await call.agent("/identity/attest", json={"confirm": True})
+    assert status == 200 and body["session"]["level"] == "A2" and body["evidence"] == [sha], body
     status, body = await call.agent("/identity/id-card", json={"source": "customer_still", "sha256": sha})
     assert status == 200 and body["accepted"] is True, body
     session = await app_client.app[SESSIONS].get(call.call_id)
     assert (session.level, session.level_method) == (Level.A3, "idcard_attested")
     assert detections == []  # not one face detection in the whole declined path
+
+
+async def test_the_consent_entry_and_the_session_carry_when_the_customer_answered(
+    app_client: TestClient[Any, Any]
+) -> None:
+    """The on-screen answer's time is the customer's join, not the later moment an agent accepted."""
+    async with live_call(str(app_client.make_url("")), claimed_phone=LINE, face_consent=True) as call:
+        status, body = await call.staff("GET", f"/api/counter/sessions/{call.call_id}")  # as the console does
+        assert status == 200
+        audit = app_client.app[AUDIT]  # the join's entries are written before the customer hears of the queue
+        [consent] = [e["entry"] for e in await audit.search(action="consent.face", session_id=call.call_id)]
+        [joined] = [e["entry"] for e in await audit.search(action="call.joined", session_id=call.call_id)]
+        answered = consent["details"]["answered_at"]
+        assert joined["time"] <= consent["time"] and answered <= consent["time"]
+        session = await app_client.app[SESSIONS].get(call.call_id)  # opened when the agent accepted, later
+        assert session.face_consent is True and session.face_consent_at == answered < session.created_at
+        assert body["session"]["face_consent_at"] == answered
+        status, body = await call.staff("POST", f"/api/counter/sessions/{call.call_id}/consent",
+                                        json={"face_consent": False})  # withdrawn aloud, later: its own time
+        assert status == 200 and body["session"]["face_consent_at"] > answered

@@ -8,15 +8,19 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 
 from counter.appkeys import DB
+from counter.audit import AUDIT
+from counter.levels import Method
+from counter.proofs import ProofKind
 from counter.sessions import Level
 from tests.calls import live_call
 from tests.conftest import login
+from tests.counter.txkit import raise_on_proofs
 from web.counter_api import SESSIONS
 
 
 async def test_agent_customer_and_supervisor_flow(app_client: TestClient[Any, Any]) -> None:
     sessions = app_client.app[SESSIONS]
-    async with live_call(str(app_client.make_url("")), claimed_phone="13800138000") as call:
+    async with live_call(str(app_client.make_url("")), claimed_phone="13800138000", face_consent=True) as call:
         sid = call.call_id
         tx = f"/api/counter/sessions/{sid}/transactions"
         # Below the level: the catalog says why, and a run is refused with the reason.
@@ -41,8 +45,7 @@ async def test_agent_customer_and_supervisor_flow(app_client: TestClient[Any, An
         )
         assert status == 200 and done["status"] == "done" and "86.50" in done["text_zh"], done
         # A state change the same way.
-        await sessions.set_face_consent(sid, True)
-        await sessions.raise_level(sid, Level.A2, ["b" * 64], "face")
+        await raise_on_proofs(sessions, sid, Level.A2, Method.FACE, ProofKind.FACE_MATCH, ProofKind.LIVENESS)
         body = {"code": "roaming.set", "inputs": {"enabled": True}, "idempotency_key": "r1"}
         status, pending = await call.staff("POST", tx, json=body)
         assert status == 202
@@ -58,7 +61,7 @@ async def test_agent_customer_and_supervisor_flow(app_client: TestClient[Any, An
         await login(app_client, "agent2", "agent2-demo")
         assert (await app_client.get(f"/api/counter/sessions/{sid}/account")).status == 403
         # A4: approved by the supervisor (not by the requesting agent).
-        await sessions.raise_level(sid, Level.A3, ["c" * 64], "idcard")
+        await raise_on_proofs(sessions, sid, Level.A3, Method.IDCARD, ProofKind.ID_CARD, ProofKind.FACE_MATCH)
         status, pending = await call.staff("POST", tx, json={"code": "sim.replace", "inputs": {"esim": True},
                                                             "idempotency_key": "s1"})
         tid = pending["id"]
@@ -100,3 +103,57 @@ async def _sms_code(app_client: TestClient[Any, Any], sid: str) -> None:
     resp = await app_client.post(url, json={"code": code}, headers=agent)
     session = (await resp.json())["session"]
     assert resp.status == 200 and session["level"] == "A1" and session["level_method"] == "sms_code"
+
+
+async def test_catalog_engine_and_console_give_the_same_why_not(app_client: TestClient[Any, Any]) -> None:
+    """Face declined, A1 by password: the catalog's why-not names the attestation (what the server then
+    allows), in English and Chinese, and a refused run gives the very same words."""
+    async with live_call(str(app_client.make_url("")), claimed_phone="13800138000", face_consent=False) as call:
+        await call.staff("POST", f"/api/counter/sessions/{call.call_id}/verify-password", json={"password": "246810"})
+        status, body = await call.staff("GET", f"/api/counter/catalog?session={call.call_id}")
+        assert status == 200
+        item = next(t for t in body["transactions"] if t["code"] == "line.suspend")
+        assert item["enabled"] is False and item["why_not_code"] == "level"
+        assert "attest" in item["why_not"] and "人脸核验" not in item["why_not_zh"], item
+        status, body = await call.staff("GET", f"/api/counter/sessions/{call.call_id}")
+        steps = body["session"]["steps"]
+        assert body["session"]["path"] == "attestation"
+        assert steps["face"]["possible"] is False and steps["face"]["code"] == "face_declined"
+        assert steps["attestation"]["possible"] is True
+        status, out = await call.staff("POST", f"/api/counter/sessions/{call.call_id}/transactions",
+                                       json={"code": "line.suspend", "inputs": {}, "idempotency_key": "k1"})
+        assert out["status"] == "refused", out
+        assert (out["reason"], out["reason_zh"]) == (item["why_not"], item["why_not_zh"])
+
+
+async def test_a1_by_password_is_one_audit_entry_naming_the_servers_check(app_client: TestClient[Any, Any]) -> None:
+    """The level change by service password is audited once, with the proof the server recorded; a
+    wrong password is audited as refused and changes nothing."""
+    async with live_call(str(app_client.make_url("")), claimed_phone="13800138000", face_consent=True) as call:
+        url = f"/api/counter/sessions/{call.call_id}/verify-password"
+        status, body = await call.staff("POST", url, json={"password": "000000"})
+        assert status == 403 and body["error"]["code"] == "wrong_password"
+        status, body = await call.staff("POST", url, json={"password": "246810"})
+        assert status == 200 and body["session"]["level"] == "A1"
+        audit = app_client.app[AUDIT]
+        [change] = [e["entry"] for e in await audit.search(action="session.level", session_id=call.call_id)]
+        assert change["details"]["method"] == "password" and change["details"]["level"] == "A1"
+        assert change["actor_id"] == "agent1" and "246810" not in str(change)
+        [proof] = await app_client.app[SESSIONS].proofs.of_session(call.call_id, [ProofKind.PASSWORD])
+        assert change["evidence"] == [proof.sha] == body["session"]["evidence"][-1]["evidence"]
+        [wrong] = [e["entry"] for e in await audit.search(action="identity.password", session_id=call.call_id)]
+        assert wrong["outcome"] == "refused" and "000000" not in str(wrong)
+
+
+async def test_no_level_from_a_hash_the_agent_sends(app_client: TestClient[Any, Any]) -> None:
+    """Face declined, A1: the console cannot raise A2 by sending a sha256 of its own (the old
+    ``POST .../attest``); the attestation cites only what the server stored, and without any it is refused."""
+    async with live_call(str(app_client.make_url("")), claimed_phone="13800138000", face_consent=False) as call:
+        base = f"/api/counter/sessions/{call.call_id}"
+        await call.staff("POST", f"{base}/verify-password", json={"password": "246810"})
+        status, _ = await call.staff("POST", f"{base}/attest", json={"evidence": ["a" * 64]})
+        assert status in (404, 405)
+        status, body = await call.staff("POST", f"{base}/identity/attest", json={"confirm": True})
+        assert status in (409, 503), body  # nothing stored to attest on (or no models here)
+        status, body = await call.staff("GET", base)
+        assert body["session"]["level"] == "A1"

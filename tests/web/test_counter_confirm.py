@@ -11,10 +11,13 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
+from counter.levels import Method
+from counter.proofs import ProofKind
 from counter.sessions import Level
 from signaling import protocol as p
 from tests.calls import live_call
 from tests.conftest import login
+from tests.counter.txkit import raise_on_proofs
 from web.counter_api import ACCOUNTS, SESSIONS
 
 MISLEADING = {"title_zh": "余额查询", "what_zh": "为您查询话费余额", "effect_zh": "只是查询，不做任何更改"}
@@ -26,7 +29,7 @@ async def test_an_agents_words_never_reach_the_confirmation_screen(app_client: T
         sid = call.call_id
         await call.staff("POST", f"/api/counter/sessions/{sid}/verify-password", json={"password": "246810"})
         await sessions.set_face_consent(sid, True)
-        await sessions.raise_level(sid, Level.A2, ["b" * 64], "face")
+        await raise_on_proofs(sessions, sid, Level.A2, Method.FACE, ProofKind.FACE_MATCH, ProofKind.LIVENESS)
         status, tx = await call.staff(
             "POST",
             f"/api/counter/sessions/{sid}/transactions",
@@ -61,8 +64,8 @@ async def test_the_puk_is_in_the_customers_answers_only(app_client: TestClient[A
         sid = call.call_id
         await call.staff("POST", f"/api/counter/sessions/{sid}/verify-password", json={"password": "246810"})
         await sessions.set_face_consent(sid, True)
-        await sessions.raise_level(sid, Level.A2, ["b" * 64], "face")
-        await sessions.raise_level(sid, Level.A3, ["c" * 64], "idcard")
+        await raise_on_proofs(sessions, sid, Level.A2, Method.FACE, ProofKind.FACE_MATCH, ProofKind.LIVENESS)
+        await raise_on_proofs(sessions, sid, Level.A3, Method.IDCARD, ProofKind.ID_CARD, ProofKind.FACE_MATCH)
         account = await app_client.app[ACCOUNTS].get("13800138000")
         assert account is not None and account.sim is not None
         old_puk = account.sim.puk

@@ -5,6 +5,7 @@ itself, and a forged card (the holder's number, another person's photo) would ma
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from counter.audit import AUDIT
+from counter.proofs import ProofKind
 from counter.sessions import Level
 from signaling import protocol as p
 from signaling.witness.client import WitnessClient, WitnessSender
@@ -130,8 +132,11 @@ async def test_holders_card_after_a_good_face_check_is_accepted(
 ) -> None:
     live = await card_call(HOLDER_CARD_FACE)
     face_sha = await _face_check(live)
-    # Liveness cannot be performed by a still photo stream: A2 is recorded directly on the face match.
-    await app_client.app[SESSIONS].raise_level(live.sid, Level.A2, [face_sha], "face", recorded_by="agent1")
+    # Liveness cannot be performed by a still photo stream: its proof is recorded directly, as if passed.
+    sessions = app_client.app[SESSIONS]
+    alive = hashlib.sha256(b"liveness frame").hexdigest()
+    await sessions.proofs.record(live.sid, ProofKind.LIVENESS, [alive])
+    await sessions.raise_level(live.sid, Level.A2, [face_sha, alive], "face", recorded_by="agent1")
     status, body = await live.post("/identity/id-card", json={"source": "live"})
     assert status == 200, body
     assert body["accepted"] is True and body["portrait_match"]["decision"] == "match", body
@@ -140,6 +145,21 @@ async def test_holders_card_after_a_good_face_check_is_accepted(
     assert status == 200 and body["accepted"] is True, body
     status, body = await live.post("/identity/id-card", json={"source": "customer_still", "sha256": body["sha256"]})
     assert status == 200 and body["accepted"] is True, body
+
+
+async def test_a_card_read_before_a2_is_refused_in_the_answer_and_the_entry_alike(
+    app_client: TestClient[Any, Any], card_call: CardCall
+) -> None:
+    """The holder's good card after a face match but no liveness: no A3 (the ID step needs A2), and the
+    audit entry says refused, as the answer does (not ``ok`` and then an error)."""
+    live = await card_call(HOLDER_CARD_FACE)
+    await _face_check(live)
+    status, body = await live.post("/identity/id-card", json={"source": "live"})
+    assert status == 200 and body["accepted"] is False and body["reasons"] == ["a2_first"], body
+    [entry] = [e["entry"] for e in await app_client.app[AUDIT].search(session_id=live.sid,
+                                                                      action="identity.id_capture")]
+    assert entry["outcome"] == "refused" and entry["details"]["reasons"] == ["a2_first"]
+    assert (await app_client.app[SESSIONS].get(live.sid)).level == Level.A0
 
 
 async def test_holders_passport_is_read_but_not_the_document_on_file(
@@ -163,5 +183,8 @@ async def test_holders_passport_is_read_but_not_the_document_on_file(
     assert body["result"]["document"] == "passport" and body["result"]["number_valid"] is True, body["result"]
     assert body["result"]["fields"]["number"] == "EH*****67"
     assert body["portrait_match"]["decision"] == "match", body["portrait_match"]
-    assert body["accepted"] is False and body["reasons"] == ["number_mismatch"], body
+    # not the document on file, a type declared to prove nothing; and before A2 no card raises the level anyway
+    assert body["accepted"] is False, body
+    assert body["reasons"] == ["number_mismatch", "document_not_accepted", "a2_first"], body
+    assert body["result"]["raises"] is None
     assert body["session"]["level"] == "A0"

@@ -1,4 +1,5 @@
-"""Counter business records: sessions per call, transaction requests, SMS outbox, work orders, SMS codes."""
+"""Counter business records: sessions per call, transaction requests, SMS outbox, work orders, SMS codes,
+the identity proofs of each session and its liveness challenges."""
 
 from counter.storage.migrate import Migration
 
@@ -116,6 +117,29 @@ MIGRATIONS = [
     ),
     Migration(
         3,
+        """
+        CREATE TABLE session_proofs (
+            id {pk},
+            session_id TEXT NOT NULL REFERENCES counter_sessions(id),
+            kind TEXT NOT NULL,
+            sha TEXT NOT NULL,
+            facts TEXT NOT NULL DEFAULT '{}',
+            at TEXT NOT NULL
+        );
+        CREATE INDEX session_proofs_session ON session_proofs(session_id, kind, id);
+        CREATE TABLE liveness_challenges (
+            id TEXT PRIMARY KEY,
+            session_id TEXT NOT NULL REFERENCES counter_sessions(id),
+            state TEXT NOT NULL,
+            deadline {float} NOT NULL,
+            created_at TEXT NOT NULL,
+            used_at TEXT
+        )
+        """,
+    ),
+    Migration(4, "ALTER TABLE counter_sessions ADD COLUMN face_consent_at TEXT"),
+    Migration(
+        5,
         """
         ALTER TABLE counter_sessions ADD COLUMN call_ended_at TEXT;
         ALTER TABLE work_orders ADD COLUMN assigned_to TEXT

@@ -228,12 +228,19 @@ async function refreshSession() {
   $("level-note").textContent = s.level_note ?? "";
   $("consent-state").textContent = s.face_consent === null ? "未问 not asked" : s.face_consent ? "同意 yes" : "拒绝 declined";
   $("consent-state").className = `badge ${s.face_consent === null ? "" : s.face_consent ? "ok" : "warn"}`;
-  $("btn-attest").hidden = s.face_consent !== false;
-  // the customer's answer (on their screen, or told to the agent): declined means no face processing at all
-  const declined = s.face_consent === false;
-  $("consent-note").hidden = !declined;
+  // Which identity steps are possible now, and why not, is the server's answer (counter/levels.py):
+  // nothing about levels or paths is decided here.
+  $("btn-attest").hidden = s.path !== "attestation";
+  $("consent-note").hidden = s.path !== "attestation";
+  if (s.path === "attestation") $("consent-note").textContent = whyNot(s.steps.face);
   document.body.dataset.faceConsent = String(s.face_consent);
-  if (!state.call.ended) for (const id of ["btn-face", "btn-liveness"]) $(id).disabled = declined;
+  document.body.dataset.path = s.path;
+  for (const [id, step] of [["btn-face", "face"], ["btn-liveness", "face"], ["btn-attest", "attestation"]]) {
+    const why = s.steps[step];
+    $(id).title = why.possible ? "" : whyNot(why);
+    // a declined or path-foreign step cannot be taken at all; others answer with their reason when tried
+    if (!state.call.ended) $(id).disabled = ["face_declined", "face_consented"].includes(why.code);
+  }
   mount($("evidence"), s.evidence.map((e) => h("li", {}, `${e.level} · ${e.method} · ${clock(e.at)} · `,
     e.evidence.map((sha) => h("code", { title: sha }, `${sha.slice(0, 10)}… `)))));
   renderHistory(data.transactions);
@@ -247,6 +254,11 @@ async function refreshSession() {
     }
   }
   await refreshWorkOrders();
+}
+
+/** A refusal as the server words it: zh-CN, then English. */
+function whyNot(why) {
+  return why?.why_not ? `${why.why_not_zh ?? ""} ${why.why_not}`.trim() : "";
 }
 
 async function claim(event) {
@@ -420,29 +432,19 @@ function parseValue(value) {
 
 async function attest() {
   try {
-    try {
-      const done = await identity.attest(state.call.id);
-      showCheck("attestation", { ok: true, reasons: ["agent compared the ID card with the live person"], images: [done.thumbnail] });
-      if (state.idStill) {
-        // the ID still already sent: its number against the account now that A2 stands (A3 on this path)
-        const checked = await identity.idFromStill(state.call.id, state.idStill);
-        showCheck("id_card", identity.summary("id_card", checked));
-      }
-      await refreshSession();
-      await refreshCatalog();
-      return;
-    } catch (err) {
-      if (err.code !== "no_identity_api") throw err;
+    // the server takes the live frame it holds and the ID stills the customer sent: the console sends no evidence
+    const done = await identity.attest(state.call.id);
+    showCheck("attestation", { ok: true, reasons: ["agent compared the ID card with the live person"], images: [done.thumbnail].filter(Boolean) });
+    if (state.idStill) {
+      // the ID still already sent: its number against the account now that A2 stands (A3 on this path)
+      const checked = await identity.idFromStill(state.call.id, state.idStill);
+      showCheck("id_card", identity.summary("id_card", checked));
     }
-    const frame = await frameOfCustomer();
-    const buf = await crypto.subtle.digest("SHA-256", await frame.arrayBuffer());
-    const sha = [...new Uint8Array(buf)].map((b) => b.toString(16).padStart(2, "0")).join("");
-    await api(`/api/counter/sessions/${state.call.id}/attest`, { method: "POST", body: { evidence: [sha] } });
-    showCheck("attestation", { ok: true, reasons: ["agent compared the ID card with the live person"] }, frame);
-    await refreshSession();
-    await refreshCatalog();
   } catch (err) {
     toast(err.message, "error");
+  } finally {
+    await refreshSession().catch(() => {});
+    await refreshCatalog().catch(() => {});
   }
 }
 
@@ -469,12 +471,12 @@ function renderPicker() {
     onclick: () => select(t),
     onkeydown: (e) => { if (e.key === "Enter") select(t); },
   }, h("strong", {}, t.code), ` ${t.title_zh} · ${t.title_en} `, h("span", { class: "badge" }, t.level),
-  t.enabled ? "" : h("div", { class: "why" }, t.why_not))));
+  t.enabled ? "" : h("div", { class: "why" }, whyNot(t)))));
 }
 
 function select(t) {
   if (!t.enabled) {
-    toast(`${t.code}: ${t.why_not}`, "error");
+    toast(`${t.code}: ${whyNot(t)}`, "error");
     return;
   }
   state.selected = t;
