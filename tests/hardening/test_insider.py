@@ -160,3 +160,67 @@ async def test_another_agents_work_order_is_out_of_reach(app_client: TestClient[
     resp = await app_client.post(f"/api/counter/workorders/{wid}/status", json={"status": "resolved"},
                                  headers=first)
     assert await _status(resp) == (403, "not_your_work_order")
+
+
+async def test_no_level_and_no_confirmation_from_the_agents_own_words(app_client: TestClient[Any, Any]) -> None:
+    """Face declined, A1 by password: a made-up hash raises nothing, an attestation with nothing the
+    server stored is refused, and a confirm step carrying the console's wording is refused."""
+    async with live_call(str(app_client.make_url("")), claimed_phone=LINE, face_consent=False) as call:
+        sid, base = call.call_id, f"/api/counter/sessions/{call.call_id}"
+        assert (await call.staff("POST", f"{base}/verify-password", json={"password": "246810"}))[0] == 200
+        status, _ = await call.staff("POST", f"{base}/attest", json={"evidence": ["ab" * 32]})
+        assert status in (404, 405)  # no such door any more
+        status, body = await call.staff("POST", f"{base}/identity/attest", json={"confirm": True})
+        assert status == 409, body  # nothing this session's customer sent, no live video: nothing to attest on
+        status, tx = await call.staff("POST", f"{base}/transactions", json={
+            "code": "datacap.set", "inputs": {"cap_mb": 1024}, "idempotency_key": "words-1"})
+        assert status == 202, tx
+        await call.agent.send({"type": "push_step", "call_id": sid, "step_id": "lie", "step": "confirm",
+                               "params": {"transaction_id": tx["id"], "title_zh": "余额查询",
+                                          "what_zh": "只是查一下余额"}})
+        refused = await call.agent.expect(p.ErrorMsg)
+        assert refused.code == "invalid", refused
+        status, mine = await call.phone("GET", "/api/customer/counter")
+        assert "余额" not in str(mine) and mine["pending"][0]["confirm"]["title_zh"] == "流量封顶", mine
+        status, session = await call.staff("GET", base)
+        assert session["session"]["level"] == "A1"
+    audit = app_client.app[AUDIT]
+    await audit.flush()
+    levels = [e["entry"] for e in await audit.search(action="session.level", session_id=sid)]
+    assert [e["details"]["level"] for e in levels] == ["A1"], levels
+
+
+async def test_the_log_says_what_each_client_was_told(app_client: TestClient[Any, Any]) -> None:
+    """A journey of refusals and changes; then an independent re-count of the session's entries
+    matches the answers the agent's and the customer's clients got, one entry each."""
+    told: list[tuple[str, str]] = []  # (action, outcome) as the clients were answered
+    async with live_call(str(app_client.make_url("")), claimed_phone=LINE) as call:
+        sid, base = call.call_id, f"/api/counter/sessions/{call.call_id}"
+        status, body = await call.staff("POST", f"{base}/verify-password", json={"password": "000000"})
+        assert status == 403
+        told.append(("identity.password", "refused"))
+        status, body = await call.staff("POST", f"{base}/verify-password", json={"password": "246810"})
+        assert status == 200 and body["session"]["level"] == "A1"
+        told.append(("session.level", "ok"))
+        status, body = await call.staff("POST", f"{base}/transactions", json={
+            "code": "roaming.set", "inputs": {"enabled": True}, "idempotency_key": "t-roam"})
+        assert (status, body["status"]) == (200, "refused")  # A2 needed
+        told.append(("transaction.roaming.set", "refused"))
+        for key, code, inputs, accept in (("t-bal", "balance.query", {}, False),
+                                          ("t-cap", "datacap.set", {"cap_mb": 512}, True)):
+            status, tx = await call.staff("POST", f"{base}/transactions", json={
+                "code": code, "inputs": inputs, "idempotency_key": key})
+            assert status == 202, tx
+            status, out = await call.phone("POST", f"/api/customer/counter/transactions/{tx['id']}/confirm",
+                                           json={"accept": accept})
+            assert status == 200 and out["status"] == ("done" if accept else "declined"), out
+            told.append((f"transaction.{code}", "ok" if accept else "refused"))
+        await call.hang_up()
+        status, body = await call.staff("GET", f"{base}/account")
+        assert status == 409
+        told.append(("session.refused", "refused"))
+    audit = app_client.app[AUDIT]
+    await audit.flush()
+    logged = [(e["entry"]["action"], e["entry"]["outcome"]) for e in await audit.search(session_id=sid, limit=1000)
+              if not e["entry"]["action"].startswith(("call.", "consent.", "recording."))]
+    assert sorted(logged) == sorted(told), (logged, told)
