@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -16,6 +17,9 @@ from tests.hardening.conftest import free_port
 
 class Node:
     """One ``counter serve`` process (plain HTTP on 127.0.0.1), its log in ``tmp/<name>.log``."""
+
+    #: What the process runs, after the interpreter.
+    command: tuple[str, ...] = ("-m", "counter.cli", "serve")
 
     def __init__(self, name: str, tmp: Path, database_url: str, redis_url: str = "", prefix: str = "rc",
                  data_dir: Path | None = None, **env: str) -> None:
@@ -48,7 +52,7 @@ class Node:
 
     def spawn(self) -> None:
         with self.log.open("ab") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "counter.cli", "serve"], env=self.env,
+            self.proc = subprocess.Popen([sys.executable, *self.command], env=self.env,
                                          stdout=log, stderr=log)
 
     async def start(self) -> None:
@@ -87,3 +91,15 @@ class Node:
             return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
         except FileNotFoundError:
             return ""
+
+
+class LoopbackNode(Node):
+    """A node whose WebRTC peers (the witness) gather host candidates on 127.0.0.1 only, as the test
+    process does: for tests that place media on a node (:mod:`tests.hardening.loopback_serve`)."""
+
+    command = ("-m", "tests.hardening.loopback_serve")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        root = str(Path(__file__).resolve().parents[2])  # where ``tests`` is importable from, whatever the cwd
+        self.env["PYTHONPATH"] = os.pathsep.join(filter(None, (root, self.env.get("PYTHONPATH"))))

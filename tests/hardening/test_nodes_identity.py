@@ -1,0 +1,247 @@
+"""Identity across two nodes (one PostgreSQL schema, one Redis): the face check answered by one node,
+the liveness challenge by the other, the transaction requested on one and confirmed on the other.
+
+The nodes are separate processes with separate data directories, as separate machines would be; what
+a session proved is in the database, so the level is reached whichever node answered each step, and
+the change it allows runs once.  The customer's camera is a track that films obama1.jpg and performs
+the challenge's head turns, nods and blinks (synthetic, :mod:`tests.identity.synth`) when told.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import json
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+import av
+import cv2
+import pytest
+from aiortc.mediastreams import VideoStreamTrack
+
+from identity import IdentityService
+from signaling import protocol as p
+from signaling.peer import loopback_only
+from signaling.witness.client import WitnessClient, WitnessSender
+from tests.browser.test_journey import CAMERA_PHOTO, camera_frame, render_moves
+from tests.hardening.conftest import PrivatePostgres, PrivateRedis
+from tests.hardening.nodes import LoopbackNode
+from tests.hardening.test_faults import _csrf, _post
+
+loopback_only()
+MODELS = CAMERA_PHOTO.parents[3] / "models"
+OBAMA = "13900139000"  # the demo line whose real-name photo is obama.jpg (counter/accounts/demo.py)
+FPS = 15
+
+
+@pytest.fixture
+def schema_url(private_pg: PrivatePostgres) -> str:
+    """A fresh schema in the private cluster, shared by both nodes."""
+    return f"{private_pg.url}?schema=n_{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[tuple[aiohttp.ClientSession, aiohttp.ClientSession]]:
+    """The agent's browser (one cookie for every node, as one site behind a balancer) and the phone."""
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as staff, \
+            aiohttp.ClientSession() as phone:
+        yield staff, phone
+
+
+class ActingCamera(VideoStreamTrack):
+    """A 640x480 camera at 15 fps filming the neutral frame; :meth:`perform` plays an action once, as
+    the browser journey's camera does: out along the ramp (each frame twice), held (1.2 s, a blink
+    0.6 s), back, then neutral again."""
+
+    def __init__(self, frames: dict[str, list[Any]]) -> None:
+        super().__init__()
+        self.frames = frames
+        self.plan: list[Any] = []
+        self.played: list[str] = []
+        self._n = 0
+        self._done = asyncio.Event()
+
+    async def perform(self, action: str) -> None:
+        out = self.frames[action]
+        hold = round((0.6 if action == "blink" else 1.2) * FPS)
+        back = list(reversed(out))[1:]
+        neutral = self.frames["neutral"][0]
+        self.plan = [*[neutral] * 5, *[f for f in out for _ in (0, 1)], *[out[-1]] * hold,
+                     *[f for f in back for _ in (0, 1)], *[neutral] * 8]
+        self.played.append(action)
+        self._done.clear()
+        await asyncio.wait_for(self._done.wait(), 3 * len(self.plan) / FPS + 5)
+
+    async def recv(self) -> av.VideoFrame:
+        await asyncio.sleep(1 / FPS)
+        image = self.plan.pop(0) if self.plan else self.frames["neutral"][0]
+        if not self.plan:
+            self._done.set()
+        frame = av.VideoFrame.from_ndarray(image, format="bgr24")
+        frame.pts = self._n * (90000 // FPS)
+        frame.time_base = fractions.Fraction(1, 90000)
+        self._n += 1
+        return frame
+
+
+def _moves() -> dict[str, list[Any]]:
+    """The neutral frame and each action's frames, rendered from obama1.jpg (measured by the journey test)."""
+    service = IdentityService(MODELS, threads=1)
+    try:
+        frames, _ = render_moves(service, CAMERA_PHOTO)
+    finally:
+        service.close()
+    return frames
+
+
+async def _identity_ready(phone: aiohttp.ClientSession, node: LoopbackNode, within: float = 120.0) -> None:
+    """``/readyz`` green: the node's database, signaling and identity models (found at ../shared/models)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    body: Any = None
+    while loop.time() < deadline:
+        async with phone.get(node.url + "/readyz") as resp:
+            body = await resp.json()
+            if resp.status == 200:
+                return
+        assert node.proc is not None and node.proc.poll() is None, node.tail()
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"{node.name} not ready: {body}\n{node.tail()}")
+
+
+def _loopback_only(sdp: str) -> list[str]:
+    """The SDP's candidate lines that are not on 127.0.0.1."""
+    return [line for line in sdp.splitlines() if line.startswith("a=candidate") and " 127.0.0.1 " not in line]
+
+
+async def test_face_on_one_node_liveness_on_the_other_reach_a2_and_the_change_runs_once(
+    tmp_path: Path, private_redis: PrivateRedis, private_pg: PrivatePostgres, schema_url: str,
+    http: tuple[aiohttp.ClientSession, aiohttp.ClientSession],
+) -> None:
+    if not (MODELS / "face_detection_yunet_2023mar.onnx").is_file():
+        pytest.skip("shared models not present")
+    staff, phone = http
+    prefix = f"i{uuid.uuid4().hex[:8]}"
+    a = LoopbackNode("ida", tmp_path, schema_url, private_redis.url, prefix, data_dir=tmp_path / "data-a")
+    b = LoopbackNode("idb", tmp_path, schema_url, private_redis.url, prefix, data_dir=tmp_path / "data-b")
+    moves = asyncio.create_task(asyncio.to_thread(_moves))
+    clients: list[WitnessClient] = []
+    sender: WitnessSender | None = None
+    try:
+        await a.start()  # first alone: it creates the schema
+        await b.start()
+        await _identity_ready(phone, a)
+        await _identity_ready(phone, b)
+        camera = ActingCamera(await moves)
+
+        # The customer on node b (recording and face processing consented, the obama line claimed),
+        # put through to agent1 on node a.
+        customer = await WitnessClient.customer(phone, b.url)
+        agent = await WitnessClient.staff(staff, a.url, "agent1", "agent1-demo")
+        assert isinstance(customer, WitnessClient) and isinstance(agent, WitnessClient)
+        clients += [customer, agent]
+        assert (await customer.consent_to_recording()).consent
+        await customer.send(p.Join(claimed_phone=OBAMA, face_consent=True))
+        await agent.send(p.Presence(state="available"))
+        offer = await agent.expect(p.CallOffer, within=20)
+        sid = offer.call_id
+        await agent.send(p.Accept(call_id=sid))
+        await agent.expect(p.CallStarted, within=20, call_id=sid)
+        await customer.expect(p.CallStarted, within=20, call_id=sid)
+        # The customer's camera reaches the witness of node b, over loopback only.
+        sender = WitnessSender(camera)
+        await sender.connect(customer, sid)
+        assert not _loopback_only(sender.pc.localDescription.sdp), sender.pc.localDescription.sdp
+        assert not _loopback_only(sender.pc.remoteDescription.sdp), sender.pc.remoteDescription.sdp
+
+        csrf = await _csrf(staff, a.url)
+        on_a = f"{a.url}/api/counter/sessions/{sid}"
+        on_b = f"{b.url}/api/counter/sessions/{sid}"
+        async with staff.get(on_a) as resp:
+            session = await resp.json()
+            assert resp.status == 200, session
+        assert session["session"]["account"] == OBAMA and session["session"]["face_consent"] is True, session
+
+        # Face check answered by node a, from a still of the customer's camera: a match, still A0.
+        jpeg = cv2.imencode(".jpg", camera_frame(CAMERA_PHOTO), [cv2.IMWRITE_JPEG_QUALITY, 92])[1].tobytes()
+        async with staff.post(on_a + "/identity/face", data=jpeg,
+                              headers={**csrf, "Content-Type": "image/jpeg"}) as resp:
+            face = await resp.json()
+            assert resp.status == 200, face
+        assert face["result"]["decision"] == "match", face["result"]
+        assert face["session"]["level"] == "A0", face["session"]
+
+        # Liveness started and evaluated on node b, where the witness takes the frames; the camera
+        # performs each action of the random challenge in turn.
+        status, started = await _post(staff, on_b + "/identity/liveness", None, csrf)
+        assert status == 201, started
+        challenge = started["challenge"]
+        await asyncio.sleep(1.0)  # neutral frames first: the customer's baseline
+        for action in challenge["sequence"]:
+            await camera.perform(action)
+        status, alive = await _post(staff, f"{on_b}/identity/liveness/{challenge['id']}", None, csrf)
+        assert status == 200, alive
+        assert alive["result"]["passed"], (alive["result"], camera.played)
+        # Node b read the face proof node a recorded: the session reaches A2, seen by both nodes.
+        assert alive["session"]["level"] == "A2", (alive["session"], alive.get("level_refused"))
+        async with staff.get(on_a) as resp:
+            assert (await resp.json())["session"]["level"] == "A2"
+
+        conn = await asyncpg.connect(private_pg.url, server_settings={"search_path": schema_url.split("=")[1]})
+        try:
+            version = await conn.fetchval("SELECT version FROM acct_lines WHERE msisdn = $1", OBAMA)
+            assert await conn.fetchval("SELECT roaming FROM acct_lines WHERE msisdn = $1", OBAMA) in (0, False)
+
+            # The transaction (A2) requested on node a, confirmed by the customer on node b: done...
+            status, tx = await _post(staff, on_a + "/transactions", {
+                "code": "roaming.set", "inputs": {"enabled": True}, "idempotency_key": "nodes-roaming-1"}, csrf)
+            assert status == 202 and tx["status"] == "pending", tx
+            mine = {"X-Customer-Token": customer.token or ""}
+            status, done = await _post(phone, f"{b.url}/api/customer/counter/transactions/{tx['id']}/confirm",
+                                       {"accept": True}, mine)
+            assert status == 200 and done["status"] == "done", done
+            # ...and the same confirmation arriving again at node a (a double tap) runs nothing more.
+            status, again = await _post(phone, f"{a.url}/api/customer/counter/transactions/{tx['id']}/confirm",
+                                        {"accept": True}, mine)
+            assert status in (200, 409), again
+            assert status == 409 or again["status"] == "done", again
+
+            # The change ran exactly once: one entry, one update of the line.
+            line = await conn.fetchrow("SELECT roaming, version FROM acct_lines WHERE msisdn = $1", OBAMA)
+            assert line is not None and bool(line["roaming"]) and line["version"] == version + 1, dict(line)
+            entries = [(r["action"], r["outcome"], json.loads(r["body"])) for r in await conn.fetch(
+                "SELECT action, outcome, body FROM audit_entries WHERE session_id = $1 ORDER BY seq", sid)]
+            roaming = [(outcome, body) for action, outcome, body in entries if action == "transaction.roaming.set"]
+            assert [outcome for outcome, _ in roaming] == ["ok"], roaming
+            assert await conn.fetchval("SELECT status FROM tx_requests WHERE id = $1", tx["id"]) == "done"
+            assert await conn.fetchval("SELECT count(*) FROM sms_outbox WHERE tx_id = $1", tx["id"]) == 1
+
+            # One level entry: A2, naming the face proof (node a's) and the liveness proof (node b's).
+            levels = [body for action, _, body in entries if action == "session.level"]
+            assert len(levels) == 1, levels
+            assert levels[0]["details"]["level"] == "A2" and levels[0]["details"]["method"] == "face", levels
+            face_sha, alive_sha = levels[0]["evidence"]
+            assert face_sha == face["evidence"][0] and alive_sha in alive["evidence"], (levels, face, alive)
+            kinds = dict(await conn.fetch("SELECT sha, kind FROM session_proofs WHERE session_id = $1", sid))
+            assert (kinds.get(face_sha), kinds.get(alive_sha)) == ("face_match", "liveness"), kinds
+        finally:
+            await conn.close()
+        await agent.send(p.Hangup(call_id=sid))
+        await customer.expect(p.CallEnded, within=20)
+    finally:
+        if not moves.done():
+            await asyncio.gather(moves, return_exceptions=True)
+        if sender is not None:
+            await sender.close()
+        for client in clients:
+            await client.close()
+        a.stop()
+        b.stop()
+    for node in (a, b):
+        log = node.tail(4000)
+        assert "Traceback" not in log, log
