@@ -7,15 +7,19 @@ only reads the account of a session they own.  ``GET /api/openapi.json`` describ
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import functools
+import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from counter.accounts import AccountSystem, StorageAccountSystem
-from counter.appkeys import DB
+from counter.appkeys import DB, SETTINGS
 from counter.audit import AUDIT, AuditEvent
 from counter.guidance import SCRIPTS, GuidanceError, GuidanceRuns
 from counter.jobs import Maintenance
@@ -23,9 +27,10 @@ from counter.levels import Method, identity_path, step_refusal, steps_json, tran
 from counter.proofs import ProofKind
 from counter.sessions import CounterSession, CounterSessions, Level, SessionError, SessionNotFound
 from counter.smscode import SmsCodeError, SmsCodes
+from counter.storage import DatabaseError
 from counter.timeutil import unix_iso
 from counter.transactions import CATALOG
-from counter.transactions.engine import TransactionEngine, TxError
+from counter.transactions.engine import HEARTBEAT_S, TransactionEngine, TxError
 from counter.users import Role
 from counter.workorders import CallbackOutcome, NotYourWorkOrder, WorkOrderError, WorkOrders, WorkOrderStatus
 from signaling.aio import SIGNALING
@@ -42,6 +47,7 @@ GUIDANCE = web.AppKey("guidance", GuidanceRuns)
 MAINTENANCE = web.AppKey("counter_maintenance", Maintenance)
 SMS_CODES = web.AppKey("sms_codes", SmsCodes)
 CUSTOMER_HEADER = "X-Customer-Token"
+log = logging.getLogger("web.counter_api")
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -780,6 +786,17 @@ def call_hook(sessions: CounterSessions, engine: TransactionEngine) -> CallHook:
     return hook
 
 
+async def _keep_alive(engine: TransactionEngine, connected: Callable[[CounterSession], Awaitable[bool]]) -> None:
+    """Say this node is alive, and finish what nodes that died left in flight, every few seconds."""
+    while True:
+        await asyncio.sleep(HEARTBEAT_S)
+        try:
+            await engine.heartbeat()
+            await engine.recover(still_connected=connected)
+        except DatabaseError as exc:
+            log.warning("transaction recovery pass skipped: %s", exc)
+
+
 def setup(app: web.Application) -> None:
     """Account system, sessions, engine and work orders on the app; routes for console and customer."""
     db = app[DB]
@@ -788,14 +805,25 @@ def setup(app: web.Application) -> None:
     app[SESSIONS] = CounterSessions(db, app[AUDIT])
     app[WORKORDERS] = WorkOrders(db)
     app[GUIDANCE] = GuidanceRuns(db)
-    app[ENGINE] = TransactionEngine(db, app[ACCOUNTS], app[SESSIONS], app[WORKORDERS], app[AUDIT])
+    app[ENGINE] = TransactionEngine(
+        db, app[ACCOUNTS], app[SESSIONS], app[WORKORDERS], app[AUDIT], node_id=app[SETTINGS].effective_node_id
+    )
     app[MAINTENANCE] = Maintenance(accounts, app[AUDIT])
     app[SMS_CODES] = SmsCodes(db, accounts, app[SESSIONS], app[AUDIT])
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        app[SIGNALING].hooks.append(call_hook(app[SESSIONS], app[ENGINE]))
+        engine = app[ENGINE]
+        # Before serving anything: nothing this node (or a dead one) left half-done stays so.
+        await engine.heartbeat()
+        connected = functools.partial(_still_connected, app)
+        await engine.recover(at_start=True, still_connected=connected)
+        keeper = asyncio.create_task(_keep_alive(engine, connected), name="transaction-recovery")
+        app[SIGNALING].hooks.append(call_hook(app[SESSIONS], engine))
         app[MAINTENANCE].start()
         yield
+        keeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await keeper
         await app[MAINTENANCE].stop()
 
     app.cleanup_ctx.append(lifecycle)
