@@ -18,9 +18,9 @@ from counter.appkeys import DB
 from counter.config import Settings
 from counter.timeutil import iso
 from counter.transactions.engine import RESTARTED_CALL_ENDED, RESTARTED_RUNNING
-from web.counter_api import ACCOUNTS
 from tests.calls import live_call
 from tests.conftest import login
+from web.counter_api import ACCOUNTS
 
 LINE = "13800138000"
 
