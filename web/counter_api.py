@@ -38,6 +38,7 @@ from signaling.service import CallEvent, CallHook
 from signaling.state import CallRecord
 from web.auth import require_role
 from web.errors import ApiError, read_json
+from web.params import path_int
 
 ACCOUNTS = web.AppKey("accounts", AccountSystem)
 SESSIONS = web.AppKey("counter_sessions", CounterSessions)
@@ -266,13 +267,6 @@ async def customer_session(request: web.Request, *, after_call: bool = False) ->
         return session
     raise await _refused(request, session, "customer", f"session:{session.id}", "call_ended",
                          "your call has ended: start a new call to do more", status=403)
-
-
-def _int_param(request: web.Request, name: str) -> int:
-    value = request.match_info[name]
-    if not value.isdigit() or len(value) > 18:
-        raise ApiError(404, "not_found", f"{name} must be a number, not {value[:20]!r}")
-    return int(value)
 
 
 def _session_error(exc: SessionError) -> ApiError:
@@ -509,7 +503,7 @@ async def customer_confirm(request: web.Request) -> web.Response:
     session = await customer_session(request)
     body = await _body(request, ConfirmBody)
     try:
-        outcome = await request.app[ENGINE].confirm(_int_param(request, "tid"), session.id, body.accept)
+        outcome = await request.app[ENGINE].confirm(path_int(request, "tid"), session.id, body.accept)
     except TxError as exc:
         raise ApiError(exc.status, exc.code, exc.reason) from exc
     return web.json_response(outcome.to_json(for_customer=True))
@@ -538,7 +532,7 @@ async def approvals(request: web.Request) -> web.Response:
 async def approve(request: web.Request) -> web.Response:
     user = require_role(request, Role.SUPERVISOR).user
     try:
-        outcome = await request.app[ENGINE].approve(_int_param(request, "tid"), user.username)
+        outcome = await request.app[ENGINE].approve(path_int(request, "tid"), user.username)
     except TxError as exc:
         raise ApiError(exc.status, exc.code, exc.reason) from exc
     return web.json_response(outcome.to_json())
@@ -568,7 +562,7 @@ async def list_workorders(request: web.Request) -> web.Response:
 async def _workorder_for(request: web.Request) -> tuple[int, str]:
     """The work order id of the path and the caller, who must be a supervisor or the agent whose it is."""
     user = require_role(request, Role.AGENT, Role.SUPERVISOR).user
-    order_id = _int_param(request, "wid")
+    order_id = path_int(request, "wid")
     if user.role != Role.SUPERVISOR:
         try:
             await request.app[WORKORDERS].for_agent(order_id, user.username)
@@ -603,7 +597,7 @@ async def workorder_assign(request: web.Request) -> web.Response:
     user = require_role(request, Role.SUPERVISOR).user
     body = await _body(request, AssignBody)
     try:
-        order = await request.app[WORKORDERS].assign(_int_param(request, "wid"), body.agent, user.username)
+        order = await request.app[WORKORDERS].assign(path_int(request, "wid"), body.agent, user.username)
     except WorkOrderError as exc:
         raise ApiError(404, "not_found", str(exc)) from exc
     return web.json_response(order.to_json())
@@ -629,7 +623,7 @@ async def guidance_push(request: web.Request) -> web.Response:
     body = await _body(request, GuidancePushBody)
     guidance = request.app[GUIDANCE]
     try:
-        run = await guidance.get(_int_param(request, "rid"))
+        run = await guidance.get(path_int(request, "rid"))
         if run["session_id"] != session.id:
             raise GuidanceError("that guidance run belongs to another session")
         step = await guidance.push(run["id"], body.step)
