@@ -16,25 +16,11 @@ from counter.audit.verify import export_bundle, verify_database
 from counter.users import Role
 from web.auth import require_role
 from web.errors import ApiError
+from web.params import optional_query_int, path_int, query_int
 
 _READERS = (Role.AUDITOR, Role.SUPERVISOR)
 _MAX_EXPORT = 10_000
-
-
-def _int(request: web.Request, name: str, default: int | None = None) -> int:
-    raw = request.query.get(name)
-    if raw is None or raw == "":
-        if default is None:
-            raise ApiError(400, "bad_request", f"give the query parameter {name!r} (an integer)")
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise ApiError(400, "bad_request", f"{name!r} must be an integer, not {raw!r}") from None
-
-
-def _optional_int(request: web.Request, name: str) -> int | None:
-    return _int(request, name) if request.query.get(name) else None
+_MAX_PAGE = 1000
 
 
 async def audit_key(request: web.Request) -> web.Response:
@@ -69,8 +55,8 @@ async def search(request: web.Request) -> web.Response:
             action=q.get("action") or None,
             outcome=q.get("outcome") or None,
             session_id=q.get("session") or None,
-            after_seq=_int(request, "after", -1),
-            limit=_int(request, "limit", 100),
+            after_seq=query_int(request, "after", -1, lo=-1),
+            limit=query_int(request, "limit", 100, lo=1, hi=_MAX_PAGE),
         )
     except AuditError as exc:
         raise ApiError(400, "bad_request", str(exc)) from exc
@@ -85,7 +71,7 @@ async def search(request: web.Request) -> web.Response:
 async def record(request: web.Request) -> web.Response:
     session = require_role(request, *_READERS)
     log = request.app[AUDIT]
-    seq = int(request.match_info["seq"])
+    seq = path_int(request, "seq")
     entry = await log.get(seq)
     if entry is None:
         raise ApiError(404, "not_found", f"no audit entry {seq}")
@@ -112,7 +98,7 @@ async def inclusion(request: web.Request) -> web.Response:
     require_role(request, *_READERS)
     log = request.app[AUDIT]
     try:
-        proof = await log.inclusion_proof(_int(request, "seq"), _optional_int(request, "size"))
+        proof = await log.inclusion_proof(query_int(request, "seq"), optional_query_int(request, "size"))
     except AuditError as exc:
         raise ApiError(400, "bad_request", str(exc)) from exc
     cp = await log.checkpoint_at(proof.tree_size)
@@ -122,13 +108,13 @@ async def inclusion(request: web.Request) -> web.Response:
 async def consistency(request: web.Request) -> web.Response:
     require_role(request, *_READERS)
     log = request.app[AUDIT]
-    old = _int(request, "from")
+    old = query_int(request, "from")
     try:
-        path = await log.consistency_proof(old, _optional_int(request, "to"))
+        path = await log.consistency_proof(old, optional_query_int(request, "to"))
     except AuditError as exc:
         raise ApiError(400, "bad_request", str(exc)) from exc
     latest = log.latest_checkpoint()
-    new = _optional_int(request, "to") or (latest.tree_size if latest else 0)
+    new = optional_query_int(request, "to") or (latest.tree_size if latest else 0)
     return web.json_response({"old_size": old, "new_size": new, "path": path})
 
 
@@ -148,8 +134,8 @@ async def verify_now(request: web.Request) -> web.Response:
 async def export(request: web.Request) -> web.Response:
     session = require_role(request, Role.AUDITOR)
     log = request.app[AUDIT]
-    first = _int(request, "from", 0)
-    last = _optional_int(request, "to")
+    first = query_int(request, "from", 0)
+    last = optional_query_int(request, "to")
     if last is not None and last - first >= _MAX_EXPORT:
         raise ApiError(400, "too_large", f"export at most {_MAX_EXPORT} entries at a time")
     try:

@@ -23,6 +23,7 @@ from web.auth import current_session, require_role
 from web.counter_api import ENGINE, SESSIONS
 from web.errors import ApiError
 from web.pages import STATIC
+from web.params import MAX_HOURS, query_float
 
 #: Wrap-up codes the agent picks when closing a session; ``resolved`` counts as first-contact resolution.
 WRAP_UPS: list[dict[str, str]] = [
@@ -70,13 +71,7 @@ async def agent_queue(request: web.Request) -> web.Response:
 
 
 def _hours(request: web.Request) -> float:
-    try:
-        hours = float(request.query.get("hours", "24"))
-    except ValueError:
-        raise ApiError(400, "bad_request", "hours must be a number, e.g. ?hours=24") from None
-    if not 0 < hours <= 24 * 31:
-        raise ApiError(400, "bad_request", "hours must be between 0 and 744")
-    return hours
+    return query_float(request, "hours", 24.0, gt=0, le=MAX_HOURS)
 
 
 async def counter_kpis(request: web.Request) -> web.Response:

@@ -7,15 +7,19 @@ only reads the account of a session they own.  ``GET /api/openapi.json`` describ
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import functools
+import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from counter.accounts import AccountSystem, StorageAccountSystem
-from counter.appkeys import DB
+from counter.appkeys import DB, SETTINGS
 from counter.audit import AUDIT, AuditEvent
 from counter.guidance import SCRIPTS, GuidanceError, GuidanceRuns
 from counter.jobs import Maintenance
@@ -23,9 +27,10 @@ from counter.levels import Method, identity_path, step_refusal, steps_json, tran
 from counter.proofs import ProofKind
 from counter.sessions import CounterSession, CounterSessions, Level, SessionError, SessionNotFound
 from counter.smscode import SmsCodeError, SmsCodes
+from counter.storage import DatabaseError
 from counter.timeutil import unix_iso
 from counter.transactions import CATALOG
-from counter.transactions.engine import TransactionEngine, TxError
+from counter.transactions.engine import HEARTBEAT_S, TransactionEngine, TxError
 from counter.users import Role
 from counter.workorders import CallbackOutcome, NotYourWorkOrder, WorkOrderError, WorkOrders, WorkOrderStatus
 from signaling.aio import SIGNALING
@@ -33,6 +38,7 @@ from signaling.service import CallEvent, CallHook
 from signaling.state import CallRecord
 from web.auth import require_role
 from web.errors import ApiError, read_json
+from web.params import path_int
 
 ACCOUNTS = web.AppKey("accounts", AccountSystem)
 SESSIONS = web.AppKey("counter_sessions", CounterSessions)
@@ -42,6 +48,7 @@ GUIDANCE = web.AppKey("guidance", GuidanceRuns)
 MAINTENANCE = web.AppKey("counter_maintenance", Maintenance)
 SMS_CODES = web.AppKey("sms_codes", SmsCodes)
 CUSTOMER_HEADER = "X-Customer-Token"
+log = logging.getLogger("web.counter_api")
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -260,13 +267,6 @@ async def customer_session(request: web.Request, *, after_call: bool = False) ->
         return session
     raise await _refused(request, session, "customer", f"session:{session.id}", "call_ended",
                          "your call has ended: start a new call to do more", status=403)
-
-
-def _int_param(request: web.Request, name: str) -> int:
-    value = request.match_info[name]
-    if not value.isdigit() or len(value) > 18:
-        raise ApiError(404, "not_found", f"{name} must be a number, not {value[:20]!r}")
-    return int(value)
 
 
 def _session_error(exc: SessionError) -> ApiError:
@@ -503,7 +503,7 @@ async def customer_confirm(request: web.Request) -> web.Response:
     session = await customer_session(request)
     body = await _body(request, ConfirmBody)
     try:
-        outcome = await request.app[ENGINE].confirm(_int_param(request, "tid"), session.id, body.accept)
+        outcome = await request.app[ENGINE].confirm(path_int(request, "tid"), session.id, body.accept)
     except TxError as exc:
         raise ApiError(exc.status, exc.code, exc.reason) from exc
     return web.json_response(outcome.to_json(for_customer=True))
@@ -532,7 +532,7 @@ async def approvals(request: web.Request) -> web.Response:
 async def approve(request: web.Request) -> web.Response:
     user = require_role(request, Role.SUPERVISOR).user
     try:
-        outcome = await request.app[ENGINE].approve(_int_param(request, "tid"), user.username)
+        outcome = await request.app[ENGINE].approve(path_int(request, "tid"), user.username)
     except TxError as exc:
         raise ApiError(exc.status, exc.code, exc.reason) from exc
     return web.json_response(outcome.to_json())
@@ -562,7 +562,7 @@ async def list_workorders(request: web.Request) -> web.Response:
 async def _workorder_for(request: web.Request) -> tuple[int, str]:
     """The work order id of the path and the caller, who must be a supervisor or the agent whose it is."""
     user = require_role(request, Role.AGENT, Role.SUPERVISOR).user
-    order_id = _int_param(request, "wid")
+    order_id = path_int(request, "wid")
     if user.role != Role.SUPERVISOR:
         try:
             await request.app[WORKORDERS].for_agent(order_id, user.username)
@@ -597,7 +597,7 @@ async def workorder_assign(request: web.Request) -> web.Response:
     user = require_role(request, Role.SUPERVISOR).user
     body = await _body(request, AssignBody)
     try:
-        order = await request.app[WORKORDERS].assign(_int_param(request, "wid"), body.agent, user.username)
+        order = await request.app[WORKORDERS].assign(path_int(request, "wid"), body.agent, user.username)
     except WorkOrderError as exc:
         raise ApiError(404, "not_found", str(exc)) from exc
     return web.json_response(order.to_json())
@@ -623,7 +623,7 @@ async def guidance_push(request: web.Request) -> web.Response:
     body = await _body(request, GuidancePushBody)
     guidance = request.app[GUIDANCE]
     try:
-        run = await guidance.get(_int_param(request, "rid"))
+        run = await guidance.get(path_int(request, "rid"))
         if run["session_id"] != session.id:
             raise GuidanceError("that guidance run belongs to another session")
         step = await guidance.push(run["id"], body.step)
@@ -780,6 +780,17 @@ def call_hook(sessions: CounterSessions, engine: TransactionEngine) -> CallHook:
     return hook
 
 
+async def _keep_alive(engine: TransactionEngine, connected: Callable[[CounterSession], Awaitable[bool]]) -> None:
+    """Say this node is alive, and finish what nodes that died left in flight, every few seconds."""
+    while True:
+        await asyncio.sleep(HEARTBEAT_S)
+        try:
+            await engine.heartbeat()
+            await engine.recover(still_connected=connected)
+        except DatabaseError as exc:
+            log.warning("transaction recovery pass skipped: %s", exc)
+
+
 def setup(app: web.Application) -> None:
     """Account system, sessions, engine and work orders on the app; routes for console and customer."""
     db = app[DB]
@@ -788,14 +799,25 @@ def setup(app: web.Application) -> None:
     app[SESSIONS] = CounterSessions(db, app[AUDIT])
     app[WORKORDERS] = WorkOrders(db)
     app[GUIDANCE] = GuidanceRuns(db)
-    app[ENGINE] = TransactionEngine(db, app[ACCOUNTS], app[SESSIONS], app[WORKORDERS], app[AUDIT])
+    app[ENGINE] = TransactionEngine(
+        db, app[ACCOUNTS], app[SESSIONS], app[WORKORDERS], app[AUDIT], node_id=app[SETTINGS].effective_node_id
+    )
     app[MAINTENANCE] = Maintenance(accounts, app[AUDIT])
     app[SMS_CODES] = SmsCodes(db, accounts, app[SESSIONS], app[AUDIT])
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        app[SIGNALING].hooks.append(call_hook(app[SESSIONS], app[ENGINE]))
+        engine = app[ENGINE]
+        # Before serving anything: nothing this node (or a dead one) left half-done stays so.
+        await engine.heartbeat()
+        connected = functools.partial(_still_connected, app)
+        await engine.recover(at_start=True, still_connected=connected)
+        keeper = asyncio.create_task(_keep_alive(engine, connected), name="transaction-recovery")
+        app[SIGNALING].hooks.append(call_hook(app[SESSIONS], engine))
         app[MAINTENANCE].start()
         yield
+        keeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await keeper
         await app[MAINTENANCE].stop()
 
     app.cleanup_ctx.append(lifecycle)

@@ -35,6 +35,7 @@ from signaling.witness import RecordingError, RecordingFiles, RecordingStore, Se
 from signaling.witness.relay import attach
 from web.auth import require_role
 from web.errors import ApiError
+from web.params import path_int
 
 log = logging.getLogger("web.recordings")
 
@@ -308,10 +309,7 @@ async def segment(request: web.Request) -> web.StreamResponse:
     if ticket is None or ticket.expires < time.time() or ticket.recording_id != rid or ticket.user != user.username:
         raise ApiError(403, "no_ticket", "start playback first (POST /api/recordings/{id}/play)")
     row = await _recording(request)
-    try:
-        index = int(request.match_info["index"])
-    except ValueError:
-        raise ApiError(404, "no_segment", "segment index must be a number") from None
+    index = path_int(request, "index")
     expected = (await audited_hashes(request.app, row["call_id"], rid)).get(index)
     if expected is None:
         raise ApiError(404, "no_segment", f"segment {index} is not in the audit log of this recording")

@@ -22,6 +22,7 @@ from signaling.state import Principal
 from signaling.store import SignalingStore
 from web.auth import current_session, require_role
 from web.errors import ApiError, read_json
+from web.params import MAX_HOURS, query_float
 
 log = logging.getLogger("web.signaling")
 
@@ -71,10 +72,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
 
 async def supervisor_metrics(request: web.Request) -> web.Response:
     require_role(request, Role.SUPERVISOR)
-    try:
-        hours = float(request.query.get("hours", "24"))
-    except ValueError:
-        raise ApiError(400, "bad_request", "hours must be a number") from None
+    hours = query_float(request, "hours", 24.0, gt=0, le=MAX_HOURS)
     service = request.app[SIGNALING]
     lanes = await lane_metrics(
         request.app[DB], since=time.time() - hours * 3600, target_s=service.options.answer_target_s

@@ -14,8 +14,20 @@ from counter.storage.base import Database, DatabaseError, Dialect, Executor, Int
 
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
+#: Everything asyncpg raises when the server, the network or the connection fails, mid-request too:
+#: server errors, a closed or broken connection (``InterfaceError``, ``InternalClientError`` such as
+#: "not connected"), a refused or reset socket and timeouts (``OSError``, ``TimeoutError``).  All of
+#: them become :class:`DatabaseError` (answered ``503`` with ``Retry-After`` by the web layer).
+_FAILURES: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    OSError,
+    TimeoutError,
+)
 
-def _wrap(exc: Exception) -> DatabaseError:
+
+def _wrap(exc: BaseException) -> DatabaseError:
     if isinstance(exc, asyncpg.IntegrityConstraintViolationError):
         return IntegrityError(str(exc))
     return DatabaseError(f"PostgreSQL: {exc}")
@@ -30,7 +42,7 @@ class _Conn(Executor):
     async def execute(self, sql: str, *args: Any) -> int:
         try:
             status: str = await self._conn.execute(sql, *args)
-        except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except _FAILURES as exc:
             raise _wrap(exc) from exc
         tail = status.rsplit(" ", 1)[-1]
         return int(tail) if tail.isdigit() else 0
@@ -38,13 +50,13 @@ class _Conn(Executor):
     async def executemany(self, sql: str, args: Iterable[Sequence[Any]]) -> None:
         try:
             await self._conn.executemany(sql, [tuple(a) for a in args])
-        except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except _FAILURES as exc:
             raise _wrap(exc) from exc
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
         try:
             rows = await self._conn.fetch(sql, *args)
-        except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except _FAILURES as exc:
             raise _wrap(exc) from exc
         return [dict(r) for r in rows]
 
@@ -73,13 +85,18 @@ class PostgresDatabase(Database):
             pool = await asyncpg.create_pool(
                 dsn, min_size=min_size, max_size=max_size, server_settings=settings
             )
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except _FAILURES as exc:
             raise DatabaseError(f"cannot connect to PostgreSQL at {redact(url)}: {exc}") from exc
         return cls(url, pool)
 
     async def execute(self, sql: str, *args: Any) -> int:
-        async with self._pool.acquire() as conn:
-            return await _Conn(conn).execute(sql, *args)
+        try:
+            async with self._pool.acquire() as conn:
+                return await _Conn(conn).execute(sql, *args)
+        except DatabaseError:
+            raise
+        except _FAILURES as exc:
+            raise _wrap(exc) from exc
 
     async def executemany(self, sql: str, args: Iterable[Sequence[Any]]) -> None:
         async with self.transaction() as tx:
@@ -89,7 +106,9 @@ class PostgresDatabase(Database):
         try:
             async with self._pool.acquire() as conn:
                 return await _Conn(conn).fetch(sql, *args)
-        except (OSError, asyncpg.InterfaceError) as exc:
+        except DatabaseError:
+            raise
+        except _FAILURES as exc:
             raise _wrap(exc) from exc
 
     @asynccontextmanager
@@ -97,7 +116,7 @@ class PostgresDatabase(Database):
         try:
             async with self._pool.acquire() as conn, conn.transaction():
                 yield _Conn(conn)
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+        except _FAILURES as exc:
             raise _wrap(exc) from exc
 
     async def ping(self) -> None:

@@ -15,17 +15,25 @@ Rules applied to every code of the catalog:
 * idempotency keys: the same key in a session returns the first result and never applies twice;
 * conflicting changes on one account are serialised by the account lock, so only one can succeed;
 * every attempt (done, refused, failed) writes exactly one audit entry; a done change writes it in
-  the same database transaction as the change, with the SMS receipt (``sms_outbox``).
+  the same database transaction as the change, with the SMS receipt (``sms_outbox``);
+* nothing is left half-done by a crash (:meth:`TransactionEngine.recover`): a request in flight is
+  stamped with the node handling it (``tx_requests.node``); on start, and every few seconds after, a
+  request left ``running`` (its change never committed) ends ``failed``, and one the customer
+  confirmed that never ran is run now if its call is still live (else refused), each with its one
+  audit entry.  Only orphans are touched: this node's own from before its start, or another node's
+  once that node stopped saying it is alive (``counter_nodes``, :data:`NODE_TTL_S`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 import uuid
-from collections.abc import Mapping
-from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import AsyncExitStack, contextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -36,7 +44,7 @@ from counter.audit import AuditEvent, AuditReceipt
 from counter.levels import transaction_refusal
 from counter.sessions import CounterSession, CounterSessions, SessionError
 from counter.storage import Database, Executor, IntegrityError, Row
-from counter.timeutil import iso, utcnow
+from counter.timeutil import iso, parse_iso, utcnow
 from counter.transactions.spec import CATALOG, Refused, TxContext, TxInput, TxSpec
 from counter.transactions.wording import confirm_words, secret_json
 from counter.workorders import WorkOrders
@@ -65,6 +73,32 @@ FINAL = {TxStatus.DONE, TxStatus.REFUSED, TxStatus.FAILED, TxStatus.DECLINED}
 
 #: What staff read where a result holds a secret for the customer's eyes only.
 SHOWN_TO_CUSTOMER = ("〔显示在客户屏幕〕", "[shown to the customer]")
+
+#: How often a node says it is alive (``counter_nodes``) and looks for orphaned requests.
+HEARTBEAT_S = 3.0
+#: A node silent this long is taken for dead: another node finishes what it had in flight.  Also how
+#: long this node's own request must have been in flight outside any running code before it counts as
+#: orphaned (a database outage in the middle of a request).  Node clocks must agree well within it.
+NODE_TTL_S = 15.0
+#: A confirmed request that never ran (the node died in between) is run on recovery only if the
+#: customer confirmed it this recently, with the level and preconditions checked again; older ones are
+#: refused (the customer may ask again).
+RERUN_WITHIN = timedelta(minutes=10)
+
+#: The reasons a recovered request ends with (English, zh-CN): shown on both screens and audited.
+RESTARTED_RUNNING = (
+    "the system restarted before it finished; nothing was changed",
+    "系统重启，本次业务未办理完成，未做任何更改",
+)
+RESTARTED_CALL_ENDED = (
+    "the system restarted before it ran and the call is no longer connected; nothing was changed",
+    "系统重启时通话已不在线，本次业务未办理，未做任何更改",
+)
+RESTARTED_TOO_OLD = (
+    "the system restarted before it ran and the confirmation is too old to run it now; nothing was changed, "
+    "ask again if it is still wanted",
+    "系统重启，您的确认已过时，本次业务未办理，未做任何更改；如仍需办理请重新发起",
+)
 
 
 class TxError(Exception):
@@ -185,6 +219,28 @@ def _format(template: str, values: Mapping[str, Any]) -> str:
     return template.format_map(dict(values))
 
 
+#: Requests that only a running engine can finish: ``running``, or confirmed (and approved where an
+#: approval is needed) but not yet claimed to run.  A4 requests waiting for a supervisor are not in it.
+IN_FLIGHT_SQL = (
+    "SELECT * FROM tx_requests WHERE status = 'running' OR (status = 'pending' AND confirmed_at IS NOT NULL"
+    " AND (needs_approval = 0 OR approved_by IS NOT NULL)) ORDER BY id"
+)
+
+
+@dataclass
+class RecoveryReport:
+    """What one :meth:`TransactionEngine.recover` pass finished (request ids)."""
+
+    failed: list[int] = field(default_factory=list)
+    rerun: list[int] = field(default_factory=list)
+    refused: list[int] = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        """How many requests were finished."""
+        return len(self.failed) + len(self.rerun) + len(self.refused)
+
+
 class TransactionEngine:
     """Runs the catalog's transactions against an :class:`AccountSystem`, audited."""
 
@@ -195,12 +251,25 @@ class TransactionEngine:
         sessions: CounterSessions,
         workorders: WorkOrders,
         audit: AuditSink,
+        node_id: str = "local",
     ) -> None:
         self.db = db
         self.accounts = accounts
         self.sessions = sessions
         self.workorders = workorders
         self.audit = audit
+        #: This process's name among the nodes sharing the database (stamped on requests in flight).
+        self.node_id = node_id
+        #: Requests this process is working on right now (never orphans while listed here).
+        self._inflight: set[int] = set()
+
+    @contextmanager
+    def _working_on(self, tx_id: int) -> Iterator[None]:
+        self._inflight.add(tx_id)
+        try:
+            yield
+        finally:
+            self._inflight.discard(tx_id)
 
     # Reading ---------------------------------------------------------------------------------------
 
@@ -270,6 +339,19 @@ class TransactionEngine:
             existing = await self._by_key(session_id, idempotency_key)
             assert existing is not None
             return self._same(existing, code)
+        with self._working_on(row_id):
+            return await self._check_request(row_id, session, spec, parsed, errors, actor)
+
+    async def _check_request(
+        self,
+        row_id: int,
+        session: CounterSession,
+        spec: TxSpec,
+        parsed: TxInput | None,
+        errors: list[dict[str, Any]],
+        actor: str,
+    ) -> TxOutcome:
+        """Refuse a new (``running``) request at once, or let it wait (``pending``) for the customer."""
         if parsed is None:
             reason = "bad input: " + "; ".join(f"{e['field']}: {e['error']}" for e in errors)
             return await self._finish(row_id, TxStatus.REFUSED, reason, "输入有误，请核对", errors=errors)
@@ -282,6 +364,8 @@ class TransactionEngine:
             return await self._finish(row_id, TxStatus.REFUSED, exc.reason, exc.reason_zh)
         except AccountNotFound as exc:
             return await self._finish(row_id, TxStatus.REFUSED, str(exc), "号码不存在")
+        except _AlreadyClaimed:
+            pass  # recovery finished it meanwhile (this node was taken for dead)
         return await self.get(row_id)
 
     async def _by_key(self, session_id: str, key: str) -> Row | None:
@@ -304,8 +388,8 @@ class TransactionEngine:
         try:
             value = await self.db.fetchval(
                 "INSERT INTO tx_requests (session_id, idem_key, code, account, status, needs_confirmation,"
-                " needs_approval, requested_by, created_at, inputs)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+                " needs_approval, requested_by, created_at, inputs, node)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
                 session.id,
                 key,
                 spec.code,
@@ -316,6 +400,7 @@ class TransactionEngine:
                 actor,
                 iso(),
                 inputs.model_dump_json() if inputs is not None else "{}",
+                self.node_id,
             )
         except IntegrityError:
             return None
@@ -339,7 +424,11 @@ class TransactionEngine:
                 ex = await stack.enter_async_context(self.db.transaction())
             ctx = TxContext(session, actor, utcnow(), ex, change, self.workorders)
             await spec.check(ctx, inputs)
-            await ex.execute("UPDATE tx_requests SET status = 'pending' WHERE id = $1", tx_id)
+            waiting = await ex.execute(
+                "UPDATE tx_requests SET status = 'pending' WHERE id = $1 AND status = 'running'", tx_id
+            )
+            if waiting != 1:
+                raise _AlreadyClaimed
 
     # Confirming and approving --------------------------------------------------------------------------
 
@@ -352,14 +441,17 @@ class TransactionEngine:
             return outcome
         if not accept:
             return await self._finish(tx_id, TxStatus.DECLINED, "the customer declined on their screen", "您已取消")
-        changed = await self.db.execute(
-            "UPDATE tx_requests SET confirmed_at = $2 WHERE id = $1 AND status = 'pending' AND confirmed_at IS NULL",
-            tx_id,
-            iso(),
-        )
-        if changed != 1:
-            return await self.get(tx_id)
-        return await self._maybe_run(tx_id)
+        with self._working_on(tx_id):
+            changed = await self.db.execute(
+                "UPDATE tx_requests SET confirmed_at = $2, node = $3"
+                " WHERE id = $1 AND status = 'pending' AND confirmed_at IS NULL",
+                tx_id,
+                iso(),
+                self.node_id,
+            )
+            if changed != 1:
+                return await self.get(tx_id)
+            return await self._maybe_run(tx_id)
 
     async def approve(self, tx_id: int, supervisor: str) -> TxOutcome:
         """A supervisor's approval of an A4 request: a different person from the requesting agent."""
@@ -370,16 +462,18 @@ class TransactionEngine:
             raise TxError(403, "same_person", "the approval must come from a different person than the requester")
         if outcome.status != TxStatus.PENDING or outcome.approved_by is not None:
             return outcome
-        changed = await self.db.execute(
-            "UPDATE tx_requests SET approved_by = $2, approved_at = $3"
-            " WHERE id = $1 AND status = 'pending' AND approved_by IS NULL",
-            tx_id,
-            supervisor,
-            iso(),
-        )
-        if changed != 1:
-            return await self.get(tx_id)
-        return await self._maybe_run(tx_id)
+        with self._working_on(tx_id):
+            changed = await self.db.execute(
+                "UPDATE tx_requests SET approved_by = $2, approved_at = $3, node = $4"
+                " WHERE id = $1 AND status = 'pending' AND approved_by IS NULL",
+                tx_id,
+                supervisor,
+                iso(),
+                self.node_id,
+            )
+            if changed != 1:
+                return await self.get(tx_id)
+            return await self._maybe_run(tx_id)
 
     async def _maybe_run(self, tx_id: int) -> TxOutcome:
         outcome = await self.get(tx_id)
@@ -550,6 +644,103 @@ class TransactionEngine:
             evidence=tuple(sorted(set(session.evidence_hashes()))),
             reason=reason,
         )
+
+    # Recovering ----------------------------------------------------------------------------------------
+
+    async def heartbeat(self, now: float | None = None) -> None:
+        """This node is alive (``counter_nodes``): other nodes leave what it has in flight alone."""
+        await self.db.execute(
+            "INSERT INTO counter_nodes (id, seen_at) VALUES ($1, $2)"
+            " ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at",
+            self.node_id,
+            time.time() if now is None else now,
+        )
+
+    async def recover(
+        self,
+        *,
+        at_start: bool = False,
+        now: float | None = None,
+        still_connected: Callable[[CounterSession], Awaitable[bool]] | None = None,
+    ) -> RecoveryReport:
+        """Finish every request left in flight by a node that is gone, each with its one audit entry.
+
+        * ``running`` (its change never committed: the change and its ``done`` are one database
+          transaction) ends ``failed``, "the system restarted before it finished; nothing was changed";
+        * confirmed by the customer (and approved, where needed) but never run: run now if its session
+          is still live (no end of its call recorded and, where ``still_connected`` is given, the call
+          still connected to its agent in the shared signaling state) and the confirmation is recent
+          (:data:`RERUN_WITHIN`; the level and the preconditions are checked again as for any run),
+          else refused with the reason;
+        * plain ``pending`` ones (waiting for the customer or a supervisor) are left alone: they end
+          with the call (:meth:`call_ended`).
+
+        Orphans are a request stamped with this node that no code of this process is working on
+        (``at_start``: all of them, this process has just begun; later: those in flight longer than
+        :data:`NODE_TTL_S`), one of a node that has not said it is alive for :data:`NODE_TTL_S`, and
+        one with no node (recorded before nodes were stamped).  Every ending is a conditional update,
+        so a request a slow node is still working on is finished once, by whoever comes first.
+        """
+        clock = time.time() if now is None else now
+        alive = {
+            str(r["id"])
+            for r in await self.db.fetch("SELECT id FROM counter_nodes WHERE seen_at >= $1", clock - NODE_TTL_S)
+        }
+        report = RecoveryReport()
+        for row in await self.db.fetch(IN_FLIGHT_SQL):
+            tx_id = int(row["id"])
+            if not self._orphaned(row, alive, at_start=at_start, now=clock) or tx_id in self._inflight:
+                continue
+            with self._working_on(tx_id):
+                try:
+                    await self._recover_one(row, report, clock, still_connected)
+                except Exception:
+                    log.exception("could not recover transaction #%s; will try again", tx_id)
+        if report.count:
+            log.warning(
+                "recovered %d transaction request(s) left in flight: failed %s, run %s, refused %s",
+                report.count, report.failed, report.rerun, report.refused,
+            )
+        return report
+
+    def _orphaned(self, row: Row, alive: set[str], *, at_start: bool, now: float) -> bool:
+        node = row["node"]
+        if node is None:
+            return True
+        if node != self.node_id:
+            return node not in alive
+        if at_start:
+            return True
+        since = row["created_at"] if row["status"] == TxStatus.RUNNING.value else row["confirmed_at"]
+        return parse_iso(since).timestamp() < now - NODE_TTL_S
+
+    async def _recover_one(
+        self,
+        row: Row,
+        report: RecoveryReport,
+        now: float,
+        still_connected: Callable[[CounterSession], Awaitable[bool]] | None,
+    ) -> None:
+        tx_id = int(row["id"])
+        if row["status"] == TxStatus.RUNNING.value:
+            await self._finish(tx_id, TxStatus.FAILED, *RESTARTED_RUNNING)
+            report.failed.append(tx_id)
+            return
+        try:
+            session = await self.sessions.get(row["session_id"])
+            live = session.live and (still_connected is None or await still_connected(session))
+        except SessionError:
+            live = False
+        confirmed = parse_iso(row["confirmed_at"]).timestamp()
+        if not live:
+            await self._finish(tx_id, TxStatus.REFUSED, *RESTARTED_CALL_ENDED)
+            report.refused.append(tx_id)
+        elif confirmed < now - RERUN_WITHIN.total_seconds():
+            await self._finish(tx_id, TxStatus.REFUSED, *RESTARTED_TOO_OLD)
+            report.refused.append(tx_id)
+        else:
+            await self._execute(tx_id)
+            report.rerun.append(tx_id)
 
     async def call_ended(self, session_id: str) -> list[TxOutcome]:
         """The session's call ended: requests still waiting for the customer (or a supervisor) are

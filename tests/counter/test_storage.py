@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import types
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
 
 from counter.storage import Database, IntegrityError, Migration, migrate, open_database
 from counter.storage.base import DatabaseError
+from tests.conftest import PG_URL, _drop_schema
+from tests.dbproxy import DbProxy
 
 
 async def test_placeholders_rows_and_counts(db: Database) -> None:
@@ -88,3 +93,56 @@ async def test_real_schema_migrates_on_both(db: Database) -> None:
 async def test_unsupported_scheme_is_refused() -> None:
     with pytest.raises(DatabaseError, match="use sqlite:/// or postgresql://"):
         await open_database("mysql://localhost/x")
+
+
+async def test_postgres_connection_dropped_is_a_database_error_everywhere() -> None:
+    """The network to PostgreSQL cut (idle and mid-query): every operation raises DatabaseError, the one
+    error the web layer answers 503 + Retry-After, never an asyncpg or socket error (a 500)."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    proxy = DbProxy(PG_URL)
+    await proxy.start()
+    db = await open_database(f"{proxy.url}?schema={schema}")
+
+    async def in_transaction() -> None:
+        async with db.transaction() as tx:
+            await tx.execute("SELECT 1")
+
+    async def dropped_inside_a_transaction() -> None:
+        async with db.transaction() as tx:
+            await tx.execute("SELECT 1")
+            await proxy.drop()
+            await tx.execute("SELECT 1")
+
+    async def dropped_mid_query() -> None:
+        query = asyncio.create_task(db.execute("SELECT pg_sleep(5)"))
+        await asyncio.sleep(0.3)  # the query is on the server (it sleeps 5 s): cut it off
+        await proxy.drop()
+        await query
+
+    operations: dict[str, Callable[[], Awaitable[Any]]] = {
+        "execute": lambda: db.execute("SELECT 1"),
+        "fetch": lambda: db.fetch("SELECT 1"),
+        "fetchval": lambda: db.fetchval("SELECT 1"),
+        "executemany": lambda: db.executemany("SELECT $1::int", [(1,)]),
+        "transaction": in_transaction,
+        "ping": db.ping,
+    }
+    try:
+        for operation in operations.values():
+            await proxy.restore()
+            await db.fetch("SELECT 1")  # a pooled connection, then the network goes
+            await proxy.drop()
+            with pytest.raises(DatabaseError):
+                await operation()
+        for during in (dropped_inside_a_transaction, dropped_mid_query):
+            await proxy.restore()
+            await db.fetch("SELECT 1")
+            with pytest.raises(DatabaseError):
+                await during()
+        await proxy.restore()
+        assert await db.fetchval("SELECT 1") == 1  # and it comes back by itself
+    finally:
+        await proxy.restore()
+        await db.close()
+        await proxy.close()
+        await _drop_schema(schema)

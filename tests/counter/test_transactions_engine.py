@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -15,7 +16,14 @@ from counter.accounts import LineStatus
 from counter.sessions import Level
 from counter.storage import Database, migrate, open_database
 from counter.timeutil import iso, utcnow
-from counter.transactions.engine import TxError, TxStatus
+from counter.transactions.engine import (
+    NODE_TTL_S,
+    RESTARTED_CALL_ENDED,
+    RESTARTED_RUNNING,
+    TransactionEngine,
+    TxError,
+    TxStatus,
+)
 from tests.counter.txkit import ProofKind, make_kit
 
 MSISDN = "13800138000"
@@ -97,6 +105,71 @@ async def test_confirmation_approval_and_expiry(db: Database) -> None:
             raise AssertionError("reused key must be refused")
         except TxError as exc:
             assert exc.status == 409
+    finally:
+        await kit.audit.close()
+
+
+async def test_recovery_finishes_what_a_crash_left_in_flight(db: Database) -> None:
+    """Rows as a SIGKILL leaves them, then a restarted engine (same node name): nothing stays half-done,
+    each finished request has its one audit entry, keys still return it; another live node's request is
+    left alone until that node stops saying it is alive."""
+    kit = await make_kit(db)
+    try:
+        await kit.account(MSISDN)
+        live = await kit.session(MSISDN, Level.A3)
+        ended = await kit.session(MSISDN, Level.A2, agent="agent2")
+        running = await kit.engine.request(live.id, "balance.query", {}, "q", "agent1")
+        confirmed = await kit.engine.request(live.id, "datacap.set", {"cap_mb": 300}, "c", "agent1")
+        orphan_ended = await kit.engine.request(ended.id, "datacap.set", {"cap_mb": 400}, "g", "agent2")
+        waiting = await kit.engine.request(live.id, "balance.query", {}, "w", "agent1")
+        a4 = await kit.engine.request(live.id, "sim.replace", {}, "a4", "agent1")
+        elsewhere = await kit.engine.request(live.id, "puk.query", {}, "b", "agent1")
+        # The crash: inserted and never checked; confirmed and never run; an A4 confirmed, not approved.
+        await db.execute("UPDATE tx_requests SET status = 'running' WHERE id = $1", running.id)
+        for tx in (confirmed, orphan_ended, a4):
+            await db.execute("UPDATE tx_requests SET confirmed_at = $2 WHERE id = $1", tx.id, iso())
+        await db.execute("UPDATE tx_requests SET status = 'running', node = 'node-b' WHERE id = $1", elsewhere.id)
+        await kit.sessions.end_call(ended.id)
+        before = await kit.audit_count()
+
+        engine = TransactionEngine(db, kit.accounts, kit.sessions, kit.workorders, kit.audit, node_id="local")
+        other = TransactionEngine(db, kit.accounts, kit.sessions, kit.workorders, kit.audit, node_id="node-b")
+        await other.heartbeat()
+        await engine.heartbeat()
+        report = await engine.recover(at_start=True)
+        assert (report.failed, report.rerun, report.refused) == ([running.id], [confirmed.id], [orphan_ended.id])
+
+        failed = await engine.get(running.id)
+        assert failed.status == TxStatus.FAILED
+        assert (failed.reason, failed.reason_zh) == RESTARTED_RUNNING
+        done = await engine.get(confirmed.id)
+        assert done.status == TxStatus.DONE, done
+        account = await kit.accounts.get(MSISDN)
+        assert account is not None and account.datacap_mb == 300
+        refused = await engine.get(orphan_ended.id)
+        assert refused.status == TxStatus.REFUSED and (refused.reason, refused.reason_zh) == RESTARTED_CALL_ENDED
+        for tx in (waiting, a4):  # waiting for the customer, or for a supervisor
+            assert (await engine.get(tx.id)).status == TxStatus.PENDING
+        assert (await engine.get(elsewhere.id)).status == TxStatus.RUNNING  # another live node's
+        assert await kit.audit_count() == before + 3
+        for tx in (failed, done, refused):
+            assert tx.audit_seq is not None
+            action = await db.fetchval("SELECT action FROM audit_entries WHERE seq = $1", tx.audit_seq)
+            assert action == f"transaction.{tx.code}"
+
+        # Keys still hold; confirming again changes nothing.
+        again = await engine.request(live.id, "balance.query", {}, "q", "agent1")
+        assert again.id == running.id and again.status == TxStatus.FAILED
+        assert (await engine.confirm(confirmed.id, live.id, True)).status == TxStatus.DONE
+        assert (await engine.recover()).count == 0
+        assert await kit.audit_count() == before + 3
+
+        # Node b falls silent: its request is finished once its liveness lapses.
+        lapsed = await engine.recover(now=time.time() + NODE_TTL_S + 1)
+        assert lapsed.failed == [elsewhere.id]
+        assert (await engine.get(elsewhere.id)).status == TxStatus.FAILED
+        assert (await engine.get(waiting.id)).status == TxStatus.PENDING
+        assert await kit.audit_count() == before + 4
     finally:
         await kit.audit.close()
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -387,3 +388,94 @@ async def test_agent_dropped_mid_transaction(
             await conn.close()
     finally:
         node.stop()
+
+
+# --- SIGKILL under transaction load, restarted ------------------------------------------------------------------
+
+
+async def _in_flight_left(conn: asyncpg.Connection) -> list[dict[str, Any]]:
+    """Requests no one would ever finish: ``running``, or confirmed (approved where needed) but not run."""
+    return [dict(r) for r in await conn.fetch(
+        "SELECT id, code, status, confirmed_at FROM tx_requests WHERE status = 'running' OR (status = 'pending'"
+        " AND confirmed_at IS NOT NULL AND (needs_approval = 0 OR approved_by IS NOT NULL))")]
+
+
+async def _load_then_kill(node: Node, prefix: str, acknowledged: list[int]) -> None:
+    """A call on ``node``; three workers ask for and confirm look-ups and changes; SIGKILL once six
+    confirmations have been answered (others are being asked and confirmed right then)."""
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as staff, \
+            aiohttp.ClientSession() as phone:
+        agent = await SignalingClient.staff(staff, node.url, "agent1", "agent1-demo")
+        customer = await SignalingClient.customer(phone, node.url)
+        call_id = await _call(agent, customer)
+        csrf = await _csrf(staff, node.url)
+        s = f"{node.url}/api/counter/sessions/{call_id}"
+        mine = {"X-Customer-Token": customer.token or ""}
+        assert (await _post(staff, s + "/verify-password", {"password": "246810"}, csrf))[0] == 200
+        enough = asyncio.Event()
+
+        async def worker(w: int) -> None:
+            with contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError, ValueError):
+                for i in range(200):
+                    code, inputs = ("balance.query", {}) if i % 2 else ("datacap.set", {"cap_mb": 100 + 10 * w + i})
+                    status, tx = await _post(staff, s + "/transactions", {
+                        "code": code, "inputs": inputs, "idempotency_key": f"{prefix}-{w}-{i}"}, csrf)
+                    if status != 202:
+                        continue
+                    status, out = await _post(phone, f"{node.url}/api/customer/counter/transactions/{tx['id']}/confirm",
+                                              {"accept": True}, mine)
+                    if status == 200 and out["status"] != "pending":
+                        acknowledged.append(tx["id"])
+                        if len(acknowledged) % 6 == 0:
+                            enough.set()
+
+        workers = [asyncio.create_task(worker(w)) for w in range(3)]
+        await asyncio.wait_for(enough.wait(), 120)
+        node.kill()
+        await asyncio.wait_for(asyncio.gather(*workers), 60)
+        for client in (agent, customer):
+            with contextlib.suppress(Exception):
+                await client.close()
+
+
+async def test_sigkill_under_transaction_load_leaves_nothing_in_flight_after_restart(
+    tmp_path: Path, schema_url: str,
+) -> None:
+    """Three rounds of: a call, three workers asking and confirming look-ups and changes, the node killed
+    with SIGKILL in the middle, the node restarted under its name.  After each start nothing is left
+    in flight, every finished request has exactly one audit entry, every acknowledged confirmation is
+    final; at the end ``counter audit verify`` passes."""
+    acknowledged: list[int] = []
+    conn = await asyncpg.connect(schema_url.split("?")[0], server_settings={"search_path": schema_url.split("=")[1]})
+    node = Node("rk", tmp_path, schema_url)
+    try:
+        for round_no in range(3):
+            node = Node("rk", tmp_path, schema_url)
+            await node.start()
+            left = await _in_flight_left(conn)
+            assert left == [], left
+            await _load_then_kill(node, f"r{round_no}", acknowledged)
+
+        node = Node("rk", tmp_path, schema_url)
+        await node.start()
+        left = await _in_flight_left(conn)
+        assert left == [], left
+        rows = await conn.fetch("SELECT id, code, status, audit_seq FROM tx_requests WHERE status <> 'pending'")
+        assert rows
+        for row in rows:
+            assert row["audit_seq"] is not None, dict(row)
+            action = await conn.fetchval("SELECT action FROM audit_entries WHERE seq = $1", row["audit_seq"])
+            assert action == f"transaction.{row['code']}", dict(row)
+        entries = await conn.fetchval("SELECT count(*) FROM audit_entries WHERE action LIKE 'transaction.%'")
+        assert entries == len(rows)  # exactly one each
+        final = {r["id"] for r in rows}
+        assert set(acknowledged) <= final
+        node.stop()
+        verify = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "counter.cli", "audit", "verify", env=node.env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        out, _ = await asyncio.wait_for(verify.communicate(), 120)
+        assert verify.returncode == 0, out.decode()
+    finally:
+        node.stop()
+        await conn.close()

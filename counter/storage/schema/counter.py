@@ -1,5 +1,6 @@
 """Counter business records: sessions per call, transaction requests, SMS outbox, work orders, SMS codes,
-the identity proofs of each session and its liveness challenges."""
+the identity proofs of each session and its liveness challenges; which node has a request in flight
+(``tx_requests.node``) and when each node last said it was alive (``counter_nodes``)."""
 
 from counter.storage.migrate import Migration
 
@@ -143,6 +144,16 @@ MIGRATIONS = [
         """
         ALTER TABLE counter_sessions ADD COLUMN call_ended_at TEXT;
         ALTER TABLE work_orders ADD COLUMN assigned_to TEXT
+        """,
+    ),
+    Migration(
+        6,
+        """
+        ALTER TABLE tx_requests ADD COLUMN node TEXT;
+        CREATE TABLE counter_nodes (
+            id TEXT PRIMARY KEY,
+            seen_at {float} NOT NULL
+        )
         """,
     ),
 ]
