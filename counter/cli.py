@@ -71,6 +71,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        local_ca: str | None = getattr(args, "local_ca", None)
+        if local_ca and getattr(args, local_ca) is None:
+            # a client of our own server trusts our own CA unless told otherwise
+            ca = settings_from_args(args).cert_dir / "ca.crt"
+            setattr(args, local_ca, ca if ca.is_file() else None)
         code: int = args.func(args)
     except ConfigError as exc:
         print(f"counter: configuration error: {exc}", file=sys.stderr)

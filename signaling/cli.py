@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import ssl
+from pathlib import Path
 
 from signaling.client import ClientError
 
@@ -15,9 +17,14 @@ def _probe_call(args: argparse.Namespace) -> int:
 
     loopback_only()  # both peers run in this process: their media never needs to leave it
     try:
+        tls = ssl.create_default_context(cafile=str(args.cafile) if args.cafile else None)
+    except OSError as exc:
+        print(json.dumps({"ok": False, "error": f"--cafile {args.cafile}: {exc.strerror or exc}"}))
+        return 2
+    try:
         result = asyncio.run(
             place_call(args.url, args.user, args.password, agent_url=args.agent_url, frames=args.frames,
-                       care=args.care, within=args.timeout)
+                       care=args.care, within=args.timeout, tls=tls)
         )
     except (ClientError, TimeoutError, OSError) as exc:
         print(json.dumps({"ok": False, "error": str(exc) or type(exc).__name__}))
@@ -37,4 +44,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     call.add_argument("--frames", type=int, default=30, help="frames to receive before hanging up")
     call.add_argument("--care", action="store_true", help="join the care lane")
     call.add_argument("--timeout", type=float, default=30.0, help="seconds allowed per step")
-    call.set_defaults(func=_probe_call)
+    call.add_argument("--cafile", type=Path, default=None,
+                      help="CA certificate(s) to trust for https (default: the local CA of the settings' cert_dir)")
+    # The composition root fills ``cafile`` from the settings when it is not given (``local_ca``).
+    call.set_defaults(func=_probe_call, local_ca="cafile")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -16,6 +17,7 @@ import asyncpg
 import pytest
 from aiohttp import ClientSession, TCPConnector
 
+from counter.certs import create_certs
 from tests.conftest import PG_URL
 
 
@@ -75,6 +77,21 @@ async def test_serve_https_on_sqlite_with_its_own_ca(tmp_path: Path) -> None:
         ctx = ssl.create_default_context(cafile=str(tmp_path / "certs" / "ca.crt"))
         ready = await wait_healthy(f"https://localhost:{port}", ctx, proc)
         assert ready["status"] == "ready"
+        # The project's own client trusts the project's own CA (the settings' cert_dir) by default.
+        probe = subprocess.run(
+            [sys.executable, "-m", "counter.cli", "probe", "call", "--url", f"https://localhost:{port}",
+             "--frames", "5"],
+            cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        )
+        assert probe.returncode == 0, probe.stdout + probe.stderr
+        assert json.loads(probe.stdout)["ok"] is True
+        other = create_certs(tmp_path / "other", with_lan=False).ca_cert  # another installation's CA
+        refused = subprocess.run(
+            [sys.executable, "-m", "counter.cli", "probe", "call", "--url", f"https://localhost:{port}",
+             "--cafile", str(other)],
+            cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        )
+        assert refused.returncode == 1 and "CERTIFICATE_VERIFY_FAILED" in refused.stdout, refused.stdout
     finally:
         out = stop(proc)
     assert f"https://localhost:{port}/customer" in out and "agent1 /" in out
