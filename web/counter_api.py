@@ -13,6 +13,7 @@ import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -28,7 +29,7 @@ from counter.proofs import ProofKind
 from counter.sessions import CounterSession, CounterSessions, Level, SessionError, SessionNotFound
 from counter.smscode import SmsCodeError, SmsCodes
 from counter.storage import DatabaseError
-from counter.timeutil import unix_iso
+from counter.timeutil import iso, unix_iso, utcnow
 from counter.transactions import CATALOG
 from counter.transactions.engine import HEARTBEAT_S, TransactionEngine, TxError
 from counter.users import Role
@@ -782,11 +783,15 @@ def call_hook(sessions: CounterSessions, engine: TransactionEngine) -> CallHook:
 
 async def _keep_alive(engine: TransactionEngine, connected: Callable[[CounterSession], Awaitable[bool]]) -> None:
     """Say this node is alive, and finish what nodes that died left in flight, every few seconds."""
+    passes = 0
     while True:
         await asyncio.sleep(HEARTBEAT_S)
         try:
             await engine.heartbeat()
             await engine.recover(still_connected=connected)
+            passes += 1
+            if passes % 20 == 1:  # about once a minute
+                await engine.forget_secrets(iso(utcnow() - timedelta(seconds=AFTER_CALL_S)))
         except DatabaseError as exc:
             log.warning("transaction recovery pass skipped: %s", exc)
 

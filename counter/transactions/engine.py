@@ -756,6 +756,29 @@ class TransactionEngine:
             for r in rows
         ]
 
+    async def forget_secrets(self, ended_before: str) -> int:
+        """Drop the customer's copy of secret results (a PUK, a new SIM's ICCID) of sessions whose call
+        ended before ``ended_before`` (ISO time): it was theirs to see on their own screen during the
+        call and the short while after it; it is not kept at rest beyond that.  Returns how many."""
+        rows = await self.db.fetch(
+            "SELECT r.id, r.result FROM tx_requests r JOIN counter_sessions s ON s.id = r.session_id"
+            " WHERE s.call_ended_at IS NOT NULL AND s.call_ended_at < $1 AND r.result LIKE $2",
+            ended_before,
+            '%"_customer"%',
+        )
+        forgotten = 0
+        for row in rows:
+            result = json.loads(row["result"])
+            if result.pop("_customer", None) is None:
+                continue
+            forgotten += await self.db.execute(
+                "UPDATE tx_requests SET result = $2 WHERE id = $1 AND result = $3",
+                int(row["id"]),
+                json.dumps(result, ensure_ascii=False, default=str),
+                row["result"],
+            )
+        return forgotten
+
 
 class _AlreadyClaimed(Exception):
     pass

@@ -65,6 +65,18 @@ def stop(proc: subprocess.Popen[str]) -> str:
     return out
 
 
+async def _probe(cwd: Path, *args: str) -> tuple[int | None, str]:
+    """``counter probe call ARGS`` run from ``cwd`` (whose settings' cert_dir is ``cwd/certs``)."""
+    import asyncio
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "counter.cli", "probe", "call", *args, cwd=cwd,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), 120)
+    return proc.returncode, out.decode()
+
+
 async def test_serve_https_on_sqlite_with_its_own_ca(tmp_path: Path) -> None:
     port = free_port()
     proc = start(tmp_path, port)
@@ -78,20 +90,12 @@ async def test_serve_https_on_sqlite_with_its_own_ca(tmp_path: Path) -> None:
         ready = await wait_healthy(f"https://localhost:{port}", ctx, proc)
         assert ready["status"] == "ready"
         # The project's own client trusts the project's own CA (the settings' cert_dir) by default.
-        probe = subprocess.run(
-            [sys.executable, "-m", "counter.cli", "probe", "call", "--url", f"https://localhost:{port}",
-             "--frames", "5"],
-            cwd=tmp_path, capture_output=True, text=True, timeout=120,
-        )
-        assert probe.returncode == 0, probe.stdout + probe.stderr
-        assert json.loads(probe.stdout)["ok"] is True
+        url = f"https://localhost:{port}"
+        code, out = await _probe(tmp_path, "--url", url, "--frames", "5")
+        assert code == 0 and json.loads(out)["ok"] is True, out
         other = create_certs(tmp_path / "other", with_lan=False).ca_cert  # another installation's CA
-        refused = subprocess.run(
-            [sys.executable, "-m", "counter.cli", "probe", "call", "--url", f"https://localhost:{port}",
-             "--cafile", str(other)],
-            cwd=tmp_path, capture_output=True, text=True, timeout=120,
-        )
-        assert refused.returncode == 1 and "CERTIFICATE_VERIFY_FAILED" in refused.stdout, refused.stdout
+        code, out = await _probe(tmp_path, "--url", url, "--cafile", str(other))
+        assert code == 1 and "CERTIFICATE_VERIFY_FAILED" in out, out
     finally:
         out = stop(proc)
     assert f"https://localhost:{port}/customer" in out and "agent1 /" in out

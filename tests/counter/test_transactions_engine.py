@@ -232,6 +232,15 @@ async def test_secrets_reach_only_the_customers_answer(db: Database) -> None:
         assert not [s for s in secrets if s in logged] and "shown_to_customer" in logged
         sms = " ".join(r["body"] for r in await kit.db.fetch("SELECT body FROM sms_outbox"))
         assert not [s for s in secrets if s in sms], sms
+        # Not kept at rest once the call is over and its short after-call window has passed.
+        assert await kit.engine.forget_secrets(iso()) == 0  # the call is still on
+        await kit.sessions.end_call(session.id)
+        assert await kit.engine.forget_secrets("2000-01-01T00:00:00+00:00") == 0  # ended after that
+        assert await kit.engine.forget_secrets(iso(utcnow() + timedelta(seconds=1))) == 2
+        stored = " ".join(r["result"] for r in await kit.db.fetch("SELECT result FROM tx_requests"))
+        assert not [s for s in secrets if s in stored], stored
+        mine = [o.to_json(for_customer=True) for o in await kit.engine.history(session.id)]
+        assert all(not m.get("secrets") for m in mine) and puk not in json.dumps(mine)
     finally:
         await kit.audit.close()
 
