@@ -41,8 +41,11 @@ async def availability_middleware(request: web.Request, handler: Handler) -> web
     """``503 unavailable`` (with ``Retry-After``) when the database or Redis cannot be reached."""
     try:
         return await handler(request)
-    except IntegrityError:
-        raise
+    except IntegrityError as exc:
+        # Two requests raced for the same row (a unique key, a reference): the loser is told to look again.
+        log.warning("conflicting write on %s %s: %s", request.method, request.path, type(exc).__name__)
+        return json_error(409, "conflict", "someone else changed this at the same moment; nothing was changed "
+                                           "by this request: reload and try again")
     except DatabaseError as exc:
         log.warning("database unavailable on %s %s: %s", request.method, request.path, exc)
         return unavailable("database")

@@ -52,3 +52,24 @@ async def test_database_connection_dropped_is_503_with_retry_after(
         assert data["error"]["code"] == "unavailable" and int(resp.headers["Retry-After"]) > 0
     await proxy.restore()
     assert (await client.get("/api/audit/entries?limit=1")).status == 200
+
+
+async def test_a_conflicting_write_that_escapes_a_handler_is_409_not_500() -> None:
+    from aiohttp import web
+
+    from counter.storage import IntegrityError
+    from web.availability import availability_middleware
+    from web.errors import error_middleware
+
+    async def racing(request: web.Request) -> web.Response:
+        raise IntegrityError("duplicate key value violates unique constraint")
+
+    app = web.Application(middlewares=[error_middleware, availability_middleware])
+    app.router.add_post("/api/race", racing)
+    client: TestClient[Any, Any] = TestClient(TestServer(app))
+    await client.start_server()
+    try:
+        resp = await client.post("/api/race")
+        assert resp.status == 409 and (await resp.json())["error"]["code"] == "conflict"
+    finally:
+        await client.close()
