@@ -580,6 +580,8 @@ class SignalingService:
             call.answered_at = now
             call.target_agent = None
             call.target_role = None
+            if not call.recording:
+                call.unrecorded_since = now
             await self.bus.dequeue(call)
             agent = await self.bus.get_agent(who.id) or AgentRecord(id=who.id, role=who.role, name=who.name)
             agent.offer_call = None

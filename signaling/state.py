@@ -69,6 +69,18 @@ class CallRecord(BaseModel):
     monitors: list[str] = Field(default_factory=list)
     disconnected_at: float | None = None
     leg: int | None = None
+    #: The witness receives the customer's media now (told by the witness's node).
+    recording: bool = False
+    #: Unix seconds since when the connected call has gone unrecorded (``None``: recording, or not connected).
+    unrecorded_since: float | None = None
+
+
+    def unrecorded_for(self, now: float) -> float:
+        """Seconds this connected call has gone without the witness receiving the customer's media."""
+        if self.recording or self.status != "in_call":
+            return 0.0
+        since = self.unrecorded_since if self.unrecorded_since is not None else self.answered_at
+        return max(0.0, now - since) if since is not None else 0.0
 
 
 class AgentRecord(BaseModel):

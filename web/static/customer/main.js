@@ -233,8 +233,14 @@ const handlers = {
     if (msg.kind === "answer" && witness && msg.call_id === state.callId) await witness.answer(msg.sdp);
   },
   witness_state(msg) {
-    document.body.dataset.recording = msg.recording ? "on" : "consent";
+    // the badge only while the server's witness receives this phone's media (not when it merely answered)
+    const was = document.body.dataset.recording;
+    document.body.dataset.recording = msg.recording ? "on" : msg.status === "stopped" ? "stopped" : "consent";
     $("recording").hidden = !msg.recording;
+    if (msg.status === "stopped" && was === "on" && state.inCall) {
+      announce(t("call.recording_stopped"));
+      startWitness();
+    }
   },
   ice_servers(msg) {
     peer.iceServers = msg.ice_servers ?? [];
