@@ -97,3 +97,5 @@ class AgentRecord(BaseModel):
     offer_call: str | None = None
     call_id: str | None = None
     node: str = ""
+    #: Put back by a restart (unix seconds): the agent has until then to reconnect to their call.
+    restored_until: float | None = None

@@ -4,6 +4,7 @@
 
 import { ReconnectingSocket } from "../shared/ws.js";
 import { api, clock, h, header, mmss, mount, requireUser, toast } from "../login/staff.js";
+import { noticeBoth } from "../shared/i18n.js";
 import { WitnessLeg } from "../shared/witness.js";
 import { OfferPeer, grabFrame } from "./call.js";
 import * as identity from "./identity.js";
@@ -675,7 +676,8 @@ async function moveOrder(id, status) {
 const handlers = {
   welcome(msg) {
     state.iceServers = msg.ice_servers ?? [];
-    setPresence(state.presence);
+    // (re)connected: keep the presence chosen here; in a call the server puts the call back itself
+    if (!state.call) setPresence(state.presence);
   },
   ice_servers(msg) {
     state.iceServers = msg.ice_servers ?? [];
@@ -731,7 +733,12 @@ const handlers = {
     }
   },
   notice(msg) {
-    toast(msg.text);
+    if (msg.code === "server_restart") {
+      state.ws.expectRestart(); // back within seconds; the call and the presence are kept
+      if (state.call) $("call-state").textContent = noticeBoth(msg.code);
+    }
+    document.body.dataset.notice = msg.code;
+    toast(noticeBoth(msg.code)); // the console's own words for the code, Chinese and English
   },
   call_ended: callEnded,
   error(msg) {
