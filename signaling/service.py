@@ -1019,7 +1019,8 @@ class SignalingService:
         ]
         calls = [
             {"call_id": c.call_id, "lane": c.lane, "agent": c.agent_id, "monitors": c.monitors,
-             "talking_s": round(now - c.answered_at, 1) if c.answered_at else None}
+             "talking_s": round(now - c.answered_at, 1) if c.answered_at else None,
+             "recording": c.recording, "unrecorded_s": round(c.unrecorded_for(now), 1)}
             for c in await self.bus.calls() if c.status == "in_call"
         ]
         return {"node": self.node_id, "lanes": lanes, "agents": agents, "calls": calls}

@@ -73,6 +73,8 @@ class CallRecord(BaseModel):
     recording: bool = False
     #: Unix seconds since when the connected call has gone unrecorded (``None``: recording, or not connected).
     unrecorded_since: float | None = None
+    #: The parties (routing keys) that opened a witness leg: they are told each change of ``recording``.
+    witness_keys: list[str] = Field(default_factory=list)
 
 
     def unrecorded_for(self, now: float) -> float:

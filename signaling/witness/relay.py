@@ -3,7 +3,7 @@
 Client -> server: ``recording_consent`` (customer), ``witness_sdp`` (offer), ``witness_ice``.
 Server -> client: ``witness_sdp`` (answer), ``witness_state``; refusals are ordinary ``error``
 messages.  ``witness_state`` says ``recording: true`` only once the witness receives the customer's
-media, and is sent again to the customer, the agent and listening supervisors each time that changes
+media, and is sent again to the customer and the agent (who opened a leg) each time that changes
 (``status``: ``waiting_media``, ``recording``, ``stopped``).  :func:`attach` registers these with
 :meth:`SignalingService.add_messages`; core frames never reach this module.
 """
@@ -114,6 +114,7 @@ async def dispatch(
                 raise p.ProtocolError("invalid", "witness_sdp: clients send offers; the witness answers", m.ref)
             party = await _party(service, who, m.call_id, m.ref)
             answer = await witness.offer(m.call_id, party, m.sdp)
+            await _speaks_witness(service, m.call_id, who.key)
             await _send(conn, WitnessSdp(ref=m.ref, call_id=m.call_id, kind="answer", sdp=answer))
             wcall = witness.calls[m.call_id]
             recorder = wcall.recorder
@@ -130,9 +131,19 @@ async def dispatch(
         raise p.ProtocolError(exc.code, exc.reason, m.ref) from exc
 
 
+async def _speaks_witness(service: SignalingService, call_id: str, key: str) -> None:
+    """``key`` opened a witness leg for the call: from now on it is told the recording state."""
+    async with service.bus.lock():
+        call = await service.bus.get_call(call_id)
+        if call is not None and key not in call.witness_keys:
+            call.witness_keys.append(key)
+            await service.bus.put_call(call)
+
+
 async def tell_state(service: SignalingService, call_id: str, state: MediaState, recording_id: str | None) -> None:
     """A call's recording state changed: keep it on the call (for the recording rule, on every node)
-    and tell the customer, the agent and listening supervisors."""
+    and tell the customer and the agent (those of them who opened a witness leg: they speak these
+    messages; a console always opens one)."""
     recording = state is MediaState.RECORDING
     async with service.bus.lock():
         call = await service.bus.get_call(call_id)
@@ -146,10 +157,10 @@ async def tell_state(service: SignalingService, call_id: str, state: MediaState,
         await service.bus.put_call(call)
     message = WitnessState(call_id=call_id, consent=True, recording=recording, status=state,
                            recording_id=recording_id)
-    keys = [customer_key(call_id), *(f"supervisor:{s}" for s in call.monitors)]
+    keys = [customer_key(call_id)]
     if call.status == "in_call" and call.agent_id:
         keys.append(f"{call.agent_role or 'agent'}:{call.agent_id}")
-    for key in keys:
+    for key in (k for k in keys if k in call.witness_keys):
         await service.bus.send(key, message.model_dump_json(exclude_none=True))
 
 

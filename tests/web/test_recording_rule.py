@@ -79,12 +79,13 @@ async def test_unreachable_witness_no_badge_agent_warned_change_refused(strict_c
         assert isinstance(customer, WitnessClient) and isinstance(agent, WitnessClient)
         await customer.send(RecordingConsent(accepted=True))
         await _state(customer, consent=True)
-        # The page offers its leg and the witness answers, but no media ever gets through.
-        sender = WitnessSender(Bars())
+        # Both pages offer their legs and the witness answers, but no media ever gets through.
+        senders = [WitnessSender(Bars()), WitnessSender(Bars())]
         try:
-            await sender.pc.setLocalDescription(await sender.pc.createOffer())
-            await customer.send(WitnessSdp(call_id=call.call_id, kind="offer", sdp=sender.pc.localDescription.sdp))
-            await customer.expect(WitnessSdp)  # type: ignore[type-var]
+            for sender, client in zip(senders, (agent, customer), strict=True):
+                await sender.pc.setLocalDescription(await sender.pc.createOffer())
+                await client.send(WitnessSdp(call_id=call.call_id, kind="offer", sdp=sender.pc.localDescription.sdp))
+                await client.expect(WitnessSdp)  # type: ignore[type-var]
             shown = await _state(customer, call_id=call.call_id)
             assert not shown.recording and shown.status is MediaState.WAITING  # no badge
             warned = await _state(agent, call_id=call.call_id)
@@ -101,7 +102,8 @@ async def test_unreachable_witness_no_badge_agent_warned_change_refused(strict_c
             entries = await strict_client.app[AUDIT].search(action="session.refused", session_id=call.call_id)
             assert [e["entry"]["details"]["code"] for e in entries] == ["recording_required"]
         finally:
-            await sender.close()
+            for sender in senders:
+                await sender.close()
 
 
 async def test_recording_badge_follows_media_and_stops(strict_client: TestClient[Any, Any]) -> None:
@@ -111,11 +113,11 @@ async def test_recording_badge_follows_media_and_stops(strict_client: TestClient
         assert isinstance(customer, WitnessClient) and isinstance(agent, WitnessClient)
         await customer.send(RecordingConsent(accepted=True))
         await _state(customer, consent=True)
-        sender = WitnessSender(Bars())
+        sender, agent_leg = WitnessSender(Bars()), WitnessSender(Bars())
         try:
             state = await sender.connect(customer, call.call_id)  # returns once the witness says it records
             assert state.recording and state.status is MediaState.RECORDING and state.recording_id
-            await _state(agent, call_id=call.call_id, recording=True)
+            await agent_leg.connect(agent, call.call_id)  # the console's own leg; told from now on
             change = await _ready_for_a_change(call, strict_client)
             status, pending = await call.staff("POST", f"/api/counter/sessions/{call.call_id}/transactions",
                                                json=change)
@@ -130,3 +132,4 @@ async def test_recording_badge_follows_media_and_stops(strict_client: TestClient
             assert status == 409 and refused["error"]["code"] == "recording_required", refused
         finally:
             await sender.close()
+            await agent_leg.close()

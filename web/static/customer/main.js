@@ -237,9 +237,11 @@ const handlers = {
     const was = document.body.dataset.recording;
     document.body.dataset.recording = msg.recording ? "on" : msg.status === "stopped" ? "stopped" : "consent";
     $("recording").hidden = !msg.recording;
-    if (msg.status === "stopped" && was === "on" && state.inCall) {
+    // stopped while the call itself is fine: say so and open a new leg (during a reconnection the
+    // page says it is reconnecting already and opens a new leg when the call is back)
+    if (msg.status === "stopped" && was === "on" && state.inCall && !state.reconnecting && ws?.open) {
       announce(t("call.recording_stopped"));
-      startWitness();
+      if (witness?.state !== "new" && witness?.state !== "connecting") startWitness();
     }
   },
   ice_servers(msg) {
