@@ -109,6 +109,7 @@ def spawn_server(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
         "COUNTER_DATA_DIR": str(data_dir),
         "COUNTER_LOG_LEVEL": "WARNING",
         "COUNTER_SIGNALING_TICK_S": "0.2",
+        "COUNTER_REQUIRE_RECORDING": "false",  # simulated calls open no witness leg
         **{f"COUNTER_RATELIMIT_{rule}": "off" for rule in RATE_RULES},
     }
     log = (data_dir / "server.log").open("wb")

@@ -60,6 +60,7 @@ async def end_to_end(url: str, tmp: Path, workers: int, per: int) -> tuple[dict[
     settings = load_settings(
         config_file=tmp / "none.toml", environ={}, tls=False, host="127.0.0.1", port=8443,
         data_dir=tmp / uuid.uuid4().hex, cert_dir=tmp / "certs", database_url=url,
+        require_recording=False,  # calls here have no witness leg: measuring requests, not recording
     )
     app = await build_app(settings)
     runner = web.AppRunner(app, access_log=None)

@@ -56,6 +56,12 @@ class Settings(BaseModel):
     allowed_origins: list[str] = Field(default_factory=list, description="extra Origins allowed on WebSocket upgrade")
     evidence_retention_days: int = Field(180, ge=1, description="how long face/ID images are kept")
     recording_retention_days: int = Field(180, ge=1, description="how long call recordings are kept")
+    require_recording: bool = Field(
+        True, description="refuse state changes in a call the witness has not recorded for recording_grace_s"
+    )
+    recording_grace_s: float = Field(
+        20.0, ge=0, le=3600, description="how long a connected call may go unrecorded before changes are refused"
+    )
     demo_data: bool = Field(True, description="load demo staff and accounts on first start")
     demo_faces_dir: Path | None = Field(None, description="real-name photos for the demo accounts")
     max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="largest HTTP body accepted")

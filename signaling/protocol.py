@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
@@ -310,11 +311,24 @@ class Monitoring(_Msg):
     lane: Lane
 
 
+class NoticeCode(StrEnum):
+    """What a ``notice`` tells; pages word each code in their own language (web/static/shared/i18n.js)."""
+
+    SERVER_RESTART = "server_restart"  # the service restarts: stay, the page reconnects and resumes by itself
+    RESTART_REQUEUED = "restart_requeued"  # after a restart the agent did not come back: first in line
+    AGENT_LOST = "agent_lost"  # the agent's connection dropped: first in line for the next agent
+    TRANSFERRED = "transferred"  # being put through to a colleague
+    REQUEUED = "requeued"  # back in the queue, first in line (any other reason)
+    REPLACED = "replaced"  # the same person connected again elsewhere: this connection stops
+    LOGGED_OUT = "logged_out"  # staff logged out: log in again
+
+
 class Notice(_Msg):
-    """Something the person should be told, in plain words (``code`` for the UI to translate)."""
+    """Something the person should be told.  ``code`` says what; pages show their own words for it
+    (zh-CN or English).  ``text`` is the same in English, for logs and tools, never shown by pages."""
 
     type: Literal["notice"] = "notice"
-    code: str
+    code: NoticeCode
     text: str
     call_id: str | None = None
 

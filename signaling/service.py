@@ -139,6 +139,8 @@ class SignalingService:
         self._lost_in_outage: set[str] = set()
         self._outage_errors: tuple[type[BaseException], ...] = (*bus.unavailable, DatabaseError)
         self._extra: dict[str, tuple[TypeAdapter[Any], Callable[[Connection, Any], Awaitable[None]]]] = {}
+        #: Set while the node stops: connections that close then change no call and no presence.
+        self.closing = False
 
     @property
     def node_id(self) -> str:
@@ -159,27 +161,49 @@ class SignalingService:
             self._tick_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._tick_task
+        # A graceful stop changes no call: connected calls stay connected (persisted), and the pages
+        # reconnect by themselves to this node's successor (see :meth:`_restore`).
+        self.closing = True
+        notice = p.dump(p.Notice(code=p.NoticeCode.SERVER_RESTART,
+                                 text="The service restarts; stay here, reconnecting by itself..."))
         for conn in list(self.conns.values()):
-            await conn.send(p.dump(p.Notice(code="server_restart", text="The service restarts; reconnecting...")))
+            await conn.send(notice)
             await conn.close()
         self.conns.clear()
         await self.bus.close()
 
     async def _restore(self) -> None:
+        """Put persisted calls back: queued ones in their lanes, connected ones connected to their
+        agent, whose presence waits ``reconnect_grace_s`` for them (their console reconnects by
+        itself).  Both parties count as away until they say hello again."""
         saved = await self.store.saved_calls()
         now = time.time()
+        connected = 0
         async with self.bus.lock():
             for call in saved:
                 if await self.bus.get_call(call.call_id) is not None:
                     continue
+                call.disconnected_at = now
+                call.monitors = []
+                call.recording = False  # the witness starts again with the parties' new legs
+                if call.status == "in_call" and call.agent_id:
+                    call.unrecorded_since = now
+                    await self.bus.put_call(call)
+                    if await self.bus.get_agent(call.agent_id) is None:
+                        await self.bus.put_agent(AgentRecord(
+                            id=call.agent_id, role=call.agent_role or "agent", name=call.agent_name or "",
+                            state="busy", call_id=call.call_id, node=self.node_id,
+                            restored_until=now + self.options.reconnect_grace_s,
+                        ), self.options.reconnect_grace_s + self.options.presence_ttl_s)
+                    connected += 1
+                    continue
                 call.status = "queued"
                 call.offered_to = None
                 call.agent_id = call.agent_name = None
-                call.monitors = []
-                call.disconnected_at = now
                 await self.bus.enqueue(call)
         if saved:
-            log.info("signaling: %d persisted calls back in the queue", len(saved))
+            log.info("signaling: %d persisted calls restored (%d connected, waiting for both parties)",
+                     len(saved), connected)
 
     async def _deliver(self, key: str, text: str) -> None:
         conn = self.conns.get(key)
@@ -349,7 +373,7 @@ class SignalingService:
         conn.principal = who
         self.conns[who.key] = conn
         if old is not None and old is not conn:
-            await old.send(p.dump(p.Notice(code="replaced", text="You connected again from elsewhere.")))
+            await old.send(p.dump(p.Notice(code=p.NoticeCode.REPLACED, text="You connected again from elsewhere.")))
             await old.close()
         await self.bus.register(who.key)
         call = await self.bus.get_call(who.id) if who.role == "customer" else None
@@ -372,7 +396,25 @@ class SignalingService:
                 if agent is None:
                     agent = AgentRecord(id=who.id, role=who.role, name=who.name, skills=sorted(who.skills))
                 agent.node = self.node_id
+                if agent.restored_until is not None:  # back after a restart: theirs again
+                    agent.restored_until = None
+                    agent.name = who.name
+                    agent.skills = sorted(who.skills)
                 await self.bus.put_agent(agent, self.options.presence_ttl_s)
+                current = await self.bus.get_call(agent.call_id) if agent.call_id else None
+            if current is not None and current.status == "in_call" and current.agent_id == who.id:
+                await self._resume_agent(who, current)
+
+    async def _resume_agent(self, who: Principal, call: CallRecord) -> None:
+        """A staff member says hello with a connected call (back after a restart): put them through
+        again; they make the offer; they are told whether the customer is back yet."""
+        customer = customer_key(call.call_id)
+        await self._to(who.key, p.CallStarted(call_id=call.call_id, lane=call.lane, peer=customer,
+                                              peer_name="customer", resumed=True,
+                                              claimed_phone=call.claimed_phone,
+                                              claimed_account=call.claimed_account))
+        if call.disconnected_at is not None:
+            await self._to(who.key, p.PeerState(call_id=call.call_id, peer=customer, state="lost"))
 
     async def _resume_customer(self, who: Principal, call: CallRecord) -> None:
         async with self.bus.lock():
@@ -409,6 +451,8 @@ class SignalingService:
         if who is None or self.conns.get(who.key) is not conn:
             return
         del self.conns[who.key]
+        if self.closing:  # the node stops: calls and presence wait for the parties to come back
+            return
         await self.bus.unregister(who.key)
         now = time.time()
         if who.role == "customer":
@@ -493,11 +537,15 @@ class SignalingService:
         call.leg = await self.store.open_leg(call)
         await self.bus.enqueue(call)
         await self.store.save_call(call)
-        text = {
-            "agent_lost": "Your agent's connection dropped. You are first in line for the next agent.",
-            "transferred": "You are being put through to a colleague. Please stay on the line.",
-        }.get(reason, "You are back in the queue, first in line.")
-        await self._to(customer_key(call.call_id), p.Notice(code=reason, text=text, call_id=call.call_id))
+        code, text = {
+            "agent_lost": (p.NoticeCode.AGENT_LOST,
+                           "Your agent's connection dropped. You are first in line for the next agent."),
+            "transferred": (p.NoticeCode.TRANSFERRED,
+                            "You are being put through to a colleague. Please stay on the line."),
+            "server_restart": (p.NoticeCode.RESTART_REQUEUED,
+                               "The service restarted and your agent did not come back. You are first in line."),
+        }.get(reason, (p.NoticeCode.REQUEUED, "You are back in the queue, first in line."))
+        await self._to(customer_key(call.call_id), p.Notice(code=code, text=text, call_id=call.call_id))
         await self._to(customer_key(call.call_id), p.CallEnded(call_id=call.call_id, reason=reason))
         for sup in monitors:
             await self._to(f"supervisor:{sup}", p.CallEnded(call_id=call.call_id, reason=reason))
@@ -580,6 +628,8 @@ class SignalingService:
             call.answered_at = now
             call.target_agent = None
             call.target_role = None
+            if not call.recording:
+                call.unrecorded_since = now
             await self.bus.dequeue(call)
             agent = await self.bus.get_agent(who.id) or AgentRecord(id=who.id, role=who.role, name=who.name)
             agent.offer_call = None
@@ -867,6 +917,12 @@ class SignalingService:
                         agent = await self.bus.get_agent(who.id)
                         if agent is not None:
                             await self.bus.put_agent(agent, self.options.presence_ttl_s)
+            not_back: set[str] = set()  # restored by a restart; their agent did not reconnect in time
+            for agent in await self.bus.agents():
+                if agent.restored_until is not None and now > agent.restored_until:
+                    await self.bus.remove_agent(agent.id)
+                    if agent.call_id:
+                        not_back.add(agent.call_id)
             present = {a.id for a in await self.bus.read_agents()}
             due = [
                 c.call_id
@@ -884,7 +940,7 @@ class SignalingService:
                 elif call.disconnected_at is not None and now - call.disconnected_at > grace:
                     await self._end_call(call, "customer_lost" if call.status == "in_call" else "abandoned", None)
                 elif call.status == "in_call" and call.agent_id not in present:
-                    await self._requeue_head(call, "agent_lost", None)
+                    await self._requeue_head(call, "server_restart" if call_id in not_back else "agent_lost", None)
             await self._route(now)
         if now - self._last_status >= self.options.status_interval_s:
             self._last_status = now
@@ -963,7 +1019,8 @@ class SignalingService:
         ]
         calls = [
             {"call_id": c.call_id, "lane": c.lane, "agent": c.agent_id, "monitors": c.monitors,
-             "talking_s": round(now - c.answered_at, 1) if c.answered_at else None}
+             "talking_s": round(now - c.answered_at, 1) if c.answered_at else None,
+             "recording": c.recording, "unrecorded_s": round(c.unrecorded_for(now), 1)}
             for c in await self.bus.calls() if c.status == "in_call"
         ]
         return {"node": self.node_id, "lanes": lanes, "agents": agents, "calls": calls}

@@ -69,6 +69,20 @@ class CallRecord(BaseModel):
     monitors: list[str] = Field(default_factory=list)
     disconnected_at: float | None = None
     leg: int | None = None
+    #: The witness receives the customer's media now (told by the witness's node).
+    recording: bool = False
+    #: Unix seconds since when the connected call has gone unrecorded (``None``: recording, or not connected).
+    unrecorded_since: float | None = None
+    #: The parties (routing keys) that opened a witness leg: they are told each change of ``recording``.
+    witness_keys: list[str] = Field(default_factory=list)
+
+
+    def unrecorded_for(self, now: float) -> float:
+        """Seconds this connected call has gone without the witness receiving the customer's media."""
+        if self.recording or self.status != "in_call":
+            return 0.0
+        since = self.unrecorded_since if self.unrecorded_since is not None else self.answered_at
+        return max(0.0, now - since) if since is not None else 0.0
 
 
 class AgentRecord(BaseModel):
@@ -85,3 +99,5 @@ class AgentRecord(BaseModel):
     offer_call: str | None = None
     call_id: str | None = None
     node: str = ""
+    #: Put back by a restart (unix seconds): the agent has until then to reconnect to their call.
+    restored_until: float | None = None

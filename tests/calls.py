@@ -69,10 +69,12 @@ async def live_call(
     face_consent: bool | None = None,
     care: bool = False,
     ssl: bool = True,
+    client: type[SignalingClient] = SignalingClient,
 ) -> AsyncIterator[LiveCall]:
     """Place a call to ``base_url`` and have ``agent`` (demo password by default) accept it.
 
-    The customer hangs up when the block ends, unless the call ended already.
+    ``client``: the sockets' class (a :class:`~signaling.witness.client.WitnessClient` to talk to the
+    witness too).  The customer hangs up when the block ends, unless the call ended already.
     """
     base = base_url.rstrip("/")
     connector = None if ssl else aiohttp.TCPConnector(ssl=False)
@@ -81,9 +83,9 @@ async def live_call(
         aiohttp.ClientSession(connector=connector) as phone_http,
         aiohttp.ClientSession(connector=staff_connector, cookie_jar=aiohttp.CookieJar(unsafe=True)) as staff_http,
     ):
-        customer = await SignalingClient.customer(phone_http, base, care=care)
+        customer = await client.customer(phone_http, base, care=care)
         try:
-            staff = await SignalingClient.staff(staff_http, base, agent, password or f"{agent}-demo")
+            staff = await client.staff(staff_http, base, agent, password or f"{agent}-demo")
         except BaseException:
             await customer.close()
             raise

@@ -62,6 +62,8 @@ def settings(tmp_path: Path) -> Settings:
         data_dir=tmp_path / "data",
         cert_dir=tmp_path / "certs",
         demo_faces_dir=FACES if FACES.is_dir() else None,
+        # Most tests place calls without a witness leg; the recording rule has its own tests.
+        require_recording=False,
     )
 
 

@@ -187,15 +187,16 @@ async def _still_connected(app: web.Application, session: CounterSession) -> boo
 
 
 async def _refused(request: web.Request, session: CounterSession, actor_role: str, actor: str, code: str,
-                   reason: str, status: int = 409) -> ApiError:
-    """An attempt on a line outside a live call: audited (it names a line), then answered ``status``."""
+                   reason: str, status: int = 409, **extra: Any) -> ApiError:
+    """An attempt on a line outside a live call (or an unrecorded one): audited (it names a line), then
+    answered ``status``."""
     if session.account is not None:
         await request.app[AUDIT].append(AuditEvent(
             "session.refused", actor_role, actor, outcome="refused", session_id=session.id,
             account=session.account, details={"attempt": request.method + " " + _route_name(request), "code": code},
             reason=reason,
         ))
-    return ApiError(status, code, reason)
+    return ApiError(status, code, reason, **extra)
 
 
 def _route_name(request: web.Request) -> str:
@@ -477,9 +478,33 @@ async def catalog(request: web.Request) -> web.Response:
     return web.json_response({"transactions": items})
 
 
+async def recording_rule(request: web.Request, session: CounterSession, actor_role: str, actor: str) -> None:
+    """``require_recording``: refuse a state change while the call has gone unrecorded (the witness
+    receives none of the customer's media) for longer than ``recording_grace_s``; audited."""
+    settings = request.app[SETTINGS]
+    if not settings.require_recording:
+        return
+    call = await request.app[SIGNALING].bus.read_call(session.id)
+    unrecorded = call.unrecorded_for(time.time()) if call is not None else 0.0
+    if unrecorded <= settings.recording_grace_s:
+        return
+    seconds = int(unrecorded)
+    raise await _refused(
+        request, session, actor_role, actor, "recording_required",
+        f"this call has not been recorded for {seconds} s (the server receives no video from the customer): "
+        "nothing can be changed until the recording runs again; keep the customer on the line while their "
+        "page reconnects the recording",
+        reason_zh=f"本次通话已有 {seconds} 秒没有录像（服务器收不到客户的视频）：录像恢复前不能办理变更业务；"
+                  "请让客户保持通话，页面会自动重新连接录像",
+    )
+
+
 async def run_transaction(request: web.Request) -> web.Response:
     session = await agent_session(request)
     body = await _body(request, RunBody)
+    spec = CATALOG.get(body.code)
+    if spec is not None and spec.changes_state:
+        await recording_rule(request, session, "agent", session.agent)
     key = request.headers.get("Idempotency-Key") or body.idempotency_key
     try:
         outcome = await request.app[ENGINE].request(session.id, body.code, body.inputs, key, session.agent)
@@ -503,6 +528,8 @@ async def customer_state(request: web.Request) -> web.Response:
 async def customer_confirm(request: web.Request) -> web.Response:
     session = await customer_session(request)
     body = await _body(request, ConfirmBody)
+    if body.accept:
+        await recording_rule(request, session, "customer", f"session:{session.id}")
     try:
         outcome = await request.app[ENGINE].confirm(path_int(request, "tid"), session.id, body.accept)
     except TxError as exc:

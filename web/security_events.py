@@ -97,7 +97,8 @@ async def _close_sockets(app: web.Application, key: str) -> None:
         return
     conn = app[SIGNALING].conns.get(key)
     if conn is not None:
-        await conn.send(p.dump(p.Notice(code="logged_out", text="You logged out; log in again to continue.")))
+        notice = p.Notice(code=p.NoticeCode.LOGGED_OUT, text="You logged out; log in again to continue.")
+        await conn.send(p.dump(notice))
         await conn.close()
 
 

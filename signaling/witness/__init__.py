@@ -1,6 +1,6 @@
 """The server-side witness of every call: recording (双录) and identity frames from the live video."""
 
-from signaling.witness.peer import Witness, WitnessCall, WitnessError
+from signaling.witness.peer import MediaState, Witness, WitnessCall, WitnessError
 from signaling.witness.recording import (
     Recorder,
     RecordingError,
@@ -11,6 +11,7 @@ from signaling.witness.recording import (
 )
 
 __all__ = [
+    "MediaState",
     "Recorder",
     "RecordingError",
     "RecordingFiles",

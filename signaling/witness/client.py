@@ -59,13 +59,17 @@ class WitnessSender:
                 self.connected.set()
 
     async def connect(self, client: WitnessClient, call_id: str, within: float = 20.0) -> WitnessState:
-        """Offer through the signaling socket, apply the witness's answer, wait until connected."""
+        """Offer through the signaling socket, apply the witness's answer, wait until connected and
+        the witness says it records (its ``witness_state`` with ``recording: true``: the customer's
+        media arrives; connect the customer's leg first)."""
         await self.pc.setLocalDescription(await self.pc.createOffer())
         await client.send(WitnessSdp(call_id=call_id, kind="offer", sdp=self.pc.localDescription.sdp))
         answer = await client.expect(WitnessSdp, within=within)  # type: ignore[type-var]
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer.sdp, type="answer"))
         state = await client.expect(WitnessState, within=within)  # type: ignore[type-var]
         await asyncio.wait_for(self.connected.wait(), within)
+        if not state.recording:
+            state = await client.expect(WitnessState, within=within, recording=True)  # type: ignore[type-var]
         return state
 
     async def close(self) -> None:

@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 import numpy as np
@@ -38,6 +39,19 @@ log = logging.getLogger("signaling.witness")
 PARTIES = ("customer", "agent")
 BGR = npt.NDArray[np.uint8]
 RecordingHook = Callable[[str, str, list[SegmentInfo]], Awaitable[None]]
+#: How long without a packet of the customer's media before the recording counts as stopped.
+STALL_S = 3.0
+
+
+class MediaState(StrEnum):
+    """Whether the witness of a call receives the customer's media (what "recording" means)."""
+
+    WAITING = "waiting_media"  # a leg was offered and answered; no media has arrived yet
+    RECORDING = "recording"  # media arrives: the call is being recorded
+    STOPPED = "stopped"  # media arrived, then stopped (leg closed or no packet for STALL_S)
+
+
+StateHook = Callable[[str, MediaState, str | None], Awaitable[None]]
 
 
 def _bgr(frame: VideoFrame) -> BGR:
@@ -99,6 +113,7 @@ class _Leg:
             if item is not None and call.recorder is not None:
                 codec, encoded = item
                 call.recorder.packet(party, kind, encoded.data, encoded.timestamp, codec.clockRate)
+                call.media(party)
             put(item, block, timeout)
 
         queue.put = tee_put
@@ -147,8 +162,43 @@ class WitnessCall:
         self.recorder: Recorder | None = None
         self.latest: tuple[float, VideoFrame] | None = None
         self.frames = 0
+        #: What the parties' screens are told: the witness receives the customer's media, or not.
+        self.state = MediaState.WAITING
+        #: ``time.monotonic()`` of the customer's latest media packet (``None``: none yet).
+        self.media_at: float | None = None
         self._fresh = asyncio.Event()
         self._collectors: dict[str, _Collector] = {}
+
+    @property
+    def recording(self) -> bool:
+        """The witness receives the customer's media now (the recording is not empty)."""
+        return self.state is MediaState.RECORDING
+
+    def media(self, party: str) -> None:
+        """A media packet from ``party`` reached the witness (called for every packet: cheap)."""
+        if party != "customer":
+            return
+        self.media_at = time.monotonic()
+        if self.state is not MediaState.RECORDING:
+            self._set_state(MediaState.RECORDING)
+
+    def check_stall(self, now: float, stall_s: float) -> None:
+        """Mark the recording stopped when the customer's media has not arrived for ``stall_s``."""
+        if self.state is MediaState.RECORDING and (self.media_at is None or now - self.media_at > stall_s):
+            self._set_state(MediaState.STOPPED)
+
+    def _set_state(self, state: MediaState) -> None:
+        self.state = state
+        self.witness.changed(self)
+
+    def no_media_error(self) -> WitnessError:
+        """The refusal for identity checks when the customer's media does not reach the server."""
+        return WitnessError(
+            "no_media",
+            "the server receives no video from this call (the network path to the recording server is down, "
+            "not the camera): keep the customer on the line while their page reconnects, or have them change "
+            "network",
+        )
 
     def customer_frame(self, frame: VideoFrame) -> None:
         now = time.time()
@@ -170,6 +220,8 @@ class WitnessCall:
             try:
                 await asyncio.wait_for(self._fresh.wait(), max(0.0, deadline - time.monotonic()))
             except TimeoutError:
+                if not self.recording:
+                    raise self.no_media_error() from None
                 raise WitnessError("no_video", "no video from the customer's camera: ask them to turn it on") from None
         t, frame = self.latest
         return t, _bgr(frame)
@@ -179,10 +231,16 @@ class WitnessCall:
         self._collectors[key] = _Collector(1.0 / fps, time.time() + seconds)
 
     def collected(self, key: str) -> list[tuple[float, BGR]]:
-        """The frames kept since :meth:`start_collecting` (collecting stops)."""
+        """The frames kept since :meth:`start_collecting` (collecting stops).
+
+        Raises ``no_media`` when the customer's media does not reach the witness now: few frames are
+        then the path's fault, not the camera's or the customer's.
+        """
         collector = self._collectors.pop(key, None)
         if collector is None:
             raise WitnessError("not_collecting", "no frames are being collected for this check: start it again")
+        if not self.recording:
+            raise self.no_media_error()
         return collector.frames
 
     def _request_keyframe(self, party: str) -> None:
@@ -208,6 +266,8 @@ class WitnessCall:
         current = self.legs.get(party)
         if current is not None and (leg is None or current is leg):
             del self.legs[party]
+            if party == "customer" and self.state is MediaState.RECORDING:
+                self._set_state(MediaState.STOPPED)
             await current.close()
 
     async def close(self) -> list[SegmentInfo]:
@@ -228,6 +288,7 @@ class Witness:
         on_recording_end: RecordingHook | None = None,
         ice_servers: list[RTCIceServer] | None = None,
         require_consent: bool = True,
+        stall_s: float = STALL_S,
     ) -> None:
         self.store = store
         self.segment_s = segment_s
@@ -235,8 +296,41 @@ class Witness:
         self.on_recording_end = on_recording_end
         self.ice_servers = list(ice_servers or [])
         self.require_consent = require_consent
+        self.stall_s = stall_s
+        #: Told each change of a call's :class:`MediaState` (with its recording id), in order.
+        self.on_state: StateHook | None = None
         self.calls: dict[str, WitnessCall] = {}
         self.consents: dict[str, float] = {}
+        self._told: asyncio.Task[None] | None = None
+        self._watch: asyncio.Task[None] | None = None
+
+    def changed(self, call: WitnessCall) -> None:
+        """``call``'s media state changed: tell :attr:`on_state` (after the previous change, in order)."""
+        hook = self.on_state
+        if hook is None:
+            return
+        state = call.state
+        recording_id = call.recorder.recording_id if call.recorder is not None else None
+        previous = self._told
+
+        async def tell() -> None:
+            if previous is not None:
+                with contextlib.suppress(Exception):
+                    await previous
+            try:
+                await hook(call.call_id, state, recording_id)
+            except Exception:
+                log.exception("witness: recording state of %s not told", call.call_id)
+
+        self._told = asyncio.ensure_future(tell())
+
+    async def _watch_stalls(self) -> None:
+        while self.calls:
+            await asyncio.sleep(min(1.0, self.stall_s / 2))
+            now = time.monotonic()
+            for call in list(self.calls.values()):
+                call.check_stall(now, self.stall_s)
+        self._watch = None
 
     def new_recorder(self, call: WitnessCall) -> Recorder:
         files = self.store.create(call.call_id)
@@ -261,6 +355,8 @@ class Witness:
         call = self.calls.get(call_id)
         if call is None:
             call = self.calls[call_id] = WitnessCall(self, call_id)
+        if self._watch is None:
+            self._watch = asyncio.create_task(self._watch_stalls(), name="witness-stalls")
         return await call.add_leg(party, offer_sdp)
 
     async def add_ice(self, call_id: str, party: str, candidate: str, sdp_mid: str | None,
@@ -306,3 +402,8 @@ class Witness:
     async def close(self) -> None:
         for call_id in list(self.calls):
             await self.end(call_id)
+        for task in (self._watch, self._told):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task

@@ -45,6 +45,8 @@ class Node:
             # node's heartbeat that long, and a lapsed presence is not re-created by the heartbeat.
             "COUNTER_SIGNALING_PRESENCE_TTL_S": "6",
             "COUNTER_LOG_LEVEL": "INFO",
+            # Load and fault tests run requests without a witness leg; pass "true" to test the rule.
+            "COUNTER_REQUIRE_RECORDING": "false",
             **env,
         }
         self.env.pop("COUNTER_MODELS_DIR", None)

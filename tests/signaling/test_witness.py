@@ -23,7 +23,7 @@ from counter.audit import AUDIT
 from signaling import protocol as p
 from signaling.peer import SyntheticVideo
 from signaling.probe import connect_pair
-from signaling.witness import RecordingError, SegmentTampered, WitnessCall
+from signaling.witness import MediaState, RecordingError, SegmentTampered, WitnessCall, WitnessError
 from signaling.witness.client import WitnessClient, WitnessSender
 from signaling.witness.recording import Recorder, RecordingFiles, vp8_keyframe_size
 from tests.conftest import login
@@ -268,3 +268,33 @@ async def test_recording_purged_after_retention(app_client: TestClient[Any, Any]
     purged = [e["entry"] for e in await app[AUDIT].search(action="recording.purged", session_id=call.call_id)]
     assert [(e["details"]["recording"], e["details"]["retention_days"]) for e in purged] == [(row["id"], days)]
     assert await purge(started + dt.timedelta(days=days + 30)) == []
+
+
+async def test_no_media_is_the_video_paths_fault(app_client: TestClient[Any, Any]) -> None:
+    """With no media reaching the witness, identity checks say so (``no_media``), not "check the camera";
+    media arriving then stopping moves the call's state recording -> stopped, in that order."""
+    witness = app_client.app[WITNESS]
+    told: list[tuple[str, MediaState]] = []
+
+    async def tell(call_id: str, state: MediaState, recording_id: str | None) -> None:
+        told.append((call_id, state))
+
+    witness.on_state = tell
+    call = witness.calls["c-silent"] = WitnessCall(witness, "c-silent")
+    assert call.state is MediaState.WAITING and not call.recording
+    with pytest.raises(WitnessError) as grabbed:
+        await call.grab(within=0.1)
+    assert grabbed.value.code == "no_media" and "not the camera" in grabbed.value.reason
+    call.start_collecting("lv", seconds=1.0)
+    with pytest.raises(WitnessError) as collected:
+        call.collected("lv")
+    assert collected.value.code == "no_media"
+    call.media("agent")  # the agent's media alone records no customer
+    assert not call.recording
+    call.media("customer")
+    assert call.recording
+    call.check_stall(time.monotonic() + witness.stall_s + 1, witness.stall_s)
+    assert call.state is MediaState.STOPPED
+    await asyncio.sleep(0.05)
+    assert told == [("c-silent", MediaState.RECORDING), ("c-silent", MediaState.STOPPED)]
+    await witness.end("c-silent")

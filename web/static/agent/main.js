@@ -4,6 +4,7 @@
 
 import { ReconnectingSocket } from "../shared/ws.js";
 import { api, clock, h, header, mmss, mount, requireUser, toast } from "../login/staff.js";
+import { noticeBoth } from "../shared/i18n.js";
 import { WitnessLeg } from "../shared/witness.js";
 import { OfferPeer, grabFrame } from "./call.js";
 import * as identity from "./identity.js";
@@ -140,6 +141,22 @@ async function startWitness(stream) {
   await state.witness.offer(state.call.id, stream);
 }
 
+// What the console says about the recording: the badge only while the server's witness receives the
+// customer's media (witness_state recording: true); a warning otherwise, since changes are refused
+// once the call has gone unrecorded past the server's grace (409 recording_required).
+const RECORDING_WARN = {
+  waiting_media: "⚠ 尚未录像：服务器还没收到客户的视频，超过宽限时间后不能办理变更 Not recorded yet: no customer video reaches the server; changes are refused after the grace period",
+  stopped: "⚠ 录像已中断：服务器收不到客户的视频，录像恢复前不能办理变更 Recording stopped: no customer video reaches the server; changes are refused until it resumes",
+};
+
+function showRecording(recording, status) {
+  $("recording-state").hidden = !recording;
+  const warn = $("recording-warn");
+  warn.hidden = recording || !state.call;
+  warn.textContent = RECORDING_WARN[status] ?? RECORDING_WARN.waiting_media;
+  document.body.dataset.recording = recording ? "1" : status === "stopped" ? "stopped" : "0";
+}
+
 async function callStarted(msg) {
   state.offer = null;
   $("offer").hidden = true;
@@ -149,6 +166,7 @@ async function callStarted(msg) {
   mount($("lane-badge"), msg.lane === "care" ? h("span", { class: "badge care" }, "关爱 Care lane") : h("span", { class: "badge" }, "普通 General"));
   if (msg.claimed_phone) $("claim-msisdn").value = msg.claimed_phone.replace(/\D/g, "").slice(-11);
   enableCall(true);
+  showRecording(false, "waiting_media");
   await openSession();
   await startMedia();
 }
@@ -185,6 +203,8 @@ function callEnded(msg) {
   state.witness?.close();
   state.witness = null;
   $("recording-state").hidden = true;
+  $("recording-warn").hidden = true;
+  delete document.body.dataset.recording;
   for (const m of state.monitors.values()) m.close();
   state.monitors.clear();
   $("remote-video").srcObject = null;
@@ -656,7 +676,8 @@ async function moveOrder(id, status) {
 const handlers = {
   welcome(msg) {
     state.iceServers = msg.ice_servers ?? [];
-    setPresence(state.presence);
+    // (re)connected: keep the presence chosen here; in a call the server puts the call back itself
+    if (!state.call) setPresence(state.presence);
   },
   ice_servers(msg) {
     state.iceServers = msg.ice_servers ?? [];
@@ -698,8 +719,8 @@ const handlers = {
     if (msg.kind === "answer") await state.witness?.answer(msg.sdp);
   },
   witness_state(msg) {
-    $("recording-state").hidden = !msg.recording;
-    document.body.dataset.recording = msg.recording ? "1" : "0";
+    if (!state.call || msg.call_id !== state.call.id) return;
+    showRecording(msg.recording, msg.status ?? "waiting_media");
   },
   chat(msg) {
     addChat(msg.text, msg.sender?.startsWith("supervisor:") ? `班长 ${msg.sender.slice(11)}` : "customer");
@@ -712,7 +733,12 @@ const handlers = {
     }
   },
   notice(msg) {
-    toast(msg.text);
+    if (msg.code === "server_restart") {
+      state.ws.expectRestart(); // back within seconds; the call and the presence are kept
+      if (state.call) $("call-state").textContent = noticeBoth(msg.code);
+    }
+    document.body.dataset.notice = msg.code;
+    toast(noticeBoth(msg.code)); // the console's own words for the code, Chinese and English
   },
   call_ended: callEnded,
   error(msg) {

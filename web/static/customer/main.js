@@ -2,7 +2,7 @@
 // rating. Speaks the signaling protocol v1 (docs/protocol.md) over /ws.
 
 import { mount } from "../shared/dom.js";
-import { currentLang, setLang, t } from "../shared/i18n.js";
+import { currentLang, noticeText, setLang, t } from "../shared/i18n.js";
 import { digitByDigit, hush, repeat, speak } from "../shared/speech.js";
 import { WitnessLeg } from "../shared/witness.js";
 import { ReconnectingSocket } from "../shared/ws.js";
@@ -233,8 +233,16 @@ const handlers = {
     if (msg.kind === "answer" && witness && msg.call_id === state.callId) await witness.answer(msg.sdp);
   },
   witness_state(msg) {
-    document.body.dataset.recording = msg.recording ? "on" : "consent";
+    // the badge only while the server's witness receives this phone's media (not when it merely answered)
+    const was = document.body.dataset.recording;
+    document.body.dataset.recording = msg.recording ? "on" : msg.status === "stopped" ? "stopped" : "consent";
     $("recording").hidden = !msg.recording;
+    // stopped while the call itself is fine: say so and open a new leg (during a reconnection the
+    // page says it is reconnecting already and opens a new leg when the call is back)
+    if (msg.status === "stopped" && was === "on" && state.inCall && !state.reconnecting && ws?.open) {
+      announce(t("call.recording_stopped"));
+      if (witness?.state !== "new" && witness?.state !== "connecting") startWitness();
+    }
   },
   ice_servers(msg) {
     peer.iceServers = msg.ice_servers ?? [];
@@ -250,9 +258,12 @@ const handlers = {
   call_started(msg) {
     state.callId = msg.call_id;
     delete document.body.dataset.position;
+    document.body.dataset.resumed = msg.resumed ? "1" : "0";
     if (!state.inCall) {
       state.inCall = true;
       show(callScreen);
+    } else if (shown?.name === "call") {
+      show(callScreen); // resumed (after a restart): the agent's offer follows and reconnects the media
     }
     keepAwake();
     startWitness();
@@ -286,10 +297,20 @@ const handlers = {
       show(() => S.notice({ name: "replaced", title: t("error.replaced") }));
       return;
     }
-    announce(msg.text);
+    if (msg.code === "server_restart") {
+      // the call is kept: the socket comes back within seconds and the call resumes by itself
+      ws.expectRestart();
+      if (state.inCall && !state.reconnecting) {
+        state.reconnecting = true;
+        peer.markStale();
+        if (shown?.name === "call") show(callScreen);
+      }
+    }
+    document.body.dataset.notice = msg.code;
+    announce(noticeText(msg.code)); // the page's own words for the code, in its language
   },
   call_ended(msg) {
-    if (msg.reason === "agent_lost" || msg.reason === "transferred") {
+    if (msg.reason === "agent_lost" || msg.reason === "transferred" || msg.reason === "server_restart") {
       // back at the head of the lane with the same call id: the next agent picks up
       backToQueue();
       return;

@@ -61,6 +61,7 @@ const zh = {
   "call.hangup": "挂断",
   "call.type": "打字",
   "call.recording": "录像中",
+  "call.recording_stopped": "录像中断了，正在重新连接录像，请不要挂断。",
   "call.reconnecting": "网络不好，正在重新连接…",
   "call.reconnecting_say": "网络不好，正在重新连接，请不要关掉页面。",
   "call.hangup_confirm": "确定要挂断吗？",
@@ -143,6 +144,14 @@ const zh = {
   "error.join": "现在连不上柜台，请稍后再试，或拨打 10000 号热线。",
   "error.network": "网络断了，正在重新连接…",
   "error.replaced": "您在另一个页面或手机上打开了视频柜台，这里已经停止。",
+  "notice.server_restart": "系统正在重启，马上自动重新连接，请不要挂断，也不用点任何按钮。",
+  "notice.restart_requeued": "系统重启后营业员没能回来。您排在第一位，下一位营业员马上为您服务。",
+  "notice.agent_lost": "营业员的网络断了。您排在第一位，下一位营业员马上为您服务。",
+  "notice.transferred": "正在为您转接另一位营业员，请不要挂断。",
+  "notice.requeued": "您回到了排队中，排在第一位。",
+  "notice.replaced": "您在另一个页面或手机上打开了视频柜台，这里已经停止。",
+  "notice.logged_out": "您已退出登录，请重新登录。",
+  "notice.generic": "系统有新的提示，请稍候。",
 };
 
 const en = {
@@ -206,6 +215,7 @@ const en = {
   "call.hangup": "Hang up",
   "call.type": "Type instead",
   "call.recording": "Recording",
+  "call.recording_stopped": "The recording stopped. Reconnecting it, please stay on the call.",
   "call.reconnecting": "Weak network, reconnecting…",
   "call.reconnecting_say": "The network is weak. Reconnecting, please keep this page open.",
   "call.hangup_confirm": "Hang up now?",
@@ -288,6 +298,14 @@ const en = {
   "error.join": "The counter cannot be reached now. Please try later or call the 10000 hotline.",
   "error.network": "The network dropped, reconnecting…",
   "error.replaced": "The video counter was opened in another tab or phone, so it stopped here.",
+  "notice.server_restart": "The service is restarting. It reconnects by itself: please stay, no need to tap anything.",
+  "notice.restart_requeued": "The service restarted and your agent could not come back. You are first in line for the next agent.",
+  "notice.agent_lost": "Your agent's connection dropped. You are first in line for the next agent.",
+  "notice.transferred": "You are being put through to a colleague. Please stay on the line.",
+  "notice.requeued": "You are back in the queue, first in line.",
+  "notice.replaced": "The video counter was opened in another tab or phone, so it stopped here.",
+  "notice.logged_out": "You logged out. Please log in again.",
+  "notice.generic": "The service has news for you. Please wait a moment.",
 };
 
 /** The string tables, by language code. */
@@ -305,6 +323,18 @@ export function setLang(code) {
   lang = code in TABLES ? code : "zh-CN";
   document.documentElement.lang = lang;
   return lang;
+}
+
+/** What a server notice says, in the current language (the server sends only its code). */
+export function noticeText(code) {
+  const key = `notice.${code}`;
+  return key in TABLES["zh-CN"] ? t(key) : t("notice.generic");
+}
+
+/** A notice in both languages, for the staff consoles (which show Chinese and English side by side). */
+export function noticeBoth(code) {
+  const key = `notice.${code}` in TABLES["zh-CN"] ? `notice.${code}` : "notice.generic";
+  return `${TABLES["zh-CN"][key]} ${TABLES.en[key]}`;
 }
 
 /** The string for key in the current language, with {name} placeholders filled from params. */

@@ -15,6 +15,7 @@ export class ReconnectingSocket {
     this.attempt = 0;
     this.queue = [];
     this.timer = null;
+    this.fastUntil = 0;
     this._onOnline = () => this.reconnectNow();
     window.addEventListener("online", this._onOnline);
   }
@@ -48,9 +49,15 @@ export class ReconnectingSocket {
       if (ws !== this.ws || this.closed) return;
       this.onState("reconnecting", event.code);
       this.attempt += 1;
-      const delay = Math.min(8000, 500 * 2 ** Math.min(this.attempt - 1, 4));
+      // after the server said it restarts: try every second (it is back in seconds), else back off
+      const delay = Date.now() < this.fastUntil ? 1000 : Math.min(8000, 500 * 2 ** Math.min(this.attempt - 1, 4));
       this.timer = setTimeout(() => this.connect(), delay);
     });
+  }
+
+  /** The server said it restarts (notice server_restart): retry every second for the next ms milliseconds. */
+  expectRestart(ms = 60000) {
+    this.fastUntil = Date.now() + ms;
   }
 
   /** Drop the current connection and retry at once (after the network came back, or a page resume). */
