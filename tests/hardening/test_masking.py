@@ -170,3 +170,25 @@ async def test_a_whole_flow_at_debug_leaks_nothing(debug_log: io.StringIO, setti
     text = debug_log.getvalue()
     assert "DEBUG" in text and len(text) > 1000  # the capture really saw the flow
     assert leaks(text) == [], leaks(text)[:5]
+
+
+async def test_no_sql_parameter_reaches_the_log_at_debug(debug_log: io.StringIO, tmp_path: Path) -> None:
+    """The SQLite driver logs every statement it runs at DEBUG, parameters and all: a name, an
+    address, a code or a whole JPEG.  None of them reaches a handler (the statement's function name does)."""
+    from counter.storage import open_database
+
+    install()
+    db = await open_database(f"sqlite:///{tmp_path / 'x.db'}")
+    try:
+        await db.execute("CREATE TABLE t (name TEXT, address TEXT, photo BLOB)")
+        jpeg = b"\xff\xd8\xff\xe0" + b"JFIF-bytes-of-a-face" * 50
+        await db.execute("INSERT INTO t VALUES ($1, $2, $3)", "王秀英", "北京市东城区示例路1号", jpeg)
+        assert await db.fetchval("SELECT name FROM t WHERE address = $1", "北京市东城区示例路1号") == "王秀英"
+    finally:
+        await db.close()
+    text = debug_log.getvalue()
+    assert "aiosqlite" in text and "executing" in text  # the driver did log, at DEBUG
+    for secret in ("王秀英", "示例路", "JFIF", "\\xff\\xd8"):
+        assert secret not in text, text[:2000]
+    assert mask("invalid input for query argument $2: '王秀英' (expected str)") == \
+        "invalid input for query argument $2: <value withheld>"
