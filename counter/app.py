@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib
 import inspect
 import logging
+import os
+from pathlib import Path
 
 from aiohttp import web
 
@@ -37,6 +39,12 @@ COMPONENTS: list[str] = [
 ]
 
 
+def private_dir(path: Path) -> None:
+    """Create the data folder (database, keys, evidence, recordings) if needed, mode 0700 either way."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(path, 0o700)
+
+
 async def build_app(settings: Settings) -> web.Application:
     """Open the database, apply migrations, load demo data on first start, and set up every component."""
     mask_personal_data_in_logs()
@@ -45,6 +53,7 @@ async def build_app(settings: Settings) -> web.Application:
     )
     app[SETTINGS] = settings
     app[NOT_READY] = {}
+    private_dir(settings.data_dir)
     db = await open_database(settings.effective_database_url)
     app[DB] = db
     try:

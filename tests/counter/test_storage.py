@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import stat
 import types
+from pathlib import Path
 
 import pytest
 
@@ -88,3 +90,22 @@ async def test_real_schema_migrates_on_both(db: Database) -> None:
 async def test_unsupported_scheme_is_refused() -> None:
     with pytest.raises(DatabaseError, match="use sqlite:/// or postgresql://"):
         await open_database("mysql://localhost/x")
+
+
+async def test_sqlite_files_are_private(tmp_path: Path) -> None:
+    """The database and its -wal / -shm files are 0600 (an older 0644 file is tightened), a folder
+    made for it 0700."""
+    old = tmp_path / "old.db"
+    old.touch(mode=0o644)
+    old.chmod(0o644)
+    for path in (tmp_path / "new" / "counter.db", old):
+        db = await open_database(f"sqlite:///{path}")
+        try:
+            await migrate(db)
+            await db.execute("INSERT INTO schema_migrations VALUES ('x', 1, 'now')")
+            files = [path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")]
+            assert all(f.exists() for f in files)
+            assert {f.name: stat.S_IMODE(f.stat().st_mode) for f in files} == {f.name: 0o600 for f in files}
+        finally:
+            await db.close()
+    assert stat.S_IMODE((tmp_path / "new").stat().st_mode) == 0o700
