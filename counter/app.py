@@ -30,6 +30,7 @@ COMPONENTS: list[str] = [
     "web.audit_api:setup",
     "web.security_events:setup",
     "web.counter_api:setup",
+    "counter.sms:setup",
     "web.pages:setup",
     "web.signaling_ws:setup",
     "web.recordings_api:setup",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 
@@ -12,6 +13,7 @@ from counter.audit import AUDIT
 from counter.levels import Method
 from counter.proofs import ProofKind
 from counter.sessions import Level
+from counter.sms import SMS, BuiltinGateway
 from tests.calls import live_call
 from tests.conftest import login
 from tests.counter.txkit import raise_on_proofs
@@ -89,10 +91,14 @@ async def _sms_code(app_client: TestClient[Any, Any], sid: str) -> None:
     resp = await app_client.post(f"/api/counter/sessions/{sid}/sms-code", headers=agent)
     assert resp.status == 202, await resp.text()
     assert (await resp.json())["sent_to"] == "138****8000"
-    body = await app_client.app[DB].fetchval(
-        "SELECT body FROM sms_outbox WHERE msisdn = '13800138000' ORDER BY id DESC LIMIT 1"
-    )
-    code = re.search(r"(\d{6})", str(body)).group(1)  # type: ignore[union-attr]
+    gateway = app_client.app[SMS].gateway
+    assert isinstance(gateway, BuiltinGateway)
+    body = (await asyncio.wait_for(gateway.wait_for("13800138000", 1), 30))[-1]
+    code = re.search(r"(\d{6})", body).group(1)  # type: ignore[union-attr]
+    # Sent: the outbox keeps the text with the code masked.
+    kept = await app_client.app[DB].fetchval("SELECT body FROM sms_outbox WHERE msisdn = '13800138000'"
+                                            " AND sent_at IS NOT NULL ORDER BY id DESC LIMIT 1")
+    assert code not in str(kept) and "******" in str(kept), kept
     url = f"/api/counter/sessions/{sid}/verify-sms-code"
     resp = await app_client.post(url, json={"code": "12345"}, headers=agent)
     assert resp.status == 400
