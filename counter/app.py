@@ -14,6 +14,7 @@ from counter.appkeys import DB, NOT_READY, SETTINGS
 from counter.config import Settings
 from counter.demo import load_demo
 from counter.logging import install as mask_personal_data_in_logs
+from counter.sealed import Sealer, seal_plain_photos
 from counter.storage import migrate, open_database
 from web.errors import error_middleware
 from web.security import security_headers
@@ -63,6 +64,9 @@ async def build_app(settings: Settings) -> web.Application:
             log.info("applied migrations: %s", ", ".join(f"{c}#{v}" for c, v in applied))
         if settings.demo_data:
             await load_demo(db, settings)
+        sealed = await seal_plain_photos(db, Sealer(settings.effective_master_key_file))
+        if sealed:
+            log.info("sealed %d holder photos stored in clear before", sealed)
         for ref in COMPONENTS:
             module, func = ref.split(":")
             result = getattr(importlib.import_module(module), func)(app)

@@ -15,12 +15,13 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from counter.accounts import AccountSystem, StorageAccountSystem
-from counter.appkeys import DB
+from counter.appkeys import DB, SETTINGS
 from counter.audit import AUDIT, AuditEvent
 from counter.guidance import SCRIPTS, GuidanceError, GuidanceRuns
 from counter.jobs import Maintenance
 from counter.levels import Method, identity_path, step_refusal, steps_json, transaction_refusal
 from counter.proofs import ProofKind
+from counter.sealed import Sealer
 from counter.sessions import CounterSession, CounterSessions, Level, SessionError, SessionNotFound
 from counter.smscode import SmsCodeError, SmsCodes
 from counter.timeutil import unix_iso
@@ -783,7 +784,7 @@ def call_hook(sessions: CounterSessions, engine: TransactionEngine) -> CallHook:
 def setup(app: web.Application) -> None:
     """Account system, sessions, engine and work orders on the app; routes for console and customer."""
     db = app[DB]
-    accounts = StorageAccountSystem(db)
+    accounts = StorageAccountSystem(db, Sealer(app[SETTINGS].effective_master_key_file))
     app[ACCOUNTS] = accounts
     app[SESSIONS] = CounterSessions(db, app[AUDIT])
     app[WORKORDERS] = WorkOrders(db)
