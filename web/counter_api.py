@@ -7,6 +7,7 @@ only reads the account of a session they own.  ``GET /api/openapi.json`` describ
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import AsyncIterator
 from typing import Any, TypeVar
@@ -17,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from counter.accounts import AccountSystem, StorageAccountSystem
 from counter.appkeys import DB, SETTINGS
 from counter.audit import AUDIT, AuditEvent
+from counter.guessing import SERVICE_PASSWORD
 from counter.guidance import SCRIPTS, GuidanceError, GuidanceRuns
 from counter.jobs import Maintenance
 from counter.levels import Method, identity_path, step_refusal, steps_json, transaction_refusal
@@ -32,7 +34,7 @@ from counter.workorders import CallbackOutcome, NotYourWorkOrder, WorkOrderError
 from signaling.aio import SIGNALING
 from signaling.service import CallEvent, CallHook
 from signaling.state import CallRecord
-from web.auth import require_role
+from web.auth import GUARD, require_role, retry_later
 from web.errors import ApiError, read_json
 
 ACCOUNTS = web.AppKey("accounts", AccountSystem)
@@ -363,14 +365,27 @@ async def verify_password(request: web.Request) -> web.Response:
     sessions = request.app[SESSIONS]
     if (why := step_refusal(session, Method.PASSWORD)) is not None:
         raise ApiError(409, why.code, why.en, reason_zh=why.zh)
+    guard = request.app[GUARD]
+    if wait := await guard.locked(SERVICE_PASSWORD, session.account):
+        retry = max(1, math.ceil(wait))
+        reason = (f"too many wrong service passwords for this line (in any session): try again in {retry} s, "
+                  "or offer another way to prove identity")
+        await request.app[AUDIT].append(AuditEvent(
+            "identity.password", "agent", session.agent, outcome="refused", session_id=session.id,
+            account=session.account, reason=reason, details={"locked": True},
+        ))
+        raise retry_later(ApiError(429, "password_locked", reason, retry_after_s=retry), retry)
     ok = await request.app[ACCOUNTS].verify_password(session.account, body.password)
     if not ok:
+        verdict = await guard.failed(SERVICE_PASSWORD, session.account)
         reason = "the service password is wrong; offer another way to prove identity"
         await request.app[AUDIT].append(AuditEvent(
             "identity.password", "agent", session.agent, outcome="refused", session_id=session.id,
             account=session.account, reason=reason,
+            details={"failures_on_line": verdict.failures, "locked_for_s": verdict.locked_for_s},
         ))
         raise ApiError(403, "wrong_password", reason)
+    await guard.succeeded(SERVICE_PASSWORD, session.account)
     proof = await sessions.proofs.record_check(session.id, ProofKind.PASSWORD)
     try:
         session = await sessions.raise_level(session.id, Level.A1, [proof.sha], Method.PASSWORD,

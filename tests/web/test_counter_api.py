@@ -10,6 +10,7 @@ from aiohttp.test_utils import TestClient
 
 from counter.appkeys import DB
 from counter.audit import AUDIT
+from counter.guessing import SERVICE_PASSWORD
 from counter.levels import Method
 from counter.proofs import ProofKind
 from counter.sessions import Level
@@ -163,3 +164,23 @@ async def test_no_level_from_a_hash_the_agent_sends(app_client: TestClient[Any, 
         assert status in (409, 503), body  # nothing stored to attest on (or no models here)
         status, body = await call.staff("GET", base)
         assert body["session"]["level"] == "A1"
+
+
+async def test_service_password_tries_are_limited_per_line_across_sessions(app_client: TestClient[Any, Any]) -> None:
+    """Wrong service passwords count for the line, not the session: a new call does not start afresh,
+    and once the line is locked even the right password waits.  Each try and the lock are audited."""
+    base = str(app_client.make_url(""))
+    answers = []
+    for tries in (3, SERVICE_PASSWORD.free - 3):
+        async with live_call(base, claimed_phone="13900139000") as call:
+            for password in ["135790"] * tries + (["246810"] if tries != 3 else []):
+                status, body = await call.staff("POST", f"/api/counter/sessions/{call.call_id}/verify-password",
+                                                json={"password": password})
+                answers.append((status, body["error"]["code"] if status != 200 else "ok"))
+    assert answers == [(403, "wrong_password")] * SERVICE_PASSWORD.free + [(429, "password_locked")]
+    audit = app_client.app[AUDIT]
+    await audit.flush()
+    entries = [e["entry"] for e in await audit.search(action="identity.password")]
+    assert [e["outcome"] for e in entries] == ["refused"] * len(answers)
+    assert entries[-2]["details"]["failures_on_line"] == SERVICE_PASSWORD.free
+    assert entries[-1]["details"] == {"locked": True}
