@@ -6,14 +6,12 @@ import asyncio
 import io
 import logging
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import cv2
 import numpy as np
-import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from counter.config import Settings
@@ -47,22 +45,6 @@ def leaks(text: str) -> list[str]:
                 continue
             found.append(text[max(0, m.start() - 60): m.end() + 20].replace("\n", " "))
     return found
-
-
-@pytest.fixture
-def debug_log() -> Iterator[io.StringIO]:
-    """Everything logged at DEBUG by any logger, formatted with tracebacks, in one buffer."""
-    buffer = io.StringIO()
-    handler = logging.StreamHandler(buffer)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    handler.setLevel(logging.DEBUG)
-    root = logging.getLogger()
-    level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
-    yield buffer
-    root.removeHandler(handler)
-    root.setLevel(level)
 
 
 def test_the_scan_finds_what_it_must() -> None:
