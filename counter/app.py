@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib
 import inspect
 import logging
+import os
+from pathlib import Path
 
 from aiohttp import web
 
@@ -12,6 +14,7 @@ from counter.appkeys import DB, NOT_READY, SETTINGS
 from counter.config import Settings
 from counter.demo import load_demo
 from counter.logging import install as mask_personal_data_in_logs
+from counter.sealed import Sealer, seal_plain_photos
 from counter.storage import migrate, open_database
 from web.errors import error_middleware
 from web.security import security_headers
@@ -28,6 +31,7 @@ COMPONENTS: list[str] = [
     "web.audit_api:setup",
     "web.security_events:setup",
     "web.counter_api:setup",
+    "counter.sms:setup",
     "web.pages:setup",
     "web.signaling_ws:setup",
     "web.recordings_api:setup",
@@ -35,6 +39,12 @@ COMPONENTS: list[str] = [
     "web.consoles_api:setup",
     "counter.keys:setup",
 ]
+
+
+def private_dir(path: Path) -> None:
+    """Create the data folder (database, keys, evidence, recordings) if needed, mode 0700 either way."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(path, 0o700)
 
 
 async def build_app(settings: Settings) -> web.Application:
@@ -45,6 +55,7 @@ async def build_app(settings: Settings) -> web.Application:
     )
     app[SETTINGS] = settings
     app[NOT_READY] = {}
+    private_dir(settings.data_dir)
     db = await open_database(settings.effective_database_url)
     app[DB] = db
     try:
@@ -53,6 +64,9 @@ async def build_app(settings: Settings) -> web.Application:
             log.info("applied migrations: %s", ", ".join(f"{c}#{v}" for c, v in applied))
         if settings.demo_data:
             await load_demo(db, settings)
+        sealed = await seal_plain_photos(db, Sealer(settings.effective_master_key_file))
+        if sealed:
+            log.info("sealed %d holder photos stored in clear before", sealed)
         for ref in COMPONENTS:
             module, func = ref.split(":")
             result = getattr(importlib.import_module(module), func)(app)

@@ -6,7 +6,8 @@ rotation runs, ``K.retired-<id>`` for keys rotated away.  ``counter keys rotate`
 1. writes a new key to ``K.next`` (an interrupted rotation reuses it);
 2. re-wraps every evidence record key and every recording key with it (ciphertext untouched; each
    header replaced atomically), unwrapping with whichever key of the ring the header names;
-3. moves the old key to ``K.retired-<id>`` and the new one to ``K`` (atomic renames).
+3. moves the old key to ``K.retired-<id>`` and the new one to ``K`` (atomic renames);
+4. re-wraps the keys of the values sealed in the database (the holders' photos, :mod:`counter.sealed`).
 
 A running node never stops reading: its evidence store finds any key of the ring by the id in the
 record header (:class:`KeyRing` as the store's ``key_lookup``), and a periodic task switches its
@@ -167,9 +168,10 @@ def rotate(key_file: Path, evidence_dir: Path, recordings_dir: Path, *, finish_o
     return RotationReport(evidence_key_id(new_key), evidence, recordings, retired)
 
 
-def prune(key_file: Path, evidence_dir: Path, recordings_dir: Path) -> list[str]:
-    """Delete retired keys that no evidence or recording header names; returns their ids."""
-    named: set[str] = set()
+def prune(key_file: Path, evidence_dir: Path, recordings_dir: Path, also_named: set[str] | None = None) -> list[str]:
+    """Delete retired keys that no evidence or recording header names (nor ``also_named``: the ids
+    wrapping sealed database values); returns their ids."""
+    named: set[str] = set(also_named or ())
     for head in [*evidence_dir.glob("*/*.json"), *recordings_dir.glob("*/recording.json")]:
         named.add(str(json.loads(head.read_bytes()).get("key_id")))
     removed = []
@@ -283,14 +285,54 @@ def _paths(args: argparse.Namespace) -> tuple[Path, Path, Path]:
     return (settings.effective_master_key_file, settings.data_dir / "evidence", settings.data_dir / "recordings")
 
 
+async def rewrap_database(database_url: str, key_file: Path) -> int:
+    """Re-wrap every value sealed in the database with the current master key (step 4 of a rotation)."""
+    from counter.sealed import rewrap_sealed
+    from counter.storage import migrate, open_database
+
+    ring = KeyRing(key_file)
+    ring.reload()
+    db = await open_database(database_url)
+    try:
+        await migrate(db)
+        return await rewrap_sealed(db, ring.lookup, ring.current())
+    finally:
+        await db.close()
+
+
+async def database_key_ids(database_url: str) -> set[str]:
+    """The master key ids that wrap values sealed in the database."""
+    from counter.sealed import SEALED_COLUMNS, sealed_key_ids
+    from counter.storage import migrate, open_database
+
+    db = await open_database(database_url)
+    try:
+        await migrate(db)
+        found: set[str] = set()
+        for table, _, column, _ in SEALED_COLUMNS:
+            rows = await db.fetch(f"SELECT {column} AS v FROM {table} WHERE {column} IS NOT NULL")
+            found |= sealed_key_ids([bytes(r["v"]) for r in rows])
+        return found
+    finally:
+        await db.close()
+
+
+def _database_url(args: argparse.Namespace) -> str:
+    from counter.cli import settings_from_args
+
+    return settings_from_args(args).effective_database_url
+
+
 def _rotate(args: argparse.Namespace) -> int:
     key_file, evidence, recordings = _paths(args)
     if not key_file.exists():
         print(f"counter keys: no master key at {key_file}; nothing to rotate")
         return 1
     report = rotate(key_file, evidence, recordings, finish_only=args.finish)
+    sealed = asyncio.run(rewrap_database(_database_url(args), key_file))
     print(json.dumps({"new_key_id": report.new_key_id, "evidence_rewrapped": report.evidence_rewrapped,
-                      "recordings_rewrapped": report.recordings_rewrapped, "retired": report.retired}))
+                      "recordings_rewrapped": report.recordings_rewrapped, "sealed_rewrapped": sealed,
+                      "retired": report.retired}))
     if report.retired:
         print(f"old key kept as {KeyRing(key_file).path.name}.retired-{report.retired}: once every node runs "
               "with the new key, run `counter keys rotate --finish` then `counter keys prune`")
@@ -298,13 +340,13 @@ def _rotate(args: argparse.Namespace) -> int:
 
 
 def _prune(args: argparse.Namespace) -> int:
-    removed = prune(*_paths(args))
+    removed = prune(*_paths(args), also_named=asyncio.run(database_key_ids(_database_url(args))))
     print(json.dumps({"pruned": removed}))
     return 0
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    keys = sub.add_parser("keys", help="master key rotation (evidence and recordings)")
+    keys = sub.add_parser("keys", help="master key rotation (evidence, recordings, sealed photos)")
     ksub = keys.add_subparsers(dest="keys_command", required=True)
     rot = ksub.add_parser("rotate", help="re-wrap every record key with a new master key; nodes keep running")
     rot.add_argument("--finish", action="store_true", help="only re-wrap records still under a retired key")

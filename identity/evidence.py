@@ -95,6 +95,7 @@ class EvidenceStore:
             raise EvidenceError(f"the master key must be {KEY_BYTES} bytes")
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(self.directory, 0o700)  # also when it was made earlier, more open
         self._key = master_key
         #: Finds another master key by its :func:`key_id` (a key ring during a rotation), or ``None``.
         self.key_lookup: Callable[[str], bytes | None] | None = None

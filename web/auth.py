@@ -5,17 +5,22 @@ Handlers call :func:`require_role`; the page hiding a button is never the protec
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from aiohttp import web
 
 from counter.appkeys import DB, SETTINGS
+from counter.audit import AUDIT, AuditEvent
+from counter.guessing import LOGIN_ACCOUNT, LOGIN_ADDRESS, Guard
 from counter.users import Role, User, UserStore, WebSession
 from web.errors import ApiError, Handler, read_json
+from web.ratelimit import client_address
 
 COOKIE = "rc_session"
 CSRF_HEADER = "X-CSRF-Token"
 USERS = web.AppKey("users", UserStore)
+GUARD = web.AppKey("guard", Guard)
 _SESSION = web.RequestKey("web_session", WebSession)
 _UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 _CSRF_EXEMPT = {"/api/auth/login"}
@@ -72,9 +77,15 @@ async def login(request: web.Request) -> web.Response:
     ):
         raise ApiError(400, "bad_request", "send {\"username\": ..., \"password\": ...}")
     users = request.app[USERS]
-    user = await users.authenticate(body["username"][:100], body["password"][:200])
+    username = body["username"][:100]
+    await _refuse_if_locked(request, username)
+    user = await users.authenticate(username, body["password"][:200])
     if user is None:
+        await _count_failure(request, username)
         raise ApiError(401, "bad_credentials", "wrong user name or password")
+    guard = request.app[GUARD]
+    await guard.succeeded(LOGIN_ACCOUNT, username)
+    await guard.remember(client_address(request), username)
     token, session = await users.open_session(user)
     response = web.json_response({"user": user_json(user), "csrf_token": session.csrf_token})
     response.set_cookie(
@@ -86,6 +97,38 @@ async def login(request: web.Request) -> web.Response:
         path="/",
     )
     return response
+
+
+def retry_later(error: ApiError, seconds: int) -> ApiError:
+    """``error`` with a ``Retry-After`` header."""
+    error.headers["Retry-After"] = str(seconds)
+    return error
+
+
+async def _refuse_if_locked(request: web.Request, username: str) -> None:
+    """429 while the name is locked, or the address is and the name is not known from it."""
+    guard, address = request.app[GUARD], client_address(request)
+    wait = await guard.locked(LOGIN_ACCOUNT, username)
+    if not wait and not await guard.known(address, username):
+        wait = await guard.locked(LOGIN_ADDRESS, address)
+    if wait:
+        retry = max(1, math.ceil(wait))
+        raise retry_later(ApiError(429, "login_locked", f"too many wrong passwords: try again in {retry} s",
+                                   retry_after_s=retry), retry)
+
+
+async def _count_failure(request: web.Request, username: str) -> None:
+    """Count a wrong password against the name and the address; a lock it brings is audited."""
+    guard, address = request.app[GUARD], client_address(request)
+    for policy, key in ((LOGIN_ACCOUNT, username), (LOGIN_ADDRESS, address)):
+        verdict = await guard.failed(policy, key)
+        if verdict.locked_for_s and AUDIT in request.app:
+            await request.app[AUDIT].append(AuditEvent(
+                "auth.login_locked", "system", "system", outcome="refused",
+                details={"by": policy.name, "failures": verdict.failures, "locked_for_s": verdict.locked_for_s},
+                personal={"username": username, "address": address},
+                reason="too many wrong passwords",
+            ))
 
 
 async def logout(request: web.Request) -> web.Response:
@@ -104,6 +147,7 @@ async def me(request: web.Request) -> web.Response:
 
 def setup(app: web.Application) -> None:
     app[USERS] = UserStore(app[DB])
+    app[GUARD] = Guard(app[DB])
     app.middlewares.append(session_middleware)
     app.router.add_post("/api/auth/login", login)
     app.router.add_post("/api/auth/logout", logout)

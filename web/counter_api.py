@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
@@ -22,10 +23,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from counter.accounts import AccountSystem, StorageAccountSystem
 from counter.appkeys import DB, SETTINGS
 from counter.audit import AUDIT, AuditEvent
+from counter.guessing import SERVICE_PASSWORD
 from counter.guidance import SCRIPTS, GuidanceError, GuidanceRuns
 from counter.jobs import Maintenance
 from counter.levels import Method, identity_path, step_refusal, steps_json, transaction_refusal
 from counter.proofs import ProofKind
+from counter.sealed import Sealer
 from counter.sessions import CounterSession, CounterSessions, Level, SessionError, SessionNotFound
 from counter.smscode import SmsCodeError, SmsCodes
 from counter.storage import DatabaseError
@@ -37,7 +40,7 @@ from counter.workorders import CallbackOutcome, NotYourWorkOrder, WorkOrderError
 from signaling.aio import SIGNALING
 from signaling.service import CallEvent, CallHook
 from signaling.state import CallRecord
-from web.auth import require_role
+from web.auth import GUARD, require_role, retry_later
 from web.errors import ApiError, read_json
 from web.params import path_int
 
@@ -364,14 +367,27 @@ async def verify_password(request: web.Request) -> web.Response:
     sessions = request.app[SESSIONS]
     if (why := step_refusal(session, Method.PASSWORD)) is not None:
         raise ApiError(409, why.code, why.en, reason_zh=why.zh)
+    guard = request.app[GUARD]
+    if wait := await guard.locked(SERVICE_PASSWORD, session.account):
+        retry = max(1, math.ceil(wait))
+        reason = (f"too many wrong service passwords for this line (in any session): try again in {retry} s, "
+                  "or offer another way to prove identity")
+        await request.app[AUDIT].append(AuditEvent(
+            "identity.password", "agent", session.agent, outcome="refused", session_id=session.id,
+            account=session.account, reason=reason, details={"locked": True},
+        ))
+        raise retry_later(ApiError(429, "password_locked", reason, retry_after_s=retry), retry)
     ok = await request.app[ACCOUNTS].verify_password(session.account, body.password)
     if not ok:
+        verdict = await guard.failed(SERVICE_PASSWORD, session.account)
         reason = "the service password is wrong; offer another way to prove identity"
         await request.app[AUDIT].append(AuditEvent(
             "identity.password", "agent", session.agent, outcome="refused", session_id=session.id,
             account=session.account, reason=reason,
+            details={"failures_on_line": verdict.failures, "locked_for_s": verdict.locked_for_s},
         ))
         raise ApiError(403, "wrong_password", reason)
+    await guard.succeeded(SERVICE_PASSWORD, session.account)
     proof = await sessions.proofs.record_check(session.id, ProofKind.PASSWORD)
     try:
         session = await sessions.raise_level(session.id, Level.A1, [proof.sha], Method.PASSWORD,
@@ -826,7 +842,7 @@ async def _keep_alive(engine: TransactionEngine, connected: Callable[[CounterSes
 def setup(app: web.Application) -> None:
     """Account system, sessions, engine and work orders on the app; routes for console and customer."""
     db = app[DB]
-    accounts = StorageAccountSystem(db)
+    accounts = StorageAccountSystem(db, Sealer(app[SETTINGS].effective_master_key_file))
     app[ACCOUNTS] = accounts
     app[SESSIONS] = CounterSessions(db, app[AUDIT])
     app[WORKORDERS] = WorkOrders(db)

@@ -28,6 +28,7 @@ from counter.accounts.model import (
     Payment,
     Sim,
 )
+from counter.sealed import Sealer, is_sealed, photo_context
 from counter.storage import Database, Executor, Row
 from counter.timeutil import iso
 
@@ -298,19 +299,33 @@ async def _payments(ex: Executor, msisdn: str, limit: int) -> list[Payment]:
 
 
 class StorageAccountSystem(AccountSystem):
-    """Accounts kept in the project's own database (``acct_*`` tables)."""
+    """Accounts kept in the project's own database (``acct_*`` tables).
 
-    def __init__(self, db: Database) -> None:
+    Holders' photos are biometric data: they are stored sealed (:mod:`counter.sealed`) with the
+    master key, so storing or reading one needs ``sealer``.
+    """
+
+    def __init__(self, db: Database, sealer: Sealer | None = None) -> None:
         self.db = db
+        self.sealer = sealer
 
     async def get(self, msisdn: str) -> Account | None:
         return await _read_account(self.db, msisdn)
 
     async def holder_photo(self, msisdn: str) -> bytes | None:
-        photo = await self.db.fetchval(
-            "SELECT h.photo FROM acct_lines l JOIN acct_holders h ON h.id = l.holder_id WHERE l.msisdn = $1", msisdn
+        row = await self.db.fetchrow(
+            "SELECT h.photo, h.photo_sha256 FROM acct_lines l JOIN acct_holders h ON h.id = l.holder_id"
+            " WHERE l.msisdn = $1",
+            msisdn,
         )
-        return bytes(photo) if photo is not None else None
+        if row is None or row["photo"] is None:
+            return None
+        photo = bytes(row["photo"])
+        if not is_sealed(photo):  # stored before sealing, not migrated yet
+            return photo
+        if self.sealer is None:
+            raise AccountError("the holder's photo is sealed: this account system has no master key")
+        return await asyncio.to_thread(self.sealer.unseal, photo, photo_context(row["photo_sha256"]))
 
     async def bills(self, msisdn: str, months: int = 6) -> list[Bill]:
         return await _bills(self.db, msisdn, months)
@@ -358,6 +373,12 @@ class StorageAccountSystem(AccountSystem):
         """Create a line (and its holder unless ``holder_id``) with a SIM; for demo data and tests."""
         now = iso()
         password_hash = await hash_password(password)
+        photo_sha = hashlib.sha256(photo).hexdigest() if photo else ""
+        sealed = None
+        if photo:
+            if self.sealer is None:
+                raise AccountError("photos are stored sealed: give the account system the master key (sealer)")
+            sealed = await asyncio.to_thread(self.sealer.seal, photo, photo_context(photo_sha))
         async with self.db.transaction() as tx:
             if holder_id is None:
                 holder_id = int(
@@ -368,8 +389,8 @@ class StorageAccountSystem(AccountSystem):
                         id_number,
                         birth_date,
                         id_expires,
-                        photo,
-                        hashlib.sha256(photo).hexdigest() if photo else "",
+                        sealed,
+                        photo_sha,
                         now,
                     )
                 )

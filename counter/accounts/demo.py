@@ -12,6 +12,7 @@ from pathlib import Path
 from counter.accounts.builtin import StorageAccountSystem
 from counter.accounts.model import LineStatus
 from counter.config import Settings
+from counter.sealed import Sealer
 from counter.storage import Database
 from identity.idcard import check_digit
 
@@ -95,7 +96,7 @@ def _photo(faces: Path | None, relative: str) -> bytes | None:
 
 async def load_demo_accounts(db: Database, settings: Settings) -> None:
     """The DEMO_HOOKS entry: create the demo accounts (only on a new database)."""
-    accounts = StorageAccountSystem(db)
+    accounts = StorageAccountSystem(db, Sealer(settings.effective_master_key_file))
     faces = settings.effective_demo_faces_dir
     for i, (msisdn, name, birth, photo, plan, status, balance, points, addons) in enumerate(DEMO_ACCOUNTS):
         await accounts.create(

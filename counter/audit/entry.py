@@ -7,10 +7,11 @@ import hmac
 import json
 import secrets
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from counter.audit.merkle import hash_leaf
+from counter.logging import mask
 
 FORMAT_VERSION = 1
 ROLES = frozenset({"agent", "customer", "supervisor", "auditor", "system"})
@@ -122,9 +123,24 @@ class PreparedEntry:
         return entry, personal, leaf
 
 
+def scrubbed(value: Any) -> Any:
+    """``value`` with every phone number and ID number in its strings masked (``138****8000``)."""
+    if isinstance(value, str):
+        return mask(value)
+    if isinstance(value, Mapping):
+        return {k: scrubbed(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [scrubbed(v) for v in value]
+    return value
+
+
 def prepare(event: AuditEvent, pseudonym_key: bytes) -> PreparedEntry:
-    """Check the event, pseudonymise its account and seal its personal data."""
+    """Check the event, pseudonymise its account, seal its personal data, and mask any phone or ID
+    number left in its immutable part (``details``, ``reason``): those belong in ``personal``, and the
+    immutable body can never be purged."""
     event.check()
+    event = replace(event, details=scrubbed(dict(event.details)),
+                    reason=mask(event.reason) if event.reason else event.reason)
     canonical(dict(event.details))
     account = pseudonym(pseudonym_key, event.account) if event.account else None
     if event.personal:

@@ -1,8 +1,14 @@
-"""SQLite back-end: one connection in WAL mode, serialised by an asyncio lock."""
+"""SQLite back-end: one connection in WAL mode, serialised by an asyncio lock.
+
+The database file and its ``-wal`` / ``-shm`` companions hold personal data: they are created (and
+kept) mode 0600, in a folder created 0700.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import re
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -75,9 +81,14 @@ class SQLiteDatabase(Database):
     async def connect(cls, url: str) -> SQLiteDatabase:
         path = sqlite_path(url)
         if path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            Path(path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            # SQLite gives the -wal and -shm files the mode of the database file.
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+            private_files(path)
         conn = await aiosqlite.connect(path, isolation_level=None)
         await conn.execute("PRAGMA journal_mode=WAL")
+        if path != ":memory:":
+            private_files(path)
         # NORMAL in WAL mode is durable against process crashes (kill -9); FULL adds power loss.
         await conn.execute("PRAGMA synchronous=FULL")
         await conn.execute("PRAGMA foreign_keys=ON")
@@ -124,6 +135,13 @@ class SQLiteDatabase(Database):
 
     async def close(self) -> None:
         await self._conn.close()
+
+
+def private_files(path: str) -> None:
+    """Mode 0600 for the database file and whichever of its ``-wal`` / ``-shm`` files exist."""
+    for name in (path, path + "-wal", path + "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(name, 0o600)
 
 
 def sqlite_path(url: str) -> str:

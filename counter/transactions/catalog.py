@@ -141,6 +141,7 @@ async def _suspend_check(ctx: TxContext, inputs: SuspendIn) -> None:
     effect="active -> suspended",
     reversal="line.resume",
     check=_suspend_check,
+    personal_fields=frozenset({"reason"}),
     result_zh="您的号码 {msisdn} 已停机{until_zh}。需要恢复时，随时可以办理复机。",
     result_en="Your number {msisdn} is suspended{until_en}. You can resume it at any time.",
 )
@@ -211,6 +212,7 @@ async def _loss_check(ctx: TxContext, inputs: Any) -> None:
     effect="sets the lost flag; the line is barred",
     reversal="sim.cancel_loss",
     check=_loss_check,
+    personal_fields=frozenset({"note"}),
     result_zh="已为您挂失，号码 {msisdn} 已暂停使用，别人无法再用这张卡。",
     result_en="Reported lost: number {msisdn} is barred; nobody can use that SIM now.",
     notes="must be fast: protective action",
@@ -437,7 +439,7 @@ async def _realname_check(ctx: TxContext, inputs: RealnameIn) -> None:
     effect_en="Your real-name record will be updated from the ID card captured in this call.",
     effect="ID details re-registered from the captured card",
     check=_realname_check,
-    personal_fields=frozenset({"name", "id_number", "birth_date"}),
+    personal_fields=frozenset({"name", "id_number", "birth_date", "id_expires"}),
     result_zh="您的实名信息已更新，证件有效期至 {id_expires}。",
     result_en="Your real-name record is updated; the ID is valid until {id_expires}.",
 )
@@ -843,9 +845,10 @@ async def _forwarding_check(ctx: TxContext, inputs: ForwardingIn) -> None:
     effect="call forwarding set/cleared",
     reversal="forwarding.set with no target",
     check=_forwarding_check,
+    personal_fields=frozenset({"target"}),
     result_zh="{done_zh}",
     result_en="{done_en}",
-    notes="fraud risk: target number logged",
+    notes="fraud risk: target number logged (purgeable part)",
 )
 async def forwarding_set(ctx: TxContext, inputs: ForwardingIn) -> dict[str, Any]:
     await ctx.account_change.update_line(forwarding=inputs.target)
@@ -944,7 +947,7 @@ async def _transfer_check(ctx: TxContext, inputs: TransferIn) -> None:
     effect="the holder changes",
     reversal="owner.transfer back",
     check=_transfer_check,
-    personal_fields=frozenset({"new_name", "new_id_number", "new_birth_date"}),
+    personal_fields=frozenset({"new_name", "new_id_number", "new_birth_date", "new_id_expires"}),
     result_zh="号码 {msisdn} 已过户给新机主。",
     result_en="Number {msisdn} now belongs to the new holder.",
     notes="both holders verified in the session",
@@ -1048,6 +1051,7 @@ class FaultIn(TxInput):
     effect_en="A repair work order will be opened.",
     effect="opens a work order",
     check=not_closed,
+    personal_fields=frozenset({"description"}),
     result_zh="已为您登记报修，单号 {order_id}，我们会在 {due} 前处理。",
     result_en="Fault registered as work order {order_id}; we will fix it by {due}.",
 )
@@ -1164,6 +1168,7 @@ async def _complaint_check(ctx: TxContext, inputs: ComplaintIn) -> None:
     effect_en="A complaint work order will be opened; we will call you back.",
     effect="opens a work order with a call-back due date",
     check=_complaint_check,
+    personal_fields=frozenset({"description"}),
     result_zh="您的投诉已登记，单号 {order_id}。我们会在 {callback} 前给您回电。",
     result_en="Your complaint is registered as {order_id}. We will call you back by {callback}.",
 )

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import stat
 import types
 import uuid
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -146,3 +148,22 @@ async def test_postgres_connection_dropped_is_a_database_error_everywhere() -> N
         await db.close()
         await proxy.close()
         await _drop_schema(schema)
+
+
+async def test_sqlite_files_are_private(tmp_path: Path) -> None:
+    """The database and its -wal / -shm files are 0600 (an older 0644 file is tightened), a folder
+    made for it 0700."""
+    old = tmp_path / "old.db"
+    old.touch(mode=0o644)
+    old.chmod(0o644)
+    for path in (tmp_path / "new" / "counter.db", old):
+        db = await open_database(f"sqlite:///{path}")
+        try:
+            await migrate(db)
+            await db.execute("INSERT INTO schema_migrations VALUES ('x', 1, 'now')")
+            files = [path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")]
+            assert all(f.exists() for f in files)
+            assert {f.name: stat.S_IMODE(f.stat().st_mode) for f in files} == {f.name: 0o600 for f in files}
+        finally:
+            await db.close()
+    assert stat.S_IMODE((tmp_path / "new").stat().st_mode) == 0o700

@@ -276,3 +276,42 @@ async def test_every_code_refuses_a_violated_precondition(kit: Kit, code: str) -
     assert await kit.version(MSISDN) == version
     assert await kit.db.fetchval("SELECT COUNT(*) FROM sms_outbox") == sms
     assert await kit.audit_count(session.id) == before + 1
+
+
+#: Inputs that are neither personal nor secret although free-form: codes and months, never a person's data.
+NOT_PERSONAL = {("bill.query", "month"), ("invoice.issue", "month"), ("fault.guide", "script"),
+                ("fault.guide", "steps_done"), ("line.suspend", "until")}
+
+
+def test_every_personal_input_is_declared_so() -> None:
+    """The audit entry's immutable body holds ``details.inputs`` for ever: every input that can hold a
+    phone number, a name, an address, a date of a person or free text is personal (purgeable) or
+    secret (never kept), unless listed above as a code."""
+    undeclared = []
+    for code, spec in CATALOG.items():
+        for name, info in spec.inputs.model_fields.items():
+            kind = str(info.annotation)
+            free = ("str" in kind or "date" in kind) and "Literal" not in kind
+            declared = name in spec.personal_fields or name in spec.secret_fields
+            if free and not declared and (code, name) not in NOT_PERSONAL:
+                undeclared.append(f"{code}.{name}: {kind}")
+    assert undeclared == []
+
+
+async def test_forwarding_target_is_in_the_purgeable_part_only(tmp_path: Path) -> None:
+    db = await open_database(f"sqlite:///{tmp_path / 'fw.db'}")
+    try:
+        await migrate(db)
+        kit = await make_kit(db)
+        await kit.account(MSISDN)
+        session = await kit.session(MSISDN, Level.A2)
+        done = await kit.run(session, "forwarding.set", {"target": "13912345678"})
+        assert done.status == TxStatus.DONE, done
+        await kit.audit.flush()
+        bodies = [r["body"] for r in await db.fetch("SELECT body FROM audit_entries")]
+        personal = [r["data"] for r in await db.fetch("SELECT data FROM audit_personal")]
+        assert any("forwarding.set" in b for b in bodies)
+        assert not [b for b in bodies if "12345678" in b]
+        assert any("13912345678" in p for p in personal)
+    finally:
+        await db.close()

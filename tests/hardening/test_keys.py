@@ -128,3 +128,36 @@ async def test_evidence_purge_follows_retention(settings: Settings) -> None:
         assert not list((settings.data_dir / "evidence").glob("*/*"))  # nothing left half
         entries = await app[AUDIT].search(action="evidence.purged")
         assert len(entries) == 1
+
+
+async def test_rotation_covers_the_holders_photos(settings: Settings) -> None:
+    """``counter keys rotate`` re-wraps the photos sealed in the database; prune then drops the old key
+    and every photo still opens; none is a plain JPEG."""
+    from counter.appkeys import DB
+    from counter.sealed import is_sealed, sealed_key_id
+    from web.counter_api import ACCOUNTS
+
+    jpeg = b"\xff\xd8\xff\xe0" + os.urandom(2000)
+    app = await build_app_with_photo(settings, jpeg)
+    async with TestClient(TestServer(app)):
+        old_id = key_id(load_or_create_master_key(settings.effective_master_key_file))
+        rows = await app[DB].fetch("SELECT photo FROM acct_holders WHERE photo IS NOT NULL")
+        blobs = [bytes(r["photo"]) for r in rows]
+        assert blobs and all(is_sealed(b) and sealed_key_id(b) == old_id for b in blobs)
+        report = await asyncio.to_thread(_cli, settings, "rotate")
+        assert report["sealed_rewrapped"] == len(blobs) and report["retired"] == old_id
+        assert _cli(settings, "prune")["pruned"] == [old_id]
+        rows = await app[DB].fetch("SELECT photo FROM acct_holders WHERE photo IS NOT NULL")
+        assert {sealed_key_id(bytes(r["photo"])) for r in rows} == {report["new_key_id"]}
+        assert await app[ACCOUNTS].holder_photo("13300133000") == jpeg
+
+
+async def build_app_with_photo(settings: Settings, jpeg: bytes) -> Any:
+    """The app, with one more line whose holder has ``jpeg`` on file."""
+    from counter.app import build_app
+    from web.counter_api import ACCOUNTS
+
+    app = await build_app(settings)
+    await app[ACCOUNTS].create(msisdn="13300133000", name="测试", id_number="11010519491231002X",
+                               birth_date="1949-12-31", photo=jpeg)
+    return app

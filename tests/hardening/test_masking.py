@@ -6,14 +6,12 @@ import asyncio
 import io
 import logging
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import cv2
 import numpy as np
-import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from counter.config import Settings
@@ -47,22 +45,6 @@ def leaks(text: str) -> list[str]:
                 continue
             found.append(text[max(0, m.start() - 60): m.end() + 20].replace("\n", " "))
     return found
-
-
-@pytest.fixture
-def debug_log() -> Iterator[io.StringIO]:
-    """Everything logged at DEBUG by any logger, formatted with tracebacks, in one buffer."""
-    buffer = io.StringIO()
-    handler = logging.StreamHandler(buffer)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    handler.setLevel(logging.DEBUG)
-    root = logging.getLogger()
-    level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
-    yield buffer
-    root.removeHandler(handler)
-    root.setLevel(level)
 
 
 def test_the_scan_finds_what_it_must() -> None:
@@ -170,3 +152,25 @@ async def test_a_whole_flow_at_debug_leaks_nothing(debug_log: io.StringIO, setti
     text = debug_log.getvalue()
     assert "DEBUG" in text and len(text) > 1000  # the capture really saw the flow
     assert leaks(text) == [], leaks(text)[:5]
+
+
+async def test_no_sql_parameter_reaches_the_log_at_debug(debug_log: io.StringIO, tmp_path: Path) -> None:
+    """The SQLite driver logs every statement it runs at DEBUG, parameters and all: a name, an
+    address, a code or a whole JPEG.  None of them reaches a handler (the statement's function name does)."""
+    from counter.storage import open_database
+
+    install()
+    db = await open_database(f"sqlite:///{tmp_path / 'x.db'}")
+    try:
+        await db.execute("CREATE TABLE t (name TEXT, address TEXT, photo BLOB)")
+        jpeg = b"\xff\xd8\xff\xe0" + b"JFIF-bytes-of-a-face" * 50
+        await db.execute("INSERT INTO t VALUES ($1, $2, $3)", "王秀英", "北京市东城区示例路1号", jpeg)
+        assert await db.fetchval("SELECT name FROM t WHERE address = $1", "北京市东城区示例路1号") == "王秀英"
+    finally:
+        await db.close()
+    text = debug_log.getvalue()
+    assert "aiosqlite" in text and "executing" in text  # the driver did log, at DEBUG
+    for secret in ("王秀英", "示例路", "JFIF", "\\xff\\xd8"):
+        assert secret not in text, text[:2000]
+    assert mask("invalid input for query argument $2: '王秀英' (expected str)") == \
+        "invalid input for query argument $2: <value withheld>"

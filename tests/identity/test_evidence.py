@@ -101,3 +101,15 @@ async def test_rotation_rewraps_without_touching_ciphertext(store: EvidenceStore
         assert EvidenceStore(store.directory, new_key).get_sync(sha) == f"record {shas.index(sha)}".encode()
         with pytest.raises(WrongMasterKey):
             old_key_store.get_sync(sha)
+
+
+def test_evidence_folder_is_made_private(tmp_path: Path) -> None:
+    """A folder made earlier with a looser mode is 0700 once the store opens it; record folders too."""
+    folder = tmp_path / "evidence"
+    folder.mkdir(mode=0o755)
+    folder.chmod(0o755)
+    store = EvidenceStore(folder, secrets.token_bytes(32))
+    sha = store.put_sync(b"face", "face.live")
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert stat.S_IMODE((folder / sha[:2]).stat().st_mode) == 0o700
+    assert {stat.S_IMODE(p.stat().st_mode) for p in (folder / sha[:2]).iterdir()} == {0o600}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 
@@ -9,9 +10,11 @@ from aiohttp.test_utils import TestClient
 
 from counter.appkeys import DB
 from counter.audit import AUDIT
+from counter.guessing import SERVICE_PASSWORD
 from counter.levels import Method
 from counter.proofs import ProofKind
 from counter.sessions import Level
+from counter.sms import SMS, BuiltinGateway
 from tests.calls import live_call
 from tests.conftest import login
 from tests.counter.txkit import raise_on_proofs
@@ -89,10 +92,14 @@ async def _sms_code(app_client: TestClient[Any, Any], sid: str) -> None:
     resp = await app_client.post(f"/api/counter/sessions/{sid}/sms-code", headers=agent)
     assert resp.status == 202, await resp.text()
     assert (await resp.json())["sent_to"] == "138****8000"
-    body = await app_client.app[DB].fetchval(
-        "SELECT body FROM sms_outbox WHERE msisdn = '13800138000' ORDER BY id DESC LIMIT 1"
-    )
-    code = re.search(r"(\d{6})", str(body)).group(1)  # type: ignore[union-attr]
+    gateway = app_client.app[SMS].gateway
+    assert isinstance(gateway, BuiltinGateway)
+    body = (await asyncio.wait_for(gateway.wait_for("13800138000", 1), 30))[-1]
+    code = re.search(r"(\d{6})", body).group(1)  # type: ignore[union-attr]
+    # Sent: the outbox keeps the text with the code masked.
+    kept = await app_client.app[DB].fetchval("SELECT body FROM sms_outbox WHERE msisdn = '13800138000'"
+                                            " AND sent_at IS NOT NULL ORDER BY id DESC LIMIT 1")
+    assert code not in str(kept) and "******" in str(kept), kept
     url = f"/api/counter/sessions/{sid}/verify-sms-code"
     resp = await app_client.post(url, json={"code": "12345"}, headers=agent)
     assert resp.status == 400
@@ -157,3 +164,23 @@ async def test_no_level_from_a_hash_the_agent_sends(app_client: TestClient[Any, 
         assert status in (409, 503), body  # nothing stored to attest on (or no models here)
         status, body = await call.staff("GET", base)
         assert body["session"]["level"] == "A1"
+
+
+async def test_service_password_tries_are_limited_per_line_across_sessions(app_client: TestClient[Any, Any]) -> None:
+    """Wrong service passwords count for the line, not the session: a new call does not start afresh,
+    and once the line is locked even the right password waits.  Each try and the lock are audited."""
+    base = str(app_client.make_url(""))
+    answers = []
+    for tries in (3, SERVICE_PASSWORD.free - 3):
+        async with live_call(base, claimed_phone="13900139000") as call:
+            for password in ["135790"] * tries + (["246810"] if tries != 3 else []):
+                status, body = await call.staff("POST", f"/api/counter/sessions/{call.call_id}/verify-password",
+                                                json={"password": password})
+                answers.append((status, body["error"]["code"] if status != 200 else "ok"))
+    assert answers == [(403, "wrong_password")] * SERVICE_PASSWORD.free + [(429, "password_locked")]
+    audit = app_client.app[AUDIT]
+    await audit.flush()
+    entries = [e["entry"] for e in await audit.search(action="identity.password")]
+    assert [e["outcome"] for e in entries] == ["refused"] * len(answers)
+    assert entries[-2]["details"]["failures_on_line"] == SERVICE_PASSWORD.free
+    assert entries[-1]["details"] == {"locked": True}

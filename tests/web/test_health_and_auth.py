@@ -6,8 +6,11 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from counter.appkeys import NOT_READY
+from counter.appkeys import DB, NOT_READY
+from counter.audit import AUDIT
+from counter.guessing import LOGIN_ACCOUNT, LOGIN_ADDRESS
 from tests.conftest import login
+from web.ratelimit import RATE_LIMITS
 
 
 async def test_health_and_ready(app_client: TestClient[Any, Any]) -> None:
@@ -46,3 +49,41 @@ async def test_malformed_login_bodies(app_client: TestClient[Any, Any]) -> None:
         resp = await app_client.post("/api/auth/login", data=body, headers={"Content-Type": "application/json"})
         assert resp.status in (400, 413)
         assert "error" in await resp.json()
+
+
+async def _try(client: TestClient[Any, Any], username: str, password: str) -> tuple[int, str | None]:
+    resp = await client.post("/api/auth/login", json={"username": username, "password": password})
+    body = await resp.json()
+    if resp.status == 429:
+        assert int(resp.headers["Retry-After"]) >= 1
+    return resp.status, (body.get("error") or {}).get("code")
+
+
+async def _audit_bodies(client: TestClient[Any, Any], action: str) -> list[str]:
+    audit = client.app[AUDIT]
+    await audit.flush()
+    return [r["body"] for r in await client.app[DB].fetch("SELECT body FROM audit_entries WHERE action = $1",
+                                                          action)]
+
+
+async def test_login_backs_off_per_account_not_for_colleagues(app_client: TestClient[Any, Any]) -> None:
+    """Wrong passwords for one account lock that account (even the right password waits), audited;
+    a colleague behind the same address still logs in."""
+    for _ in range(LOGIN_ACCOUNT.free):
+        assert await _try(app_client, "agent2", "guess") == (401, "bad_credentials")
+    assert await _try(app_client, "agent2", "agent2-demo") == (429, "login_locked")
+    assert await _try(app_client, "agent1", "agent1-demo") == (200, None)
+    bodies = await _audit_bodies(app_client, "auth.login_locked")
+    assert len(bodies) == 1 and "login_account" in bodies[0] and "agent2" not in bodies[0]
+
+
+async def test_an_address_guessing_many_names_is_held_back_but_not_its_known_users(
+        app_client: TestClient[Any, Any]) -> None:
+    limits = app_client.app[RATE_LIMITS]
+    limits.rules = tuple(r for r in limits.rules if r.name != "login")  # the token bucket aside
+    assert await _try(app_client, "agent1", "agent1-demo") == (200, None)  # agent1 works from here
+    for i in range(LOGIN_ADDRESS.free):
+        assert await _try(app_client, f"name{i}", "guess") == (401, "bad_credentials")
+    assert await _try(app_client, "agent2", "agent2-demo") == (429, "login_locked")
+    assert await _try(app_client, "agent1", "agent1-demo") == (200, None)
+    assert any("login_address" in b for b in await _audit_bodies(app_client, "auth.login_locked"))

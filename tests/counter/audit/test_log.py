@@ -251,3 +251,17 @@ async def test_restart_uses_the_subtree_cache_and_repairs_a_tampered_one(db: Dat
         verify_inclusion(70, 200, mth_leaves[70], [bytes.fromhex(p) for p in proof.path], root)
     finally:
         await again.close()
+
+
+async def test_phone_and_id_numbers_never_stay_in_the_immutable_body(audit: AuditLog, db: Database) -> None:
+    """A phone or ID number that reached ``details`` or ``reason`` (they belong in ``personal``) is
+    masked before the body is hashed: the body can never be purged."""
+    await audit.append(AuditEvent("session.refused", "agent", "agent1", outcome="refused",
+                                  details={"tried": {"msisdn": "13912345678"}, "ids": ["11010519491231002X"]},
+                                  reason="no line 13912345678: check the number",
+                                  personal={"msisdn": "13912345678"}))
+    await audit.flush()
+    body = str(await db.fetchval("SELECT body FROM audit_entries"))
+    assert "12345678" not in body and "19491231" not in body, body
+    assert "139****5678" in body and "1101**********002X" in body
+    assert "13912345678" in str(await db.fetchval("SELECT data FROM audit_personal"))
