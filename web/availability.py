@@ -15,6 +15,7 @@ from aiohttp import web
 
 from counter.appkeys import NOT_READY
 from counter.storage import DatabaseError, IntegrityError
+from identity.evidence import WrongMasterKey
 from web.errors import Handler, json_error
 
 log = logging.getLogger("web.availability")
@@ -46,6 +47,14 @@ async def availability_middleware(request: web.Request, handler: Handler) -> web
         log.warning("conflicting write on %s %s: %s", request.method, request.path, type(exc).__name__)
         return json_error(409, "conflict", "someone else changed this at the same moment; nothing was changed "
                                            "by this request: reload and try again")
+    except WrongMasterKey as exc:
+        # a node set up without the installation's shared master key: say so, never a bare 500
+        log.error("master key missing on %s %s: %s", request.method, request.path, exc)
+        response = json_error(503, "key_unavailable", "this server cannot open a record sealed with another "
+                              "master key: every node needs the same master key file (master_key_file)",
+                              retry_after_s=RETRY_AFTER_S)
+        response.headers["Retry-After"] = str(RETRY_AFTER_S)
+        return response
     except DatabaseError as exc:
         log.warning("database unavailable on %s %s: %s", request.method, request.path, exc)
         return unavailable("database")

@@ -102,6 +102,9 @@ class Label:
     en: str
     mask: Callable[[str], str] = _mask_text
     unit: Words = ("", "")
+    #: Shown unmasked on the customer's own confirmation screen although personal: what the customer
+    #: must check digit by digit before agreeing (where their calls will go).
+    in_full: bool = False
 
 
 #: The name of every input of the catalog (``tests`` check that none is missing).
@@ -124,7 +127,7 @@ LABELS: dict[str, Label] = {
     "plan": Label("新套餐", "new plan"),
     "addon": Label("业务", "add-on"),
     "enabled": Label("开关", "switch"),
-    "target": Label("来电转移到", "forward calls to"),
+    "target": Label("来电转移到", "forward calls to", in_full=True),
     "cap_mb": Label("每月流量上限", "monthly data cap", unit=("MB", " MB")),
     "new_name": Label("新机主姓名", "new holder's name", _mask_name),
     "new_id_number": Label("新机主证件号码", "new holder's ID number", _mask_id),
@@ -174,7 +177,7 @@ def _value(spec: TxSpec, name: str, value: Any) -> Words:
     if isinstance(value, list):
         value = len(value)
     text = str(value)
-    if name in spec.personal_fields:
+    if name in spec.personal_fields and not label.in_full:
         text = label.mask(text)
     elif len(text) > 80:
         text = text[:80] + "…"

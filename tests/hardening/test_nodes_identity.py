@@ -25,6 +25,7 @@ import pytest
 from aiortc.mediastreams import VideoStreamTrack
 
 from identity import IdentityService
+from identity.evidence import load_or_create_master_key
 from signaling import protocol as p
 from signaling.peer import loopback_only
 from signaling.witness.client import WitnessClient, WitnessSender
@@ -127,8 +128,13 @@ async def test_face_on_one_node_liveness_on_the_other_reach_a2_and_the_change_ru
         pytest.skip("shared models not present")
     staff, phone = http
     prefix = f"i{uuid.uuid4().hex[:8]}"
-    a = LoopbackNode("ida", tmp_path, schema_url, private_redis.url, prefix, data_dir=tmp_path / "data-a")
-    b = LoopbackNode("idb", tmp_path, schema_url, private_redis.url, prefix, data_dir=tmp_path / "data-b")
+    # Separate data dirs as separate machines have; the master key (photos on file, evidence) comes
+    # from shared configuration, as a deployment's nodes share it.
+    master = tmp_path / "shared" / "master.key"
+    load_or_create_master_key(master)
+    shared = {"COUNTER_MASTER_KEY_FILE": str(master)}
+    a = LoopbackNode("ida", tmp_path, schema_url, private_redis.url, prefix, data_dir=tmp_path / "data-a", **shared)
+    b = LoopbackNode("idb", tmp_path, schema_url, private_redis.url, prefix, data_dir=tmp_path / "data-b", **shared)
     moves = asyncio.create_task(asyncio.to_thread(_moves))
     clients: list[WitnessClient] = []
     sender: WitnessSender | None = None
