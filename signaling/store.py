@@ -89,17 +89,13 @@ class SignalingStore:
 
     async def save_call(self, call: CallRecord) -> None:
         """Write a queued or connected call through, so a restart can put it back in its lane."""
-        data = call.model_dump_json()
-        async with self.db.transaction() as tx:
-            changed = await tx.execute(
-                "UPDATE signaling_queue SET lane = $2, score = $3, data = $4, updated_at = $5 WHERE call_id = $1",
-                call.call_id, call.lane, call.score, data, iso(),
-            )
-            if not changed:
-                await tx.execute(
-                    "INSERT INTO signaling_queue (call_id, lane, score, data, updated_at) VALUES ($1, $2, $3, $4, $5)",
-                    call.call_id, call.lane, call.score, data, iso(),
-                )
+        # One statement: two writers of the same call at once (a restore and a resume) never both insert.
+        await self.db.execute(
+            "INSERT INTO signaling_queue (call_id, lane, score, data, updated_at) VALUES ($1, $2, $3, $4, $5)"
+            " ON CONFLICT (call_id) DO UPDATE SET lane = excluded.lane, score = excluded.score,"
+            " data = excluded.data, updated_at = excluded.updated_at",
+            call.call_id, call.lane, call.score, call.model_dump_json(), iso(),
+        )
 
     async def forget_call(self, call_id: str) -> None:
         await self.db.execute("DELETE FROM signaling_queue WHERE call_id = $1", call_id)

@@ -20,7 +20,10 @@ from counter.levels import Method
 from counter.proofs import ProofKind
 from counter.sessions import Level
 from counter.sms import SMS, BuiltinGateway
+from counter.transactions import CATALOG
 from tests.calls import LiveCall, live_call
+from tests.conftest import FACES, login
+from tests.counter.test_transactions_catalog import CASES
 from tests.counter.txkit import raise_on_proofs
 from tests.hardening.test_masking import leaks
 from web.counter_api import SESSIONS
@@ -68,6 +71,15 @@ async def test_a_journey_at_debug_leaves_nothing_personal_behind(debug_log: io.S
             status, body = await call.staff("POST", s + "/verify-sms-code", json={"code": code.group(1)})
             assert status == 200 and body["session"]["level"] == "A1", body
             await app[SESSIONS].set_face_consent(sid, True)
+            # The face path with the real models: a live still matched with the (sealed) photo on file.
+            still = (FACES / "faceonnx" / "nicole_kidman" / "nicole_1.jpg").read_bytes()
+            for _ in range(300):
+                status, body = await call.staff("POST", s + "/identity/face", data=still,
+                                                headers={"Content-Type": "image/jpeg"})
+                if status != 503:  # the models load in the background at start
+                    break
+                await asyncio.sleep(0.1)
+            assert status == 200 and body["result"]["decision"] == "match", body
             await raise_on_proofs(app[SESSIONS], sid, Level.A2, Method.FACE, ProofKind.FACE_MATCH,
                                   ProofKind.LIVENESS)
             for code_, inputs, key in (("forwarding.set", {"target": TARGET}, "f1"),
@@ -85,6 +97,26 @@ async def test_a_journey_at_debug_leaves_nothing_personal_behind(debug_log: io.S
                     break
             assert password, texts
             secrets_seen.append(password.group(1))
+            # Every one of the 31 transactions with its inputs, as an agent would send them (A4 ones
+            # approved by a supervisor); whether each is done or refused, nothing personal stays.
+            supervisor = await login(client, "super1", "super1-demo")
+            for code_, case in sorted(CASES.items()):
+                spec = CATALOG[code_]
+                secrets_seen += [str(v) for k, v in case.good.items()
+                                 if k in spec.personal_fields and len(str(v)) >= 4 and k != "target"]
+                status, tx = await call.staff("POST", f"{s}/transactions", json={
+                    "code": code_, "inputs": case.good, "idempotency_key": f"all-{code_}"})
+                assert status in (200, 202), (code_, tx)
+                if tx["status"] != "pending":
+                    continue
+                status, out = await call.phone(
+                    "POST", f"/api/customer/counter/transactions/{tx['id']}/confirm", json={"accept": True})
+                assert status == 200, (code_, out)
+                if out["status"] == "pending":  # A4: the second person
+                    resp = await client.post(f"/api/counter/approvals/{tx['id']}", headers=supervisor)
+                    assert resp.status == 200, (code_, await resp.text())
+            ran = await app[DB].fetch("SELECT code, status FROM tx_requests WHERE idem_key LIKE 'all-%'")
+            assert len(ran) == 31 and not [r for r in ran if r["status"] in ("pending", "running")], ran
         db = app[DB]
         await app[AUDIT].flush()
         for _ in range(100):  # every text handed to the gateway

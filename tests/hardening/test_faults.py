@@ -453,7 +453,7 @@ async def _load_then_kill(node: Node, prefix: str, acknowledged: list[int]) -> N
 async def test_sigkill_under_transaction_load_leaves_nothing_in_flight_after_restart(
     tmp_path: Path, schema_url: str,
 ) -> None:
-    """Three rounds of: a call, three workers asking and confirming look-ups and changes, the node killed
+    """Five rounds of: a call, three workers asking and confirming look-ups and changes, the node killed
     with SIGKILL in the middle, the node restarted under its name.  After each start nothing is left
     in flight, every finished request has exactly one audit entry, every acknowledged confirmation is
     final; at the end ``counter audit verify`` passes."""
@@ -461,7 +461,7 @@ async def test_sigkill_under_transaction_load_leaves_nothing_in_flight_after_res
     conn = await asyncpg.connect(schema_url.split("?")[0], server_settings={"search_path": schema_url.split("=")[1]})
     node = Node("rk", tmp_path, schema_url)
     try:
-        for round_no in range(3):
+        for round_no in range(5):
             node = Node("rk", tmp_path, schema_url)
             await node.start()
             left = await _in_flight_left(conn)
