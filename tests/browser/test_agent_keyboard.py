@@ -29,7 +29,6 @@ from tests.browser.test_journey import (
     identity_api_installed,
     level,
     reactive_customer,
-    shot,
     staff_page,
 )
 from web.counter_api import ACCOUNTS, SESSIONS
@@ -234,7 +233,13 @@ def test_puk_item_by_keyboard_states_from_the_server_and_a_clean_second_call(env
             await customer.wait_for_selector("[data-screen=tx-result] .secret-code")
             await customer.tap("#btn-result-done")
             await agent.wait_for_selector("#tx-history tr[data-code='puk.query'][data-status=done]")
-            await shot(agent, "agent-console")
+            url = f"{env.base_url}/api/counter/sessions/{call_id}/identity/evidence"
+            async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as other:
+                async with other.post(env.base_url + "/api/auth/login",
+                                      json={"username": "agent2", "password": "agent2-demo"}) as resp:
+                    assert resp.status == 200
+                async with other.get(url) as resp:
+                    out["other_agent"] = (resp.status, (await resp.json())["error"]["code"])
 
             # A second customer waits; the agent hangs up (asked once) and does nothing more.
             second = await env.new_page()
@@ -244,6 +249,8 @@ def test_puk_item_by_keyboard_states_from_the_server_and_a_clean_second_call(env
             await kb.press("Enter")
             await customer.wait_for_selector("[data-screen=rating]")
             await step("hang up", "wrap_up")
+            out["after_call"] = await agent.evaluate(
+                "async (u) => { const r = await fetch(u); return [r.status, (await r.json()).error.code]; }", url)
             out["wrap_text"] = await agent.text_content("#agent-state")
             out["puk_keys"] = list(kb.keys)
             await step("wrap-up over", "offered")
@@ -307,6 +314,8 @@ def test_puk_item_by_keyboard_states_from_the_server_and_a_clean_second_call(env
     assert still["natural"] == [1280, 720] and still["shown"] == still["natural"], r["viewer"]
     assert "photo_on_file" in viewer and "live_face" in viewer, r["viewer"]
     assert r["viewed"] == ["agent1"], r["viewed"]
+    assert r["other_agent"] == (403, "not_your_session"), r["other_agent"]
+    assert r["after_call"] == [409, "no_live_call"], r["after_call"]
     assert r["offered"][0] == r["offered"][1], r["offered"]  # the waiting customer, offered unasked
     assert r["session_closed"] == "not_recorded", r["session_closed"]  # the console closed it, saying so
     clean = r["second_screen"]

@@ -82,7 +82,7 @@ function renderStateTime() {
   const s = state.server;
   if (!s) return;
   const gone = (performance.now() - s.at) / 1000;
-  const parts = [both("staff.state.time", { t: mmss(s.inState + gone) })];
+  const parts = [mmss(s.inState + gone)];
   if (s.state === "wrap_up" && s.wrapLeft !== null) parts.push(both("staff.state.wrap_left", { t: mmss(Math.max(0, s.wrapLeft - gone)) }));
   if (s.state === "wrap_up" && state.waiting > 0) parts.push(both("staff.state.wrap_holding", { n: state.waiting }));
   $("agent-state-time").textContent = parts.join(" · ");
