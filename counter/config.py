@@ -53,6 +53,10 @@ class Settings(BaseModel):
     turn_urls: list[str] = Field(default_factory=list, description="TURN servers handed to browsers")
     turn_secret: str = Field("", description="coturn static-auth-secret for short-lived TURN credentials")
     turn_ttl_s: int = Field(600, ge=60, le=86400, description="lifetime of TURN credentials")
+    wrap_up_s: int = Field(
+        60, ge=0, le=3600,
+        description="after-call work: seconds an agent stays in wrap-up before being available by itself (0: none)",
+    )
     allowed_origins: list[str] = Field(default_factory=list, description="extra Origins allowed on WebSocket upgrade")
     evidence_retention_days: int = Field(180, ge=1, description="how long face/ID images are kept")
     recording_retention_days: int = Field(180, ge=1, description="how long call recordings are kept")

@@ -25,6 +25,7 @@ class SignalingOptions:
     presence_ttl_s: float = 15.0
     answer_target_s: float = 15.0
     default_handle_s: float = 300.0
+    wrap_up_s: float = 60.0  # after-call work before available by itself (0: none); set from Settings.wrap_up_s
     rate_per_s: float = 50.0
     rate_burst: float = 200.0
     max_message_bytes: int = 64 * 1024

@@ -20,8 +20,26 @@ VERSION = 1
 MAX_MESSAGE_BYTES = 64 * 1024
 
 Lane = Literal["care", "general"]
-PresenceState = Literal["available", "busy", "wrap_up", "away"]
+#: What a staff member may ask for: ``wrap_up`` while in after-call work extends it by the limit.
+PresenceState = Literal["available", "wrap_up", "away"]
 Role = Literal["customer", "agent", "supervisor"]
+
+
+
+class AgentState(StrEnum):
+    """A staff member's state as routing has it (an ACD's states); only the server changes it.
+
+    ``available`` (may be offered a call) -> ``offered`` (a call waits for their accept) -> ``in_call``
+    -> ``wrap_up`` (after-call work, ``wrap_up_s`` by default, then ``available`` by itself) ; ``away``
+    (not offered anything) until they choose otherwise; a missed offer sets ``away``.
+    """
+
+    AVAILABLE = "available"
+    OFFERED = "offered"
+    IN_CALL = "in_call"
+    WRAP_UP = "wrap_up"
+    AWAY = "away"
+
 
 _Id = Annotated[str, Field(min_length=1, max_length=64)]
 _Ref = Annotated[str | None, Field(default=None, max_length=64)]
@@ -340,10 +358,30 @@ class CallEnded(_Msg):
     by: str | None = None
 
 
-class PresenceAck(_Msg):
-    type: Literal["presence_ack"] = "presence_ack"
-    state: PresenceState
+class _AgentStateMsg(_Msg):
+    """The server's state of a staff member and how long they have been in it (``in_state_s`` when sent).
+
+    ``wrap_up_left_s``: in ``wrap_up``, the seconds until they become ``available`` by themselves
+    (``None``: no limit).  ``call_id``: the call offered to them or that they are in.
+    """
+
+    state: AgentState
     skills: list[str]
+    in_state_s: float = 0.0
+    wrap_up_left_s: float | None = None
+    call_id: str | None = None
+
+
+class PresenceAck(_AgentStateMsg):
+    """The answer to ``presence`` (and to a missed offer, which sets ``away``): the state routing keeps."""
+
+    type: Literal["presence_ack"] = "presence_ack"
+
+
+class AgentStatus(_AgentStateMsg):
+    """Pushed to a staff member whenever the server changes their state (offer, call, wrap-up and its end)."""
+
+    type: Literal["agent_state"] = "agent_state"
 
 
 class IceServers(_Msg):
@@ -378,6 +416,7 @@ ServerMessage = Annotated[
     | Notice
     | CallEnded
     | PresenceAck
+    | AgentStatus
     | IceServers
     | Pong
     | ErrorMsg

@@ -24,6 +24,7 @@ from signaling import protocol as p
 from signaling.bus import LANES, Bus
 from signaling.ice import ice_servers
 from signaling.options import SignalingOptions
+from signaling.protocol import AgentState
 from signaling.state import AgentRecord, CallRecord, Principal, customer_key
 from signaling.store import JoinToken, SignalingStore
 
@@ -192,7 +193,7 @@ class SignalingService:
                     if await self.bus.get_agent(call.agent_id) is None:
                         await self.bus.put_agent(AgentRecord(
                             id=call.agent_id, role=call.agent_role or "agent", name=call.agent_name or "",
-                            state="busy", call_id=call.call_id, node=self.node_id,
+                            state=AgentState.IN_CALL, state_since=now, call_id=call.call_id, node=self.node_id,
                             restored_until=now + self.options.reconnect_grace_s,
                         ), self.options.reconnect_grace_s + self.options.presence_ttl_s)
                     connected += 1
@@ -394,7 +395,8 @@ class SignalingService:
             async with self.bus.lock():
                 agent = await self.bus.get_agent(who.id)
                 if agent is None:
-                    agent = AgentRecord(id=who.id, role=who.role, name=who.name, skills=sorted(who.skills))
+                    agent = AgentRecord(id=who.id, role=who.role, name=who.name, skills=sorted(who.skills),
+                                        state_since=time.time())
                 agent.node = self.node_id
                 if agent.restored_until is not None:  # back after a restart: theirs again
                     agent.restored_until = None
@@ -402,6 +404,7 @@ class SignalingService:
                     agent.skills = sorted(who.skills)
                 await self.bus.put_agent(agent, self.options.presence_ttl_s)
                 current = await self.bus.get_call(agent.call_id) if agent.call_id else None
+            await conn.send(p.dump(self._status(agent, p.AgentStatus, time.time())))
             if current is not None and current.status == "in_call" and current.agent_id == who.id:
                 await self._resume_agent(who, current)
 
@@ -570,11 +573,10 @@ class SignalingService:
             if call.answered_at:
                 self._handle_times = [*self._handle_times[-99:], now - call.answered_at]
             agent = await self.bus.get_agent(call.agent_id)
+            await self._to(self._agent_key(call), ended)
             if agent is not None and agent.call_id == call.call_id:
                 agent.call_id = None
-                agent.state = "wrap_up"
-                await self.bus.put_agent(agent, self.options.presence_ttl_s)
-            await self._to(self._agent_key(call), ended)
+                await self._enter(agent, self._after_call, now)
         for sup in call.monitors:
             await self._to(f"supervisor:{sup}", ended)
         await self._emit(self._event("abandoned" if outcome == "abandoned" else "ended", call, by, reason=reason))
@@ -589,29 +591,79 @@ class SignalingService:
         agent = await self.bus.get_agent(agent_id)
         if agent is not None and agent.offer_call == call.call_id:
             agent.offer_call = None
-            await self.bus.put_agent(agent, self.options.presence_ttl_s)
             await self._to(f"{agent.role}:{agent_id}", p.OfferWithdrawn(call_id=call.call_id, reason=reason))
+            await self._enter(agent, AgentState.AVAILABLE, time.time())
+
+    # agents' states -------------------------------------------------------------------------
+
+    def _status(self, agent: AgentRecord, kind: type[p.PresenceAck] | type[p.AgentStatus], now: float,
+                ref: str | None = None) -> p.PresenceAck | p.AgentStatus:
+        left = None
+        if agent.state is AgentState.WRAP_UP and agent.wrap_up_until is not None:
+            left = round(max(0.0, agent.wrap_up_until - now), 1)
+        return kind(ref=ref, state=agent.state, skills=agent.skills,
+                    in_state_s=round(max(0.0, now - agent.state_since), 1), wrap_up_left_s=left,
+                    call_id=agent.call_id or agent.offer_call)
+
+    @property
+    def _after_call(self) -> AgentState:
+        """Where a call's end leaves its agent: after-call work, or available when none is configured."""
+        return AgentState.WRAP_UP if self.options.wrap_up_s > 0 else AgentState.AVAILABLE
+
+    async def _enter(self, agent: AgentRecord, state: AgentState, now: float, tell: bool = True) -> None:
+        """Put ``agent`` in ``state`` (the one place states change), store it and tell their console.
+
+        Under lock.  Wrap-up gets its limit (none configured: the call ends in ``available``); becoming
+        available after anything but an offer starts the idle time that ranks agents for the next call.
+        """
+        if state is AgentState.AVAILABLE and agent.state not in (AgentState.AVAILABLE, AgentState.OFFERED):
+            agent.idle_since = now
+        if state is not agent.state:
+            agent.state = state
+            agent.state_since = now
+        agent.wrap_up_until = None
+        if state is AgentState.WRAP_UP and self.options.wrap_up_s > 0:
+            agent.wrap_up_until = now + self.options.wrap_up_s
+        await self.bus.put_agent(agent, self.options.presence_ttl_s)
+        if tell:
+            await self._to(f"{agent.role}:{agent.id}", self._status(agent, p.AgentStatus, now))
+
+    async def _end_wrap_ups(self, now: float) -> None:
+        """After-call work past its limit ends: the agent is available again (routing follows).  Under lock."""
+        for seen in await self.bus.read_agents():
+            if seen.state is AgentState.WRAP_UP and seen.wrap_up_until is not None and seen.wrap_up_until <= now:
+                agent = await self.bus.get_agent(seen.id)
+                if agent is not None:
+                    await self._enter(agent, AgentState.AVAILABLE, now)
 
     # staff ----------------------------------------------------------------------------------
 
     async def _presence(self, conn: Connection, who: Principal, m: p.Presence) -> None:
+        """The staff member's choice: ``available``, ``away``, or ``wrap_up`` (in after-call work: extend
+        it by the limit).  In a call the call decides (its end brings wrap-up); offered, ``available``
+        keeps the offer and anything else hands it back to the queue."""
         skills = sorted(who.skills if m.skills is None else who.skills.intersection(m.skills))
+        now = time.time()
         async with self.bus.lock():
-            agent = await self.bus.get_agent(who.id) or AgentRecord(id=who.id, role=who.role, name=who.name)
-            if m.state == "available" and (agent.state != "available" or agent.idle_since == 0):
-                agent.idle_since = time.time()
-            agent.state = m.state
+            agent = await self.bus.get_agent(who.id) or AgentRecord(id=who.id, role=who.role, name=who.name,
+                                                                    state_since=now)
             agent.skills = skills
             agent.node = self.node_id
-            if m.state != "available" and agent.offer_call:
+            if agent.call_id is not None:
+                await self.bus.put_agent(agent, self.options.presence_ttl_s)
+                raise p.ProtocolError("in_call", "you are in a call: wrap-up follows when it ends", m.ref)
+            wanted = AgentState(m.state)
+            if wanted is not AgentState.AVAILABLE and agent.offer_call:
                 offered = await self.bus.get_call(agent.offer_call)
                 agent.offer_call = None
                 if offered is not None and offered.offered_to == who.id:
                     offered.offered_to = None
                     offered.status = "queued"
                     await self.bus.put_call(offered)
-            await self.bus.put_agent(agent, self.options.presence_ttl_s)
-        await conn.send(p.dump(p.PresenceAck(ref=m.ref, state=m.state, skills=skills)))
+            if wanted is AgentState.AVAILABLE and agent.offer_call:
+                wanted = AgentState.OFFERED
+            await self._enter(agent, wanted, now, tell=False)  # wrap-up again: extended from now
+        await conn.send(p.dump(self._status(agent, p.PresenceAck, now, m.ref)))
         await self._kick()
 
     async def _accept(self, who: Principal, m: p.Accept) -> None:
@@ -634,8 +686,7 @@ class SignalingService:
             agent = await self.bus.get_agent(who.id) or AgentRecord(id=who.id, role=who.role, name=who.name)
             agent.offer_call = None
             agent.call_id = call.call_id
-            agent.state = "busy"
-            await self.bus.put_agent(agent, self.options.presence_ttl_s)
+            await self._enter(agent, AgentState.IN_CALL, now)
         await self.store.save_call(call)
         if call.leg is not None:
             await self.store.answer_leg(call.leg, who.id, now)
@@ -665,7 +716,7 @@ class SignalingService:
             agent = await self.bus.get_agent(who.id)
             if agent is not None:
                 agent.offer_call = None
-                await self.bus.put_agent(agent, self.options.presence_ttl_s)
+                await self._enter(agent, AgentState.AVAILABLE, time.time())
         await self._kick()
 
     async def _transfer(self, who: Principal, m: p.Transfer) -> None:
@@ -678,8 +729,7 @@ class SignalingService:
             agent = await self.bus.get_agent(who.id)
             if agent is not None:
                 agent.call_id = None
-                agent.state = "wrap_up"
-                await self.bus.put_agent(agent, self.options.presence_ttl_s)
+                await self._enter(agent, self._after_call, time.time())
             await self._requeue_head(call, "transferred", who, target_agent=m.agent if m.to == "agent" else None,
                                      target_role="supervisor" if m.to == "supervisor" else None)
         await self._to(who.key, p.CallEnded(ref=m.ref, call_id=m.call_id, reason="transferred", by=who.key))
@@ -783,7 +833,7 @@ class SignalingService:
         """Offer waiting calls to free agents: care lane first, FIFO, longest-idle agent.  Under lock."""
         free = [
             a for a in await self.bus.read_agents()
-            if a.state == "available" and a.call_id is None and a.offer_call is None
+            if a.state is AgentState.AVAILABLE and a.call_id is None and a.offer_call is None
         ]
         for lane in LANES:
             for call_id, _ in await self.bus.lane(lane):
@@ -803,13 +853,14 @@ class SignalingService:
                 call.offer_deadline = now + self.options.offer_timeout_s
                 pick.offer_call = call.call_id
                 await self.bus.put_call(call)
-                await self.bus.put_agent(pick, self.options.presence_ttl_s)
+                await self._enter(pick, AgentState.OFFERED, now, tell=False)
                 await self._to(
                     f"{pick.role}:{pick.id}",
                     p.CallOffer(call_id=call.call_id, lane=call.lane, waited_s=round(now - call.queued_at, 3),
                                 expires_s=self.options.offer_timeout_s, claimed_phone=call.claimed_phone,
                                 claimed_account=call.claimed_account, transfer_from=call.transfer_from),
                 )
+                await self._to(f"{pick.role}:{pick.id}", self._status(pick, p.AgentStatus, now))
 
     @staticmethod
     def _eligible(agent: AgentRecord, call: CallRecord) -> bool:
@@ -887,13 +938,14 @@ class SignalingService:
                     call_id = in_call.get(who.id)
                     await self.bus.put_agent(AgentRecord(
                         id=who.id, role=who.role, name=who.name, skills=sorted(who.skills), node=self.node_id,
-                        state="busy" if call_id else "away", call_id=call_id,
+                        state=AgentState.IN_CALL if call_id else AgentState.AWAY, state_since=now, call_id=call_id,
                     ), self.options.presence_ttl_s)
                     if call_id is None:
-                        await conn.send(p.dump(p.PresenceAck(state="away", skills=sorted(who.skills))))
+                        await conn.send(p.dump(p.PresenceAck(state=AgentState.AWAY, skills=sorted(who.skills))))
             for agent_id, call_id in in_call.items():  # agents on other nodes: until their heartbeat
                 if await self.bus.get_agent(agent_id) is None:
-                    await self.bus.put_agent(AgentRecord(id=agent_id, role="agent", state="busy", call_id=call_id),
+                    await self.bus.put_agent(AgentRecord(id=agent_id, role="agent", state=AgentState.IN_CALL,
+                                                         state_since=now, call_id=call_id),
                                              self.options.presence_ttl_s)
         self._lost_in_outage.clear()
         log.warning("signaling: recovered (%d persisted calls checked)", len(saved))
@@ -941,6 +993,7 @@ class SignalingService:
                     await self._end_call(call, "customer_lost" if call.status == "in_call" else "abandoned", None)
                 elif call.status == "in_call" and call.agent_id not in present:
                     await self._requeue_head(call, "server_restart" if call_id in not_back else "agent_lost", None)
+            await self._end_wrap_ups(now)
             await self._route(now)
         if now - self._last_status >= self.options.status_interval_s:
             self._last_status = now
@@ -959,11 +1012,11 @@ class SignalingService:
         agent = await self.bus.get_agent(agent_id)
         if agent is not None:
             agent.offer_call = None
-            agent.state = "away"  # not answering: stop offering them calls until they say so
-            await self.bus.put_agent(agent, self.options.presence_ttl_s)
+            now = time.time()
+            await self._enter(agent, AgentState.AWAY, now, tell=False)  # not answering: no offers until they say so
             key = f"{agent.role}:{agent_id}"
             await self._to(key, p.OfferTimeout(call_id=call.call_id))
-            await self._to(key, p.PresenceAck(state="away", skills=agent.skills))
+            await self._to(key, self._status(agent, p.PresenceAck, now))
 
     async def _push_status(self, only: str | None = None) -> None:
         """Send position and estimated wait to customers connected here (or just ``only``)."""
@@ -1014,7 +1067,10 @@ class SignalingService:
         agents = [
             {"id": a.id, "role": a.role, "name": a.name, "state": a.state, "skills": a.skills,
              "call_id": a.call_id, "offer": a.offer_call, "node": a.node,
-             "idle_s": round(now - a.idle_since, 1) if a.state == "available" and a.idle_since else None}
+             "idle_s": round(now - a.idle_since, 1) if a.state is AgentState.AVAILABLE and a.idle_since else None,
+             "state_s": round(max(0.0, now - a.state_since), 1) if a.state_since else None,
+             "wrap_up_left_s": round(max(0.0, a.wrap_up_until - now), 1)
+             if a.state is AgentState.WRAP_UP and a.wrap_up_until is not None else None}
             for a in sorted(await self.bus.agents(), key=lambda a: a.id)
         ]
         calls = [

@@ -8,7 +8,7 @@ from functools import cached_property
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from signaling.protocol import Lane, PresenceState, Role
+from signaling.protocol import AgentState, Lane, Role
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,9 @@ class AgentRecord(BaseModel):
     role: Role
     name: str = ""
     skills: list[str] = Field(default_factory=list)
-    state: PresenceState = "away"
+    state: AgentState = AgentState.AWAY
+    state_since: float = 0.0  # unix seconds: when ``state`` began
+    wrap_up_until: float | None = None  # unix seconds: the end of after-call work (None: no limit)
     idle_since: float = 0.0
     offer_call: str | None = None
     call_id: str | None = None

@@ -33,6 +33,7 @@ WRAP_UPS: list[dict[str, str]] = [
     {"code": "identity_failed", "zh": "身份核验未通过", "en": "Identity not proven"},
     {"code": "customer_left", "zh": "客户离开", "en": "Customer left"},
     {"code": "info_only", "zh": "仅咨询", "en": "Information only"},
+    {"code": "not_recorded", "zh": "未填小结（话后时间到）", "en": "Not recorded (wrap-up time ran out)"},
 ]
 FIRST_CONTACT = {"resolved", "info_only"}
 #: Where each role lands after logging in.

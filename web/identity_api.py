@@ -45,7 +45,7 @@ from counter.levels import (
 from counter.proofs import ProofKind, SessionProofs
 from counter.sessions import CounterSession, SessionError
 from identity import Challenge, Checked, EvidenceStore, FaceMatch, IdCardResult, IdentityService, LivenessResult
-from identity.evidence import load_or_create_master_key
+from identity.evidence import EvidenceNotFound, load_or_create_master_key
 from identity.images import ImageError, as_bgr
 from identity.liveness import UnusableReference
 from signaling.witness import WitnessError
@@ -404,12 +404,100 @@ async def attest(request: web.Request) -> web.Response:
                                                           recorded_by=actor)
     except SessionError as exc:
         raise ApiError(409, exc.code, exc.reason) from exc
+    viewed = await request.app[AUDIT].search(session_id=session.id, action="identity.evidence_viewed",
+                                             actor_id=actor)
     seq = await _audit(request, "identity.attestation", actor, session, "ok",
                        {"statement": "id_card_matches_person", "face": "declined", "id_stills": len(stills),
-                        "live_frame": frame is not None}, evidence)
+                        "live_frame": frame is not None, "evidence_viewer_opened": len(viewed)}, evidence)
     return web.json_response({"evidence": list(evidence), "audit_seq": seq,
                               "thumbnail": _thumbnail(frame) if frame is not None else "",
                               "session": _session_json(session)})
+
+
+# --- the evidence viewer -------------------------------------------------------------------------------
+
+#: Which proofs hold images worth looking at, and what they show: the ID card, or the live face.
+_VIEWABLE = {
+    ProofKind.ID_CARD: "id_still", ProofKind.ID_STILL: "id_still", ProofKind.CUSTOMER_STILL: "live_face",
+    ProofKind.FACE_MATCH: "live_face", ProofKind.LIVENESS: "live_face", ProofKind.ATTESTATION: "live_face",
+}
+
+
+async def _viewable(request: web.Request, session: CounterSession) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The session's images (newest first, each once) as ``{kind, sha256}``, and the ID card's fields read."""
+    store = request.app[IDENTITY].evidence
+    items: list[dict[str, Any]] = []
+    fields: dict[str, Any] = {}
+    seen: set[str] = set()
+    for proof in reversed(await _proofs(request).of_session(session.id, tuple(_VIEWABLE))):
+        if proof.sha in seen:
+            continue
+        seen.add(proof.sha)
+        try:
+            info = await store.info(proof.sha)
+        except EvidenceNotFound:
+            continue  # purged after retention
+        if info.kind.endswith(".facts"):
+            if proof.kind is ProofKind.ID_CARD and not fields:
+                facts = json.loads(await store.get(proof.sha))
+                fields = dict(facts.get("fields") or {})
+                if fields.get("number"):
+                    fields["number"] = _masked_number(str(fields["number"]))
+            continue
+        kind = _VIEWABLE[proof.kind]
+        if proof.kind is ProofKind.CUSTOMER_STILL and info.meta.get("kind") == "id":
+            kind = "id_still"
+        items.append({"kind": kind, "sha256": proof.sha, "at": proof.at})
+    return items, fields
+
+
+def _size(data: bytes) -> tuple[int, int]:
+    image = as_bgr(data)
+    return int(image.shape[1]), int(image.shape[0])
+
+
+async def evidence_list(request: web.Request) -> web.Response:
+    """The evidence viewer: the customer's ID still and live face at full size beside the real-name photo
+    on file, with the ID card's fields.  The session's own agent only, while the call is live; opening
+    it is audited (``identity.evidence_viewed``) and the attestation cites that entry."""
+    session, actor = await _own(request)
+    items, fields = await _viewable(request, session)
+    store = request.app[IDENTITY].evidence
+    base = f"/api/counter/sessions/{session.id}/identity/evidence"
+    out: list[dict[str, Any]] = []
+    for item in items:
+        try:
+            width, height = await asyncio.to_thread(_size, await store.get(item["sha256"]))
+        except ImageError:
+            continue
+        out.append({**item, "url": f"{base}/{item['sha256']}", "width": width, "height": height})
+    photo = await request.app[ACCOUNTS].holder_photo(session.account) if session.account else None
+    if photo is not None:
+        width, height = await asyncio.to_thread(_size, photo)
+        out.append({"kind": "photo_on_file", "sha256": None, "url": f"{base}/photo", "width": width,
+                    "height": height})
+    seq = await _audit(request, "identity.evidence_viewed", actor, session, "ok",
+                       {"images": [i["kind"] for i in out], "fields": sorted(fields)},
+                       tuple(i["sha256"] for i in out if i["sha256"]))
+    return web.json_response({"images": out, "fields": fields, "audit_seq": seq},
+                             headers={"Cache-Control": "no-store"})
+
+
+async def evidence_image(request: web.Request) -> web.Response:
+    """One image of the viewer, decrypted from the evidence store, at the size it was stored."""
+    session, _ = await _own(request)
+    sha = request.match_info["sha"]
+    if sha == "photo":
+        data = await request.app[ACCOUNTS].holder_photo(session.account) if session.account else None
+        if data is None:
+            raise ApiError(404, "no_reference", "no real-name photo on file for this line")
+    else:
+        items, _ = await _viewable(request, session)
+        if sha not in {i["sha256"] for i in items}:
+            raise ApiError(404, "no_evidence", "no image with that sha256 among this session's evidence")
+        data = await request.app[IDENTITY].evidence.get(sha)
+    kind = "image/png" if data[:8] == b"\x89PNG\r\n\x1a\n" else "image/jpeg"
+    return web.Response(body=data, content_type=kind, headers={"Cache-Control": "no-store, private"})
 
 
 async def customer_still(request: web.Request) -> web.Response:
@@ -531,6 +619,8 @@ async def setup(app: web.Application) -> None:
     app.router.add_post(base + "/liveness/{cid}", liveness_evaluate)
     app.router.add_post(base + "/id-card", id_capture)
     app.router.add_post(base + "/attest", attest)
+    app.router.add_get(base + "/evidence", evidence_list)
+    app.router.add_get(base + "/evidence/{sha}", evidence_image)
     app.router.add_post("/api/customer/identity/still", customer_still)
 
 

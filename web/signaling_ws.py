@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -17,6 +18,7 @@ from signaling.aio import SIGNALING, serve_websocket
 from signaling.bus import make_bus
 from signaling.metrics import lane_metrics
 from signaling.options import SignalingOptions
+from signaling.protocol import AgentState
 from signaling.service import CallEvent, ChatLine, IceConfig, SignalingService
 from signaling.state import Principal
 from signaling.store import SignalingStore
@@ -77,7 +79,12 @@ async def supervisor_metrics(request: web.Request) -> web.Response:
     lanes = await lane_metrics(
         request.app[DB], since=time.time() - hours * 3600, target_s=service.options.answer_target_s
     )
+    states = {state.value: 0 for state in AgentState}
+    for agent in await service.bus.read_agents():
+        if agent.role == "agent":
+            states[agent.state.value] += 1
     return web.json_response({"hours": hours, "answer_target_s": service.options.answer_target_s,
+                              "wrap_up_s": service.options.wrap_up_s, "agent_states": states,
                               "lanes": [m.to_json() for m in lanes]})
 
 
@@ -131,7 +138,7 @@ def _audit_hook(app: web.Application) -> None:
 
 def setup(app: web.Application) -> None:
     settings = app[SETTINGS]
-    options = SignalingOptions.from_env(os.environ)
+    options = dataclasses.replace(SignalingOptions.from_env(os.environ), wrap_up_s=float(settings.wrap_up_s))
     bus = make_bus(settings.redis_url, settings.effective_node_id, options.redis_prefix)
     service = SignalingService(
         SignalingStore(app[DB]),

@@ -23,7 +23,7 @@ def test_id_capture_reads_the_customers_uploaded_still(env: BrowserEnv) -> None:
         agent.on("request", lambda r: out["requests"].append(r.post_data) if r.url.endswith("/identity/id-card")
                  else None)
         await to_queue(customer)
-        await agent.select_option("#presence", "available")
+        await agent.click("#btn-available")
         await agent.wait_for_selector("#offer:not([hidden])")
         await agent.keyboard.press("Alt+A")
         await customer.wait_for_selector("[data-screen=call]")

@@ -67,9 +67,12 @@ class StaffWire:
         return [x[:300] for x in self.bodies + self.frames if secret in x]
 
 
-async def staff_page(env: BrowserEnv, username: str, password: str, home: str, wire: StaffWire | None = None) -> Any:
-    """A desktop page logged in through the real login form (everything it receives on ``wire``)."""
-    ctx = await env.browser.new_context(viewport=DESKTOP, locale="zh-CN", permissions=["camera", "microphone"])
+async def staff_page(env: BrowserEnv, username: str, password: str, home: str, wire: StaffWire | None = None,
+                     *, bypass_csp: bool = False) -> Any:
+    """A desktop page logged in through the real login form (everything it receives on ``wire``);
+    ``bypass_csp`` only for pages that inject axe-core."""
+    ctx = await env.browser.new_context(viewport=DESKTOP, locale="zh-CN", permissions=["camera", "microphone"],
+                                        bypass_csp=bypass_csp)
     env.contexts.append(ctx)
     page = await ctx.new_page()
     page.set_default_timeout(20000)
@@ -213,7 +216,7 @@ def identity_api_installed(env: BrowserEnv) -> bool:
 
 async def accept_care_call(env: BrowserEnv, customer: Any, agent: Any) -> str:
     await to_queue(customer, senior=True)
-    await agent.select_option("#presence", "available")
+    await agent.click("#btn-available")
     await agent.wait_for_selector("#offer:not([hidden]) .badge.care")
     await agent.wait_for_selector("#queue [data-lane=care] li")
     await agent.keyboard.press("Alt+A")  # the documented shortcut
@@ -357,7 +360,9 @@ def test_journey_senior_customer_puk_rating_and_auditor(env: BrowserEnv, tmp_pat
         await shot(sup, "supervisor-wall")
         await sup.click("#btn-leave")
         # Hang up (shortcut), the customer rates, the agent wraps up.
-        await agent.keyboard.press("Alt+H")
+        await agent.keyboard.press("Alt+H")  # asks once: Enter confirms
+        await agent.wait_for_selector("#hangup-dialog[open]")
+        await agent.keyboard.press("Enter")
         await customer.wait_for_selector("[data-screen=rating]")
         await customer.tap("#rate-5")
         await customer.wait_for_selector("[data-screen=result]")
@@ -477,7 +482,9 @@ def test_refusal_another_persons_face_keeps_puk_refused(env: BrowserEnv) -> None
                return {status: r.status, body: await r.json()}; }""",
             call_id,
         )
-        await agent.keyboard.press("Alt+H")
+        await agent.keyboard.press("Alt+H")  # asks once: Enter confirms
+        await agent.wait_for_selector("#hangup-dialog[open]")
+        await agent.keyboard.press("Enter")
         await customer.wait_for_selector("[data-screen=rating]")
         await env.close_page(customer)
         await agent.context.close()

@@ -9,6 +9,7 @@ import { WitnessLeg } from "../shared/witness.js";
 import { OfferPeer, grabFrame } from "./call.js";
 import * as identity from "./identity.js";
 import { formFields, readForm } from "./txform.js";
+import { both } from "../shared/i18n.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -16,7 +17,11 @@ const state = {
   user: null,
   ws: null,
   iceServers: [],
-  presence: "away",
+  presence: "away", // the agent's last choice (available / away), asked for again on reconnect
+  server: null, // the server's state of this agent: {state, inState, wrapLeft, at}
+  waiting: 0,
+  highlight: -1, // the highlighted transaction in the search's list
+  wrapTouched: false,
   offer: null,
   call: null, // {id, lane, claimedPhone}
   session: null,
@@ -57,9 +62,42 @@ function setPresence(value) {
   send({ type: "presence", state: value });
 }
 
+/** The server's state of this agent (presence_ack / agent_state), shown as is: never guessed here.
+ * The time in it counts up from the server's figure. */
+function showState(msg) {
+  state.server = { state: msg.state, inState: msg.in_state_s ?? 0, wrapLeft: msg.wrap_up_left_s ?? null, at: performance.now() };
+  if (msg.state === "available" || msg.state === "away") state.presence = msg.state;
+  document.body.dataset.presence = msg.state;
+  $("agent-state").dataset.state = msg.state;
+  $("agent-state-name").textContent = both(`staff.state.${msg.state}`);
+  $("btn-available").setAttribute("aria-pressed", String(msg.state === "available"));
+  $("btn-away").setAttribute("aria-pressed", String(msg.state === "away"));
+  $("btn-available").disabled = msg.state === "in_call";
+  $("btn-away").disabled = msg.state === "in_call";
+  $("btn-extend").hidden = msg.state !== "wrap_up";
+  renderStateTime();
+  if ((msg.state === "available" || msg.state === "offered") && state.call?.ended) wrapUpOver();
+}
+
+function renderStateTime() {
+  const s = state.server;
+  if (!s) return;
+  const gone = (performance.now() - s.at) / 1000;
+  const parts = [mmss(s.inState + gone)];
+  if (s.state === "wrap_up" && s.wrapLeft !== null) parts.push(both("staff.state.wrap_left", { t: mmss(Math.max(0, s.wrapLeft - gone)) }));
+  if (s.state === "wrap_up" && state.waiting > 0) parts.push(both("staff.state.wrap_holding", { n: state.waiting }));
+  $("agent-state-time").textContent = parts.join(" · ");
+}
+
+function togglePresence() {
+  const now = state.server?.state;
+  setPresence(now === "available" || now === "offered" ? "away" : "available");
+}
+
 async function refreshQueue() {
   try {
     const data = await api("/api/consoles/queue");
+    state.waiting = Object.values(data.lanes).reduce((n, rows) => n + rows.filter((r) => r.status === "queued").length, 0);
     const lanes = Object.entries(data.lanes).map(([lane, rows]) => h("div", { class: "lane", dataset: { lane } },
       h("h3", {}, lane === "care" ? h("span", { class: "badge care" }, "关爱 Care") : "普通 General", ` · ${rows.length}`),
       rows.length
@@ -160,6 +198,7 @@ function showRecording(recording, status) {
 async function callStarted(msg) {
   state.offer = null;
   $("offer").hidden = true;
+  resetCall(); // each call starts clean: nothing of the last one stays on screen
   state.call = { id: msg.call_id, lane: msg.lane, claimedPhone: msg.claimed_phone ?? null };
   document.body.dataset.call = msg.call_id;
   $("call-id").textContent = msg.call_id;
@@ -167,8 +206,33 @@ async function callStarted(msg) {
   if (msg.claimed_phone) $("claim-msisdn").value = msg.claimed_phone.replace(/\D/g, "").slice(-11);
   enableCall(true);
   showRecording(false, "waiting_media");
+  $(msg.claimed_phone ? "tx-search" : "claim-msisdn").focus();
   await openSession();
   await startMedia();
+}
+
+/** Forget the last call on screen: chat, checks, evidence, results, transaction status, forms. */
+function resetCall() {
+  Object.assign(state, { call: null, session: null, idStill: null, selected: null, catalog: [], guidanceRun: null, highlight: -1, wrapTouched: false });
+  state.steps.clear();
+  document.body.dataset.call = "";
+  for (const key of ["confirm", "liveness", "catalogLevel", "level", "path", "faceConsent", "evidence"]) delete document.body.dataset[key];
+  for (const id of ["chat-log", "tx-status", "tx-history", "tx-list", "tx-fields", "checks", "evidence", "account", "lane-badge", "guide-step"]) mount($(id));
+  $("tx-form").hidden = true;
+  for (const id of ["tx-search", "claim-msisdn", "claim-name", "service-password", "wrapup-notes"]) $(id).value = "";
+  $("tx-search").setAttribute("aria-expanded", "false");
+  $("tx-search").removeAttribute("aria-activedescendant");
+  $("wrapup-code").selectedIndex = 0;
+  $("level").textContent = "–";
+  $("level-note").textContent = "";
+  $("consent-state").textContent = "?";
+  $("consent-state").className = "badge";
+  $("consent-note").hidden = true;
+  $("call-id").textContent = "";
+  $("guide-step").disabled = true;
+  $("btn-guide-push").disabled = true;
+  $("btn-evidence").disabled = true;
+  mount($("workorders"), h("p", { class: "muted" }, "接通后显示本次会话的工单。Shown for the current session."));
 }
 
 async function openSession() {
@@ -195,6 +259,15 @@ function enableCall(on) {
 function hangup() {
   if (!state.call) return;
   send({ type: "hangup", call_id: state.call.id, reason: "agent" });
+}
+
+/** Hanging up asks once (Alt+H or the button): Enter confirms, Escape keeps the call. */
+function askHangup() {
+  const dialog = $("hangup-dialog");
+  if (!state.call || state.call.ended || dialog.open) return;
+  dialog.returnValue = "";
+  dialog.showModal();
+  $("btn-hangup-yes").focus();
 }
 
 function callEnded(msg) {
@@ -264,6 +337,7 @@ async function refreshSession() {
   mount($("evidence"), s.evidence.map((e) => h("li", {}, `${e.level} · ${e.method} · ${clock(e.at)} · `,
     e.evidence.map((sha) => h("code", { title: sha }, `${sha.slice(0, 10)}… `)))));
   renderHistory(data.transactions);
+  $("btn-evidence").disabled = Boolean(state.call.ended);
   if (s.account) {
     try {
       const acct = await api(`/api/counter/sessions/${state.call.id}/account`);
@@ -468,6 +542,55 @@ async function attest() {
   }
 }
 
+// ---- the evidence viewer: full-size stills beside the real-name photo on file ----------------------
+
+const EVIDENCE_KINDS = { id_still: "staff.evidence_id", live_face: "staff.evidence_face", photo_on_file: "staff.evidence_photo" };
+
+/** Alt+E: the customer's ID still and live face at the size they were taken, zoomable (+ / - / 0 on a
+ * focused picture), beside the photo on file, with the fields read from the card.  Served to this
+ * session's agent only while the call is live; the server audits each opening. */
+async function openEvidence() {
+  if (!state.call || state.call.ended) return;
+  let data;
+  try {
+    data = await api(`/api/counter/sessions/${encodeURIComponent(state.call.id)}/identity/evidence`);
+  } catch (err) {
+    toast(err.message, "error");
+    return;
+  }
+  const newest = ["id_still", "live_face", "photo_on_file"].map((kind) => data.images.find((i) => i.kind === kind)).filter(Boolean);
+  const figures = newest.map((item) => {
+    const img = h("img", { src: item.url, alt: both(EVIDENCE_KINDS[item.kind]), width: String(item.width), height: String(item.height), dataset: { kind: item.kind, zoom: "1" } });
+    const box = h("div", { class: "zoom-box", tabindex: "0", role: "group", "aria-label": `${both(EVIDENCE_KINDS[item.kind])} ${item.width}x${item.height}` }, img);
+    const zoom = (factor) => {
+      const z = factor === 0 ? 1 : Math.min(4, Math.max(0.25, Number(img.dataset.zoom) * factor));
+      img.dataset.zoom = String(z);
+      img.width = Math.round(item.width * z);
+      img.height = Math.round(item.height * z);
+    };
+    box.addEventListener("keydown", (e) => {
+      if (e.key === "+" || e.key === "=") zoom(1.25);
+      else if (e.key === "-") zoom(0.8);
+      else if (e.key === "0") zoom(0);
+      else return;
+      e.preventDefault();
+    });
+    return h("figure", { dataset: { kind: item.kind } },
+      h("figcaption", {}, `${both(EVIDENCE_KINDS[item.kind])} · ${item.width}x${item.height} `,
+        h("button", { type: "button", onclick: () => zoom(1.25) }, `${both("staff.evidence_zoom")} +`),
+        h("button", { type: "button", onclick: () => zoom(0.8) }, "−"),
+        h("button", { type: "button", onclick: () => zoom(0) }, "1:1")),
+      box);
+  });
+  const fields = Object.entries(data.fields ?? {});
+  mount($("evidence-body"),
+    figures.length ? figures : h("p", { class: "muted" }, both("staff.evidence_none")),
+    fields.length ? h("dl", { class: "fields" }, h("dt", {}, both("staff.evidence_fields")), fields.map(([k, v]) => h("dd", {}, `${k}: ${v}`))) : "");
+  $("evidence-dialog").showModal();
+  document.body.dataset.evidence = String(data.audit_seq);
+  ($("evidence-body").querySelector(".zoom-box") ?? $("btn-evidence-close")).focus();
+}
+
 // ---- transactions -----------------------------------------------------------------------------
 
 async function refreshCatalog() {
@@ -479,12 +602,20 @@ async function refreshCatalog() {
   document.body.dataset.catalogLevel = session.level;
 }
 
-function renderPicker() {
+function pickerItems() {
   const q = $("tx-search").value.trim().toLowerCase();
-  const items = state.catalog.filter((t) => !q || t.code.includes(q) || t.title_zh.includes(q) || t.title_en.toLowerCase().includes(q));
-  mount($("tx-list"), items.map((t) => h("li", {
+  return state.catalog.filter((t) => !q || t.code.includes(q) || t.title_zh.includes(q) || t.title_en.toLowerCase().includes(q));
+}
+
+function renderPicker() {
+  const items = pickerItems();
+  if (state.highlight >= items.length) state.highlight = -1;
+  $("tx-search").setAttribute("aria-expanded", String(items.length > 0));
+  mount($("tx-list"), items.map((t, i) => h("li", {
     role: "option",
-    tabindex: "0",
+    id: `tx-opt-${t.code.replace(/\W/g, "-")}`,
+    class: i === state.highlight ? "active" : "",
+    tabindex: "-1",
     "aria-disabled": t.enabled ? "false" : "true",
     "aria-selected": state.selected?.code === t.code ? "true" : "false",
     dataset: { code: t.code, enabled: String(t.enabled) },
@@ -492,9 +623,45 @@ function renderPicker() {
     onkeydown: (e) => { if (e.key === "Enter") select(t); },
   }, h("strong", {}, t.code), ` ${t.title_zh} · ${t.title_en} `, h("span", { class: "badge" }, t.level),
   t.enabled ? "" : h("div", { class: "why" }, whyNot(t)))));
+  const active = items[state.highlight];
+  if (active) $("tx-search").setAttribute("aria-activedescendant", `tx-opt-${active.code.replace(/\W/g, "-")}`);
+  else $("tx-search").removeAttribute("aria-activedescendant");
 }
 
-function select(t) {
+/** In the search: ArrowDown/ArrowUp highlight, Enter opens the highlighted item (or the first one
+ * the level allows), Escape clears. */
+function searchKey(event) {
+  const items = pickerItems();
+  if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+    event.preventDefault();
+    if (!items.length) return;
+    const step = event.key === "ArrowDown" ? 1 : -1;
+    state.highlight = state.highlight < 0 && step < 0 ? items.length - 1 : (state.highlight + step + items.length) % items.length;
+    renderPicker();
+    $("tx-list").querySelector("li.active")?.scrollIntoView({ block: "nearest" });
+  } else if (event.key === "Enter") {
+    event.preventDefault();
+    const pick = items[state.highlight] ?? items.find((t) => t.enabled) ?? items[0];
+    if (pick) select(pick, true);
+  } else if (event.key === "Escape" && $("tx-search").value) {
+    event.preventDefault();
+    $("tx-search").value = "";
+    state.highlight = -1;
+    renderPicker();
+  }
+}
+
+/** Alt+T: a fresh search (the last one cleared), focused, with the catalog for the level now. */
+function openSearch() {
+  if (!state.call) return;
+  $("tx-search").value = "";
+  state.highlight = -1;
+  $("tx-search").focus();
+  renderPicker();
+  refreshCatalog().catch((err) => toast(err.message, "error"));
+}
+
+function select(t, focusForm = false) {
   if (!t.enabled) {
     toast(`${t.code}: ${whyNot(t)}`, "error");
     return;
@@ -505,6 +672,7 @@ function select(t) {
   mount($("tx-fields"), formFields(t.input_schema));
   $("tx-form").hidden = false;
   renderPicker();
+  if (focusForm) ($("tx-fields").querySelector("input, select, textarea") ?? $("btn-tx-run")).focus();
 }
 
 function statusText(o) {
@@ -626,26 +794,36 @@ async function loadWrapUps() {
 }
 
 async function closeSession(event) {
-  event.preventDefault();
+  event?.preventDefault();
   if (!state.call) return;
+  await finishSession($("wrapup-code").value, true);
+}
+
+/** The server ended after-call work (its limit, or the agent chose available) while the session is
+ * still open: close it with the code the agent picked, if any, and say so. */
+async function wrapUpOver() {
+  if (!state.call || state.closing) return;
+  await finishSession(state.wrapTouched ? $("wrapup-code").value : "not_recorded", false);
+}
+
+async function finishSession(code, byAgent) {
+  const call = state.call;
+  state.closing = true;
   try {
     const notes = $("wrapup-notes").value.trim();
-    if (notes) await api(`/api/counter/sessions/${state.call.id}/notes`, { method: "POST", body: { text: notes } });
-    await api(`/api/counter/sessions/${state.call.id}/close`, { method: "POST", body: { wrap_up: $("wrapup-code").value } });
-    if (!state.call.ended) hangup();
-    toast("会话已结束。Session closed.");
-    state.call = null;
-    state.session = null;
-    state.idStill = null;
-    document.body.dataset.call = "";
-    enableCall(false);
-    $("wrapup-notes").value = "";
-    $("tx-form").hidden = true;
-    mount($("tx-list"));
-    mount($("checks"));
-    setPresence("available");
+    if (notes) await api(`/api/counter/sessions/${call.id}/notes`, { method: "POST", body: { text: notes } });
+    await api(`/api/counter/sessions/${call.id}/close`, { method: "POST", body: { wrap_up: code } });
+    if (!call.ended) hangup();
+    if (state.call === call) {
+      resetCall();
+      enableCall(false);
+    }
+    toast(byAgent ? "会话已结束。Session closed." : both("staff.wrap_timed_out"));
+    if (byAgent) setPresence("available");
   } catch (err) {
     toast(err.message, "error");
+  } finally {
+    state.closing = false;
   }
 }
 
@@ -682,11 +860,8 @@ const handlers = {
   ice_servers(msg) {
     state.iceServers = msg.ice_servers ?? [];
   },
-  presence_ack(msg) {
-    state.presence = msg.state;
-    $("presence").value = msg.state;
-    document.body.dataset.presence = msg.state;
-  },
+  presence_ack: showState,
+  agent_state: showState,
   call_offer: showOffer,
   offer_timeout() {
     state.offer = null;
@@ -766,18 +941,16 @@ function connect() {
 // ---- keyboard ---------------------------------------------------------------------------------
 
 const SHORTCUTS = {
-  p: () => setPresence(state.presence === "available" ? "away" : "available"),
+  p: togglePresence,
   a: accept,
   f: faceCheck,
   l: liveness,
   i: idCapture,
-  t: () => {
-    $("tx-search").focus();
-    refreshCatalog().catch((err) => toast(err.message, "error"));
-  },
+  t: openSearch,
   c: () => $("chat-input").focus(),
   w: () => $("wrapup-code").focus(),
-  h: hangup,
+  h: askHangup,
+  e: () => openEvidence(),
 };
 
 document.addEventListener("keydown", (event) => {
@@ -794,10 +967,24 @@ document.addEventListener("keydown", (event) => {
 async function boot() {
   state.user = await requireUser("agent", "supervisor");
   header(state.user);
-  $("presence").addEventListener("change", (e) => setPresence(e.target.value));
+  // presence changes on an explicit choice only (a button), never on arrow keys passing over a list
+  $("btn-available").addEventListener("click", () => setPresence("available"));
+  $("btn-away").addEventListener("click", () => setPresence("away"));
+  $("btn-extend").addEventListener("click", () => setPresence("wrap_up"));
+  $("hangup-dialog").addEventListener("close", () => { if ($("hangup-dialog").returnValue === "yes") hangup(); });
+  $("btn-evidence").addEventListener("click", () => openEvidence());
+  $("btn-evidence-close").addEventListener("click", () => $("evidence-dialog").close());
+  $("tx-search").addEventListener("keydown", searchKey);
+  $("wrapup-code").addEventListener("keydown", (e) => {
+    if (e.key === "Enter") {
+      e.preventDefault();
+      $("wrap-form").requestSubmit();
+    }
+  });
+  for (const id of ["wrapup-code", "wrapup-notes"]) $(id).addEventListener("input", () => { state.wrapTouched = true; });
   $("btn-accept").addEventListener("click", accept);
   $("btn-decline").addEventListener("click", decline);
-  $("btn-hangup").addEventListener("click", hangup);
+  $("btn-hangup").addEventListener("click", askHangup);
   $("btn-mute").addEventListener("click", () => {
     state.muted = !state.muted;
     state.peer?.setMuted(state.muted);
@@ -813,7 +1000,7 @@ async function boot() {
   $("btn-id").addEventListener("click", idCapture);
   $("btn-attest").addEventListener("click", attest);
   addIdUpload();
-  $("tx-search").addEventListener("input", renderPicker);
+  $("tx-search").addEventListener("input", () => { state.highlight = -1; renderPicker(); });
   $("tx-search").addEventListener("focus", () => refreshCatalog().catch((err) => toast(err.message, "error")));
   $("tx-form").addEventListener("submit", runSelected);
   $("btn-tx-cancel").addEventListener("click", () => { state.selected = null; $("tx-form").hidden = true; renderPicker(); });
@@ -824,6 +1011,7 @@ async function boot() {
   await Promise.all([loadWrapUps(), loadScripts()]);
   connect();
   refreshQueue();
+  setInterval(renderStateTime, 1000);
   setInterval(() => {
     refreshQueue();
     if (state.call && !state.call.ended) refreshSession().catch(() => {});

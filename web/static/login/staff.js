@@ -1,6 +1,9 @@
 // Helpers every staff console uses: the logged-in user, API calls with the CSRF header, logout,
 // a tiny element builder, time formatting.
 
+import { h } from "../shared/dom.js";
+import { both } from "../shared/i18n.js";
+
 export { h, mount } from "../shared/dom.js";
 
 const HOME = { agent: "/agent", supervisor: "/supervisor", auditor: "/auditor", admin: "/" };
@@ -89,13 +92,25 @@ export function clock(isoText) {
   return d.toLocaleTimeString("zh-CN", { hour12: false });
 }
 
-/** Show a transient message in the element with id ``toast``. */
+/** Show a message in the element with id ``toast``: information goes after 6 s, an error stays until
+ * the person dismisses it (its button, or Escape) or another message replaces it. */
 export function toast(text, kind = "info") {
   const el = document.getElementById("toast");
   if (!el) return;
-  el.textContent = text;
-  el.dataset.kind = kind;
-  el.hidden = false;
   clearTimeout(toast.timer);
-  toast.timer = setTimeout(() => { el.hidden = true; }, 6000);
+  el.dataset.kind = kind;
+  el.setAttribute("role", kind === "error" ? "alert" : "status");
+  el.replaceChildren(h("span", { class: "toast-text" }, text));
+  el.hidden = false;
+  if (kind === "error") {
+    el.append(" ", h("button", { type: "button", class: "toast-close", onclick: () => { el.hidden = true; } },
+      both("staff.dismiss")));
+  } else {
+    toast.timer = setTimeout(() => { el.hidden = true; }, 6000);
+  }
 }
+
+document.addEventListener("keydown", (event) => {
+  const el = document.getElementById("toast");
+  if (event.key === "Escape" && el && !el.hidden && el.dataset.kind === "error") el.hidden = true;
+});

@@ -152,6 +152,31 @@ const zh = {
   "notice.replaced": "您在另一个页面或手机上打开了视频柜台，这里已经停止。",
   "notice.logged_out": "您已退出登录，请重新登录。",
   "notice.generic": "系统有新的提示，请稍候。",
+  "staff.state.available": "空闲",
+  "staff.state.offered": "来电待接",
+  "staff.state.in_call": "通话中",
+  "staff.state.wrap_up": "话后处理",
+  "staff.state.away": "离开",
+  "staff.state.wrap_left": "剩 {t} 后自动空闲",
+  "staff.state.wrap_holding": "{n} 位客户在等：结束会话即可接下一位",
+  "staff.go_available": "空闲",
+  "staff.go_away": "离开",
+  "staff.extend_wrap": "延长话后",
+  "staff.dismiss": "关闭",
+  "staff.hangup_ask": "确定挂断本次通话？",
+  "staff.hangup_yes": "挂断",
+  "staff.hangup_no": "不挂断",
+  "staff.wrap_timed_out": "话后时间到，会话已按未填小结结束。",
+  "staff.evidence_open": "查看证据",
+  "staff.evidence_title": "证据对比",
+  "staff.evidence_id": "身份证照片",
+  "staff.evidence_face": "现场人像",
+  "staff.evidence_photo": "登记照片",
+  "staff.evidence_zoom": "放大",
+  "staff.evidence_close": "关闭",
+  "staff.evidence_none": "还没有可看的证据。",
+  "staff.evidence_fields": "识别出的信息",
+  "wall.live": "排队 {waiting} 位，待接 {offered} 个",
 };
 
 const en = {
@@ -306,6 +331,31 @@ const en = {
   "notice.replaced": "The video counter was opened in another tab or phone, so it stopped here.",
   "notice.logged_out": "You logged out. Please log in again.",
   "notice.generic": "The service has news for you. Please wait a moment.",
+  "staff.state.available": "Available",
+  "staff.state.offered": "Call offered",
+  "staff.state.in_call": "In call",
+  "staff.state.wrap_up": "Wrap-up",
+  "staff.state.away": "Away",
+  "staff.state.wrap_left": "available by itself in {t}",
+  "staff.state.wrap_holding": "{n} waiting: close the session to take the next",
+  "staff.go_available": "Available",
+  "staff.go_away": "Away",
+  "staff.extend_wrap": "Extend wrap-up",
+  "staff.dismiss": "Dismiss",
+  "staff.hangup_ask": "Hang up this call?",
+  "staff.hangup_yes": "Hang up",
+  "staff.hangup_no": "Keep the call",
+  "staff.wrap_timed_out": "Wrap-up time ran out: the session was closed without a wrap-up code.",
+  "staff.evidence_open": "View evidence",
+  "staff.evidence_title": "Evidence side by side",
+  "staff.evidence_id": "ID card still",
+  "staff.evidence_face": "Live face",
+  "staff.evidence_photo": "Real-name photo on file",
+  "staff.evidence_zoom": "Zoom",
+  "staff.evidence_close": "Close",
+  "staff.evidence_none": "No evidence to view yet.",
+  "staff.evidence_fields": "Fields read",
+  "wall.live": "{waiting} waiting, {offered} offered",
 };
 
 /** The string tables, by language code. */
@@ -342,4 +392,12 @@ export function t(key, params = {}) {
   const table = TABLES[lang];
   const text = table[key] ?? TABLES["zh-CN"][key] ?? key;
   return text.replace(/\{(\w+)\}/g, (_, name) => (name in params ? String(params[name]) : `{${name}}`));
+}
+
+/** Staff consoles show both languages: "zh-CN English", each from the tables, placeholders filled. */
+export function both(key, params = {}) {
+  const fill = (text) => text.replace(/\{(\w+)\}/g, (_, name) => (name in params ? String(params[name]) : `{${name}}`));
+  const zhText = TABLES["zh-CN"][key] ?? key;
+  const enText = TABLES.en[key] ?? zhText;
+  return `${fill(zhText)} ${fill(enText)}`;
 }

@@ -5,6 +5,7 @@ import { ReconnectingSocket } from "../shared/ws.js";
 import { AnswerPeer } from "../agent/call.js";
 import { api, clock, h, header, mmss, mount, pct, requireUser, toast } from "../login/staff.js";
 import { bars, gauge } from "./charts.js";
+import { both } from "../shared/i18n.js";
 
 const $ = (id) => document.getElementById(id);
 const state = { ws: null, iceServers: [], listening: null, peer: null };
@@ -48,13 +49,23 @@ async function refreshLive() {
   mount($("lanes"), Object.entries(snap.lanes).map(([lane, rows]) => h("div", { class: "lane", dataset: { lane } },
     h("h3", {}, lane === "care" ? h("span", { class: "badge care" }, "关爱 Care") : "普通 General", ` · ${rows.length} 人等待 waiting`),
     h("ul", { class: "plain" }, rows.map((r) => h("li", {}, `#${r.position} · ${mmss(r.waited_s)} · ${r.status}${r.offered_to ? ` → ${r.offered_to}` : ""}${r.connected ? "" : " · 断线 dropped"}`))))));
-  mount($("agents"), snap.agents.map((a) => h("tr", { dataset: { agent: a.id } },
-    h("td", {}, `${a.name} (${a.id})`), h("td", { class: `state-${a.state}` }, a.state, a.idle_s !== null ? ` · ${mmss(a.idle_s)}` : ""),
+  // the agents' states as routing keeps them, with the time in each (the same the agent's console shows)
+  mount($("agents"), snap.agents.map((a) => h("tr", { dataset: { agent: a.id, state: a.state } },
+    h("td", {}, `${a.name} (${a.id})`),
+    h("td", { class: `state-${a.state}` }, both(`staff.state.${a.state}`), ` · ${mmss(a.state_s)}`,
+      a.wrap_up_left_s !== null && a.wrap_up_left_s !== undefined ? ` · ${both("staff.state.wrap_left", { t: mmss(a.wrap_up_left_s) })}` : ""),
     h("td", {}, (a.skills ?? []).join(", ")), h("td", {}, a.call_id ?? (a.offer ? `offer ${a.offer}` : "")))));
   mount($("calls"), snap.calls.map((c) => h("tr", { dataset: { call: c.call_id } },
     h("td", {}, c.call_id), h("td", {}, c.lane === "care" ? h("span", { class: "badge care" }, "care") : c.lane),
     h("td", {}, c.agent ?? ""), h("td", {}, mmss(c.talking_s)),
     h("td", {}, (c.monitors ?? []).length ? `旁听 ${c.monitors.join(", ")}` : h("button", { type: "button", class: "listen-btn", onclick: () => silentJoin(c.call_id) }, "旁听 Silent join")))));
+}
+
+/** One polite announcement when the queue or the offers change (not on every refresh). */
+function announce(snap) {
+  const rows = Object.values(snap.lanes).flat();
+  const text = both("wall.live", { waiting: rows.filter((r) => r.status === "queued").length, offered: rows.filter((r) => r.status === "offered").length });
+  if ($("wall-live").textContent !== text) $("wall-live").textContent = text;
 }
 
 async function refreshApprovals() {
