@@ -106,7 +106,7 @@ def test_a_call_survives_sigterm_and_restart(env: BrowserEnv, tmp_path: Path) ->
     assert r["agent_call"] == r["call"], "the console is back in the same call"
     assert r["screen"] == "call" and r["reconnecting"] is None, "the customer's screen says the real state"
     assert "通话中" in r["agent_state"]
-    assert r["agents"]["agent1"]["state"] == "busy" and r["agents"]["agent1"]["call_id"] == r["call"]
+    assert r["agents"]["agent1"]["state"] == "in_call" and r["agents"]["agent1"]["call_id"] == r["call"]
     assert "重启" in r["restart_notice"], r["restart_notice"]
     # zh-CN senior mode: every notice the customer heard is in Chinese (none of the server's English)
     assert r["spoken"] and not any(re.search(r"[A-Za-z]{4,}", s) for s in r["spoken"]), r["spoken"]

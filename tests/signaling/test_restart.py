@@ -43,7 +43,7 @@ async def test_restart_keeps_the_call_and_the_system_requeues_it_when_the_agent_
         call = await successor.bus.get_call(call_id)
         assert call is not None and call.status == "in_call" and call.agent_id == "agent1"
         kept = await successor.bus.get_agent("agent1")
-        assert kept is not None and kept.state == "busy" and kept.call_id == call_id
+        assert kept is not None and kept.state == "in_call" and kept.call_id == call_id
 
         # The customer's page comes back by itself and is put through to the same call.
         said: list[p.ServerMessage] = []
