@@ -68,7 +68,7 @@ def test_a_call_survives_sigterm_and_restart(env: BrowserEnv, tmp_path: Path) ->
             agent = await _agent(env, node.url)
             customer = await _customer(env, node.url)
             await to_queue(customer, senior=True)
-            await agent.select_option("#presence", "available")
+            await agent.click("#btn-available")
             await agent.wait_for_selector("#offer:not([hidden])")
             await agent.keyboard.press("Alt+A")
             await customer.wait_for_selector("[data-screen=call]")
