@@ -23,6 +23,7 @@ import contextlib
 import json
 import os
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -99,6 +100,25 @@ async def prepare_data(data_dir: Path, agents: int) -> None:
         await db.close()
 
 
+#: Whom to trust over https: the installation's own CA by default (``--cafile`` for another).
+TLS: ssl.SSLContext | None = None
+
+
+def _http(**kwargs: Any) -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=TLS or True), **kwargs)
+
+
+def trust(cafile: Path | None) -> ssl.SSLContext:
+    """The TLS context of the bench's clients: ``cafile``, else the local CA of the settings' cert_dir
+    (what ``counter serve`` made), else the system's CAs."""
+    if cafile is None:
+        from counter.config import load_settings
+
+        local = load_settings().cert_dir / "ca.crt"
+        cafile = local if local.is_file() else None
+    return ssl.create_default_context(cafile=str(cafile) if cafile else None)
+
+
 def spawn_server(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
@@ -117,7 +137,7 @@ def spawn_server(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
 
 
 async def wait_up(url: str, proc: subprocess.Popen[bytes] | None) -> None:
-    async with aiohttp.ClientSession() as http:
+    async with _http() as http:
         for _ in range(600):
             if proc is not None and proc.poll() is not None:
                 raise SystemExit(f"server exited with {proc.returncode}")
@@ -166,7 +186,7 @@ async def sdp_answer(offer: str, use_aiortc: bool) -> tuple[str, Any]:
 
 async def customer_loop(i: int, url: str, stats: Stats, deadline: float, use_aiortc: bool, within: float) -> None:
     phone = PHONES[i % len(PHONES)]
-    async with aiohttp.ClientSession() as http:
+    async with _http() as http:
         while time.monotonic() < deadline:
             client: SignalingClient | None = None
             peer: Any = None
@@ -209,7 +229,7 @@ async def customer_loop(i: int, url: str, stats: Stats, deadline: float, use_aio
 
 async def agent_loop(i: int, url: str, stats: Stats, stop: asyncio.Event, use_aiortc: bool, within: float) -> None:
     jar = aiohttp.CookieJar(unsafe=True)
-    async with aiohttp.ClientSession(cookie_jar=jar) as http:
+    async with _http(cookie_jar=jar) as http:
         agent = await SignalingClient.staff(http, url, f"bench{i}", f"bench{i}-load")
         async with http.get(url + "/api/auth/me") as resp:
             csrf = {"X-CSRF-Token": (await resp.json())["csrf_token"]}
@@ -369,10 +389,14 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=30.0, help="seconds customers keep starting calls")
     parser.add_argument("--aiortc", action="store_true", help="real aiortc SDP offers/answers (loopback only)")
     parser.add_argument("--url", default=None, help="a running server (default: spawn one on loopback)")
+    parser.add_argument("--cafile", type=Path, default=None,
+                        help="CA to trust for an https --url (default: the local CA in the settings' cert_dir)")
     parser.add_argument("--within", type=float, default=60.0, help="per-step timeout, seconds")
     parser.add_argument("--rss-every", type=float, default=5.0, help="RSS sampling period, seconds")
     parser.add_argument("--json", type=Path, default=None, help="also write the report here")
     args = parser.parse_args()
+    global TLS
+    TLS = trust(args.cafile)
     result = asyncio.run(run(args))
     text = json.dumps(result, indent=2)
     print(text)
