@@ -9,7 +9,7 @@ import { WitnessLeg } from "../shared/witness.js";
 import { OfferPeer, grabFrame } from "./call.js";
 import * as identity from "./identity.js";
 import { formFields, readForm } from "./txform.js";
-import { both } from "../shared/i18n.js";
+import { both, pair } from "../shared/i18n.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -216,8 +216,8 @@ function resetCall() {
   Object.assign(state, { call: null, session: null, idStill: null, selected: null, catalog: [], guidanceRun: null, highlight: -1, wrapTouched: false });
   state.steps.clear();
   document.body.dataset.call = "";
-  for (const key of ["confirm", "liveness", "catalogLevel", "level", "path", "faceConsent", "evidence"]) delete document.body.dataset[key];
-  for (const id of ["chat-log", "tx-status", "tx-history", "tx-list", "tx-fields", "checks", "evidence", "account", "lane-badge", "guide-step"]) mount($(id));
+  for (const key of ["confirm", "liveness", "catalogLevel", "level", "path", "faceConsent", "evidence", "chain"]) delete document.body.dataset[key];
+  for (const id of ["chat-log", "tx-status", "tx-history", "tx-list", "tx-fields", "checks", "evidence", "account", "lane-badge", "guide-step", "chain-status"]) mount($(id));
   $("tx-form").hidden = true;
   for (const id of ["tx-search", "claim-msisdn", "claim-name", "service-password", "wrapup-notes"]) $(id).value = "";
   $("tx-search").setAttribute("aria-expanded", "false");
@@ -250,7 +250,7 @@ async function openSession() {
 function enableCall(on) {
   for (const id of ["btn-mute", "btn-hangup", "transfer-to", "transfer-agent", "btn-transfer", "claim-msisdn", "claim-name",
     "btn-claim", "btn-consent-yes", "btn-consent-no", "service-password", "btn-password", "btn-face", "btn-liveness", "btn-id",
-    "btn-attest", "tx-search", "chat-input", "btn-chat", "wrapup-code", "wrapup-notes", "btn-close", "guide-script",
+    "btn-next", "btn-attest", "tx-search", "chat-input", "btn-chat", "wrapup-code", "wrapup-notes", "btn-close", "guide-script",
     "btn-guide-start"]) {
     $(id).disabled = !on;
   }
@@ -284,7 +284,7 @@ function callEnded(msg) {
   delete document.body.dataset.remoteVideo;
   $("call-state").textContent = `已结束 Ended (${msg.reason})`;
   document.body.dataset.rtc = "closed";
-  for (const id of ["btn-mute", "btn-hangup", "transfer-to", "transfer-agent", "btn-transfer", "btn-face", "btn-liveness", "btn-id", "chat-input", "btn-chat"]) {
+  for (const id of ["btn-mute", "btn-hangup", "transfer-to", "transfer-agent", "btn-transfer", "btn-face", "btn-liveness", "btn-id", "btn-next", "chat-input", "btn-chat"]) {
     $(id).disabled = true;
   }
   if (state.call) state.call.ended = true;
@@ -355,6 +355,11 @@ function whyNot(why) {
   return why?.why_not ? `${why.why_not_zh ?? ""} ${why.why_not}`.trim() : "";
 }
 
+/** A refusal's words as a pair for both(): each language its own. */
+function whyPair(why) {
+  return { zh: why?.why_not_zh ?? "", en: why?.why_not ?? "" };
+}
+
 async function claim(event) {
   event.preventDefault();
   try {
@@ -418,15 +423,19 @@ async function faceCheck() {
   try {
     const result = await pushStep("face_capture", { timeout_s: 90 });
     if (result.status !== "ok") {
-      toast(`客户未完成拍照 The customer did not finish: ${result.value ?? result.status}`, "error");
-      return;
+      const said = both("staff.customer_unfinished", { what: result.value ?? result.status });
+      toast(said, "error");
+      return { ok: false, why: said };
     }
     const frame = await frameOfCustomer();
     const checked = await identity.faceCheck(state.call.id, frame);
-    showCheck("face", identity.summary("face", checked));
+    const shown = identity.summary("face", checked);
+    showCheck("face", shown);
+    return { ok: shown.ok, why: shown.reasons.join("; ") };
   } catch (err) {
     toast(err.message, "error");
     if (err.code !== "no_identity_api") showCheck("face", { ok: false, reasons: [err.message] });
+    return { ok: false, why: err.message };
   } finally {
     $("btn-face").disabled = false;
     await refreshSession().catch(() => {});
@@ -444,9 +453,12 @@ async function liveness() {
     document.body.dataset.liveness = "asked";
     await asked;
     const checked = await identity.finishLiveness(state.call.id, challenge.id);
-    showCheck("liveness", identity.summary("liveness", checked));
+    const shown = identity.summary("liveness", checked);
+    showCheck("liveness", shown);
+    return { ok: shown.ok, why: shown.reasons.join("; ") };
   } catch (err) {
     showCheck("liveness", { ok: false, reasons: [err.message] });
+    return { ok: false, why: err.message };
   } finally {
     document.body.dataset.liveness = "done";
     $("btn-liveness").disabled = false;
@@ -461,8 +473,9 @@ async function idCapture() {
     const resultPromise = pushStep("show_id", { timeout_s: 120 });
     const result = await resultPromise;
     if (result.status !== "ok") {
-      toast(`客户未完成拍摄 The customer did not finish: ${result.value ?? result.status}`, "error");
-      return;
+      const said = both("staff.customer_unfinished", { what: result.value ?? result.status });
+      toast(said, "error");
+      return { ok: false, why: said };
     }
     const sent = parseValue(result.value);
     if (sent.uploaded && sent.sha256) {
@@ -473,14 +486,17 @@ async function idCapture() {
       const checked = await identity.idFromStill(state.call.id, sent.sha256);
       const shown = identity.summary("id_card", checked);
       showCheck("id_card", declined ? { ...shown, reasons: ["人工比对 compare by eye", ...shown.reasons] } : shown);
-      return;
+      return { ok: shown.ok, why: shown.reasons.join("; ") };
     }
     const frame = await frameOfCustomer(); // no still uploaded: the card as the live video shows it now
     const checked = await identity.idCapture(state.call.id, frame);
-    showCheck("id_card", identity.summary("id_card", checked), frame);
+    const shown = identity.summary("id_card", checked);
+    showCheck("id_card", shown, frame);
+    return { ok: shown.ok, why: shown.reasons.join("; ") };
   } catch (err) {
     toast(err.message, "error");
     if (err.code !== "no_identity_api") showCheck("id_card", { ok: false, reasons: [err.message] });
+    return { ok: false, why: err.message };
   } finally {
     $("btn-id").disabled = false;
     await refreshSession().catch(() => {});
@@ -539,6 +555,68 @@ async function attest() {
   } finally {
     await refreshSession().catch(() => {});
     await refreshCatalog().catch(() => {});
+  }
+}
+
+// ---- the identity steps in a row: what the server says comes next -------------------------------
+
+const LEVELS = ["A0", "A1", "A2", "A3", "A4"];
+const atLeast = (level, wanted) => LEVELS.indexOf(level) >= LEVELS.indexOf(wanted);
+
+/** What the chain says: a live region in the customer panel (Chinese and English). */
+function chainSay(text, kind = "") {
+  const el = $("chain-status");
+  el.textContent = text;
+  el.className = kind;
+  document.body.dataset.chain = kind || "running";
+}
+
+/** Alt+V: run the identity steps that come next on the session's path, each started when the one
+ * before passed (face check, liveness, then the ID card), by the server's ``steps`` (counter/levels.py):
+ * a step the server refuses, or a check that fails, stops the row with the reason. The attestation
+ * path stops at the agent's own comparison (Attest is a judgement, never pressed for them). */
+async function nextSteps() {
+  if (!state.call || state.call.ended || state.chaining) return;
+  state.chaining = true;
+  try {
+    await refreshSession();
+    const s = state.session;
+    const face = s.path === "face";
+    const plan = face
+      ? [["face", faceCheck, "A2", "staff.step.face"], ["face", liveness, "A2", "staff.step.liveness"], ["idcard", idCapture, "A3", "staff.step.idcard"]]
+      : [["attestation", null, "A2", "staff.step.attestation"], ["idcard_attested", idCapture, "A3", "staff.step.idcard"]];
+    for (const [step, run, proves, name] of plan) {
+      const s2 = state.session;
+      if (atLeast(s2.level, proves)) continue;
+      const why = s2.steps[step];
+      if (!why.possible) {
+        chainSay(both("staff.chain_refused", { step: pair(name), why: whyPair(why) }), "error");
+        return;
+      }
+      if (!run) { // the card shown first, then the agent compares it with the person and attests: their own act
+        if (!state.idStill) {
+          chainSay(both("staff.chain_running", { step: pair("staff.step.idcard") }));
+          await idCapture();
+          await refreshSession();
+        }
+        chainSay(both("staff.chain_attest"), "warn");
+        $("btn-attest").focus();
+        return;
+      }
+      chainSay(both("staff.chain_running", { step: pair(name) }));
+      const done = await run();
+      await refreshSession();
+      if (!done?.ok) {
+        chainSay(`${both("staff.chain_failed", { step: pair(name) })} ${done?.why ?? ""}`.trim(), "error");
+        return;
+      }
+    }
+    chainSay(both("staff.chain_done", { level: state.session.level }), "ok");
+    $("tx-search").focus();
+  } catch (err) {
+    chainSay(err.message, "error");
+  } finally {
+    state.chaining = false;
   }
 }
 
@@ -642,7 +720,10 @@ function searchKey(event) {
   } else if (event.key === "Enter") {
     event.preventDefault();
     const pick = items[state.highlight] ?? items.find((t) => t.enabled) ?? items[0];
-    if (pick) select(pick, true);
+    if (!pick) return;
+    select(pick, true);
+    // nothing to fill in: run it now (a confirm step still goes to the customer, who confirms on their screen)
+    if (pick.enabled && !Object.keys(pick.input_schema?.properties ?? {}).length) $("tx-form").requestSubmit();
   } else if (event.key === "Escape" && $("tx-search").value) {
     event.preventDefault();
     $("tx-search").value = "";
@@ -946,6 +1027,7 @@ const SHORTCUTS = {
   f: faceCheck,
   l: liveness,
   i: idCapture,
+  v: nextSteps,
   t: openSearch,
   c: () => $("chat-input").focus(),
   w: () => $("wrapup-code").focus(),
@@ -998,6 +1080,7 @@ async function boot() {
   $("btn-face").addEventListener("click", faceCheck);
   $("btn-liveness").addEventListener("click", liveness);
   $("btn-id").addEventListener("click", idCapture);
+  $("btn-next").addEventListener("click", nextSteps);
   $("btn-attest").addEventListener("click", attest);
   addIdUpload();
   $("tx-search").addEventListener("input", () => { state.highlight = -1; renderPicker(); });

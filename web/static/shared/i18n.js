@@ -176,6 +176,16 @@ const zh = {
   "staff.evidence_close": "关闭",
   "staff.evidence_none": "还没有可看的证据。",
   "staff.evidence_fields": "识别出的信息",
+  "staff.customer_unfinished": "客户未完成：{what}",
+  "staff.step.face": "人脸核验",
+  "staff.step.liveness": "活体检测",
+  "staff.step.idcard": "身份证",
+  "staff.step.attestation": "人工核对",
+  "staff.chain_running": "正在进行：{step}",
+  "staff.chain_refused": "{step}暂不能做：{why}",
+  "staff.chain_failed": "{step}未通过，已停止。",
+  "staff.chain_attest": "请比对客户出示的身份证与本人，然后按“人工核对”",
+  "staff.chain_done": "核验完成，等级 {level}",
   "wall.live": "排队 {waiting} 位，待接 {offered} 个",
 };
 
@@ -355,6 +365,16 @@ const en = {
   "staff.evidence_close": "Close",
   "staff.evidence_none": "No evidence to view yet.",
   "staff.evidence_fields": "Fields read",
+  "staff.customer_unfinished": "the customer did not finish: {what}",
+  "staff.step.face": "Face check",
+  "staff.step.liveness": "Liveness",
+  "staff.step.idcard": "ID card",
+  "staff.step.attestation": "Attestation",
+  "staff.chain_running": "running: {step}",
+  "staff.chain_refused": "{step} not possible now: {why}",
+  "staff.chain_failed": "{step} did not pass: stopped.",
+  "staff.chain_attest": "compare the ID card shown with the person, then press Attest",
+  "staff.chain_done": "checks done, level {level}",
   "wall.live": "{waiting} waiting, {offered} offered",
 };
 
@@ -394,10 +414,17 @@ export function t(key, params = {}) {
   return text.replace(/\{(\w+)\}/g, (_, name) => (name in params ? String(params[name]) : `{${name}}`));
 }
 
-/** Staff consoles show both languages: "zh-CN English", each from the tables, placeholders filled. */
+/** Staff consoles show both languages: "zh-CN English", each from the tables, placeholders filled; a
+ * parameter may itself be a pair ``{zh, en}`` (a server's words, a step's name): each side takes its own. */
 export function both(key, params = {}) {
-  const fill = (text) => text.replace(/\{(\w+)\}/g, (_, name) => (name in params ? String(params[name]) : `{${name}}`));
+  const value = (v, side) => (v !== null && typeof v === "object" ? v[side] ?? "" : String(v));
+  const fill = (text, side) => text.replace(/\{(\w+)\}/g, (_, name) => (name in params ? value(params[name], side) : `{${name}}`));
   const zhText = TABLES["zh-CN"][key] ?? key;
   const enText = TABLES.en[key] ?? zhText;
-  return `${fill(zhText)} ${fill(enText)}`;
+  return `${fill(zhText, "zh")} ${fill(enText, "en")}`;
+}
+
+/** A key's text in each language, as a pair for :func:`both`'s parameters. */
+export function pair(key) {
+  return { zh: TABLES["zh-CN"][key] ?? key, en: TABLES.en[key] ?? TABLES["zh-CN"][key] ?? key };
 }
