@@ -1,4 +1,5 @@
-"""Issue 18's acceptance: an agent does a PUK item end to end with the keyboard alone, the console
+"""Issue 18's acceptance: an agent does a PUK item end to end with the keyboard alone, on one screen
+at 1366x768 (no page scrolling, each step's controls in view), the console
 shows the server's state at each step (checked against the supervisor's agents' list), after-call
 work ends by itself and the next waiting customer is offered without a click, the second call starts
 clean, the evidence viewer shows the ID still at its full size; and the three consoles pass axe-core
@@ -138,6 +139,25 @@ class Wall:
             await asyncio.sleep(0.1)
 
 
+#: At 1366x768: how far the page scrolls (width, height), and which of the controls a PUK item needs
+#: now are not on screen (outside the viewport, or hidden behind a scrolled panel: the element at the
+#: control's own point is not the control).
+ON_SCREEN = """(selectors) => {
+  const de = document.documentElement;
+  const out = { scroll: [de.scrollWidth - de.clientWidth, de.scrollHeight - de.clientHeight], off: [] };
+  for (const sel of selectors) {
+    const el = document.querySelector(sel);
+    const r = el ? el.getBoundingClientRect() : null;
+    const hit = r && document.elementFromPoint(r.left + r.width / 2, r.top + Math.min(r.height / 2, 8));
+    const seen = r && r.width > 0 && r.top >= 0 && r.left >= 0 && r.bottom <= innerHeight && r.right <= innerWidth
+      && hit && (hit === el || el.contains(hit));
+    if (!seen) out.off.push([sel, r && [Math.round(r.top), Math.round(r.bottom)]]);
+  }
+  return out;
+}"""
+ONE_SCREEN = {"width": 1366, "height": 768}
+
+
 async def console_state(page: Any, state: str) -> str:
     """Wait until the console shows ``state``; what its state box says."""
     await page.wait_for_selector(f"#agent-state[data-state={state}]")
@@ -164,8 +184,13 @@ def test_puk_item_by_keyboard_states_from_the_server_and_a_clean_second_call(env
             await customer.evaluate("(u) => window.__camera.load(u)", await customer_frames(env))
             assert await customer.evaluate("(u) => window.__loadCard(u)", card_data_url(acct.holder))
             agent = await staff_page(env, "agent1", "agent1-demo", "/agent")
+            await agent.set_viewport_size(ONE_SCREEN)  # the whole item on one screen, no scrolling
             await agent.evaluate(COUNT_MOUSE)
             kb = Keyboard(agent)
+            out["screen"] = []
+
+            async def screen(name: str, *selectors: str) -> None:
+                out["screen"].append((name, await agent.evaluate(ON_SCREEN, list(selectors))))
 
             async def step(name: str, state: str) -> None:
                 row = await wall.reaches(state)
@@ -178,16 +203,19 @@ def test_puk_item_by_keyboard_states_from_the_server_and_a_clean_second_call(env
             await to_queue(customer)
             await agent.wait_for_selector("#offer:not([hidden])")
             await step("offer", "offered")
+            await screen("offer", "#btn-accept")
             await kb.press("Alt+A")
             await customer.wait_for_selector("[data-screen=call]")
             await step("accept", "in_call")
             call_id: str = await agent.evaluate("document.body.dataset.call")
             await agent.wait_for_selector("body[data-rtc=connected]")
             await agent.wait_for_function("() => document.activeElement.id === 'claim-msisdn'")
+            await screen("claim", "#claim-msisdn", "#btn-claim", "#btn-hangup")
             await kb.type(MATCHING_LINE)
             await kb.press("Enter")
             await agent.wait_for_selector("#account .badge")
             await agent.wait_for_selector("body[data-face-consent=true]")
+            await screen("checks", "#account .badge", "#level", "#btn-next")
             # One key: the identity steps the server says come next (face, liveness, ID card), each
             # started when the one before passed.
             await kb.press("Alt+V")
@@ -201,6 +229,7 @@ def test_puk_item_by_keyboard_states_from_the_server_and_a_clean_second_call(env
             out["id_card"] = (await card.get_attribute("data-ok"), await card.text_content())
             await agent.wait_for_selector("body[data-chain=ok]")
             out["chain"] = await agent.text_content("#chain-status")
+            await screen("checked", "#chain-status", "#checks .check[data-kind=id_card]", "#level", "#btn-evidence")
             out["level"] = str(await level(env, call_id))
 
             # The evidence viewer: the ID still at the size it was taken, beside the photo on file.
@@ -226,12 +255,15 @@ def test_puk_item_by_keyboard_states_from_the_server_and_a_clean_second_call(env
             await kb.press("Alt+T")
             await kb.type("PUK")
             await agent.wait_for_selector("#tx-list li[data-code='puk.query'][data-enabled=true]")
+            await screen("search", "#tx-search", "#tx-list li[data-code='puk.query']")
             await kb.press("Enter")
             await customer.wait_for_selector("[data-screen=confirm]")
             await customer.tap("#btn-confirm")
             await customer.wait_for_selector("[data-screen=tx-result] .secret-code")
             await customer.tap("#btn-result-done")
             await agent.wait_for_selector("#tx-history tr[data-code='puk.query'][data-status=done]")
+            await agent.wait_for_selector("#tx-status .ok")
+            await screen("done", "#tx-status", "#tx-history tr[data-code='puk.query']", "#btn-hangup", "#chat-input")
             url = f"{env.base_url}/api/counter/sessions/{call_id}/identity/evidence"
             async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as other:
                 async with other.post(env.base_url + "/api/auth/login",
@@ -248,6 +280,7 @@ def test_puk_item_by_keyboard_states_from_the_server_and_a_clean_second_call(env
             await kb.press("Enter")
             await customer.wait_for_selector("[data-screen=rating]")
             await step("hang up", "wrap_up")
+            await screen("wrap-up", "#agent-state", "#wrapup-code", "#wrapup-notes", "#btn-close")
             out["after_call"] = await agent.evaluate(
                 "async (u) => { const r = await fetch(u); return [r.status, (await r.json()).error.code]; }", url)
             out["wrap_text"] = await agent.text_content("#agent-state")
@@ -296,6 +329,8 @@ def test_puk_item_by_keyboard_states_from_the_server_and_a_clean_second_call(env
           f"0 clicks (issue 18's target: <= 7); whole run: {len(r['all_keys'])} keys")
     print("states (step, server, console, server's seconds in state):", r["states"])
     assert r["identity_api"]
+    for name, seen in r["screen"]:  # every step of the item on one screen at 1366x768
+        assert seen == {"scroll": [0, 0], "off": []}, (name, seen)
     assert r["mouse"] == [], r["mouse"]
     assert len(item) <= 7, item  # accept, claim, the identity steps, search, run, hang up, confirm
     assert [(name, server) for name, server, _, _ in r["states"]] == [
