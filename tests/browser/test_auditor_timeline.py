@@ -1,6 +1,6 @@
 """The auditor console's session timeline in Chromium: consent, the claimed account, chat lines, the
 rating and the wrap-up appear as audited steps, in order, each once; a chat line's words only on
-request (the view itself audited)."""
+request (the view itself audited); opening it moves focus to it and a live region says so."""
 
 from __future__ import annotations
 
@@ -44,6 +44,12 @@ def test_timeline_shows_chat_claim_rating_wrap_up_in_order(env: BrowserEnv) -> N
         aud = await staff_page(env, "audit1", "audit1-demo", "/auditor")
         await aud.goto(f"{env.base_url}/auditor#session={SID}")
         await aud.wait_for_selector(f"body[data-timeline='{SID}'] #timeline li[data-seq='{seqs[-1]}']")
+        # opening it moves focus to the timeline and a live region says so
+        await aud.wait_for_function("() => document.getElementById('timeline-announce').textContent !== ''")
+        out["focus"] = await aud.evaluate("""() => ({
+            focused: document.activeElement.id,
+            inTimeline: document.getElementById('timeline-panel').contains(document.activeElement),
+            live: [...document.querySelectorAll('#timeline-panel [aria-live]')].map((e) => e.textContent)})""")
         out["steps"] = await aud.eval_on_selector_all("#timeline li", "els => els.map(e => e.dataset.action)")
         out["kinds"] = await aud.eval_on_selector_all(
             "#timeline li[data-seq]", "els => els.map(e => [e.dataset.action, e.classList[0]])")
@@ -61,6 +67,10 @@ def test_timeline_shows_chat_claim_rating_wrap_up_in_order(env: BrowserEnv) -> N
     audited = [s.action for s in STEPS]
     shown = [s for s in r["steps"] if s in audited]
     assert shown == audited, r["steps"]
+    focus = r["focus"]
+    assert focus["focused"] == "h-timeline" and focus["inTimeline"], focus
+    [said] = focus["live"]
+    assert SID in said and "时间线" in said and "Timeline" in said and f"{len(r['steps'])} steps" in said, said
     assert r["steps"].count("session.rating") == 1, "the audited rating replaces the record's copy"
     assert dict(r["kinds"])["consent.face"] == "consent"
     assert "聊天 chat" in r["chat_before"] and WORDS not in r["chat_before"]

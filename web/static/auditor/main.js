@@ -2,6 +2,7 @@
 // the personal data, which is itself audited), the recording beside it, verify now, export.
 
 import { api, clock, h, header, mount, requireUser, toast } from "../login/staff.js";
+import { both } from "../shared/i18n.js";
 
 const $ = (id) => document.getElementById(id);
 const state = { query: null, next: null };
@@ -92,6 +93,10 @@ async function timeline(sessionId) {
   items.sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : (a.seq ?? 1e12) - (b.seq ?? 1e12)));
   mount($("timeline"), items.map((i) => i.node));
   document.body.dataset.timeline = sessionId;
+  // focus moves to the timeline's heading and a live region says what opened (with how many steps)
+  $("timeline-announce").textContent = "";
+  $("h-timeline").focus();
+  requestAnimationFrame(() => { $("timeline-announce").textContent = both("auditor.timeline_opened", { id: sessionId, n: items.length }); });
   await recording(sessionId);
 }
 

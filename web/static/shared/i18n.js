@@ -186,6 +186,7 @@ const zh = {
   "staff.chain_failed": "{step}未通过，已停止。",
   "staff.chain_attest": "请比对客户出示的身份证与本人，然后按“人工核对”",
   "staff.chain_done": "核验完成，等级 {level}",
+  "auditor.timeline_opened": "已打开会话 {id} 的时间线，共 {n} 步。",
   "wall.live": "排队 {waiting} 位，待接 {offered} 个",
 };
 
@@ -375,6 +376,7 @@ const en = {
   "staff.chain_failed": "{step} did not pass: stopped.",
   "staff.chain_attest": "compare the ID card shown with the person, then press Attest",
   "staff.chain_done": "checks done, level {level}",
+  "auditor.timeline_opened": "Timeline of session {id} opened: {n} steps.",
   "wall.live": "{waiting} waiting, {offered} offered",
 };
 
