@@ -47,5 +47,5 @@ def test_login_presence_and_shortcuts(env: BrowserEnv) -> None:
     r = env.run(scenario())
     assert "错误" in r["error"] and "Wrong" in r["error"]
     assert r["queue"] == ["care", "general"]
-    assert r["shortcuts"] == [f"Alt+{k}" for k in "PAFLITCWHE"]
+    assert r["shortcuts"] == [f"Alt+{k}" for k in "PAFLIVTCWHE"]
     assert r["disabled"] == [True, True, True, True], "call actions wait for a call"
