@@ -22,7 +22,7 @@ async function post(path, { json, blob } = {}) {
   if (resp.status === 404 && (!data.error || data.error.code === "not_found")) {
     throw new ApiError(404, "no_identity_api", "本服务器没有身份核验接口 the identity API (web/identity_api.py) is not installed");
   }
-  if (!resp.ok) throw new ApiError(resp.status, data.error?.code ?? "http", data.error?.reason ?? `HTTP ${resp.status}`);
+  if (!resp.ok) throw new ApiError(resp.status, data.error?.code ?? "http", data.error?.reason ?? `HTTP ${resp.status}`, data.error?.reason_zh ?? null);
   return data;
 }
 

@@ -16,11 +16,15 @@ export function goHome(role) {
 }
 
 /** An API error with the server's code and reason (shown to the person as is). */
+/** A refused call: its message is the server's words, zh-CN then English where it sends both
+ * (``reason_zh``); the code stays on ``code`` for the page to branch on, never to show. */
 export class ApiError extends Error {
-  constructor(status, code, reason) {
-    super(reason);
+  constructor(status, code, reason, reasonZh = null) {
+    super(reasonZh ? `${reasonZh} ${reason}` : reason);
     this.status = status;
     this.code = code;
+    this.reason = reason;
+    this.reasonZh = reasonZh;
   }
 }
 
@@ -38,7 +42,7 @@ export async function api(path, { method = "GET", body, headers = {} } = {}) {
     location.assign("/login");
     throw new ApiError(401, "login_required", "log in first");
   }
-  if (!resp.ok) throw new ApiError(resp.status, data.error?.code ?? "http", data.error?.reason ?? `HTTP ${resp.status}`);
+  if (!resp.ok) throw new ApiError(resp.status, data.error?.code ?? "http", data.error?.reason ?? `HTTP ${resp.status}`, data.error?.reason_zh ?? null);
   return data;
 }
 
