@@ -3,9 +3,10 @@ documented shortcuts, and the lanes the agent sees."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from tests.browser.harness import BrowserEnv
+from tests.browser.harness import BrowserEnv, to_queue
 from tests.browser.test_journey import DESKTOP, staff_page
 
 
@@ -49,3 +50,44 @@ def test_login_presence_and_shortcuts(env: BrowserEnv) -> None:
     assert r["queue"] == ["care", "general"]
     assert r["shortcuts"] == [f"Alt+{k}" for k in "PAFLIVTCWHE"]
     assert r["disabled"] == [True, True, True, True], "call actions wait for a call"
+
+
+#: Refusal and reason codes (counter/levels.py, the identity checks): never shown to the agent as such.
+RAW_CODES = ("face_consent", "face_declined", "face_consented", "no_account", "a1_first", "a2_first",
+             "attest_first", "proof_stale", "session_closed", "call_ended", "why_not", "number_mismatch")
+
+
+def test_why_not_and_refused_steps_in_both_languages(env: BrowserEnv) -> None:
+    """A greyed-out item and a refused identity step show the server's words in zh-CN and English,
+    never a raw code: the PUK before any check, and the next checks (Alt+V) before a line is claimed."""
+
+    async def scenario() -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        customer = await env.new_page()
+        agent = await staff_page(env, "agent1", "agent1-demo", "/agent")
+        await to_queue(customer)
+        await agent.click("#btn-available")
+        await agent.wait_for_selector("#offer:not([hidden])")
+        await agent.keyboard.press("Alt+A")
+        await customer.wait_for_selector("[data-screen=call]")
+        await agent.wait_for_selector("body[data-call]")
+        await agent.keyboard.press("Alt+V")  # no line claimed yet: the server's steps say why not
+        await agent.wait_for_selector("body[data-chain=error]")
+        out["next"] = await agent.text_content("#chain-status")
+        await agent.fill("#claim-msisdn", "13500135000")
+        await agent.click("#btn-claim")
+        await agent.wait_for_selector("#account .badge")
+        await agent.keyboard.press("Alt+T")
+        await agent.keyboard.type("PUK")
+        item = await agent.wait_for_selector("#tx-list li[data-code='puk.query'][data-enabled=false] .why")
+        out["greyed"] = await item.text_content()
+        await env.close_page(customer)
+        await agent.context.close()
+        env.contexts.remove(agent.context)
+        return out
+
+    r = env.run(scenario(), timeout=120)
+    assert "此业务需要A3级核验" in r["greyed"] and "needs A3" in r["greyed"], r["greyed"]
+    assert re.search(r"[\u4e00-\u9fff]", r["next"]) and re.search(r"[A-Za-z]{4,}", r["next"]), r["next"]
+    for said in r.values():
+        assert not [code for code in RAW_CODES if code in said], said

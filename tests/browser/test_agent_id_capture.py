@@ -39,7 +39,8 @@ def test_id_capture_reads_the_customers_uploaded_still(env: BrowserEnv) -> None:
         await agent.keyboard.press("Alt+I")
         await customer.wait_for_selector("[data-screen=id-preview]", timeout=60000)
         await customer.tap("#btn-id-send")
-        await agent.wait_for_selector("#checks .check[data-kind=id_card]", timeout=60000)
+        card = await agent.wait_for_selector("#checks .check[data-kind=id_card]", timeout=60000)
+        out["card_text"] = await card.text_content()
         stills = await env.app[AUDIT].search(session_id=call_id, action="identity.customer_still")
         out["stills"] = [(e["entry"]["details"].get("kind"), e["entry"]["outcome"], e["entry"]["evidence"][0])
                          for e in stills]
@@ -50,6 +51,11 @@ def test_id_capture_reads_the_customers_uploaded_still(env: BrowserEnv) -> None:
 
     r = env.run(scenario(), timeout=180)
     assert r["face_ok"] == "true"
+    # Whatever the card check says, it says it in words (zh-CN and English), never as reason codes.
+    codes = ("number_mismatch", "number_invalid", "number_missing", "no_portrait", "portrait_mismatch",
+             "check_digit", "attest_first", "document_not_accepted", "id_card ")
+    assert not [c for c in codes if c in r["card_text"]], r["card_text"]
+    assert "身份证" in r["card_text"] and "ID card" in r["card_text"], r["card_text"]
     [(_, outcome, sha)] = [s for s in r["stills"] if s[0] == "id"]
     assert outcome == "ok", r["stills"]
     assert [json.loads(body) for body in r["requests"]] == [{"source": "customer_still", "sha256": sha}]

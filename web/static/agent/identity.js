@@ -4,6 +4,7 @@
 // received is uploaded instead.
 
 import { ApiError } from "../login/staff.js";
+import { reasonBoth } from "../shared/i18n.js";
 
 const base = (sid) => `/api/counter/sessions/${encodeURIComponent(sid)}/identity`;
 
@@ -75,8 +76,9 @@ export function attest(sid) {
 /** One check's answer in the shape the console shows: ok, score, threshold, reasons, images. */
 export function summary(kind, data) {
   const r = data.result ?? {};
-  const reasons = [...(data.reasons ?? []), ...(r.reasons ?? []).map((x) => (typeof x === "string" ? x : `${x.zh ?? ""} ${x.en ?? x.code}`)),
-    ...(r.notes ?? []).map((x) => (typeof x === "string" ? x : x.code ?? JSON.stringify(x)))];
+  // The server sends reason codes (or codes with their words): shown in both languages, never raw.
+  const worded = (x) => (typeof x === "string" ? reasonBoth(x) : x.zh || x.en ? `${x.zh ?? ""} ${x.en ?? ""}`.trim() : reasonBoth(x.code));
+  const reasons = [...(data.reasons ?? []), ...(r.reasons ?? []), ...(r.notes ?? [])].map(worded);
   const ok = kind === "face" ? r.decision === "match" : kind === "liveness" ? r.passed === true : data.accepted === true;
   // Liveness: the performer's lowest match with the photo on file.
   const score = r.score ?? data.portrait_match?.score ?? r.identity?.min_score;

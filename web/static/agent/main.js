@@ -400,7 +400,7 @@ function showCheck(kind, result, image) {
   const reasons = result.reasons ?? [];
   const images = (result.images ?? []).filter(Boolean);
   const node = h("div", { class: "check", dataset: { kind, ok: String(ok) } },
-    h("strong", {}, kind, " "),
+    h("strong", {}, both(`staff.step.${kind === "id_card" ? "idcard" : kind}`), " "),
     h("span", { class: ok ? "badge ok" : "badge bad" }, ok ? "通过 pass" : "未通过 fail"),
     result.score !== undefined ? ` 分数 score ${Number(result.score).toFixed(3)}` : "",
     result.threshold !== undefined ? ` / 阈值 threshold ${Number(result.threshold).toFixed(3)}` : "",
@@ -744,7 +744,7 @@ function openSearch() {
 
 function select(t, focusForm = false) {
   if (!t.enabled) {
-    toast(`${t.code}: ${whyNot(t)}`, "error");
+    toast(`${t.title_zh} ${t.title_en}: ${whyNot(t)}`, "error");
     return;
   }
   state.selected = t;
@@ -999,7 +999,7 @@ const handlers = {
   call_ended: callEnded,
   error(msg) {
     if (msg.code === "unknown_type" && state.witness) return; // a server without a witness
-    toast(`${msg.code}: ${msg.reason}`, "error");
+    toast(`${both("staff.server_refused")} ${msg.reason}`, "error");
   },
 };
 

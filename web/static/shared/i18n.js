@@ -163,6 +163,28 @@ const zh = {
   "staff.go_away": "离开",
   "staff.extend_wrap": "延长话后",
   "staff.dismiss": "关闭",
+  "check.reason.number_invalid": "证件号码校验不通过",
+  "check.reason.number_mismatch": "证件号码与开户证件不一致",
+  "check.reason.number_missing": "没有读到证件号码",
+  "check.reason.no_portrait": "证件上没有找到人像",
+  "check.reason.portrait_mismatch": "证件人像与现场人脸不一致",
+  "check.reason.check_digit": "证件号码校验位错误",
+  "check.reason.region": "证件号码地区码无效",
+  "check.reason.birth_date": "证件号码中的出生日期无效",
+  "check.reason.birth_mismatch": "出生日期与证件号码不符",
+  "check.reason.sex_mismatch": "性别与证件号码不符",
+  "check.reason.expired": "证件已过期",
+  "check.reason.mrz_number": "护照机读区号码校验错误",
+  "check.reason.mrz_birth": "护照机读区出生日期校验错误",
+  "check.reason.mrz_expiry": "护照机读区有效期校验错误",
+  "check.reason.mrz_personal": "护照机读区个人号码校验错误",
+  "check.reason.mrz_composite": "护照机读区总校验错误",
+  "check.reason.attest_first": "客户拒绝人脸识别：请先比对证件与本人并确认",
+  "check.reason.document_not_accepted": "此类证件不能用于提升核验等级",
+  "check.reason.a1_first": "请先验证服务密码或短信验证码",
+  "check.reason.a2_first": "请先完成人脸核验",
+  "check.reason.unknown": "未通过（其他原因）",
+  "staff.server_refused": "服务器未执行：",
   "staff.hangup_ask": "确定挂断本次通话？",
   "staff.hangup_yes": "挂断",
   "staff.hangup_no": "不挂断",
@@ -353,6 +375,28 @@ const en = {
   "staff.go_away": "Away",
   "staff.extend_wrap": "Extend wrap-up",
   "staff.dismiss": "Dismiss",
+  "check.reason.number_invalid": "the ID number's check digit is wrong",
+  "check.reason.number_mismatch": "the ID number is not the account holder's",
+  "check.reason.number_missing": "no ID number could be read",
+  "check.reason.no_portrait": "no portrait found on the card",
+  "check.reason.portrait_mismatch": "the card's portrait is not the face checked in this call",
+  "check.reason.check_digit": "the ID number's check digit is wrong",
+  "check.reason.region": "the ID number's region code is not valid",
+  "check.reason.birth_date": "the birth date in the ID number is not valid",
+  "check.reason.birth_mismatch": "the birth date does not match the ID number",
+  "check.reason.sex_mismatch": "the sex does not match the ID number",
+  "check.reason.expired": "the document has expired",
+  "check.reason.mrz_number": "the passport zone's number check failed",
+  "check.reason.mrz_birth": "the passport zone's birth date check failed",
+  "check.reason.mrz_expiry": "the passport zone's expiry check failed",
+  "check.reason.mrz_personal": "the passport zone's personal number check failed",
+  "check.reason.mrz_composite": "the passport zone's composite check failed",
+  "check.reason.attest_first": "face declined: compare the card with the person and attest first",
+  "check.reason.document_not_accepted": "this kind of document does not raise the level",
+  "check.reason.a1_first": "check the service password or an SMS code first",
+  "check.reason.a2_first": "complete the face check first",
+  "check.reason.unknown": "not accepted (another reason)",
+  "staff.server_refused": "the server refused:",
   "staff.hangup_ask": "Hang up this call?",
   "staff.hangup_yes": "Hang up",
   "staff.hangup_no": "Keep the call",
@@ -424,6 +468,12 @@ export function both(key, params = {}) {
   const zhText = TABLES["zh-CN"][key] ?? key;
   const enText = TABLES.en[key] ?? zhText;
   return `${fill(zhText, "zh")} ${fill(enText, "en")}`;
+}
+
+/** Why a check was not accepted, both languages, from the reason code the server sent (never the raw code). */
+export function reasonBoth(code) {
+  const key = `check.reason.${code}` in TABLES["zh-CN"] ? `check.reason.${code}` : "check.reason.unknown";
+  return both(key);
 }
 
 /** A key's text in each language, as a pair for :func:`both`'s parameters. */
