@@ -373,7 +373,12 @@ async def _face_checked(request: web.Request, session: CounterSession) -> tuple[
         raise ApiError(409, "face_check_first",
                        "no face check has matched in this session yet: run the face check first (Alt+F); "
                        "the ID card's portrait is compared with the face that matched the account's photo")
-    return face.sha, await request.app[IDENTITY].evidence.get(face.sha)
+    try:
+        return face.sha, await request.app[IDENTITY].evidence.get(face.sha)
+    except EvidenceNotFound as exc:  # kept by another server of the installation, or purged since
+        raise ApiError(409, "face_check_again",
+                       "the image of this session's face check is not on this server: run the face check "
+                       "again (Alt+F), then read the card", reason_zh="请重新做一次人脸核验，再拍身份证") from exc
 
 
 async def attest(request: web.Request) -> web.Response:

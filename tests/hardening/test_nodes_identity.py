@@ -197,6 +197,11 @@ async def test_face_on_one_node_liveness_on_the_other_reach_a2_and_the_change_ru
         assert alive["session"]["level"] == "A2", (alive["session"], alive.get("level_refused"))
         async with staff.get(on_a) as resp:
             assert (await resp.json())["session"]["level"] == "A2"
+        # The ID card on node b: the face check's image is kept by node a (issue 25 shares it); a clear
+        # 409 that says what to do, never a 500.
+        async with staff.post(on_b + "/identity/id-card", data=jpeg,
+                              headers={**csrf, "Content-Type": "image/jpeg"}) as resp:
+            assert resp.status == 409 and (await resp.json())["error"]["code"] == "face_check_again"
 
         conn = await asyncpg.connect(private_pg.url, server_settings={"search_path": schema_url.split("=")[1]})
         try:
