@@ -3,6 +3,7 @@ documented shortcuts, and the lanes the agent sees."""
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -79,8 +80,10 @@ def test_why_not_and_refused_steps_in_both_languages(env: BrowserEnv) -> None:
         await agent.wait_for_selector("#account .badge")
         await agent.keyboard.press("Alt+T")
         await agent.keyboard.type("PUK")
-        item = await agent.wait_for_selector("#tx-list li[data-code='puk.query'][data-enabled=false] .why")
-        out["greyed"] = await item.text_content()
+        why = "#tx-list li[data-code='puk.query'][data-enabled=false] .why"
+        # the catalog is asked again once the claim is in: wait for the words of the claimed session
+        await agent.wait_for_function(f"() => document.querySelector({json.dumps(why)})?.textContent.includes('A3')")
+        out["greyed"] = await agent.text_content(why)
         await env.close_page(customer)
         await agent.context.close()
         env.contexts.remove(agent.context)
