@@ -174,6 +174,15 @@ async def _live_call(app: web.Application, call_id: str, agent: str) -> CallReco
     return call
 
 
+async def _open_for_call(sessions: CounterSessions, call: CallRecord, agent: str) -> CounterSession:
+    """The session of ``call``, connected to ``agent``: opened (or handed over) with what the customer
+    gave when joining, as the call's ``accepted`` hook does."""
+    return await sessions.open_for_call(
+        call.call_id, agent, call.claimed_account or call.claimed_phone, call.face_consent,
+        unix_iso(call.face_consent_at),
+    )
+
+
 async def _still_connected(app: web.Application, session: CounterSession) -> bool:
     """Whether the call of a live session is connected to its agent now.
 
@@ -225,15 +234,12 @@ async def agent_session(request: web.Request, session_id: str | None = None, *, 
         if call is None:
             raise ApiError(404, "no_session", "no counter session for that call: a session exists only for a "
                                               "call you accepted and that is connected") from exc
-        session = await sessions.open_for_call(
-            session_id, user.username, call.claimed_account or call.claimed_phone, call.face_consent,
-            unix_iso(call.face_consent_at),
-        )
+        session = await _open_for_call(sessions, call, user.username)
     if session.agent != user.username and session.live:
         # Transferred to this agent: the call's `accepted` hook may not have run yet.
         call = await _live_call(request.app, session.id, user.username)
         if call is not None:
-            session = await sessions.open_for_call(session.id, user.username)
+            session = await _open_for_call(sessions, call, user.username)
     if session.agent != user.username:
         raise ApiError(403, "not_your_session", "this counter session belongs to another agent")
     if live:
@@ -300,10 +306,7 @@ async def open_session(request: web.Request) -> web.Response:
         created = False
     except SessionNotFound:
         created = True
-    session = await sessions.open_for_call(
-        body.call_id, user.username, call.claimed_account or call.claimed_phone, call.face_consent,
-        unix_iso(call.face_consent_at),
-    )
+    session = await _open_for_call(sessions, call, user.username)
     if session.agent != user.username or not session.live:
         raise ApiError(409, "session", "that call's session is not open for you")
     return web.json_response({"session": _session_json(session)}, status=201 if created else 200)

@@ -29,15 +29,21 @@ def sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+async def record_proofs(sessions: CounterSessions, session_id: str, *kinds: ProofKind) -> list[str]:
+    """Record one proof of each kind in the session (as the identity checks do, for images this
+    server kept); their shas."""
+    shas = [sha(f"{session_id}{kind}{uuid.uuid4().hex}") for kind in kinds]
+    for kind, digest in zip(kinds, shas, strict=True):
+        await sessions.proofs.record(session_id, kind, [digest])
+    return shas
+
+
 async def raise_on_proofs(
     sessions: CounterSessions, session_id: str, level: Level, method: str, *kinds: ProofKind,
     recorded_by: str = "system",
 ) -> CounterSession:
-    """Record one proof of each kind (as the identity checks would, for images this server kept) and
-    raise the session's level on them."""
-    shas = [sha(f"{session_id}{kind}{uuid.uuid4().hex}") for kind in kinds]
-    for kind, digest in zip(kinds, shas, strict=True):
-        await sessions.proofs.record(session_id, kind, [digest])
+    """Record one proof of each kind and raise the session's level on them."""
+    shas = await record_proofs(sessions, session_id, *kinds)
     return await sessions.raise_level(session_id, level, shas, method, recorded_by=recorded_by)
 
 
@@ -86,10 +92,7 @@ class Kit:
 
     async def prove(self, session_id: str, *kinds: ProofKind) -> list[str]:
         """Record one proof of each kind in the session (as the identity checks do); their shas."""
-        shas = [sha(f"{session_id}{kind}{uuid.uuid4().hex}") for kind in kinds]
-        for kind, digest in zip(kinds, shas, strict=True):
-            await self.sessions.proofs.record(session_id, kind, [digest])
-        return shas
+        return await record_proofs(self.sessions, session_id, *kinds)
 
     async def run(
         self, session: CounterSession, code: str, inputs: dict[str, Any], key: str | None = None

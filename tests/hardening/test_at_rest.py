@@ -5,7 +5,6 @@ sent texts masked, and the data files private."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import io
 import re
 import stat
@@ -25,6 +24,7 @@ from counter.transactions import CATALOG
 from tests.calls import LiveCall, live_call
 from tests.conftest import FACES, login
 from tests.counter.test_transactions_catalog import CASES
+from tests.counter.txkit import record_proofs
 from tests.hardening.test_masking import leaks
 from tests.web.test_consent import _card_photo
 from web.counter_api import ACCOUNTS, SESSIONS
@@ -35,13 +35,6 @@ ADDRESS = "北京市东城区示例路1号"
 NEW_ADDRESS = "上海市浦东新区测试路88号"
 TARGET = "13912345678"
 REASON = "出差去乌鲁木齐三个月"
-
-
-async def kit_prove(app: Any, session_id: str, kind: ProofKind) -> list[str]:
-    """Record one proof of ``kind`` in the session, as the identity check would; its sha."""
-    digest = hashlib.sha256(f"{session_id}{kind}".encode()).hexdigest()
-    await app[SESSIONS].proofs.record(session_id, kind, [digest])
-    return [digest]
 
 
 async def _texts(gateway: BuiltinGateway, count: int) -> list[str]:
@@ -91,7 +84,7 @@ async def test_a_journey_at_debug_leaves_nothing_personal_behind(debug_log: io.S
             # Liveness needs the witness's live video: its proof recorded as the check would, then A2 on
             # the real face check and it.
             face_sha = body["evidence"][0]
-            [alive] = await kit_prove(app, sid, ProofKind.LIVENESS)
+            [alive] = await record_proofs(app[SESSIONS], sid, ProofKind.LIVENESS)
             session = await app[SESSIONS].raise_level(sid, Level.A2, [face_sha, alive], Method.FACE.value)
             assert session.level == Level.A2
             for code_, inputs, key in (("forwarding.set", {"target": TARGET}, "f1"),

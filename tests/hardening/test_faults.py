@@ -60,6 +60,26 @@ async def _post(http: aiohttp.ClientSession, url: str, body: Any, headers: dict[
         return resp.status, data
 
 
+async def _served_at_a1(
+    node: Node, staff: aiohttp.ClientSession, phone: aiohttp.ClientSession,
+) -> tuple[SignalingClient, SignalingClient, str, dict[str, str], str, dict[str, str]]:
+    """agent1 on ``node`` serving a new customer's call, the line proved at A1 by password.  A call the
+    node restored for agent1 (calls survive a restart) is hung up first: its customer is gone for good.
+    Returns the agent, the customer, the call id, the CSRF header, the session's URL and the
+    customer's token header."""
+    agent = await SignalingClient.staff(staff, node.url, "agent1", "agent1-demo")
+    with contextlib.suppress(ClientError):
+        restored = await agent.expect(p.CallStarted, within=2)
+        await agent.send(p.Hangup(call_id=restored.call_id))
+        await agent.expect(p.CallEnded, within=10, call_id=restored.call_id)
+    customer = await SignalingClient.customer(phone, node.url)
+    call_id = await _call(agent, customer)
+    csrf = await _csrf(staff, node.url)
+    s = f"{node.url}/api/counter/sessions/{call_id}"
+    assert (await _post(staff, s + "/verify-password", {"password": "246810"}, csrf))[0] == 200
+    return agent, customer, call_id, csrf, s, {"X-Customer-Token": customer.token or ""}
+
+
 async def _ready(http: aiohttp.ClientSession, url: str) -> tuple[int, Any]:
     async with http.get(url + "/readyz") as resp:
         return resp.status, await resp.json()
@@ -184,19 +204,7 @@ async def test_postgres_restart_during_transactions_loses_nothing(
     await node.start()
     statuses: list[int] = []
     try:
-        agent = await SignalingClient.staff(staff, node.url, "agent1", "agent1-demo")
-        # The previous round's call came back with the node (calls survive a restart): the agent is
-        # put back in it at hello; its customer is gone for good, so the agent hangs it up.
-        with contextlib.suppress(ClientError):
-            restored = await agent.expect(p.CallStarted, within=2)
-            await agent.send(p.Hangup(call_id=restored.call_id))
-            await agent.expect(p.CallEnded, within=10, call_id=restored.call_id)
-        customer = await SignalingClient.customer(phone, node.url)
-        call_id = await _call(agent, customer)
-        csrf = await _csrf(staff, node.url)
-        s = f"{node.url}/api/counter/sessions/{call_id}"
-        mine = {"X-Customer-Token": customer.token or ""}
-        assert (await _post(staff, s + "/verify-password", {"password": "246810"}, csrf))[0] == 200
+        agent, customer, call_id, csrf, s, mine = await _served_at_a1(node, staff, phone)
         done_caps: list[int] = []
 
         async def one(i: int) -> None:
@@ -411,19 +419,7 @@ async def _load_then_kill(node: Node, prefix: str, acknowledged: list[int]) -> N
     confirmations have been answered (others are being asked and confirmed right then)."""
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as staff, \
             aiohttp.ClientSession() as phone:
-        agent = await SignalingClient.staff(staff, node.url, "agent1", "agent1-demo")
-        # The previous round's call came back with the node (calls survive a restart): the agent is
-        # put back in it at hello; its customer is gone for good, so the agent hangs it up.
-        with contextlib.suppress(ClientError):
-            restored = await agent.expect(p.CallStarted, within=2)
-            await agent.send(p.Hangup(call_id=restored.call_id))
-            await agent.expect(p.CallEnded, within=10, call_id=restored.call_id)
-        customer = await SignalingClient.customer(phone, node.url)
-        call_id = await _call(agent, customer)
-        csrf = await _csrf(staff, node.url)
-        s = f"{node.url}/api/counter/sessions/{call_id}"
-        mine = {"X-Customer-Token": customer.token or ""}
-        assert (await _post(staff, s + "/verify-password", {"password": "246810"}, csrf))[0] == 200
+        agent, customer, _, csrf, s, mine = await _served_at_a1(node, staff, phone)
         enough = asyncio.Event()
 
         async def worker(w: int) -> None:
