@@ -37,6 +37,9 @@ class Settings(BaseModel):
     database_url: str = Field("", description="sqlite:///path.db (default: DATA_DIR/counter.db) or postgresql://")
     redis_url: str = Field("", description="redis://host:6379/0 to share queue and routing between nodes")
     node_id: str = Field("", description="this process's name on the bus (default: host-pid)")
+    internal_url: str = Field(
+        "", description="where other nodes reach this one, e.g. http://10.0.0.5:8443 (default: scheme://host:port)"
+    )
     models_dir: Path | None = Field(None, description="folder holding the ONNX model files")
     onnx_providers: list[str] = Field(
         default_factory=lambda: ["CPUExecutionProvider"],
@@ -45,6 +48,12 @@ class Settings(BaseModel):
     onnx_threads: int = Field(0, ge=0, le=256, description="intra-op threads per model (0: cores, max 4)")
     master_key_file: Path | None = Field(
         None, description="AES key wrapping evidence keys (default: DATA_DIR/master.key)"
+    )
+    recordings_dir: Path | None = Field(
+        None, description="call recordings (default: DATA_DIR/recordings); mount one folder on every node to share them"
+    )
+    evidence_dir: Path | None = Field(
+        None, description="encrypted face/ID evidence (default: DATA_DIR/evidence); one folder on every node shares it"
     )
     audit_key_file: Path | None = Field(
         None, description="Ed25519 key signing audit checkpoints (default: DATA_DIR/audit_ed25519.key)"
@@ -109,6 +118,14 @@ class Settings(BaseModel):
     @property
     def effective_master_key_file(self) -> Path:
         return self.master_key_file or self.data_dir / "master.key"
+
+    @property
+    def effective_recordings_dir(self) -> Path:
+        return self.recordings_dir or self.data_dir / "recordings"
+
+    @property
+    def effective_evidence_dir(self) -> Path:
+        return self.evidence_dir or self.data_dir / "evidence"
 
     @property
     def effective_audit_key_file(self) -> Path:
