@@ -34,6 +34,16 @@ class Settings(BaseModel):
     cert_dir: Path = Field(Path("certs"), description="where the local CA and server certificate live")
     cert_names: list[str] = Field(default_factory=list, description="extra DNS names for the certificate")
     data_dir: Path = Field(Path("data"), description="SQLite database, keys and encrypted evidence")
+    recordings_dir: Path | None = Field(
+        None, description="call recordings (default: DATA_DIR/recordings); mount one folder on every node to share them"
+    )
+    evidence_dir: Path | None = Field(
+        None, description="encrypted face/ID evidence (default: DATA_DIR/evidence); one folder on every node shares it"
+    )
+    pseudonym_key_file: Path | None = Field(
+        None, description="HMAC key pseudonymising account numbers in the audit log"
+        " (default: DATA_DIR/audit_pseudonym.key); every node of an installation needs the same one"
+    )
     database_url: str = Field("", description="sqlite:///path.db (default: DATA_DIR/counter.db) or postgresql://")
     redis_url: str = Field("", description="redis://host:6379/0 to share queue and routing between nodes")
     node_id: str = Field("", description="this process's name on the bus (default: host-pid)")
@@ -48,12 +58,6 @@ class Settings(BaseModel):
     onnx_threads: int = Field(0, ge=0, le=256, description="intra-op threads per model (0: cores, max 4)")
     master_key_file: Path | None = Field(
         None, description="AES key wrapping evidence keys (default: DATA_DIR/master.key)"
-    )
-    recordings_dir: Path | None = Field(
-        None, description="call recordings (default: DATA_DIR/recordings); mount one folder on every node to share them"
-    )
-    evidence_dir: Path | None = Field(
-        None, description="encrypted face/ID evidence (default: DATA_DIR/evidence); one folder on every node shares it"
     )
     audit_key_file: Path | None = Field(
         None, description="Ed25519 key signing audit checkpoints (default: DATA_DIR/audit_ed25519.key)"

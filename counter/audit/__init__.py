@@ -40,7 +40,7 @@ __all__ = [
 
 def pseudonym_key_file(settings: Settings) -> Path:
     """Where the HMAC key that pseudonymises account numbers lives (0600, created on first use)."""
-    return settings.data_dir / "audit_pseudonym.key"
+    return settings.pseudonym_key_file or settings.data_dir / "audit_pseudonym.key"
 
 
 async def open_audit_log(db: Database, settings: Settings, **options: Any) -> AuditLog:

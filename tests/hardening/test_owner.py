@@ -45,10 +45,11 @@ async def http() -> AsyncIterator[tuple[aiohttp.ClientSession, aiohttp.ClientSes
 
 def shared_config(tmp_path: Path, **more: str) -> dict[str, str]:
     """What a deployment's nodes share by configuration: the master key file (sealed photos, evidence,
-    recordings), one-second recording segments for short tests, and ``more``."""
+    recordings) and the audit's pseudonym key; here also one-second recording segments, and ``more``."""
     master = tmp_path / "shared" / "master.key"
     load_or_create_master_key(master)
-    return {"COUNTER_MASTER_KEY_FILE": str(master), "COUNTER_WITNESS_SEGMENT_S": "1", **more}
+    return {"COUNTER_MASTER_KEY_FILE": str(master), "COUNTER_WITNESS_SEGMENT_S": "1",
+            "COUNTER_PSEUDONYM_KEY_FILE": str(tmp_path / "shared" / "pseudonym.key"), **more}
 
 
 async def recordings(conn: asyncpg.Connection, call_id: str) -> list[dict[str, Any]]:
