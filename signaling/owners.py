@@ -12,6 +12,7 @@ claiming node takes the call over and is told whom it took it from.
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 
 from signaling.bus import Bus, RedisBus
@@ -41,6 +42,9 @@ class Owners:
         self._local: dict[str, str] = {}
         self._redis = bus.redis if isinstance(bus, RedisBus) else None
         self._prefix = bus.prefix if isinstance(bus, RedisBus) else ""
+        #: Shared by the nodes through Redis: a request passed on by a node says it (and is trusted to
+        #: have passed that node's rate limits).  Empty on the in-process bus: nothing is passed on.
+        self.secret = ""
 
     @property
     def node_id(self) -> str:
@@ -50,9 +54,14 @@ class Owners:
         return ":".join((self._prefix, *parts))
 
     async def heartbeat(self, ttl_s: float) -> None:
-        """Say where this node is reached, for ``ttl_s`` seconds."""
-        if self._redis is not None and self.url:
+        """Say where this node is reached, for ``ttl_s`` seconds; read the nodes' shared secret."""
+        if self._redis is None:
+            return
+        if self.url:
             await self._redis.set(self._k("url", self.node_id), self.url, px=max(1, int(ttl_s * 1000)))
+        await self._redis.set(self._k("node_secret"), secrets.token_urlsafe(32), nx=True)
+        raw = await self._redis.get(self._k("node_secret"))
+        self.secret = raw if isinstance(raw, str) else ""
 
     async def alive(self, node: str) -> bool:
         if node == self.node_id or self._redis is None:
@@ -84,6 +93,9 @@ class Owners:
         if self._redis is None:
             self._local[call_id] = self.node_id
             return Claim(self.node_id)
+        current = await self.owner(call_id)
+        if current is not None and current != dead and await self.alive(current):
+            return Claim(current)  # the usual case (every candidate of a leg): no lock
         async with self.bus.lock():
             current = await self.owner(call_id)
             if current is not None and current != dead and await self.alive(current):

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
 import socket
 import ssl
-from collections.abc import Awaitable, Callable
 
 import aiohttp
 from aiohttp import web
@@ -27,11 +27,11 @@ from signaling.aio import SIGNALING
 from signaling.owners import Owners
 from web.auth import retry_later
 from web.counter_api import CUSTOMER_HEADER
-from web.errors import ApiError
+from web.errors import ApiError, Handler
+from web.ratelimit import RATE_LIMIT_EXEMPT
 
 log = logging.getLogger("web.owners")
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 OWNERS = web.AppKey("owners", Owners)
 _HTTP = web.AppKey("owners_http", aiohttp.ClientSession)
 _BEAT = web.AppKey("owners_heartbeat", asyncio.Task[None])
@@ -53,8 +53,17 @@ def internal_url(settings: Settings) -> str:
 
 
 def forwarded(request: web.Request) -> bool:
-    """The request was passed here by another node: answer it here, whatever the owner record says."""
+    """The request says it was passed here by another node: answer it here, whatever the owner record
+    says (never passed on again, whoever sent it)."""
     return FORWARDED in request.headers
+
+
+def from_node(request: web.Request) -> bool:
+    """The request was passed here by a node of this installation (it knows the nodes' secret): it
+    passed that node's rate limits already."""
+    owners = request.app.get(OWNERS)
+    given = request.headers.get(FORWARDED, "")
+    return owners is not None and bool(owners.secret) and hmac.compare_digest(given.encode(), owners.secret.encode())
 
 
 async def at_owner(request: web.Request, call_id: str) -> web.Response | None:
@@ -76,7 +85,7 @@ async def pass_to(request: web.Request, node: str) -> web.Response:
         raise retry_later(ApiError(503, "owner_unreachable",
                                    "the server holding this call is not reachable; try again shortly"), 2)
     headers = {k: v for k, v in request.headers.items() if k.lower() not in _DROP}
-    headers[FORWARDED] = owners.node_id
+    headers[FORWARDED] = owners.secret or "-"
     body = await request.read() if request.can_read_body else None
     try:
         async with request.app[_HTTP].request(request.method, base + request.path_qs, headers=headers,
@@ -131,6 +140,9 @@ def setup(app: web.Application) -> None:
                                            connector=aiohttp.TCPConnector(ssl=_client_ssl(settings)),
                                            cookie_jar=aiohttp.DummyCookieJar())
         ttl = service.options.presence_ttl_s
+        app[RATE_LIMIT_EXEMPT].append(from_node)
+        with contextlib.suppress(*service.bus.unavailable):
+            await owners.heartbeat(ttl)
 
         async def beat() -> None:
             while True:

@@ -24,6 +24,8 @@ async def test_first_claim_wins_until_its_node_dies_then_it_is_taken_over(prefix
         await a.heartbeat_node(0.5)
         await b.heartbeat_node(30)
         await on_a.heartbeat(0.5)
+        await on_b.heartbeat(30)
+        assert on_a.secret and on_a.secret == on_b.secret  # requests passed on between them say it
         assert await on_a.claim("c1") == Claim("node-a")
         assert await on_b.claim("c1") == Claim("node-a")  # alive: it stays the owner
         assert await on_b.internal_url("node-a") == "http://a:1"
