@@ -34,10 +34,13 @@ HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 NO_RATE_LIMITS = {f"COUNTER_RATELIMIT_{rule}": "off" for rule in ("LOGIN", "JOIN", "WS", "IDENTITY", "VERIFY", "API")}
 
 
-def haproxy_config(port: int, backends: list[tuple[str, int]], check_interval_ms: int = 300) -> str:
+def haproxy_config(port: int, backends: list[tuple[str, int]], check_interval_ms: int = 300,
+                   check_path: str | None = "/healthz") -> str:
     """Round-robin over ``backends`` (name, loopback port), no stickiness; a node that stops answering
-    ``/healthz`` is out after two checks, and a request whose connection it refused is sent to another."""
-    servers = "\n".join(f"    server {name} 127.0.0.1:{p} check" for name, p in backends)
+    ``check_path`` is out after two checks, and a request whose connection it refused is sent to another."""
+    check = " check" if check_path else ""
+    servers = "\n".join(f"    server {name} 127.0.0.1:{p}{check}" for name, p in backends)
+    health = f"    option httpchk GET {check_path}\n" if check_path else ""
     return f"""global
     maxconn 4096
 
@@ -59,8 +62,7 @@ frontend counter
 
 backend nodes
     balance roundrobin
-    option httpchk GET /healthz
-    default-server inter {check_interval_ms}ms fall 2 rise 1
+{health}    default-server inter {check_interval_ms}ms fall 2 rise 1
 {servers}
 """
 
@@ -68,12 +70,12 @@ backend nodes
 class Balancer:
     """HAProxy (foreground, ``-db``) on a free loopback port in front of ``nodes``; log in ``tmp/haproxy.log``."""
 
-    def __init__(self, tmp: Path, nodes: list[Node]) -> None:
+    def __init__(self, tmp: Path, nodes: list[Node], check_path: str | None = "/healthz") -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.config = tmp / "haproxy.cfg"
         self.log = tmp / "haproxy.log"
-        self.config.write_text(haproxy_config(self.port, [(n.name, n.port) for n in nodes]))
+        self.config.write_text(haproxy_config(self.port, [(n.name, n.port) for n in nodes], check_path=check_path))
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
