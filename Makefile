@@ -20,9 +20,9 @@ run: venv
 test-deps: venv
 	$(BIN)/pip install -q -e '.[ocr,test]'
 	@command -v chromium >/dev/null && command -v ffmpeg >/dev/null && command -v turnserver >/dev/null \
-	  && fc-list | grep -qi 'Noto Sans CJK' \
+	  && command -v haproxy >/dev/null && fc-list | grep -qi 'Noto Sans CJK' \
 	  || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-	      chromium ffmpeg coturn fonts-noto-cjk >/dev/null)
+	      chromium ffmpeg coturn haproxy fonts-noto-cjk >/dev/null)
 	@bash scripts/ensure-services.sh
 
 lint:

@@ -46,6 +46,14 @@ class Settings(BaseModel):
     )
     database_url: str = Field("", description="sqlite:///path.db (default: DATA_DIR/counter.db) or postgresql://")
     redis_url: str = Field("", description="redis://host:6379/0 to share queue and routing between nodes")
+    redis_max_connections: int = Field(
+        64, ge=2, le=10000,
+        description="most Redis connections one node opens; beyond, a command waits for a free one",
+    )
+    redis_pool_timeout_s: float = Field(
+        5.0, gt=0, le=120,
+        description="how long a Redis command waits for a free connection before the node counts Redis as down",
+    )
     node_id: str = Field("", description="this process's name on the bus (default: host-pid)")
     internal_url: str = Field(
         "", description="where other nodes reach this one, e.g. http://10.0.0.5:8443 (default: scheme://host:port)"
