@@ -132,7 +132,7 @@ async def test_face_on_one_node_liveness_on_the_other_reach_a2_and_the_change_ru
     # from shared configuration, as a deployment's nodes share it.
     master = tmp_path / "shared" / "master.key"
     load_or_create_master_key(master)
-    shared = {"COUNTER_MASTER_KEY_FILE": str(master)}
+    shared = {"COUNTER_MASTER_KEY_FILE": str(master), "COUNTER_AUDIT_KEY_FILE": str(tmp_path / "shared" / "audit.key")}
     a = LoopbackNode("ida", tmp_path, schema_url, private_redis.url, prefix, data_dir=tmp_path / "data-a", **shared)
     b = LoopbackNode("idb", tmp_path, schema_url, private_redis.url, prefix, data_dir=tmp_path / "data-b", **shared)
     moves = asyncio.create_task(asyncio.to_thread(_moves))
