@@ -11,9 +11,10 @@ from aiohttp import web
 
 from counter.appkeys import DB, SETTINGS
 from counter.audit import AUDIT, AuditError, AuditEvent, AuditLog, open_audit_log
-from counter.audit.keys import key_id, public_pem, raw_public
+from counter.audit.keys import key_id, note_verifier_key, public_pem, raw_public
 from counter.audit.verify import export_bundle, verify_database
 from counter.users import Role
+from web.audit_public import add_routes as add_public_routes
 from web.auth import require_role
 from web.errors import ApiError
 from web.params import optional_query_int, path_int, query_int
@@ -24,13 +25,17 @@ _MAX_PAGE = 1000
 
 
 async def audit_key(request: web.Request) -> web.Response:
-    key = request.app[AUDIT].signer.public_key
+    signer = request.app[AUDIT].signer
+    key = signer.public_key
     return web.json_response({
         "algorithm": "Ed25519",
         "public_key_pem": public_pem(key),
         "public_key_hex": raw_public(key).hex(),
         "key_id": key_id(key),
-        "checkpoint_format": "remote-counter/audit\\n<size>\\n<base64 root>\\n<ISO time>\\n (see docs/AUDIT.md)",
+        "origin": signer.origin,
+        "note_verifier_key": note_verifier_key(signer.origin, key),
+        "checkpoint_format": "C2SP signed note at GET /checkpoint: <origin>\\n<size>\\n<base64 root>\\n<ISO time>\\n"
+                             " (see docs/AUDIT.md)",
     })
 
 
@@ -160,6 +165,7 @@ async def setup(app: web.Application) -> None:
 
     app.on_cleanup.append(close)
     app.router.add_get("/.well-known/audit-key", audit_key)
+    add_public_routes(app)
     app.router.add_get("/api/audit/checkpoint/latest", latest_checkpoint)
     app.router.add_get("/api/audit/entries", search)
     app.router.add_get(r"/api/audit/entries/{seq:\d+}", record)

@@ -100,7 +100,7 @@ def note_verifier_key(name: str, key: Ed25519PublicKey, alg: int = ALG_ED25519) 
 def parse_verifier_key(vkey: str) -> tuple[str, int, Ed25519PublicKey]:
     """``(name, alg, key)`` from a verifier key string; raises :class:`KeyFileError`."""
     try:
-        name, hash_hex, b64 = vkey.strip().split("+")
+        name, hash_hex, b64 = vkey.strip().split("+", 2)
         raw = base64.b64decode(b64, validate=True)
         key = Ed25519PublicKey.from_public_bytes(raw[1:])
     except ValueError as exc:
