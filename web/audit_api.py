@@ -12,12 +12,12 @@ from aiohttp import web
 from counter.appkeys import DB, SETTINGS
 from counter.audit import AUDIT, AuditError, AuditEvent, AuditLog, open_audit_log
 from counter.audit.keys import key_id, note_verifier_key, public_pem, raw_public
-from counter.audit.verify import export_bundle, verify_database
+from counter.audit.verify import MAX_KEPT, export_bundle, verify_database
 from counter.users import Role
 from web.audit_public import add_routes as add_public_routes
 from web.auth import require_role
 from web.errors import ApiError
-from web.params import optional_query_int, path_int, query_int
+from web.params import optional_query_int, parse_int, path_int, query_int
 
 _READERS = (Role.AUDITOR, Role.SUPERVISOR)
 _MAX_EXPORT = 10_000
@@ -143,8 +143,11 @@ async def export(request: web.Request) -> web.Response:
     last = optional_query_int(request, "to")
     if last is not None and last - first >= _MAX_EXPORT:
         raise ApiError(400, "too_large", f"export at most {_MAX_EXPORT} entries at a time")
+    since = [parse_int(v, "since", lo=1) for v in request.query.getall("since", [])][:MAX_KEPT + 1]
+    if len(since) > MAX_KEPT:
+        raise ApiError(400, "too_large", f"at most {MAX_KEPT} 'since' sizes")
     try:
-        bundle = await export_bundle(log, first, last if last is not None else None)
+        bundle = await export_bundle(log, first, last if last is not None else None, since)
     except AuditError as exc:
         raise ApiError(400, "bad_request", str(exc)) from exc
     if len(bundle["entries"]) > _MAX_EXPORT:

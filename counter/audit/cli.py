@@ -21,16 +21,24 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "verify", help="recompute the whole log from the database (or check a BUNDLE offline); exit 1 if tampered"
     )
     verify.add_argument("bundle", nargs="?", type=Path, help="a bundle.json from `counter audit export`")
-    verify.add_argument("--public-key", help="trusted public key: PEM file, or 64 hex characters")
     verify.add_argument(
-        "--checkpoint", type=Path, action="append", default=[], help="a checkpoint JSON kept elsewhere (repeatable)"
+        "--public-key",
+        help="trusted public key: PEM file, 64 hex characters, or note verifier key (required for a BUNDLE)",
+    )
+    verify.add_argument(
+        "--checkpoint", type=Path, action="append", default=[],
+        help="a checkpoint kept elsewhere: JSON from /api/audit/checkpoint/latest or the note from /checkpoint"
+             " (repeatable); a fork or rollback against it fails",
     )
     verify.add_argument("--json", action="store_true", help="print the report as JSON")
     verify.set_defaults(func=_verify)
 
     export = cmds.add_parser("export", help="entries with inclusion proofs, checkpoints and the public key")
     export.add_argument("--from", dest="first", type=int, default=0, help="first seq (default 0)")
-    export.add_argument("--to", dest="last", type=int, default=None, help="last seq (default: the newest)")
+    export.add_argument("--to", dest="last", type=int, default=None,
+                        help="last seq, inclusive (default: the newest)")
+    export.add_argument("--since", type=int, action="append", default=[],
+                        help="add a consistency proof from this tree size (a checkpoint you kept; repeatable)")
     export.set_defaults(func=_export)
 
     proof = cmds.add_parser("proof", help="inclusion proof of entry SEQ")
@@ -77,12 +85,17 @@ def _verify(args: argparse.Namespace) -> int:
 
     pinned = _public_key_text(args)
     if args.bundle is not None:
+        if not pinned:
+            print("counter audit: a bundle proves nothing with its own key: give the published key with"
+                  " --public-key (PEM file, hex, or the note verifier key)", file=sys.stderr)
+            return 2
         try:
             bundle = json.loads(args.bundle.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            print(f"counter audit: cannot read the bundle {args.bundle}: {exc}", file=sys.stderr)
+            kept = [_kept(p, load_public_key(pinned)) for p in args.checkpoint]
+        except (OSError, ValueError, KeyError, TypeError, KeyFileError) as exc:
+            print(f"counter audit: cannot read {args.bundle} or a kept checkpoint: {exc}", file=sys.stderr)
             return 2
-        report = verify_bundle(bundle if isinstance(bundle, dict) else {}, pinned)
+        report = verify_bundle(bundle if isinstance(bundle, dict) else {}, pinned, kept)
     else:
         settings = _settings(args)
         if pinned is not None:
@@ -93,8 +106,11 @@ def _verify(args: argparse.Namespace) -> int:
                 print(f"counter audit: no key file {path}; give --public-key", file=sys.stderr)
                 return 2
             key = Signer.from_file(path).public_key
-        trusted = [Checkpoint(**{k: v for k, v in json.loads(p.read_text()).items() if k != "note"})
-                   for p in args.checkpoint]
+        try:
+            trusted = [_kept(p, key) for p in args.checkpoint]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            print(f"counter audit: cannot read a kept checkpoint: {exc}", file=sys.stderr)
+            return 2
 
         async def run() -> Any:
             from counter.storage import open_database
@@ -111,6 +127,17 @@ def _verify(args: argparse.Namespace) -> int:
     else:
         print(report.summary())
     return 0 if report.ok else 1
+
+
+def _kept(path: Path, key: Any) -> Checkpoint:
+    """A checkpoint an auditor kept: the JSON of /api/audit/checkpoint/latest, or the signed note of
+    /checkpoint (checked against the trusted key)."""
+    from counter.audit.keys import checkpoint_from_note
+
+    text = path.read_text(encoding="utf-8")
+    if text.lstrip().startswith("{"):
+        return Checkpoint.from_json(json.loads(text))
+    return checkpoint_from_note(text, key)[0]
 
 
 def _with_log(args: argparse.Namespace, action: Any) -> int:
@@ -144,7 +171,7 @@ def _with_log(args: argparse.Namespace, action: Any) -> int:
 def _export(args: argparse.Namespace) -> int:
     from counter.audit.verify import export_bundle
 
-    return _with_log(args, lambda log, _: export_bundle(log, args.first, args.last))
+    return _with_log(args, lambda log, _: export_bundle(log, args.first, args.last, args.since))
 
 
 def _proof(args: argparse.Namespace) -> int:

@@ -193,8 +193,10 @@ def public_pem(key: Ed25519PublicKey) -> str:
 
 
 def load_public_key(text: str) -> Ed25519PublicKey:
-    """A public key from PEM or 64 hex characters (raw Ed25519)."""
+    """A public key from PEM, 64 hex characters (raw Ed25519) or a note verifier key (``name+hash+key``)."""
     text = text.strip()
+    if "+" in text and not text.startswith("-----BEGIN"):
+        return parse_verifier_key(text)[2]
     try:
         if text.startswith("-----BEGIN"):
             key = serialization.load_pem_public_key(text.encode())
