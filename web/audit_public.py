@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from counter.appkeys import SETTINGS
 from counter.audit import AUDIT, AuditError
 from counter.audit.tiles import TileNotFound, cosignatures, latest_checkpoint, parse_tile_path, read_tile
 
@@ -21,7 +22,7 @@ def _text(status: int, text: str) -> web.Response:
 async def checkpoint(request: web.Request) -> web.Response:
     """The latest checkpoint, ``text/plain`` signed note; may change every few hundred milliseconds."""
     log = request.app[AUDIT]
-    cp = await latest_checkpoint(log)
+    cp = await latest_checkpoint(log, request.app[SETTINGS].audit_witness_quorum)
     if cp is None:
         return _text(404, "the audit log has no checkpoint yet")
     note = cp.signed_note(log.signer.public_key, await cosignatures(log, cp.tree_size))
@@ -34,7 +35,7 @@ async def tile(request: web.Request) -> web.Response:
     log = request.app[AUDIT]
     try:
         ref = parse_tile_path(request.match_info["rest"])
-        cp = await latest_checkpoint(log)
+        cp = await latest_checkpoint(log, request.app[SETTINGS].audit_witness_quorum)
         data = await read_tile(log, ref, cp.tree_size if cp else 0)
     except TileNotFound as exc:
         return _text(404, str(exc))

@@ -126,6 +126,8 @@ class AuditLog:
         self._writer: asyncio.Task[None] | None = None
         self._closed = False
         self._direct = asyncio.Lock()
+        #: Called with each checkpoint this node signs (witnessing).
+        self.on_checkpoint: list[Callable[[Checkpoint], None]] = []
 
     @classmethod
     async def open(cls, db: Database, signer: Signer, pseudonym_key: bytes, **options: Any) -> AuditLog:
@@ -191,6 +193,14 @@ class AuditLog:
                 await self._writer
         with contextlib.suppress(Exception):
             await release_lease(self.db, self.node_id)
+
+    async def abandon(self) -> None:
+        """Stop the writer without a final checkpoint (a log refused at start must sign nothing more)."""
+        self._closed = True
+        if self._writer is not None and not self._writer.done():
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._writer
 
     async def _run(self) -> None:
         tick = max(0.05, min(self.checkpoint_interval, 1.0))
@@ -279,6 +289,8 @@ class AuditLog:
         if checkpoint is not None:
             self._latest = checkpoint
             self._last_cp = _time.monotonic()
+            for hook in self.on_checkpoint:
+                hook(checkpoint)
         return receipts
 
     def _remember(self, first: int, leaves: list[bytes]) -> None:

@@ -86,9 +86,13 @@ def parse_tile_path(rest: str) -> TileRef:
     return TileRef(level, index, width)
 
 
-async def latest_checkpoint(log: AuditLog) -> Checkpoint | None:
-    """The newest checkpoint in the database (any node may have signed it)."""
-    row = await log.db.fetchrow("SELECT * FROM audit_checkpoints ORDER BY tree_size DESC LIMIT 1")
+async def latest_checkpoint(log: AuditLog, quorum: int = 0) -> Checkpoint | None:
+    """The newest checkpoint in the database (any node may have signed it) with at least ``quorum``
+    witness cosignatures."""
+    row = await log.db.fetchrow(
+        "SELECT * FROM audit_checkpoints c WHERE $1 = 0 OR (SELECT COUNT(*) FROM audit_cosignatures s"
+        " WHERE s.tree_size = c.tree_size) >= $1 ORDER BY tree_size DESC LIMIT 1", quorum,
+    )
     return Checkpoint.from_row(row, log.signer.origin) if row else None
 
 

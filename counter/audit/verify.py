@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +14,7 @@ from counter.audit.entry import AuditError, commitment
 from counter.audit.keys import (
     ORIGIN,
     Checkpoint,
+    checkpoint_from_note,
     checkpoint_valid,
     key_id,
     load_public_key,
@@ -23,6 +24,7 @@ from counter.audit.keys import (
 )
 from counter.audit.log import AuditLog
 from counter.audit.merkle import Frontier, ProofError, hash_leaf, verify_consistency, verify_inclusion
+from counter.audit.witness import Cosigner, count_cosignatures
 from counter.storage import Database
 
 BUNDLE_FORMAT = "remote-counter-audit-bundle/v1"
@@ -74,7 +76,8 @@ class VerifyReport:
             return f"OK: {head}" + (f"; {tail} newer entries not yet checkpointed" if tail > 0 else "")
         first = self.first
         assert first is not None
-        return f"TAMPERED: {head}\nfirst problem: {first.message}" + (
+        loud = [p.message for p in self.problems if p.kind in ("rollback", "fork") and p is not first]
+        return f"TAMPERED: {head}\nfirst problem: {first.message}" + "".join(f"\n{m}" for m in loud) + (
             f"\n({len(self.problems) - 1} more)" if len(self.problems) > 1 else ""
         )
 
@@ -223,7 +226,8 @@ async def verify_database(
 
 
 async def export_bundle(
-    audit: AuditLog, first: int, last: int | None = None, since: Iterable[int] = ()
+    audit: AuditLog, first: int, last: int | None = None, since: Iterable[int] = (),
+    cosign: Callable[[Checkpoint], Awaitable[object]] | None = None,
 ) -> dict[str, Any]:
     """Entries ``first..last`` (inclusive) with inclusion proofs to the latest checkpoint, the
     checkpoints in between (at most 200) with consistency proofs to it, consistency proofs from the
@@ -254,11 +258,17 @@ async def export_bundle(
         proofs_from.append({"tree_size": size, "root_hash": (await audit.root_at(size)).hex(),
                             "path": await audit.consistency_proof(size, anchor.tree_size)})
     key = audit.signer.public_key
+    if cosign is not None:
+        await cosign(anchor)
+    cosigned = await audit.db.fetch(
+        "SELECT line FROM audit_cosignatures WHERE tree_size = $1 ORDER BY witness", anchor.tree_size
+    )
     return {
         "format": BUNDLE_FORMAT,
         "public_key": {"pem": public_pem(key), "raw_hex": raw_public(key).hex(), "key_id": key_id(key),
                        "note_verifier_key": note_verifier_key(audit.signer.origin, key)},
         "checkpoint": anchor.to_json(),
+        "checkpoint_note": anchor.signed_note(key, [str(r["line"]) for r in cosigned]),
         "entries": entries,
         "checkpoints": checkpoints,
         "proofs_from": proofs_from,
@@ -266,7 +276,8 @@ async def export_bundle(
 
 
 def verify_bundle(
-    bundle: dict[str, Any], pinned_key: str | None, kept: Iterable[Checkpoint] = ()
+    bundle: dict[str, Any], pinned_key: str | None, kept: Iterable[Checkpoint] = (),
+    witnesses: Sequence[Cosigner] = (), quorum: int = 0,
 ) -> VerifyReport:
     """Check a bundle without the server: signatures under the trusted key ``pinned_key`` (without
     one nothing is trusted: a ``no_trusted_key`` problem), leaf hashes, inclusion and consistency
@@ -282,12 +293,38 @@ def verify_bundle(
         ))
         return report
     try:
-        return _verify_bundle(bundle, pinned_key, list(kept))
+        report = _verify_bundle(bundle, pinned_key, list(kept))
+        if quorum:
+            _check_quorum(report, bundle, pinned_key, list(witnesses), quorum)
+        return report
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
         report = VerifyReport()
         what = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
         report.problems.append(Problem("format", None, f"malformed bundle ({type(exc).__name__}: {what})"))
         return report
+
+
+def _check_quorum(
+    report: VerifyReport, bundle: dict[str, Any], pinned_key: str, witnesses: list[Cosigner], quorum: int
+) -> None:
+    """At least ``quorum`` of ``witnesses`` must have cosigned the bundle's checkpoint."""
+    note = str(bundle.get("checkpoint_note") or "")
+    try:
+        cp, _ = checkpoint_from_note(note, load_public_key(pinned_key))
+        names = count_cosignatures(note, witnesses)
+    except ValueError as exc:
+        report.problems.append(Problem("witness_quorum", None, f"the bundle's checkpoint note: {exc}"))
+        return
+    if (cp.tree_size, cp.root_hash) != (bundle["checkpoint"]["tree_size"], bundle["checkpoint"]["root_hash"]):
+        report.problems.append(Problem("witness_quorum", None, "the checkpoint note is not the bundle's checkpoint"))
+    elif len(names) < quorum:
+        report.problems.append(Problem(
+            "witness_quorum", None,
+            f"{len(names)} of the {len(witnesses)} witnesses you trust cosigned the checkpoint"
+            f" ({', '.join(names) or 'none'}); you require {quorum}",
+        ))
+    if not report.ok:
+        report.verified_size = 0
 
 
 def _checkpoint(c: dict[str, Any]) -> Checkpoint:
