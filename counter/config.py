@@ -70,6 +70,18 @@ class Settings(BaseModel):
     audit_key_file: Path | None = Field(
         None, description="Ed25519 key signing audit checkpoints (default: DATA_DIR/audit_ed25519.key)"
     )
+    audit_origin: str = Field(
+        "remote-counter/audit", pattern=r"^[^\s+]{1,200}$",
+        description="the audit log's name in its checkpoints (C2SP origin: a schema-less URL, same on every node)",
+    )
+    audit_witnesses: list[str] = Field(
+        default_factory=list,
+        description="witnesses asked to cosign audit checkpoints: URL=<witness verifier key>, comma-separated",
+    )
+    audit_witness_quorum: int = Field(0, ge=0, le=32, description="cosignatures a checkpoint needs to be served")
+    audit_purge_interval_s: float = Field(
+        3600.0, ge=0, description="how often personal data past evidence_retention_days is purged (0: never)"
+    )
     stun_urls: list[str] = Field(default_factory=list, description="STUN servers handed to browsers")
     turn_urls: list[str] = Field(default_factory=list, description="TURN servers handed to browsers")
     turn_secret: str = Field("", description="coturn static-auth-secret for short-lived TURN credentials")
