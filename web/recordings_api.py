@@ -436,9 +436,11 @@ def setup(app: web.Application) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await app[_PURGE]
         endings: set[asyncio.Task[Any]] = app[_ENDING]
-        for task in [*endings, *(app[_INBOX].tasks if _INBOX in app else ())]:
+        for task in list(endings):
             with contextlib.suppress(Exception):
                 await task
+        if _INBOX in app:
+            await app[_INBOX].close()
         await witness.close()
 
     app.on_startup.append(start)
