@@ -46,6 +46,14 @@ class Settings(BaseModel):
     )
     database_url: str = Field("", description="sqlite:///path.db (default: DATA_DIR/counter.db) or postgresql://")
     redis_url: str = Field("", description="redis://host:6379/0 to share queue and routing between nodes")
+    redis_max_connections: int = Field(
+        64, ge=2, le=10000,
+        description="most Redis connections one node opens; beyond, a command waits for a free one",
+    )
+    redis_pool_timeout_s: float = Field(
+        5.0, gt=0, le=120,
+        description="how long a Redis command waits for a free connection before the node counts Redis as down",
+    )
     node_id: str = Field("", description="this process's name on the bus (default: host-pid)")
     internal_url: str = Field(
         "", description="where other nodes reach this one, e.g. http://10.0.0.5:8443 (default: scheme://host:port)"
@@ -61,6 +69,18 @@ class Settings(BaseModel):
     )
     audit_key_file: Path | None = Field(
         None, description="Ed25519 key signing audit checkpoints (default: DATA_DIR/audit_ed25519.key)"
+    )
+    audit_origin: str = Field(
+        "remote-counter/audit", pattern=r"^[^\s+]{1,200}$",
+        description="the audit log's name in its checkpoints (C2SP origin: a schema-less URL, same on every node)",
+    )
+    audit_witnesses: list[str] = Field(
+        default_factory=list,
+        description="witnesses asked to cosign audit checkpoints: URL=<witness verifier key>, comma-separated",
+    )
+    audit_witness_quorum: int = Field(0, ge=0, le=32, description="cosignatures a checkpoint needs to be served")
+    audit_purge_interval_s: float = Field(
+        3600.0, ge=0, description="how often personal data past evidence_retention_days is purged (0: never)"
     )
     stun_urls: list[str] = Field(default_factory=list, description="STUN servers handed to browsers")
     turn_urls: list[str] = Field(default_factory=list, description="TURN servers handed to browsers")

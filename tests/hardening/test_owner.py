@@ -47,11 +47,12 @@ async def http() -> AsyncIterator[tuple[aiohttp.ClientSession, aiohttp.ClientSes
 
 def shared_config(tmp_path: Path, **more: str) -> dict[str, str]:
     """What a deployment's nodes share by configuration: the master key file (sealed photos, evidence,
-    recordings) and the audit's pseudonym key; here also one-second recording segments, and ``more``."""
+    recordings), the audit's signing and pseudonym keys; here also one-second recording segments, and ``more``."""
     master = tmp_path / "shared" / "master.key"
     load_or_create_master_key(master)
     return {"COUNTER_MASTER_KEY_FILE": str(master), "COUNTER_WITNESS_SEGMENT_S": "1",
-            "COUNTER_PSEUDONYM_KEY_FILE": str(tmp_path / "shared" / "pseudonym.key"), **more}
+            "COUNTER_PSEUDONYM_KEY_FILE": str(tmp_path / "shared" / "pseudonym.key"),
+            "COUNTER_AUDIT_KEY_FILE": str(tmp_path / "shared" / "audit.key"), **more}
 
 
 async def recordings(conn: asyncpg.Connection, call_id: str) -> list[dict[str, Any]]:
