@@ -140,6 +140,9 @@ async def test_owner_killed_the_call_goes_on_in_a_linked_part_level_and_consent_
         assert (first["part"], second["part"]) == (1, 2)
         assert second["previous_id"] == first["id"] and second["node"] == "node-ob", second
         assert first["ended_at"] is not None and first["segments"] >= 1, first  # closed where it stopped
+        closings = [json.loads(r["body"])["details"] for r in await conn.fetch(
+            "SELECT body FROM audit_entries WHERE session_id = $1 AND action = 'recording.closed'", sid)]
+        assert {"recording": first["id"], "reason": "owner_lost", "next": second["id"]} in closings, closings
         async with staff.get(on_b) as resp:
             assert (await resp.json())["session"]["level"] == "A1"  # the level kept
 
