@@ -30,7 +30,8 @@ def test_only_the_nodes_secret_skips_the_rate_limits_a_forged_header_only_stops_
 
 
 def test_internal_url_says_where_the_other_nodes_reach_this_one(tmp_path: Path) -> None:
-    plain = load_settings(tmp_path / "none.toml", environ={"COUNTER_TLS": "false", "COUNTER_HOST": "127.0.0.1", "COUNTER_PORT": "9000"})
+    plain = load_settings(tmp_path / "none.toml",
+                          environ={"COUNTER_TLS": "false", "COUNTER_HOST": "127.0.0.1", "COUNTER_PORT": "9000"})
     assert internal_url(plain) == "http://127.0.0.1:9000"
     named = load_settings(tmp_path / "none.toml", environ={"COUNTER_INTERNAL_URL": "https://node2.counter.lan:8443/"})
     assert internal_url(named) == "https://node2.counter.lan:8443"
