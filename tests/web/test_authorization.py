@@ -25,6 +25,7 @@ ROLES: dict[tuple[str, str], set[str]] = {
     ("GET", "/api/auth/me"): STAFF,
     ("GET", "/api/openapi.json"): PUBLIC,
     ("POST", "/api/customer/join"): PUBLIC,
+    ("GET", "/api/supervisor/staffing"): {"supervisor"},
     ("GET", "/api/audit/checkpoint/latest"): PUBLIC,
     ("GET", "/api/audit/entries"): {"auditor", "supervisor"},
     ("GET", "/api/audit/entries/{seq}"): {"auditor", "supervisor"},

@@ -210,6 +210,9 @@ const zh = {
   "staff.chain_done": "核验完成，等级 {level}",
   "auditor.timeline_opened": "已打开会话 {id} 的时间线，共 {n} 步。",
   "wall.live": "排队 {waiting} 位，待接 {offered} 个",
+  "wall.staffing_row": "需要 {required} 人（{target}），在线 {logged_in} 人",
+  "wall.staffing_short": "缺 {n} 人",
+  "wall.est_wait": "预计等待 {t}",
 };
 
 const en = {
@@ -422,6 +425,9 @@ const en = {
   "staff.chain_done": "checks done, level {level}",
   "auditor.timeline_opened": "Timeline of session {id} opened: {n} steps.",
   "wall.live": "{waiting} waiting, {offered} offered",
+  "wall.staffing_row": "{required} needed ({target}), {logged_in} logged in",
+  "wall.staffing_short": "{n} short",
+  "wall.est_wait": "expected wait {t}",
 };
 
 /** The string tables, by language code. */
