@@ -27,6 +27,7 @@ from signaling.options import SignalingOptions
 from signaling.protocol import AgentState
 from signaling.state import AgentRecord, CallRecord, Principal, customer_key
 from signaling.store import JoinToken, SignalingStore
+from signaling.waits import LaneNow, expected_wait_s, lanes_now
 
 log = logging.getLogger("signaling")
 
@@ -1023,15 +1024,13 @@ class SignalingService:
         keys = [only] if only else [k for k in self.conns if k.startswith("customer:")]
         if not keys:
             return
-        agents = await self.bus.read_agents()
-        handle = self.average_handle_s()
-        for lane in LANES:
-            entries = await self.bus.lane(lane)
-            serving = max(1, sum(1 for a in agents if lane in a.skills and a.state != "away"))
+        entries_of = {lane: await self.bus.lane(lane) for lane in LANES}
+        now = await self.lanes_now({lane: len(e) for lane, e in entries_of.items()})
+        for lane, entries in entries_of.items():
             for position, (call_id, _) in enumerate(entries, start=1):
                 key = customer_key(call_id)
                 if key in keys and key in self.conns:
-                    est = round(position * handle / serving, 1)
+                    est = round(expected_wait_s(position, now[lane]), 1)
                     await self.conns[key].send(
                         p.dump(p.QueueStatus(call_id=call_id, lane=lane, position=position, est_wait_s=est))
                     )
@@ -1045,6 +1044,11 @@ class SignalingService:
                 servers = self.ice_for(conn.principal)
                 await conn.send(p.dump(p.IceServers(ice_servers=servers, ttl_s=self.ice.turn_ttl_s)))
 
+    async def lanes_now(self, queued: dict[str, int]) -> dict[str, LaneNow]:
+        """What the wait estimates use per lane: agents serving, free, and the mean handle time
+        (this node's recent talk times plus the after-call work limit)."""
+        return lanes_now(await self.bus.read_agents(), queued, self.average_handle_s() + self.options.wrap_up_s)
+
     def average_handle_s(self) -> float:
         """Average handle time of this node's recent calls (a configured default before any)."""
         if not self._handle_times:
@@ -1055,15 +1059,19 @@ class SignalingService:
         """The live queue and agents, for the supervisor wall."""
         now = time.time()
         lanes: dict[str, list[dict[str, object]]] = {}
-        for lane in LANES:
+        entries_of: dict[str, list[tuple[str, float]]] = {lane: await self.bus.lane(lane) for lane in LANES}
+        waits = await self.lanes_now({lane: len(e) for lane, e in entries_of.items()})
+        for lane, entries in entries_of.items():
             rows = []
-            for position, (call_id, _) in enumerate(await self.bus.lane(lane), start=1):
+            for position, (call_id, _) in enumerate(entries, start=1):
                 call = await self.bus.get_call(call_id)
                 if call is not None:
                     rows.append({"call_id": call_id, "position": position, "status": call.status,
                                  "waited_s": round(now - call.queued_at, 1), "offered_to": call.offered_to,
-                                 "connected": call.disconnected_at is None})
+                                 "connected": call.disconnected_at is None,
+                                 "est_wait_s": round(expected_wait_s(position, waits[lane]), 1)})
             lanes[lane] = rows
+        expected = {lane: round(expected_wait_s(len(entries_of[lane]) + 1, w), 1) for lane, w in waits.items()}
         agents = [
             {"id": a.id, "role": a.role, "name": a.name, "state": a.state, "skills": a.skills,
              "call_id": a.call_id, "offer": a.offer_call, "node": a.node,
@@ -1079,4 +1087,4 @@ class SignalingService:
              "recording": c.recording, "unrecorded_s": round(c.unrecorded_for(now), 1)}
             for c in await self.bus.calls() if c.status == "in_call"
         ]
-        return {"node": self.node_id, "lanes": lanes, "agents": agents, "calls": calls}
+        return {"node": self.node_id, "lanes": lanes, "agents": agents, "calls": calls, "expected_wait_s": expected}
