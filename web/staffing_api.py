@@ -1,8 +1,10 @@
 """Supervisor routes for staffing and waiting: ``GET /api/supervisor/staffing`` (Erlang C per lane and
-half hour, with the agents logged in now).  Roles are checked server-side on every route."""
+half hour, with the agents logged in now) and ``GET /api/supervisor/kpis`` (KPIs per lane).
+Roles are checked server-side on every route."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, date, datetime
 
 from aiohttp import web
@@ -11,10 +13,11 @@ from counter.appkeys import DB
 from counter.staffing import LANES, TARGETS, interval_start, local_zone, staffing_table
 from counter.users import Role
 from signaling.aio import SIGNALING
+from signaling.kpis import CALLBACK_MET_S, SHORT_ABANDON_S, lane_kpis
 from signaling.protocol import AgentState
 from web.auth import require_role
 from web.errors import ApiError
-from web.params import query_float
+from web.params import MAX_HOURS, query_float
 
 FORECAST_METHOD = "seasonal average of the same weekday and half hour over the last 4 weeks"
 
@@ -55,5 +58,16 @@ async def staffing(request: web.Request) -> web.Response:
                               "now": lanes, "rows": [r.to_json() for r in rows]})
 
 
+async def kpis(request: web.Request) -> web.Response:
+    """KPIs per lane over the last ``hours``: 15 s / 25 s answer rates, abandonment, ASA, kept places
+    and call-backs (:mod:`signaling.kpis`)."""
+    require_role(request, Role.SUPERVISOR)
+    hours = query_float(request, "hours", 24.0, gt=0, le=MAX_HOURS)
+    rows = await lane_kpis(request.app[DB], time.time() - hours * 3600)
+    return web.json_response({"hours": hours, "short_abandon_s": SHORT_ABANDON_S,
+                              "callback_met_s": CALLBACK_MET_S, "lanes": [r.to_json() for r in rows]})
+
+
 def setup(app: web.Application) -> None:
     app.router.add_get("/api/supervisor/staffing", staffing)
+    app.router.add_get("/api/supervisor/kpis", kpis)

@@ -26,6 +26,7 @@ ROLES: dict[tuple[str, str], set[str]] = {
     ("GET", "/api/openapi.json"): PUBLIC,
     ("POST", "/api/customer/join"): PUBLIC,
     ("GET", "/api/supervisor/staffing"): {"supervisor"},
+    ("GET", "/api/supervisor/kpis"): {"supervisor"},
     ("GET", "/api/audit/checkpoint/latest"): PUBLIC,
     ("GET", "/api/audit/entries"): {"auditor", "supervisor"},
     ("GET", "/api/audit/entries/{seq}"): {"auditor", "supervisor"},

@@ -35,3 +35,11 @@ async def test_staffing_table_and_agents_logged_in(app_client: TestClient[Any, A
     for bad in ("date=2026-13-01", "date=yesterday", "utc_offset=nan", "utc_offset=99"):
         resp = await app_client.get(f"/api/supervisor/staffing?{bad}")
         assert resp.status == 400, bad
+
+
+async def test_kpis_route(app_client: TestClient[Any, Any]) -> None:
+    await login(app_client, "super1", "super1-demo")
+    body = await (await app_client.get("/api/supervisor/kpis?hours=2")).json()
+    assert [lane["lane"] for lane in body["lanes"]] == ["care", "general"]
+    assert body["short_abandon_s"] == 5.0 and "service_level_25s" in body["lanes"][0]
+    assert (await app_client.get("/api/supervisor/kpis?hours=-1")).status == 400

@@ -5,7 +5,7 @@ import { ReconnectingSocket } from "../shared/ws.js";
 import { AnswerPeer } from "../agent/call.js";
 import { api, clock, h, header, mmss, mount, pct, requireUser, toast } from "../login/staff.js";
 import { bars, gauge } from "./charts.js";
-import { refreshStaffing } from "./staffing.js";
+import { refreshLaneKpis, refreshStaffing } from "./staffing.js";
 import { both } from "../shared/i18n.js";
 
 const $ = (id) => document.getElementById(id);
@@ -164,7 +164,7 @@ function connect() {
 
 async function tick() {
   try {
-    await Promise.all([refreshKpis(), refreshLive(), refreshApprovals(), refreshStaffing($("staffing"))]);
+    await Promise.all([refreshKpis(), refreshLive(), refreshApprovals(), refreshStaffing($("staffing")), refreshLaneKpis($("lane-kpis"), $("hours").value)]);
     $("updated").textContent = `更新 ${new Date().toLocaleTimeString("zh-CN", { hour12: false })}`;
     document.body.dataset.ready = "1";
   } catch (err) {

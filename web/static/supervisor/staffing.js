@@ -19,3 +19,14 @@ export async function refreshStaffing(target) {
       h("ul", { class: "plain" }, upcoming(lane).map((r) => h("li", {}, `${r.start.slice(11, 16)} · ${r.forecast_calls} · ${r.required}`))));
   }));
 }
+
+/** KPIs per lane (GET /api/supervisor/kpis): answered within 15 s / 25 s, abandonment, ASA, kept places, call-backs. */
+export async function refreshLaneKpis(target, hours) {
+  const data = await api(`/api/supervisor/kpis?hours=${hours}`);
+  const pct = (x) => (x === null || x === undefined ? "–" : `${Math.round(x * 100)}%`);
+  mount(target, data.lanes.map((k) => h("tr", { dataset: { kpiLane: k.lane } },
+    h("td", {}, LANE[k.lane] ?? k.lane), h("td", {}, pct(k.service_level_15s)), h("td", {}, pct(k.service_level_25s)),
+    h("td", {}, `${pct(k.abandon_rate)} (${k.abandoned} + ${k.abandoned_short})`),
+    h("td", {}, k.asa_s === null ? "–" : `${k.asa_s} s`),
+    h("td", {}, `${k.places_returned} / ${k.places_kept}`), h("td", {}, `${k.callbacks_met} / ${k.callbacks}`))));
+}
