@@ -38,6 +38,7 @@ COMPONENTS: list[str] = [
     "web.identity_api:setup",
     "web.consoles_api:setup",
     "web.staffing_api:setup",
+    "web.waiting_api:setup",
     "counter.keys:setup",
 ]
 

@@ -841,9 +841,13 @@ class SignalingService:
                 if not free:
                     return
                 call = await self.bus.get_call(call_id)
-                if call is None or call.status != "queued" or call.disconnected_at is not None:
+                if call is None or call.status != "queued":
                     continue
                 eligible = [a for a in free if self._eligible(a, call)]
+                if call.disconnected_at is not None:
+                    if eligible and call.kept_until is not None and call.kept_until > now:
+                        free.remove(min(eligible, key=lambda a: (a.idle_since, a.id)))  # held for their return
+                    continue
                 if not eligible:
                     continue
                 chosen = min(eligible, key=lambda a: (a.id in call.tried, a.idle_since, a.id))
@@ -957,7 +961,6 @@ class SignalingService:
     async def tick(self, now: float | None = None) -> None:
         """Heartbeat presence, time out offers, drop customers gone too long, route, push queue status."""
         now = time.time() if now is None else now
-        grace = self.options.reconnect_grace_s
         async with self.bus.lock():
             if now - self._last_heartbeat >= self.options.presence_ttl_s / 3:
                 self._last_heartbeat = now
@@ -981,7 +984,7 @@ class SignalingService:
                 c.call_id
                 for c in await self.bus.read_calls()
                 if (c.status == "offered" and c.offer_deadline < now)
-                or (c.disconnected_at is not None and now - c.disconnected_at > grace)
+                or self._gone(c, now)
                 or (c.status == "in_call" and c.agent_id not in present)
             ]
             for call_id in due:
@@ -990,8 +993,9 @@ class SignalingService:
                     continue
                 if call.status == "offered" and call.offer_deadline < now:
                     await self._offer_timed_out(call)
-                elif call.disconnected_at is not None and now - call.disconnected_at > grace:
-                    await self._end_call(call, "customer_lost" if call.status == "in_call" else "abandoned", None)
+                elif self._gone(call, now):
+                    await self._end_call(call, "customer_lost" if call.status == "in_call" else
+                                         "abandoned" if call.kept_until is None else "place_released", None)
                 elif call.status == "in_call" and call.agent_id not in present:
                     await self._requeue_head(call, "server_restart" if call_id in not_back else "agent_lost", None)
             await self._end_wrap_ups(now)
@@ -1000,6 +1004,14 @@ class SignalingService:
             self._last_status = now
             await self._push_status()
         await self._refresh_ice(now)
+
+    def _gone(self, call: CallRecord, now: float) -> bool:
+        """The customer left and did not come back in time: the reconnect grace, or their kept place's time."""
+        if call.disconnected_at is None:
+            return False
+        if call.kept_until is not None and call.status == "queued":
+            return now > call.kept_until
+        return now - call.disconnected_at > self.options.reconnect_grace_s
 
     async def _offer_timed_out(self, call: CallRecord) -> None:
         agent_id = call.offered_to

@@ -27,6 +27,7 @@ ROLES: dict[tuple[str, str], set[str]] = {
     ("POST", "/api/customer/join"): PUBLIC,
     ("GET", "/api/supervisor/staffing"): {"supervisor"},
     ("GET", "/api/supervisor/kpis"): {"supervisor"},
+    ("POST", "/api/customer/hold/return"): PUBLIC,
     ("GET", "/api/audit/checkpoint/latest"): PUBLIC,
     ("GET", "/api/audit/entries"): {"auditor", "supervisor"},
     ("GET", "/api/audit/entries/{seq}"): {"auditor", "supervisor"},
