@@ -10,6 +10,7 @@ import { autoCapture, sha256Hex } from "./capture.js";
 import { CallPeer } from "./call.js";
 import { browserKind, classifyError, isLive, openCallMedia, openFrontCamera, openRearCamera } from "./media.js";
 import * as S from "./screens.js";
+import { comeBack, holdPanel, keptScreen, notifyBack, takeHoldCode } from "./hold.js";
 
 const STORE = "rc.customer";
 const $ = (id) => document.getElementById(id);
@@ -211,6 +212,12 @@ function connect() {
 
 function showWaiting(connecting = false) {
   show(() => S.waiting({ ...state.queue, connecting, onLeave: leave }));
+  if (!connecting && state.queue.position != null) $("screen").firstElementChild?.append(holdPanel({ onKeep: keepPlace }));
+}
+
+/** Keep my place: the server keeps it while the page is closed and texts a link back. */
+function keepPlace(msisdn) {
+  if (ws) ws.send({ type: "keep_place", msisdn });
 }
 
 function leave() {
@@ -253,7 +260,16 @@ const handlers = {
     document.body.dataset.position = String(msg.position);
     const changed = msg.position !== state.queue.position;
     state.queue = { position: msg.position, etaS: msg.est_wait_s };
-    if (!state.inCall && (changed || shown?.name !== "waiting")) showWaiting();
+    if (!state.inCall && !state.kept && (changed || shown?.name !== "waiting")) showWaiting();
+  },
+  place_kept(msg) {
+    state.kept = true;
+    show(() => keptScreen(msg.return_s));
+  },
+  place_notice() {
+    state.kept = false;
+    notifyBack();
+    showWaiting();
   },
   call_started(msg) {
     state.callId = msg.call_id;
@@ -818,7 +834,19 @@ function boot() {
   });
   $("btn-repeat").addEventListener("click", () => repeat());
   relabel();
-  if (saved.token) {
+  const holdCode = takeHoldCode();
+  if (holdCode) {
+    // back from the text's link: the same call, at the head of its lane
+    comeBack(holdCode).then((back) => {
+      if (!back) return show(() => S.notice({ name: "hold-expired", title: t("hold.expired") }));
+      setSenior(!!back.care);
+      state.token = back.token;
+      state.callToken = back.token;
+      save();
+      show(() => S.notice({ name: "hold-back", title: t("hold.back") }));
+      openMedia();
+    });
+  } else if (saved.token) {
     setSenior(!!saved.senior);
     state.faceConsent = saved.faceConsent ?? null;
     state.token = saved.token;

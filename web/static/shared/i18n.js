@@ -213,6 +213,16 @@ const zh = {
   "wall.staffing_row": "需要 {required} 人（{target}），在线 {logged_in} 人",
   "wall.staffing_short": "缺 {n} 人",
   "wall.est_wait": "预计等待 {t}",
+  "hold.offer": "保留位置，快到时短信叫我",
+  "hold.offer_hint": "不用一直开着这个页面",
+  "hold.phone": "您的手机号码",
+  "hold.submit": "保留我的位置",
+  "hold.bad_phone": "请输入 11 位手机号码",
+  "hold.kept_title": "您的位置已保留",
+  "hold.kept": "快轮到您时，我们会发短信给您。请在 {m} 分钟内点短信里的链接回来。现在可以关闭这个页面。",
+  "hold.notice": "快轮到您了，请回到视频柜台",
+  "hold.back": "欢迎回来，正在为您接通营业员",
+  "hold.expired": "这个链接已失效，请重新排队。",
 };
 
 const en = {
@@ -428,6 +438,16 @@ const en = {
   "wall.staffing_row": "{required} needed ({target}), {logged_in} logged in",
   "wall.staffing_short": "{n} short",
   "wall.est_wait": "expected wait {t}",
+  "hold.offer": "Keep my place, text me when it is my turn",
+  "hold.offer_hint": "No need to keep this page open",
+  "hold.phone": "Your mobile number",
+  "hold.submit": "Keep my place",
+  "hold.bad_phone": "Enter an 11-digit mobile number",
+  "hold.kept_title": "Your place is kept",
+  "hold.kept": "We will text you when your turn is near. Tap the link in the text within {m} minutes to come back. You may close this page now.",
+  "hold.notice": "Your turn is near: come back to the video counter",
+  "hold.back": "Welcome back: connecting you to an agent",
+  "hold.expired": "This link is no longer valid; please join the queue again.",
 };
 
 /** The string tables, by language code. */
