@@ -39,6 +39,7 @@ COMPONENTS: list[str] = [
     "web.consoles_api:setup",
     "web.staffing_api:setup",
     "web.waiting_api:setup",
+    "web.callbacks_api:setup",
     "counter.keys:setup",
 ]
 
