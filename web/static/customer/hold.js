@@ -7,8 +7,9 @@ import { t } from "../shared/i18n.js";
 const MOBILE = /^1[3-9][0-9]{9}$/;
 let panel = null;
 
-/** The offer shown under the queue; one node kept across re-renders so a half-typed number stays. */
-export function holdPanel({ onKeep }) {
+/** The offer shown under the queue; one node kept across re-renders so a half-typed number stays.
+ *  ``onKeep(msisdn)``: keep my place; ``onBook(msisdn, unixSeconds)``: a scheduled call-back. */
+export function holdPanel({ onKeep, onBook }) {
   if (panel) return panel;
   const phone = h("input", { id: "keep-phone", class: "chat-input", type: "tel", inputmode: "numeric", maxlength: "16",
     autocomplete: "tel", "aria-label": t("hold.phone"), placeholder: t("hold.phone") });
@@ -21,12 +22,31 @@ export function holdPanel({ onKeep }) {
       askToNotify();
       onKeep(number);
     } }, h("span", { class: "label" }, t("hold.submit"))));
+  const number = () => {
+    const digits = phone.value.replace(/\D/g, "");
+    error.hidden = MOBILE.test(digits);
+    return error.hidden ? digits : null;
+  };
+  const slots = h("div", { class: "callback-slots", hidden: true }, [30, 60, 120].map((n) =>
+    h("button", { type: "button", class: "big secondary", id: `btn-callback-${n}`, onclick: () => {
+      const digits = number();
+      if (digits) onBook(digits, Math.round(Date.now() / 1000) + n * 60);
+    } }, h("span", { class: "label" }, t("callback.in", { n })))));
+  const submit = form.querySelector("#btn-keep-submit");
   panel = h("div", { class: "keep-place", id: "keep-place" },
     h("button", { type: "button", class: "big secondary", id: "btn-keep-place", onclick: () => {
       form.hidden = false;
+      submit.hidden = false;
+      slots.hidden = true;
       phone.focus();
     } }, h("span", { class: "label" }, t("hold.offer")), h("span", { class: "hint" }, t("hold.offer_hint"))),
-    form);
+    h("button", { type: "button", class: "big secondary", id: "btn-callback", onclick: () => {
+      form.hidden = false;
+      submit.hidden = true;
+      slots.hidden = false;
+      phone.focus();
+    } }, h("span", { class: "label" }, t("callback.offer"))),
+    form, slots);
   return panel;
 }
 
@@ -62,6 +82,32 @@ export function takeHoldCode() {
 }
 
 /** Exchange the link's code for this call's new join token: {token, care}, or null if no longer valid. */
+/** Book a call-back with this visit's join token; the booking ({id, preferred_at}) or null. */
+export async function bookCallback(token, msisdn, preferredAt) {
+  const resp = await fetch("/api/customer/callbacks", {
+    method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ token, msisdn, preferred_at: preferredAt }),
+  });
+  return resp.ok ? resp.json() : null;
+}
+
+/** The call-back is booked: the page may close. */
+export function bookedScreen(preferredAt) {
+  const at = new Date(preferredAt * 1000).toLocaleTimeString(document.documentElement.lang || "zh-CN",
+    { hour: "2-digit", minute: "2-digit", hour12: false });
+  const text = t("callback.booked", { t: at });
+  return { name: "callback-booked", say: text, speak: true,
+    node: h("section", { class: "screen screen-booked", "data-screen": "callback-booked", "aria-labelledby": "h-booked" },
+      h("h1", { id: "h-booked", tabindex: "-1" }, t("callback.booked_title")), h("p", { class: "lead" }, text)) };
+}
+
+/** The token of a call-back's invitation link (`/customer?invite=...`), removed from the address bar. */
+export function takeInvite() {
+  const token = new URLSearchParams(location.search).get("invite");
+  if (token) history.replaceState(null, "", location.pathname);
+  return token;
+}
+
 export async function comeBack(code) {
   const resp = await fetch("/api/customer/hold/return", {
     method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ code }),

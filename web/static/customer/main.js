@@ -10,7 +10,7 @@ import { autoCapture, sha256Hex } from "./capture.js";
 import { CallPeer } from "./call.js";
 import { browserKind, classifyError, isLive, openCallMedia, openFrontCamera, openRearCamera } from "./media.js";
 import * as S from "./screens.js";
-import { comeBack, holdPanel, keptScreen, notifyBack, takeHoldCode } from "./hold.js";
+import { bookCallback, bookedScreen, comeBack, holdPanel, keptScreen, notifyBack, takeHoldCode, takeInvite } from "./hold.js";
 
 const STORE = "rc.customer";
 const $ = (id) => document.getElementById(id);
@@ -212,7 +212,16 @@ function connect() {
 
 function showWaiting(connecting = false) {
   show(() => S.waiting({ ...state.queue, connecting, onLeave: leave }));
-  if (!connecting && state.queue.position != null) $("screen").firstElementChild?.append(holdPanel({ onKeep: keepPlace }));
+  if (!connecting && state.queue.position != null) $("screen").firstElementChild?.append(holdPanel({ onKeep: keepPlace, onBook: bookBack }));
+}
+
+/** A scheduled call-back instead of waiting: booked, then this wait ends. */
+async function bookBack(msisdn, at) {
+  const booked = await bookCallback(state.token, msisdn, at);
+  if (!booked) return announce(t("callback.failed"));
+  if (ws) ws.send({ type: "hangup", call_id: state.callId ?? undefined, reason: "callback_booked" });
+  finish(false); // the camera off, the socket closed: this visit ends with the booking
+  show(() => bookedScreen(booked.preferred_at));
 }
 
 /** Keep my place: the server keeps it while the page is closed and texts a link back. */
@@ -835,7 +844,14 @@ function boot() {
   $("btn-repeat").addEventListener("click", () => repeat());
   relabel();
   const holdCode = takeHoldCode();
-  if (holdCode) {
+  const invite = takeInvite();
+  if (invite) {
+    // a call-back's invitation: a fresh visit (consent first) whose join goes to the inviting agent
+    state.token = invite;
+    state.callToken = invite;
+    save();
+    start();
+  } else if (holdCode) {
     // back from the text's link: the same call, at the head of its lane
     comeBack(holdCode).then((back) => {
       if (!back) return show(() => S.notice({ name: "hold-expired", title: t("hold.expired") }));

@@ -223,6 +223,19 @@ const zh = {
   "hold.notice": "快轮到您了，请回到视频柜台",
   "hold.back": "欢迎回来，正在为您接通营业员",
   "hold.expired": "这个链接已失效，请重新排队。",
+  "callback.offer": "预约回呼：营业员在您方便的时间打给您",
+  "callback.in": "{n} 分钟后",
+  "callback.booked_title": "已为您预约回呼",
+  "callback.booked": "营业员会在 {t} 左右发短信邀请您视频接通。现在可以关闭这个页面。",
+  "callback.failed": "预约没有成功，请再试一次。",
+  "callback.title": "预约回呼",
+  "callback.none": "暂无到时的回呼",
+  "callback.start": "发起视频回呼",
+  "callback.started": "已发送邀请，等待客户接通",
+  "callback.outcome.resolved": "已解决",
+  "callback.outcome.work_order": "已派工单",
+  "callback.outcome.no_answer": "未接通",
+  "callback.outcome.customer_declined": "客户拒绝",
 };
 
 const en = {
@@ -448,6 +461,19 @@ const en = {
   "hold.notice": "Your turn is near: come back to the video counter",
   "hold.back": "Welcome back: connecting you to an agent",
   "hold.expired": "This link is no longer valid; please join the queue again.",
+  "callback.offer": "Book a call-back at a time that suits you",
+  "callback.in": "In {n} minutes",
+  "callback.booked_title": "Your call-back is booked",
+  "callback.booked": "An agent will text you a video invitation around {t}. You may close this page now.",
+  "callback.failed": "The booking did not go through; please try again.",
+  "callback.title": "Scheduled call-backs",
+  "callback.none": "No call-back due",
+  "callback.start": "Start the video call-back",
+  "callback.started": "Invitation sent; waiting for the customer",
+  "callback.outcome.resolved": "Resolved",
+  "callback.outcome.work_order": "Work order opened",
+  "callback.outcome.no_answer": "No answer",
+  "callback.outcome.customer_declined": "Customer declined",
 };
 
 /** The string tables, by language code. */
