@@ -27,7 +27,7 @@ from signaling.options import SignalingOptions
 from signaling.protocol import AgentState
 from signaling.state import AgentRecord, CallRecord, Principal, customer_key
 from signaling.store import JoinToken, SignalingStore
-from signaling.waits import LaneNow, expected_wait_s, lanes_now
+from signaling.waits import HandleTimes, LaneNow, expected_wait_s, lanes_now
 
 log = logging.getLogger("signaling")
 
@@ -143,6 +143,8 @@ class SignalingService:
         self._extra: dict[str, tuple[TypeAdapter[Any], Callable[[Connection, Any], Awaitable[None]]]] = {}
         #: Set while the node stops: connections that close then change no call and no presence.
         self.closing = False
+        #: The lanes' recent handle times, for the wait estimates.
+        self.handle_times = HandleTimes(store.db, self.options.default_handle_s)
 
     @property
     def node_id(self) -> str:
@@ -1036,8 +1038,9 @@ class SignalingService:
         keys = [only] if only else [k for k in self.conns if k.startswith("customer:")]
         if not keys:
             return
+        handle = await self.handle_s()  # before reading the lanes: what is sent is what they hold now
         entries_of = {lane: await self.bus.lane(lane) for lane in LANES}
-        now = await self.lanes_now({lane: len(e) for lane, e in entries_of.items()})
+        now = lanes_now(await self.bus.read_agents(), {lane: len(e) for lane, e in entries_of.items()}, handle)
         for lane, entries in entries_of.items():
             for position, (call_id, _) in enumerate(entries, start=1):
                 key = customer_key(call_id)
@@ -1056,10 +1059,14 @@ class SignalingService:
                 servers = self.ice_for(conn.principal)
                 await conn.send(p.dump(p.IceServers(ice_servers=servers, ttl_s=self.ice.turn_ttl_s)))
 
+    async def handle_s(self) -> dict[str, float]:
+        """Each lane's mean handle time for the wait estimates: recent talk times plus the after-call work limit."""
+        return {lane: await self.handle_times.mean_s(lane) + self.options.wrap_up_s for lane in LANES}
+
     async def lanes_now(self, queued: dict[str, int]) -> dict[str, LaneNow]:
-        """What the wait estimates use per lane: agents serving, free, and the mean handle time
-        (this node's recent talk times plus the after-call work limit)."""
-        return lanes_now(await self.bus.read_agents(), queued, self.average_handle_s() + self.options.wrap_up_s)
+        """What the wait estimates use per lane: agents serving, free, and the mean handle time."""
+        handle = await self.handle_s()
+        return lanes_now(await self.bus.read_agents(), queued, handle)
 
     def average_handle_s(self) -> float:
         """Average handle time of this node's recent calls (a configured default before any)."""

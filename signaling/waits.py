@@ -10,16 +10,19 @@ Gamma(``n``, ``c / handle``).  We show that distribution's **median**: half of t
 "about 3 minutes" wait less, half more, and the estimate is as often short as long.  (The mean,
 ``n * handle / c``, overstates a short wait by up to 44 %: for ``n = 1`` the median is ln 2 of it.)
 
-``handle`` is the lane's mean handle time (talk time of recent answered calls plus after-call work);
+``handle`` is the lane's mean handle time (talk time of its last 50 answered calls, from the call legs
+every node shares, plus the after-call work limit);
 ``c`` counts agents with the lane's skill who are logged in and not away.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from counter.storage import Database
 from signaling.bus import LANES
 from signaling.protocol import AgentState
 from signaling.state import AgentRecord
@@ -73,7 +76,8 @@ def mean_wait_s(place: int, lane: LaneNow) -> float:
     return place * lane.handle_s / max(1, lane.serving)
 
 
-def lanes_now(agents: Iterable[AgentRecord], queued: Mapping[str, int], handle_s: float) -> dict[str, LaneNow]:
+def lanes_now(agents: Iterable[AgentRecord], queued: Mapping[str, int], handle_s: Mapping[str, float],
+              ) -> dict[str, LaneNow]:
     """Each lane's :class:`LaneNow` from routing's agents and the number of calls queued per lane.
 
     Routing serves the care lane first, so a general-lane caller also waits behind the care calls
@@ -86,5 +90,33 @@ def lanes_now(agents: Iterable[AgentRecord], queued: Mapping[str, int], handle_s
         free = sum(1 for a in serving if a.state is AgentState.AVAILABLE and a.call_id is None
                    and a.offer_call is None)
         first = [other for other in LANES[:LANES.index(lane)] if any(other in a.skills for a in serving)]
-        out[lane] = LaneNow(len(serving), free, handle_s, sum(queued.get(o, 0) for o in first))
+        out[lane] = LaneNow(len(serving), free, handle_s[lane], sum(queued.get(o, 0) for o in first))
     return out
+
+
+class HandleTimes:
+    """Each lane's mean talk time over its last :attr:`LAST` answered calls of the past day, from the
+    call legs (shared by every node), cached for :attr:`CACHE_S`; ``default_s`` before any call."""
+
+    LAST = 50
+    CACHE_S = 5.0
+
+    def __init__(self, db: Database, default_s: float) -> None:
+        self.db = db
+        self.default_s = default_s
+        self._cache: dict[str, tuple[float, float]] = {}  # lane -> (when read, mean)
+
+    async def mean_s(self, lane: str, now: float | None = None) -> float:
+        now = time.time() if now is None else now
+        cached = self._cache.get(lane)
+        if cached is not None and now - cached[0] < self.CACHE_S:
+            return cached[1]
+        rows = await self.db.fetch(
+            "SELECT answered_at, ended_at FROM signaling_legs WHERE queued_at >= $1 AND lane = $2"
+            f" AND answered_at IS NOT NULL AND ended_at IS NOT NULL ORDER BY queued_at DESC LIMIT {self.LAST}",
+            now - 86400, lane,
+        )
+        talks = [float(r["ended_at"]) - float(r["answered_at"]) for r in rows]
+        mean = sum(talks) / len(talks) if talks else self.default_s
+        self._cache[lane] = (now, mean)
+        return mean

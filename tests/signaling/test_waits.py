@@ -7,14 +7,16 @@ in line)."""
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
 
 from bench.waits import compare, simulate
+from counter.storage import Database
 from signaling import protocol as p
-from signaling.waits import LaneNow, expected_wait_s, gamma_median
+from signaling.waits import HandleTimes, LaneNow, expected_wait_s, gamma_median
 from tests.conftest import login
 from tests.signaling.conftest import Connect
 
@@ -68,3 +70,16 @@ async def test_live_estimates_reach_customer_and_supervisor(app_client: TestClie
     await second.send(p.Hangup())  # the queue moves: the third customer is next, told the shorter wait
     moved = await third.expect(p.QueueStatus, position=1)
     assert moved.est_wait_s == first_place.est_wait_s
+
+
+async def test_handle_times_from_the_legs(db: Database) -> None:
+    times = HandleTimes(db, default_s=300.0)
+    now = time.time()
+    assert await times.mean_s("general", now) == 300.0
+    for i, talk in enumerate((100.0, 200.0)):
+        await db.execute("INSERT INTO signaling_legs (call_id, lane, queued_at, answered_at, ended_at, outcome)"
+                         " VALUES ($1, 'general', $2, $3, $4, 'hangup')", f"h{i}", now - 500, now - 400,
+                         now - 400 + talk)
+    assert await times.mean_s("general", now) == 300.0  # cached for a few seconds
+    assert await times.mean_s("general", now + HandleTimes.CACHE_S) == pytest.approx(150.0)
+    assert await times.mean_s("care", now) == 300.0
