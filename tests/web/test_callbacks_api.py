@@ -87,3 +87,15 @@ async def test_booked_due_started_routed_and_recorded(app_client: TestClient[Any
     actions = [r["action"] for r in await app[DB].fetch(
         "SELECT action FROM audit_entries WHERE action LIKE 'callback.%' ORDER BY seq")]
     assert actions == ["callback.booked", "callback.booked", "callback.started", "callback.outcome"]
+
+
+async def test_garbage_on_the_public_routes_is_a_clear_4xx(app_client: TestClient[Any, Any]) -> None:
+    bodies = [b"", b"[]", b"{", b"null", b'{"code": 5}', b'{"code": ""}', b'{"code": "' + b"x" * 100 + b'"}',
+              b'{"token": null, "msisdn": "13800138000", "preferred_at": 1e308}',
+              b'{"token": "t", "msisdn": "13800138000", "preferred_at": true}',
+              b'{"token": "t", "msisdn": "13800138000", "preferred_at": NaN}',
+              b'{"token": "t", "msisdn": 13800138000, "preferred_at": 1}']
+    for path in ("/api/customer/hold/return", "/api/customer/callbacks"):
+        for body in bodies:
+            resp = await app_client.post(path, data=body, headers={"Content-Type": "application/json"})
+            assert 400 <= resp.status < 500, (path, body, resp.status, await resp.text())
