@@ -8,6 +8,7 @@ import { noticeBoth } from "../shared/i18n.js";
 import { WitnessLeg } from "../shared/witness.js";
 import { OfferPeer, grabFrame } from "./call.js";
 import * as identity from "./identity.js";
+import { startCallbacks } from "./callbacks.js";
 import { formFields, readForm } from "./txform.js";
 import { both, pair } from "../shared/i18n.js";
 
@@ -1099,6 +1100,7 @@ async function boot() {
   await Promise.all([loadWrapUps(), loadScripts()]);
   connect();
   refreshQueue();
+  startCallbacks($("callbacks"), state.user.username);
   setInterval(renderStateTime, 1000);
   setInterval(() => {
     refreshQueue();
