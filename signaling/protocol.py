@@ -339,6 +339,7 @@ class NoticeCode(StrEnum):
     REQUEUED = "requeued"  # back in the queue, first in line (any other reason)
     REPLACED = "replaced"  # the same person connected again elsewhere: this connection stops
     LOGGED_OUT = "logged_out"  # staff logged out: log in again
+    LIVENESS_FAILED = "liveness_failed"  # the movements check did not pass: the agent tries again or checks otherwise
 
 
 class Notice(_Msg):

@@ -214,6 +214,10 @@ class SignalingService:
     async def _to(self, key: str, message: BaseModel) -> None:
         await self.bus.send(key, p.dump(message))
 
+    async def notify_customer(self, call_id: str, code: p.NoticeCode, text: str) -> None:
+        """Tell the customer of ``call_id`` something by code (on whichever node they are connected)."""
+        await self._to(customer_key(call_id), p.Notice(code=code, text=text, call_id=call_id))
+
     async def _emit(self, event: CallEvent) -> None:
         for hook in self.hooks:
             try:

@@ -3,7 +3,7 @@
 
 import { mount } from "../shared/dom.js";
 import { currentLang, noticeText, setLang, t } from "../shared/i18n.js";
-import { digitByDigit, hush, repeat, speak } from "../shared/speech.js";
+import { hush, repeat, speak, speakParts } from "../shared/speech.js";
 import { WitnessLeg } from "../shared/witness.js";
 import { ReconnectingSocket } from "../shared/ws.js";
 import { autoCapture, sha256Hex } from "./capture.js";
@@ -31,6 +31,7 @@ const state = {
 };
 
 let ws = null;
+let noticeTimer = null;
 let witness = null; // the send-only leg to the server's recording witness
 let current = null; // () => screen object, rebuilt on language change
 let shown = null;
@@ -70,7 +71,7 @@ async function counterApi(path, body) {
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const data = await resp.json().catch(() => ({}));
-  if (!resp.ok) throw new Error(data?.error?.reason ?? `HTTP ${resp.status}`);
+  if (!resp.ok) throw Object.assign(new Error(data?.error?.reason ?? `HTTP ${resp.status}`), { code: data?.error?.code });
   return data;
 }
 
@@ -97,11 +98,13 @@ async function uploadStill(blob, kind) {
 
 function txItem(tx) {
   const en = currentLang() === "en";
+  const secrets = secretsOf(tx);
   return {
     id: tx.id,
     title: (en ? tx.title_en : tx.title_zh) ?? tx.code,
     ok: tx.status === "done",
-    text: (en ? tx.text_en : tx.text_zh) ?? (en ? tx.reason : tx.reason_zh ?? tx.reason) ?? "",
+    text: withoutSecrets((en ? tx.text_en : tx.text_zh) ?? (en ? tx.reason : tx.reason_zh) ?? "", secrets),
+    secrets,
   };
 }
 
@@ -111,14 +114,19 @@ function save() {
 }
 
 function show(build) {
+  // a line from the agent (or about a step) belongs to the screen it came with: gone on the next one
+  if ($("notice").dataset.kind !== "notice") {
+    $("notice").hidden = true;
+    clearTimeout(noticeTimer);
+  }
   cleanup();
   cleanup = () => {};
   current = build;
   shown = build();
   mount($("screen"), shown.node);
   document.body.dataset.screen = shown.name;
-  $("stage").hidden = !(state.inCall && (shown.name === "call" || shown.name === "keypad"));
-  if (state.senior || shown.speak) speak(shown.say, currentLang());
+  $("stage").hidden = !(state.inCall && shown.name === "call");
+  if (state.senior || shown.speak) speakParts([shown.say].flat(), currentLang());
   else hush();
   shown.node.querySelector("h1")?.focus({ preventScroll: true });
   return shown;
@@ -261,6 +269,7 @@ const handlers = {
     document.body.dataset.resumed = msg.resumed ? "1" : "0";
     if (!state.inCall) {
       state.inCall = true;
+      if (!msg.resumed) state.chat = []; // a new call starts with nothing from an earlier one
       show(callScreen);
     } else if (shown?.name === "call") {
       show(callScreen); // resumed (after a restart): the agent's offer follows and reconnects the media
@@ -280,8 +289,7 @@ const handlers = {
   },
   chat(msg) {
     state.chat.push({ text: msg.text, mine: false });
-    if (shown?.name === "keypad") show(current);
-    announce(msg.text);
+    announce(msg.text, "chat");
   },
   push_step(msg) {
     runStep(msg);
@@ -295,6 +303,13 @@ const handlers = {
       witness?.close();
       for (const track of state.stream?.getTracks() ?? []) track.stop();
       show(() => S.notice({ name: "replaced", title: t("error.replaced") }));
+      return;
+    }
+    if (msg.code === "liveness_failed") {
+      // what happened and what comes next, on its own screen and spoken; back to the call when read
+      document.body.dataset.notice = msg.code;
+      show(() => S.notice({ name: "liveness-failed", title: t("live.failed_title"), text: noticeText(msg.code),
+        onOk: backToCall }));
       return;
     }
     if (msg.code === "server_restart") {
@@ -356,12 +371,13 @@ async function startWitness() {
   }
 }
 
-let noticeTimer = null;
 
-/** Show a line from the agent or the service in the banner for a while, and say it. */
-function announce(text) {
+/** Show a line from the agent ("chat"), about a step ("step") or from the service ("notice") in the
+ * banner for a while, and say it; a chat or step line leaves with the screen it came with. */
+function announce(text, kind = "notice") {
   const banner = $("notice");
   banner.textContent = text;
+  banner.dataset.kind = kind;
   banner.hidden = false;
   clearTimeout(noticeTimer);
   noticeTimer = setTimeout(() => { banner.hidden = true; }, 15000);
@@ -409,13 +425,19 @@ function callScreen() {
   });
 }
 
-function keypadScreen() {
+function keypadScreen(status = null) {
   return S.keypad({
-    lines: state.chat,
-    onSend: (text) => {
-      ws.send({ type: "chat", call_id: state.callId, text });
-      state.chat.push({ text, mine: true });
-      show(keypadScreen);
+    status,
+    onSend: async (password) => {
+      // to the server only: it checks the line's password and tells the agent's session the level
+      let result = "ok";
+      try {
+        await counterApi("/password", { password });
+      } catch (err) {
+        result = err.code === "wrong_password" ? "wrong" : err.code === "password_locked" ? "locked" : "failed";
+      }
+      document.body.dataset.password = result;
+      show(() => keypadScreen(result));
     },
     onClose: () => show(callScreen),
   });
@@ -551,8 +573,8 @@ function faceCaptureStep(id, p) {
     const upload = await uploadStill(shot.blob, "face");
     const tries = (p.tries ?? 0) + 1;
     if (upload.code === "still_mismatch" && tries < 3) {
-      announce(t("face_cap.mismatch"));
       faceCaptureStep(id, { ...p, tries });
+      announce(t("face_cap.mismatch"), "step");
       return;
     }
     const metrics = { mean: Math.round(shot.metrics.mean), sharpness: Math.round(shot.metrics.sharpness) };
@@ -609,8 +631,8 @@ async function idCaptureStep(id, p) {
       const tries = (p.tries ?? 0) + 1;
       if ((upload.code === "still_mismatch" || upload.code === "id_unreadable") && tries < 3) {
         URL.revokeObjectURL(url);
-        announce(t("id_cap.mismatch"));
         idCaptureStep(id, { ...p, tries });
+        announce(t("id_cap.mismatch"), "step");
         return;
       }
       const metrics = { sharpness: Math.round(shot.metrics.sharpness), glare: shot.metrics.glare };
@@ -693,25 +715,37 @@ function outcomeShown(outcome) {
   }
 }
 
+/** A transaction's secrets in the page's language: [{name, label, value}]. */
+function secretsOf(tx) {
+  const en = currentLang() === "en";
+  return (tx.secrets ?? []).map((s) => ({ name: s.name, label: en ? s.label_en : s.label_zh, value: String(s.value) }));
+}
+
+/** The server's words for a result with each secret taken out (the secrets are shown large apart). */
+function withoutSecrets(text, secrets) {
+  let out = text ?? "";
+  for (const s of secrets) out = out.split(s.value).join(t("txres.below"));
+  return out;
+}
+
+/** What to say for secrets: the label, then each digit as its own utterance (never one big number). */
+function secretParts(secrets, key = "txres.say_label") {
+  return secrets.flatMap((s) => [t(key, { label: s.label }), ...s.value]);
+}
+
 /** The result, its secrets large and spoken one digit at a time. */
 function resultStep(outcome) {
   const build = () => {
     const en = currentLang() === "en";
     const lang = currentLang();
-    const secrets = (outcome.secrets ?? []).map((s) => ({ name: s.name, label: en ? s.label_en : s.label_zh, value: String(s.value) }));
-    let text = (en ? outcome.text_en : outcome.text_zh) ?? "";
-    let spokenText = text;
-    for (const s of secrets) spokenText = spokenText.split(s.value).join(digitByDigit(s.value, lang));
-    const digits = secrets.map((s) => t("txres.say_digits", { label: s.label, digits: digitByDigit(s.value, lang) })).join(" ");
-    const say = secrets.length
-      ? `${spokenText} ${secrets.map((s) => t("txres.say_secret", { label: s.label, digits: digitByDigit(s.value, lang) })).join(" ")}`
-      : text;
+    const secrets = secretsOf(outcome);
+    const text = withoutSecrets(en ? outcome.text_en : outcome.text_zh, secrets);
     return S.txResult({
       title: (en ? outcome.title_en : outcome.title_zh) ?? t("txres.title"),
       text,
       secrets,
-      say,
-      sayAgain: () => speak(secrets.length ? digits : text, lang),
+      say: [text, ...secretParts(secrets)],
+      sayAgain: () => speakParts(secrets.length ? secretParts(secrets, "txres.say_again") : [text], lang),
       onDone: backToCall,
     });
   };
@@ -769,10 +803,10 @@ async function rated(score) {
   if (state.callToken) {
     try {
       if (score !== null) await counterApi("/rating", { rating: score });
+      // the server's record is the truth: one entry per transaction, as it ended
       const counter = await counterApi("");
-      const done = (counter.recent ?? []).map(txItem);
-      const ids = new Set(done.map((d) => d.id));
-      state.results = [...done, ...state.results.filter((r) => r.id === undefined || !ids.has(r.id))];
+      const byId = new Map((counter.recent ?? []).filter((x) => x.status !== "pending").map((x) => [x.id, x]));
+      state.results = [...byId.values()].map(txItem);
     } catch {
       // the session may already be closed: show what this screen knows
     }
@@ -781,7 +815,9 @@ async function rated(score) {
 }
 
 function showResult() {
-  show(() => S.result({ items: state.results, onAgain: () => location.reload() }));
+  const once = new Map();
+  for (const r of state.results) once.set(r.id ?? `local-${once.size}`, r); // one entry per transaction
+  show(() => S.result({ items: [...once.values()], onAgain: () => location.reload() }));
 }
 
 // ---- robustness: background, rotation, network ----------------------------------------------

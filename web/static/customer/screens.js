@@ -168,28 +168,35 @@ export function hangupConfirm({ onYes, onNo }) {
   };
 }
 
-export function keypad({ lines, onSend, onClose }) {
-  const field = h("input", { id: "chat-input", class: "chat-input", inputmode: "numeric", autocomplete: "off",
-    "aria-label": t("chat.placeholder"), placeholder: t("chat.placeholder"), maxlength: "200" });
-  const key = (k) => h("button", { type: "button", class: "key", "data-key": k, onclick: () => { field.value += k; } }, k);
-  const keys = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "*", "0", "#"].map(key);
+/**
+ * The service password on a large keypad: the digits are masked and go to the server alone (never
+ * as chat, never to the agent). The whole keypad fits the screen, with the video hidden meanwhile.
+ */
+export function keypad({ status, onSend, onClose }) {
+  const field = h("input", { id: "pw-input", class: "chat-input", type: "password", inputmode: "none", readonly: true,
+    autocomplete: "off", "aria-label": t("pw.field"), placeholder: t("pw.field"), maxlength: "12" });
+  const key = (k) => h("button", { type: "button", class: "key", "data-key": k, onclick: () => {
+    if (field.value.length < 12) field.value += k;
+  } }, k);
+  const keys = ["1", "2", "3", "4", "5", "6", "7", "8", "9"].map(key);
+  const del = h("button", { type: "button", class: "key key-del", id: "btn-clear", "aria-label": t("chat.clear"),
+    onclick: () => { field.value = field.value.slice(0, -1); } }, t("chat.clear"));
   const send = () => {
-    const text = field.value.trim();
+    const text = field.value;
     if (!text) return;
-    onSend(text);
     field.value = "";
+    onSend(text);
   };
   return {
     name: "keypad",
-    say: t("chat.title"),
-    node: screen("keypad", t("chat.title"),
-      h("ol", { class: "chat-log", id: "chat-log", "aria-live": "polite" }, lines.map((l) => h("li", { class: l.mine ? "mine" : "theirs" }, l.text))),
+    say: status ? t(`pw.${status}`) : t("pw.say"),
+    speak: true,
+    node: screen("keypad", t("pw.title"),
+      status ? h("p", { class: `lead pw-status pw-${status}`, id: "pw-status", role: "status" }, t(`pw.${status}`)) : null,
       field,
-      h("div", { class: "keypad", role: "group", "aria-label": t("chat.title") }, keys),
-      h("div", { class: "row" },
-        h("button", { type: "button", class: "secondary", id: "btn-clear", onclick: () => { field.value = field.value.slice(0, -1); } }, t("chat.clear")),
-        h("button", { type: "button", class: "primary", id: "btn-send", onclick: send }, t("chat.send"))),
-      bigButton(t("chat.close"), onClose, { kind: "secondary", id: "btn-chat-close", iconName: "video" })),
+      h("div", { class: "keypad", role: "group", "aria-label": t("pw.title") }, keys, del, key("0"),
+        h("button", { type: "button", class: "key key-send primary", id: "btn-send", onclick: send }, t("pw.send"))),
+      h("button", { type: "button", class: "secondary", id: "btn-chat-close", onclick: onClose }, t("chat.close"))),
   };
 }
 
@@ -295,30 +302,65 @@ export function confirmation({ title, what, inputs = [], effect, timer, onYes, o
   };
 }
 
+/** A code in groups of four ("3287 6604"): easier to read, copy and say back. */
+export function groups(value) {
+  return String(value).match(/.{1,4}/g) ?? [];
+}
+
+/** One secret shown large: its label, then its digits in groups (one box a digit). */
+function secretBlock(s) {
+  const spaced = [...s.value].join(" ");
+  return h("div", { class: "secret", dataset: { secret: s.name } },
+    h("p", { class: "secret-label" }, s.label),
+    h("p", { class: "secret-code", "aria-label": `${s.label} ${spaced}` },
+      groups(s.value).flatMap((g, i) => [
+        i ? " " : null,
+        h("span", { class: "group", "aria-hidden": "true" }, [...g].map((d) => h("span", { class: "digit" }, d))),
+      ])));
+}
+
 /**
- * A result on the customer's own screen; its secrets (a PUK, a SIM number) shown large, one box a
- * digit, and spoken digit by digit (say), with a button to hear them again.
+ * A result on the customer's own screen; its secrets (a PUK, a SIM number) shown large, grouped, one
+ * box a digit, and spoken digit by digit (say), with buttons to hear them again and to copy them
+ * (where the phone allows copying).
  */
 export function txResult({ title, text, secrets = [], say, sayAgain, onDone }) {
+  const copied = h("p", { class: "copied", id: "txres-copied", role: "status" });
+  const copy = async () => {
+    try {
+      await navigator.clipboard.writeText(secrets.map((s) => s.value).join(" "));
+      copied.textContent = t("txres.copied");
+    } catch {
+      copied.textContent = t("txres.copy_failed");
+    }
+  };
   return {
     name: "tx-result",
     say,
     speak: true,
     node: screen("tx-result", title,
       text ? h("p", { class: "lead", id: "txres-text" }, text) : null,
-      secrets.map((s) => h("div", { class: "secret", dataset: { secret: s.name } },
-        h("p", { class: "secret-label" }, s.label),
-        h("p", { class: "secret-code", "aria-label": `${s.label} ${[...s.value].join(" ")}` },
-          [...s.value].map((d) => h("span", { class: "digit", "aria-hidden": "true" }, d))))),
+      secrets.map(secretBlock),
       secrets.length ? h("p", { class: "secret-note" }, t("txres.secret_note")) : null,
-      h("button", { type: "button", class: "secondary repeat", id: "btn-txres-repeat", onclick: sayAgain },
-        icon("speaker"), t("common.repeat")),
+      h("div", { class: "row" },
+        h("button", { type: "button", class: "secondary repeat", id: "btn-txres-repeat", onclick: sayAgain },
+          icon("speaker"), t("common.repeat")),
+        secrets.length && navigator.clipboard
+          ? h("button", { type: "button", class: "secondary", id: "btn-txres-copy", onclick: copy }, t("txres.copy"))
+          : null),
+      copied,
       bigButton(t("txres.done"), onDone, { id: "btn-result-done", kind: "primary highlight" })),
   };
 }
 
-export function notice({ name = "notice", title, text }) {
-  return { name, say: text ?? title, speak: true, node: screen(name, title, text ? h("p", { class: "lead" }, text) : null) };
+export function notice({ name = "notice", title, text, onOk }) {
+  return {
+    name,
+    say: text ? [title, text] : title,
+    speak: true,
+    node: screen(name, title, text ? h("p", { class: "lead", id: "notice-text" }, text) : null,
+      onOk ? bigButton(t("common.ok"), onOk, { id: "btn-notice-ok" }) : null),
+  };
 }
 
 export function rating({ onRate, onSkip }) {
@@ -346,8 +388,9 @@ export function result({ items, onAgain }) {
     node: screen("result", t("result.title"),
       items.length
         ? h("ul", { class: "results", id: "results" }, items.map((i) =>
-          h("li", { class: i.ok ? "ok" : "refused" }, h("strong", {}, i.title), " ", i.ok ? t("result.ok") : t("result.refused"),
-            i.text ? h("p", {}, i.text) : null)))
+          h("li", { class: i.ok ? "ok" : "refused", dataset: { tx: i.id ?? "" } },
+            h("strong", {}, i.title), " ", i.ok ? t("result.ok") : t("result.refused"),
+            i.text ? h("p", {}, i.text) : null, (i.secrets ?? []).map(secretBlock))))
         : h("p", { class: "lead", id: "results" }, t("result.none")),
       h("p", { class: "lead" }, t("result.thanks")),
       bigButton(t("result.again"), onAgain, { kind: "secondary", id: "btn-again" })),
