@@ -53,6 +53,16 @@ IN_VIEW = """
 """
 
 
+#: Counts the tones the console starts (Web Audio oscillators).
+COUNT_TONES = """
+() => {
+  window.__tones = 0;
+  const start = OscillatorNode.prototype.start;
+  OscillatorNode.prototype.start = function (...args) { window.__tones += 1; return start.apply(this, args); };
+}
+"""
+
+
 async def _stage(out: dict[str, Any], name: str, coro: Any) -> None:
     """Run one stage; a failure is recorded under its name (so each test reports its own stage)."""
     try:
@@ -226,3 +236,60 @@ def test_failed_liveness_is_explained_and_spoken(journey: dict[str, Any]) -> Non
     assert r["liveness_api"]["result"]["passed"] is False, r["liveness_api"]["result"]
     assert "没有通过" in r["liveness_screen"] and "营业员" in r["liveness_screen"], r["liveness_screen"]
     assert any("没有核对成功" in s for s in r["liveness_spoken"]), r["liveness_spoken"]
+
+
+def test_help_alerts_the_agent_console_and_the_password_never_reaches_it(env: BrowserEnv) -> None:
+    """我不会，请帮我 on a pushed step: the real agent console shows an alert with the step and plays
+    a tone; the customer hears that help is coming.  The service password the customer types on
+    their keypad reaches nothing the console receives."""
+    from tests.browser.test_journey import StaffWire, accept_care_call, claim, staff_page
+
+    async def scenario() -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        customer = await env.new_page()
+        wire = StaffWire()
+        agent = await staff_page(env, "agent1", "agent1-demo", "/agent", wire)
+        await agent.evaluate(COUNT_TONES)
+        await accept_care_call(env, customer, agent)
+        await claim(agent, LINE)
+        await customer.tap("#btn-type")
+        for key in PASSWORD:
+            await customer.tap(f".key[data-key='{key}']")
+        await customer.tap("#btn-send")
+        await customer.wait_for_selector("body[data-password]")
+        out["password"] = await customer.evaluate("document.body.dataset.password")
+        await customer.tap("#btn-chat-close")
+        await agent.wait_for_selector("#guide-script:not([disabled])")
+        await agent.click("#btn-guide-start")
+        await agent.wait_for_selector("#btn-guide-push:not([disabled])")
+        out["step_pushed"] = await agent.eval_on_selector("#guide-step", "(s) => s.options[s.selectedIndex].text")
+        await agent.click("#btn-guide-push")
+        await customer.wait_for_selector("[data-screen=step]")
+        await customer.tap("#btn-step-help")
+        await customer.wait_for_selector("[data-screen=help-coming]")
+        out["customer_heard"] = (await spoken(customer))[-1]
+        await agent.wait_for_selector("#help-alert:not([hidden])")
+        out["alert"] = await agent.text_content("#help-alert-text")
+        out["tones"] = await agent.evaluate("window.__tones")
+        out["agent_text"] = await agent.inner_text("body")
+        await agent.click("#btn-help-ack")
+        await wire.settled()
+        out["wire_with_password"] = wire.containing(PASSWORD)
+        out["wire"] = (len(wire.bodies), len(wire.frames))
+        await agent.keyboard.press("Alt+H")
+        await agent.wait_for_selector("#hangup-dialog[open]")
+        await agent.keyboard.press("Enter")
+        await customer.wait_for_selector("[data-screen=rating]")
+        await env.close_page(customer)
+        await agent.context.close()
+        env.contexts.remove(agent.context)
+        return out
+
+    r = env.run(scenario(), timeout=120)
+    print("help alert:", r["alert"], "| pushed:", r["step_pushed"], "| tones:", r["tones"])
+    assert r["password"] == "ok", r["password"]
+    assert "营业员马上来帮您" in r["customer_heard"], r["customer_heard"]
+    assert "客户需要帮助" in r["alert"] and r["tones"] >= 1, (r["alert"], r["tones"])
+    assert r["step_pushed"].split()[0][:4] in r["alert"] or "步骤" in r["alert"], (r["step_pushed"], r["alert"])
+    assert r["wire"][1] > 5 and r["wire_with_password"] == [], r["wire_with_password"]
+    assert PASSWORD not in r["agent_text"]

@@ -452,11 +452,11 @@ function backToCall() {
 }
 
 /** Show a short notice, then go back to the call unless something else was shown meanwhile. */
-function briefly(build) {
+function briefly(build, ms = 1500) {
   const view = show(build);
   setTimeout(() => {
     if (shown === view) backToCall();
-  }, 1500);
+  }, ms);
 }
 
 function runStep(msg) {
@@ -484,7 +484,11 @@ function infoStep(id, p) {
     text: loc(p, "text") ?? loc(p, "title") ?? "",
     press: loc(p, "press"),
     onDone: () => { stepResult(id, "ok"); backToCall(); },
-    onHelp: () => { stepResult(id, "cancelled", "help"); backToCall(); },
+    onHelp: () => {
+      // the agent's console raises an alert with this step; the customer hears that help is coming
+      stepResult(id, "cancelled", "help");
+      briefly(() => S.notice({ name: "help-coming", title: t("step.help_coming") }), 6000);
+    },
   }));
 }
 
