@@ -511,6 +511,7 @@ class SignalingService:
             call_id=who.id, lane="care" if care else "general", score=now * 1000.0, joined_at=now, queued_at=now,
             care=care, age=age, claimed_phone=m.claimed_phone, claimed_account=m.claimed_account,
             face_consent=m.face_consent, face_consent_at=now if m.face_consent is not None else None,
+            no_video=m.no_video,
         )
         call.leg = await self.store.open_leg(call)
         async with self.bus.lock():
@@ -702,7 +703,7 @@ class SignalingService:
             who.key,
             p.CallStarted(ref=m.ref, call_id=call.call_id, lane=call.lane, peer=customer_key(call.call_id),
                           peer_name="customer", claimed_phone=call.claimed_phone,
-                          claimed_account=call.claimed_account),
+                          claimed_account=call.claimed_account, no_video=call.no_video),
         )
         await self._emit(self._event("accepted", call, who))
 
@@ -862,7 +863,8 @@ class SignalingService:
                     f"{pick.role}:{pick.id}",
                     p.CallOffer(call_id=call.call_id, lane=call.lane, waited_s=round(now - call.queued_at, 3),
                                 expires_s=self.options.offer_timeout_s, claimed_phone=call.claimed_phone,
-                                claimed_account=call.claimed_account, transfer_from=call.transfer_from),
+                                claimed_account=call.claimed_account, transfer_from=call.transfer_from,
+                                no_video=call.no_video),
                 )
                 await self._to(f"{pick.role}:{pick.id}", self._status(pick, p.AgentStatus, now))
 

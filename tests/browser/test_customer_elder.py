@@ -18,7 +18,7 @@ from counter.proofs import ProofKind
 from counter.sessions import Level
 from signaling import protocol as p
 from signaling.client import ClientError
-from tests.browser.harness import Agent, BrowserEnv, spoken, to_queue
+from tests.browser.harness import Agent, BrowserEnv, queued, spoken, to_queue
 from tests.counter.txkit import raise_on_proofs
 from web.counter_api import SESSIONS
 
@@ -293,3 +293,51 @@ def test_help_alerts_the_agent_console_and_the_password_never_reaches_it(env: Br
     assert r["step_pushed"].split()[0][:4] in r["alert"] or "步骤" in r["alert"], (r["step_pushed"], r["alert"])
     assert r["wire"][1] > 5 and r["wire_with_password"] == [], r["wire_with_password"]
     assert PASSWORD not in r["agent_text"]
+
+
+def test_camera_denied_customer_is_served_by_voice(env: BrowserEnv) -> None:
+    """Camera refused: 只用声音办理 puts the customer in an audio call with an agent, who is told why;
+    the identity path without a face (the service password on the keypad) still raises the level."""
+
+    async def scenario() -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        page = await env.new_page(deny_camera=True)
+        await page.tap("#btn-senior")
+        await page.tap("#btn-consent")
+        await page.tap("#btn-face-yes")
+        await page.wait_for_selector("[data-screen=denied]")
+        await page.tap("#btn-voice-only")
+        call_id = await queued(page)
+        async with Agent.online(env.base_url) as agent:
+            await agent.client.send(p.Presence(state="available"))
+            offer = await agent.client.expect(p.CallOffer, within=20, call_id=call_id)
+            out["offer_no_video"] = offer.no_video
+            await agent.client.send(p.Accept(call_id=call_id))
+            started = await agent.client.expect(p.CallStarted, within=10)
+            out["started_no_video"] = started.no_video
+            agent.call_id = call_id
+            await page.wait_for_selector("[data-screen=call]")
+            await agent.connect_media()
+            await page.wait_for_selector("body[data-rtc=connected]")
+            # what the customer's answer sends: a microphone track, and no camera
+            sdp = agent.peer.pc.remoteDescription.sdp
+            out["sends"] = sorted(m.split()[0] for m in sdp.split("m=")[1:] if "a=msid:" in m)
+            out["screen"] = await page.inner_text("#screen")
+            await agent.api(f"/api/counter/sessions/{call_id}/claim", {"msisdn": LINE})
+            await page.tap("#btn-type")
+            for key in PASSWORD:
+                await page.tap(f".key[data-key='{key}']")
+            await page.tap("#btn-send")
+            await page.wait_for_selector("body[data-password]")
+            out["password"] = await page.evaluate("document.body.dataset.password")
+            out["level"] = str((await env.app[SESSIONS].get(call_id)).level)
+            await agent.hangup()
+            await page.wait_for_selector("[data-screen=rating]")
+        await env.close_page(page)
+        return out
+
+    r = env.run(scenario(), timeout=90)
+    assert r["offer_no_video"] == "denied" and r["started_no_video"] == "denied", r
+    assert r["sends"] == ["audio"], r["sends"]
+    assert "只有声音" in r["screen"], r["screen"]
+    assert (r["password"], r["level"]) == ("ok", "A1"), r

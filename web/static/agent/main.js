@@ -230,7 +230,10 @@ async function callStarted(msg) {
   state.call = { id: msg.call_id, lane: msg.lane, claimedPhone: msg.claimed_phone ?? null };
   document.body.dataset.call = msg.call_id;
   $("call-id").textContent = msg.call_id;
-  mount($("lane-badge"), msg.lane === "care" ? h("span", { class: "badge care" }, "关爱 Care lane") : h("span", { class: "badge" }, "普通 General"));
+  mount($("lane-badge"), msg.lane === "care" ? h("span", { class: "badge care" }, "关爱 Care lane") : h("span", { class: "badge" }, "普通 General"),
+    msg.no_video ? h("span", { class: "badge warn", id: "no-video" }, both(`staff.no_video.${msg.no_video}`)) : null);
+  if (msg.no_video) document.body.dataset.noVideo = msg.no_video;
+  else delete document.body.dataset.noVideo;
   if (msg.claimed_phone) $("claim-msisdn").value = msg.claimed_phone.replace(/\D/g, "").slice(-11);
   enableCall(true);
   showRecording(false, "waiting_media");

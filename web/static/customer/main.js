@@ -28,6 +28,7 @@ const state = {
   queue: { position: null, etaS: null },
   ended: false,
   callToken: null,
+  noVideo: null, // voice only: why the camera could not be used (told to the agent with the join)
 };
 
 let ws = null;
@@ -109,8 +110,8 @@ function txItem(tx) {
 }
 
 function save() {
-  const { senior, faceConsent, token } = state;
-  sessionStorage.setItem(STORE, JSON.stringify({ senior, faceConsent, token, lang: currentLang() }));
+  const { senior, faceConsent, token, noVideo } = state;
+  sessionStorage.setItem(STORE, JSON.stringify({ senior, faceConsent, token, noVideo, lang: currentLang() }));
 }
 
 function show(build) {
@@ -166,11 +167,31 @@ async function openMedia() {
     state.stream = await openCallMedia();
   } catch (err) {
     const reason = classifyError(err);
-    show(() => S.permissionDenied({ reason, browser: browserKind(), onRetry: openMedia }));
+    show(() => S.permissionDenied({ reason, browser: browserKind(), onRetry: openMedia, onVoice: () => openVoice(reason) }));
     return;
   }
-  $("self-video").srcObject = state.stream;
-  peer.setLocalStream(state.stream);
+  state.noVideo = null;
+  startWith(state.stream);
+}
+
+/** Served by voice only: the microphone alone; the agent is told why there is no video. */
+async function openVoice(reason) {
+  show(S.asking);
+  try {
+    state.stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+  } catch {
+    show(() => S.notice({ name: "voice-failed", title: t("perm.voice_failed") }));
+    return;
+  }
+  state.noVideo = reason;
+  save();
+  startWith(state.stream);
+}
+
+function startWith(stream) {
+  $("self-video").srcObject = stream;
+  $("self-video").hidden = !!state.noVideo;
+  peer.setLocalStream(stream);
   if (state.token) connect();
   else join();
 }
@@ -232,7 +253,8 @@ const handlers = {
     if (msg.call_id) state.callId = msg.call_id;
     if (!msg.resumed) {
       // the face-data answer travels with the join: the agent's session has it before anything is checked
-      ws.send({ type: "join", care: state.senior, locale: currentLang(), face_consent: state.faceConsent ?? undefined });
+      ws.send({ type: "join", care: state.senior, locale: currentLang(), face_consent: state.faceConsent ?? undefined,
+        no_video: state.noVideo ?? undefined });
     }
     // agreed on the consent screen before anything started; the witness records only after this
     ws.send({ type: "recording_consent", accepted: true });
@@ -407,6 +429,7 @@ function handle(msg) {
 
 function callScreen() {
   return S.inCall({
+    voiceOnly: !!state.noVideo,
     muted: state.muted,
     reconnecting: state.reconnecting,
     onMute: () => {
@@ -556,6 +579,10 @@ async function switchCameraStep(id, p) {
 }
 
 function faceCaptureStep(id, p) {
+  if (state.noVideo) {
+    stepResult(id, "cancelled", "no_video");
+    return;
+  }
   if (state.faceConsent === false) {
     stepResult(id, "cancelled", "face_declined");
     briefly(() => S.notice({ name: "face-declined", title: t("face.declined_notice") }));
@@ -831,7 +858,7 @@ document.addEventListener("visibilitychange", async () => {
   ws?.reconnectNow();
   keepAwake();
   const video = state.stream.getVideoTracks()[0];
-  if (!isLive(video) && shown?.name !== "id-capture") {
+  if (!state.noVideo && !isLive(video) && shown?.name !== "id-capture") {
     try {
       await setVideoTrack(await openFrontCamera());
     } catch {
@@ -862,6 +889,7 @@ function boot() {
     setSenior(!!saved.senior);
     state.faceConsent = saved.faceConsent ?? null;
     state.token = saved.token;
+    state.noVideo = saved.noVideo ?? null;
     state.callToken = saved.token;
     openMedia();
   } else {

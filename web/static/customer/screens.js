@@ -97,7 +97,7 @@ export function asking() {
   return { name: "asking", say: t("perm.asking"), node: screen("asking", t("perm.asking")) };
 }
 
-export function permissionDenied({ reason, browser, onRetry }) {
+export function permissionDenied({ reason, browser, onRetry, onVoice }) {
   const steps = reason === "no_camera" ? t("perm.no_camera") : t(`perm.${browser}`);
   return {
     name: "denied",
@@ -106,7 +106,10 @@ export function permissionDenied({ reason, browser, onRetry }) {
     node: screen("denied", t("perm.denied_title"),
       h("p", { class: "lead" }, t("perm.denied")),
       h("p", { class: "howto", "data-browser": browser }, steps),
-      bigButton(t("common.retry"), onRetry, { id: "btn-retry" })),
+      h("div", { class: "stack" },
+        bigButton(t("common.retry"), onRetry, { id: "btn-retry" }),
+        bigButton(t("perm.voice_only"), onVoice, { id: "btn-voice-only", kind: "secondary", hint: t("perm.voice_only_hint"),
+          iconName: "mic" }))),
   };
 }
 
@@ -143,13 +146,14 @@ export function waiting({ position, etaS, connecting, onLeave }) {
   };
 }
 
-export function inCall({ muted, reconnecting, onMute, onHangup, onType }) {
+export function inCall({ muted, reconnecting, voiceOnly, onMute, onHangup, onType }) {
   return {
     name: "call",
     say: reconnecting ? t("call.reconnecting_say") : t("call.say"),
     speak: true,
     node: h("section", { class: "screen screen-call", "data-screen": "call", "aria-label": t("call.title") },
       reconnecting ? h("p", { class: "banner", role: "status", id: "reconnecting" }, t("call.reconnecting")) : null,
+      voiceOnly ? h("p", { class: "lead", id: "voice-only" }, t("call.voice_only")) : null,
       h("div", { class: "call-controls" },
         bigButton(muted ? t("call.unmute") : t("call.mute"), onMute, { kind: muted ? "warn" : "secondary", id: "btn-mute", iconName: muted ? "mic-off" : "mic" }),
         bigButton(t("call.type"), onType, { kind: "secondary", id: "btn-type", iconName: "keypad" }),
