@@ -520,7 +520,7 @@ class SignalingService:
             await self.bus.enqueue(call)
         await self.store.save_call(call)
         await self._emit(self._event("joined", call, who))
-        await self._push_status(only=who.key)
+        await self._push_status()  # everyone's: a care caller goes ahead of those in the general lane
         await self._kick()
 
     async def _requeue_head(self, call: CallRecord, reason: str, actor: Principal | None,
@@ -706,6 +706,7 @@ class SignalingService:
                           claimed_account=call.claimed_account, no_video=call.no_video),
         )
         await self._emit(self._event("accepted", call, who))
+        await self._push_status()  # those still waiting here move up now (other nodes: at their next status)
 
     async def _decline(self, who: Principal, m: p.Decline) -> None:
         async with self.bus.lock():
@@ -1025,22 +1026,27 @@ class SignalingService:
             await self._to(key, self._status(agent, p.PresenceAck, now))
 
     async def _push_status(self, only: str | None = None) -> None:
-        """Send position and estimated wait to customers connected here (or just ``only``)."""
+        """Send position and estimated wait to customers connected here (or just ``only``).
+
+        The position is true across lanes: routing serves the care lane first, so everyone waiting in
+        the care lane is ahead of a general caller (``position`` 1: next)."""
         keys = [only] if only else [k for k in self.conns if k.startswith("customer:")]
         if not keys:
             return
         agents = await self.bus.read_agents()
         handle = self.average_handle_s()
+        ahead = 0
         for lane in LANES:
             entries = await self.bus.lane(lane)
             serving = max(1, sum(1 for a in agents if lane in a.skills and a.state != "away"))
-            for position, (call_id, _) in enumerate(entries, start=1):
+            for position, (call_id, _) in enumerate(entries, start=ahead + 1):
                 key = customer_key(call_id)
                 if key in keys and key in self.conns:
                     est = round(position * handle / serving, 1)
                     await self.conns[key].send(
                         p.dump(p.QueueStatus(call_id=call_id, lane=lane, position=position, est_wait_s=est))
                     )
+            ahead += len(entries)
 
     async def _refresh_ice(self, now: float) -> None:
         if not (self.ice.turn_urls and self.ice.turn_secret):

@@ -63,6 +63,28 @@ COUNT_TONES = """
 """
 
 
+#: Does the page fit its width (no sideways scrolling), and is the title on one line?
+FITS = """
+() => {
+  const title = document.getElementById("app-title").getBoundingClientRect();
+  const size = parseFloat(getComputedStyle(document.getElementById("app-title")).fontSize);
+  return { screen: document.body.dataset.screen, width: innerWidth, scroll: document.documentElement.scrollWidth,
+           titleLines: Math.round(title.height / (size * 1.5)), titleWidth: Math.round(title.width) };
+}
+"""
+
+
+async def reflow(page: Any, out: dict[str, Any]) -> None:
+    """The current screen at 320 px wide and at 200 % zoom (195 CSS px on this phone), then back;
+    and what still moves under prefers-reduced-motion."""
+    for width in (320, 195):
+        await page.set_viewport_size({"width": width, "height": 844 * width // 390})
+        out.setdefault("reflow", []).append(await page.evaluate(FITS))
+    await page.set_viewport_size({"width": 390, "height": 844})
+    moving = await page.evaluate("document.getAnimations().map((a) => a.animationName ?? 'transition')")
+    out.setdefault("moving", {})[await page.evaluate("document.body.dataset.screen")] = moving
+
+
 async def _stage(out: dict[str, Any], name: str, coro: Any) -> None:
     """Run one stage; a failure is recorded under its name (so each test reports its own stage)."""
     try:
@@ -81,12 +103,20 @@ def journey(env: BrowserEnv) -> dict[str, Any]:
     async def scenario() -> dict[str, Any]:
         out: dict[str, Any] = {}
         page = await env.new_page()
+        await page.emulate_media(reduced_motion="reduce")
         await page.evaluate(RECORD_TEXTS)
-        call_id = await to_queue(page, senior=True, face=True)
+        await page.tap("#btn-senior")
+        await page.wait_for_selector("[data-screen=consent]")
+        await reflow(page, out)
+        await page.tap("#btn-consent")
+        await page.tap("#btn-face-yes")
+        call_id = await queued(page)
+        await reflow(page, out)
         async with Agent.online(env.base_url) as agent:
             await agent.answer_next_call(call_id)
             await page.wait_for_selector("[data-screen=call]")
             await agent.connect_media()
+            await reflow(page, out)
             sid = f"/api/counter/sessions/{call_id}"
 
             async def banner() -> None:
@@ -96,6 +126,7 @@ def journey(env: BrowserEnv) -> dict[str, Any]:
                 await agent.push("info", "i1", text="请把手机放稳，看着屏幕", press="不用按任何键")
                 await page.wait_for_selector("[data-screen=step]")
                 out["banner_on_step"] = await page.evaluate("!document.getElementById('notice').hidden")
+                await reflow(page, out)
                 await page.tap("#btn-step-done")
                 await agent.step_result("i1")
                 await page.wait_for_selector("[data-screen=call]")
@@ -106,6 +137,7 @@ def journey(env: BrowserEnv) -> dict[str, Any]:
                 await page.tap("#btn-type")
                 await page.wait_for_selector("[data-screen=keypad]")
                 out["keypad_boxes"] = await page.evaluate(IN_VIEW)
+                await reflow(page, out)
                 for key in PASSWORD:
                     await page.tap(f".key[data-key='{key}']")
                 out["keypad_field"] = await page.evaluate(
@@ -147,6 +179,7 @@ def journey(env: BrowserEnv) -> dict[str, Any]:
                 out["puk_px"] = await page.eval_on_selector(
                     "[data-secret=puk] .digit", "(el) => parseFloat(getComputedStyle(el).fontSize)")
                 out["puk_copy"] = await page.query_selector("#btn-txres-copy") is not None
+                await reflow(page, out)
                 out["puk_spoken"] = (await spoken(page))[before:]
                 before = len(await spoken(page))
                 await page.tap("#btn-txres-repeat")
@@ -167,6 +200,7 @@ def journey(env: BrowserEnv) -> dict[str, Any]:
                 "#results li", "els => els.map((e) => [e.dataset.tx, e.innerText])")
             out["result_px"] = await page.eval_on_selector_all(
                 "#results .digit", "els => els.map((e) => parseFloat(getComputedStyle(e).fontSize))")
+            await reflow(page, out)
         out["shown"] = await page.evaluate("window.__shown")
         out["spoken"] = await spoken(page)
         await env.close_page(page)
@@ -341,3 +375,51 @@ def test_camera_denied_customer_is_served_by_voice(env: BrowserEnv) -> None:
     assert r["sends"] == ["audio"], r["sends"]
     assert "只有声音" in r["screen"], r["screen"]
     assert (r["password"], r["level"]) == ("ok", "A1"), r
+
+
+def test_true_queue_positions_across_lanes_in_a_live_region_kept_in_place(env: BrowserEnv) -> None:
+    """A general caller, then two care callers: the care lane is served first, so each is told how
+    many are truly ahead; when the first care caller is served the others move up, in the same
+    live region (not rebuilt, so screen readers announce the change)."""
+
+    async def scenario() -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        first = await env.new_page()
+        await to_queue(first, senior=False, face=False)
+        care1 = await env.new_page()
+        care1_id = await to_queue(care1, senior=True, face=False)
+        care2 = await env.new_page()
+        await to_queue(care2, senior=True, face=False)
+        told = "(n) => document.getElementById('queue-position').textContent === n"
+        await first.wait_for_function(told, arg="前面还有 2 位")
+        await care2.wait_for_function(told, arg="前面还有 1 位")
+        out["before"] = [await pg.text_content("#queue-position") for pg in (first, care1, care2)]
+        await first.evaluate("document.getElementById('queue').dataset.kept = 'yes'")
+        async with Agent.online(env.base_url) as agent:
+            await agent.answer_next_call(care1_id)
+            await first.wait_for_function(told, arg="前面还有 1 位")
+            await care2.wait_for_function(told, arg="下一位就是您")
+            out["after"] = [await pg.text_content("#queue-position") for pg in (first, care2)]
+            out["kept"] = await first.evaluate("document.getElementById('queue').dataset.kept ?? null")
+            out["live"] = await first.get_attribute("#queue", "aria-live")
+            await agent.hangup()
+        for pg in (first, care2):
+            await pg.tap("#btn-leave")
+            await env.close_page(pg)
+        await env.close_page(care1)
+        return out
+
+    r = env.run(scenario(), timeout=90)
+    assert r["before"] == ["前面还有 2 位", "下一位就是您", "前面还有 1 位"], r["before"]
+    assert r["after"] == ["前面还有 1 位", "下一位就是您"], r["after"]
+    assert r["kept"] == "yes" and r["live"] == "polite", r
+
+
+def test_no_animation_under_reduced_motion_no_sideways_scroll_title_on_one_line(journey: dict[str, Any]) -> None:
+    r = journey
+    assert {"waiting", "call", "step", "keypad", "tx-result", "result"} <= set(r["moving"]), r["moving"]
+    assert not any(r["moving"].values()), r["moving"]
+    wide = [m for m in r["reflow"] if m["scroll"] > m["width"]]
+    assert not wide, wide
+    wrapped = [m for m in r["reflow"] if m["titleLines"] != 1]
+    assert not wrapped, wrapped

@@ -283,7 +283,14 @@ const handlers = {
     document.body.dataset.position = String(msg.position);
     const changed = msg.position !== state.queue.position;
     state.queue = { position: msg.position, etaS: msg.est_wait_s };
-    if (!state.inCall && (changed || shown?.name !== "waiting")) showWaiting();
+    if (state.inCall) return;
+    if (shown?.name !== "waiting" || shown.connecting) showWaiting();
+    else if (changed) {
+      // the same live region, new words: screen readers announce the change; the voice says it too
+      const now = S.waitingWords(state.queue);
+      shown.update(now);
+      if (state.senior) speak(now.say, currentLang());
+    }
   },
   call_started(msg) {
     state.callId = msg.call_id;

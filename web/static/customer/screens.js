@@ -113,33 +113,36 @@ export function permissionDenied({ reason, browser, onRetry, onVoice }) {
   };
 }
 
-export function waiting({ position, etaS, connecting, onLeave }) {
+/** What the waiting screen says for a queue position (1: next) and an estimated wait. */
+export function waitingWords({ position, etaS, connecting = false }) {
   const minutes = Math.max(1, Math.round((etaS ?? 0) / 60));
-  let title;
-  let say;
-  if (connecting) {
-    title = t("wait.connecting");
-    say = t("wait.connecting");
-  } else if (position == null) {
-    title = t("wait.title");
-    say = t("wait.auto");
-  } else if (position <= 1) {
-    title = t("wait.first");
-    say = t("wait.say_first");
-  } else {
-    title = t("wait.position", { n: position - 1 });
-    say = t("wait.say", { n: position - 1, m: minutes });
-  }
+  if (connecting) return { title: t("wait.connecting"), say: t("wait.connecting"), eta: "" };
+  if (position == null) return { title: t("wait.title"), say: t("wait.auto"), eta: "" };
+  if (position <= 1) return { title: t("wait.first"), say: t("wait.say_first"), eta: "" };
+  return {
+    title: t("wait.position", { n: position - 1 }),
+    say: t("wait.say", { n: position - 1, m: minutes }),
+    eta: etaS < 60 ? t("wait.eta_short") : t("wait.eta", { m: minutes }),
+  };
+}
+
+export function waiting({ position, etaS, connecting, onLeave }) {
+  const words = waitingWords({ position, etaS, connecting });
+  const where = h("p", { class: "queue-position", id: "queue-position" }, words.title);
+  const eta = h("p", { class: "queue-eta", id: "queue-eta", hidden: !words.eta }, words.eta);
   return {
     name: "waiting",
-    say,
+    say: words.say,
     speak: true,
+    connecting,
+    /** New words in the same nodes: the live region stays in place, so its change is announced. */
+    update: (next) => {
+      where.textContent = next.title;
+      eta.textContent = next.eta;
+      eta.hidden = !next.eta;
+    },
     node: screen("waiting", t("wait.title"),
-      h("div", { class: "queue", "aria-live": "polite" },
-        h("p", { class: "queue-position", id: "queue-position" }, title),
-        position != null && position > 1 && !connecting
-          ? h("p", { class: "queue-eta", id: "queue-eta" }, etaS < 60 ? t("wait.eta_short") : t("wait.eta", { m: minutes }))
-          : null,
+      h("div", { class: "queue", id: "queue", "aria-live": "polite" }, where, eta,
         h("div", { class: "spinner", "aria-hidden": "true" })),
       h("p", { class: "lead" }, t("wait.auto")),
       bigButton(t("wait.leave"), onLeave, { kind: "secondary", id: "btn-leave" })),
