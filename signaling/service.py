@@ -505,7 +505,7 @@ class SignalingService:
         age = m.age
         if age is None and self.age_lookup is not None and (m.claimed_phone or m.claimed_account):
             age = await self.age_lookup(m.claimed_phone, m.claimed_account)
-        care = m.care or (age is not None and age >= CARE_AGE)
+        care = m.care or (age is not None and age >= CARE_AGE) or await self.store.token_care(who.id)
         now = time.time()
         call = CallRecord(
             call_id=who.id, lane="care" if care else "general", score=now * 1000.0, joined_at=now, queued_at=now,

@@ -12,6 +12,7 @@ import contextlib
 import re
 from typing import Any
 
+import aiohttp
 import pytest
 
 from counter.proofs import ProofKind
@@ -423,3 +424,47 @@ def test_no_animation_under_reduced_motion_no_sideways_scroll_title_on_one_line(
     assert not wide, wide
     wrapped = [m for m in r["reflow"] if m["titleLines"] != 1]
     assert not wrapped, wrapped
+
+
+def test_care_link_puts_a_holder_aged_65_or_more_in_the_care_lane(env: BrowserEnv) -> None:
+    """An agent mints a care link for a line (sealed, expiring); its holder (born 1951) opens it: the
+    page says they go to the care lane, senior mode is on, the call waits in the care lane, and the
+    server's decision is audited.  A younger holder's link, or a forged one, changes nothing."""
+    from counter.audit import AUDIT
+    from signaling.aio import SIGNALING
+
+    async def scenario() -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        async with Agent.online(env.base_url) as agent:
+            old = await agent.api("/api/counter/care-links", {"msisdn": "13700137000"})
+            young = await agent.api("/api/counter/care-links", {"msisdn": LINE})
+            hint = old["link"].split("hint=")[1]
+        async with aiohttp.ClientSession() as anyone:  # a customer: no staff cookie
+            for name, value in (("young", young["link"].split("hint=")[1]), ("forged", hint[:-4] + "AAAA")):
+                async with anyone.post(env.base_url + "/api/customer/care-hint", json={"hint": value}) as resp:
+                    out[name] = await resp.json()
+        page = await env.new_page()
+        await page.goto(env.base_url + old["link"])
+        await page.wait_for_selector("body[data-care-by-age] [data-screen=entry] #care-note")
+        out["note"] = await page.text_content("#care-note")
+        out["senior"] = await page.evaluate("document.body.classList.contains('senior')")
+        out["spoken"] = await spoken(page)
+        await page.tap("#btn-senior")
+        await page.tap("#btn-consent")
+        await page.tap("#btn-face-no")
+        call_id = await queued(page)
+        call = await env.app[SIGNALING].bus.get_call(call_id)
+        out["lane"] = call.lane if call is not None else None
+        found = await env.app[AUDIT].search(session_id=call_id, action="call.care_by_age")
+        out["audit"] = [e["entry"] for e in found]
+        await page.tap("#btn-leave")
+        await env.close_page(page)
+        return out
+
+    r = env.run(scenario(), timeout=60)
+    assert "关爱专线" in r["note"] and "65" in r["note"] and r["senior"], r
+    assert any("关爱专线" in s for s in r["spoken"]), r["spoken"]
+    assert r["lane"] == "care", r["lane"]
+    assert len(r["audit"]) == 1 and r["audit"][0]["account"], r["audit"]  # the line, pseudonymised by the log
+    assert r["audit"][0]["details"]["age_at_least"] == 65 and "age" not in r["audit"][0]["details"], r["audit"]
+    assert r["young"]["care"] is False and r["forged"]["care"] is False, (r["young"], r["forged"])

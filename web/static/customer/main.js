@@ -28,6 +28,8 @@ const state = {
   queue: { position: null, etaS: null },
   ended: false,
   callToken: null,
+  hint: null, // a care link's sealed line (?hint=): the server decides the care lane by the holder's age
+  careAge: null, // set when the server said this link's holder goes to the care lane
   noVideo: null, // voice only: why the camera could not be used (told to the agent with the join)
 };
 
@@ -142,6 +144,7 @@ function setSenior(on) {
 
 function start() {
   show(() => S.entry({
+    careAge: state.careAge,
     onVideo: () => { setSenior(false); consent(); },
     onSenior: () => { setSenior(true); consent(); },
   }));
@@ -204,7 +207,7 @@ async function join() {
     const resp = await fetch("/api/customer/join", {
       method: "POST",
       headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ care: state.senior }),
+      body: JSON.stringify({ care: state.senior, hint: state.hint ?? undefined }),
     });
     if (!resp.ok) throw new Error(`join ${resp.status}`);
     const body = await resp.json();
@@ -892,15 +895,36 @@ function boot() {
   });
   $("btn-repeat").addEventListener("click", () => repeat());
   relabel();
+  state.hint = new URLSearchParams(location.search).get("hint");
   if (saved.token) {
     setSenior(!!saved.senior);
     state.faceConsent = saved.faceConsent ?? null;
     state.token = saved.token;
     state.noVideo = saved.noVideo ?? null;
     state.callToken = saved.token;
-    openMedia();
+    if (state.noVideo) openVoice(state.noVideo);
+    else openMedia();
+  } else if (state.hint) {
+    careHint().then(start);
   } else {
     start();
+  }
+}
+
+/** Ask the server whether this care link puts the customer in the care lane (senior mode on then). */
+async function careHint() {
+  try {
+    const resp = await fetch("/api/customer/care-hint", {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ hint: state.hint }),
+    });
+    const body = resp.ok ? await resp.json() : {};
+    if (body.care) {
+      state.careAge = body.age;
+      setSenior(true);
+      document.body.dataset.careByAge = String(body.age);
+    }
+  } catch {
+    // no answer: the customer chooses on the first screen as usual
   }
 }
 

@@ -41,7 +41,19 @@ export function countdown(seconds, onExpire, { extra = 60 } = {}) {
   return { node: h("div", { class: "countdown" }, text, more), stop: () => clearInterval(timer), more };
 }
 
-export function entry({ onVideo, onSenior }) {
+export function entry({ onVideo, onSenior, careAge }) {
+  if (careAge) {
+    // a care link for a holder of careAge or more: the care lane and senior mode, said plainly
+    return {
+      name: "entry",
+      say: [t("entry.title"), t("entry.care_by_age", { age: careAge })],
+      speak: true,
+      node: screen("entry", t("entry.title"),
+        h("p", { class: "lead care-note", id: "care-note" }, t("entry.care_by_age", { age: careAge })),
+        h("div", { class: "stack" },
+          bigButton(t("entry.start"), onSenior, { id: "btn-senior", kind: "care", iconName: "senior" }))),
+    };
+  }
   return {
     name: "entry",
     say: t("entry.say"),
