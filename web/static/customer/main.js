@@ -292,7 +292,7 @@ const handlers = {
       // the same live region, new words: screen readers announce the change; the voice says it too
       const now = S.waitingWords(state.queue);
       shown.update(now);
-      if (state.senior) speak(now.say, currentLang());
+      speak(now.say, currentLang());
     }
   },
   call_started(msg) {
