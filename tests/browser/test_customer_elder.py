@@ -19,7 +19,7 @@ from counter.proofs import ProofKind
 from counter.sessions import Level
 from signaling import protocol as p
 from signaling.client import ClientError
-from tests.browser.harness import Agent, BrowserEnv, queued, spoken, to_queue
+from tests.browser.harness import Agent, BrowserEnv, queued, screenshot, spoken, to_queue
 from tests.counter.txkit import raise_on_proofs
 from web.counter_api import SESSIONS
 
@@ -159,6 +159,7 @@ def journey(env: BrowserEnv) -> dict[str, Any]:
                 out["liveness_api"] = await agent.api(f"{sid}/identity/liveness/{challenge['id']}", {})
                 await page.wait_for_selector("[data-screen=liveness-failed]")
                 out["liveness_screen"] = await page.inner_text("#screen")
+                await screenshot(page, "senior-liveness-failed")
                 out["liveness_spoken"] = (await spoken(page))[-3:]
                 await page.tap("#btn-notice-ok")
                 await page.wait_for_selector("[data-screen=call]")
@@ -180,6 +181,7 @@ def journey(env: BrowserEnv) -> dict[str, Any]:
                 out["puk_px"] = await page.eval_on_selector(
                     "[data-secret=puk] .digit", "(el) => parseFloat(getComputedStyle(el).fontSize)")
                 out["puk_copy"] = await page.query_selector("#btn-txres-copy") is not None
+                await screenshot(page, "senior-puk")
                 await reflow(page, out)
                 out["puk_spoken"] = (await spoken(page))[before:]
                 before = len(await spoken(page))
@@ -354,6 +356,7 @@ def test_camera_denied_customer_is_served_by_voice(env: BrowserEnv) -> None:
             await page.wait_for_selector("[data-screen=call]")
             await agent.connect_media()
             await page.wait_for_selector("body[data-rtc=connected]")
+            await screenshot(page, "voice-only")
             # what the customer's answer sends: a microphone track, and no camera
             sdp = agent.peer.pc.remoteDescription.sdp
             out["sends"] = sorted(m.split()[0] for m in sdp.split("m=")[1:] if "a=msid:" in m)
@@ -447,6 +450,7 @@ def test_care_link_puts_a_holder_aged_65_or_more_in_the_care_lane(env: BrowserEn
         await page.goto(env.base_url + old["link"])
         await page.wait_for_selector("body[data-care-by-age] [data-screen=entry] #care-note")
         out["note"] = await page.text_content("#care-note")
+        await screenshot(page, "senior-care-link")
         out["senior"] = await page.evaluate("document.body.classList.contains('senior')")
         out["spoken"] = await spoken(page)
         await page.tap("#btn-senior")
