@@ -340,8 +340,9 @@ const handlers = {
     if (msg.code === "liveness_failed") {
       // what happened and what comes next, on its own screen and spoken; back to the call when read
       document.body.dataset.notice = msg.code;
-      show(() => S.notice({ name: "liveness-failed", title: t("live.failed_title"), text: noticeText(msg.code),
-        onOk: backToCall }));
+      // (back to the call by itself after a while: the agent is there and may push the next step)
+      briefly(() => S.notice({ name: "liveness-failed", title: t("live.failed_title"), text: noticeText(msg.code),
+        onOk: backToCall }), 10000);
       return;
     }
     if (msg.code === "server_restart") {
