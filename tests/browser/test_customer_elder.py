@@ -117,6 +117,7 @@ def journey(env: BrowserEnv) -> dict[str, Any]:
             await agent.answer_next_call(call_id)
             await page.wait_for_selector("[data-screen=call]")
             await agent.connect_media()
+            out["call_boxes"] = await page.evaluate(IN_VIEW)
             await reflow(page, out)
             sid = f"/api/counter/sessions/{call_id}"
 
@@ -252,8 +253,8 @@ def test_no_latin_letters_on_any_zh_screen_or_utterance(journey: dict[str, Any])
 def test_password_keypad_in_view_masked_and_never_sent_to_the_agent(journey: dict[str, Any]) -> None:
     r = journey
     _stage_ok(r, "keypad")
-    outside = [b for b in r["keypad_boxes"] if not b["inside"]]
-    assert r["keypad_boxes"] and not outside, outside
+    outside = [b for b in r["keypad_boxes"] + r["call_boxes"] if not b["inside"]]
+    assert r["keypad_boxes"] and r["call_boxes"] and not outside, outside
     assert r["keypad_field"] == ["password", len(PASSWORD)], r["keypad_field"]
     assert PASSWORD not in r["keypad_text"]
     assert r["password"] == "ok" and r["level_after_password"] == "A1", (r["password"], r["level_after_password"])
