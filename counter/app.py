@@ -31,6 +31,7 @@ COMPONENTS: list[str] = [
     "web.audit_api:setup",
     "web.security_events:setup",
     "web.counter_api:setup",
+    "web.care_link:setup",
     "counter.sms:setup",
     "web.pages:setup",
     "web.signaling_ws:setup",

@@ -90,6 +90,11 @@ class Settings(BaseModel):
         60, ge=0, le=3600,
         description="after-call work: seconds an agent stays in wrap-up before being available by itself (0: none)",
     )
+    care_age: int = Field(
+        65, ge=50, le=120,
+        description="holders this old or older who come by a care link (see docs/API.md) join the care lane",
+    )
+    care_link_ttl_s: int = Field(7 * 86400, ge=60, le=30 * 86400, description="how long a care link stays valid")
     allowed_origins: list[str] = Field(default_factory=list, description="extra Origins allowed on WebSocket upgrade")
     evidence_retention_days: int = Field(180, ge=1, description="how long face/ID images are kept")
     recording_retention_days: int = Field(180, ge=1, description="how long call recordings are kept")

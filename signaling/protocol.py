@@ -22,6 +22,8 @@ MAX_MESSAGE_BYTES = 64 * 1024
 Lane = Literal["care", "general"]
 #: What a staff member may ask for: ``wrap_up`` while in after-call work extends it by the limit.
 PresenceState = Literal["available", "wrap_up", "away"]
+#: Why a customer joined without video (their camera refused or missing): served by voice only.
+NoVideo = Literal["denied", "no_camera", "busy", "other"]
 Role = Literal["customer", "agent", "supervisor"]
 
 
@@ -90,6 +92,7 @@ class Join(_Msg):
     claimed_account: str | None = Field(default=None, max_length=64)
     locale: str | None = Field(default=None, max_length=16)
     face_consent: bool | None = None
+    no_video: NoVideo | None = None  # voice only: why the camera could not be used
 
 
 class Presence(_Msg):
@@ -275,6 +278,7 @@ class CallOffer(_Msg):
     claimed_phone: str | None = None
     claimed_account: str | None = None
     transfer_from: str | None = None
+    no_video: NoVideo | None = None
 
 
 class OfferTimeout(_Msg):
@@ -300,6 +304,7 @@ class CallStarted(_Msg):
     resumed: bool = False
     claimed_phone: str | None = None
     claimed_account: str | None = None
+    no_video: NoVideo | None = None  # to the agent: the customer is on voice only, and why
 
 
 class PeerState(_Msg):
@@ -339,6 +344,7 @@ class NoticeCode(StrEnum):
     REQUEUED = "requeued"  # back in the queue, first in line (any other reason)
     REPLACED = "replaced"  # the same person connected again elsewhere: this connection stops
     LOGGED_OUT = "logged_out"  # staff logged out: log in again
+    LIVENESS_FAILED = "liveness_failed"  # the movements check did not pass: the agent tries again or checks otherwise
 
 
 class Notice(_Msg):

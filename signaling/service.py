@@ -218,6 +218,10 @@ class SignalingService:
     async def _to(self, key: str, message: BaseModel) -> None:
         await self.bus.send(key, p.dump(message))
 
+    async def notify_customer(self, call_id: str, code: p.NoticeCode, text: str) -> None:
+        """Tell the customer of ``call_id`` something by code (on whichever node they are connected)."""
+        await self._to(customer_key(call_id), p.Notice(code=code, text=text, call_id=call_id))
+
     async def _emit(self, event: CallEvent) -> None:
         for hook in self.hooks:
             try:
@@ -505,12 +509,13 @@ class SignalingService:
         age = m.age
         if age is None and self.age_lookup is not None and (m.claimed_phone or m.claimed_account):
             age = await self.age_lookup(m.claimed_phone, m.claimed_account)
-        care = m.care or (age is not None and age >= CARE_AGE)
+        care = m.care or (age is not None and age >= CARE_AGE) or await self.store.token_care(who.id)
         now = time.time()
         call = CallRecord(
             call_id=who.id, lane="care" if care else "general", score=now * 1000.0, joined_at=now, queued_at=now,
             care=care, age=age, claimed_phone=m.claimed_phone, claimed_account=m.claimed_account,
             face_consent=m.face_consent, face_consent_at=now if m.face_consent is not None else None,
+            no_video=m.no_video,
         )
         call.leg = await self.store.open_leg(call)
         async with self.bus.lock():
@@ -519,7 +524,7 @@ class SignalingService:
             await self.bus.enqueue(call)
         await self.store.save_call(call)
         await self._emit(self._event("joined", call, who))
-        await self._push_status(only=who.key)
+        await self._push_status()  # everyone's: a care caller goes ahead of those in the general lane
         await self._kick()
 
     async def _requeue_head(self, call: CallRecord, reason: str, actor: Principal | None,
@@ -702,9 +707,10 @@ class SignalingService:
             who.key,
             p.CallStarted(ref=m.ref, call_id=call.call_id, lane=call.lane, peer=customer_key(call.call_id),
                           peer_name="customer", claimed_phone=call.claimed_phone,
-                          claimed_account=call.claimed_account),
+                          claimed_account=call.claimed_account, no_video=call.no_video),
         )
         await self._emit(self._event("accepted", call, who))
+        await self._push_status()  # those still waiting here move up now (other nodes: at their next status)
 
     async def _decline(self, who: Principal, m: p.Decline) -> None:
         async with self.bus.lock():
@@ -866,7 +872,8 @@ class SignalingService:
                     f"{pick.role}:{pick.id}",
                     p.CallOffer(call_id=call.call_id, lane=call.lane, waited_s=round(now - call.queued_at, 3),
                                 expires_s=self.options.offer_timeout_s, claimed_phone=call.claimed_phone,
-                                claimed_account=call.claimed_account, transfer_from=call.transfer_from),
+                                claimed_account=call.claimed_account, transfer_from=call.transfer_from,
+                                no_video=call.no_video),
                 )
                 await self._to(f"{pick.role}:{pick.id}", self._status(pick, p.AgentStatus, now))
 
@@ -1056,21 +1063,26 @@ class SignalingService:
             await self._to(key, self._status(agent, p.PresenceAck, now))
 
     async def _push_status(self, only: str | None = None) -> None:
-        """Send position and estimated wait to customers connected here (or just ``only``)."""
+        """Send position and estimated wait to customers connected here (or just ``only``).
+
+        The position is true across lanes: routing serves the care lane first, so everyone waiting in
+        the care lane is ahead of a general caller (``position`` 1: next)."""
         keys = [only] if only else [k for k in self.conns if k.startswith("customer:")]
         if not keys:
             return
         handle = await self.handle_s()  # before reading the lanes: what is sent is what they hold now
         entries_of = {lane: await self.bus.lane(lane) for lane in LANES}
         now = lanes_now(await self.bus.read_agents(), {lane: len(e) for lane, e in entries_of.items()}, handle)
+        ahead = 0
         for lane, entries in entries_of.items():
-            for position, (call_id, _) in enumerate(entries, start=1):
+            for place, (call_id, _) in enumerate(entries, start=1):
                 key = customer_key(call_id)
                 if key in keys and key in self.conns:
-                    est = round(expected_wait_s(position, now[lane]), 1)
-                    await self.conns[key].send(
-                        p.dump(p.QueueStatus(call_id=call_id, lane=lane, position=position, est_wait_s=est))
-                    )
+                    # the estimate counts the calls served first itself (``ahead_elsewhere``)
+                    est = round(expected_wait_s(place, now[lane]), 1)
+                    await self.conns[key].send(p.dump(p.QueueStatus(
+                        call_id=call_id, lane=lane, position=ahead + place, est_wait_s=est)))
+            ahead += len(entries)
 
     async def _refresh_ice(self, now: float) -> None:
         if not (self.ice.turn_urls and self.ice.turn_secret):

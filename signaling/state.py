@@ -8,7 +8,7 @@ from functools import cached_property
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from signaling.protocol import AgentState, Lane, Role
+from signaling.protocol import AgentState, Lane, NoVideo, Role
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,7 @@ class CallRecord(BaseModel):
     claimed_account: str | None = None
     face_consent: bool | None = None  # the customer's on-screen answer (None: not asked)
     face_consent_at: float | None = None  # unix seconds: when that answer reached the server (the join)
+    no_video: NoVideo | None = None  # voice only: why the customer's camera could not be used
     offered_to: str | None = None
     offer_deadline: float = 0.0
     tried: list[str] = Field(default_factory=list)

@@ -68,6 +68,11 @@ class SignalingStore:
         )
         return str(row["call_id"])
 
+    async def token_care(self, call_id: str) -> bool:
+        """Whether the server put this call's token in the care lane when it minted it (by age)."""
+        row = await self.db.fetchrow("SELECT care FROM signaling_tokens WHERE call_id = $1", call_id)
+        return row is not None and bool(row["care"])
+
     async def token_call(self, token: str) -> TokenCall | None:
         """What a token is bound to, without extending it: ``None`` if unknown or expired."""
         row = await self.db.fetchrow(

@@ -365,6 +365,21 @@ async def verify_password(request: web.Request) -> web.Response:
     """A1 by the line's service password (said by the customer, typed by the agent)."""
     session = await agent_session(request)
     body = await _body(request, PasswordBody)
+    session = await _password_check(request, session, body.password, "agent", session.agent or "")
+    return web.json_response({"session": _session_json(session)})
+
+
+async def customer_password(request: web.Request) -> web.Response:
+    """A1 by the line's service password typed by the customer on their own keypad: it goes to the
+    server only (never to the agent, never as chat); the answer says whether it was right."""
+    session = await customer_session(request)
+    body = await _body(request, PasswordBody)
+    await _password_check(request, session, body.password, "customer", f"session:{session.id}")
+    return web.json_response({"verified": True})
+
+
+async def _password_check(request: web.Request, session: CounterSession, password: str, role: str,
+                          actor: str) -> CounterSession:
     if session.account is None:
         raise ApiError(409, "no_account", "claim the customer's line first")
     sessions = request.app[SESSIONS]
@@ -376,16 +391,16 @@ async def verify_password(request: web.Request) -> web.Response:
         reason = (f"too many wrong service passwords for this line (in any session): try again in {retry} s, "
                   "or offer another way to prove identity")
         await request.app[AUDIT].append(AuditEvent(
-            "identity.password", "agent", session.agent, outcome="refused", session_id=session.id,
+            "identity.password", role, actor, outcome="refused", session_id=session.id,
             account=session.account, reason=reason, details={"locked": True},
         ))
         raise retry_later(ApiError(429, "password_locked", reason, retry_after_s=retry), retry)
-    ok = await request.app[ACCOUNTS].verify_password(session.account, body.password)
+    ok = await request.app[ACCOUNTS].verify_password(session.account, password)
     if not ok:
         verdict = await guard.failed(SERVICE_PASSWORD, session.account)
         reason = "the service password is wrong; offer another way to prove identity"
         await request.app[AUDIT].append(AuditEvent(
-            "identity.password", "agent", session.agent, outcome="refused", session_id=session.id,
+            "identity.password", role, actor, outcome="refused", session_id=session.id,
             account=session.account, reason=reason,
             details={"failures_on_line": verdict.failures, "locked_for_s": verdict.locked_for_s},
         ))
@@ -393,11 +408,10 @@ async def verify_password(request: web.Request) -> web.Response:
     await guard.succeeded(SERVICE_PASSWORD, session.account)
     proof = await sessions.proofs.record_check(session.id, ProofKind.PASSWORD)
     try:
-        session = await sessions.raise_level(session.id, Level.A1, [proof.sha], Method.PASSWORD,
-                                             recorded_by=session.agent)
+        return await sessions.raise_level(session.id, Level.A1, [proof.sha], Method.PASSWORD,
+                                          recorded_by=session.agent if role == "agent" else actor)
     except SessionError as exc:
         raise ApiError(409, exc.code, exc.reason) from exc
-    return web.json_response({"session": _session_json(session)})
 
 
 async def send_sms_code(request: web.Request) -> web.Response:
@@ -730,6 +744,8 @@ ROUTES: list[tuple[str, str, Any, type[BaseModel] | None, str]] = [
         "customer: confirm or decline on their own screen",
     ),
     ("POST", "/api/customer/counter/rating", customer_rating, RatingBody, "customer: satisfaction rating"),
+    ("POST", "/api/customer/counter/password", customer_password, PasswordBody,
+     "customer: A1 by the service password typed on their own keypad"),
 ]
 
 

@@ -48,6 +48,8 @@ from identity import Challenge, Checked, EvidenceStore, FaceMatch, IdCardResult,
 from identity.evidence import EvidenceNotFound, load_or_create_master_key
 from identity.images import ImageError, as_bgr
 from identity.liveness import UnusableReference
+from signaling.aio import SIGNALING
+from signaling.protocol import NoticeCode
 from signaling.witness import WitnessError
 from web.counter_api import ACCOUNTS, SESSIONS, agent_session, customer_session
 from web.counter_api import _session_json as _session_json
@@ -289,6 +291,10 @@ async def liveness_evaluate(request: web.Request) -> web.Response:
                         "passive_score": result.passive_score, "reasons": list(result.reasons),
                         "identity": result.identity_json()}, checked.evidence)
     session, refused = await _maybe_a2(request, session, actor) if result.passed else (session, None)
+    if not result.passed and (signaling := request.app.get(SIGNALING)) is not None:
+        # the customer is told it failed and what comes next, in their page's words for the code
+        await signaling.notify_customer(session.id, NoticeCode.LIVENESS_FAILED, "The movements check did not "
+                                        "pass; the agent will try again or check another way.")
     shown = frames[result.anchor_frame if result.anchor_frame is not None else 0][1] if frames else None
     thumb = _thumbnail(shown) if shown is not None else ""
     return web.json_response({"result": result.to_json(), "evidence": list(checked.evidence), "audit_seq": seq,

@@ -23,6 +23,7 @@ from signaling.service import CallEvent, ChatLine, IceConfig, SignalingService
 from signaling.state import Principal
 from signaling.store import SignalingStore
 from web.auth import current_session, require_role
+from web.care_link import audit_join, care_by_age
 from web.errors import ApiError, read_json
 from web.params import MAX_HOURS, query_float
 
@@ -48,14 +49,19 @@ def origin_allowed(request: web.Request, allowed: list[str]) -> bool:
 
 
 async def customer_join(request: web.Request) -> web.Response:
-    """Mint an anonymous join token (no login: a customer is identified later, on camera)."""
+    """Mint an anonymous join token (no login: a customer is identified later, on camera).
+
+    A care link's ``hint`` (:mod:`web.care_link`) puts a holder of ``care_age`` or more in the care lane."""
     body = await read_json(request, limit=4096) if request.can_read_body else None
     care = bool(body.get("care")) if isinstance(body, dict) else False
+    by_age, line = await care_by_age(request, body.get("hint")) if isinstance(body, dict) else (False, None)
     service = request.app[SIGNALING]
-    token = await service.mint_join(care)
+    token = await service.mint_join(care or by_age)
+    if by_age and line is not None:
+        await audit_join(request, token.call_id, line)
     return web.json_response(
         {"token": token.token, "call_id": token.call_id, "expires_at": token.expires_at, "ws_url": "/ws",
-         "protocol": 1}
+         "protocol": 1, "care": care or by_age, "care_reason": "age" if by_age else None}
     )
 
 

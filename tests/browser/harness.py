@@ -60,10 +60,13 @@ OBSERVE = """
 })();
 """
 
+#: The camera refused (the microphone allowed), as a customer who said no to the camera only.
 DENY_CAMERA = """
 (() => {
   const md = navigator.mediaDevices;
-  md.getUserMedia = () => Promise.reject(new DOMException("Permission denied", "NotAllowedError"));
+  const gum = md.getUserMedia.bind(md);
+  md.getUserMedia = (c) => c && c.video
+    ? Promise.reject(new DOMException("Permission denied", "NotAllowedError")) : gum(c);
 })();
 """
 

@@ -39,7 +39,34 @@ const state = {
   scripts: [],
   muted: false,
   stepSeq: 0,
+  stepKinds: new Map(), // step id -> what was pushed, for the help alert
 };
+
+/**
+ * The customer pressed 我不会，请帮我 on a step: an alert on top of the console with the step, and a
+ * tone (the agent may be looking elsewhere); it stays until the agent acknowledges it.
+ */
+function helpAlert(stepIdValue) {
+  const pushed = state.stepKinds.get(stepIdValue) ?? { step: "info", text: null };
+  const step = pushed.text ?? pair(`staff.push.${pushed.step}`);
+  $("help-alert-text").textContent = both("staff.help_alert", { step });
+  $("help-alert").hidden = false;
+  document.body.dataset.helpAlert = pushed.step;
+  try {
+    const audio = new AudioContext();
+    for (const [at, freq] of [[0, 880], [0.35, 660], [0.7, 880]]) {
+      const tone = audio.createOscillator();
+      const gain = audio.createGain();
+      tone.frequency.value = freq;
+      gain.gain.value = 0.2;
+      tone.connect(gain).connect(audio.destination);
+      tone.start(audio.currentTime + at);
+      tone.stop(audio.currentTime + at + 0.25);
+    }
+  } catch {
+    // no audio output: the alert stays on screen until acknowledged
+  }
+}
 
 function send(msg) {
   state.ws?.send(msg);
@@ -53,6 +80,7 @@ function stepId(kind) {
 /** Push a step to the customer's screen; resolves with their step_result. */
 function pushStep(step, params = {}) {
   const id = stepId(step);
+  state.stepKinds.set(id, { step, text: params.text_zh ? { zh: params.text_zh, en: params.text_en ?? params.text_zh } : null });
   send({ type: "push_step", call_id: state.call.id, step_id: id, step, params: { ...params } });
   return new Promise((resolve) => state.steps.set(id, resolve));
 }
@@ -203,7 +231,10 @@ async function callStarted(msg) {
   state.call = { id: msg.call_id, lane: msg.lane, claimedPhone: msg.claimed_phone ?? null };
   document.body.dataset.call = msg.call_id;
   $("call-id").textContent = msg.call_id;
-  mount($("lane-badge"), msg.lane === "care" ? h("span", { class: "badge care" }, "关爱 Care lane") : h("span", { class: "badge" }, "普通 General"));
+  mount($("lane-badge"), msg.lane === "care" ? h("span", { class: "badge care" }, "关爱 Care lane") : h("span", { class: "badge" }, "普通 General"),
+    msg.no_video ? h("span", { class: "badge warn", id: "no-video" }, both(`staff.no_video.${msg.no_video}`)) : null);
+  if (msg.no_video) document.body.dataset.noVideo = msg.no_video;
+  else delete document.body.dataset.noVideo;
   if (msg.claimed_phone) $("claim-msisdn").value = msg.claimed_phone.replace(/\D/g, "").slice(-11);
   enableCall(true);
   showRecording(false, "waiting_media");
@@ -988,6 +1019,7 @@ const handlers = {
     addChat(msg.text, msg.sender?.startsWith("supervisor:") ? `班长 ${msg.sender.slice(11)}` : "customer");
   },
   step_result(msg) {
+    if (msg.status === "cancelled" && msg.value === "help") helpAlert(msg.step_id);
     const resolve = state.steps.get(msg.step_id);
     if (resolve) {
       state.steps.delete(msg.step_id);
@@ -1095,6 +1127,10 @@ async function boot() {
   $("btn-tx-cancel").addEventListener("click", () => { state.selected = null; $("tx-form").hidden = true; renderPicker(); });
   $("btn-guide-start").addEventListener("click", startGuidance);
   $("btn-guide-push").addEventListener("click", pushGuidance);
+  $("btn-help-ack").addEventListener("click", () => {
+    $("help-alert").hidden = true;
+    delete document.body.dataset.helpAlert;
+  });
   $("chat-form").addEventListener("submit", sendChat);
   $("wrap-form").addEventListener("submit", closeSession);
   await Promise.all([loadWrapUps(), loadScripts()]);

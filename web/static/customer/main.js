@@ -3,7 +3,7 @@
 
 import { mount } from "../shared/dom.js";
 import { currentLang, noticeText, setLang, t } from "../shared/i18n.js";
-import { digitByDigit, hush, repeat, speak } from "../shared/speech.js";
+import { hush, repeat, speak, speakParts } from "../shared/speech.js";
 import { WitnessLeg } from "../shared/witness.js";
 import { ReconnectingSocket } from "../shared/ws.js";
 import { autoCapture, sha256Hex } from "./capture.js";
@@ -29,9 +29,13 @@ const state = {
   queue: { position: null, etaS: null },
   ended: false,
   callToken: null,
+  hint: null, // a care link's sealed line (?hint=): the server decides the care lane by the holder's age
+  careAge: null, // set when the server said this link's holder goes to the care lane
+  noVideo: null, // voice only: why the camera could not be used (told to the agent with the join)
 };
 
 let ws = null;
+let noticeTimer = null;
 let witness = null; // the send-only leg to the server's recording witness
 let current = null; // () => screen object, rebuilt on language change
 let shown = null;
@@ -71,7 +75,7 @@ async function counterApi(path, body) {
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const data = await resp.json().catch(() => ({}));
-  if (!resp.ok) throw new Error(data?.error?.reason ?? `HTTP ${resp.status}`);
+  if (!resp.ok) throw Object.assign(new Error(data?.error?.reason ?? `HTTP ${resp.status}`), { code: data?.error?.code });
   return data;
 }
 
@@ -98,28 +102,35 @@ async function uploadStill(blob, kind) {
 
 function txItem(tx) {
   const en = currentLang() === "en";
+  const secrets = secretsOf(tx);
   return {
     id: tx.id,
     title: (en ? tx.title_en : tx.title_zh) ?? tx.code,
     ok: tx.status === "done",
-    text: (en ? tx.text_en : tx.text_zh) ?? (en ? tx.reason : tx.reason_zh ?? tx.reason) ?? "",
+    text: withoutSecrets((en ? tx.text_en : tx.text_zh) ?? (en ? tx.reason : tx.reason_zh) ?? "", secrets),
+    secrets,
   };
 }
 
 function save() {
-  const { senior, faceConsent, token } = state;
-  sessionStorage.setItem(STORE, JSON.stringify({ senior, faceConsent, token, lang: currentLang() }));
+  const { senior, faceConsent, token, noVideo } = state;
+  sessionStorage.setItem(STORE, JSON.stringify({ senior, faceConsent, token, noVideo, lang: currentLang() }));
 }
 
 function show(build) {
+  // a line from the agent (or about a step) belongs to the screen it came with: gone on the next one
+  if ($("notice").dataset.kind !== "notice") {
+    $("notice").hidden = true;
+    clearTimeout(noticeTimer);
+  }
   cleanup();
   cleanup = () => {};
   current = build;
   shown = build();
   mount($("screen"), shown.node);
   document.body.dataset.screen = shown.name;
-  $("stage").hidden = !(state.inCall && (shown.name === "call" || shown.name === "keypad"));
-  if (state.senior || shown.speak) speak(shown.say, currentLang());
+  $("stage").hidden = !(state.inCall && shown.name === "call");
+  if (state.senior || shown.speak) speakParts([shown.say].flat(), currentLang());
   else hush();
   shown.node.querySelector("h1")?.focus({ preventScroll: true });
   return shown;
@@ -134,6 +145,7 @@ function setSenior(on) {
 
 function start() {
   show(() => S.entry({
+    careAge: state.careAge,
     onVideo: () => { setSenior(false); consent(); },
     onSenior: () => { setSenior(true); consent(); },
   }));
@@ -159,11 +171,31 @@ async function openMedia() {
     state.stream = await openCallMedia();
   } catch (err) {
     const reason = classifyError(err);
-    show(() => S.permissionDenied({ reason, browser: browserKind(), onRetry: openMedia }));
+    show(() => S.permissionDenied({ reason, browser: browserKind(), onRetry: openMedia, onVoice: () => openVoice(reason) }));
     return;
   }
-  $("self-video").srcObject = state.stream;
-  peer.setLocalStream(state.stream);
+  state.noVideo = null;
+  startWith(state.stream);
+}
+
+/** Served by voice only: the microphone alone; the agent is told why there is no video. */
+async function openVoice(reason) {
+  show(S.asking);
+  try {
+    state.stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+  } catch {
+    show(() => S.notice({ name: "voice-failed", title: t("perm.voice_failed") }));
+    return;
+  }
+  state.noVideo = reason;
+  save();
+  startWith(state.stream);
+}
+
+function startWith(stream) {
+  $("self-video").srcObject = stream;
+  $("self-video").hidden = !!state.noVideo;
+  peer.setLocalStream(stream);
   if (state.token) connect();
   else join();
 }
@@ -176,7 +208,7 @@ async function join() {
     const resp = await fetch("/api/customer/join", {
       method: "POST",
       headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ care: state.senior }),
+      body: JSON.stringify({ care: state.senior, hint: state.hint ?? undefined }),
     });
     if (!resp.ok) throw new Error(`join ${resp.status}`);
     const body = await resp.json();
@@ -240,7 +272,8 @@ const handlers = {
     if (msg.call_id) state.callId = msg.call_id;
     if (!msg.resumed) {
       // the face-data answer travels with the join: the agent's session has it before anything is checked
-      ws.send({ type: "join", care: state.senior, locale: currentLang(), face_consent: state.faceConsent ?? undefined });
+      ws.send({ type: "join", care: state.senior, locale: currentLang(), face_consent: state.faceConsent ?? undefined,
+        no_video: state.noVideo ?? undefined });
     }
     // agreed on the consent screen before anything started; the witness records only after this
     ws.send({ type: "recording_consent", accepted: true });
@@ -269,7 +302,14 @@ const handlers = {
     document.body.dataset.position = String(msg.position);
     const changed = msg.position !== state.queue.position;
     state.queue = { position: msg.position, etaS: msg.est_wait_s };
-    if (!state.inCall && !state.kept && (changed || shown?.name !== "waiting")) showWaiting();
+    if (state.inCall || state.kept) return;
+    if (shown?.name !== "waiting" || shown.connecting || !document.getElementById("keep-place")) showWaiting();
+    else if (changed) {
+      // the same live region, new words: screen readers announce the change; the voice says it too
+      const now = S.waitingWords(state.queue);
+      shown.update(now);
+      speak(now.say, currentLang());
+    }
   },
   place_kept(msg) {
     state.kept = true;
@@ -286,6 +326,7 @@ const handlers = {
     document.body.dataset.resumed = msg.resumed ? "1" : "0";
     if (!state.inCall) {
       state.inCall = true;
+      if (!msg.resumed) state.chat = []; // a new call starts with nothing from an earlier one
       show(callScreen);
     } else if (shown?.name === "call") {
       show(callScreen); // resumed (after a restart): the agent's offer follows and reconnects the media
@@ -305,8 +346,7 @@ const handlers = {
   },
   chat(msg) {
     state.chat.push({ text: msg.text, mine: false });
-    if (shown?.name === "keypad") show(current);
-    announce(msg.text);
+    announce(msg.text, "chat");
   },
   push_step(msg) {
     runStep(msg);
@@ -320,6 +360,14 @@ const handlers = {
       witness?.close();
       for (const track of state.stream?.getTracks() ?? []) track.stop();
       show(() => S.notice({ name: "replaced", title: t("error.replaced") }));
+      return;
+    }
+    if (msg.code === "liveness_failed") {
+      // what happened and what comes next, on its own screen and spoken; back to the call when read
+      document.body.dataset.notice = msg.code;
+      // (back to the call by itself after a while: the agent is there and may push the next step)
+      briefly(() => S.notice({ name: "liveness-failed", title: t("live.failed_title"), text: noticeText(msg.code),
+        onOk: backToCall }), 10000);
       return;
     }
     if (msg.code === "server_restart") {
@@ -381,12 +429,13 @@ async function startWitness() {
   }
 }
 
-let noticeTimer = null;
 
-/** Show a line from the agent or the service in the banner for a while, and say it. */
-function announce(text) {
+/** Show a line from the agent ("chat"), about a step ("step") or from the service ("notice") in the
+ * banner for a while, and say it; a chat or step line leaves with the screen it came with. */
+function announce(text, kind = "notice") {
   const banner = $("notice");
   banner.textContent = text;
+  banner.dataset.kind = kind;
   banner.hidden = false;
   clearTimeout(noticeTimer);
   noticeTimer = setTimeout(() => { banner.hidden = true; }, 15000);
@@ -416,6 +465,7 @@ function handle(msg) {
 
 function callScreen() {
   return S.inCall({
+    voiceOnly: !!state.noVideo,
     muted: state.muted,
     reconnecting: state.reconnecting,
     onMute: () => {
@@ -434,13 +484,19 @@ function callScreen() {
   });
 }
 
-function keypadScreen() {
+function keypadScreen(status = null) {
   return S.keypad({
-    lines: state.chat,
-    onSend: (text) => {
-      ws.send({ type: "chat", call_id: state.callId, text });
-      state.chat.push({ text, mine: true });
-      show(keypadScreen);
+    status,
+    onSend: async (password) => {
+      // to the server only: it checks the line's password and tells the agent's session the level
+      let result = "ok";
+      try {
+        await counterApi("/password", { password });
+      } catch (err) {
+        result = err.code === "wrong_password" ? "wrong" : err.code === "password_locked" ? "locked" : "failed";
+      }
+      document.body.dataset.password = result;
+      show(() => keypadScreen(result));
     },
     onClose: () => show(callScreen),
   });
@@ -455,11 +511,11 @@ function backToCall() {
 }
 
 /** Show a short notice, then go back to the call unless something else was shown meanwhile. */
-function briefly(build) {
+function briefly(build, ms = 1500) {
   const view = show(build);
   setTimeout(() => {
     if (shown === view) backToCall();
-  }, 1500);
+  }, ms);
 }
 
 function runStep(msg) {
@@ -487,7 +543,11 @@ function infoStep(id, p) {
     text: loc(p, "text") ?? loc(p, "title") ?? "",
     press: loc(p, "press"),
     onDone: () => { stepResult(id, "ok"); backToCall(); },
-    onHelp: () => { stepResult(id, "cancelled", "help"); backToCall(); },
+    onHelp: () => {
+      // the agent's console raises an alert with this step; the customer hears that help is coming
+      stepResult(id, "cancelled", "help");
+      briefly(() => S.notice({ name: "help-coming", title: t("step.help_coming") }), 6000);
+    },
   }));
 }
 
@@ -555,6 +615,10 @@ async function switchCameraStep(id, p) {
 }
 
 function faceCaptureStep(id, p) {
+  if (state.noVideo) {
+    stepResult(id, "cancelled", "no_video");
+    return;
+  }
   if (state.faceConsent === false) {
     stepResult(id, "cancelled", "face_declined");
     briefly(() => S.notice({ name: "face-declined", title: t("face.declined_notice") }));
@@ -576,8 +640,8 @@ function faceCaptureStep(id, p) {
     const upload = await uploadStill(shot.blob, "face");
     const tries = (p.tries ?? 0) + 1;
     if (upload.code === "still_mismatch" && tries < 3) {
-      announce(t("face_cap.mismatch"));
       faceCaptureStep(id, { ...p, tries });
+      announce(t("face_cap.mismatch"), "step");
       return;
     }
     const metrics = { mean: Math.round(shot.metrics.mean), sharpness: Math.round(shot.metrics.sharpness) };
@@ -634,8 +698,8 @@ async function idCaptureStep(id, p) {
       const tries = (p.tries ?? 0) + 1;
       if ((upload.code === "still_mismatch" || upload.code === "id_unreadable") && tries < 3) {
         URL.revokeObjectURL(url);
-        announce(t("id_cap.mismatch"));
         idCaptureStep(id, { ...p, tries });
+        announce(t("id_cap.mismatch"), "step");
         return;
       }
       const metrics = { sharpness: Math.round(shot.metrics.sharpness), glare: shot.metrics.glare };
@@ -718,25 +782,37 @@ function outcomeShown(outcome) {
   }
 }
 
+/** A transaction's secrets in the page's language: [{name, label, value}]. */
+function secretsOf(tx) {
+  const en = currentLang() === "en";
+  return (tx.secrets ?? []).map((s) => ({ name: s.name, label: en ? s.label_en : s.label_zh, value: String(s.value) }));
+}
+
+/** The server's words for a result with each secret taken out (the secrets are shown large apart). */
+function withoutSecrets(text, secrets) {
+  let out = text ?? "";
+  for (const s of secrets) out = out.split(s.value).join(t("txres.below"));
+  return out;
+}
+
+/** What to say for secrets: the label, then each digit as its own utterance (never one big number). */
+function secretParts(secrets, key = "txres.say_label") {
+  return secrets.flatMap((s) => [t(key, { label: s.label }), ...s.value]);
+}
+
 /** The result, its secrets large and spoken one digit at a time. */
 function resultStep(outcome) {
   const build = () => {
     const en = currentLang() === "en";
     const lang = currentLang();
-    const secrets = (outcome.secrets ?? []).map((s) => ({ name: s.name, label: en ? s.label_en : s.label_zh, value: String(s.value) }));
-    let text = (en ? outcome.text_en : outcome.text_zh) ?? "";
-    let spokenText = text;
-    for (const s of secrets) spokenText = spokenText.split(s.value).join(digitByDigit(s.value, lang));
-    const digits = secrets.map((s) => t("txres.say_digits", { label: s.label, digits: digitByDigit(s.value, lang) })).join(" ");
-    const say = secrets.length
-      ? `${spokenText} ${secrets.map((s) => t("txres.say_secret", { label: s.label, digits: digitByDigit(s.value, lang) })).join(" ")}`
-      : text;
+    const secrets = secretsOf(outcome);
+    const text = withoutSecrets(en ? outcome.text_en : outcome.text_zh, secrets);
     return S.txResult({
       title: (en ? outcome.title_en : outcome.title_zh) ?? t("txres.title"),
       text,
       secrets,
-      say,
-      sayAgain: () => speak(secrets.length ? digits : text, lang),
+      say: [text, ...secretParts(secrets)],
+      sayAgain: () => speakParts(secrets.length ? secretParts(secrets, "txres.say_again") : [text], lang),
       onDone: backToCall,
     });
   };
@@ -794,10 +870,10 @@ async function rated(score) {
   if (state.callToken) {
     try {
       if (score !== null) await counterApi("/rating", { rating: score });
+      // the server's record is the truth: one entry per transaction, as it ended
       const counter = await counterApi("");
-      const done = (counter.recent ?? []).map(txItem);
-      const ids = new Set(done.map((d) => d.id));
-      state.results = [...done, ...state.results.filter((r) => r.id === undefined || !ids.has(r.id))];
+      const byId = new Map((counter.recent ?? []).filter((x) => x.status !== "pending").map((x) => [x.id, x]));
+      state.results = [...byId.values()].map(txItem);
     } catch {
       // the session may already be closed: show what this screen knows
     }
@@ -806,7 +882,9 @@ async function rated(score) {
 }
 
 function showResult() {
-  show(() => S.result({ items: state.results, onAgain: () => location.reload() }));
+  const once = new Map();
+  for (const r of state.results) once.set(r.id ?? `local-${once.size}`, r); // one entry per transaction
+  show(() => S.result({ items: [...once.values()], onAgain: () => location.reload() }));
 }
 
 // ---- robustness: background, rotation, network ----------------------------------------------
@@ -816,7 +894,7 @@ document.addEventListener("visibilitychange", async () => {
   ws?.reconnectNow();
   keepAwake();
   const video = state.stream.getVideoTracks()[0];
-  if (!isLive(video) && shown?.name !== "id-capture") {
+  if (!state.noVideo && !isLive(video) && shown?.name !== "id-capture") {
     try {
       await setVideoTrack(await openFrontCamera());
     } catch {
@@ -843,6 +921,7 @@ function boot() {
   });
   $("btn-repeat").addEventListener("click", () => repeat());
   relabel();
+  state.hint = new URLSearchParams(location.search).get("hint");
   const holdCode = takeHoldCode();
   const invite = takeInvite();
   if (invite) {
@@ -866,10 +945,31 @@ function boot() {
     setSenior(!!saved.senior);
     state.faceConsent = saved.faceConsent ?? null;
     state.token = saved.token;
+    state.noVideo = saved.noVideo ?? null;
     state.callToken = saved.token;
-    openMedia();
+    if (state.noVideo) openVoice(state.noVideo);
+    else openMedia();
+  } else if (state.hint) {
+    careHint().then(start);
   } else {
     start();
+  }
+}
+
+/** Ask the server whether this care link puts the customer in the care lane (senior mode on then). */
+async function careHint() {
+  try {
+    const resp = await fetch("/api/customer/care-hint", {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ hint: state.hint }),
+    });
+    const body = resp.ok ? await resp.json() : {};
+    if (body.care) {
+      state.careAge = body.age;
+      setSenior(true);
+      document.body.dataset.careByAge = String(body.age);
+    }
+  } catch {
+    // no answer: the customer chooses on the first screen as usual
   }
 }
 

@@ -41,7 +41,19 @@ export function countdown(seconds, onExpire, { extra = 60 } = {}) {
   return { node: h("div", { class: "countdown" }, text, more), stop: () => clearInterval(timer), more };
 }
 
-export function entry({ onVideo, onSenior }) {
+export function entry({ onVideo, onSenior, careAge }) {
+  if (careAge) {
+    // a care link for a holder of careAge or more: the care lane and senior mode, said plainly
+    return {
+      name: "entry",
+      say: [t("entry.title"), t("entry.care_by_age", { age: careAge })],
+      speak: true,
+      node: screen("entry", t("entry.title"),
+        h("p", { class: "lead care-note", id: "care-note" }, t("entry.care_by_age", { age: careAge })),
+        h("div", { class: "stack" },
+          bigButton(t("entry.start"), onSenior, { id: "btn-senior", kind: "care", iconName: "senior" }))),
+    };
+  }
   return {
     name: "entry",
     say: t("entry.say"),
@@ -97,7 +109,7 @@ export function asking() {
   return { name: "asking", say: t("perm.asking"), node: screen("asking", t("perm.asking")) };
 }
 
-export function permissionDenied({ reason, browser, onRetry }) {
+export function permissionDenied({ reason, browser, onRetry, onVoice }) {
   const steps = reason === "no_camera" ? t("perm.no_camera") : t(`perm.${browser}`);
   return {
     name: "denied",
@@ -106,50 +118,57 @@ export function permissionDenied({ reason, browser, onRetry }) {
     node: screen("denied", t("perm.denied_title"),
       h("p", { class: "lead" }, t("perm.denied")),
       h("p", { class: "howto", "data-browser": browser }, steps),
-      bigButton(t("common.retry"), onRetry, { id: "btn-retry" })),
+      h("div", { class: "stack" },
+        bigButton(t("common.retry"), onRetry, { id: "btn-retry" }),
+        bigButton(t("perm.voice_only"), onVoice, { id: "btn-voice-only", kind: "secondary", hint: t("perm.voice_only_hint"),
+          iconName: "mic" }))),
+  };
+}
+
+/** What the waiting screen says for a queue position (1: next) and an estimated wait. */
+export function waitingWords({ position, etaS, connecting = false }) {
+  const minutes = Math.max(1, Math.round((etaS ?? 0) / 60));
+  if (connecting) return { title: t("wait.connecting"), say: t("wait.connecting"), eta: "" };
+  if (position == null) return { title: t("wait.title"), say: t("wait.auto"), eta: "" };
+  if (position <= 1) return { title: t("wait.first"), say: t("wait.say_first"), eta: "" };
+  return {
+    title: t("wait.position", { n: position - 1 }),
+    say: t("wait.say", { n: position - 1, m: minutes }),
+    eta: etaS < 60 ? t("wait.eta_short") : t("wait.eta", { m: minutes }),
   };
 }
 
 export function waiting({ position, etaS, connecting, onLeave }) {
-  const minutes = Math.max(1, Math.round((etaS ?? 0) / 60));
-  let title;
-  let say;
-  if (connecting) {
-    title = t("wait.connecting");
-    say = t("wait.connecting");
-  } else if (position == null) {
-    title = t("wait.title");
-    say = t("wait.auto");
-  } else if (position <= 1) {
-    title = t("wait.first");
-    say = t("wait.say_first");
-  } else {
-    title = t("wait.position", { n: position - 1 });
-    say = t("wait.say", { n: position - 1, m: minutes });
-  }
+  const words = waitingWords({ position, etaS, connecting });
+  const where = h("p", { class: "queue-position", id: "queue-position" }, words.title);
+  const eta = h("p", { class: "queue-eta", id: "queue-eta", hidden: !words.eta }, words.eta);
   return {
     name: "waiting",
-    say,
+    say: words.say,
     speak: true,
+    connecting,
+    /** New words in the same nodes: the live region stays in place, so its change is announced. */
+    update: (next) => {
+      where.textContent = next.title;
+      eta.textContent = next.eta;
+      eta.hidden = !next.eta;
+    },
     node: screen("waiting", t("wait.title"),
-      h("div", { class: "queue", "aria-live": "polite" },
-        h("p", { class: "queue-position", id: "queue-position" }, title),
-        position != null && position > 1 && !connecting
-          ? h("p", { class: "queue-eta", id: "queue-eta" }, etaS < 60 ? t("wait.eta_short") : t("wait.eta", { m: minutes }))
-          : null,
+      h("div", { class: "queue", id: "queue", "aria-live": "polite" }, where, eta,
         h("div", { class: "spinner", "aria-hidden": "true" })),
       h("p", { class: "lead" }, t("wait.auto")),
       bigButton(t("wait.leave"), onLeave, { kind: "secondary", id: "btn-leave" })),
   };
 }
 
-export function inCall({ muted, reconnecting, onMute, onHangup, onType }) {
+export function inCall({ muted, reconnecting, voiceOnly, onMute, onHangup, onType }) {
   return {
     name: "call",
     say: reconnecting ? t("call.reconnecting_say") : t("call.say"),
     speak: true,
     node: h("section", { class: "screen screen-call", "data-screen": "call", "aria-label": t("call.title") },
       reconnecting ? h("p", { class: "banner", role: "status", id: "reconnecting" }, t("call.reconnecting")) : null,
+      voiceOnly ? h("p", { class: "lead", id: "voice-only" }, t("call.voice_only")) : null,
       h("div", { class: "call-controls" },
         bigButton(muted ? t("call.unmute") : t("call.mute"), onMute, { kind: muted ? "warn" : "secondary", id: "btn-mute", iconName: muted ? "mic-off" : "mic" }),
         bigButton(t("call.type"), onType, { kind: "secondary", id: "btn-type", iconName: "keypad" }),
@@ -168,28 +187,35 @@ export function hangupConfirm({ onYes, onNo }) {
   };
 }
 
-export function keypad({ lines, onSend, onClose }) {
-  const field = h("input", { id: "chat-input", class: "chat-input", inputmode: "numeric", autocomplete: "off",
-    "aria-label": t("chat.placeholder"), placeholder: t("chat.placeholder"), maxlength: "200" });
-  const key = (k) => h("button", { type: "button", class: "key", "data-key": k, onclick: () => { field.value += k; } }, k);
-  const keys = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "*", "0", "#"].map(key);
+/**
+ * The service password on a large keypad: the digits are masked and go to the server alone (never
+ * as chat, never to the agent). The whole keypad fits the screen, with the video hidden meanwhile.
+ */
+export function keypad({ status, onSend, onClose }) {
+  const field = h("input", { id: "pw-input", class: "chat-input", type: "password", inputmode: "none", readonly: true,
+    autocomplete: "off", "aria-label": t("pw.field"), placeholder: t("pw.field"), maxlength: "12" });
+  const key = (k) => h("button", { type: "button", class: "key", "data-key": k, onclick: () => {
+    if (field.value.length < 12) field.value += k;
+  } }, k);
+  const keys = ["1", "2", "3", "4", "5", "6", "7", "8", "9"].map(key);
+  const del = h("button", { type: "button", class: "key key-del", id: "btn-clear", "aria-label": t("chat.clear"),
+    onclick: () => { field.value = field.value.slice(0, -1); } }, t("chat.clear"));
   const send = () => {
-    const text = field.value.trim();
+    const text = field.value;
     if (!text) return;
-    onSend(text);
     field.value = "";
+    onSend(text);
   };
   return {
     name: "keypad",
-    say: t("chat.title"),
-    node: screen("keypad", t("chat.title"),
-      h("ol", { class: "chat-log", id: "chat-log", "aria-live": "polite" }, lines.map((l) => h("li", { class: l.mine ? "mine" : "theirs" }, l.text))),
+    say: status ? t(`pw.${status}`) : t("pw.say"),
+    speak: true,
+    node: screen("keypad", t("pw.title"),
+      status ? h("p", { class: `lead pw-status pw-${status}`, id: "pw-status", role: "status" }, t(`pw.${status}`)) : null,
       field,
-      h("div", { class: "keypad", role: "group", "aria-label": t("chat.title") }, keys),
-      h("div", { class: "row" },
-        h("button", { type: "button", class: "secondary", id: "btn-clear", onclick: () => { field.value = field.value.slice(0, -1); } }, t("chat.clear")),
-        h("button", { type: "button", class: "primary", id: "btn-send", onclick: send }, t("chat.send"))),
-      bigButton(t("chat.close"), onClose, { kind: "secondary", id: "btn-chat-close", iconName: "video" })),
+      h("div", { class: "keypad", role: "group", "aria-label": t("pw.title") }, keys, del, key("0"),
+        h("button", { type: "button", class: "key key-send primary", id: "btn-send", onclick: send }, t("pw.send"))),
+      h("button", { type: "button", class: "secondary", id: "btn-chat-close", onclick: onClose }, t("chat.close"))),
   };
 }
 
@@ -295,30 +321,65 @@ export function confirmation({ title, what, inputs = [], effect, timer, onYes, o
   };
 }
 
+/** A code in groups of four ("3287 6604"): easier to read, copy and say back. */
+export function groups(value) {
+  return String(value).match(/.{1,4}/g) ?? [];
+}
+
+/** One secret shown large: its label, then its digits in groups (one box a digit). */
+function secretBlock(s) {
+  const spaced = [...s.value].join(" ");
+  return h("div", { class: "secret", dataset: { secret: s.name } },
+    h("p", { class: "secret-label" }, s.label),
+    h("p", { class: "secret-code", "aria-label": `${s.label} ${spaced}` },
+      groups(s.value).flatMap((g, i) => [
+        i ? " " : null,
+        h("span", { class: "group", "aria-hidden": "true" }, [...g].map((d) => h("span", { class: "digit" }, d))),
+      ])));
+}
+
 /**
- * A result on the customer's own screen; its secrets (a PUK, a SIM number) shown large, one box a
- * digit, and spoken digit by digit (say), with a button to hear them again.
+ * A result on the customer's own screen; its secrets (a PUK, a SIM number) shown large, grouped, one
+ * box a digit, and spoken digit by digit (say), with buttons to hear them again and to copy them
+ * (where the phone allows copying).
  */
 export function txResult({ title, text, secrets = [], say, sayAgain, onDone }) {
+  const copied = h("p", { class: "copied", id: "txres-copied", role: "status" });
+  const copy = async () => {
+    try {
+      await navigator.clipboard.writeText(secrets.map((s) => s.value).join(" "));
+      copied.textContent = t("txres.copied");
+    } catch {
+      copied.textContent = t("txres.copy_failed");
+    }
+  };
   return {
     name: "tx-result",
     say,
     speak: true,
     node: screen("tx-result", title,
       text ? h("p", { class: "lead", id: "txres-text" }, text) : null,
-      secrets.map((s) => h("div", { class: "secret", dataset: { secret: s.name } },
-        h("p", { class: "secret-label" }, s.label),
-        h("p", { class: "secret-code", "aria-label": `${s.label} ${[...s.value].join(" ")}` },
-          [...s.value].map((d) => h("span", { class: "digit", "aria-hidden": "true" }, d))))),
+      secrets.map(secretBlock),
       secrets.length ? h("p", { class: "secret-note" }, t("txres.secret_note")) : null,
-      h("button", { type: "button", class: "secondary repeat", id: "btn-txres-repeat", onclick: sayAgain },
-        icon("speaker"), t("common.repeat")),
+      h("div", { class: "row" },
+        h("button", { type: "button", class: "secondary repeat", id: "btn-txres-repeat", onclick: sayAgain },
+          icon("speaker"), t("common.repeat")),
+        secrets.length && navigator.clipboard
+          ? h("button", { type: "button", class: "secondary", id: "btn-txres-copy", onclick: copy }, t("txres.copy"))
+          : null),
+      copied,
       bigButton(t("txres.done"), onDone, { id: "btn-result-done", kind: "primary highlight" })),
   };
 }
 
-export function notice({ name = "notice", title, text }) {
-  return { name, say: text ?? title, speak: true, node: screen(name, title, text ? h("p", { class: "lead" }, text) : null) };
+export function notice({ name = "notice", title, text, onOk }) {
+  return {
+    name,
+    say: text ? [title, text] : title,
+    speak: true,
+    node: screen(name, title, text ? h("p", { class: "lead", id: "notice-text" }, text) : null,
+      onOk ? bigButton(t("common.ok"), onOk, { id: "btn-notice-ok" }) : null),
+  };
 }
 
 export function rating({ onRate, onSkip }) {
@@ -346,8 +407,9 @@ export function result({ items, onAgain }) {
     node: screen("result", t("result.title"),
       items.length
         ? h("ul", { class: "results", id: "results" }, items.map((i) =>
-          h("li", { class: i.ok ? "ok" : "refused" }, h("strong", {}, i.title), " ", i.ok ? t("result.ok") : t("result.refused"),
-            i.text ? h("p", {}, i.text) : null)))
+          h("li", { class: i.ok ? "ok" : "refused", dataset: { tx: i.id ?? "" } },
+            h("strong", {}, i.title), " ", i.ok ? t("result.ok") : t("result.refused"),
+            i.text ? h("p", {}, i.text) : null, (i.secrets ?? []).map(secretBlock))))
         : h("p", { class: "lead", id: "results" }, t("result.none")),
       h("p", { class: "lead" }, t("result.thanks")),
       bigButton(t("result.again"), onAgain, { kind: "secondary", id: "btn-again" })),

@@ -1,6 +1,6 @@
 // Spoken instructions with speechSynthesis: one utterance at a time, the last one repeatable.
 
-let last = { text: "", lang: "zh-CN" };
+let last = { parts: [""], lang: "zh-CN" };
 
 /** Whether this browser can speak at all. */
 export function canSpeak() {
@@ -15,16 +15,27 @@ function pickVoice(lang) {
 
 /** Speak text in lang (BCP 47), interrupting whatever was being said; it becomes the text to repeat. */
 export function speak(text, lang = "zh-CN", { rate = 0.9 } = {}) {
-  last = { text, lang };
-  if (!canSpeak() || !text) return;
+  speakParts([text], lang, { rate });
+}
+
+/**
+ * Speak several utterances one after another (queued), interrupting whatever was being said: a code
+ * is handed over one digit an utterance, so no voice can read it as one big number.
+ */
+export function speakParts(parts, lang = "zh-CN", { rate = 0.9 } = {}) {
+  const queue = parts.filter((x) => x);
+  last = { parts: queue, lang };
+  if (!canSpeak() || !queue.length) return;
   const synth = window.speechSynthesis;
   synth.cancel();
-  const utterance = new SpeechSynthesisUtterance(text);
-  utterance.lang = lang;
-  utterance.rate = rate;
   const voice = pickVoice(lang);
-  if (voice) utterance.voice = voice;
-  synth.speak(utterance);
+  for (const text of queue) {
+    const utterance = new SpeechSynthesisUtterance(text);
+    utterance.lang = lang;
+    utterance.rate = text.length === 1 ? rate * 0.8 : rate;
+    if (voice) utterance.voice = voice;
+    synth.speak(utterance);
+  }
 }
 
 /**
@@ -37,12 +48,12 @@ export function digitByDigit(code, lang = "zh-CN") {
 
 /** Say the last instruction again. */
 export function repeat() {
-  speak(last.text, last.lang);
+  speakParts(last.parts, last.lang);
 }
 
 /** The last text spoken (or that would have been spoken where speech is missing). */
 export function lastSpoken() {
-  return last.text;
+  return last.parts.join(" ");
 }
 
 /** Stop speaking. */
