@@ -14,6 +14,7 @@ from aiohttp import web
 from counter.appkeys import DB, SETTINGS
 from counter.audit import AUDIT, AuditError, AuditEvent, AuditLog, open_audit_log
 from counter.audit.keys import key_id, note_verifier_key, public_pem, raw_public
+from counter.audit.purge import purge_task
 from counter.audit.verify import MAX_KEPT, export_bundle, verify_database
 from counter.audit.witnessing import WitnessConfig, Witnessing, WitnessRefusal
 from counter.users import Role
@@ -203,6 +204,10 @@ async def setup(app: web.Application) -> None:
         await app[AUDIT].close()
 
     app.on_cleanup.append(close)
+    settings = app[SETTINGS]
+    if settings.audit_purge_interval_s > 0:
+        app.cleanup_ctx.append(purge_task(lambda: app[AUDIT], settings.evidence_retention_days,
+                                          settings.audit_purge_interval_s))
     app.router.add_get("/.well-known/audit-key", audit_key)
     add_public_routes(app)
     app.router.add_get("/api/audit/checkpoint/latest", latest_checkpoint)
