@@ -13,13 +13,14 @@ from aiohttp import web
 
 from counter.appkeys import DB, SETTINGS
 from counter.audit import AUDIT, AuditError, AuditEvent, AuditLog, open_audit_log
-from counter.audit.keys import key_id, note_verifier_key, public_pem, raw_public
+from counter.audit.keys import Checkpoint, checkpoint_from_note, key_id, note_verifier_key, public_pem, raw_public
+from counter.audit.purge import purge_task
 from counter.audit.verify import MAX_KEPT, export_bundle, verify_database
 from counter.audit.witnessing import WitnessConfig, Witnessing, WitnessRefusal
 from counter.users import Role
 from web.audit_public import add_routes as add_public_routes
 from web.auth import require_role
-from web.errors import ApiError
+from web.errors import ApiError, read_json
 from web.params import optional_query_int, parse_int, path_int, query_int
 
 _READERS = (Role.AUDITOR, Role.SUPERVISOR)
@@ -131,14 +132,30 @@ async def consistency(request: web.Request) -> web.Response:
 async def verify_now(request: web.Request) -> web.Response:
     session = require_role(request, Role.AUDITOR)
     log = request.app[AUDIT]
+    kept = await _kept_checkpoints(request, log)
     await log.flush()
-    report = await verify_database(request.app[DB], log.signer.public_key)
+    report = await verify_database(request.app[DB], log.signer.public_key, trusted=kept)
     await log.append(AuditEvent(
         "auditor.verify", "auditor", session.user.username, outcome="ok" if report.ok else "failed",
         details={"entries": report.entries, "verified_size": report.verified_size},
         reason=report.first.message if report.first else None,
     ))
     return web.json_response(report.to_json())
+
+
+async def _kept_checkpoints(request: web.Request, log: AuditLog) -> list[Checkpoint]:
+    """Checkpoints the auditor kept (``{"checkpoints": [signed note text, ...]}``, optional body)."""
+    if not request.can_read_body:
+        return []
+    body = await read_json(request, limit=64 * 1024)
+    notes = body.get("checkpoints") if isinstance(body, dict) else None
+    if not isinstance(notes, list) or len(notes) > MAX_KEPT or not all(isinstance(n, str) for n in notes):
+        raise ApiError(400, "bad_request",
+                       f"send {{\"checkpoints\": [up to {MAX_KEPT} signed notes from /checkpoint]}}")
+    try:
+        return [checkpoint_from_note(note, log.signer.public_key)[0] for note in notes]
+    except ValueError as exc:
+        raise ApiError(400, "bad_checkpoint", f"a kept checkpoint does not verify under the log key: {exc}") from exc
 
 
 async def export(request: web.Request) -> web.Response:
@@ -203,6 +220,10 @@ async def setup(app: web.Application) -> None:
         await app[AUDIT].close()
 
     app.on_cleanup.append(close)
+    settings = app[SETTINGS]
+    if settings.audit_purge_interval_s > 0:
+        app.cleanup_ctx.append(purge_task(lambda: app[AUDIT], settings.evidence_retention_days,
+                                          settings.audit_purge_interval_s))
     app.router.add_get("/.well-known/audit-key", audit_key)
     add_public_routes(app)
     app.router.add_get("/api/audit/checkpoint/latest", latest_checkpoint)

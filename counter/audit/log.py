@@ -551,28 +551,16 @@ class AuditLog:
         return data
 
     async def purge_personal(self, older_than: datetime) -> int:
-        """Delete personal values and salts of entries older than ``older_than``; return how many.
+        """Delete personal values and salts of entries older than ``older_than`` (and sessions' personal
+        fields), audited as ``audit.purge``; return how many entries lost theirs.
 
         The entries, their commitments and so the tree stay verifiable; without the salt the values
         cannot be recovered by guessing.  Deleted pages are overwritten (SQLite ``secure_delete``)
-        or vacuumed (PostgreSQL).
+        or vacuumed (PostgreSQL).  See :mod:`counter.audit.purge`.
         """
-        cutoff = iso(older_than)
-        if self.db.dialect == "sqlite":
-            await self.db.execute("PRAGMA secure_delete=ON")
-        try:
-            count = await self.db.execute(
-                "DELETE FROM audit_personal WHERE seq IN (SELECT seq FROM audit_entries WHERE time < $1)", cutoff
-            )
-        finally:
-            if self.db.dialect == "sqlite":
-                await self.db.execute("PRAGMA secure_delete=OFF")
-        if count:
-            if self.db.dialect == "sqlite":
-                await self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            else:
-                await self.db.execute("VACUUM audit_personal")
-        return count
+        from counter.audit.purge import purge
+
+        return (await purge(self, older_than)).personal_entries
 
 
 def _rows(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import bisect
 import json
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from counter.audit.keys import (
 )
 from counter.audit.log import AuditLog
 from counter.audit.merkle import Frontier, ProofError, hash_leaf, verify_consistency, verify_inclusion
+from counter.audit.purge import PURGE_ACTION, purged_seqs
 from counter.audit.witness import Cosigner, count_cosignatures
 from counter.storage import Database
 
@@ -105,6 +107,8 @@ class _Scan:
     verified: int = 0
     problems: list[Problem] = field(default_factory=list)
     roots: dict[int, str] = field(default_factory=dict)
+    committed: list[int] = field(default_factory=list)  # entries whose body commits to personal data
+    purges: list[tuple[int, int]] = field(default_factory=list)  # seq ranges audit.purge entries name
 
     def feed(self, rows: Iterable[dict[str, Any]]) -> None:
         for row in rows:
@@ -121,6 +125,12 @@ class _Scan:
             except ValueError:
                 parsed = {}
                 self._problem("altered", seq, f"entry {seq} was altered: it is not valid JSON any more")
+            if isinstance(parsed, dict) and parsed.get("personal"):
+                self.committed.append(seq)
+            if isinstance(parsed, dict) and parsed.get("action") == PURGE_ACTION and isinstance(
+                parsed.get("details"), dict
+            ):
+                self.purges += purged_seqs(parsed["details"])
             if parsed.get("seq") != seq:
                 claimed = parsed.get("seq")
                 self._problem("reordered", seq, f"entry stored as {seq} says it is entry {claimed}: reordered")
@@ -218,8 +228,23 @@ async def verify_database(
         expected = json.loads(row["body"]).get("personal") if row["body"] else None
         if commitment(bytes.fromhex(row["salt"]), str(row["data"]).encode("utf-8")) != expected:
             scan._problem("personal_altered", int(row["seq"]), f"personal data of entry {row['seq']} was altered")
+    _missing_personal(scan, {int(r["seq"]) for r in personal})
     problems = sorted(scan.problems, key=lambda p: (p.seq if p.seq is not None else -1))
     return VerifyReport(stored, len(good), scan.verified, problems)
+
+
+def _missing_personal(scan: _Scan, stored: set[int]) -> None:
+    """Personal data gone without an ``audit.purge`` entry naming it: deleted behind the log's back."""
+    purges = sorted(scan.purges)
+    starts = [a for a, _ in purges]
+    for seq in scan.committed:
+        if seq in stored:
+            continue
+        i = bisect.bisect_right(starts, seq) - 1
+        if i >= 0 and any(a <= seq <= b for a, b in purges[max(0, i - 8): i + 1]):
+            continue
+        scan._problem("personal_removed", seq,
+                      f"the personal data of entry {seq} was deleted without a purge entry (not by retention)")
 
 
 # Bundles ---------------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import asyncio
 import base64
 import json
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -183,3 +184,20 @@ class Witness:
 
 def _text(status: int, text: str) -> web.Response:
     return web.Response(status=status, text=text + "\n", content_type="text/plain")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m counter.audit.witness serve|key ...``: the witness alone, without the service's imports."""
+    import argparse
+
+    from counter.audit.cli import register
+
+    parser = argparse.ArgumentParser(prog="counter")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["witness", *(argv if argv is not None else sys.argv[1:])])
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -19,7 +19,7 @@ from typing import Any
 
 import aiohttp
 
-from counter.audit.entry import AuditError
+from counter.audit.entry import AuditError, AuditEvent
 from counter.audit.keys import Checkpoint, split_note
 from counter.audit.log import AuditLog
 from counter.audit.merkle import EMPTY_ROOT
@@ -153,6 +153,7 @@ class Witnessing:
 
     async def _run(self) -> None:
         done = 0
+        reported: set[str] = set()
         while True:
             await self._wake.wait()
             self._wake.clear()
@@ -164,6 +165,12 @@ class Witnessing:
                 done = cp.tree_size
             except WitnessRefusal as exc:
                 log.error("audit witnessing: %s", exc)
+                key = f"{exc.details.get('witness')}:{exc.details.get('problem')}"
+                if key not in reported:  # once: the entry's own checkpoint would be refused again
+                    reported.add(key)
+                    with contextlib.suppress(AuditError):
+                        await self.audit.append(AuditEvent("audit.witness_refused", "system", "system",
+                                                           outcome="failed", details=exc.details, reason=str(exc)))
             except Exception:
                 log.exception("audit witnessing failed")
             await asyncio.sleep(0.2)

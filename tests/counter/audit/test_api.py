@@ -91,3 +91,22 @@ async def test_proofs_and_verify_now(app_client: Client) -> None:
     assert report["ok"] and report["verified_size"] == new.tree_size
     bundle = await (await app_client.get("/api/audit/export", params={"from": "0", "to": "3"})).json()
     assert [e["seq"] for e in bundle["entries"]] == [0, 1, 2, 3]
+
+
+async def test_verify_now_checks_the_checkpoints_an_auditor_kept(app_client: Client) -> None:
+    await seed(app_client)
+    log = app_client.app[AUDIT]  # type: ignore[index]
+    cp = await log.flush()
+    headers = await login(app_client, "audit1", "audit1-demo")
+    served = await (await app_client.get("/checkpoint")).text()
+    report = await (await app_client.post("/api/audit/verify", headers=headers,
+                                          json={"checkpoints": [served]})).json()
+    assert report["ok"], report
+    # A checkpoint the auditor kept from before the database was rolled back (signed by the log key).
+    ahead = log.signer.sign(cp.tree_size + 5, bytes(32), cp.time).signed_note(log.signer.public_key)
+    report = await (await app_client.post("/api/audit/verify", headers=headers,
+                                          json={"checkpoints": [ahead]})).json()
+    assert not report["ok"] and "rollback" in {p["kind"] for p in report["problems"]}, report
+    forged = served.replace(f"\n{cp.tree_size}\n", f"\n{cp.tree_size + 1}\n", 1)
+    resp = await app_client.post("/api/audit/verify", headers=headers, json={"checkpoints": [forged]})
+    assert resp.status == 400

@@ -67,11 +67,13 @@ async def test_two_nodes_keep_one_log_signed_by_one_key_and_verify_on_both(tmp_p
         keys = {r["key_id"] for r in await db.fetch("SELECT DISTINCT key_id FROM audit_checkpoints")}
         seqs = [int(r["seq"]) for r in await db.fetch("SELECT seq FROM audit_entries ORDER BY seq")]
         registered = await db.fetch("SELECT key_id FROM audit_keys")
+        leases = await db.fetch("SELECT node_id FROM audit_signer_lease")
     finally:
         await db.close()
     assert keys == {signer.key_id}
     assert seqs == list(range(len(seqs))) and len(seqs) >= 9  # one sequence, no gaps
     assert [r["key_id"] for r in registered] == [signer.key_id]
+    assert leases == []  # the signer gave its lease back on shutdown
 
 
 async def test_a_node_with_another_key_refuses_to_start(tmp_path: Path, shared_url: str) -> None:

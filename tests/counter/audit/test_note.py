@@ -4,6 +4,7 @@ golang-go and golang-golang-x-mod-dev, built offline from /usr/share/gocode)."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -18,33 +19,12 @@ from counter.audit.keys import Signer, checkpoint_from_note, note_verifier_key, 
 Client = TestClient[Any, Any]
 GOCODE = Path("/usr/share/gocode")
 
-VERIFIER = """package main
+DOC = Path(__file__).parents[3] / "docs" / "AUDIT.md"
 
-import (
-	"fmt"
-	"os"
 
-	"golang.org/x/mod/sumdb/note"
-)
-
-func main() {
-	msg, err := os.ReadFile(os.Args[2])
-	if err != nil {
-		panic(err)
-	}
-	v, err := note.NewVerifier(os.Args[1])
-	if err != nil {
-		fmt.Println("bad key:", err)
-		os.Exit(2)
-	}
-	n, err := note.Open(msg, note.VerifierList(v))
-	if err != nil {
-		fmt.Println("rejected:", err)
-		os.Exit(1)
-	}
-	fmt.Printf("verified by %s\\n%s", n.Sigs[0].Name, n.Text)
-}
-"""
+def doc_verifier() -> str:
+    """The Go program of the auditor's procedure in docs/AUDIT.md, as written there."""
+    return next(iter(re.findall(r"```go\n(.*?)```", DOC.read_text(encoding="utf-8"), re.S)))
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +32,7 @@ def go_verifier(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if shutil.which("go") is None or not (GOCODE / "src/golang.org/x/mod/sumdb/note").is_dir():
         pytest.skip("Go or golang.org/x/mod is missing: apt-get install golang-go golang-golang-x-mod-dev")
     work = tmp_path_factory.mktemp("gonote")
-    (work / "main.go").write_text(VERIFIER)
+    (work / "main.go").write_text(doc_verifier())
     env = {**os.environ, "GO111MODULE": "off", "GOPATH": str(GOCODE), "GOPROXY": "off", "GOFLAGS": "",
            "GOCACHE": str(work / "cache"), "CGO_ENABLED": "0"}
     subprocess.run(["go", "build", "-o", str(work / "verify"), "main.go"], cwd=work, env=env, check=True,

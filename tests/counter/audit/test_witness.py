@@ -36,7 +36,7 @@ class WitnessProcess:
     def __init__(self, tmp: Path, name: str, log_vkey: str) -> None:
         self.name, self.port, self.state = name, free_port(), tmp / name.replace("/", "_")
         self.url = f"http://127.0.0.1:{self.port}"
-        base = [sys.executable, "-m", "counter.cli", "witness"]
+        base = [sys.executable, "-m", "counter.audit.witness"]
         self.vkey = subprocess.run([*base, "key", "--state-dir", str(self.state), "--name", name],
                                    capture_output=True, text=True, check=True, timeout=60).stdout.strip()
         self.proc = subprocess.Popen([*base, "serve", "--state-dir", str(self.state), "--name", name,
@@ -74,7 +74,7 @@ def witnesses(tmp_path: Path, key_file: Path) -> Iterator[list[WitnessProcess]]:
 def _settings(tmp_path: Path, key_file: Path, witnesses: list[WitnessProcess]) -> Settings:
     return load_settings(
         config_file=tmp_path / "none.toml", environ={}, tls=False, host="127.0.0.1", port=8443,
-        data_dir=tmp_path / "data", cert_dir=tmp_path / "certs", require_recording=False,
+        data_dir=tmp_path / "data", cert_dir=tmp_path / "certs", require_recording=False, demo_data=False,
         audit_key_file=key_file, audit_witnesses=[f"{w.url} {w.vkey}" for w in witnesses], audit_witness_quorum=2,
     )
 
