@@ -134,7 +134,10 @@ async def verify_now(request: web.Request) -> web.Response:
     log = request.app[AUDIT]
     kept = await _kept_checkpoints(request, log)
     await log.flush()
-    report = await verify_database(request.app[DB], log.signer.public_key, trusted=kept)
+    settings = request.app[SETTINGS]
+    witnesses = [WitnessConfig.parse(spec).cosigner for spec in settings.audit_witnesses]
+    report = await verify_database(request.app[DB], log.signer.public_key, trusted=kept,
+                                   witnesses=witnesses, quorum=min(settings.audit_witness_quorum, len(witnesses)))
     await log.append(AuditEvent(
         "auditor.verify", "auditor", session.user.username, outcome="ok" if report.ok else "failed",
         details={"entries": report.entries, "verified_size": report.verified_size},

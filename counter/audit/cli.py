@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     verify.add_argument("--witness", action="append", default=[],
                         help="cosignature verifier key of a witness you trust (repeatable)")
     verify.add_argument("--quorum", type=int, default=0,
-                        help="cosignatures of those witnesses a BUNDLE's checkpoint needs (k of n)")
+                        help="cosignatures of those witnesses the log (or a BUNDLE's checkpoint) needs (k of n)")
     verify.add_argument("--json", action="store_true", help="print the report as JSON")
     verify.set_defaults(func=_verify)
 
@@ -128,6 +128,14 @@ def _verify(args: argparse.Namespace) -> int:
     from counter.audit.witness import Cosigner
 
     pinned = _public_key_text(args)
+    try:
+        witnesses = [Cosigner.parse(w) for w in args.witness]
+    except ValueError as exc:
+        print(f"counter audit: a witness key: {exc}", file=sys.stderr)
+        return 2
+    if not 0 <= args.quorum <= len(witnesses):
+        print(f"counter audit: --quorum {args.quorum} needs as many --witness keys", file=sys.stderr)
+        return 2
     if args.bundle is not None:
         if not pinned:
             print("counter audit: a bundle proves nothing with its own key: give the published key with"
@@ -136,13 +144,8 @@ def _verify(args: argparse.Namespace) -> int:
         try:
             bundle = json.loads(args.bundle.read_text(encoding="utf-8"))
             kept = [_kept(p, load_public_key(pinned)) for p in args.checkpoint]
-            witnesses = [Cosigner.parse(w) for w in args.witness]
         except (OSError, ValueError, KeyError, TypeError, KeyFileError) as exc:
-            print(f"counter audit: cannot read {args.bundle}, a kept checkpoint or a witness key: {exc}",
-                  file=sys.stderr)
-            return 2
-        if args.quorum > len(witnesses):
-            print(f"counter audit: --quorum {args.quorum} needs as many --witness keys", file=sys.stderr)
+            print(f"counter audit: cannot read {args.bundle} or a kept checkpoint: {exc}", file=sys.stderr)
             return 2
         report = verify_bundle(bundle if isinstance(bundle, dict) else {}, pinned, kept, witnesses, args.quorum)
     else:
@@ -166,7 +169,7 @@ def _verify(args: argparse.Namespace) -> int:
 
             db = await open_database(settings.effective_database_url)
             try:
-                return await verify_database(db, key, trusted=trusted)
+                return await verify_database(db, key, trusted=trusted, witnesses=witnesses, quorum=args.quorum)
             finally:
                 await db.close()
 

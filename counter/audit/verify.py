@@ -56,6 +56,7 @@ class VerifyReport:
     checkpoints: int = 0
     verified_size: int = 0
     problems: list[Problem] = field(default_factory=list)
+    witnessed_size: int | None = None  # with a quorum: the largest checkpoint k witnesses cosigned
 
     @property
     def ok(self) -> bool:
@@ -89,6 +90,7 @@ class VerifyReport:
             "entries": self.entries,
             "checkpoints": self.checkpoints,
             "verified_size": self.verified_size,
+            "witnessed_size": self.witnessed_size,
             "first_problem": self.first.to_json() if self.first else None,
             "problems": [p.to_json() for p in self.problems[:50]],
         }
@@ -176,10 +178,13 @@ class _Scan:
 
 
 async def verify_database(
-    db: Database, public_key: Ed25519PublicKey, *, trusted: Iterable[Checkpoint] = ()
+    db: Database, public_key: Ed25519PublicKey, *, trusted: Iterable[Checkpoint] = (),
+    witnesses: Sequence[Cosigner] = (), quorum: int = 0,
 ) -> VerifyReport:
     """Recompute every leaf hash and the tree from the stored entries and check it against every
-    signed checkpoint (and any ``trusted`` checkpoints kept elsewhere); name the first problem."""
+    signed checkpoint (and any ``trusted`` checkpoints kept elsewhere); name the first problem.
+    With a ``quorum``, a checkpoint of the recomputed tree must be cosigned by that many ``witnesses``
+    (only what it covers counts as verified)."""
     good: dict[int, Checkpoint] = {}
     bad: dict[int, Checkpoint] = {}
     rows = await db.fetch("SELECT * FROM audit_checkpoints ORDER BY tree_size")
@@ -229,8 +234,35 @@ async def verify_database(
         if commitment(bytes.fromhex(row["salt"]), str(row["data"]).encode("utf-8")) != expected:
             scan._problem("personal_altered", int(row["seq"]), f"personal data of entry {row['seq']} was altered")
     _missing_personal(scan, {int(r["seq"]) for r in personal})
+    witnessed = await _witnessed(db, scan, public_key, list(witnesses), quorum) if quorum else None
     problems = sorted(scan.problems, key=lambda p: (p.seq if p.seq is not None else -1))
-    return VerifyReport(stored, len(good), scan.verified, problems)
+    verified = scan.verified if witnessed is None else min(scan.verified, witnessed)
+    return VerifyReport(stored, len(good), verified, problems, witnessed)
+
+
+async def _witnessed(
+    db: Database, scan: _Scan, key: Ed25519PublicKey, witnesses: list[Cosigner], quorum: int
+) -> int:
+    """The largest checkpoint of the recomputed tree with ``quorum`` valid cosignatures of ``witnesses``
+    (0 and a ``witness_quorum`` problem when there is none)."""
+    rows = await db.fetch("SELECT tree_size, line FROM audit_cosignatures ORDER BY tree_size DESC")
+    lines: dict[int, list[str]] = {}
+    for row in rows:
+        lines.setdefault(int(row["tree_size"]), []).append(str(row["line"]))
+    for size in sorted(lines, reverse=True):
+        cp = scan.checkpoints.get(size)
+        if cp is None or scan.roots.get(size) != cp.root_hash:
+            continue
+        try:
+            if len(count_cosignatures(cp.signed_note(key, lines[size]), witnesses)) >= quorum:
+                return size
+        except ValueError:
+            continue
+    if scan.tree.size:
+        scan._problem("witness_quorum", None,
+                      f"no checkpoint of the stored log is cosigned by {quorum} of the {len(witnesses)} witnesses"
+                      " you trust (rewritten, or not witnessed yet)")
+    return 0
 
 
 def _missing_personal(scan: _Scan, stored: set[int]) -> None:

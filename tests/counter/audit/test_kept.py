@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from counter.audit import AuditEvent, AuditLog
-from counter.audit.keys import Checkpoint, Signer, raw_public
+from counter.audit.keys import ALG_COSIGNATURE_V1, Checkpoint, Signer, note_verifier_key, raw_public
 from counter.audit.verify import Problem, export_bundle, verify_bundle, verify_database
+from counter.audit.witness import Cosigner, cosign
 from counter.cli import main
 from counter.storage import Database
 from tests.counter.audit.conftest import PSEUDONYM_KEY
@@ -95,3 +96,38 @@ async def test_a_bundle_without_a_trusted_key_is_an_error(
     assert "--public-key" in capsys.readouterr().err
     vkey = signer.verifier_key  # the note verifier key is accepted as the trusted key too
     assert await asyncio.to_thread(main, ["audit", "verify", str(path), "--public-key", vkey]) == 0
+
+
+async def test_the_database_check_requires_k_of_n_cosignatures(db: Database, db_url: str, tmp_path: Path) -> None:
+    signer = Signer.generate()
+    w1, w2 = Signer.generate("witness.example/w1"), Signer.generate("witness.example/w2")
+    trusted = [Cosigner(w.origin, w.public_key) for w in (w1, w2)]
+    vkeys = [note_verifier_key(w.origin, w.public_key, ALG_COSIGNATURE_V1) for w in (w1, w2)]
+    audit = await AuditLog.open(db, signer, PSEUDONYM_KEY, checkpoint_interval=0)
+    cp = await grow(audit, 5, "a")
+    await audit.close()
+    await db.execute("INSERT INTO audit_cosignatures (tree_size, witness, line) VALUES ($1, $2, $3)",
+                     cp.tree_size, w1.origin, cosign(w1, cp.note().decode(), 1_700_000_000))
+    one = await verify_database(db, signer.public_key, witnesses=trusted, quorum=1)
+    assert one.ok and one.witnessed_size == cp.tree_size, one.summary()
+    two = await verify_database(db, signer.public_key, witnesses=trusted, quorum=2)
+    assert kinds(two.problems) == {"witness_quorum"} and two.verified_size == 0, two.summary()
+
+    # The CLI on the database: 1 of 2 is enough for --quorum 1, not for --quorum 2.
+    config = tmp_path / "auditor.toml"
+    config.write_text(f'database_url = "{db_url}"\ndata_dir = "{tmp_path / "data"}"\n')
+    cli = ["--config", str(config), "audit", "verify", "--public-key", signer.verifier_key,
+           "--witness", vkeys[0], "--witness", vkeys[1], "--quorum"]
+    assert await asyncio.to_thread(main, [*cli, "1"]) == 0
+    assert await asyncio.to_thread(main, [*cli, "2"]) == 1
+    assert await asyncio.to_thread(main, [*cli, "3"]) == 2
+
+    # Rewritten under the same key (same size, other entries): the witness's cosignature no longer counts.
+    await roll_back(db, 2)
+    audit = await AuditLog.open(db, signer, PSEUDONYM_KEY, checkpoint_interval=0)
+    forged = await grow(audit, 3, "b")
+    await audit.close()
+    assert forged.tree_size == cp.tree_size and forged.root_hash != cp.root_hash
+    rewritten = await verify_database(db, signer.public_key, witnesses=trusted, quorum=1)
+    assert kinds(rewritten.problems) == {"witness_quorum"}, rewritten.summary()
+    assert await asyncio.to_thread(main, [*cli, "1"]) == 1
