@@ -1,11 +1,15 @@
 // The auditor console: search, a session's timeline (each step, with evidence hashes and, on request,
-// the personal data, which is itself audited), the recording beside it, verify now, export.
+// the personal data, which is itself audited), the recording beside it, verify now (with the
+// checkpoints kept in this browser: a fork or rollback is shown loudly), export.
 
 import { api, clock, h, header, mount, requireUser, toast } from "../login/staff.js";
 import { both } from "../shared/i18n.js";
+import { keep, kept, parseNote } from "./kept.js";
 
 const $ = (id) => document.getElementById(id);
-const state = { query: null, next: null };
+const state = { query: null, next: null, origin: null };
+/** Problems that mean the log is not the one the auditor saw, loudest first. */
+const ALERTS = [["fork", "auditor.alert_fork"], ["rollback", "auditor.alert_rollback"], ["witness_quorum", "auditor.alert_quorum"]];
 
 const KIND = [
   ["identity.", "identity"], ["transaction.", "transaction"], ["call.", "call"], ["auditor.", "auditor"],
@@ -209,20 +213,80 @@ async function checkpoint() {
   }
 }
 
+/** The log's origin and note verifier key (what the Go verifier takes), to copy. */
+async function logKey() {
+  const key = await api("/.well-known/audit-key");
+  state.origin = key.origin;
+  $("log-origin").textContent = key.origin;
+  $("log-vkey").value = key.note_verifier_key;
+}
+
+/** Keep the newest signed checkpoint this console sees, for the next visit. */
+async function seeCheckpoint() {
+  const resp = await fetch("/checkpoint", { credentials: "same-origin" });
+  if (resp.ok) keep(await resp.text(), "seen");
+  showKept();
+}
+
+function showKept() {
+  const list = kept(state.origin);
+  $("kept-count").textContent = both("auditor.kept_count", { n: list.length });
+  mount($("kept-list"), list.map((k) => h("li", { dataset: { size: String(k.size), how: k.how } },
+    `${k.size} · ${both(k.how === "seen" ? "auditor.kept_seen" : "auditor.kept_pasted")} · ${k.at.slice(0, 10)} ${clock(k.at)}`)));
+  document.body.dataset.kept = String(list.length);
+}
+
+function keepPasted() {
+  const text = `${$("kept-paste").value.trim()}\n`;
+  const note = parseNote(text);
+  if (!note || note.origin !== state.origin || !keep(text, "pasted")) {
+    toast(both("auditor.kept_bad"), "error");
+    return;
+  }
+  $("kept-paste").value = "";
+  toast(both("auditor.kept_added", { size: note.size }));
+  showKept();
+}
+
+async function copyKey() {
+  $("log-vkey").select();
+  try {
+    await navigator.clipboard.writeText($("log-vkey").value);
+    toast(both("auditor.copied"));
+  } catch {
+    // no clipboard permission (plain http): the key stays selected for Ctrl+C
+  }
+}
+
+function alarm(kind, key) {
+  $("verify-alert").textContent = both(key);
+  $("verify-alert").dataset.kind = kind;
+  $("verify-alert").hidden = false;
+}
+
 async function verify() {
   $("btn-verify").disabled = true;
   $("verify-state").textContent = "验证中… Verifying…";
+  $("verify-alert").hidden = true;
+  delete $("verify-alert").dataset.kind;
   try {
-    const report = await api("/api/audit/verify", { method: "POST" });
+    const checkpoints = kept(state.origin).map((k) => k.note);
+    const report = await api("/api/audit/verify", { method: "POST", body: { checkpoints } });
     $("verify-state").textContent = report.ok
       ? `✓ 完整 Intact: ${report.entries} 条 entries, ${report.checkpoints} 个签名检查点 signed checkpoints`
       : `✗ 发现问题 Problem at #${report.first_problem?.seq}: ${report.first_problem?.message}`;
     $("verify-state").className = `verify-state ${report.ok ? "ok" : "error"}`;
+    const loud = ALERTS.find(([kind]) => report.problems.some((p) => p.kind === kind));
+    if (loud) alarm(...loud);
     document.body.dataset.verified = report.ok ? "ok" : "failed";
-    await checkpoint();
+    await Promise.all([checkpoint(), seeCheckpoint()]);
     await views();
   } catch (err) {
     $("verify-state").textContent = err.message;
+    if (err.code === "bad_checkpoint") {
+      alarm("rejected", "auditor.alert_rejected");
+      document.body.dataset.verified = "failed";
+    }
   } finally {
     $("btn-verify").disabled = false;
   }
@@ -268,8 +332,15 @@ async function boot() {
   $("btn-more").addEventListener("click", (e) => search(e, true));
   $("btn-verify").addEventListener("click", verify);
   $("export-form").addEventListener("submit", exportBundle);
+  $("btn-keep").addEventListener("click", keepPasted);
+  $("btn-copy-vkey").addEventListener("click", copyKey);
+  for (const [id, key] of [["t-origin", "auditor.origin"], ["t-vkey", "auditor.key_title"], ["btn-copy-vkey", "auditor.copy"],
+    ["t-kept", "auditor.kept_title"], ["t-kept-paste", "auditor.kept_paste"], ["btn-keep", "auditor.kept_add"]]) {
+    $(id).textContent = both(key);
+  }
   window.addEventListener("hashchange", route);
-  await Promise.all([checkpoint(), views()]);
+  await logKey();
+  await Promise.all([checkpoint(), views(), seeCheckpoint()]);
   route();
   document.body.dataset.ready = "1";
 }
