@@ -118,14 +118,22 @@ def test_kept_checkpoints_show_a_rollback_and_a_fork(env: BrowserEnv, tmp_path: 
         host, port = runner.addresses[0][:2]
         own = BrowserEnv(env.iso, base_url=f"http://{host}:{port}", browser=env.browser)
         try:
-            await _grow(app, 6, "a")
+            earlier = await _grow(app, 3, "a")
+            await _grow(app, 3, "a")
             aud = await staff_page(own, "audit1", "audit1-demo", "/auditor")
             await aud.wait_for_selector("body[data-ready='1'][data-kept='1']")
+            cp = await app[AUDIT].checkpoint_at(earlier)
+            assert cp is not None
+            await aud.fill("#kept-paste", "not a checkpoint")
+            await aud.click("#btn-keep")
+            await aud.fill("#kept-paste", cp.signed_note(app[AUDIT].signer.public_key))
+            await aud.click("#btn-keep")  # one the auditor kept before, pasted
+            await aud.wait_for_selector("body[data-kept='2']")
             out["vkey"] = await aud.input_value("#log-vkey")
             out["origin"] = await aud.text_content("#log-origin")
             out["kept"] = await aud.evaluate("() => JSON.parse(localStorage.getItem('rc.audit.kept'))")
             out["seen"] = app[AUDIT].latest_checkpoint()
-            await _restored(app, 3)
+            await _restored(app, earlier)
             await aud.click("#btn-verify")
             await aud.wait_for_selector("#verify-alert[data-kind]:not([hidden])")
             out["rollback"] = await aud.get_attribute("#verify-alert", "data-kind")
@@ -147,6 +155,6 @@ def test_kept_checkpoints_show_a_rollback_and_a_fork(env: BrowserEnv, tmp_path: 
     r = env.run(scenario())
     seen = r["seen"]
     assert r["vkey"].startswith(f"{seen.origin}+") and r["origin"] == seen.origin
-    assert [k["size"] for k in r["kept"]] == [seen.tree_size] and r["kept"][0]["how"] == "seen"
+    assert [(k["size"], k["how"]) for k in r["kept"]] == [(seen.tree_size, "seen"), (3, "pasted")], r["kept"]
     assert r["rollback"] == "rollback" and "ROLLBACK" in r["rollback_text"], r["rollback_text"]
     assert r["fork"] == "fork" and "FORK" in r["fork_text"], r["fork_text"]
