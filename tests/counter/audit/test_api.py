@@ -4,12 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 
+from counter.app import build_app
+from counter.appkeys import DB
 from counter.audit import AUDIT, AuditEvent
 from counter.audit.entry import canonical
-from counter.audit.keys import Checkpoint, checkpoint_valid, load_public_key
+from counter.audit.keys import (
+    ALG_COSIGNATURE_V1,
+    Checkpoint,
+    Signer,
+    checkpoint_valid,
+    load_public_key,
+    note_verifier_key,
+)
 from counter.audit.merkle import hash_leaf, verify_consistency, verify_inclusion
+from counter.audit.witness import cosign
+from counter.config import Settings
 from tests.conftest import login
 
 Client = TestClient[Any, Any]
@@ -110,3 +121,26 @@ async def test_verify_now_checks_the_checkpoints_an_auditor_kept(app_client: Cli
     forged = served.replace(f"\n{cp.tree_size}\n", f"\n{cp.tree_size + 1}\n", 1)
     resp = await app_client.post("/api/audit/verify", headers=headers, json={"checkpoints": [forged]})
     assert resp.status == 400
+
+
+async def test_verify_now_requires_the_configured_witness_quorum(settings: Settings) -> None:
+    witness = Signer.generate("witness.example/w1")
+    vkey = note_verifier_key(witness.origin, witness.public_key, ALG_COSIGNATURE_V1)
+    configured = settings.model_copy(update={"audit_witnesses": [f"http://127.0.0.1:9 {vkey}"],
+                                             "audit_witness_quorum": 1})
+    client: Client = TestClient(TestServer(await build_app(configured)))  # the witness is unreachable
+    await client.start_server()
+    try:
+        await seed(client)
+        headers = await login(client, "audit1", "audit1-demo")
+        report = await (await client.post("/api/audit/verify", headers=headers)).json()
+        assert not report["ok"] and report["first_problem"]["kind"] == "witness_quorum", report
+        # the witness catches up and cosigns a checkpoint
+        cp = client.app[AUDIT].latest_checkpoint()  # type: ignore[index]
+        await client.app[DB].execute(  # type: ignore[index]
+            "INSERT INTO audit_cosignatures (tree_size, witness, line) VALUES ($1, $2, $3)",
+            cp.tree_size, witness.origin, cosign(witness, cp.note().decode(), 1_700_000_000))
+        report = await (await client.post("/api/audit/verify", headers=headers)).json()
+        assert report["ok"] and report["witnessed_size"] == cp.tree_size, report
+    finally:
+        await client.close()
