@@ -127,7 +127,7 @@ def test_two_app_replicas_share_one_configuration_and_the_keys() -> None:
     services = compose()["services"]
     envs = [{k: expand(str(v)) for k, v in services[name]["environment"].items()} for name in APPS]
     assert envs[0] == envs[1], "the replicas must run with the same settings"
-    for key in ("COUNTER_MASTER_KEY_FILE", "COUNTER_AUDIT_KEY_FILE"):
+    for key in ("COUNTER_MASTER_KEY_FILE", "COUNTER_AUDIT_KEY_FILE", "COUNTER_PSEUDONYM_KEY_FILE"):
         assert envs[0][key].startswith("/app/shared/"), f"{key}: one key for every replica"
     mounts = [{v.split(":")[1]: v.split(":")[0] for v in services[name]["volumes"]} for name in APPS]
     assert mounts[0]["/app/shared"] == mounts[1]["/app/shared"], "the keys' volume is shared"

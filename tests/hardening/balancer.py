@@ -126,7 +126,9 @@ class Cluster:
         self.prefix = f"lb{uuid.uuid4().hex[:8]}"
         master = tmp / "shared" / "master.key"
         load_or_create_master_key(master)  # one master key for every node: shared configuration
-        shared = {**NO_RATE_LIMITS, "COUNTER_MASTER_KEY_FILE": str(master), **env}
+        shared = {**NO_RATE_LIMITS, "COUNTER_MASTER_KEY_FILE": str(master),
+                  "COUNTER_AUDIT_KEY_FILE": str(tmp / "shared" / "audit.key"),
+                  "COUNTER_PSEUDONYM_KEY_FILE": str(tmp / "shared" / "pseudonym.key"), **env}
         self.nodes = [
             node_class(name, tmp, self.pg.url, self.redis.url, self.prefix, data_dir=tmp / f"data-{name}", **shared)
             for name in "abcdefgh"[:count]
