@@ -62,7 +62,8 @@ frontend counter
 
 backend nodes
     balance roundrobin
-{health}    default-server inter {check_interval_ms}ms fall 2 rise 1
+{health}    timeout check 3s
+    default-server inter {check_interval_ms}ms fall 2 rise 1
 {servers}
 """
 
