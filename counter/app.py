@@ -38,6 +38,9 @@ COMPONENTS: list[str] = [
     "web.recordings_api:setup",
     "web.identity_api:setup",
     "web.consoles_api:setup",
+    "web.staffing_api:setup",
+    "web.waiting_api:setup",
+    "web.callbacks_api:setup",
     "counter.keys:setup",
 ]
 

@@ -19,6 +19,7 @@ COMMAND_MODULES: list[str] = [
     "identity.cli",
     "counter.audit.cli",
     "counter.keys",
+    "counter.staffing_cli",
 ]
 
 

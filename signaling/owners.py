@@ -82,6 +82,13 @@ class Owners:
         raw = await self._redis.get(self._k("owner", call_id))
         return raw if isinstance(raw, str) else None
 
+    async def owners_of(self, call_ids: list[str]) -> list[str | None]:
+        """:meth:`owner` of each call, in one round trip."""
+        if self._redis is None or not call_ids:
+            return [self._local.get(c) for c in call_ids]
+        raw = await self._redis.mget([self._k("owner", c) for c in call_ids])
+        return [r if isinstance(r, str) else None for r in raw]
+
     async def live_owner(self, call_id: str) -> str | None:
         """The call's owner if it is alive, else ``None``."""
         node = await self.owner(call_id)

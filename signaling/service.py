@@ -27,6 +27,7 @@ from signaling.options import SignalingOptions
 from signaling.protocol import AgentState
 from signaling.state import AgentRecord, CallRecord, Principal, customer_key
 from signaling.store import JoinToken, SignalingStore
+from signaling.waits import HandleTimes, LaneNow, expected_wait_s, lanes_now
 
 log = logging.getLogger("signaling")
 
@@ -143,6 +144,8 @@ class SignalingService:
         self._extra: dict[str, tuple[TypeAdapter[Any], Callable[[Connection, Any], Awaitable[None]]]] = {}
         #: Set while the node stops: connections that close then change no call and no presence.
         self.closing = False
+        #: The lanes' recent handle times, for the wait estimates.
+        self.handle_times = HandleTimes(store.db, self.options.default_handle_s)
 
     @property
     def node_id(self) -> str:
@@ -841,9 +844,13 @@ class SignalingService:
                 if not free:
                     return
                 call = await self.bus.get_call(call_id)
-                if call is None or call.status != "queued" or call.disconnected_at is not None:
+                if call is None or call.status != "queued":
                     continue
                 eligible = [a for a in free if self._eligible(a, call)]
+                if call.disconnected_at is not None:
+                    if eligible and call.kept_until is not None and call.kept_until > now:
+                        free.remove(min(eligible, key=lambda a: (a.idle_since, a.id)))  # held for their return
+                    continue
                 if not eligible:
                     continue
                 chosen = min(eligible, key=lambda a: (a.id in call.tried, a.idle_since, a.id))
@@ -975,7 +982,6 @@ class SignalingService:
     async def tick(self, now: float | None = None) -> None:
         """Heartbeat presence, time out offers, drop customers gone too long, route, push queue status."""
         now = time.time() if now is None else now
-        grace = self.options.reconnect_grace_s
         async with self.bus.lock():
             if now - self._last_heartbeat >= self.options.presence_ttl_s / 3:
                 self._last_heartbeat = now
@@ -1002,7 +1008,7 @@ class SignalingService:
                 c.call_id
                 for c in await self.bus.read_calls()
                 if (c.status == "offered" and c.offer_deadline < now)
-                or (c.disconnected_at is not None and now - c.disconnected_at > grace)
+                or self._gone(c, now)
                 or (c.status == "in_call" and c.agent_id not in present)
             ]
             for call_id in due:
@@ -1011,8 +1017,9 @@ class SignalingService:
                     continue
                 if call.status == "offered" and call.offer_deadline < now:
                     await self._offer_timed_out(call)
-                elif call.disconnected_at is not None and now - call.disconnected_at > grace:
-                    await self._end_call(call, "customer_lost" if call.status == "in_call" else "abandoned", None)
+                elif self._gone(call, now):
+                    await self._end_call(call, "customer_lost" if call.status == "in_call" else
+                                         "abandoned" if call.kept_until is None else "place_released", None)
                 elif call.status == "in_call" and call.agent_id not in present:
                     await self._requeue_head(call, "server_restart" if call_id in not_back else "agent_lost", None)
             await self._end_wrap_ups(now)
@@ -1021,6 +1028,14 @@ class SignalingService:
             self._last_status = now
             await self._push_status()
         await self._refresh_ice(now)
+
+    def _gone(self, call: CallRecord, now: float) -> bool:
+        """The customer left and did not come back in time: the reconnect grace, or their kept place's time."""
+        if call.disconnected_at is None:
+            return False
+        if call.kept_until is not None and call.status == "queued":
+            return now > call.kept_until
+        return now - call.disconnected_at > self.options.reconnect_grace_s
 
     async def _offer_timed_out(self, call: CallRecord) -> None:
         agent_id = call.offered_to
@@ -1045,15 +1060,14 @@ class SignalingService:
         keys = [only] if only else [k for k in self.conns if k.startswith("customer:")]
         if not keys:
             return
-        agents = await self.bus.read_agents()
-        handle = self.average_handle_s()
-        for lane in LANES:
-            entries = await self.bus.lane(lane)
-            serving = max(1, sum(1 for a in agents if lane in a.skills and a.state != "away"))
+        handle = await self.handle_s()  # before reading the lanes: what is sent is what they hold now
+        entries_of = {lane: await self.bus.lane(lane) for lane in LANES}
+        now = lanes_now(await self.bus.read_agents(), {lane: len(e) for lane, e in entries_of.items()}, handle)
+        for lane, entries in entries_of.items():
             for position, (call_id, _) in enumerate(entries, start=1):
                 key = customer_key(call_id)
                 if key in keys and key in self.conns:
-                    est = round(position * handle / serving, 1)
+                    est = round(expected_wait_s(position, now[lane]), 1)
                     await self.conns[key].send(
                         p.dump(p.QueueStatus(call_id=call_id, lane=lane, position=position, est_wait_s=est))
                     )
@@ -1067,6 +1081,15 @@ class SignalingService:
                 servers = self.ice_for(conn.principal)
                 await conn.send(p.dump(p.IceServers(ice_servers=servers, ttl_s=self.ice.turn_ttl_s)))
 
+    async def handle_s(self) -> dict[str, float]:
+        """Each lane's mean handle time for the wait estimates: recent talk times plus the after-call work limit."""
+        return {lane: await self.handle_times.mean_s(lane) + self.options.wrap_up_s for lane in LANES}
+
+    async def lanes_now(self, queued: dict[str, int]) -> dict[str, LaneNow]:
+        """What the wait estimates use per lane: agents serving, free, and the mean handle time."""
+        handle = await self.handle_s()
+        return lanes_now(await self.bus.read_agents(), queued, handle)
+
     def average_handle_s(self) -> float:
         """Average handle time of this node's recent calls (a configured default before any)."""
         if not self._handle_times:
@@ -1077,15 +1100,19 @@ class SignalingService:
         """The live queue and agents, for the supervisor wall."""
         now = time.time()
         lanes: dict[str, list[dict[str, object]]] = {}
-        for lane in LANES:
+        entries_of: dict[str, list[tuple[str, float]]] = {lane: await self.bus.lane(lane) for lane in LANES}
+        waits = await self.lanes_now({lane: len(e) for lane, e in entries_of.items()})
+        for lane, entries in entries_of.items():
             rows = []
-            for position, (call_id, _) in enumerate(await self.bus.lane(lane), start=1):
+            for position, (call_id, _) in enumerate(entries, start=1):
                 call = await self.bus.get_call(call_id)
                 if call is not None:
                     rows.append({"call_id": call_id, "position": position, "status": call.status,
                                  "waited_s": round(now - call.queued_at, 1), "offered_to": call.offered_to,
-                                 "connected": call.disconnected_at is None})
+                                 "connected": call.disconnected_at is None,
+                                 "est_wait_s": round(expected_wait_s(position, waits[lane]), 1)})
             lanes[lane] = rows
+        expected = {lane: round(expected_wait_s(len(entries_of[lane]) + 1, w), 1) for lane, w in waits.items()}
         agents = [
             {"id": a.id, "role": a.role, "name": a.name, "state": a.state, "skills": a.skills,
              "call_id": a.call_id, "offer": a.offer_call, "node": a.node,
@@ -1101,4 +1128,4 @@ class SignalingService:
              "recording": c.recording, "unrecorded_s": round(c.unrecorded_for(now), 1)}
             for c in await self.bus.calls() if c.status == "in_call"
         ]
-        return {"node": self.node_id, "lanes": lanes, "agents": agents, "calls": calls}
+        return {"node": self.node_id, "lanes": lanes, "agents": agents, "calls": calls, "expected_wait_s": expected}

@@ -75,6 +75,9 @@ class CallRecord(BaseModel):
     unrecorded_since: float | None = None
     #: The parties (routing keys) that opened a witness leg: they are told each change of ``recording``.
     witness_keys: list[str] = Field(default_factory=list)
+    #: Keep my place (virtual hold): unix seconds until which a customer who left keeps the place
+    #: (instead of the reconnect grace); while away at the head, an eligible free agent waits for them.
+    kept_until: float | None = None
 
 
     def unrecorded_for(self, now: float) -> float:

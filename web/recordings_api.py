@@ -115,9 +115,16 @@ async def _new_recording(app: web.Application, recording_id: str, call_id: str) 
             "INSERT INTO recording_parts (recording_id, call_id, node, part, previous_id) VALUES ($1, $2, $3, $4, $5)",
             recording_id, call_id, _node(app), previous["part"] + 1 if previous else 1,
             previous["recording_id"] if previous else None)
-        if previous is not None:
-            await tx.execute("UPDATE recordings SET ended_at = $2 WHERE id = $1 AND ended_at IS NULL",
-                             previous["recording_id"], iso())
+        left_open: str | None = None
+        if previous is not None and await tx.fetchval(
+                "SELECT ended_at FROM recordings WHERE id = $1", previous["recording_id"]) is None:
+            left_open = previous["recording_id"]
+            await tx.execute("UPDATE recordings SET ended_at = $2 WHERE id = $1", left_open, iso())
+    if left_open is not None:  # its node stopped without closing it: closed here, where the next part starts
+        await app[AUDIT].append(AuditEvent(
+            "recording.closed", "system", "system", session_id=call_id,
+            details={"recording": left_open, "reason": "owner_lost", "next": recording_id},
+        ))
 
 
 def _witness(app: web.Application, master_key: bytes) -> Witness:
@@ -436,9 +443,11 @@ def setup(app: web.Application) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await app[_PURGE]
         endings: set[asyncio.Task[Any]] = app[_ENDING]
-        for task in [*endings, *(app[_INBOX].tasks if _INBOX in app else ())]:
+        for task in list(endings):
             with contextlib.suppress(Exception):
                 await task
+        if _INBOX in app:
+            await app[_INBOX].close()
         await witness.close()
 
     app.on_startup.append(start)

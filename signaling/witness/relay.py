@@ -11,6 +11,7 @@ media, and is sent again to the customer and the agent (who opened a leg) each t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -211,6 +212,7 @@ class Inbox:
         self.owners = owners
         self._locks: dict[str, asyncio.Lock] = {}
         self.tasks: set[asyncio.Task[None]] = set()
+        self._sweeper: asyncio.Task[None] | None = None
 
     async def open(self) -> None:
         """Receive this node's inbox through the bus (a connection without principal: never said hello)."""
@@ -221,6 +223,47 @@ class Inbox:
 
         self.service.conns[key] = Connection(self.receive, close, None, self.service.options)
         await self.service.bus.register(key)
+        self._sweeper = asyncio.create_task(self._sweep_loop(), name="witness-takeover")
+
+    async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        for task in list(self.tasks):
+            with contextlib.suppress(Exception):
+                await task
+
+    async def _sweep_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.service.options.presence_ttl_s / 3)
+            try:
+                await self.sweep()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # an outage: the service degrades and recovers by itself
+                log.debug("witness: takeover sweep skipped (%s)", exc)
+
+    async def sweep(self) -> list[str]:
+        """Take over the connected calls whose owner died, and tell their parties the recording
+        stopped: their pages open new legs, to this node (also when neither was on the dead node)."""
+        taken = []
+        calls = [c.call_id for c in await self.service.bus.read_calls()
+                 if c.status == "in_call" and c.call_id not in self.witness.calls]
+        alive: dict[str, bool] = {}
+        for call_id, owner in zip(calls, await self.owners.owners_of(calls), strict=True):
+            if owner is None or owner == self.owners.node_id:
+                continue
+            if owner not in alive:
+                alive[owner] = await self.owners.alive(owner)
+            if alive[owner]:
+                continue
+            claim = await self.owners.claim(call_id)
+            if claim.node == self.owners.node_id and claim.taken_from is not None:
+                log.warning("witness: call %s taken over from node %s", call_id, claim.taken_from)
+                taken.append(call_id)
+                await tell_state(self.service, call_id, MediaState.STOPPED, None)
+        return taken
 
     async def receive(self, text: str) -> None:
         try:

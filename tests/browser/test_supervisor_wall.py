@@ -44,11 +44,18 @@ def test_supervisor_approves_a4_on_the_wall(env: BrowserEnv) -> None:
         await sup.wait_for_selector(row, state="detached")
         outcome = await env.app[ENGINE].get(tid)
         kpis = [await el.get_attribute("data-kpi") for el in await sup.query_selector_all("[data-kpi]")]
+        staffing = {await el.get_attribute("data-staffing"): await el.text_content()
+                    for el in await sup.query_selector_all("[data-staffing]")}
+        lanes = [await el.get_attribute("data-kpi-lane") for el in await sup.query_selector_all("[data-kpi-lane]")]
         await sup.context.close()
         env.contexts.remove(sup.context)
-        return {"shown": shown, "status": outcome.status.value, "approved_by": outcome.approved_by, "kpis": kpis}
+        return {"shown": shown, "status": outcome.status.value, "approved_by": outcome.approved_by, "kpis": kpis,
+                "staffing": staffing, "lanes": lanes}
 
     r = env.run(scenario())
     assert "sim.replace" in r["shown"] and "agent2" in r["shown"] and "已确认" in r["shown"], r["shown"]
     assert (r["status"], r["approved_by"]) == ("done", "super1")
     assert r["kpis"] == ["service-level", "abandon", "wait", "handle", "fcr", "csat"]
+    # staffing (Erlang C): required vs logged-in per lane; KPIs per lane
+    assert set(r["staffing"]) == {"care", "general"} and "logged in" in r["staffing"]["general"], r["staffing"]
+    assert r["lanes"] == ["care", "general"]

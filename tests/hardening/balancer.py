@@ -37,7 +37,9 @@ NO_RATE_LIMITS = {f"COUNTER_RATELIMIT_{rule}": "off" for rule in ("LOGIN", "JOIN
 def haproxy_config(port: int, backends: list[tuple[str, int]], check_interval_ms: int = 300,
                    check_path: str | None = "/healthz") -> str:
     """Round-robin over ``backends`` (name, loopback port), no stickiness; a node that stops answering
-    ``check_path`` is out after two checks, and a request whose connection it refused is sent to another."""
+    ``check_path`` is out after three failed checks, and a request whose connection it refused is sent to
+    another.  A check waits up to 3 s for its answer: a node busy with a burst on a loaded machine answers
+    late but is not down (a killed node refuses the connection at once)."""
     check = " check" if check_path else ""
     servers = "\n".join(f"    server {name} 127.0.0.1:{p}{check}" for name, p in backends)
     health = f"    option httpchk GET {check_path}\n" if check_path else ""
@@ -55,6 +57,7 @@ defaults
     # a WebSocket is a tunnel once upgraded: a call may stay quiet for long
     timeout tunnel 1h
     timeout client-fin 5s
+    timeout check 3s
 
 frontend counter
     bind 127.0.0.1:{port}
@@ -62,8 +65,7 @@ frontend counter
 
 backend nodes
     balance roundrobin
-{health}    timeout check 3s
-    default-server inter {check_interval_ms}ms fall 2 rise 1
+{health}    default-server inter {check_interval_ms}ms fall 3 rise 1
 {servers}
 """
 

@@ -21,7 +21,9 @@ from aiortc.mediastreams import VideoStreamTrack
 from identity.evidence import load_or_create_master_key
 from signaling import protocol as p
 from signaling.peer import loopback_only
+from signaling.witness import MediaState
 from signaling.witness.client import WitnessClient, WitnessSender
+from signaling.witness.relay import WitnessState
 from tests.hardening.conftest import PrivatePostgres, PrivateRedis
 from tests.hardening.nodes import LoopbackNode
 from tests.hardening.test_faults import _call, _csrf, _post, _until
@@ -119,6 +121,10 @@ async def test_owner_killed_the_call_goes_on_in_a_linked_part_level_and_consent_
         await _until(lambda: both_recorded(1), within=30)
 
         a.kill()  # the owner dies without a word
+        # Node b sees its heartbeat lapse, takes the call over and tells the parties the recording
+        # stopped: their pages open new legs (the agent's console too, though it was not on node a).
+        stopped = await agent.expect(WitnessState, within=30, status=MediaState.STOPPED)  # type: ignore[type-var]
+        assert not stopped.recording
         back = await WitnessClient.connect(phone, b.url, customer.token)
         assert isinstance(back, WitnessClient) and back.welcome is not None and back.welcome.resumed
         clients.append(back)
@@ -134,6 +140,9 @@ async def test_owner_killed_the_call_goes_on_in_a_linked_part_level_and_consent_
         assert (first["part"], second["part"]) == (1, 2)
         assert second["previous_id"] == first["id"] and second["node"] == "node-ob", second
         assert first["ended_at"] is not None and first["segments"] >= 1, first  # closed where it stopped
+        closings = [json.loads(r["body"])["details"] for r in await conn.fetch(
+            "SELECT body FROM audit_entries WHERE session_id = $1 AND action = 'recording.closed'", sid)]
+        assert {"recording": first["id"], "reason": "owner_lost", "next": second["id"]} in closings, closings
         async with staff.get(on_b) as resp:
             assert (await resp.json())["session"]["level"] == "A1"  # the level kept
 

@@ -31,6 +31,7 @@ async def test_first_claim_wins_until_its_node_dies_then_it_is_taken_over(prefix
         assert await on_b.internal_url("node-a") == "http://a:1"
         assert await on_b.claim("c1", dead="node-a") == Claim("node-b", taken_from="node-a")  # did not answer
         assert await on_a.owner("c1") == "node-b"
+        assert await on_a.owners_of(["c1", "c9"]) == ["node-b", None]
         assert await on_a.claim("c2") == Claim("node-a")
         await asyncio.sleep(0.7)  # node a's heartbeat lapses: its calls are taken over by the next claim
         assert await on_b.live_owner("c2") is None and await on_b.internal_url("node-a") is None

@@ -11,6 +11,7 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 
 from signaling import protocol as p
+from signaling.hold import PlaceKept, PlaceNotice
 from signaling.witness.relay import RecordingConsent, WitnessIce, WitnessSdp
 from web.counter_api import ROUTES
 
@@ -120,6 +121,7 @@ def test_speaks_the_signaling_protocol() -> None:
     handled = set(re.findall(r"^  (?:async )?(\w+)\((?:msg)?\) \{", handlers.group(1), re.M))
     server_types = {m.model_fields["type"].default for m in typing.get_args(typing.get_args(p.ServerMessage)[0])}
     server_types |= {"witness_sdp", "witness_state"}
+    server_types |= {m.model_fields["type"].default for m in (PlaceKept, PlaceNotice)}  # kept places
     assert handled <= server_types, handled - server_types
     assert {"welcome", "queue_status", "call_started", "sdp", "ice", "push_step", "call_ended"} <= handled
     steps = set(typing.get_args(p.PushStep.model_fields["step"].annotation))

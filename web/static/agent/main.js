@@ -8,6 +8,7 @@ import { noticeBoth } from "../shared/i18n.js";
 import { WitnessLeg } from "../shared/witness.js";
 import { OfferPeer, grabFrame } from "./call.js";
 import * as identity from "./identity.js";
+import { startCallbacks } from "./callbacks.js";
 import { formFields, readForm } from "./txform.js";
 import { both, pair } from "../shared/i18n.js";
 
@@ -977,6 +978,11 @@ const handlers = {
   witness_state(msg) {
     if (!state.call || msg.call_id !== state.call.id) return;
     showRecording(msg.recording, msg.status ?? "waiting_media");
+    // the server our leg went to stopped answering (another took the call over): a new leg, to that one
+    const leg = state.witness?.state;
+    if (msg.status === "stopped" && state.local && leg && !["new", "connecting", "connected"].includes(leg)) {
+      startWitness(state.local).catch((err) => console.warn("agent console: witness leg", err));
+    }
   },
   chat(msg) {
     addChat(msg.text, msg.sender?.startsWith("supervisor:") ? `班长 ${msg.sender.slice(11)}` : "customer");
@@ -1094,6 +1100,7 @@ async function boot() {
   await Promise.all([loadWrapUps(), loadScripts()]);
   connect();
   refreshQueue();
+  startCallbacks($("callbacks"), state.user.username);
   setInterval(renderStateTime, 1000);
   setInterval(() => {
     refreshQueue();

@@ -10,6 +10,7 @@ import { autoCapture, sha256Hex } from "./capture.js";
 import { CallPeer } from "./call.js";
 import { browserKind, classifyError, isLive, openCallMedia, openFrontCamera, openRearCamera } from "./media.js";
 import * as S from "./screens.js";
+import { bookCallback, bookedScreen, comeBack, holdPanel, keptScreen, notifyBack, takeHoldCode, takeInvite } from "./hold.js";
 
 const STORE = "rc.customer";
 const $ = (id) => document.getElementById(id);
@@ -211,6 +212,21 @@ function connect() {
 
 function showWaiting(connecting = false) {
   show(() => S.waiting({ ...state.queue, connecting, onLeave: leave }));
+  if (!connecting && state.queue.position != null) $("screen").firstElementChild?.append(holdPanel({ onKeep: keepPlace, onBook: bookBack }));
+}
+
+/** A scheduled call-back instead of waiting: booked, then this wait ends. */
+async function bookBack(msisdn, at) {
+  const booked = await bookCallback(state.token, msisdn, at);
+  if (!booked) return announce(t("callback.failed"));
+  if (ws) ws.send({ type: "hangup", call_id: state.callId ?? undefined, reason: "callback_booked" });
+  finish(false); // the camera off, the socket closed: this visit ends with the booking
+  show(() => bookedScreen(booked.preferred_at));
+}
+
+/** Keep my place: the server keeps it while the page is closed and texts a link back. */
+function keepPlace(msisdn) {
+  if (ws) ws.send({ type: "keep_place", msisdn });
 }
 
 function leave() {
@@ -253,7 +269,16 @@ const handlers = {
     document.body.dataset.position = String(msg.position);
     const changed = msg.position !== state.queue.position;
     state.queue = { position: msg.position, etaS: msg.est_wait_s };
-    if (!state.inCall && (changed || shown?.name !== "waiting")) showWaiting();
+    if (!state.inCall && !state.kept && (changed || shown?.name !== "waiting")) showWaiting();
+  },
+  place_kept(msg) {
+    state.kept = true;
+    show(() => keptScreen(msg.return_s));
+  },
+  place_notice() {
+    state.kept = false;
+    notifyBack();
+    showWaiting();
   },
   call_started(msg) {
     state.callId = msg.call_id;
@@ -818,7 +843,26 @@ function boot() {
   });
   $("btn-repeat").addEventListener("click", () => repeat());
   relabel();
-  if (saved.token) {
+  const holdCode = takeHoldCode();
+  const invite = takeInvite();
+  if (invite) {
+    // a call-back's invitation: a fresh visit (consent first) whose join goes to the inviting agent
+    state.token = invite;
+    state.callToken = invite;
+    save();
+    start();
+  } else if (holdCode) {
+    // back from the text's link: the same call, at the head of its lane
+    comeBack(holdCode).then((back) => {
+      if (!back) return show(() => S.notice({ name: "hold-expired", title: t("hold.expired") }));
+      setSenior(!!back.care);
+      state.token = back.token;
+      state.callToken = back.token;
+      save();
+      show(() => S.notice({ name: "hold-back", title: t("hold.back") }));
+      openMedia();
+    });
+  } else if (saved.token) {
     setSenior(!!saved.senior);
     state.faceConsent = saved.faceConsent ?? null;
     state.token = saved.token;

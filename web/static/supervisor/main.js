@@ -5,6 +5,7 @@ import { ReconnectingSocket } from "../shared/ws.js";
 import { AnswerPeer } from "../agent/call.js";
 import { api, clock, h, header, mmss, mount, pct, requireUser, toast } from "../login/staff.js";
 import { bars, gauge } from "./charts.js";
+import { refreshLaneKpis, refreshStaffing } from "./staffing.js";
 import { both } from "../shared/i18n.js";
 
 const $ = (id) => document.getElementById(id);
@@ -47,8 +48,8 @@ async function refreshKpis() {
 async function refreshLive() {
   const snap = await api("/api/supervisor/queue");
   mount($("lanes"), Object.entries(snap.lanes).map(([lane, rows]) => h("div", { class: "lane", dataset: { lane } },
-    h("h3", {}, lane === "care" ? h("span", { class: "badge care" }, "关爱 Care") : "普通 General", ` · ${rows.length} 人等待 waiting`),
-    h("ul", { class: "plain" }, rows.map((r) => h("li", {}, `#${r.position} · ${mmss(r.waited_s)} · ${r.status}${r.offered_to ? ` → ${r.offered_to}` : ""}${r.connected ? "" : " · 断线 dropped"}`))))));
+    h("h3", {}, lane === "care" ? h("span", { class: "badge care" }, "关爱 Care") : "普通 General", ` · ${rows.length} 人等待 waiting · ${both("wall.est_wait", { t: mmss(snap.expected_wait_s?.[lane]) })}`),
+    h("ul", { class: "plain" }, rows.map((r) => h("li", {}, `#${r.position} · ${mmss(r.waited_s)} · ${r.status}${r.offered_to ? ` → ${r.offered_to}` : ""}${r.connected ? "" : " · 断线 dropped"} · ${both("wall.est_wait", { t: mmss(r.est_wait_s) })}`))))));
   // the agents' states as routing keeps them, with the time in each (the same the agent's console shows)
   mount($("agents"), snap.agents.map((a) => h("tr", { dataset: { agent: a.id, state: a.state } },
     h("td", {}, `${a.name} (${a.id})`),
@@ -163,7 +164,7 @@ function connect() {
 
 async function tick() {
   try {
-    await Promise.all([refreshKpis(), refreshLive(), refreshApprovals()]);
+    await Promise.all([refreshKpis(), refreshLive(), refreshApprovals(), refreshStaffing($("staffing")), refreshLaneKpis($("lane-kpis"), $("hours").value)]);
     $("updated").textContent = `更新 ${new Date().toLocaleTimeString("zh-CN", { hour12: false })}`;
     document.body.dataset.ready = "1";
   } catch (err) {
