@@ -34,6 +34,7 @@ COMPONENTS: list[str] = [
     "counter.sms:setup",
     "web.pages:setup",
     "web.signaling_ws:setup",
+    "web.helpers_api:setup",
     "web.recordings_api:setup",
     "web.identity_api:setup",
     "web.consoles_api:setup",

@@ -22,7 +22,7 @@ MAX_MESSAGE_BYTES = 64 * 1024
 Lane = Literal["care", "general"]
 #: What a staff member may ask for: ``wrap_up`` while in after-call work extends it by the limit.
 PresenceState = Literal["available", "wrap_up", "away"]
-Role = Literal["customer", "agent", "supervisor"]
+Role = Literal["customer", "agent", "supervisor", "helper"]
 
 
 

@@ -32,6 +32,8 @@ class Principal:
 
     @property
     def audit_id(self) -> str:
+        if self.role == "helper":
+            return f"helper:session:{self.id}"
         return f"session:{self.id}" if self.role == "customer" else self.id
 
 
@@ -75,6 +77,12 @@ class CallRecord(BaseModel):
     unrecorded_since: float | None = None
     #: The parties (routing keys) that opened a witness leg: they are told each change of ``recording``.
     witness_keys: list[str] = Field(default_factory=list)
+    #: A helper (家属) of the call: connected now / ever; what they said; the holder's answer.
+    helper_present: bool = False
+    helper_seen: bool = False
+    helper_name: str | None = None  # personal data: live state only, never audited in clear
+    helper_relation: str | None = None
+    helper_consent: str | None = None  # pending | agreed | refused (None: not introduced)
 
 
     def unrecorded_for(self, now: float) -> float:
