@@ -45,6 +45,6 @@ class HelperClient(WitnessClient):
             body = await resp.json()
             if resp.status != 200:
                 raise ClientError(f"helper join refused: HTTP {resp.status} {body.get('code')}")
-        client = await cls.connect(http, base_url, token=body["token"])
+        client = cast("HelperClient", await cls.connect(http, base_url, token=body["token"]))
         client.token = body["token"]
         return client

@@ -115,7 +115,9 @@ class RecordingFiles:
             "call_id": call_id,
             "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "format": "webm",
-            "tracks": [f"{party}.{kind}" for party, kind in TRACKS],
+            # Stream i of every segment is tracks[i]; a helper's follow in segments that have them.
+            "tracks": [f"{party}.{kind}" for party, kind in TRACKS]
+            + [f"{party}.{kind}" for party in EXTRA_PARTIES for kind in ("video", "audio")],
             "key_id": key_id(master_key),
             "wrapped_key": base64.b64encode(aes_key_wrap(master_key, files._key)).decode(),
         }
