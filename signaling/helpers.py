@@ -110,10 +110,10 @@ class HelperStore:
         if row is None:
             raise InviteError("invite_unknown", "this invitation link is not valid")
         if not used:
-            if row["revoked_at"] is not None:
-                raise InviteError("invite_revoked", "this invitation was withdrawn or its call has ended")
             if row["used_at"] is not None:
                 raise InviteError("invite_used", "this invitation link has been used already")
+            if row["revoked_at"] is not None:
+                raise InviteError("invite_revoked", "this invitation was withdrawn or its call has ended")
             raise InviteError("invite_expired", "this invitation link has expired: ask for a new one")
         token = secrets.token_urlsafe(32)
         call_id = str(row["call_id"])
@@ -347,7 +347,7 @@ class Helpers:
                 agent = f"{call.agent_role or 'agent'}:{call.agent_id}"
                 await self.service.bus.send(helper_key(call.call_id), p.dump(p.CallStarted(
                     call_id=call.call_id, lane=call.lane, peer=agent, peer_name=call.agent_name or call.agent_id)))
-                await self._tell(call, HelperEvent.JOINED, [agent])
+                await self._tell(call, HelperEvent.JOINED, [agent, customer_key(call.call_id)])
 
     async def _handle(self, conn: Connection, m: HelperMessage) -> None:
         who = conn.principal
