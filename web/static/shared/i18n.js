@@ -211,7 +211,7 @@ const zh = {
   "auditor.timeline_opened": "已打开会话 {id} 的时间线，共 {n} 步。",
   "wall.live": "排队 {waiting} 位，待接 {offered} 个",
   // 亲情协助: a helper (家属) in the call (issue 21)
-  "helper.invite": "请家人来帮忙",
+  "helper.invite": "请家人帮忙",
   "helper.invite_title": "请家人用手机扫这个码",
   "helper.invite_hint": "也可以把下面的链接发给家人。链接 10 分钟内有效，只能用一次。",
   "helper.invite_say": "请家人用手机扫屏幕上的码，就能加入通话帮您。",
@@ -465,7 +465,7 @@ const en = {
   "auditor.timeline_opened": "Timeline of session {id} opened: {n} steps.",
   "wall.live": "{waiting} waiting, {offered} offered",
   // a helper (family member) in the call (issue 21)
-  "helper.invite": "Ask family to help",
+  "helper.invite": "Family help",
   "helper.invite_title": "Have your family member scan this code",
   "helper.invite_hint": "Or send them the link below. It works for 10 minutes, once.",
   "helper.invite_say": "Have your family member scan the code on the screen with their phone to join the call and help you.",
