@@ -207,6 +207,13 @@ class HelperConsent(_Msg):
     accepted: bool
 
 
+class HelperSuggest(_Msg):
+    """The agent suggests a helper: the holder's screen asks them; a link is minted only if they agree."""
+
+    type: Literal["helper_suggest"] = "helper_suggest"
+    call_id: str = Field(min_length=1, max_length=64)
+
+
 class HelperEvent(enum.StrEnum):
     """Why ``helper_state`` is sent."""
 
@@ -215,6 +222,7 @@ class HelperEvent(enum.StrEnum):
     INTRO = "intro"  # the helper said who they are: the holder is asked
     CONSENT = "consent"  # the holder answered
     STATE = "state"  # as it is (after a hello of anyone on the call)
+    SUGGESTED = "suggested"  # to the holder: the agent suggests inviting a helper (the holder decides)
 
 
 class HelperState(_Msg):
@@ -232,16 +240,16 @@ class HelperState(_Msg):
     in_call: bool = False  # an agent has the call
 
 
-HelperMessage = Annotated[HelperIntro | HelperConsent, Field(discriminator="type")]
+HelperMessage = Annotated[HelperIntro | HelperConsent | HelperSuggest, Field(discriminator="type")]
 _ADAPTER = TypeAdapter[HelperMessage](HelperMessage)
-TYPES = ("helper_intro", "helper_consent")
+TYPES = ("helper_intro", "helper_consent", "helper_suggest")
 
 
 @dataclass(frozen=True)
 class HelperAudit:
     """Something to audit: ``name`` is personal data (kept out of immutable bodies)."""
 
-    action: str  # helper.joined | helper.intro | helper.consent | helper.left
+    action: str  # helper.joined | helper.intro | helper.consent | helper.suggested
     call_id: str
     actor_role: str
     actor_id: str
@@ -368,6 +376,16 @@ class Helpers:
                                           relation=m.relation.value, name=m.name,
                                           claimed_account=call.claimed_account or call.claimed_phone))
             await self._tell(call, HelperEvent.INTRO)
+            return
+        if isinstance(m, HelperSuggest):
+            call = await bus.read_call(m.call_id)
+            if call is None or call.status != "in_call" or call.agent_id is None:
+                raise p.ProtocolError("not_in_call", f"call {m.call_id} is not connected", m.ref)
+            if who.key != f"{call.agent_role or 'agent'}:{call.agent_id}":
+                raise p.ProtocolError("forbidden", "helper_suggest is sent by the call's agent", m.ref)
+            await self._audit(HelperAudit("helper.suggested", call.call_id, who.role, who.audit_id,
+                                          claimed_account=call.claimed_account or call.claimed_phone))
+            await self._tell(call, HelperEvent.SUGGESTED, [customer_key(call.call_id)])
             return
         if who.role != "customer" or who.id != m.call_id:
             raise p.ProtocolError("forbidden", "helper_consent is the holder's own answer", m.ref)

@@ -168,3 +168,16 @@ async def test_the_holder_says_no(app_client: TestClient[Any, Any], accepted: bo
                 await HelperClient.connect(http, base, token=helper.token)
         finally:
             await helper.close()
+
+
+async def test_the_agent_suggests_and_the_holder_decides(app_client: TestClient[Any, Any]) -> None:
+    async with live_call(str(app_client.make_url("")), client=HelperClient) as call:
+        await call.customer.send({"type": "helper_suggest", "call_id": call.call_id})
+        assert (await call.customer.expect(p.ErrorMsg)).code == "forbidden"
+        await call.agent.send({"type": "helper_suggest", "call_id": call.call_id})
+        asked = await call.customer.expect(HelperState, event=HelperEvent.SUGGESTED)  # type: ignore[type-var]
+        assert not asked.present and asked.helper == f"helper:{call.call_id}"
+        [entry] = await app_client.app[AUDIT].search(action="helper.suggested", session_id=call.call_id)
+        assert entry["entry"]["actor_id"] == "agent1"
+        # No link exists until the holder's own page asks for one (with the holder's token).
+        assert await app_client.app[HELPERS].store.db.fetch("SELECT 1 FROM helper_invites") == []

@@ -248,7 +248,7 @@ async function openSession() {
 }
 
 function enableCall(on) {
-  for (const id of ["btn-mute", "btn-hangup", "transfer-to", "transfer-agent", "btn-transfer", "claim-msisdn", "claim-name",
+  for (const id of ["btn-suggest-helper", "btn-mute", "btn-hangup", "transfer-to", "transfer-agent", "btn-transfer", "claim-msisdn", "claim-name",
     "btn-claim", "btn-consent-yes", "btn-consent-no", "service-password", "btn-password", "btn-face", "btn-liveness", "btn-id",
     "btn-next", "btn-attest", "tx-search", "chat-input", "btn-chat", "wrapup-code", "wrapup-notes", "btn-close", "guide-script",
     "btn-guide-start"]) {
@@ -288,7 +288,7 @@ function callEnded(msg) {
   delete document.body.dataset.remoteVideo;
   $("call-state").textContent = `已结束 Ended (${msg.reason})`;
   document.body.dataset.rtc = "closed";
-  for (const id of ["btn-mute", "btn-hangup", "transfer-to", "transfer-agent", "btn-transfer", "btn-face", "btn-liveness", "btn-id", "btn-next", "chat-input", "btn-chat"]) {
+  for (const id of ["btn-suggest-helper", "btn-mute", "btn-hangup", "transfer-to", "transfer-agent", "btn-transfer", "btn-face", "btn-liveness", "btn-id", "btn-next", "chat-input", "btn-chat"]) {
     $(id).disabled = true;
   }
   if (state.call) state.call.ended = true;
@@ -1022,6 +1022,7 @@ const handlers = {
       : msg.sender?.startsWith("helper:") ? "家属 helper" : "customer");
   },
   step_result(msg) {
+    if (msg.sender?.startsWith("helper:")) toast(`家属代答（不是本人）The helper answered for the holder: ${msg.status}${msg.value ? ` (${msg.value})` : ""}`);
     const resolve = state.steps.get(msg.step_id);
     if (resolve) {
       state.steps.delete(msg.step_id);
@@ -1091,6 +1092,11 @@ async function boot() {
   header(state.user);
   // presence changes on an explicit choice only (a button), never on arrow keys passing over a list
   $("btn-available").addEventListener("click", () => setPresence("available"));
+  $("btn-suggest-helper").addEventListener("click", () => {
+    // the holder's screen asks them; only their yes mints a link (with their own token)
+    if (state.call && !state.call.ended) send({ type: "helper_suggest", call_id: state.call.id });
+    toast("已请客户决定是否请家属来帮忙。The holder is asked whether to invite a helper.");
+  });
   $("btn-away").addEventListener("click", () => setPresence("away"));
   $("btn-extend").addEventListener("click", () => setPresence("wrap_up"));
   $("hangup-dialog").addEventListener("close", () => { if ($("hangup-dialog").returnValue === "yes") hangup(); });

@@ -47,6 +47,19 @@ export function consentScreen({ name, relation, onYes, onNo }) {
   };
 }
 
+/** The agent suggests a helper: the holder decides; a link is minted only on yes (with their own token). */
+export function suggestScreen({ onYes, onNo }) {
+  return {
+    name: "helper_suggest",
+    say: t("helper.suggest_say"),
+    speak: true,
+    node: screen("helper_suggest", t("helper.suggest_title"),
+      h("div", { class: "stack" },
+        bigButton(t("helper.suggest_yes"), onYes, { id: "btn-suggest-yes" }),
+        bigButton(t("helper.suggest_no"), onNo, { id: "btn-suggest-no", kind: "secondary" }))),
+  };
+}
+
 /** The peer connection to the helper, offered by this side ("to": the helper's key). */
 export class HelperLink {
   constructor({ send, onRemote }) {

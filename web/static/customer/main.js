@@ -8,7 +8,7 @@ import { WitnessLeg } from "../shared/witness.js";
 import { ReconnectingSocket } from "../shared/ws.js";
 import { autoCapture, sha256Hex } from "./capture.js";
 import { CallPeer } from "./call.js";
-import { HelperLink, consentScreen, inviteScreen } from "./helper.js";
+import { HelperLink, consentScreen, inviteScreen, suggestScreen } from "./helper.js";
 import { browserKind, classifyError, isLive, openCallMedia, openFrontCamera, openRearCamera } from "./media.js";
 import * as S from "./screens.js";
 
@@ -302,6 +302,10 @@ const handlers = {
     $("helper-tile").hidden = !msg.present;
     if (msg.event === "joined" && msg.present) await helperLink.connect(state.callId, msg.helper, state.stream, peer.iceServers);
     if (msg.event === "left") helperLink.close();
+    if (msg.event === "suggested") {
+      show(() => suggestScreen({ onYes: () => inviteHelper(), onNo: () => show(callScreen) }));
+      return;
+    }
     if (msg.event === "intro" && msg.consent === "pending") {
       const answer = (accepted) => {
         ws.send({ type: "helper_consent", call_id: state.callId, accepted });
