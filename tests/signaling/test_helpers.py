@@ -16,9 +16,10 @@ import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient
 
 from counter.config import load_settings
+from counter.storage import Database
 from signaling import protocol as p
 from signaling.helper_client import HelperClient
-from signaling.helpers import Consent, HelperEvent, HelperState
+from signaling.helpers import Consent, HelperEvent, HelperState, HelperStore, HelperToken, InviteError
 from signaling.peer import SyntheticVideo
 from signaling.witness.client import WitnessSender
 from tests.calls import live_call
@@ -147,3 +148,20 @@ async def test_helper_across_nodes_and_after_reconnects(tmp_path: Path) -> None:
         if keys:
             await client.delete(*keys)
         await client.aclose()
+
+
+async def test_an_invitation_is_redeemed_once_even_at_the_same_moment(db: Database) -> None:
+    store = HelperStore(db)
+    made = await store.invite("c1", "session:c1")
+    results = await asyncio.gather(store.redeem(made.code), store.redeem(made.code), return_exceptions=True)
+    tokens = [r for r in results if isinstance(r, HelperToken)]
+    refused = [r.code for r in results if isinstance(r, InviteError)]
+    assert len(tokens) == 1 and refused == ["invite_used"], results
+    assert await store.check_token(tokens[0].token) == "c1"
+    assert await store.check_token("made-up") is None and not await store.is_helper_token("made-up")
+    await store.end_call("c1")
+    assert await store.check_token(tokens[0].token) is None and await store.is_helper_token(tokens[0].token)
+    stale = await store.invite("c2", "session:c2", ttl_s=-1.0)
+    with pytest.raises(InviteError) as expired:
+        await store.redeem(stale.code)
+    assert expired.value.code == "invite_expired"
