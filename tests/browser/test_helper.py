@@ -131,6 +131,12 @@ def test_holder_helper_and_agent_in_one_call(env: BrowserEnv) -> None:
         await holder.tap("#btn-helper-yes")
         await agent.wait_for_selector("body[data-helper=agreed]")
         await helper.wait_for_selector("body[data-consent=agreed]")
+        # The agent may suggest a helper too: the holder's screen asks, and the holder decides.
+        await agent.click("#btn-suggest-helper")
+        await holder.wait_for_selector("[data-screen=helper_suggest]")
+        await screenshot(holder, "helper-suggest")
+        await holder.tap("#btn-suggest-no")
+        await holder.wait_for_selector("[data-screen=call]")
         out["agent_label"] = await agent.text_content("#helper-label")
         out["holder_label"] = await holder.text_content("#helper-label")
         out["helper_tiles"] = [await helper.text_content(f"#{x}-label") for x in ("holder", "agent", "self")]
