@@ -9,7 +9,7 @@ COPY identity ./identity
 COPY web ./web
 RUN pip install --no-cache-dir '.[ocr]' \
  && pip install --no-cache-dir --no-deps rapidocr-onnxruntime==1.4.4
-RUN useradd --create-home --uid 10001 counter && mkdir -p /data /app/certs && chown counter /data /app/certs
+RUN useradd --create-home --uid 10001 counter && mkdir -p /data /app/certs /app/shared && chown counter /data /app/certs /app/shared
 USER counter
 EXPOSE 8443
 HEALTHCHECK --interval=10s --timeout=3s --retries=5 \

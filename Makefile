@@ -20,9 +20,12 @@ run: venv
 test-deps: venv
 	$(BIN)/pip install -q -e '.[ocr,test]'
 	@command -v chromium >/dev/null && command -v ffmpeg >/dev/null && command -v turnserver >/dev/null \
-	  && fc-list | grep -qi 'Noto Sans CJK' \
+	  && command -v haproxy >/dev/null && fc-list | grep -qi 'Noto Sans CJK' \
 	  || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-	      chromium ffmpeg coturn fonts-noto-cjk >/dev/null)
+	      chromium ffmpeg coturn haproxy fonts-noto-cjk >/dev/null)
+	@command -v go >/dev/null && test -d /usr/share/gocode/src/golang.org/x/mod/sumdb/note \
+	  || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	      golang-go golang-golang-x-mod-dev >/dev/null)
 	@bash scripts/ensure-services.sh
 
 lint:

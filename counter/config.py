@@ -34,9 +34,30 @@ class Settings(BaseModel):
     cert_dir: Path = Field(Path("certs"), description="where the local CA and server certificate live")
     cert_names: list[str] = Field(default_factory=list, description="extra DNS names for the certificate")
     data_dir: Path = Field(Path("data"), description="SQLite database, keys and encrypted evidence")
+    recordings_dir: Path | None = Field(
+        None, description="call recordings (default: DATA_DIR/recordings); mount one folder on every node to share them"
+    )
+    evidence_dir: Path | None = Field(
+        None, description="encrypted face/ID evidence (default: DATA_DIR/evidence); one folder on every node shares it"
+    )
+    pseudonym_key_file: Path | None = Field(
+        None, description="HMAC key pseudonymising account numbers in the audit log"
+        " (default: DATA_DIR/audit_pseudonym.key); every node of an installation needs the same one"
+    )
     database_url: str = Field("", description="sqlite:///path.db (default: DATA_DIR/counter.db) or postgresql://")
     redis_url: str = Field("", description="redis://host:6379/0 to share queue and routing between nodes")
+    redis_max_connections: int = Field(
+        64, ge=2, le=10000,
+        description="most Redis connections one node opens; beyond, a command waits for a free one",
+    )
+    redis_pool_timeout_s: float = Field(
+        5.0, gt=0, le=120,
+        description="how long a Redis command waits for a free connection before the node counts Redis as down",
+    )
     node_id: str = Field("", description="this process's name on the bus (default: host-pid)")
+    internal_url: str = Field(
+        "", description="where other nodes reach this one, e.g. http://10.0.0.5:8443 (default: scheme://host:port)"
+    )
     models_dir: Path | None = Field(None, description="folder holding the ONNX model files")
     onnx_providers: list[str] = Field(
         default_factory=lambda: ["CPUExecutionProvider"],
@@ -48,6 +69,18 @@ class Settings(BaseModel):
     )
     audit_key_file: Path | None = Field(
         None, description="Ed25519 key signing audit checkpoints (default: DATA_DIR/audit_ed25519.key)"
+    )
+    audit_origin: str = Field(
+        "remote-counter/audit", pattern=r"^[^\s+]{1,200}$",
+        description="the audit log's name in its checkpoints (C2SP origin: a schema-less URL, same on every node)",
+    )
+    audit_witnesses: list[str] = Field(
+        default_factory=list,
+        description="witnesses asked to cosign audit checkpoints: URL=<witness verifier key>, comma-separated",
+    )
+    audit_witness_quorum: int = Field(0, ge=0, le=32, description="cosignatures a checkpoint needs to be served")
+    audit_purge_interval_s: float = Field(
+        3600.0, ge=0, description="how often personal data past evidence_retention_days is purged (0: never)"
     )
     stun_urls: list[str] = Field(default_factory=list, description="STUN servers handed to browsers")
     turn_urls: list[str] = Field(default_factory=list, description="TURN servers handed to browsers")
@@ -109,6 +142,14 @@ class Settings(BaseModel):
     @property
     def effective_master_key_file(self) -> Path:
         return self.master_key_file or self.data_dir / "master.key"
+
+    @property
+    def effective_recordings_dir(self) -> Path:
+        return self.recordings_dir or self.data_dir / "recordings"
+
+    @property
+    def effective_evidence_dir(self) -> Path:
+        return self.evidence_dir or self.data_dir / "evidence"
 
     @property
     def effective_audit_key_file(self) -> Path:

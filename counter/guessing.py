@@ -111,13 +111,13 @@ class Guard:
         now = now or utcnow()
         subject = _subject(LOGIN_ADDRESS, f"known|{address}|{username}")
         until = iso(now + KNOWN_FOR)
-        if not await self.db.execute(
-            "UPDATE guess_counters SET locked_until = $2, updated_at = $3 WHERE subject = $1", subject, until, iso(now)
-        ):
-            await self.db.execute(
-                "INSERT INTO guess_counters (subject, failures, locked_until, updated_at) VALUES ($1, 0, $2, $3)",
-                subject, until, iso(now),
-            )
+        # One upsert: two logins of one name from one address at once (two nodes) must not collide.
+        await self.db.execute(
+            "INSERT INTO guess_counters (subject, failures, locked_until, updated_at) VALUES ($1, 0, $2, $3)"
+            " ON CONFLICT (subject) DO UPDATE SET locked_until = excluded.locked_until,"
+            " updated_at = excluded.updated_at",
+            subject, until, iso(now),
+        )
 
     async def known(self, address: str, username: str, now: datetime | None = None) -> bool:
         """Whether ``username`` logged in successfully from ``address`` lately."""

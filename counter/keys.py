@@ -282,7 +282,7 @@ def _paths(args: argparse.Namespace) -> tuple[Path, Path, Path]:
     from counter.cli import settings_from_args
 
     settings = settings_from_args(args)
-    return (settings.effective_master_key_file, settings.data_dir / "evidence", settings.data_dir / "recordings")
+    return settings.effective_master_key_file, settings.effective_evidence_dir, settings.effective_recordings_dir
 
 
 async def rewrap_database(database_url: str, key_file: Path) -> int:

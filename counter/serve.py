@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
+from counter.audit import AuditError, KeyFileError
 from counter.config import Settings
 from counter.demo import DEMO_STAFF
 from counter.storage import DatabaseError
@@ -95,6 +96,9 @@ def _serve(args: argparse.Namespace) -> int:
         asyncio.run(run(settings))
     except DatabaseError as exc:
         print(f"counter: database error: {exc}", file=sys.stderr)
+        return 1
+    except (KeyFileError, AuditError) as exc:
+        print(f"counter: audit log: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:
         print(f"counter: cannot listen on {settings.host}:{settings.port}: {exc}", file=sys.stderr)

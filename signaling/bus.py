@@ -4,7 +4,8 @@
 :class:`RedisBus` shares it between ``counter serve`` processes: each node subscribes to its own
 pub/sub channel, a hash maps each connected principal to its node, the lanes are sorted sets changed
 atomically (``MULTI``), presence keys expire unless heartbeaten, and routing decisions are serialised
-by a lock (``SET NX PX`` released by a compare-and-delete script).
+by a lock (``SET NX PX`` released by a compare-and-delete script).  Its connection pool is bounded and
+waits for a free connection (a burst of joins queues up instead of failing).
 """
 
 from __future__ import annotations
@@ -140,6 +141,15 @@ class Bus(abc.ABC):
         """Keys registered to nodes that stopped heartbeating (killed); they are unregistered here."""
         return []
 
+    async def stale_keys(self) -> list[str]:
+        """Keys registered to this node without a connection here (their unregistering was lost, as in
+        an outage), seen so on two passes in a row; they are unregistered here."""
+        return []
+
+    async def connected_keys(self) -> set[str]:
+        """Every key connected to some node."""
+        return set(self.local)
+
 
 class InProcessBus(Bus):
     """Everything in this process: the default for a single ``counter serve``."""
@@ -219,13 +229,19 @@ if redis.call('hget', KEYS[1], ARGV[1]) == ARGV[2] then return redis.call('hdel'
 class RedisBus(Bus):
     """Shared state and routing through Redis, so several nodes serve one queue."""
 
-    def __init__(self, url: str, node_id: str, prefix: str = "rc", lock_ttl_ms: int = 5000) -> None:
+    def __init__(self, url: str, node_id: str, prefix: str = "rc", lock_ttl_ms: int = 5000,
+                 max_connections: int = 64, pool_timeout_s: float = 5.0) -> None:
         super().__init__(node_id)
         import redis.asyncio as aioredis
         import redis.exceptions as redis_errors
 
         self.unavailable = (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError)
-        self.redis = aioredis.from_url(url, decode_responses=True)
+        # The default pool raises at its limit (100), which the service takes for Redis being down: a
+        # burst of joins would flip the node into its outage mode.  This one waits for a connection.
+        pool = aioredis.BlockingConnectionPool.from_url(url, decode_responses=True, max_connections=max_connections,
+                                                         timeout=pool_timeout_s)
+        self.redis = aioredis.Redis.from_pool(pool)
+        self._stale_seen: set[str] = set()
         self.prefix = prefix
         self.lock_ttl_ms = lock_ttl_ms
         self._pubsub = self.redis.pubsub()
@@ -338,6 +354,21 @@ class RedisBus(Bus):
                 orphans.append(key)
         return orphans
 
+    async def stale_keys(self) -> list[str]:
+        where = await self.redis.hgetall(self._k("loc"))
+        # A key is between ``local`` and the hash for a moment while it registers or unregisters: only
+        # what two passes in a row saw is stale.
+        mine = {str(k) for k, v in where.items() if v == self.node_id and k not in self.local}
+        stale, self._stale_seen = mine & self._stale_seen, mine - self._stale_seen
+        released = []
+        for key in sorted(stale):
+            if key not in self.local and await self._unregister(keys=[self._k("loc")], args=[key, self.node_id]):
+                released.append(key)
+        return released
+
+    async def connected_keys(self) -> set[str]:
+        return {str(k) for k in await self.redis.hkeys(self._k("loc"))}
+
     async def get_call(self, call_id: str) -> CallRecord | None:
         raw = await self.redis.get(self._k("call", call_id))
         return CallRecord.model_validate_json(raw) if raw else None
@@ -403,8 +434,10 @@ class RedisBus(Bus):
         return [AgentRecord.model_validate_json(r) for r in raws if r]
 
 
-def make_bus(redis_url: str, node_id: str, prefix: str) -> Bus:
-    """The Redis bus when ``redis_url`` is set, else the in-process bus."""
+def make_bus(redis_url: str, node_id: str, prefix: str, max_connections: int = 64,
+             pool_timeout_s: float = 5.0) -> Bus:
+    """The Redis bus when ``redis_url`` is set (a pool of at most ``max_connections``, each command
+    waiting up to ``pool_timeout_s`` for a free one), else the in-process bus."""
     if redis_url:
-        return RedisBus(redis_url, node_id, prefix)
+        return RedisBus(redis_url, node_id, prefix, max_connections=max_connections, pool_timeout_s=pool_timeout_s)
     return InProcessBus(node_id)

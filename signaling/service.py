@@ -143,6 +143,7 @@ class SignalingService:
         #: Why the shared state (bus) or database is unreachable, or ``None`` when all is well.
         self.degraded: str | None = None
         self._lost_in_outage: set[str] = set()
+        self._unconnected_seen: set[str] = set()  # calls whose customer was connected nowhere, last pass
         self._outage_errors: tuple[type[BaseException], ...] = (*bus.unavailable, DatabaseError)
         self._extra: dict[str, tuple[TypeAdapter[Any], Callable[[Connection, Any], Awaitable[None]]]] = {}
         #: Set while the node stops: connections that close then change no call and no presence.
@@ -930,6 +931,16 @@ class SignalingService:
         if call.status == "in_call" and call.agent_id:
             await self._to(self._agent_key(call), p.PeerState(call_id=call.call_id, peer=key, state="lost"))
 
+    async def _sweep_unconnected(self, now: float) -> None:
+        """Calls counted as connected whose customer is connected to no node, on two passes in a row
+        (a disconnect lost in an outage, a node gone before it said so): their grace starts.  Under lock."""
+        connected = await self.bus.connected_keys()
+        unconnected = {c.call_id for c in await self.bus.read_calls()
+                       if c.disconnected_at is None and customer_key(c.call_id) not in connected}
+        gone, self._unconnected_seen = unconnected & self._unconnected_seen, unconnected - self._unconnected_seen
+        for call_id in sorted(gone):
+            await self._orphaned(customer_key(call_id), now)
+
     # outages ---------------------------------------------------------------------------------
 
     def _degrade(self, reason: str) -> None:
@@ -948,6 +959,14 @@ class SignalingService:
         async with self.bus.lock():
             for key in list(self.conns):
                 await self.bus.register(key)
+                if key.startswith("customer:"):  # connected here: whatever a failed hello left says
+                    back = await self.bus.get_call(key.removeprefix("customer:"))
+                    if back is not None and back.disconnected_at is not None:
+                        back.disconnected_at = None
+                        await self.bus.put_call(back)
+            for key in self._lost_in_outage - set(self.conns):  # closed while the shared state was away
+                await self.bus.unregister(key)
+                await self._orphaned(key, now)
             in_call: dict[str, str] = {}
             for call in saved:
                 if customer_key(call.call_id) in self._lost_in_outage and call.disconnected_at is None:
@@ -992,6 +1011,9 @@ class SignalingService:
                 await self.bus.heartbeat_node(self.options.presence_ttl_s)
                 for key in await self.bus.orphaned_keys():
                     await self._orphaned(key, now)
+                for key in await self.bus.stale_keys():
+                    await self._orphaned(key, now)
+                await self._sweep_unconnected(now)
                 for conn in list(self.conns.values()):
                     who = conn.principal
                     if who is not None and who.role in STAFF_ROLES:

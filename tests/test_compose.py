@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import pytest
 import yaml
 
 from counter.config import ENV_PREFIX, Settings, load_settings
@@ -107,3 +110,63 @@ def test_turn_refuses_special_purpose_peers_and_has_quotas() -> None:
         a.split("=", 1)[0]: int(a.split("=", 1)[1]) for a in args if a.startswith(("--user-quota", "--total-quota"))
     }
     assert 0 < quotas["--user-quota"] <= 20 and quotas["--total-quota"] >= quotas["--user-quota"]
+
+
+# --- two replicas behind the load balancer ------------------------------------------------------------
+
+APPS = ("app", "app2")
+HAPROXY_CFG = ROOT / "deploy" / "haproxy.cfg"
+
+
+def _haproxy_lines() -> list[str]:
+    lines = [line.split("#", 1)[0].strip() for line in HAPROXY_CFG.read_text().splitlines()]
+    return [line for line in lines if line]
+
+
+def test_two_app_replicas_share_one_configuration_and_the_keys() -> None:
+    services = compose()["services"]
+    envs = [{k: expand(str(v)) for k, v in services[name]["environment"].items()} for name in APPS]
+    assert envs[0] == envs[1], "the replicas must run with the same settings"
+    for key in ("COUNTER_MASTER_KEY_FILE", "COUNTER_AUDIT_KEY_FILE", "COUNTER_PSEUDONYM_KEY_FILE"):
+        assert envs[0][key].startswith("/app/shared/"), f"{key}: one key for every replica"
+    mounts = [{v.split(":")[1]: v.split(":")[0] for v in services[name]["volumes"]} for name in APPS]
+    assert mounts[0]["/app/shared"] == mounts[1]["/app/shared"], "the keys' volume is shared"
+    assert mounts[0]["/app/certs"] == mounts[1]["/app/certs"], "one local CA and certificate for the site"
+    assert mounts[0]["/data"] != mounts[1]["/data"], "each replica has its own data directory"
+    # The second starts once the first made the keys and the certificate.
+    assert services["app2"]["depends_on"]["app"]["condition"] == "service_healthy"
+    assert "/app/shared" in (ROOT / "Dockerfile").read_text(), "the image must create the shared folder"
+
+
+def test_only_the_balancer_is_published_and_it_waits_for_the_replicas() -> None:
+    services = compose()["services"]
+    port = app_env()["COUNTER_PORT"]
+    for name in APPS:
+        assert not services[name].get("ports"), f"{name} is reached through the balancer only"
+    balancer = services["balancer"]
+    assert balancer["image"].startswith("haproxy:")
+    assert f"{port}:{port}" in balancer["ports"]
+    assert "./deploy/haproxy.cfg:/usr/local/etc/haproxy/haproxy.cfg:ro" in balancer["volumes"]
+    for name in APPS:
+        assert balancer["depends_on"][name]["condition"] == "service_healthy"
+
+
+def test_haproxy_balances_round_robin_without_stickiness_over_both_replicas() -> None:
+    lines = _haproxy_lines()
+    port = app_env()["COUNTER_PORT"]
+    assert f"bind :{port}" in lines
+    assert "balance roundrobin" in lines
+    servers = {line.split()[1]: line.split()[2] for line in lines if line.startswith("server ")}
+    assert servers == {name: f"{name}:{port}" for name in APPS}
+    assert not [line for line in lines if line.split()[0] in ("cookie", "stick", "stick-table", "hash-type")]
+    timeouts = {line.split()[1]: line.split()[2] for line in lines if line.startswith("timeout ")}
+    for kind in ("client", "server", "tunnel"):
+        assert timeouts[kind] in ("1h", "3600s"), f"timeout {kind}: WebSockets of a long call must stay open"
+
+
+def test_haproxy_accepts_its_configuration() -> None:
+    haproxy = shutil.which("haproxy")
+    if haproxy is None:
+        pytest.skip("haproxy is not installed (make test-deps installs it)")
+    done = subprocess.run([haproxy, "-c", "-f", str(HAPROXY_CFG)], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr

@@ -7,30 +7,40 @@ the latest checkpoint are public so that outside witnesses can keep copies of si
 
 from __future__ import annotations
 
+import logging
+
 from aiohttp import web
 
 from counter.appkeys import DB, SETTINGS
 from counter.audit import AUDIT, AuditError, AuditEvent, AuditLog, open_audit_log
-from counter.audit.keys import key_id, public_pem, raw_public
-from counter.audit.verify import export_bundle, verify_database
+from counter.audit.keys import key_id, note_verifier_key, public_pem, raw_public
+from counter.audit.verify import MAX_KEPT, export_bundle, verify_database
+from counter.audit.witnessing import WitnessConfig, Witnessing, WitnessRefusal
 from counter.users import Role
+from web.audit_public import add_routes as add_public_routes
 from web.auth import require_role
 from web.errors import ApiError
-from web.params import optional_query_int, path_int, query_int
+from web.params import optional_query_int, parse_int, path_int, query_int
 
 _READERS = (Role.AUDITOR, Role.SUPERVISOR)
+WITNESSING = web.AppKey("audit_witnessing", Witnessing)
+log_error = logging.getLogger("counter.audit")
 _MAX_EXPORT = 10_000
 _MAX_PAGE = 1000
 
 
 async def audit_key(request: web.Request) -> web.Response:
-    key = request.app[AUDIT].signer.public_key
+    signer = request.app[AUDIT].signer
+    key = signer.public_key
     return web.json_response({
         "algorithm": "Ed25519",
         "public_key_pem": public_pem(key),
         "public_key_hex": raw_public(key).hex(),
         "key_id": key_id(key),
-        "checkpoint_format": "remote-counter/audit\\n<size>\\n<base64 root>\\n<ISO time>\\n (see docs/AUDIT.md)",
+        "origin": signer.origin,
+        "note_verifier_key": note_verifier_key(signer.origin, key),
+        "checkpoint_format": "C2SP signed note at GET /checkpoint: <origin>\\n<size>\\n<base64 root>\\n<ISO time>\\n"
+                             " (see docs/AUDIT.md)",
     })
 
 
@@ -138,8 +148,12 @@ async def export(request: web.Request) -> web.Response:
     last = optional_query_int(request, "to")
     if last is not None and last - first >= _MAX_EXPORT:
         raise ApiError(400, "too_large", f"export at most {_MAX_EXPORT} entries at a time")
+    since = [parse_int(v, "since", lo=1) for v in request.query.getall("since", [])][:MAX_KEPT + 1]
+    if len(since) > MAX_KEPT:
+        raise ApiError(400, "too_large", f"at most {MAX_KEPT} 'since' sizes")
     try:
-        bundle = await export_bundle(log, first, last if last is not None else None)
+        cosign = request.app[WITNESSING].cosign if WITNESSING in request.app else None
+        bundle = await export_bundle(log, first, last if last is not None else None, since, cosign)
     except AuditError as exc:
         raise ApiError(400, "bad_request", str(exc)) from exc
     if len(bundle["entries"]) > _MAX_EXPORT:
@@ -150,16 +164,47 @@ async def export(request: web.Request) -> web.Response:
     return web.json_response(bundle, headers={"Content-Disposition": "attachment; filename=audit-bundle.json"})
 
 
+async def _witnessing(app: web.Application, log: AuditLog) -> Witnessing | None:
+    """Check the stored tree against the witnesses; refuse to serve (audited) if behind or inconsistent."""
+    settings = app[SETTINGS]
+    if not settings.audit_witnesses:
+        return None
+    try:
+        configs = [WitnessConfig.parse(spec) for spec in settings.audit_witnesses]
+    except ValueError as exc:
+        raise AuditError(str(exc)) from exc
+    witnessing = Witnessing(log, configs)
+    try:
+        await witnessing.check_on_start()
+    except WitnessRefusal as exc:
+        log_error.error("refusing to serve: %s", exc)
+        async with app[DB].transaction() as tx:
+            await log.append_in(tx, AuditEvent("audit.start_refused", "system", "system", outcome="refused",
+                                               details=exc.details, reason=str(exc)))
+        await witnessing.close()
+        await log.abandon()
+        raise
+    witnessing.start()
+    return witnessing
+
+
 async def setup(app: web.Application) -> None:
-    """Open the audit log (``app[AUDIT]``), flushed and closed on cleanup, and add the routes."""
+    """Open the audit log (``app[AUDIT]``), flushed and closed on cleanup, and add the routes; with
+    witnesses configured, first check the database against them (:class:`WitnessRefusal`)."""
     log: AuditLog = await open_audit_log(app[DB], app[SETTINGS])
     app[AUDIT] = log
+    witnessing = await _witnessing(app, log)
+    if witnessing is not None:
+        app[WITNESSING] = witnessing
 
     async def close(app: web.Application) -> None:
+        if WITNESSING in app:
+            await app[WITNESSING].close()
         await app[AUDIT].close()
 
     app.on_cleanup.append(close)
     app.router.add_get("/.well-known/audit-key", audit_key)
+    add_public_routes(app)
     app.router.add_get("/api/audit/checkpoint/latest", latest_checkpoint)
     app.router.add_get("/api/audit/entries", search)
     app.router.add_get(r"/api/audit/entries/{seq:\d+}", record)

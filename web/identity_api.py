@@ -52,6 +52,7 @@ from signaling.witness import WitnessError
 from web.counter_api import ACCOUNTS, SESSIONS, agent_session, customer_session
 from web.counter_api import _session_json as _session_json
 from web.errors import ApiError, read_body, read_json
+from web.owners import owned
 from web.recordings_api import WITNESS
 
 log = logging.getLogger("web.identity")
@@ -617,7 +618,7 @@ def load_service(settings: Any) -> IdentityService:
 async def setup(app: web.Application) -> None:
     """Load the models (in an executor) before serving; if they cannot be, /readyz says why."""
     settings = app[SETTINGS]
-    evidence = EvidenceStore(settings.data_dir / "evidence",
+    evidence = EvidenceStore(settings.effective_evidence_dir,
                              load_or_create_master_key(settings.effective_master_key_file))
     ident = IdentityState(evidence)
     app[IDENTITY] = ident
@@ -629,15 +630,16 @@ async def setup(app: web.Application) -> None:
         app[NOT_READY]["models"] = ident.error
         log.error("%s", ident.error)
     base = "/api/counter/sessions/{sid}/identity"
-    app.router.add_get(base, state)
-    app.router.add_post(base + "/face", face_check)
-    app.router.add_post(base + "/liveness", liveness_start)
-    app.router.add_post(base + "/liveness/{cid}", liveness_evaluate)
-    app.router.add_post(base + "/id-card", id_capture)
-    app.router.add_post(base + "/attest", attest)
-    app.router.add_get(base + "/evidence", evidence_list)
-    app.router.add_get(base + "/evidence/{sha}", evidence_image)
-    app.router.add_post("/api/customer/identity/still", customer_still)
+    app.router.add_get(base, owned(state))
+    app.router.add_post(base + "/face", owned(face_check))
+    app.router.add_post(base + "/liveness", owned(liveness_start))
+    app.router.add_post(base + "/liveness/{cid}", owned(liveness_evaluate))
+    app.router.add_post(base + "/id-card", owned(id_capture))
+    app.router.add_post(base + "/attest", owned(attest))
+    app.router.add_get(base + "/evidence", owned(evidence_list))
+    app.router.add_get(base + "/evidence/{sha}", owned(evidence_image))
+    app.router.add_post("/api/customer/identity/still", owned(customer_still))
+
 
 
 __all__ = ["IDENTITY", "MAX_IMAGE_BYTES", "Checked", "IdentityState", "setup"]

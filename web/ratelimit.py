@@ -17,7 +17,7 @@ import logging
 import math
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 from aiohttp import web
@@ -152,6 +152,8 @@ class RateLimits:
 
 
 RATE_LIMITS = web.AppKey("rate_limits", RateLimits)
+#: Requests these say yes to are not counted (one node passing a request on to another: counted there).
+RATE_LIMIT_EXEMPT = web.AppKey("rate_limit_exempt", list[Callable[[web.Request], bool]])
 
 
 def client_address(request: web.Request) -> str:
@@ -176,6 +178,8 @@ async def rate_limit_middleware(request: web.Request, handler: Handler) -> web.S
     """Refuse requests over their route's per-address or per-session bucket with 429 + Retry-After."""
     limits = request.app[RATE_LIMITS]
     rule = limits.rule_for(request.method, request.path)
+    if rule is not None and any(exempt(request) for exempt in request.app.get(RATE_LIMIT_EXEMPT, ())):
+        rule = None
     if rule is not None:
         wait = limits.take(rule, rule.ip, f"ip:{client_address(request)}")
         session = session_key(request) if rule.session is not None else None
@@ -198,4 +202,5 @@ def setup(app: web.Application) -> None:
     import os
 
     app[RATE_LIMITS] = RateLimits.from_env(os.environ)
+    app[RATE_LIMIT_EXEMPT] = []
     app.middlewares.append(rate_limit_middleware)

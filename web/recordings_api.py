@@ -32,9 +32,10 @@ from identity.evidence import load_or_create_master_key
 from signaling.aio import SIGNALING
 from signaling.service import CallEvent
 from signaling.witness import RecordingError, RecordingFiles, RecordingStore, SegmentInfo, SegmentTampered, Witness
-from signaling.witness.relay import attach
+from signaling.witness.relay import Inbox, at_owner, attach
 from web.auth import require_role
 from web.errors import ApiError
+from web.owners import OWNERS, forwarded, pass_to
 from web.params import path_int
 
 log = logging.getLogger("web.recordings")
@@ -44,6 +45,7 @@ RECORDINGS = web.AppKey("recordings", RecordingStore)
 _TICKETS = web.AppKey("recording_tickets", dict[str, "Ticket"])
 _PURGE = web.AppKey("recording_purge_task", asyncio.Task[None])
 _ENDING = web.AppKey("recording_endings", set[asyncio.Task[Any]])
+_INBOX = web.AppKey("witness_inbox", Inbox)
 SEGMENT_ENV = "COUNTER_WITNESS_SEGMENT_S"
 TICKET_TTL_S = 3600.0
 PURGE_EVERY_S = 3600.0
@@ -92,8 +94,41 @@ async def _on_end(app: web.Application, call_id: str, recording_id: str, segment
     ))
 
 
+async def _consented_at(app: web.Application, call_id: str) -> float | None:
+    value = await app[DB].fetchval("SELECT accepted_at FROM call_consents WHERE call_id = $1", call_id)
+    return float(value) if value is not None else None
+
+
+def _node(app: web.Application) -> str:
+    return app[SIGNALING].node_id if SIGNALING in app else app[SETTINGS].effective_node_id
+
+
+async def _new_recording(app: web.Application, recording_id: str, call_id: str) -> None:
+    """Index a new recording; a call that has one already (its owner died, or restarted) goes on in a
+    next part linked to the previous one, which is closed where it stopped."""
+    async with app[DB].transaction() as tx:
+        previous = await tx.fetchrow(
+            "SELECT recording_id, part FROM recording_parts WHERE call_id = $1 ORDER BY part DESC LIMIT 1", call_id)
+        await tx.execute("INSERT INTO recordings (id, call_id, started_at) VALUES ($1, $2, $3)",
+                         recording_id, call_id, iso())
+        await tx.execute(
+            "INSERT INTO recording_parts (recording_id, call_id, node, part, previous_id) VALUES ($1, $2, $3, $4, $5)",
+            recording_id, call_id, _node(app), previous["part"] + 1 if previous else 1,
+            previous["recording_id"] if previous else None)
+        left_open: str | None = None
+        if previous is not None and await tx.fetchval(
+                "SELECT ended_at FROM recordings WHERE id = $1", previous["recording_id"]) is None:
+            left_open = previous["recording_id"]
+            await tx.execute("UPDATE recordings SET ended_at = $2 WHERE id = $1", left_open, iso())
+    if left_open is not None:  # its node stopped without closing it: closed here, where the next part starts
+        await app[AUDIT].append(AuditEvent(
+            "recording.closed", "system", "system", session_id=call_id,
+            details={"recording": left_open, "reason": "owner_lost", "next": recording_id},
+        ))
+
+
 def _witness(app: web.Application, master_key: bytes) -> Witness:
-    store = RecordingStore(app[SETTINGS].data_dir / "recordings", master_key)
+    store = RecordingStore(app[SETTINGS].effective_recordings_dir, master_key)
     app[RECORDINGS] = store
     segment_s = float(os.environ.get(SEGMENT_ENV, "10"))
     if not 0.5 <= segment_s <= 600:
@@ -110,14 +145,15 @@ def _witness(app: web.Application, master_key: bytes) -> Witness:
 
     def new_recorder(call: Any) -> Any:
         recorder = original(call)
-        task = asyncio.ensure_future(app[DB].execute(
-            "INSERT INTO recordings (id, call_id, started_at) VALUES ($1, $2, $3)",
-            recorder.recording_id, call.call_id, iso(),
-        ))
+        task = asyncio.ensure_future(_new_recording(app, recorder.recording_id, call.call_id))
         recorder.on_segment = _after(task, on_segment)
         return recorder
 
+    async def consented_at(call_id: str) -> float | None:
+        return await _consented_at(app, call_id)
+
     witness.new_recorder = new_recorder  # type: ignore[method-assign]
+    witness.consent_lookup = consented_at
     return witness
 
 
@@ -130,11 +166,11 @@ def _after(first: asyncio.Future[Any], hook: Any) -> Any:
 
 
 async def _call_hook(app: web.Application, event: CallEvent) -> None:
-    witness = app[WITNESS]
+    witness, owners = app[WITNESS], app.get(OWNERS)
     if event.kind in ("ended", "abandoned"):
-        job: Any = witness.end(event.call_id)
+        job: Any = at_owner(witness, owners, event.call_id, "end")
     elif event.kind in ("requeued", "transferred"):
-        job = witness.leave(event.call_id, "agent")
+        job = at_owner(witness, owners, event.call_id, "leave", "agent")
     else:
         return
     task = asyncio.ensure_future(job)  # not under the routing lock: closing writes and audits segments
@@ -143,6 +179,13 @@ async def _call_hook(app: web.Application, event: CallEvent) -> None:
 
 
 async def _consent_hook(app: web.Application, call_id: str, accepted: bool) -> None:
+    # kept in the database: the witness of whichever node owns the call reads it (:func:`_consented_at`)
+    if accepted:
+        await app[DB].execute(
+            "INSERT INTO call_consents (call_id, accepted_at) VALUES ($1, $2)"
+            " ON CONFLICT (call_id) DO UPDATE SET accepted_at = excluded.accepted_at", call_id, time.time())
+    else:
+        await app[DB].execute("DELETE FROM call_consents WHERE call_id = $1", call_id)
     await app[AUDIT].append(AuditEvent(
         "recording.consent", "customer", f"session:{call_id}", outcome="ok" if accepted else "refused",
         session_id=call_id, details={"accepted": accepted},
@@ -184,13 +227,36 @@ async def _purge_loop(app: web.Application) -> None:
 # --- auditor API ---------------------------------------------------------------------------------------
 
 
+_WITH_PART = ("SELECT r.*, p.part, p.previous_id, p.node FROM recordings r"
+              " LEFT JOIN recording_parts p ON p.recording_id = r.id")
+
+
 async def _recording(request: web.Request) -> dict[str, Any]:
-    row = await request.app[DB].fetchrow("SELECT * FROM recordings WHERE id = $1", request.match_info["rid"])
+    row = await request.app[DB].fetchrow(_WITH_PART + " WHERE r.id = $1", request.match_info["rid"])
     if row is None:
         raise ApiError(404, "no_recording", "no such recording: check the id in the list")
     if row["purged_at"] is not None:
         raise ApiError(410, "purged", f"recording purged on {row['purged_at']} after the retention period")
     return dict(row)
+
+
+def _here(app: web.Application, recording_id: str) -> bool:
+    """This node can read the recording's files (it wrote them, or the recordings folder is shared)."""
+    try:
+        return (app[RECORDINGS].open(recording_id).directory / "recording.json").exists()
+    except RecordingError:
+        return False
+
+
+async def _at_writer(request: web.Request, row: dict[str, Any]) -> web.Response | None:
+    """The answer of the node that wrote the recording, when its files are not here and it is alive."""
+    owners = request.app.get(OWNERS)
+    node = row.get("node")
+    if owners is None or forwarded(request) or not node or node == owners.node_id or _here(request.app, row["id"]):
+        return None
+    if not await owners.alive(node):
+        return None
+    return await pass_to(request, node)
 
 
 async def audited_hashes(app: web.Application, call_id: str, recording_id: str) -> dict[int, str]:
@@ -232,18 +298,22 @@ async def verify_recording(app: web.Application, recording_id: str, call_id: str
 async def list_recordings(request: web.Request) -> web.Response:
     require_role(request, Role.AUDITOR)
     call_id = request.query.get("call")
-    sql = "SELECT * FROM recordings"
+    sql = _WITH_PART
     args: list[Any] = []
     if call_id:
-        sql += " WHERE call_id = $1"
+        sql += " WHERE r.call_id = $1"
         args.append(call_id)
-    rows = await request.app[DB].fetch(sql + " ORDER BY started_at DESC LIMIT 200", *args)
+    rows = await request.app[DB].fetch(sql + " ORDER BY r.started_at DESC LIMIT 200", *args)
     return web.json_response({"recordings": [dict(r) for r in rows]})
 
 
 async def get_recording(request: web.Request) -> web.Response:
     require_role(request, Role.AUDITOR)
     row = await _recording(request)
+    if (elsewhere := await _at_writer(request, row)) is not None:
+        return elsewhere
+    row["next_id"] = await request.app[DB].fetchval(
+        "SELECT recording_id FROM recording_parts WHERE previous_id = $1", row["id"])
     segments = await request.app[DB].fetch(
         "SELECT idx, sha256, size, start_ms, end_ms, tracks, audit_seq FROM recording_segments"
         " WHERE recording_id = $1 ORDER BY idx", row["id"],
@@ -261,6 +331,8 @@ async def play(request: web.Request) -> web.Response:
     """An auditor starts watching a recording: audited; returns a ticket for the segment URLs."""
     user = require_role(request, Role.AUDITOR).user
     row = await _recording(request)
+    if (elsewhere := await _at_writer(request, row)) is not None:
+        return elsewhere  # the writer keeps the ticket: the segments are read there too
     await request.app[AUDIT].append(AuditEvent(
         "auditor.play_recording", "auditor", user.username, session_id=row["call_id"],
         details={"recording": row["id"]},
@@ -304,6 +376,9 @@ def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
 async def segment(request: web.Request) -> web.StreamResponse:
     """A decrypted segment (``video/webm``), checked against the audit log; ``Range`` for seeking."""
     user = require_role(request, Role.AUDITOR).user
+    if not forwarded(request) and not _here(request.app, request.match_info["rid"]):
+        if (elsewhere := await _at_writer(request, await _recording(request))) is not None:
+            return elsewhere
     ticket = request.app[_TICKETS].get(request.query.get("ticket", ""))
     rid = request.match_info["rid"]
     if ticket is None or ticket.expires < time.time() or ticket.recording_id != rid or ticket.user != user.username:
@@ -355,7 +430,11 @@ def setup(app: web.Application) -> None:
             async def on_call(event: CallEvent) -> None:
                 await _call_hook(app, event)
 
-            attach(service, witness, on_consent)
+            owners = app.get(OWNERS)
+            attach(service, witness, on_consent, owners)
+            if owners is not None:
+                inbox = app[_INBOX] = Inbox(service, witness, owners)
+                await inbox.open()
             service.hooks.append(on_call)
         app[_PURGE] = asyncio.create_task(_purge_loop(app), name="recording-purge")
 
@@ -367,6 +446,8 @@ def setup(app: web.Application) -> None:
         for task in list(endings):
             with contextlib.suppress(Exception):
                 await task
+        if _INBOX in app:
+            await app[_INBOX].close()
         await witness.close()
 
     app.on_startup.append(start)

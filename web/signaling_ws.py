@@ -139,7 +139,8 @@ def _audit_hook(app: web.Application) -> None:
 def setup(app: web.Application) -> None:
     settings = app[SETTINGS]
     options = dataclasses.replace(SignalingOptions.from_env(os.environ), wrap_up_s=float(settings.wrap_up_s))
-    bus = make_bus(settings.redis_url, settings.effective_node_id, options.redis_prefix)
+    bus = make_bus(settings.redis_url, settings.effective_node_id, options.redis_prefix,
+                   max_connections=settings.redis_max_connections, pool_timeout_s=settings.redis_pool_timeout_s)
     service = SignalingService(
         SignalingStore(app[DB]),
         bus,

@@ -11,6 +11,7 @@ or, to commit together with their own change, ``await app[AUDIT].append_in(tx, e
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -40,11 +41,12 @@ __all__ = [
 
 def pseudonym_key_file(settings: Settings) -> Path:
     """Where the HMAC key that pseudonymises account numbers lives (0600, created on first use)."""
-    return settings.data_dir / "audit_pseudonym.key"
+    return settings.pseudonym_key_file or settings.data_dir / "audit_pseudonym.key"
 
 
 async def open_audit_log(db: Database, settings: Settings, **options: Any) -> AuditLog:
     """The audit log of this installation, keys loaded (or created) from the data directory."""
-    signer = Signer.from_file(settings.effective_audit_key_file)
+    signer = Signer.from_file(settings.effective_audit_key_file, settings.audit_origin)
     key = load_or_create_secret(pseudonym_key_file(settings))
+    options.setdefault("node_id", f"{settings.effective_node_id}/{os.getpid()}")
     return await AuditLog.open(db, signer, key, **options)

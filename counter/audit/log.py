@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import time as _time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ from counter.audit.merkle import (
     inclusion_path,
     split_point,
 )
+from counter.audit.signing import register_key, release_lease, take_lease
 from counter.storage import Database, Executor
 from counter.timeutil import iso
 
@@ -105,8 +107,12 @@ class AuditLog:
         *,
         checkpoint_interval: float = 0.5,
         max_batch: int = 2000,
+        node_id: str = "",
+        lease_s: float = 5.0,
     ) -> None:
         self.db = db
+        self.node_id = node_id or f"pid-{os.getpid()}"
+        self.lease_s = lease_s
         self.signer = signer
         self._pseudonym_key = pseudonym_key
         self.checkpoint_interval = checkpoint_interval
@@ -120,12 +126,15 @@ class AuditLog:
         self._writer: asyncio.Task[None] | None = None
         self._closed = False
         self._direct = asyncio.Lock()
+        #: Called with each checkpoint this node signs (witnessing).
+        self.on_checkpoint: list[Callable[[Checkpoint], None]] = []
 
     @classmethod
     async def open(cls, db: Database, signer: Signer, pseudonym_key: bytes, **options: Any) -> AuditLog:
         """Rebuild the tree from the stored entries and start the batch writer."""
         self = cls(db, signer, pseudonym_key, **options)
         await self._recover()
+        await register_key(db, signer, self.node_id, self._latest.key_id if self._latest else None)
         self._writer = asyncio.get_running_loop().create_task(self._run(), name="audit-writer")
         return self
 
@@ -157,15 +166,21 @@ class AuditLog:
         return AuditReceipt(seq, leaf, now)
 
     async def flush(self) -> Checkpoint | None:
-        """Wait until everything queued is written, then sign a checkpoint over all entries seen."""
-        async with self._direct:
-            if self._writer is not None and not self._writer.done():
-                done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-                self._queue.put_nowait(("flush", done))
-                await done
-            else:
-                await self._write([], force_checkpoint=True)
-        return self._latest
+        """Wait until everything queued is written, then until a checkpoint covers all entries seen:
+        signed here, or by the node holding the signer lease (waits at most about a lease)."""
+        deadline = _time.monotonic() + 2 * self.lease_s + 1
+        while True:
+            async with self._direct:
+                if self._writer is not None and not self._writer.done():
+                    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                    self._queue.put_nowait(("flush", done))
+                    await done
+                else:
+                    await self._write([], force_checkpoint=True)
+            covered = self._latest.tree_size if self._latest else 0
+            if covered >= self._tree.size or _time.monotonic() > deadline:
+                return self._latest
+            await asyncio.sleep(0.1)
 
     async def close(self) -> None:
         """Write what is queued and a final checkpoint; later appends are written one by one."""
@@ -175,6 +190,16 @@ class AuditLog:
         if self._writer is not None and not self._writer.done():
             self._queue.put_nowait(_STOP)
             with contextlib.suppress(Exception):
+                await self._writer
+        with contextlib.suppress(Exception):
+            await release_lease(self.db, self.node_id)
+
+    async def abandon(self) -> None:
+        """Stop the writer without a final checkpoint (a log refused at start must sign nothing more)."""
+        self._closed = True
+        if self._writer is not None and not self._writer.done():
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._writer
 
     async def _run(self) -> None:
@@ -243,7 +268,11 @@ class AuditLog:
             if tiles:
                 await tx.executemany(INSERT_TILE, tiles)
             latest = self._latest.tree_size if self._latest else 0
-            if tree.size > latest and due:
+            if tree.size > latest and due and not await take_lease(tx, self.node_id, self.lease_s):
+                row = await tx.fetchrow("SELECT * FROM audit_checkpoints ORDER BY tree_size DESC LIMIT 1")
+                if row is not None and int(row["tree_size"]) > latest:
+                    self._latest = Checkpoint.from_row(row, self.signer.origin)
+            elif tree.size > latest and due:
                 checkpoint = self.signer.sign(tree.size, tree.root(), iso())
                 await tx.execute(
                     "INSERT INTO audit_checkpoints (tree_size, root_hash, time, key_id, signature)"
@@ -260,6 +289,8 @@ class AuditLog:
         if checkpoint is not None:
             self._latest = checkpoint
             self._last_cp = _time.monotonic()
+            for hook in self.on_checkpoint:
+                hook(checkpoint)
         return receipts
 
     def _remember(self, first: int, leaves: list[bytes]) -> None:
@@ -293,7 +324,7 @@ class AuditLog:
                 break
             tiles.append(bytes.fromhex(tile["hash"]))
         row = await self.db.fetchrow("SELECT * FROM audit_checkpoints ORDER BY tree_size DESC LIMIT 1")
-        self._latest = Checkpoint.from_row(row) if row else None
+        self._latest = Checkpoint.from_row(row, self.signer.origin) if row else None
         await self._rebuild(tiles)
         if self._latest is None:
             return
@@ -364,11 +395,11 @@ class AuditLog:
             since_size,
             limit,
         )
-        return [Checkpoint.from_row(r) for r in rows]
+        return [Checkpoint.from_row(r, self.signer.origin) for r in rows]
 
     async def checkpoint_at(self, tree_size: int) -> Checkpoint | None:
         row = await self.db.fetchrow("SELECT * FROM audit_checkpoints WHERE tree_size = $1", tree_size)
-        return Checkpoint.from_row(row) if row else None
+        return Checkpoint.from_row(row, self.signer.origin) if row else None
 
     async def _subtree_fn(self, lookups: Callable[[SubtreeHash], object], size: int) -> SubtreeHash:
         """A subtree-hash function with the leaves ``lookups`` needs fetched from the database."""

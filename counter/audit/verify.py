@@ -4,21 +4,34 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from counter.audit.entry import AuditError, commitment
-from counter.audit.keys import Checkpoint, checkpoint_valid, key_id, load_public_key, public_pem, raw_public
+from counter.audit.keys import (
+    ORIGIN,
+    Checkpoint,
+    checkpoint_from_note,
+    checkpoint_valid,
+    key_id,
+    load_public_key,
+    note_verifier_key,
+    public_pem,
+    raw_public,
+)
 from counter.audit.log import AuditLog
 from counter.audit.merkle import Frontier, ProofError, hash_leaf, verify_consistency, verify_inclusion
+from counter.audit.witness import Cosigner, count_cosignatures
 from counter.storage import Database
 
 BUNDLE_FORMAT = "remote-counter-audit-bundle/v1"
 _INDEXED = ("time", "action", "actor_role", "actor_id", "outcome", "session_id", "account")
 _CHUNK = 5000
+#: Most kept checkpoints a bundle carries consistency proofs from.
+MAX_KEPT = 20
 
 
 @dataclass(frozen=True)
@@ -63,7 +76,8 @@ class VerifyReport:
             return f"OK: {head}" + (f"; {tail} newer entries not yet checkpointed" if tail > 0 else "")
         first = self.first
         assert first is not None
-        return f"TAMPERED: {head}\nfirst problem: {first.message}" + (
+        loud = [p.message for p in self.problems if p.kind in ("rollback", "fork") and p is not first]
+        return f"TAMPERED: {head}\nfirst problem: {first.message}" + "".join(f"\n{m}" for m in loud) + (
             f"\n({len(self.problems) - 1} more)" if len(self.problems) > 1 else ""
         )
 
@@ -90,6 +104,7 @@ class _Scan:
     since_good: bool = False  # a precise problem was found after last_good
     verified: int = 0
     problems: list[Problem] = field(default_factory=list)
+    roots: dict[int, str] = field(default_factory=dict)
 
     def feed(self, rows: Iterable[dict[str, Any]]) -> None:
         for row in rows:
@@ -129,6 +144,7 @@ class _Scan:
         cp = self.checkpoints.get(size)
         if cp is None:
             return
+        self.roots[size] = self.tree.root().hex()
         if cp.root_hash != self.tree.root().hex():
             if not self.since_good:
                 self._problem(
@@ -157,7 +173,9 @@ async def verify_database(
     good: dict[int, Checkpoint] = {}
     bad: dict[int, Checkpoint] = {}
     rows = await db.fetch("SELECT * FROM audit_checkpoints ORDER BY tree_size")
-    for cp in [Checkpoint.from_row(r) for r in rows] + list(trusted):
+    kept = list(trusted)
+    origin = kept[0].origin if kept else ORIGIN
+    for cp in [Checkpoint.from_row(r, origin) for r in rows] + kept:
         (good if checkpoint_valid(cp, public_key) else bad)[cp.tree_size] = cp
     scan = _Scan(good, bad)
     loop = asyncio.get_running_loop()
@@ -181,6 +199,15 @@ async def verify_database(
             scan.expected,
             f"the checkpoint of size {top} was signed but entries {scan.expected}..{top - 1} are gone (tail truncated)",
         )
+    for k in kept:
+        if not checkpoint_valid(k, public_key):
+            continue
+        if k.tree_size > stored:
+            scan._problem("rollback", stored, f"ROLLBACK: you kept a checkpoint of size {k.tree_size}, the database"
+                                              f" holds {stored} entries: it was rolled back or truncated")
+        elif scan.roots.get(k.tree_size) not in (None, k.root_hash):
+            scan._problem("fork", 0, f"FORK: the stored log of size {k.tree_size} is not the one you kept a"
+                                     " checkpoint of: history was rewritten")
     for size in sorted(s for s in bad if s > stored):
         scan._problem("bad_signature", scan.expected, f"checkpoint of size {size} is not signed by the audit key")
     personal = await db.fetch(
@@ -198,9 +225,13 @@ async def verify_database(
 # Bundles ---------------------------------------------------------------------------------------------
 
 
-async def export_bundle(audit: AuditLog, first: int, last: int | None = None) -> dict[str, Any]:
-    """Entries ``first..last`` with inclusion proofs to the latest checkpoint, the checkpoints in
-    between with consistency proofs to it, and the public key: checkable offline."""
+async def export_bundle(
+    audit: AuditLog, first: int, last: int | None = None, since: Iterable[int] = (),
+    cosign: Callable[[Checkpoint], Awaitable[object]] | None = None,
+) -> dict[str, Any]:
+    """Entries ``first..last`` (inclusive) with inclusion proofs to the latest checkpoint, the
+    checkpoints in between (at most 200) with consistency proofs to it, consistency proofs from the
+    tree sizes ``since`` (checkpoints an auditor kept), and the public key: checkable offline."""
     anchor = await audit.flush() or audit.latest_checkpoint()
     if anchor is None:
         raise AuditError("the log is empty: nothing to export")
@@ -220,22 +251,52 @@ async def export_bundle(audit: AuditLog, first: int, last: int | None = None) ->
             break
         consistency = await audit.consistency_proof(cp.tree_size, anchor.tree_size)
         checkpoints.append({**cp.to_json(), "consistency": consistency})
+    proofs_from = []
+    for size in sorted(set(since))[:MAX_KEPT]:
+        if not 0 < size <= anchor.tree_size:
+            raise AuditError(f"no consistency proof from size {size}: choose 1..{anchor.tree_size}")
+        proofs_from.append({"tree_size": size, "root_hash": (await audit.root_at(size)).hex(),
+                            "path": await audit.consistency_proof(size, anchor.tree_size)})
     key = audit.signer.public_key
+    if cosign is not None:
+        await cosign(anchor)
+    cosigned = await audit.db.fetch(
+        "SELECT line FROM audit_cosignatures WHERE tree_size = $1 ORDER BY witness", anchor.tree_size
+    )
     return {
         "format": BUNDLE_FORMAT,
-        "public_key": {"pem": public_pem(key), "raw_hex": raw_public(key).hex(), "key_id": key_id(key)},
+        "public_key": {"pem": public_pem(key), "raw_hex": raw_public(key).hex(), "key_id": key_id(key),
+                       "note_verifier_key": note_verifier_key(audit.signer.origin, key)},
         "checkpoint": anchor.to_json(),
+        "checkpoint_note": anchor.signed_note(key, [str(r["line"]) for r in cosigned]),
         "entries": entries,
         "checkpoints": checkpoints,
+        "proofs_from": proofs_from,
     }
 
 
-def verify_bundle(bundle: dict[str, Any], pinned_key: str | None = None) -> VerifyReport:
-    """Check a bundle without the server: signatures, leaf hashes, inclusion and consistency proofs.
+def verify_bundle(
+    bundle: dict[str, Any], pinned_key: str | None, kept: Iterable[Checkpoint] = (),
+    witnesses: Sequence[Cosigner] = (), quorum: int = 0,
+) -> VerifyReport:
+    """Check a bundle without the server: signatures under the trusted key ``pinned_key`` (without
+    one nothing is trusted: a ``no_trusted_key`` problem), leaf hashes, inclusion and consistency
+    proofs, and consistency with the checkpoints the auditor ``kept`` (a ``fork`` or ``rollback``).
 
     A malformed bundle (missing fields, wrong types, bad hex) is reported as a ``format`` problem."""
+    if not pinned_key:
+        report = VerifyReport()
+        report.problems.append(Problem(
+            "no_trusted_key", None,
+            "no trusted key given: a bundle's own key proves nothing (anyone can re-sign a forged bundle);"
+            " give the published key with --public-key",
+        ))
+        return report
     try:
-        return _verify_bundle(bundle, pinned_key)
+        report = _verify_bundle(bundle, pinned_key, list(kept))
+        if quorum:
+            _check_quorum(report, bundle, pinned_key, list(witnesses), quorum)
+        return report
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
         report = VerifyReport()
         what = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
@@ -243,7 +304,78 @@ def verify_bundle(bundle: dict[str, Any], pinned_key: str | None = None) -> Veri
         return report
 
 
-def _verify_bundle(bundle: dict[str, Any], pinned_key: str | None = None) -> VerifyReport:
+def _check_quorum(
+    report: VerifyReport, bundle: dict[str, Any], pinned_key: str, witnesses: list[Cosigner], quorum: int
+) -> None:
+    """At least ``quorum`` of ``witnesses`` must have cosigned the bundle's checkpoint."""
+    note = str(bundle.get("checkpoint_note") or "")
+    try:
+        cp, _ = checkpoint_from_note(note, load_public_key(pinned_key))
+        names = count_cosignatures(note, witnesses)
+    except ValueError as exc:
+        report.problems.append(Problem("witness_quorum", None, f"the bundle's checkpoint note: {exc}"))
+        return
+    if (cp.tree_size, cp.root_hash) != (bundle["checkpoint"]["tree_size"], bundle["checkpoint"]["root_hash"]):
+        report.problems.append(Problem("witness_quorum", None, "the checkpoint note is not the bundle's checkpoint"))
+    elif len(names) < quorum:
+        report.problems.append(Problem(
+            "witness_quorum", None,
+            f"{len(names)} of the {len(witnesses)} witnesses you trust cosigned the checkpoint"
+            f" ({', '.join(names) or 'none'}); you require {quorum}",
+        ))
+    if not report.ok:
+        report.verified_size = 0
+
+
+def _checkpoint(c: dict[str, Any]) -> Checkpoint:
+    return Checkpoint(int(c["tree_size"]), str(c["root_hash"]), str(c["time"]), str(c["key_id"]),
+                      str(c["signature"]), str(c.get("origin", ORIGIN)))
+
+
+def check_kept(
+    kept: Iterable[Checkpoint], key: Ed25519PublicKey, anchor: Checkpoint, proofs: dict[int, dict[str, Any]]
+) -> list[Problem]:
+    """What is wrong between checkpoints an auditor kept and the newest one now shown (``anchor``):
+    a kept checkpoint larger than it (``rollback``), of the same size with another root, or not
+    provably a prefix of it (``fork``); or none to prove it with (``unchecked``)."""
+    found: list[Problem] = []
+    root = bytes.fromhex(anchor.root_hash)
+    for k in kept:
+        if not checkpoint_valid(k, key):
+            found.append(Problem("bad_signature", k.tree_size,
+                                 f"the kept checkpoint of size {k.tree_size} is not signed by the trusted key"))
+        elif k.tree_size > anchor.tree_size:
+            found.append(Problem(
+                "rollback", anchor.tree_size,
+                f"ROLLBACK: you kept a checkpoint of size {k.tree_size}, the log now shows only {anchor.tree_size}"
+                f" entries: entries {anchor.tree_size}..{k.tree_size - 1} were taken back",
+            ))
+        elif k.tree_size == anchor.tree_size:
+            if k.root_hash != anchor.root_hash:
+                found.append(Problem("fork", 0, f"FORK: two signed checkpoints of size {k.tree_size} with different"
+                                                " roots: the log was rewritten"))
+        elif k.tree_size not in proofs:
+            found.append(Problem(
+                "unchecked", None,
+                f"the bundle has no consistency proof from your checkpoint of size {k.tree_size}:"
+                f" export with --since {k.tree_size}",
+            ))
+        else:
+            try:
+                verify_consistency(k.tree_size, anchor.tree_size,
+                                   [bytes.fromhex(p) for p in proofs[k.tree_size].get("consistency")
+                                    or proofs[k.tree_size].get("path") or []],
+                                   bytes.fromhex(k.root_hash), root)
+            except (ProofError, ValueError) as exc:
+                found.append(Problem(
+                    "fork", 0,
+                    f"FORK: the log of size {anchor.tree_size} does not extend your checkpoint of size {k.tree_size}"
+                    f" ({exc}): history was rewritten",
+                ))
+    return found
+
+
+def _verify_bundle(bundle: dict[str, Any], pinned_key: str, kept: list[Checkpoint]) -> VerifyReport:
     report = VerifyReport()
 
     def problem(kind: str, seq: int | None, message: str) -> None:
@@ -252,11 +384,13 @@ def _verify_bundle(bundle: dict[str, Any], pinned_key: str | None = None) -> Ver
     if bundle.get("format") != BUNDLE_FORMAT:
         problem("format", None, f"not a {BUNDLE_FORMAT} bundle")
         return report
-    key = load_public_key(pinned_key or bundle["public_key"]["pem"])
-    if pinned_key and raw_public(key).hex() != bundle["public_key"]["raw_hex"]:
+    key = load_public_key(pinned_key)
+    named = bundle["public_key"]
+    if raw_public(key).hex() != named["raw_hex"] or load_public_key(named["pem"]) != key:
         problem("bad_signature", None, "the bundle names another public key than the one you trust")
-    c = bundle["checkpoint"]
-    anchor = Checkpoint(int(c["tree_size"]), c["root_hash"], c["time"], c["key_id"], c["signature"])
+    anchor = _checkpoint(bundle["checkpoint"])
+    if named.get("note_verifier_key", None) not in (None, note_verifier_key(anchor.origin, key)):
+        problem("bad_signature", None, "the bundle names another note verifier key than the one you trust")
     if not checkpoint_valid(anchor, key):
         problem("bad_signature", None, f"the bundle's checkpoint (size {anchor.tree_size}) is not validly signed")
     root = bytes.fromhex(anchor.root_hash)
@@ -281,7 +415,7 @@ def _verify_bundle(bundle: dict[str, Any], pinned_key: str | None = None) -> Ver
         report.entries += 1
     report.checkpoints = 1
     for c in bundle.get("checkpoints", []):
-        cp = Checkpoint(int(c["tree_size"]), c["root_hash"], c["time"], c["key_id"], c["signature"])
+        cp = _checkpoint(c)
         if not checkpoint_valid(cp, key):
             problem("bad_signature", cp.tree_size, f"checkpoint of size {cp.tree_size} is not validly signed")
             continue
@@ -294,6 +428,10 @@ def _verify_bundle(bundle: dict[str, Any], pinned_key: str | None = None) -> Ver
             message = f"checkpoint {cp.tree_size} is not consistent with {anchor.tree_size}: {exc}"
             problem("altered", cp.tree_size, message)
         report.checkpoints += 1
+    proofs = {int(c["tree_size"]): c for c in bundle.get("checkpoints", [])}
+    proofs.update({int(p["tree_size"]): p for p in bundle.get("proofs_from", [])})
+    for problem_found in check_kept(kept, key, anchor, proofs):
+        report.problems.append(problem_found)
     report.problems.sort(key=lambda p: (p.seq if p.seq is not None else -1))
     if report.ok:
         report.verified_size = anchor.tree_size

@@ -52,6 +52,8 @@ class MediaState(StrEnum):
 
 
 StateHook = Callable[[str, MediaState, str | None], Awaitable[None]]
+#: When the customer of a call consented to the recording (unix seconds), from shared state; ``None``: not.
+ConsentLookup = Callable[[str], Awaitable[float | None]]
 
 
 def _bgr(frame: VideoFrame) -> BGR:
@@ -301,6 +303,8 @@ class Witness:
         self.on_state: StateHook | None = None
         self.calls: dict[str, WitnessCall] = {}
         self.consents: dict[str, float] = {}
+        #: Where consents given on other nodes (or before a restart) are found.
+        self.consent_lookup: ConsentLookup | None = None
         self._told: asyncio.Task[None] | None = None
         self._watch: asyncio.Task[None] | None = None
 
@@ -347,6 +351,10 @@ class Witness:
         """Answer a party's send-only offer; the recording starts with the first media."""
         if party not in PARTIES:
             raise WitnessError("forbidden", "only the customer and the agent of a call send media to the witness")
+        if self.require_consent and call_id not in self.consents and self.consent_lookup is not None:
+            accepted_at = await self.consent_lookup(call_id)
+            if accepted_at is not None:
+                self.consents[call_id] = accepted_at
         if self.require_consent and call_id not in self.consents:
             raise WitnessError(
                 "no_recording_consent",

@@ -63,3 +63,19 @@ def test_cli_exits_2_with_one_line(tmp_path: Path) -> None:
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "COUNTER_DATABASE_URL" in lines[0] and "postgresql://" in lines[0]
+
+
+def test_shared_folders_and_keys_for_several_nodes(tmp_path: Path) -> None:
+    """What every node of an installation must share can be named; by default it is in the data dir."""
+    from counter.audit import pseudonym_key_file
+
+    alone = load_settings(tmp_path / "none.toml", environ={"COUNTER_DATA_DIR": str(tmp_path / "d")})
+    assert alone.effective_recordings_dir == tmp_path / "d" / "recordings"
+    assert alone.effective_evidence_dir == tmp_path / "d" / "evidence"
+    assert pseudonym_key_file(alone) == tmp_path / "d" / "audit_pseudonym.key"
+    shared = load_settings(tmp_path / "none.toml", environ={
+        "COUNTER_RECORDINGS_DIR": "/mnt/rec", "COUNTER_EVIDENCE_DIR": "/mnt/ev",
+        "COUNTER_PSEUDONYM_KEY_FILE": "/etc/counter/pseudonym.key", "COUNTER_INTERNAL_URL": "http://10.0.0.5:8443"})
+    assert (shared.effective_recordings_dir, shared.effective_evidence_dir) == (Path("/mnt/rec"), Path("/mnt/ev"))
+    assert pseudonym_key_file(shared) == Path("/etc/counter/pseudonym.key")
+    assert shared.internal_url == "http://10.0.0.5:8443"

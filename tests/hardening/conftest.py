@@ -13,6 +13,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -145,3 +146,25 @@ def debug_log() -> Iterator[io.StringIO]:
     yield buffer
     root.removeHandler(handler)
     root.setLevel(level)
+
+
+@pytest.fixture
+def balanced(tmp_path: Path) -> Iterator[Any]:
+    """Start a :class:`~tests.hardening.balancer.Cluster` (nodes behind HAProxy in a namespace) with
+    ``balanced(count=2, **env)``; every cluster started is stopped at the end of the test."""
+    from tests.hardening.balancer import HAPROXY, Cluster
+
+    if not Path(HAPROXY).exists():
+        pytest.skip("haproxy is not installed (apt-get install haproxy)")
+    if REDIS_SERVER is None or not (PG_BIN / "initdb").exists():
+        pytest.skip("a private cluster needs redis-server and PostgreSQL 15 server binaries")
+    clusters: list[Cluster] = []
+
+    def start(count: int = 2, **env: Any) -> Cluster:
+        cluster = Cluster(tmp_path, count, **env)
+        clusters.append(cluster)
+        return cluster.start()
+
+    yield start
+    for cluster in clusters:
+        cluster.stop()

@@ -252,13 +252,17 @@ def test_mangled_jpeg_and_png_decode_or_are_refused(data: bytes, cut: int, flip:
 # --- audit bundles -------------------------------------------------------------------------------------------------
 
 
+_KEY: list[str] = []
+
+
 @pytest.fixture(scope="module")
 def bundle(node: Node) -> dict[str, Any]:
     http, _ = _staff(node.url, "audit1", "audit1-demo")
+    _KEY[:] = [http.get(node.url + "/.well-known/audit-key", timeout=30).json()["public_key_hex"]]
     resp = http.get(node.url + "/api/audit/export", timeout=30)
     assert resp.status_code == 200, resp.text
     data: dict[str, Any] = resp.json()
-    assert verify_bundle(copy.deepcopy(data)).ok
+    assert verify_bundle(copy.deepcopy(data), _KEY[0]).ok
     return data
 
 
@@ -288,14 +292,14 @@ def test_mangled_audit_bundles_never_pass_and_never_crash(bundle: dict[str, Any]
                                    and replacement.strip().isdigit() and int(replacement) == original):
         return  # the same value ("0000" for 0 reads as 0)
     parent[path[-1]] = replacement
-    report = verify_bundle(mangled)  # a report, never an exception
+    report = verify_bundle(mangled, _KEY[0])  # a report, never an exception
     # Labels the verifier does not rely on: key ids, the raw key (used only against a pinned key) and
     # the stored leaf hash (recomputed from the body), the note text (re-rendered from the signed fields).
     changed_meaning = path[-1] not in ("key_id", "raw_hex", "leaf_hash", "note")
     if changed_meaning and report.ok:
         # Dropping whole entries or checkpoints is not tampering with what is left (a bundle may cover
         # any range), but the report must show that less was checked.
-        original = verify_bundle(copy.deepcopy(bundle))
+        original = verify_bundle(copy.deepcopy(bundle), _KEY[0])
         assert (report.entries, report.checkpoints) != (original.entries, original.checkpoints), (path, replacement)
     if not report.ok:
         assert report.problems and all(pr.message for pr in report.problems)

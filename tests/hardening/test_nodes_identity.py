@@ -1,5 +1,7 @@
-"""Identity across two nodes (one PostgreSQL schema, one Redis): the face check answered by one node,
-the liveness challenge by the other, the transaction requested on one and confirmed on the other.
+"""Identity across two nodes (one PostgreSQL schema, one Redis): the customer on one node, the agent on
+the other; the face check, liveness and ID read asked of either node are answered by the call's owner
+(whose witness has the live video); the transaction requested on one and confirmed on the other; both
+parties' tracks recorded, the recording closed by a hang-up on the other node and played through both.
 
 The nodes are separate processes with separate data directories, as separate machines would be; what
 a session proved is in the database, so the level is reached whichever node answered each step, and
@@ -25,14 +27,14 @@ import pytest
 from aiortc.mediastreams import VideoStreamTrack
 
 from identity import IdentityService
-from identity.evidence import load_or_create_master_key
 from signaling import protocol as p
 from signaling.peer import loopback_only
 from signaling.witness.client import WitnessClient, WitnessSender
 from tests.browser.test_journey import CAMERA_PHOTO, camera_frame, render_moves
 from tests.hardening.conftest import PrivatePostgres, PrivateRedis
 from tests.hardening.nodes import LoopbackNode
-from tests.hardening.test_faults import _csrf, _post
+from tests.hardening.test_faults import _csrf, _post, _until
+from tests.hardening.test_owner import play_through, recordings, shared_config
 
 loopback_only()
 MODELS = CAMERA_PHOTO.parents[3] / "models"
@@ -130,14 +132,12 @@ async def test_face_on_one_node_liveness_on_the_other_reach_a2_and_the_change_ru
     prefix = f"i{uuid.uuid4().hex[:8]}"
     # Separate data dirs as separate machines have; the master key (photos on file, evidence) comes
     # from shared configuration, as a deployment's nodes share it.
-    master = tmp_path / "shared" / "master.key"
-    load_or_create_master_key(master)
-    shared = {"COUNTER_MASTER_KEY_FILE": str(master)}
+    shared = shared_config(tmp_path)
     a = LoopbackNode("ida", tmp_path, schema_url, private_redis.url, prefix, data_dir=tmp_path / "data-a", **shared)
     b = LoopbackNode("idb", tmp_path, schema_url, private_redis.url, prefix, data_dir=tmp_path / "data-b", **shared)
     moves = asyncio.create_task(asyncio.to_thread(_moves))
     clients: list[WitnessClient] = []
-    sender: WitnessSender | None = None
+    senders: list[WitnessSender] = []
     try:
         await a.start()  # first alone: it creates the schema
         await b.start()
@@ -159,11 +159,15 @@ async def test_face_on_one_node_liveness_on_the_other_reach_a2_and_the_change_ru
         await agent.send(p.Accept(call_id=sid))
         await agent.expect(p.CallStarted, within=20, call_id=sid)
         await customer.expect(p.CallStarted, within=20, call_id=sid)
-        # The customer's camera reaches the witness of node b, over loopback only.
+        # The customer's camera reaches the witness of node b, over loopback only: b owns the call.
         sender = WitnessSender(camera)
+        senders.append(sender)
         await sender.connect(customer, sid)
         assert not _loopback_only(sender.pc.localDescription.sdp), sender.pc.localDescription.sdp
         assert not _loopback_only(sender.pc.remoteDescription.sdp), sender.pc.remoteDescription.sdp
+        # The agent's leg, offered through node a, reaches the owner's witness too.
+        senders.append(WitnessSender(VideoStreamTrack()))
+        assert (await senders[-1].connect(agent, sid)).recording
 
         csrf = await _csrf(staff, a.url)
         on_a = f"{a.url}/api/counter/sessions/{sid}"
@@ -173,18 +177,15 @@ async def test_face_on_one_node_liveness_on_the_other_reach_a2_and_the_change_ru
             assert resp.status == 200, session
         assert session["session"]["account"] == OBAMA and session["session"]["face_consent"] is True, session
 
-        # Face check answered by node a, from a still of the customer's camera: a match, still A0.
-        jpeg = cv2.imencode(".jpg", camera_frame(CAMERA_PHOTO), [cv2.IMWRITE_JPEG_QUALITY, 92])[1].tobytes()
-        async with staff.post(on_a + "/identity/face", data=jpeg,
-                              headers={**csrf, "Content-Type": "image/jpeg"}) as resp:
-            face = await resp.json()
-            assert resp.status == 200, face
+        # Face check asked of node a, on the live video that only node b's witness receives: a match, A0.
+        status, face = await _post(staff, on_a + "/identity/face", {"source": "live"}, csrf)
+        assert status == 200, face
         assert face["result"]["decision"] == "match", face["result"]
         assert face["session"]["level"] == "A0", face["session"]
 
-        # Liveness started and evaluated on node b, where the witness takes the frames; the camera
-        # performs each action of the random challenge in turn.
-        status, started = await _post(staff, on_b + "/identity/liveness", None, csrf)
+        # Liveness started on node a, evaluated on node b: the owner's witness takes the frames; the
+        # camera performs each action of the random challenge in turn.
+        status, started = await _post(staff, on_a + "/identity/liveness", None, csrf)
         assert status == 201, started
         challenge = started["challenge"]
         await asyncio.sleep(1.0)  # neutral frames first: the customer's baseline
@@ -197,11 +198,13 @@ async def test_face_on_one_node_liveness_on_the_other_reach_a2_and_the_change_ru
         assert alive["session"]["level"] == "A2", (alive["session"], alive.get("level_refused"))
         async with staff.get(on_a) as resp:
             assert (await resp.json())["session"]["level"] == "A2"
-        # The ID card on node b: the face check's image is kept by node a (issue 25 shares it); a clear
-        # 409 that says what to do, never a 500.
-        async with staff.post(on_b + "/identity/id-card", data=jpeg,
+        # The ID card read asked of node a: its portrait is compared with the face check's image, kept
+        # by the owner that ran it (a face photo is no card: read, refused, compared all the same).
+        jpeg = cv2.imencode(".jpg", camera_frame(CAMERA_PHOTO), [cv2.IMWRITE_JPEG_QUALITY, 92])[1].tobytes()
+        async with staff.post(on_a + "/identity/id-card", data=jpeg,
                               headers={**csrf, "Content-Type": "image/jpeg"}) as resp:
-            assert resp.status == 409 and (await resp.json())["error"]["code"] == "face_check_again"
+            card = await resp.json()
+            assert resp.status == 200 and face["evidence"][0] in card["evidence"], card
 
         conn = await asyncpg.connect(private_pg.url, server_settings={"search_path": schema_url.split("=")[1]})
         try:
@@ -232,7 +235,7 @@ async def test_face_on_one_node_liveness_on_the_other_reach_a2_and_the_change_ru
             assert await conn.fetchval("SELECT status FROM tx_requests WHERE id = $1", tx["id"]) == "done"
             assert await conn.fetchval("SELECT count(*) FROM sms_outbox WHERE tx_id = $1", tx["id"]) == 1
 
-            # One level entry: A2, naming the face proof (node a's) and the liveness proof (node b's).
+            # One level entry: A2, naming the face proof and the liveness proof (both kept by the owner, b).
             levels = [body for action, _, body in entries if action == "session.level"]
             assert len(levels) == 1, levels
             assert levels[0]["details"]["level"] == "A2" and levels[0]["details"]["method"] == "face", levels
@@ -240,14 +243,29 @@ async def test_face_on_one_node_liveness_on_the_other_reach_a2_and_the_change_ru
             assert face_sha == face["evidence"][0] and alive_sha in alive["evidence"], (levels, face, alive)
             kinds = dict(await conn.fetch("SELECT sha, kind FROM session_proofs WHERE session_id = $1", sid))
             assert (kinds.get(face_sha), kinds.get(alive_sha)) == ("face_match", "liveness"), kinds
+            # Hung up on node a: the owner (b) closes the recording, which holds both parties' tracks.
+            await agent.send(p.Hangup(call_id=sid))
+            await customer.expect(p.CallEnded, within=20)
+
+            async def closed() -> bool:
+                return all(r["ended_at"] is not None for r in await recordings(conn, sid))
+
+            await _until(closed, within=20)
+            [recording] = await recordings(conn, sid)
+            assert {"customer.video", "customer.audio", "agent.video", "agent.audio"} <= recording["tracks"]
         finally:
             await conn.close()
-        await agent.send(p.Hangup(call_id=sid))
-        await customer.expect(p.CallEnded, within=20)
+        # Played through either node, though only node b has the files.
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as auditor:
+            async with auditor.post(a.url + "/api/auth/login",
+                                    json={"username": "audit1", "password": "audit1-demo"}) as resp:
+                assert resp.status == 200
+            assert all(await play_through(auditor, a.url, b.url, recording["id"]))
+            assert all(await play_through(auditor, b.url, a.url, recording["id"]))
     finally:
         if not moves.done():
             await asyncio.gather(moves, return_exceptions=True)
-        if sender is not None:
+        for sender in senders:
             await sender.close()
         for client in clients:
             await client.close()

@@ -86,6 +86,33 @@ async def test_two_buses_share_state_and_route(prefix: str) -> None:
         await b.close()
 
 
+async def test_a_small_pool_makes_a_burst_wait_instead_of_failing(prefix: str) -> None:
+    bus = RedisBus(REDIS_URL, "node-a", prefix, max_connections=3, pool_timeout_s=10.0)
+    await bus.start(lambda key, text: asyncio.sleep(0))  # the subscription holds one of the three
+    try:
+        calls = [CallRecord(call_id=f"c{i}", lane="general", score=float(i)) for i in range(200)]
+        await asyncio.gather(*(bus.enqueue(c) for c in calls))
+        assert len(await bus.lane("general")) == 200
+        pool = bus.redis.connection_pool
+        assert len(pool._in_use_connections) + len(pool._available_connections) <= 3  # type: ignore[attr-defined]
+    finally:
+        await bus.close()
+
+
+async def test_a_key_left_registered_without_its_connection_is_released_on_the_second_pass(prefix: str) -> None:
+    bus = RedisBus(REDIS_URL, "node-a", prefix)
+    await bus.start(lambda key, text: asyncio.sleep(0))
+    try:
+        await bus.register("customer:kept")
+        await bus.register("customer:lost")
+        bus.local.discard("customer:lost")  # its unregistering never reached Redis (an outage)
+        assert await bus.stale_keys() == []  # once could be a key between registering and the hash
+        assert await bus.stale_keys() == ["customer:lost"]
+        assert await bus.connected_keys() == {"customer:kept"}
+    finally:
+        await bus.close()
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

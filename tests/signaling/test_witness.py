@@ -183,11 +183,13 @@ async def test_no_recording_without_consent_and_strangers_refused(
     app_client: TestClient[Any, Any], call: Call
 ) -> None:
     witness = app_client.app[WITNESS]
-    witness.consent(call.call_id, False)
+    from signaling.witness.relay import RecordingConsent, WitnessSdp, WitnessState
+
+    await call.customer.send(RecordingConsent(accepted=False))  # withdrawn: kept in the database too
+    assert not (await call.customer.expect(WitnessState)).consent  # type: ignore[type-var]
     sender = WitnessSender(SyntheticVideo())
     try:
         await sender.pc.setLocalDescription(await sender.pc.createOffer())
-        from signaling.witness.relay import WitnessSdp
 
         await call.customer.send(WitnessSdp(call_id=call.call_id, kind="offer", sdp=sender.pc.localDescription.sdp))
         error = await call.customer.expect(p.ErrorMsg)

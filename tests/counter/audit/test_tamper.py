@@ -134,19 +134,19 @@ async def test_bundle_verifies_offline_and_tampering_is_located(
     assert [e["seq"] for e in bundle["entries"]] == list(range(5, 21))
     path = tmp_path / "bundle.json"
     path.write_text(json.dumps(bundle))
-    assert verify_bundle(bundle).ok
     key = raw_public(audit.signer.public_key).hex()
+    assert verify_bundle(bundle, key).ok
     assert await asyncio.to_thread(main, ["audit", "verify", str(path), "--public-key", key]) == 0
     assert "OK" in capsys.readouterr().out
 
     altered = json.loads(path.read_text())
     altered["entries"][2]["body"] = altered["entries"][2]["body"].replace("12.50", "12.51")
-    first = verify_bundle(altered).first
+    first = verify_bundle(altered, key).first
     assert first is not None and (first.kind, first.seq) == ("altered", 7)
 
     dropped = json.loads(path.read_text())
     del dropped["entries"][4]
-    first = verify_bundle(dropped).first
+    first = verify_bundle(dropped, key).first
     assert first is not None and (first.kind, first.seq) == ("removed", 9)
 
     other = Signer.generate()
@@ -156,9 +156,14 @@ async def test_bundle_verifies_offline_and_tampering_is_located(
     resigned["checkpoint"] = forged.to_json()
     resigned["checkpoints"] = []
     resigned["public_key"] = {"pem": public_pem(other.public_key), "raw_hex": raw_public(other.public_key).hex()}
-    assert verify_bundle(resigned).ok  # self-consistent, so the trusted key must be pinned:
     first = verify_bundle(resigned, pinned_key=key).first
     assert first is not None and first.kind == "bad_signature"
+    # Self-consistent under its own key: without a trusted key it is an error, not a pass.
+    first = verify_bundle(resigned, None).first
+    assert first is not None and first.kind == "no_trusted_key"
+    path.write_text(json.dumps(resigned))
+    assert await asyncio.to_thread(main, ["audit", "verify", str(path)]) == 2
+    assert await asyncio.to_thread(main, ["audit", "verify", str(path), "--public-key", key]) == 1
 
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl not installed")

@@ -1016,6 +1016,11 @@ const handlers = {
   witness_state(msg) {
     if (!state.call || msg.call_id !== state.call.id) return;
     showRecording(msg.recording, msg.status ?? "waiting_media");
+    // the server our leg went to stopped answering (another took the call over): a new leg, to that one
+    const leg = state.witness?.state;
+    if (msg.status === "stopped" && state.local && leg && !["new", "connecting", "connected"].includes(leg)) {
+      startWitness(state.local).catch((err) => console.warn("agent console: witness leg", err));
+    }
   },
   chat(msg) {
     addChat(msg.text, msg.sender?.startsWith("supervisor:") ? `班长 ${msg.sender.slice(11)}`

@@ -163,6 +163,9 @@ async function recording(sessionId) {
     const status = h("div", { class: "muted" }, "…");
     const box = h("div", { class: "recording", dataset: { recording: r.id } },
       h("div", {}, h("strong", {}, r.id), ` · ${clock(r.started_at)}`),
+      // a call whose server stopped goes on in a next part, linked to the one before
+      r.previous_id ? h("div", { class: "muted part-link", dataset: { previous: r.previous_id } },
+        `第 ${r.part} 段录像，接续 ${r.previous_id} · Part ${r.part}, continues ${r.previous_id}`) : null,
       status,
       h("button", { type: "button", class: "primary play-btn", onclick: () => play(r.id, box) }, "▶ 播放（将被记录）Play (audited)"));
     api(`/api/recordings/${encodeURIComponent(r.id)}`).then((info) => {
