@@ -36,7 +36,7 @@ from signaling.witness.recording import Recorder, RecordingStore, SegmentHook, S
 
 log = logging.getLogger("signaling.witness")
 
-PARTIES = ("customer", "agent")
+PARTIES = ("customer", "agent", "helper")
 BGR = npt.NDArray[np.uint8]
 RecordingHook = Callable[[str, str, list[SegmentInfo]], Awaitable[None]]
 #: How long without a packet of the customer's media before the recording counts as stopped.
