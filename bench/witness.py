@@ -1,15 +1,19 @@
 """Witness benchmark: server CPU per recorded call, against the same calls without the witness.
 
-    python bench/witness.py --calls 1 2 4 --seconds 20
+    python bench/witness.py --calls 1 4 8 16 --seconds 15
 
 Starts ``counter serve`` (plain HTTP, SQLite, in-process bus, the witness wired as in production) in
-a subprocess.  For each ``--calls`` value N it places N concurrent calls through the server, each
-between two aiortc peers (:func:`signaling.probe.connect_pair`, video both ways), twice:
+subprocesses, one per witness mode (``witness_decode``).  For each ``--calls`` value N it places N
+concurrent calls through a server, each between two aiortc peers (:func:`signaling.probe.connect_pair`,
+video both ways), three times (``--modes``):
 
-* baseline: the calls alone (media goes peer to peer; the server only relays signaling);
-* witness: the customer consents to the recording and both parties open their send-only leg to the
-  witness (:class:`signaling.witness.client.WitnessSender`: video of ``--size``, Opus silence), so the
-  server receives, decodes and records four tracks per call.
+* ``none``: the calls alone (media goes peer to peer; the server only relays signaling);
+* ``always``: the customer consents to the recording and both parties open their send-only leg to the
+  witness (:class:`signaling.witness.client.WitnessSender`: video of ``--size``, Opus silence), and the
+  witness decodes every frame of its four tracks while it records them (the witness before on-demand
+  decoding, ``witness_decode = "always"``);
+* ``on_demand``: the same, with the witness storing the encoded frames as received and decoding
+  nothing (no identity check runs in the bench).
 
 After ``--warmup`` seconds it reads the server process's CPU time (user + system, every thread,
 from ``/proc/<pid>/stat``) over ``--seconds``; the CPU time is what the calls cost whatever else
@@ -132,13 +136,15 @@ class Run:
     """One measured window of ``calls`` concurrent calls."""
 
     calls: int
-    witness: bool
+    witness: str  # "none", or the witness_decode mode of the server that recorded the calls
     seconds: float
     server_cpu_s: float
     bench_cpu_s: float
     call_fps: float
     witness_fps: float
     loadavg: float
+    frames_sent: int = 0  # video frames sent to the witness over the whole calls (both parties)
+    frames_recorded: int = 0  # video frames in the recordings' segments
     recordings: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -240,7 +246,7 @@ async def _recordings(data: Path, call_ids: list[str], within: float = 30.0) -> 
                     row["audited_segments"] = await db.fetchval(
                         "SELECT COUNT(*) FROM audit_entries WHERE action = 'recording.segment' AND session_id = $1",
                         row["call_id"])
-                    frames = await asyncio.to_thread(_video_frames, data, row["id"])
+                    frames = row["video_frames"] = await asyncio.to_thread(_video_frames, data, row["id"])
                     row["video_fps"] = frames / 2 / max(0.001, row["duration_ms"] / 1000)
                 return rows
             await asyncio.sleep(0.2)
@@ -248,9 +254,10 @@ async def _recordings(data: Path, call_ids: list[str], within: float = 30.0) -> 
         await db.close()
 
 
-async def measure(base: str, data: Path, server_pid: int, users: list[str], witness: bool, seconds: float,
+async def measure(base: str, data: Path, server_pid: int, users: list[str], mode: str, seconds: float,
                   warmup: float, size: tuple[int, int], noise: float, kbit_s: int) -> Run:
     """Place ``len(users)`` calls (one agent each), measure ``seconds`` after ``warmup``, hang up."""
+    witness = mode != "none"
     async with contextlib.AsyncExitStack() as stack:
         calls = [await _place(base, user, witness, size, noise, kbit_s, stack) for user in users]
         await asyncio.sleep(warmup)
@@ -258,79 +265,95 @@ async def measure(base: str, data: Path, server_pid: int, users: list[str], witn
         await asyncio.sleep(seconds)
         frames1, cpu1, mine1, t1 = _frames(calls), cpu_s(server_pid), cpu_s(os.getpid()), time.perf_counter()
         load = os.getloadavg()[0]
+        for call in calls:  # the parties stop sending to the witness, then hang up: every frame sent is due
+            for sender in call.senders:
+                await sender.close()
+        await asyncio.sleep(0.5)
+        sent = sum(track.sent for c in calls for track in c.tracks)
         for call in calls:
             await call.agent.send(p.Hangup(call_id=call.call_id))
             await call.customer.expect(p.CallEnded, within=30)
     span = t1 - t0
     run = Run(
-        calls=len(users), witness=witness, seconds=span, server_cpu_s=cpu1 - cpu0, bench_cpu_s=mine1 - mine0,
+        calls=len(users), witness=mode, seconds=span, server_cpu_s=cpu1 - cpu0, bench_cpu_s=mine1 - mine0,
         call_fps=(frames1[0] - frames0[0]) / (2 * len(users) * span),
         witness_fps=(frames1[1] - frames0[1]) / (2 * len(users) * span) if witness else 0.0,
-        loadavg=load,
+        loadavg=load, frames_sent=sent,
     )
     if witness:
         run.recordings = await _recordings(data, [c.call_id for c in calls])
+        run.frames_recorded = sum(r["video_frames"] for r in run.recordings)
     return run
 
 
 def table(runs: list[Run], size: tuple[int, int]) -> str:
     """The markdown table of the runs, each witness row beside its baseline."""
-    columns = ["calls", "witness", "server CPU ms per call-s", "extra for the witness ms/call-s",
+    columns = ["calls", "witness (decode)", "server CPU ms per call-s", "extra for the witness ms/call-s",
                "recorded calls per core", f"witness fps per party ({size[0]}x{size[1]}): sent, recorded",
+               "video frames recorded / sent",
                "recorded kbit/s per call", "call fps per peer", "bench-process CPU ms/call-s", "load avg"]
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    baseline = {r.calls: r for r in runs if not r.witness}
+    baseline = {r.calls: r for r in runs if r.witness == "none"}
     for r in runs:
         base = baseline.get(r.calls)
-        cells = [str(r.calls), "yes" if r.witness else "no", f"{r.server_ms_per_call_s:.1f}", "", "", "", "",
+        cells = [str(r.calls), r.witness, f"{r.server_ms_per_call_s:.1f}", "", "", "", "", "",
                  f"{r.call_fps:.1f}", f"{r.bench_ms_per_call_s:.0f}", f"{r.loadavg:.1f}"]
-        if r.witness:
+        if r.witness != "none":
             if base is not None:
                 cells[3] = f"{r.server_ms_per_call_s - base.server_ms_per_call_s:.1f}"
             cells[4] = f"{1000.0 / max(0.001, r.server_ms_per_call_s):.1f}"
             cells[5] = f"{r.witness_fps:.1f}, {r.recorded_fps:.1f}"
-            cells[6] = f"{r.recorded_kbit_s:.0f}"
+            cells[6] = f"{r.frames_recorded} / {r.frames_sent}"
+            cells[7] = f"{r.recorded_kbit_s:.0f}"
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
+MODES = ("none", "always", "on_demand")
+
+
 async def bench(calls: list[int], seconds: float, warmup: float, size: tuple[int, int], noise: float,
-                kbit_s: int, tmp: Path) -> list[Run]:
-    data = tmp / "server"
-    runs_needed = len(calls) * 2
-    await make_agents(data, sum(calls) * 2)
-    port = free_port()
-    env = {
-        **os.environ,
-        "COUNTER_CONFIG": str(tmp / "none.toml"),
-        "COUNTER_TLS": "false",
-        "COUNTER_HOST": "127.0.0.1",
-        "COUNTER_PORT": str(port),
-        "COUNTER_DATA_DIR": str(data),
-        "COUNTER_LOG_LEVEL": "WARNING",
-        "COUNTER_REDIS_URL": "",
-        "COUNTER_SIGNALING_OFFER_TIMEOUT_S": "60",
-        **{f"COUNTER_RATELIMIT_{rule}": "off" for rule in RATE_RULES},
-    }
-    proc = spawn([sys.executable, "-c", SERVE], env, tmp / "server.log")
-    base = f"http://127.0.0.1:{port}"
-    runs: list[Run] = []
-    next_agent = 0
+                kbit_s: int, tmp: Path, modes: list[str]) -> list[Run]:
+    """Run every mode for every number of calls, side by side (``none`` on the first server)."""
+    servers: dict[str, tuple[str, Path, Any]] = {}
     try:
-        await wait_up(base + "/healthz", proc)
+        for decode in dict.fromkeys("on_demand" if m == "none" else m for m in modes):
+            data = tmp / f"server-{decode}"
+            await make_agents(data, sum(calls) * len(modes))
+            port = free_port()
+            env = {
+                **os.environ,
+                "COUNTER_CONFIG": str(tmp / "none.toml"),
+                "COUNTER_TLS": "false",
+                "COUNTER_HOST": "127.0.0.1",
+                "COUNTER_PORT": str(port),
+                "COUNTER_DATA_DIR": str(data),
+                "COUNTER_LOG_LEVEL": "WARNING",
+                "COUNTER_REDIS_URL": "",
+                "COUNTER_SIGNALING_OFFER_TIMEOUT_S": "60",
+                "COUNTER_WITNESS_DECODE": decode,
+                **{f"COUNTER_RATELIMIT_{rule}": "off" for rule in RATE_RULES},
+            }
+            proc = spawn([sys.executable, "-c", SERVE], env, tmp / f"server-{decode}.log")
+            base = f"http://127.0.0.1:{port}"
+            servers[decode] = (base, data, proc)
+            await wait_up(base + "/healthz", proc)
+        runs: list[Run] = []
+        next_agent = 0
         for n in calls:
-            for witness in (False, True):
+            for mode in modes:
+                base, data, proc = servers["on_demand" if mode == "none" else mode]
                 users = [f"bench{next_agent + i}" for i in range(n)]
                 next_agent += n
-                run = await measure(base, data, proc.pid, users, witness, seconds, warmup, size, noise, kbit_s)
+                run = await measure(base, data, proc.pid, users, mode, seconds, warmup, size, noise, kbit_s)
                 runs.append(run)
                 print(json.dumps({**asdict(run), "server_ms_per_call_s": round(run.server_ms_per_call_s, 2)}),
                       file=sys.stderr, flush=True)
                 await asyncio.sleep(1.0)
-        assert len(runs) == runs_needed
         return runs
     finally:
-        stop(proc)
+        for _, _, proc in servers.values():
+            stop(proc)
 
 
 def _isolate() -> str:
@@ -345,7 +368,9 @@ def _isolate() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--calls", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--calls", type=int, nargs="+", default=[1, 4, 8, 16])
+    parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES),
+                        help="none: no witness; always: the decoding witness; on_demand: the packet-storing one")
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--size", default="640x480", help="video of the witness legs, WxH")
@@ -360,16 +385,16 @@ def main() -> None:
     decode_ms = bare_decode_ms(packets)
     with tempfile.TemporaryDirectory() as tmp:
         runs = asyncio.run(bench(args.calls, args.seconds, args.warmup, (width, height), args.noise, args.kbit_s,
-                                 Path(tmp)))
+                                 Path(tmp), args.modes))
     print(f"# {time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPUs, {network}, "
           f"{args.seconds:.0f} s measured per run after {args.warmup:.0f} s warm-up")
     print(table(runs, (width, height)))
     print(f"# bare VP8 decode of the same witness video (PyAV libvpx, this process): {decode_ms:.2f} ms a frame, "
           f"{decode_ms * 60:.1f} ms per call-s for two parties at 30 fps")
     for r in runs:
-        if r.witness:
+        if r.witness != "none":
             for rec in r.recordings:
-                print(f"# {r.calls} calls: recording of {rec['call_id']}: {rec['segments']} segments "
+                print(f"# {r.calls} calls, {r.witness}: recording of {rec['call_id']}: {rec['segments']} segments "
                       f"({rec['audited_segments']} audited), {rec['bytes'] / 1e6:.2f} MB, "
                       f"{rec['duration_ms'] / 1000:.1f} s, {rec['video_fps']:.1f} fps a party, "
                       f"closed {rec['ended_at'] is not None}")
