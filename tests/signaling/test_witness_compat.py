@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 import pytest
@@ -56,12 +56,12 @@ async def link() -> AsyncIterator[Link]:
     await receiver.close()
 
 
-async def _until(check: object, within: float = 10.0) -> None:
-    async def wait() -> None:
-        while not check():  # type: ignore[operator]
-            await asyncio.sleep(0.02)
-
-    await asyncio.wait_for(wait(), within)
+async def _until(check: Callable[[], bool], within: float = 10.0) -> None:
+    for _ in range(int(within / 0.02)):
+        if check():
+            return
+        await asyncio.sleep(0.02)
+    raise TimeoutError
 
 
 async def test_frames_are_tapped_encoded_and_decoded_only_on_demand(link: Link) -> None:
