@@ -4,12 +4,14 @@
 
 Starts ``counter serve`` (plain HTTP, SQLite, in-process bus, the witness wired as in production) in
 subprocesses, one per witness mode (``witness_decode``).  For each ``--calls`` value N it places N
-concurrent calls through a server, each between two aiortc peers (:func:`signaling.probe.connect_pair`,
-video both ways), three times (``--modes``):
+concurrent calls through a server (queued, offered, accepted: the signaling of a call; ``--p2p`` adds the
+calls' own peer-to-peer video, :func:`signaling.probe.connect_pair`, which never touches the server but
+loads this process), three times (``--modes``):
 
 * ``none``: the calls alone (media goes peer to peer; the server only relays signaling);
 * ``always``: the customer consents to the recording and both parties open their send-only leg to the
-  witness (:class:`signaling.witness.client.WitnessSender`: video of ``--size``, Opus silence), and the
+  witness (:class:`signaling.witness.client.WitnessSender`: VP8 video of ``--size`` and Opus silence, both
+  encoded once before the run and replayed as packets), and the
   witness decodes every frame of its four tracks while it records them (the witness before on-demand
   decoding, ``witness_decode = "always"``);
 * ``on_demand``: the same, with the witness storing the encoded frames as received and decoding
@@ -20,7 +22,10 @@ from ``/proc/<pid>/stat``) over ``--seconds``; the CPU time is what the calls co
 the machine runs.  ``server ms/call-s`` is the server CPU per second of call; one core sustains
 ``1000 / that`` recorded calls.  The frame rates say whether the peers (in this process, encoding
 every stream) kept up: a starved sender sends fewer frames and the witness then costs less.
-Every recording is checked at the end (closed, segments audited, bytes).
+Every recording is checked at the end (closed, segments audited, bytes), and its video frames counted
+in the decrypted segments against those the senders sent over the whole call (they stop sending before
+the hang-up): ``complete`` when every recording is closed with all its segments audited and at most the
+frame in flight when a sender stopped is missing per party.
 
 The run moves itself into a network namespace that holds only ``lo`` (root or CAP_SYS_ADMIN; else
 ``--no-isolate``), and both processes gather ICE candidates on 127.0.0.1 only.
@@ -45,7 +50,7 @@ from typing import Any, ClassVar, cast
 import aiohttp
 import av
 import numpy as np
-from aiortc.mediastreams import VideoStreamTrack
+from aiortc.mediastreams import MediaStreamTrack, VideoStreamTrack
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -120,6 +125,44 @@ class EncodedCamera(VideoStreamTrack):
         return packet
 
 
+class EncodedSilence(MediaStreamTrack):
+    """A microphone whose Opus (silence, 20 ms frames, 48 kHz) is encoded once and replayed as packets, as
+    :class:`EncodedCamera` does for video: the benchmark's own senders must not starve the server."""
+
+    kind = "audio"
+    _packet: ClassVar[bytes | None] = None
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._start: float | None = None
+        self._n = 0
+
+    @classmethod
+    def payload(cls) -> bytes:
+        if cls._packet is None:
+            enc = av.CodecContext.create("libopus", "w")
+            enc.sample_rate, enc.layout, enc.format = 48000, "stereo", "s16"
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 960 * 2), np.int16), format="s16", layout="stereo")
+            frame.sample_rate, frame.pts = 48000, 0
+            packets = [bytes(pk) for pk in enc.encode(frame)]
+            while not packets:
+                frame.pts = (frame.pts or 0) + 960
+                packets = [bytes(pk) for pk in enc.encode(frame)]
+            cls._packet = packets[0]
+        return cls._packet
+
+    async def recv(self) -> av.Packet[Any]:  # type: ignore[override]
+        if self._start is None:
+            self._start = time.time()
+        else:
+            await asyncio.sleep(max(0.0, self._start + self._n * 0.02 - time.time()))
+        packet = av.Packet(self.payload())
+        packet.pts = self._n * 960
+        packet.time_base = fractions.Fraction(1, 48000)
+        self._n += 1
+        return packet
+
+
 def bare_decode_ms(packets: list[bytes], repeat: int = 3) -> float:
     """CPU ms to decode one frame of ``packets`` with PyAV's libvpx, nothing else: the floor of what
     receiving that video costs, whoever decodes it."""
@@ -164,6 +207,15 @@ class Run:
         return sum(rates) / len(rates) if rates else 0.0
 
     @property
+    def complete(self) -> bool:
+        """Every recording closed, all its segments audited, every frame sent recorded (but the one in
+        flight when each sender stopped)."""
+        closed = len(self.recordings) == self.calls and all(
+            r["ended_at"] is not None and r["segments"] and r["audited_segments"] == r["segments"]
+            for r in self.recordings)
+        return closed and self.frames_recorded >= self.frames_sent - 2 * self.calls
+
+    @property
     def bench_ms_per_call_s(self) -> float:
         return self.bench_cpu_s * 1000.0 / (self.calls * self.seconds)
 
@@ -173,7 +225,7 @@ class _Call:
     call_id: str
     agent: WitnessClient
     customer: WitnessClient
-    peers: tuple[VideoPeer, VideoPeer]
+    peers: tuple[VideoPeer, ...]
     senders: list[WitnessSender]
     tracks: list[EncodedCamera]
 
@@ -186,7 +238,7 @@ def _frames(calls: list[_Call]) -> tuple[int, int]:
 
 
 async def _place(base: str, user: str, witness: bool, size: tuple[int, int], noise: float,
-                 kbit_s: int, stack: contextlib.AsyncExitStack) -> _Call:
+                 kbit_s: int, stack: contextlib.AsyncExitStack, p2p: bool) -> _Call:
     staff_http = await stack.enter_async_context(aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)))
     cust_http = await stack.enter_async_context(aiohttp.ClientSession())
     agent = cast(WitnessClient, await WitnessClient.staff(staff_http, base, user, PASSWORD))
@@ -202,14 +254,16 @@ async def _place(base: str, user: str, witness: bool, size: tuple[int, int], noi
     await agent.send(p.Accept(call_id=offer.call_id))
     await customer.expect(p.CallStarted, within=30)
     await agent.expect(p.CallStarted, within=30)
-    peers = await connect_pair(agent, customer, offer.call_id, within=30)
-    for peer in peers:
-        stack.push_async_callback(peer.close)
+    peers: tuple[VideoPeer, ...] = ()
+    if p2p:
+        peers = await connect_pair(agent, customer, offer.call_id, within=30)
+        for peer in peers:
+            stack.push_async_callback(peer.close)
     call = _Call(offer.call_id, agent, customer, peers, [], [])
     if witness:
         for client in (customer, agent):
             track = EncodedCamera(*size, noise, kbit_s)
-            sender = WitnessSender(track)
+            sender = WitnessSender(track, EncodedSilence())
             stack.push_async_callback(sender.close)
             await sender.connect(client, offer.call_id, within=30)
             call.senders.append(sender)
@@ -255,11 +309,11 @@ async def _recordings(data: Path, call_ids: list[str], within: float = 30.0) -> 
 
 
 async def measure(base: str, data: Path, server_pid: int, users: list[str], mode: str, seconds: float,
-                  warmup: float, size: tuple[int, int], noise: float, kbit_s: int) -> Run:
+                  warmup: float, size: tuple[int, int], noise: float, kbit_s: int, p2p: bool = False) -> Run:
     """Place ``len(users)`` calls (one agent each), measure ``seconds`` after ``warmup``, hang up."""
     witness = mode != "none"
     async with contextlib.AsyncExitStack() as stack:
-        calls = [await _place(base, user, witness, size, noise, kbit_s, stack) for user in users]
+        calls = [await _place(base, user, witness, size, noise, kbit_s, stack, p2p) for user in users]
         await asyncio.sleep(warmup)
         frames0, cpu0, mine0, t0 = _frames(calls), cpu_s(server_pid), cpu_s(os.getpid()), time.perf_counter()
         await asyncio.sleep(seconds)
@@ -276,7 +330,7 @@ async def measure(base: str, data: Path, server_pid: int, users: list[str], mode
     span = t1 - t0
     run = Run(
         calls=len(users), witness=mode, seconds=span, server_cpu_s=cpu1 - cpu0, bench_cpu_s=mine1 - mine0,
-        call_fps=(frames1[0] - frames0[0]) / (2 * len(users) * span),
+        call_fps=(frames1[0] - frames0[0]) / (2 * len(users) * span) if p2p else 0.0,
         witness_fps=(frames1[1] - frames0[1]) / (2 * len(users) * span) if witness else 0.0,
         loadavg=load, frames_sent=sent,
     )
@@ -303,7 +357,7 @@ def table(runs: list[Run], size: tuple[int, int]) -> str:
                 cells[3] = f"{r.server_ms_per_call_s - base.server_ms_per_call_s:.1f}"
             cells[4] = f"{1000.0 / max(0.001, r.server_ms_per_call_s):.1f}"
             cells[5] = f"{r.witness_fps:.1f}, {r.recorded_fps:.1f}"
-            cells[6] = f"{r.frames_recorded} / {r.frames_sent}"
+            cells[6] = f"{r.frames_recorded} / {r.frames_sent}" + ("" if r.complete else " (incomplete)")
             cells[7] = f"{r.recorded_kbit_s:.0f}"
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -313,7 +367,7 @@ MODES = ("none", "always", "on_demand")
 
 
 async def bench(calls: list[int], seconds: float, warmup: float, size: tuple[int, int], noise: float,
-                kbit_s: int, tmp: Path, modes: list[str]) -> list[Run]:
+                kbit_s: int, tmp: Path, modes: list[str], p2p: bool = False) -> list[Run]:
     """Run every mode for every number of calls, side by side (``none`` on the first server)."""
     servers: dict[str, tuple[str, Path, Any]] = {}
     try:
@@ -345,9 +399,10 @@ async def bench(calls: list[int], seconds: float, warmup: float, size: tuple[int
                 base, data, proc = servers["on_demand" if mode == "none" else mode]
                 users = [f"bench{next_agent + i}" for i in range(n)]
                 next_agent += n
-                run = await measure(base, data, proc.pid, users, mode, seconds, warmup, size, noise, kbit_s)
+                run = await measure(base, data, proc.pid, users, mode, seconds, warmup, size, noise, kbit_s, p2p)
                 runs.append(run)
-                print(json.dumps({**asdict(run), "server_ms_per_call_s": round(run.server_ms_per_call_s, 2)}),
+                print(json.dumps({**asdict(run), "server_ms_per_call_s": round(run.server_ms_per_call_s, 2),
+                                  "complete": run.complete}),
                       file=sys.stderr, flush=True)
                 await asyncio.sleep(1.0)
         return runs
@@ -376,6 +431,8 @@ def main() -> None:
     parser.add_argument("--size", default="640x480", help="video of the witness legs, WxH")
     parser.add_argument("--noise", type=float, default=6.0, help="camera noise of the witness video (0: none)")
     parser.add_argument("--kbit-s", type=int, default=800, help="bitrate of the witness video")
+    parser.add_argument("--p2p", action="store_true",
+                        help="the calls' own peer-to-peer video too (never touches the server; loads this process)")
     parser.add_argument("--no-isolate", action="store_true", help="stay in this network namespace")
     args = parser.parse_args()
     width, height = (int(x) for x in args.size.split("x"))
@@ -385,7 +442,7 @@ def main() -> None:
     decode_ms = bare_decode_ms(packets)
     with tempfile.TemporaryDirectory() as tmp:
         runs = asyncio.run(bench(args.calls, args.seconds, args.warmup, (width, height), args.noise, args.kbit_s,
-                                 Path(tmp), args.modes))
+                                 Path(tmp), args.modes, args.p2p))
     print(f"# {time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPUs, {network}, "
           f"{args.seconds:.0f} s measured per run after {args.warmup:.0f} s warm-up")
     print(table(runs, (width, height)))
