@@ -188,6 +188,7 @@ class Run:
     loadavg: float
     frames_sent: int = 0  # video frames sent to the witness over the whole calls (both parties)
     frames_recorded: int = 0  # video frames in the recordings' segments
+    udp_drops: int = 0  # datagrams the kernel dropped for full socket buffers (a starved receiver), whole run
     recordings: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -228,6 +229,15 @@ class _Call:
     peers: tuple[VideoPeer, ...]
     senders: list[WitnessSender]
     tracks: list[EncodedCamera]
+
+
+def udp_rcvbuf_errors() -> int:
+    """UDP datagrams dropped so far in this network namespace because a socket's buffer was full."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        lines = [line.split() for line in Path("/proc/self/net/snmp").read_text().splitlines()
+                 if line.startswith("Udp:")]
+        return int(lines[1][lines[0].index("RcvbufErrors")])
+    return 0
 
 
 def _frames(calls: list[_Call]) -> tuple[int, int]:
@@ -312,6 +322,7 @@ async def measure(base: str, data: Path, server_pid: int, users: list[str], mode
                   warmup: float, size: tuple[int, int], noise: float, kbit_s: int, p2p: bool = False) -> Run:
     """Place ``len(users)`` calls (one agent each), measure ``seconds`` after ``warmup``, hang up."""
     witness = mode != "none"
+    drops = udp_rcvbuf_errors()
     async with contextlib.AsyncExitStack() as stack:
         calls = [await _place(base, user, witness, size, noise, kbit_s, stack, p2p) for user in users]
         await asyncio.sleep(warmup)
@@ -332,7 +343,7 @@ async def measure(base: str, data: Path, server_pid: int, users: list[str], mode
         calls=len(users), witness=mode, seconds=span, server_cpu_s=cpu1 - cpu0, bench_cpu_s=mine1 - mine0,
         call_fps=(frames1[0] - frames0[0]) / (2 * len(users) * span) if p2p else 0.0,
         witness_fps=(frames1[1] - frames0[1]) / (2 * len(users) * span) if witness else 0.0,
-        loadavg=load, frames_sent=sent,
+        loadavg=load, frames_sent=sent, udp_drops=udp_rcvbuf_errors() - drops,
     )
     if witness:
         run.recordings = await _recordings(data, [c.call_id for c in calls])
@@ -357,7 +368,8 @@ def table(runs: list[Run], size: tuple[int, int]) -> str:
                 cells[3] = f"{r.server_ms_per_call_s - base.server_ms_per_call_s:.1f}"
             cells[4] = f"{1000.0 / max(0.001, r.server_ms_per_call_s):.1f}"
             cells[5] = f"{r.witness_fps:.1f}, {r.recorded_fps:.1f}"
-            cells[6] = f"{r.frames_recorded} / {r.frames_sent}" + ("" if r.complete else " (incomplete)")
+            cells[6] = f"{r.frames_recorded} / {r.frames_sent}" + (
+                "" if r.complete else f" (incomplete; {r.udp_drops} datagrams dropped by the kernel)")
             cells[7] = f"{r.recorded_kbit_s:.0f}"
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -402,7 +414,7 @@ async def bench(calls: list[int], seconds: float, warmup: float, size: tuple[int
                 run = await measure(base, data, proc.pid, users, mode, seconds, warmup, size, noise, kbit_s, p2p)
                 runs.append(run)
                 print(json.dumps({**asdict(run), "server_ms_per_call_s": round(run.server_ms_per_call_s, 2),
-                                  "complete": run.complete}),
+                                  "complete": run.complete if mode != "none" else None}),
                       file=sys.stderr, flush=True)
                 await asyncio.sleep(1.0)
         return runs

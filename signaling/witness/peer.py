@@ -236,7 +236,8 @@ class WitnessCall:
     def _done_decoding(self) -> None:
         """Stop decoding the customer's video unless a check still wants frames."""
         leg = self.legs.get("customer")
-        if leg is not None and not self._grabs and not self._collectors:
+        now = time.time()
+        if leg is not None and not self._grabs and all(c.until <= now for c in self._collectors.values()):
             leg.stop_decoding()
 
     async def grab(self, within: float = 5.0, after: float | None = None) -> tuple[float, BGR]:
