@@ -104,6 +104,11 @@ class Settings(BaseModel):
     recording_grace_s: float = Field(
         20.0, ge=0, le=3600, description="how long a connected call may go unrecorded before changes are refused"
     )
+    witness_decode: Literal["on_demand", "always"] = Field(
+        "on_demand",
+        description="witness video decoded only for identity checks (on_demand), or every frame (always: "
+        "the former witness, for comparison; costs several times the CPU per recorded call)",
+    )
     demo_data: bool = Field(True, description="load demo staff and accounts on first start")
     demo_faces_dir: Path | None = Field(None, description="real-name photos for the demo accounts")
     max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="largest HTTP body accepted")

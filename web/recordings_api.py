@@ -32,6 +32,7 @@ from identity.evidence import load_or_create_master_key
 from signaling.aio import SIGNALING
 from signaling.service import CallEvent
 from signaling.witness import RecordingError, RecordingFiles, RecordingStore, SegmentInfo, SegmentTampered, Witness
+from signaling.witness.compat import Decode
 from signaling.witness.relay import Inbox, at_owner, attach
 from web.auth import require_role
 from web.errors import ApiError
@@ -140,7 +141,8 @@ def _witness(app: web.Application, master_key: bytes) -> Witness:
     async def on_end(call_id: str, recording_id: str, segments: list[SegmentInfo]) -> None:
         await _on_end(app, call_id, recording_id, segments)
 
-    witness = Witness(store, segment_s=segment_s, on_segment=on_segment, on_recording_end=on_end)
+    witness = Witness(store, segment_s=segment_s, on_segment=on_segment, on_recording_end=on_end,
+                      decode=Decode(app[SETTINGS].witness_decode))
     original = witness.new_recorder
 
     def new_recorder(call: Any) -> Any:
