@@ -45,7 +45,7 @@ log = logging.getLogger("web.recordings")
 
 WITNESS = web.AppKey("witness", Witness)
 RECORDINGS = web.AppKey("recordings", RecordingStore)
-_TICKETS: web.AppKey["Tickets"] = web.AppKey("recording_tickets")
+_TICKETS: web.AppKey[Tickets] = web.AppKey("recording_tickets")
 _PURGE = web.AppKey("recording_purge_task", asyncio.Task[None])
 _ENDING = web.AppKey("recording_endings", set[asyncio.Task[Any]])
 _INBOX = web.AppKey("witness_inbox", Inbox)
