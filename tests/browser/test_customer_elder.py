@@ -18,6 +18,7 @@ import pytest
 from counter.proofs import ProofKind
 from counter.sessions import Level
 from signaling import protocol as p
+from signaling.aio import SIGNALING
 from signaling.client import ClientError
 from tests.browser.harness import Agent, BrowserEnv, queued, screenshot, spoken, to_queue
 from tests.counter.txkit import raise_on_proofs
@@ -435,7 +436,6 @@ def test_care_link_puts_a_holder_aged_65_or_more_in_the_care_lane(env: BrowserEn
     page says they go to the care lane, senior mode is on, the call waits in the care lane, and the
     server's decision is audited.  A younger holder's link, or a forged one, changes nothing."""
     from counter.audit import AUDIT
-    from signaling.aio import SIGNALING
 
     async def scenario() -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -473,3 +473,57 @@ def test_care_link_puts_a_holder_aged_65_or_more_in_the_care_lane(env: BrowserEn
     assert len(r["audit"]) == 1 and r["audit"][0]["account"], r["audit"]  # the line, pseudonymised by the log
     assert r["audit"][0]["details"]["age_at_least"] == 65 and "age" not in r["audit"][0]["details"], r["audit"]
     assert r["young"]["care"] is False and r["forged"]["care"] is False, (r["young"], r["forged"])
+
+
+#: The top bar and the hang-up button, measured: the title on one line, "Repeat" whole, hang-up on-screen.
+BAR_AND_HANGUP = """
+() => {
+  const title = document.getElementById("app-title");
+  const label = document.getElementById("btn-repeat-label");
+  const repeat = document.getElementById("btn-repeat").getBoundingClientRect();
+  const hangup = document.getElementById("btn-hangup").getBoundingClientRect();
+  const line = parseFloat(getComputedStyle(title).fontSize) * 1.5;
+  return { width: innerWidth, lang: document.documentElement.lang, label: label.textContent,
+           titleLines: Math.round(title.getBoundingClientRect().height / line),
+           labelClipped: label.scrollWidth > label.clientWidth + 1 || repeat.right > innerWidth + 0.5,
+           hangupBottom: Math.round(hangup.bottom), height: innerHeight,
+           hangupInside: hangup.top >= 0 && hangup.bottom <= innerHeight && hangup.right <= innerWidth };
+}
+"""
+
+
+def test_reconnect_banner_keeps_hang_up_on_screen_title_and_repeat_whole(env: BrowserEnv) -> None:
+    """In a call with the reconnect banner shown, at 390x844 and at 320 px wide, in zh-CN and in
+    English: the hang-up button stays on-screen, the title stays on one line and "Repeat" is whole."""
+
+    async def scenario() -> list[dict[str, Any]]:
+        seen: list[dict[str, Any]] = []
+        page = await env.new_page()
+        call_id = await to_queue(page, senior=True, face=False)
+        async with Agent.online(env.base_url) as agent:
+            await agent.answer_next_call(call_id)
+            await page.wait_for_selector("[data-screen=call]")
+            await agent.connect_media()
+            await page.wait_for_selector("body[data-rtc=connected]")
+            await env.app[SIGNALING].notify_customer(call_id, p.NoticeCode.SERVER_RESTART, "restart")
+            await page.wait_for_selector("[data-screen=call] #reconnecting")
+            for lang in ("zh-CN", "en"):
+                if lang == "en":
+                    await page.tap("#btn-lang")
+                    await page.wait_for_function("document.documentElement.lang === 'en'")
+                    await page.wait_for_selector("[data-screen=call] #reconnecting")
+                for width in (390, 320):
+                    await page.set_viewport_size({"width": width, "height": 844 * width // 390})
+                    seen.append(await page.evaluate(BAR_AND_HANGUP))
+                await page.set_viewport_size({"width": 390, "height": 844})
+            await agent.hangup()
+            await page.wait_for_selector("[data-screen=rating]")
+        await env.close_page(page)
+        return seen
+
+    seen = env.run(scenario(), timeout=90)
+    print("reconnect banner:", seen)
+    assert len(seen) == 4 and {m["lang"] for m in seen} == {"zh-CN", "en"}, seen
+    assert [m for m in seen if not m["hangupInside"]] == [], seen
+    assert [m for m in seen if m["labelClipped"]] == [], seen
+    assert [m for m in seen if m["titleLines"] != 1] == [], seen
