@@ -510,7 +510,7 @@ def test_reconnect_banner_keeps_hang_up_on_screen_title_and_repeat_whole(env: Br
             for lang in ("zh-CN", "en"):
                 if lang == "en":
                     await page.tap("#btn-lang")
-                    await page.wait_for_function("document.documentElement.lang === 'en'")
+                    await page.wait_for_function("() => document.documentElement.lang === 'en'")
                     await page.wait_for_selector("[data-screen=call] #reconnecting")
                 for width in (390, 320):
                     await page.set_viewport_size({"width": width, "height": 844 * width // 390})
@@ -527,3 +527,89 @@ def test_reconnect_banner_keeps_hang_up_on_screen_title_and_repeat_whole(env: Br
     assert [m for m in seen if not m["hangupInside"]] == [], seen
     assert [m for m in seen if m["labelClipped"]] == [], seen
     assert [m for m in seen if m["titleLines"] != 1] == [], seen
+
+
+def test_agent_console_shows_why_a_voice_only_customer_has_no_video(env: BrowserEnv) -> None:
+    """Camera refused, 只用声音办理: the real agent console answers and shows the "no video" badge
+    with the reason (the server's code, worded by the console), and the call connects by voice."""
+    from tests.browser.test_journey import staff_page
+
+    async def scenario() -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        customer = await env.new_page(deny_camera=True)
+        await customer.tap("#btn-senior")
+        await customer.tap("#btn-consent")
+        await customer.tap("#btn-face-yes")
+        await customer.wait_for_selector("[data-screen=denied]")
+        await customer.tap("#btn-voice-only")
+        await queued(customer)
+        agent = await staff_page(env, "agent1", "agent1-demo", "/agent")
+        await agent.click("#btn-available")
+        await agent.wait_for_selector("#offer:not([hidden])")
+        await agent.keyboard.press("Alt+A")
+        await customer.wait_for_selector("[data-screen=call]")
+        await agent.wait_for_selector("#lane-badge #no-video")
+        out["badge"] = await agent.text_content("#no-video")
+        out["no_video"] = await agent.evaluate("document.body.dataset.noVideo")
+        await customer.wait_for_selector("body[data-rtc=connected]")
+        out["rtc"] = await customer.evaluate("document.body.dataset.rtc")
+        await agent.keyboard.press("Alt+H")
+        await agent.wait_for_selector("#hangup-dialog[open]")
+        await agent.keyboard.press("Enter")
+        await customer.wait_for_selector("[data-screen=rating]")
+        await env.close_page(customer)
+        await agent.context.close()
+        env.contexts.remove(agent.context)
+        return out
+
+    r = env.run(scenario(), timeout=90)
+    assert r["no_video"] == "denied", r
+    assert "只有声音" in r["badge"] and "摄像头" in r["badge"], r["badge"]
+    assert r["rtc"] == "connected", r
+
+
+def test_number_typed_on_the_first_screen_puts_a_holder_aged_65_or_more_in_the_care_lane(env: BrowserEnv) -> None:
+    """The first screen's optional number field (the phone's number keypad): a holder born 1951 types
+    their number and taps the ordinary 视频柜台; the server (not the page) puts the call in the care
+    lane by the holder's age, audited as for a care link (the line pseudonymised by the log); the page
+    turns senior mode on and says so.  A younger holder's number, or garbage, changes nothing."""
+    from counter.audit import AUDIT
+
+    old_line = "13700137000"
+
+    async def scenario() -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        async with aiohttp.ClientSession() as anyone:
+            for name, value in (("young", LINE), ("garbage", "1370013700x")):
+                async with anyone.post(env.base_url + "/api/customer/join", json={"msisdn": value}) as resp:
+                    out[name] = (resp.status, (await resp.json())["care"])
+        page = await env.new_page()
+        out["field"] = await page.evaluate(
+            "(() => { const f = document.getElementById('entry-phone'); const r = f.getBoundingClientRect();"
+            " return [f.inputMode, f.type, parseFloat(getComputedStyle(f).fontSize), r.bottom <= innerHeight]; })()")
+        await page.tap("#entry-phone")
+        await page.keyboard.type(old_line)
+        await page.tap("#btn-video")
+        await page.tap("#btn-consent")
+        await page.tap("#btn-face-no")
+        call_id = await queued(page)
+        await page.wait_for_selector("body[data-care-by-age] #notice:not([hidden])")
+        out["notice"] = await page.text_content("#notice")
+        out["senior"] = await page.evaluate("document.body.classList.contains('senior')")
+        out["spoken"] = await spoken(page)
+        call = await env.app[SIGNALING].bus.get_call(call_id)
+        out["lane"] = call.lane if call is not None else None
+        found = await env.app[AUDIT].search(session_id=call_id, action="call.care_by_age")
+        out["audit"] = [e["entry"] for e in found]
+        await page.tap("#btn-leave")
+        await env.close_page(page)
+        return out
+
+    r = env.run(scenario(), timeout=60)
+    assert r["field"][:2] == ["numeric", "tel"] and r["field"][2] >= 20 and r["field"][3], r["field"]
+    assert "关爱专线" in r["notice"] and "长者模式" in r["notice"] and "65" in r["notice"] and r["senior"], r
+    assert any("关爱专线" in s for s in r["spoken"]), r["spoken"]
+    assert r["lane"] == "care", r["lane"]
+    assert len(r["audit"]) == 1 and r["audit"][0]["details"]["source"] == "typed", r["audit"]
+    assert r["audit"][0]["account"] and old_line not in str(r["audit"]), r["audit"]
+    assert r["young"] == (200, False) and r["garbage"] == (200, False), (r["young"], r["garbage"])
