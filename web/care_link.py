@@ -5,8 +5,9 @@ and an expiry, sealed with the service's master key (authenticated encryption: n
 read it, and it stops working when it expires).  When a holder aged ``Settings.care_age`` or more
 joins with it, the server puts the call in the care lane and the page turns senior mode on and says
 so.  A customer may instead type their number on the first screen (optional): the same rule, the
-same audit (``source: typed``); the number is never logged.  The decision is the server's, from the account on record, and it is audited (``care_link.minted``,
-``call.care_by_age``); the holder's age itself is never written down.
+same audit (``source: typed``); the number is never logged.  The decision is the server's, from the
+account on record, and it is audited (``care_link.minted``, ``call.care_by_age``); the holder's age
+itself is never written down.
 """
 
 from __future__ import annotations
