@@ -35,6 +35,7 @@ COMPONENTS: list[str] = [
     "counter.sms:setup",
     "web.pages:setup",
     "web.signaling_ws:setup",
+    "web.helpers_api:setup",
     "web.owners:setup",
     "web.recordings_api:setup",
     "web.identity_api:setup",

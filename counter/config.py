@@ -7,6 +7,7 @@ at start; :class:`ConfigError` names the key and the fix in one line.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 import tomllib
@@ -82,6 +83,10 @@ class Settings(BaseModel):
     audit_purge_interval_s: float = Field(
         3600.0, ge=0, description="how often personal data past evidence_retention_days is purged (0: never)"
     )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="load balancers (addresses or networks, comma-separated) whose X-Forwarded-For is believed",
+    )
     stun_urls: list[str] = Field(default_factory=list, description="STUN servers handed to browsers")
     turn_urls: list[str] = Field(default_factory=list, description="TURN servers handed to browsers")
     turn_secret: str = Field("", description="coturn static-auth-secret for short-lived TURN credentials")
@@ -104,6 +109,11 @@ class Settings(BaseModel):
     recording_grace_s: float = Field(
         20.0, ge=0, le=3600, description="how long a connected call may go unrecorded before changes are refused"
     )
+    witness_decode: Literal["on_demand", "always"] = Field(
+        "on_demand",
+        description="witness video decoded only for identity checks (on_demand), or every frame (always: "
+        "the former witness, for comparison; costs several times the CPU per recorded call)",
+    )
     demo_data: bool = Field(True, description="load demo staff and accounts on first start")
     demo_faces_dir: Path | None = Field(None, description="real-name photos for the demo accounts")
     max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="largest HTTP body accepted")
@@ -122,6 +132,16 @@ class Settings(BaseModel):
     def _redis_scheme(cls, value: str) -> str:
         if value and not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("use redis://host:6379/0 (or leave empty for the in-process bus)")
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for net in value:
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError:
+                raise ValueError(f"{net!r} is not an address or network (10.0.0.5, 10.0.0.0/24)") from None
         return value
 
     @field_validator("turn_urls", "stun_urls")

@@ -92,8 +92,13 @@ def _serve(args: argparse.Namespace) -> int:
     if overrides:
         settings = settings.model_copy(update=overrides)
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from signaling.witness.compat import AiortcIncompatible
+
     try:
         asyncio.run(run(settings))
+    except AiortcIncompatible as exc:
+        print(f"counter: {exc}", file=sys.stderr)
+        return 2
     except DatabaseError as exc:
         print(f"counter: database error: {exc}", file=sys.stderr)
         return 1

@@ -24,7 +24,8 @@ def _probe_call(args: argparse.Namespace) -> int:
     try:
         result = asyncio.run(
             place_call(args.url, args.user, args.password, agent_url=args.agent_url, frames=args.frames,
-                       care=args.care, within=args.timeout, tls=tls)
+                       care=args.care, within=args.timeout, tls=tls,
+                       record=(args.auditor, args.auditor_password) if args.record else None)
         )
     except (ClientError, TimeoutError, OSError) as exc:
         print(json.dumps({"ok": False, "error": str(exc) or type(exc).__name__}))
@@ -44,6 +45,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     call.add_argument("--frames", type=int, default=30, help="frames to receive before hanging up")
     call.add_argument("--care", action="store_true", help="join the care lane")
     call.add_argument("--timeout", type=float, default=30.0, help="seconds allowed per step")
+    call.add_argument("--record", action="store_true",
+                      help="record the call (both parties' legs to the witness) and report the recording")
+    call.add_argument("--auditor", default="audit1", help="auditor login that reads the recording (with --record)")
+    call.add_argument("--auditor-password", default="audit1-demo", help="that auditor's password")
     call.add_argument("--cafile", type=Path, default=None,
                       help="CA certificate(s) to trust for https (default: the local CA of the settings' cert_dir)")
     # The composition root fills ``cafile`` from the settings when it is not given (``local_ca``).

@@ -12,7 +12,7 @@ import aiohttp
 
 from signaling import protocol as p
 from signaling.client import SignalingClient
-from signaling.peer import VideoPeer
+from signaling.peer import SyntheticVideo, VideoPeer
 
 
 async def connect_pair(
@@ -44,19 +44,28 @@ async def place_call(
     care: bool = False,
     within: float = 30.0,
     tls: ssl.SSLContext | None = None,
+    record: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
     """Queue a customer on ``url``, answer as ``username`` on ``agent_url`` (default ``url``), exchange
     video, hang up.  Returns the timings and how many frames each side received.  ``tls``: whom to
-    trust for https (default: the system's CAs)."""
+    trust for https (default: the system's CAs).  ``record`` (an auditor's login and password): the
+    customer consents to the recording, both parties send their video and audio to the witness during
+    the call, and the result has the recording as that auditor reads it once closed."""
+    from signaling.witness.client import WitnessClient, WitnessSender, recording_report
+
+    client_type = WitnessClient if record is not None else SignalingClient
+    senders: list[WitnessSender] = []
     jar = aiohttp.CookieJar(unsafe=True)
     async with (
         aiohttp.ClientSession(cookie_jar=jar, connector=aiohttp.TCPConnector(ssl=tls or True)) as staff_http,
         aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=tls or True)) as cust_http,
     ):
-        agent = await SignalingClient.staff(staff_http, agent_url or url, username, password)
-        customer = await SignalingClient.customer(cust_http, url, care=care)
+        agent = await client_type.staff(staff_http, agent_url or url, username, password)
+        customer = await client_type.customer(cust_http, url, care=care)
         peers: tuple[VideoPeer, VideoPeer] | None = None
         try:
+            if isinstance(customer, WitnessClient):
+                await customer.consent_to_recording()
             await agent.send(p.Presence(state="available"))
             await agent.expect(p.PresenceAck, within=within)
             joined = time.perf_counter()
@@ -69,10 +78,22 @@ async def place_call(
             started = time.perf_counter()
             peers = await connect_pair(agent, customer, offer.call_id, within)
             agent_peer, customer_peer = peers
+            for client in (customer, agent):  # the customer's leg first: the witness records from it
+                if isinstance(client, WitnessClient):
+                    senders.append(WitnessSender(SyntheticVideo(640, 480)))
+                    await senders[-1].connect(client, offer.call_id, within)
             got_customer = await customer_peer.wait_frames(frames, within)
             got_agent = await agent_peer.wait_frames(frames, within)
             await agent.send(p.Hangup(call_id=offer.call_id))
             await customer.expect(p.CallEnded, within=within)
+            recording: dict[str, Any] = {}
+            if record is not None:
+                for sender in senders:
+                    await sender.close()
+                async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True),
+                                                 connector=aiohttp.TCPConnector(ssl=tls or True)) as audit_http:
+                    recording["recording"] = await recording_report(audit_http, url, *record, offer.call_id,
+                                                                    within)
             return {
                 "call_id": offer.call_id,
                 "customer_node": customer.welcome.node if customer.welcome else None,
@@ -82,8 +103,11 @@ async def place_call(
                 "setup_ms": round(agent_peer.setup_ms or 0.0, 2),
                 "frames_received": got_customer,
                 "frames_received_agent": got_agent,
+                **recording,
             }
         finally:
+            for sender in senders:
+                await sender.close()
             if peers is not None:
                 for peer in peers:
                     await peer.close()

@@ -24,7 +24,7 @@ Lane = Literal["care", "general"]
 PresenceState = Literal["available", "wrap_up", "away"]
 #: Why a customer joined without video (their camera refused or missing): served by voice only.
 NoVideo = Literal["denied", "no_camera", "busy", "other"]
-Role = Literal["customer", "agent", "supervisor"]
+Role = Literal["customer", "agent", "supervisor", "helper"]
 
 
 

@@ -126,6 +126,11 @@ class SignalingService:
         self.options = options or SignalingOptions()
         self.ice = ice or IceConfig()
         self.hooks: list[CallHook] = []
+        #: Extra credentials for ``hello`` (a helper's token): a principal, or ``None`` if not theirs.
+        self.token_checks: list[Callable[[str], Awaitable[Principal | None]]] = []
+        #: Called after each ``hello`` is welcomed, and when a non-staff, non-customer principal leaves.
+        self.hello_hooks: list[Callable[[Connection, Principal], Awaitable[None]]] = []
+        self.leave_hooks: list[Callable[[Principal], Awaitable[None]]] = []
         #: Called after each chat line is forwarded (a failing hook is logged, the chat goes on).
         self.chat_hooks: list[ChatHook] = []
         #: Set by the counter side to route customers aged 65+ (from the account) to the care lane.
@@ -371,9 +376,12 @@ class SignalingService:
             who = conn.staff
         elif m.token:
             call_id = await self.store.check_token(m.token, self.options.reconnect_grace_s)
-            if call_id is None:
+            extra = None
+            for check in self.token_checks if call_id is None else ():
+                extra = extra or await check(m.token)
+            if call_id is None and extra is None:
                 raise p.ProtocolError("bad_token", "unknown or expired join token; join again", m.ref)
-            who = Principal("customer", call_id, "customer")
+            who = extra or Principal("customer", call_id or "", "customer")
         else:
             raise p.ProtocolError(
                 "login_required", "staff log in first; customers send the token from POST /api/customer/join", m.ref
@@ -392,7 +400,7 @@ class SignalingService:
             p.dump(
                 p.Welcome(
                     ref=m.ref, role=who.role, id=who.id, node=self.node_id, resumed=call is not None,
-                    call_id=who.id if who.role == "customer" else None,
+                    call_id=who.id if who.role in ("customer", "helper") else None,
                     ice_servers=servers, ice_ttl_s=self.ice.turn_ttl_s if servers else 0,
                 )
             )
@@ -415,6 +423,8 @@ class SignalingService:
             await conn.send(p.dump(self._status(agent, p.AgentStatus, time.time())))
             if current is not None and current.status == "in_call" and current.agent_id == who.id:
                 await self._resume_agent(who, current)
+        for hook in self.hello_hooks:
+            await hook(conn, who)
 
     async def _resume_agent(self, who: Principal, call: CallRecord) -> None:
         """A staff member says hello with a connected call (back after a restart): put them through
@@ -466,6 +476,10 @@ class SignalingService:
             return
         await self.bus.unregister(who.key)
         now = time.time()
+        if who.role not in ("customer", *STAFF_ROLES):
+            for leave in self.leave_hooks:
+                await leave(who)
+            return
         if who.role == "customer":
             async with self.bus.lock():
                 call = await self.bus.get_call(who.id)
@@ -790,25 +804,40 @@ class SignalingService:
             raise p.ProtocolError("not_in_call", f"{m.type}: call {m.call_id} is not connected", m.ref)
         customer = customer_key(call.call_id)
         monitors = [f"supervisor:{s}" for s in call.monitors]
+        # A helper (家属) the holder has not refused is a third party: reached with ``to``, reads along.
+        helper = f"helper:{call.call_id}" if call.helper_present and call.helper_consent != "refused" else None
+        alongside = [helper] if helper and isinstance(m, (p.Chat, p.PushStep)) else []
+        to = getattr(m, "to", None)
         targets: list[str]
         if who.role == "customer" and who.id == call.call_id:
             if isinstance(m, p.PushStep):
                 raise p.ProtocolError("forbidden", "push_step may be sent by the agent only", m.ref)
-            targets = [self._agent_key(call)]
-            if isinstance(m, p.Chat):
-                targets += monitors
+            if helper is not None and to == helper:
+                targets = [helper]
+            else:
+                targets = [self._agent_key(call), *alongside]
+                if isinstance(m, p.Chat):
+                    targets += monitors
         elif who.key == self._agent_key(call):
             if isinstance(m, p.StepResult):
                 raise p.ProtocolError("forbidden", "step_result may be sent by the customer only", m.ref)
-            to = getattr(m, "to", None)
             if to is not None and to != customer:
-                if to not in monitors:
+                if to not in monitors and to != helper:
                     raise p.ProtocolError("bad_target", f"{to} is not on this call", m.ref)
                 targets = [to]
             else:
-                targets = [customer]
+                targets = [customer, *alongside]
                 if isinstance(m, p.Chat):
                     targets += monitors
+        elif who.role == "helper" and who.key == helper:
+            if isinstance(m, p.PushStep):
+                raise p.ProtocolError("forbidden", "push_step may be sent by the agent only", m.ref)
+            if to is not None and to in (customer, self._agent_key(call)):
+                targets = [to]
+            else:
+                targets = [self._agent_key(call)]
+                if isinstance(m, p.Chat):
+                    targets += [customer, *monitors]
         elif who.role == "supervisor" and who.id in call.monitors:
             if isinstance(m, (p.PushStep, p.StepResult)):
                 raise p.ProtocolError("forbidden", "a listening supervisor cannot push steps", m.ref)

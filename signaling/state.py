@@ -32,6 +32,8 @@ class Principal:
 
     @property
     def audit_id(self) -> str:
+        if self.role == "helper":
+            return f"helper:session:{self.id}"
         return f"session:{self.id}" if self.role == "customer" else self.id
 
 
@@ -79,6 +81,12 @@ class CallRecord(BaseModel):
     #: Keep my place (virtual hold): unix seconds until which a customer who left keeps the place
     #: (instead of the reconnect grace); while away at the head, an eligible free agent waits for them.
     kept_until: float | None = None
+    #: A helper (家属) of the call: connected now / ever; what they said; the holder's answer.
+    helper_present: bool = False
+    helper_seen: bool = False
+    helper_name: str | None = None  # personal data: live state only, never audited in clear
+    helper_relation: str | None = None
+    helper_consent: str | None = None  # pending | agreed | refused (None: not introduced)
 
 
     def unrecorded_for(self, now: float) -> float:

@@ -42,6 +42,7 @@ from signaling.service import CallEvent, CallHook
 from signaling.state import CallRecord
 from web.auth import GUARD, require_role, retry_later
 from web.errors import ApiError, read_json
+from web.helpers_api import HELPERS
 from web.params import path_int
 
 ACCOUNTS = web.AppKey("accounts", AccountSystem)
@@ -262,6 +263,11 @@ async def customer_session(request: web.Request, *, after_call: bool = False) ->
     token = request.headers.get(CUSTOMER_HEADER, "")
     bound = await request.app[SIGNALING].store.token_call(token) if 0 < len(token) <= 200 else None
     if bound is None:
+        helpers = request.app.get(HELPERS)
+        if helpers is not None and await helpers.store.is_helper_token(token):
+            # A helper (家属) reads along and taps for the holder; only the holder's own token decides.
+            raise ApiError(403, "helper_not_holder", "only the account holder can confirm or decline, "
+                                                    "on their own screen")
         raise ApiError(401, "customer_token", f"send the {CUSTOMER_HEADER} given when your call started")
     try:
         session = await request.app[SESSIONS].get(bound.call_id)

@@ -104,12 +104,14 @@ async def _read_image(request: web.Request) -> bytes:
     return data
 
 
-async def _source(request: web.Request, session: CounterSession) -> tuple[Any, str]:
+async def _source(request: web.Request, session: CounterSession, body: Any = None) -> tuple[Any, str]:
     """The image to check: an uploaded still (``image/*`` body) or JSON ``{"source": "live"}`` /
-    ``{"source": "customer_still", "sha256": ...}``."""
+    ``{"source": "customer_still", "sha256": ...}`` (``body``: that JSON if read already)."""
     if request.content_type.startswith("image/"):
         return await _read_image(request), "upload"
-    body = await read_json(request, limit=4096)
+    if body is None:
+        body = await read_json(request, limit=4096)
+    _not_the_helper(body)
     source = body.get("source") if isinstance(body, dict) else None
     if source == "live":
         return await _live_frame(request, session.id), "live"
@@ -119,6 +121,13 @@ async def _source(request: web.Request, session: CounterSession) -> tuple[Any, s
             raise ApiError(404, "no_still", "no accepted customer still with that sha256 in this session")
         return await request.app[IDENTITY].evidence.get(sha), "customer_still"
     raise ApiError(400, "bad_request", 'send an image (Content-Type image/jpeg) or {"source": "live"}')
+
+
+def _not_the_helper(body: Any) -> None:
+    if isinstance(body, dict) and body.get("source") == "helper":
+        # Identity is the holder's: the helper's camera is recorded but never checked, never matched.
+        raise ApiError(409, "not_holder", "identity checks use the account holder's camera only, "
+                                          "never the helper's: ask the holder to face their camera")
 
 
 async def _live_frame(request: web.Request, call_id: str) -> np.ndarray[Any, Any]:
@@ -217,6 +226,8 @@ async def state(request: web.Request) -> web.Response:
 async def face_check(request: web.Request) -> web.Response:
     """Match the live face (witness frame or an uploaded still) with the account's real-name photo."""
     session, actor = await _own(request)
+    body = None if request.content_type.startswith("image/") else await read_json(request, limit=4096)
+    _not_the_helper(body)
     _need_consent(session)
     ident = request.app[IDENTITY]
     service = ident.ready()
@@ -224,7 +235,7 @@ async def face_check(request: web.Request) -> web.Response:
     reference = await request.app[ACCOUNTS].holder_photo(session.account)
     if reference is None:
         raise ApiError(409, "no_reference", "no real-name photo on file for this line: use the ID card")
-    image, source = await _source(request, session)
+    image, source = await _source(request, session, body)
     checked = await service.verify_face(image, reference, session.id)
     checked = await _kept(ident, checked, image, "face.live", session.id)
     match = checked.result

@@ -12,6 +12,7 @@ STATIC = Path(__file__).parent / "static"
 PAGES = {
     "/": "index.html",
     "/customer": "customer.html",
+    "/helper": "helper.html",
     "/agent": "agent.html",
     "/supervisor": "supervisor.html",
     "/auditor": "auditor.html",

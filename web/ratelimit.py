@@ -13,6 +13,7 @@ environment, e.g. ``COUNTER_RATELIMIT_LOGIN=0.5/20``).
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import math
 import re
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field, replace
 
 from aiohttp import web
 
+from counter.appkeys import SETTINGS
 from web.errors import Handler, json_error
 
 log = logging.getLogger("web.ratelimit")
@@ -156,9 +158,34 @@ RATE_LIMITS = web.AppKey("rate_limits", RateLimits)
 RATE_LIMIT_EXEMPT = web.AppKey("rate_limit_exempt", list[Callable[[web.Request], bool]])
 
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+TRUSTED_PROXIES = web.AppKey("trusted_proxies", tuple[Network, ...])
+
+
+def _trusted(address: str, proxies: tuple[Network, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address.strip())
+    except ValueError:
+        return False
+    return any(ip in net for net in proxies)
+
+
 def client_address(request: web.Request) -> str:
-    """The peer address (a proxy's ``X-Forwarded-For`` is not trusted: it is the client's to forge)."""
-    return request.remote or "unknown"
+    """The client's address: the peer, or, when the peer is a configured load balancer
+    (``trusted_proxies``), the nearest address in ``X-Forwarded-For`` that is not one of them.
+    From anyone else the header is the client's to forge and is ignored."""
+    peer = request.remote or "unknown"
+    proxies = request.config_dict.get(TRUSTED_PROXIES, ())
+    if not proxies or not _trusted(peer, proxies):
+        return peer
+    hops = [h.strip() for h in ",".join(request.headers.getall("X-Forwarded-For", [])).split(",") if h.strip()]
+    for hop in reversed(hops[-16:]):
+        if not _trusted(hop, proxies):
+            try:
+                return str(ipaddress.ip_address(hop))
+            except ValueError:
+                return peer  # garbage from the far side of the proxy: the proxy is who we know
+    return peer
 
 
 def session_key(request: web.Request) -> str | None:
@@ -203,4 +230,5 @@ def setup(app: web.Application) -> None:
 
     app[RATE_LIMITS] = RateLimits.from_env(os.environ)
     app[RATE_LIMIT_EXEMPT] = []
+    app[TRUSTED_PROXIES] = tuple(ipaddress.ip_network(n, strict=False) for n in app[SETTINGS].trusted_proxies)
     app.middlewares.append(rate_limit_middleware)

@@ -10,13 +10,15 @@ the audit log (``recording.segment``) as it closes, and purges recordings past
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import datetime as dt
+import hashlib
+import hmac
 import json
 import logging
 import os
 import re
-import secrets
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +34,7 @@ from identity.evidence import load_or_create_master_key
 from signaling.aio import SIGNALING
 from signaling.service import CallEvent
 from signaling.witness import RecordingError, RecordingFiles, RecordingStore, SegmentInfo, SegmentTampered, Witness
+from signaling.witness.compat import Decode
 from signaling.witness.relay import Inbox, at_owner, attach
 from web.auth import require_role
 from web.errors import ApiError
@@ -42,7 +45,7 @@ log = logging.getLogger("web.recordings")
 
 WITNESS = web.AppKey("witness", Witness)
 RECORDINGS = web.AppKey("recordings", RecordingStore)
-_TICKETS = web.AppKey("recording_tickets", dict[str, "Ticket"])
+_TICKETS: web.AppKey["Tickets"] = web.AppKey("recording_tickets")
 _PURGE = web.AppKey("recording_purge_task", asyncio.Task[None])
 _ENDING = web.AppKey("recording_endings", set[asyncio.Task[Any]])
 _INBOX = web.AppKey("witness_inbox", Inbox)
@@ -59,6 +62,36 @@ class Ticket:
     recording_id: str
     user: str
     expires: float
+
+
+class Tickets:
+    """Tickets sealed with a key derived from the installation's master key: any node checks one
+    that another node issued (behind a balancer each segment request may reach another node), and
+    nothing is kept in one process's memory."""
+
+    def __init__(self, master_key: bytes) -> None:
+        self._key = hmac.new(master_key, b"remote-counter recording ticket v1", hashlib.sha256).digest()
+
+    def _mac(self, payload: bytes) -> str:
+        return base64.urlsafe_b64encode(hmac.new(self._key, payload, hashlib.sha256).digest()).decode().rstrip("=")
+
+    def issue(self, ticket: Ticket) -> str:
+        """The ticket as a URL-safe string."""
+        body = json.dumps([ticket.recording_id, ticket.user, int(ticket.expires)], separators=(",", ":"))
+        payload = base64.urlsafe_b64encode(body.encode()).decode().rstrip("=")
+        return f"{payload}.{self._mac(payload.encode())}"
+
+    def check(self, text: str) -> Ticket | None:
+        """The ticket ``text`` stands for, or ``None`` when forged, garbled or expired."""
+        payload, _, mac = text[:512].partition(".")
+        if not payload or not hmac.compare_digest(mac, self._mac(payload.encode())):
+            return None
+        try:
+            rid, user, expires = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+            ticket = Ticket(str(rid), str(user), float(expires))
+        except (ValueError, TypeError):
+            return None
+        return ticket if ticket.expires >= time.time() else None
 
 
 # --- index and audit -------------------------------------------------------------------------------
@@ -140,7 +173,8 @@ def _witness(app: web.Application, master_key: bytes) -> Witness:
     async def on_end(call_id: str, recording_id: str, segments: list[SegmentInfo]) -> None:
         await _on_end(app, call_id, recording_id, segments)
 
-    witness = Witness(store, segment_s=segment_s, on_segment=on_segment, on_recording_end=on_end)
+    witness = Witness(store, segment_s=segment_s, on_segment=on_segment, on_recording_end=on_end,
+                      decode=Decode(app[SETTINGS].witness_decode))
     original = witness.new_recorder
 
     def new_recorder(call: Any) -> Any:
@@ -337,12 +371,7 @@ async def play(request: web.Request) -> web.Response:
         "auditor.play_recording", "auditor", user.username, session_id=row["call_id"],
         details={"recording": row["id"]},
     ))
-    ticket = secrets.token_urlsafe(24)
-    tickets = request.app[_TICKETS]
-    now = time.time()
-    for key in [k for k, t in tickets.items() if t.expires < now]:
-        del tickets[key]
-    tickets[ticket] = Ticket(row["id"], user.username, now + TICKET_TTL_S)
+    ticket = request.app[_TICKETS].issue(Ticket(row["id"], user.username, time.time() + TICKET_TTL_S))
     segments = await request.app[DB].fetch(
         "SELECT idx, start_ms, end_ms FROM recording_segments WHERE recording_id = $1 ORDER BY idx", row["id"]
     )
@@ -379,9 +408,9 @@ async def segment(request: web.Request) -> web.StreamResponse:
     if not forwarded(request) and not _here(request.app, request.match_info["rid"]):
         if (elsewhere := await _at_writer(request, await _recording(request))) is not None:
             return elsewhere
-    ticket = request.app[_TICKETS].get(request.query.get("ticket", ""))
+    ticket = request.app[_TICKETS].check(request.query.get("ticket", ""))
     rid = request.match_info["rid"]
-    if ticket is None or ticket.expires < time.time() or ticket.recording_id != rid or ticket.user != user.username:
+    if ticket is None or ticket.recording_id != rid or ticket.user != user.username:
         raise ApiError(403, "no_ticket", "start playback first (POST /api/recordings/{id}/play)")
     row = await _recording(request)
     index = path_int(request, "index")
@@ -417,7 +446,7 @@ def setup(app: web.Application) -> None:
     master_key = load_or_create_master_key(settings.effective_master_key_file)
     witness = _witness(app, master_key)
     app[WITNESS] = witness
-    app[_TICKETS] = {}
+    app[_TICKETS] = Tickets(master_key)
     app[_ENDING] = set[asyncio.Task[Any]]()
 
     async def start(app: web.Application) -> None:

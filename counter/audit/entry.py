@@ -14,7 +14,7 @@ from counter.audit.merkle import hash_leaf
 from counter.logging import mask
 
 FORMAT_VERSION = 1
-ROLES = frozenset({"agent", "customer", "supervisor", "auditor", "system"})
+ROLES = frozenset({"agent", "customer", "helper", "supervisor", "auditor", "system"})
 OUTCOMES = frozenset({"ok", "refused", "failed"})
 _HEX = frozenset("0123456789abcdef")
 

@@ -13,7 +13,7 @@ from aiortc.mediastreams import AudioStreamTrack
 from pydantic import TypeAdapter, ValidationError
 
 from signaling import protocol as p
-from signaling.client import SignalingClient
+from signaling.client import ClientError, SignalingClient
 from signaling.witness.relay import RecordingConsent, WitnessSdp, WitnessState
 
 _SERVER = TypeAdapter[WitnessSdp | WitnessState](WitnessSdp | WitnessState)
@@ -75,3 +75,40 @@ class WitnessSender:
     async def close(self) -> None:
         with contextlib.suppress(Exception):
             await self.pc.close()
+
+
+async def recording_report(http: aiohttp.ClientSession, base_url: str, auditor: str, password: str, call_id: str,
+                           within: float = 30.0) -> dict[str, Any]:
+    """The recording of ``call_id`` as an auditor sees it, once the server closed it (or after ``within``):
+    id, segments, bytes, audited segments (each file matching its hash in the audit log), closed."""
+    base = base_url.rstrip("/")
+    async with http.post(base + "/api/auth/login", json={"username": auditor, "password": password}) as resp:
+        if resp.status != 200:
+            raise ClientError(f"login as {auditor} failed: HTTP {resp.status} {await resp.text()}")
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    row: dict[str, Any] | None = None
+    while True:
+        async with http.get(base + "/api/recordings", params={"call": call_id}) as resp:
+            if resp.status != 200:
+                raise ClientError(f"recordings of {call_id}: HTTP {resp.status} {await resp.text()}")
+            rows = (await resp.json())["recordings"]
+        row = rows[0] if rows else None
+        if (row is not None and row["ended_at"] is not None) or loop.time() > deadline:
+            break
+        await asyncio.sleep(0.2)
+    if row is None:
+        raise ClientError(f"no recording of call {call_id} on the server")
+    async with http.get(f"{base}/api/recordings/{row['id']}") as resp:
+        if resp.status != 200:
+            raise ClientError(f"recording {row['id']}: HTTP {resp.status} {await resp.text()}")
+        detail = await resp.json()
+    return {
+        "id": row["id"],
+        "segments": row["segments"],
+        "bytes": row["bytes"],
+        "duration_ms": row["duration_ms"],
+        "audited_segments": sum(1 for c in detail["verification"] if c["status"] == "ok"),
+        "intact": detail["intact"],
+        "closed": row["ended_at"] is not None,
+    }

@@ -2,9 +2,13 @@
 
 Each party's browser opens a second, send-only peer connection to the witness (negotiated with
 ``witness_sdp`` on the same WebSocket, see :mod:`signaling.witness.relay`).  The witness never sends
-media and never re-encodes: the encoded frames its receivers reassemble are teed to the
-:class:`~signaling.witness.recording.Recorder`; the decoded customer video (aiortc decodes every
-received track anyway) is kept as the latest frame, and sampled on request for identity checks.
+media and never re-encodes: the encoded frames its receivers reassemble are handed to the
+:class:`~signaling.witness.recording.Recorder` as they are, and nothing is decoded (through
+:mod:`signaling.witness.compat`).  Only when an identity check asks for frames (:meth:`WitnessCall.grab`,
+:meth:`WitnessCall.start_collecting`) is the customer's video decoded, from a key frame asked for then
+(RTCP PLI), for the window asked; the latest decoded frame is kept and sampled for the check.
+``Witness(decode=Decode.ALWAYS)`` (``witness_decode = "always"``) decodes every track as the witness
+did before, for comparison.
 """
 
 from __future__ import annotations
@@ -16,7 +20,6 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -32,11 +35,12 @@ from aiortc.mediastreams import MediaStreamError
 from aiortc.sdp import candidate_from_sdp
 from av import VideoFrame
 
+from signaling.witness import compat
 from signaling.witness.recording import Recorder, RecordingStore, SegmentHook, SegmentInfo
 
 log = logging.getLogger("signaling.witness")
 
-PARTIES = ("customer", "agent")
+PARTIES = ("customer", "agent", "helper")
 BGR = npt.NDArray[np.uint8]
 RecordingHook = Callable[[str, str, list[SegmentInfo]], Awaitable[None]]
 #: How long without a packet of the customer's media before the recording counts as stopped.
@@ -86,6 +90,7 @@ class _Leg:
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=list(ice_servers)))
         self.tasks: list[asyncio.Task[None]] = []
         self.video: RTCRtpReceiver | None = None
+        self.video_tap: compat.FrameTap | None = None
         self.pending: set[asyncio.Future[None]] = set()
         self.pc.on("track", self._on_track)
         self.pc.on("connectionstatechange", self._on_state)
@@ -105,20 +110,17 @@ class _Leg:
                 if keep and isinstance(frame, VideoFrame):
                     self.call.customer_frame(frame)
 
-    def tee(self, receiver: RTCRtpReceiver, kind: str) -> None:
-        """Copy every encoded frame the receiver hands its decoder to the call's recorder."""
-        queue = receiver._RTCRtpReceiver__decoder_queue  # type: ignore[attr-defined]
-        put = queue.put
+    def tee(self, receiver: RTCRtpReceiver, kind: str) -> compat.FrameTap:
+        """Hand every encoded frame the receiver reassembles to the call's recorder; aiortc decodes
+        only what the tap lets through (see :mod:`signaling.witness.compat`)."""
         call, party = self.call, self.party
 
-        def tee_put(item: Any, block: bool = True, timeout: float | None = None) -> None:
-            if item is not None and call.recorder is not None:
-                codec, encoded = item
-                call.recorder.packet(party, kind, encoded.data, encoded.timestamp, codec.clockRate)
-                call.media(party)
-            put(item, block, timeout)
+        def record(mime: str, clock: int, data: bytes, timestamp: int) -> None:
+            if call.recorder is not None:
+                call.recorder.packet(party, kind, data, timestamp, clock)
+            call.media(party)
 
-        queue.put = tee_put
+        return compat.tap(receiver, record, self.call.witness.decode)
 
     async def answer(self, offer_sdp: str) -> str:
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
@@ -130,20 +132,33 @@ class _Leg:
                       if c.mimeType.lower() in (wanted.lower(), f"{kind}/rtx")]
             transceiver.setCodecPreferences(codecs)
             transceiver.direction = "recvonly"
-            self.tee(transceiver.receiver, kind)
+            frame_tap = self.tee(transceiver.receiver, kind)
             if kind == "video":
                 self.video = transceiver.receiver
+                self.video_tap = frame_tap
         await self.pc.setLocalDescription(await self.pc.createAnswer())
         return str(self.pc.localDescription.sdp)
 
     def request_keyframe(self) -> None:
-        receiver = self.video
-        if receiver is None:
+        if self.video is None:
             return
-        for source in receiver.getSynchronizationSources():
-            task = asyncio.ensure_future(receiver._send_rtcp_pli(source.source))  # type: ignore[attr-defined]
+        for task in compat.request_keyframe(self.video):
             self.pending.add(task)
             task.add_done_callback(self.pending.discard)
+
+    def decode_for(self, seconds: float) -> None:
+        """Decode this party's video from a key frame (asked for now) for ``seconds``."""
+        tap = self.video_tap
+        if tap is None or tap.mode is compat.Decode.ALWAYS:
+            return
+        fresh = not tap.decoding
+        tap.decode_for(seconds)
+        if fresh:
+            self.request_keyframe()
+
+    def stop_decoding(self) -> None:
+        if self.video_tap is not None:
+            self.video_tap.stop_decoding()
 
     async def close(self) -> None:
         for task in self.tasks:
@@ -170,6 +185,7 @@ class WitnessCall:
         self.media_at: float | None = None
         self._fresh = asyncio.Event()
         self._collectors: dict[str, _Collector] = {}
+        self._grabs = 0
 
     @property
     def recording(self) -> bool:
@@ -213,24 +229,46 @@ class WitnessCall:
         self._fresh.set()
         self._fresh = asyncio.Event()
 
+    def _decode(self, seconds: float) -> None:
+        """Have the customer's video decoded (from a key frame asked for now) for ``seconds``."""
+        leg = self.legs.get("customer")
+        if leg is not None:
+            leg.decode_for(seconds)
+
+    def _done_decoding(self) -> None:
+        """Stop decoding the customer's video unless a check still wants frames."""
+        leg = self.legs.get("customer")
+        now = time.time()
+        if leg is not None and not self._grabs and all(c.until <= now for c in self._collectors.values()):
+            leg.stop_decoding()
+
     async def grab(self, within: float = 5.0, after: float | None = None) -> tuple[float, BGR]:
         """The customer's next video frame (taken after ``after``, default now) as BGR."""
         after = time.time() if after is None else after
 
         deadline = time.monotonic() + within
-        while self.latest is None or self.latest[0] < after:
-            try:
-                await asyncio.wait_for(self._fresh.wait(), max(0.0, deadline - time.monotonic()))
-            except TimeoutError:
-                if not self.recording:
-                    raise self.no_media_error() from None
-                raise WitnessError("no_video", "no video from the customer's camera: ask them to turn it on") from None
+        self._grabs += 1
+        self._decode(within)
+        try:
+            while self.latest is None or self.latest[0] < after:
+                try:
+                    await asyncio.wait_for(self._fresh.wait(), max(0.0, deadline - time.monotonic()))
+                except TimeoutError:
+                    if not self.recording:
+                        raise self.no_media_error() from None
+                    raise WitnessError("no_video",
+                                       "no video from the customer's camera: ask them to turn it on") from None
+        finally:
+            self._grabs -= 1
+            self._done_decoding()
         t, frame = self.latest
         return t, _bgr(frame)
 
     def start_collecting(self, key: str, seconds: float, fps: float = 5.0) -> None:
-        """Keep customer frames (``fps`` a second, at most ``seconds``) until :meth:`collected`."""
+        """Keep customer frames (``fps`` a second, at most ``seconds``) until :meth:`collected`; the
+        customer's video is decoded for that long only."""
         self._collectors[key] = _Collector(1.0 / fps, time.time() + seconds)
+        self._decode(seconds)
 
     def collected(self, key: str) -> list[tuple[float, BGR]]:
         """The frames kept since :meth:`start_collecting` (collecting stops).
@@ -239,6 +277,7 @@ class WitnessCall:
         then the path's fault, not the camera's or the customer's.
         """
         collector = self._collectors.pop(key, None)
+        self._done_decoding()
         if collector is None:
             raise WitnessError("not_collecting", "no frames are being collected for this check: start it again")
         if not self.recording:
@@ -258,11 +297,17 @@ class WitnessCall:
             await old.close()
         leg = self.legs[party] = _Leg(self, party, self.witness.ice_servers)
         try:
-            return await leg.answer(offer_sdp)
+            answer = await leg.answer(offer_sdp)
         except Exception as exc:
             self.legs.pop(party, None)
             await leg.close()
             raise WitnessError("bad_offer", f"witness_sdp: the offer was refused ({exc}); send a new one") from exc
+        if party == "customer":  # a check that wants frames goes on over the new leg
+            now = time.time()
+            left = max([c.until - now for c in self._collectors.values()] + [5.0 if self._grabs else 0.0])
+            if left > 0:
+                leg.decode_for(left)
+        return answer
 
     async def drop_leg(self, party: str, leg: _Leg | None = None) -> None:
         current = self.legs.get(party)
@@ -291,8 +336,12 @@ class Witness:
         ice_servers: list[RTCIceServer] | None = None,
         require_consent: bool = True,
         stall_s: float = STALL_S,
+        decode: compat.Decode = compat.Decode.ON_DEMAND,
     ) -> None:
+        compat.check_aiortc()
         self.store = store
+        #: Which received frames are decoded: on demand (identity checks) or all (the former witness).
+        self.decode = decode
         self.segment_s = segment_s
         self.on_segment = on_segment
         self.on_recording_end = on_recording_end

@@ -36,9 +36,11 @@ from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap
 
 log = logging.getLogger("signaling.witness.recording")
 
-#: The tracks of every segment, in order: (party, kind).
+#: The tracks of every segment, in order: (party, kind).  A helper's (家属) two tracks follow in the
+#: segments cut after the helper's first packet (:data:`EXTRA_PARTIES`).
 TRACKS: tuple[tuple[str, str], ...] = (("customer", "video"), ("customer", "audio"), ("agent", "video"),
                                         ("agent", "audio"))
+EXTRA_PARTIES = ("helper",)
 MS = fractions.Fraction(1, 1000)
 NONCE = 12
 #: After a cut, how long a party's video may keep going into the previous segment waiting for a key frame.
@@ -113,7 +115,9 @@ class RecordingFiles:
             "call_id": call_id,
             "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "format": "webm",
-            "tracks": [f"{party}.{kind}" for party, kind in TRACKS],
+            # Stream i of every segment is tracks[i]; a helper's follow in segments that have them.
+            "tracks": [f"{party}.{kind}" for party, kind in TRACKS]
+            + [f"{party}.{kind}" for party in EXTRA_PARTIES for kind in ("video", "audio")],
             "key_id": key_id(master_key),
             "wrapped_key": base64.b64encode(aes_key_wrap(master_key, files._key)).decode(),
         }
@@ -212,12 +216,13 @@ def vp8_keyframe_size(data: bytes) -> tuple[int, int] | None:
 class _Segment:
     """One open WebM container with the four tracks."""
 
-    def __init__(self, index: int, sizes: dict[str, tuple[int, int]], opened_at: float) -> None:
+    def __init__(self, index: int, sizes: dict[str, tuple[int, int]], opened_at: float,
+                 tracks: tuple[tuple[str, str], ...] = TRACKS) -> None:
         self.index = index
         self.sink = _Sink()
         self.container: OutputContainer = av.open(self.sink, "w", format="webm", options={"live": "1"})
         self.streams: dict[str, Stream] = {}
-        for party, kind in TRACKS:
+        for party, kind in tracks:
             name = f"{party}.{kind}"
             if kind == "video":
                 width, height = sizes.get(name, (640, 480))
@@ -287,6 +292,7 @@ class Recorder:
         self._t0: float | None = None
         self._tracks: dict[str, _Track] = {}
         self._sizes: dict[str, tuple[int, int]] = {}
+        self._layout: tuple[tuple[str, str], ...] = TRACKS
         self._current: _Segment | None = None
         self._previous: _Segment | None = None
         self._cut_at = 0.0
@@ -329,12 +335,18 @@ class Recorder:
             keyframe = size is not None
             if size is not None:
                 self._sizes[name] = size
+        if party in EXTRA_PARTIES and (party, kind) not in self._layout:
+            self._layout = (*self._layout, (party, "video"), (party, "audio"))
         if self._current is None:
-            self._current = _Segment(self._next_index, self._sizes, now)
+            self._current = _Segment(self._next_index, self._sizes, now, self._layout)
             self._next_index += 1
             self._cut_at = now
-        elif now - self._current.opened_at >= self.segment_s and self._previous is None:
+        elif self._previous is None and (now - self._current.opened_at >= self.segment_s
+                                         or name not in self._current.streams):
             self._cut(now)
+        if name not in self._current.streams:  # a new party: in the next segment (after this cut)
+            self.stats.dropped += 1
+            return
         target = self._route(name, kind, keyframe, track, now)
         if target is not None:
             target.write(name, data, pts, keyframe)
@@ -363,7 +375,7 @@ class Recorder:
     def _cut(self, now: float) -> None:
         previous = self._previous = self._current
         assert previous is not None
-        self._current = _Segment(self._next_index, self._sizes, now)
+        self._current = _Segment(self._next_index, self._sizes, now, self._layout)
         self._next_index += 1
         self._cut_at = now
         if self.request_keyframe is not None:

@@ -96,6 +96,8 @@ async def _party(service: SignalingService, who: Principal, call_id: str, ref: s
         return "customer"
     if call.agent_id is not None and who.id == call.agent_id and who.role == (call.agent_role or "agent"):
         return "agent"
+    if who.role == "helper" and who.id == call.call_id and call.helper_consent != "refused":
+        return "helper"  # a third leg: the helper is recorded like the others
     raise p.ProtocolError("forbidden", "only the customer and the agent of a call send media to the witness", ref)
 
 

@@ -299,3 +299,29 @@ async def test_welcome_carries_ttl_bounded_turn_credentials(settings: Settings) 
             assert 0 < int(turn.username.split(":")[0]) - time.time() <= 300
         finally:
             await customer.close()
+
+
+async def test_behind_a_trusted_balancer_each_client_has_its_own_limit(settings: Settings) -> None:
+    from aiohttp.test_utils import TestServer
+
+    from counter.app import build_app
+
+    # Every request reaches the node from the balancer's address (here 127.0.0.1): without
+    # ``trusted_proxies`` all customers would share one join limit, and with it a client's own header
+    # is still ignored unless it came through the balancer.
+    app = await build_app(settings.model_copy(update={"trusted_proxies": ["127.0.0.0/8"]}))
+    async with TestClient(TestServer(app)) as client:
+        _limit(client, join="0.01/2")
+        def xff(addr: str) -> dict[str, str]:
+            return {"X-Forwarded-For": f"{addr}, 127.0.0.1"}
+
+        for _ in range(2):
+            assert (await client.post("/api/customer/join", json={}, headers=xff("203.0.113.5"))).status == 200
+        await _assert_429(await client.post("/api/customer/join", json={}, headers=xff("203.0.113.5")), "join")
+        assert (await client.post("/api/customer/join", json={}, headers=xff("198.51.100.7"))).status == 200
+    app = await build_app(settings)  # no balancer configured: the header is the client's to forge
+    async with TestClient(TestServer(app)) as client:
+        _limit(client, join="0.01/2")
+        for addr in ("203.0.113.5", "198.51.100.7"):
+            assert (await client.post("/api/customer/join", json={}, headers=xff(addr))).status == 200
+        await _assert_429(await client.post("/api/customer/join", json={}, headers=xff("192.0.2.1")), "join")

@@ -95,3 +95,13 @@ async def test_restart_loses_no_queued_customer(settings: Settings) -> None:
                 await client.close()
         finally:
             await server.close()
+
+
+async def test_probe_places_a_recorded_call(base_url: str) -> None:
+    """``counter probe call --record``: both parties' legs to the witness, the recording reported closed."""
+    result = await place_call(base_url, "agent1", "agent1-demo", frames=30, within=30,
+                              record=("audit1", "audit1-demo"))
+    recording = result["recording"]
+    assert recording["closed"] and recording["id"] and recording["bytes"] > 0
+    assert recording["segments"] >= 1 and recording["audited_segments"] == recording["segments"]
+    assert recording["intact"]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import fractions
+import json
+import subprocess
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -177,6 +179,63 @@ async def test_recording_has_both_parties_and_audited_segments(app_client: TestC
         files.read_segment(1)
     with pytest.raises(SegmentTampered):
         files.read_segment(0, hashes[1])  # a swapped-in segment fails the audit hash
+
+
+def _ffprobe(data: bytes, path: Path) -> list[tuple[str, str]]:
+    """(codec type, codec name) of each stream ffprobe finds in ``data``; ffprobe must read it cleanly."""
+    path.write_bytes(data)
+    out = subprocess.run(["ffprobe", "-v", "error", "-show_streams", "-count_packets", "-of", "json", str(path)],
+                         capture_output=True, text=True, timeout=30, check=True)
+    assert not out.stderr.strip(), out.stderr
+    streams = json.loads(out.stdout)["streams"]
+    assert all(int(s["nb_read_packets"]) > 0 for s in streams if s["codec_type"] == "video")
+    return [(s["codec_type"], s["codec_name"]) for s in streams]
+
+
+async def test_recorded_without_decoding_and_decoded_on_demand(
+    app_client: TestClient[Any, Any], call: Call, tmp_path: Path
+) -> None:
+    """The witness stores the received VP8/Opus as they are and decodes nothing until an identity check
+    asks for frames; then it decodes the customer's video from a key frame for that window only."""
+    witness = app_client.app[WITNESS]
+    senders = [WitnessSender(PhotoVideo(FACES / "faceonnx/nicole_kidman/nicole_0.jpg")),
+               WitnessSender(SyntheticVideo())]
+    try:
+        await senders[0].connect(call.customer, call.call_id)
+        await senders[1].connect(call.agent, call.call_id)
+        wcall = witness.call(call.call_id)
+        assert wcall.recorder is not None
+        for _ in range(200):  # 10 s at most
+            if wcall.recorder.stats.packets >= 60:
+                break
+            await asyncio.sleep(0.05)
+        taps = [leg.video_tap for leg in wcall.legs.values()]
+        assert wcall.frames == 0 and all(t is not None and t.decoded == 0 for t in taps)
+
+        _, frame = await wcall.grab(within=10.0)  # a live frame for a face check
+        assert frame.shape == (480, 640, 3) and frame.mean() > 5
+        customer_tap = wcall.legs["customer"].video_tap
+        assert customer_tap is not None and not customer_tap.decoding
+        assert wcall.legs["agent"].video_tap.decoded == 0  # type: ignore[union-attr]
+
+        wcall.start_collecting("lv", seconds=30.0, fps=5.0)  # a liveness window
+        await asyncio.sleep(1.5)
+        frames = wcall.collected("lv")
+        assert len(frames) >= 3 and not customer_tap.decoding
+        decoded = customer_tap.decoded
+        await asyncio.sleep(0.5)
+        assert customer_tap.decoded == decoded  # the window closed: nothing more is decoded
+        await call.agent.send(p.Hangup(call_id=call.call_id))
+        await call.customer.expect(p.CallEnded)
+    finally:
+        for sender in senders:
+            await sender.close()
+    row = await _recording_row(app_client, call.call_id)
+    files = app_client.app[RECORDINGS].open(row["id"])
+    assert files.segments()
+    for index in files.segments():  # valid WebM files with the original codecs, all four tracks
+        streams = await asyncio.to_thread(_ffprobe, files.read_segment(index), tmp_path / f"seg-{index}.webm")
+        assert streams == [("video", "vp8"), ("audio", "opus"), ("video", "vp8"), ("audio", "opus")]
 
 
 async def test_no_recording_without_consent_and_strangers_refused(

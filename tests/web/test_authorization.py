@@ -50,6 +50,8 @@ ROLES: dict[tuple[str, str], set[str]] = {
     ("GET", "/api/customer/counter"): {"customer"},
     ("POST", "/api/customer/counter/transactions/{tid}/confirm"): {"customer"},
     ("POST", "/api/customer/counter/rating"): {"customer"},
+    ("POST", "/api/customer/helper/invite"): {"customer"},
+    ("POST", "/api/helper/join"): PUBLIC,  # the invitation code is the credential
     ("GET", "/api/supervisor/metrics"): {"supervisor"},
     ("GET", "/api/supervisor/queue"): {"supervisor"},
     ("GET", "/api/consoles/home"): STAFF,

@@ -11,6 +11,7 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 
 from signaling import protocol as p
+from signaling.helpers import TYPES as HELPER_TYPES
 from signaling.hold import PlaceKept, PlaceNotice
 from signaling.witness.relay import RecordingConsent, WitnessIce, WitnessSdp
 from web.counter_api import ROUTES
@@ -113,6 +114,7 @@ def test_speaks_the_signaling_protocol() -> None:
     sent = set(re.findall(r'\btype: "(\w+)",\s*(?:call_id|token|care|accepted)\b', main + call + witness))
     assert sent, "found no message the page sends"
     client_types = p.CLIENT_TYPES | {m.model_fields["type"].default for m in (RecordingConsent, WitnessSdp, WitnessIce)}
+    client_types |= set(HELPER_TYPES)
     assert sent <= client_types, sent - client_types
     assert {"recording_consent", "witness_sdp", "witness_ice"} <= sent, "the page records the call with the witness"
     assert {"hello", "join", "sdp", "ice", "step_result", "hangup"} <= sent
@@ -121,7 +123,7 @@ def test_speaks_the_signaling_protocol() -> None:
     assert handlers
     handled = set(re.findall(r"^  (?:async )?(\w+)\((?:msg)?\) \{", handlers.group(1), re.M))
     server_types = {m.model_fields["type"].default for m in typing.get_args(typing.get_args(p.ServerMessage)[0])}
-    server_types |= {"witness_sdp", "witness_state"}
+    server_types |= {"witness_sdp", "witness_state", "helper_state"}
     server_types |= {m.model_fields["type"].default for m in (PlaceKept, PlaceNotice)}  # kept places
     assert handled <= server_types, handled - server_types
     assert {"welcome", "queue_status", "call_started", "sdp", "ice", "push_step", "call_ended"} <= handled

@@ -280,7 +280,7 @@ async function openSession() {
 }
 
 function enableCall(on) {
-  for (const id of ["btn-mute", "btn-hangup", "transfer-to", "transfer-agent", "btn-transfer", "claim-msisdn", "claim-name",
+  for (const id of ["btn-suggest-helper", "btn-mute", "btn-hangup", "transfer-to", "transfer-agent", "btn-transfer", "claim-msisdn", "claim-name",
     "btn-claim", "btn-consent-yes", "btn-consent-no", "service-password", "btn-password", "btn-face", "btn-liveness", "btn-id",
     "btn-next", "btn-attest", "tx-search", "chat-input", "btn-chat", "wrapup-code", "wrapup-notes", "btn-close", "guide-script",
     "btn-guide-start"]) {
@@ -313,10 +313,14 @@ function callEnded(msg) {
   for (const m of state.monitors.values()) m.close();
   state.monitors.clear();
   $("remote-video").srcObject = null;
+  $("helper-video").srcObject = null;
+  $("helper-tile").hidden = true;
+  $("holder-label").hidden = true;
+  delete document.body.dataset.helper;
   delete document.body.dataset.remoteVideo;
   $("call-state").textContent = `已结束 Ended (${msg.reason})`;
   document.body.dataset.rtc = "closed";
-  for (const id of ["btn-mute", "btn-hangup", "transfer-to", "transfer-agent", "btn-transfer", "btn-face", "btn-liveness", "btn-id", "btn-next", "chat-input", "btn-chat"]) {
+  for (const id of ["btn-suggest-helper", "btn-mute", "btn-hangup", "transfer-to", "transfer-agent", "btn-transfer", "btn-face", "btn-liveness", "btn-id", "btn-next", "chat-input", "btn-chat"]) {
     $(id).disabled = true;
   }
   if (state.call) state.call.ended = true;
@@ -339,6 +343,40 @@ async function monitorJoined(msg) {
   const streams = [state.local, state.remote].filter(Boolean);
   await peer.offer(state.call.id, streams, { receive: false });
   toast(`班长 ${to.slice(11)} 正在旁听。Supervisor ${to.slice(11)} is listening.`);
+}
+
+// ---- a helper (家属) in the call: a third party, labelled; the holder's identity stays the holder's -----
+
+const RELATION = { child: "子女 child", spouse: "配偶 spouse", grandchild: "孙辈 grandchild", sibling: "兄弟姐妹 sibling",
+  relative: "亲戚 relative", friend: "朋友 friend", other: "其他 other" };
+const HELPER_CONSENT = { pending: "待本人同意 awaiting the holder's consent", agreed: "本人已同意 the holder agreed",
+  refused: "本人不同意 the holder refused" };
+
+async function helperState(msg) {
+  if (!state.call || msg.call_id !== state.call.id) return;
+  document.body.dataset.helper = msg.present ? msg.consent ?? "present" : "gone";
+  $("helper-tile").hidden = !msg.present || msg.consent === "refused";
+  $("holder-label").hidden = !msg.present;
+  const who = msg.name ? ` ${msg.name}（${RELATION[msg.relation] ?? msg.relation}）` : "";
+  $("helper-label").textContent = `家属 Helper${who} · ${HELPER_CONSENT[msg.consent] ?? "未介绍 not introduced"}`;
+  if (msg.event === "joined" && msg.present) {
+    state.monitors.get(msg.helper)?.close();
+    const peer = new OfferPeer({
+      send, iceServers: state.iceServers, to: msg.helper,
+      onRemote: (remote) => {
+        const video = $("helper-video");
+        if (video.srcObject !== remote) video.srcObject = remote;
+        video.play?.().catch(() => {});
+      },
+    });
+    state.monitors.set(msg.helper, peer); // answers and candidates are routed by sender, as a supervisor's
+    await peer.offer(state.call.id, [await localMedia()]);
+    toast("家属已加入通话，身份核验和确认仍只认本人。A helper joined: identity checks and confirmations are the holder's only.");
+  }
+  if (msg.event === "left" || msg.consent === "refused") {
+    state.monitors.get(msg.helper)?.close();
+    state.monitors.delete(msg.helper);
+  }
 }
 
 // ---- the customer panel -----------------------------------------------------------------------
@@ -1003,6 +1041,7 @@ const handlers = {
     if (msg.state === "back") await startMedia();
   },
   monitor_joined: monitorJoined,
+  helper_state: helperState,
   async witness_sdp(msg) {
     if (msg.kind === "answer") await state.witness?.answer(msg.sdp);
   },
@@ -1016,10 +1055,12 @@ const handlers = {
     }
   },
   chat(msg) {
-    addChat(msg.text, msg.sender?.startsWith("supervisor:") ? `班长 ${msg.sender.slice(11)}` : "customer");
+    addChat(msg.text, msg.sender?.startsWith("supervisor:") ? `班长 ${msg.sender.slice(11)}`
+      : msg.sender?.startsWith("helper:") ? "家属 helper" : "customer");
   },
   step_result(msg) {
     if (msg.status === "cancelled" && msg.value === "help") helpAlert(msg.step_id);
+    if (msg.sender?.startsWith("helper:")) toast(`家属代答（不是本人）The helper answered for the holder: ${msg.status}${msg.value ? ` (${msg.value})` : ""}`);
     const resolve = state.steps.get(msg.step_id);
     if (resolve) {
       state.steps.delete(msg.step_id);
@@ -1089,6 +1130,11 @@ async function boot() {
   header(state.user);
   // presence changes on an explicit choice only (a button), never on arrow keys passing over a list
   $("btn-available").addEventListener("click", () => setPresence("available"));
+  $("btn-suggest-helper").addEventListener("click", () => {
+    // the holder's screen asks them; only their yes mints a link (with their own token)
+    if (state.call && !state.call.ended) send({ type: "helper_suggest", call_id: state.call.id });
+    toast("已请客户决定是否请家属来帮忙。The holder is asked whether to invite a helper.");
+  });
   $("btn-away").addEventListener("click", () => setPresence("away"));
   $("btn-extend").addEventListener("click", () => setPresence("wrap_up"));
   $("hangup-dialog").addEventListener("close", () => { if ($("hangup-dialog").returnValue === "yes") hangup(); });

@@ -8,6 +8,7 @@ import { WitnessLeg } from "../shared/witness.js";
 import { ReconnectingSocket } from "../shared/ws.js";
 import { autoCapture, sha256Hex } from "./capture.js";
 import { CallPeer } from "./call.js";
+import { HelperLink, consentScreen, inviteScreen, suggestScreen } from "./helper.js";
 import { browserKind, classifyError, isLive, openCallMedia, openFrontCamera, openRearCamera } from "./media.js";
 import * as S from "./screens.js";
 import { bookCallback, bookedScreen, comeBack, holdPanel, keptScreen, notifyBack, takeHoldCode, takeInvite } from "./hold.js";
@@ -58,6 +59,24 @@ const peer = new CallPeer({
     }
   },
 });
+
+// A helper (家属) in the call: this phone offers them a connection of its own (issue 21).
+const helperLink = new HelperLink({
+  send: (msg) => ws && ws.send(msg),
+  onRemote: (stream) => {
+    const video = $("helper-video");
+    if (video.srcObject !== stream) video.srcObject = stream;
+    video.play?.().catch(() => {});
+  },
+});
+
+async function inviteHelper() {
+  const resp = await fetch("/api/customer/helper/invite", { method: "POST", headers: { "X-Customer-Token": state.token } });
+  if (!resp.ok) return announce(t("helper.invite_failed"));
+  const body = await resp.json();
+  const back = current;
+  show(() => inviteScreen({ svg: body.qr_svg, url: body.url, onDone: () => (state.inCall ? show(callScreen) : show(back)) }));
+}
 
 /** A pushed parameter in the page's language: params.text_en / params.text_zh, else params.text. */
 function loc(p, key) {
@@ -130,7 +149,7 @@ function show(build) {
   shown = build();
   mount($("screen"), shown.node);
   document.body.dataset.screen = shown.name;
-  $("stage").hidden = !(state.inCall && shown.name === "call");
+  $("stage").hidden = !(state.inCall && ["call", "helper_consent"].includes(shown.name));
   if (state.senior || shown.speak) speakParts([shown.say].flat(), currentLang());
   else hush();
   shown.node.querySelector("h1")?.focus({ preventScroll: true });
@@ -310,6 +329,7 @@ const handlers = {
   },
   queue_status(msg) {
     state.callId = msg.call_id;
+    $("btn-helper").hidden = false;
     document.body.dataset.call = msg.call_id;
     document.body.dataset.position = String(msg.position);
     const changed = msg.position !== state.queue.position;
@@ -334,6 +354,7 @@ const handlers = {
   },
   call_started(msg) {
     state.callId = msg.call_id;
+    $("btn-helper").hidden = false;
     delete document.body.dataset.position;
     document.body.dataset.resumed = msg.resumed ? "1" : "0";
     if (!state.inCall) {
@@ -347,10 +368,34 @@ const handlers = {
     startWitness();
   },
   async sdp(msg) {
+    if (helperLink.owns(msg)) return helperLink.relay(msg);
     if (msg.kind === "offer") await peer.handleOffer(msg.call_id, msg.sdp);
   },
   async ice(msg) {
+    if (helperLink.owns(msg)) return helperLink.relay(msg);
     await peer.handleIce(msg);
+  },
+  async helper_state(msg) {
+    document.body.dataset.helper = msg.present ? msg.consent ?? "present" : "gone";
+    $("helper-tile").hidden = !msg.present;
+    if (msg.event === "joined" && msg.present) await helperLink.connect(state.callId, msg.helper, state.stream, peer.iceServers);
+    if (msg.event === "left") helperLink.close();
+    if (msg.event === "suggested") {
+      show(() => suggestScreen({ onYes: () => inviteHelper(), onNo: () => show(callScreen) }));
+      return;
+    }
+    if (msg.event === "intro" && msg.consent === "pending") {
+      const answer = (accepted) => {
+        ws.send({ type: "helper_consent", call_id: state.callId, accepted });
+        if (state.inCall) show(callScreen);
+        else showWaiting();
+      };
+      show(() => consentScreen({ name: msg.name, relation: msg.relation, onYes: () => answer(true), onNo: () => answer(false) }));
+    }
+    if (msg.consent === "refused") {
+      helperLink.close();
+      $("helper-tile").hidden = true;
+    }
   },
   peer_state(msg) {
     state.reconnecting = msg.state === "lost";
@@ -863,6 +908,9 @@ function finish(rate) {
   state.inCall = false;
   wakeLock?.release().catch(() => {});
   peer.close();
+  helperLink.close();
+  $("btn-helper").hidden = true;
+  $("helper-tile").hidden = true;
   witness?.close();
   witness = null;
   $("recording").hidden = true;
@@ -932,6 +980,7 @@ function boot() {
     if (current) show(current);
   });
   $("btn-repeat").addEventListener("click", () => repeat());
+  $("btn-helper").addEventListener("click", () => inviteHelper());
   relabel();
   state.hint = new URLSearchParams(location.search).get("hint");
   const holdCode = takeHoldCode();
@@ -993,6 +1042,8 @@ function relabel() {
   $("recording-label").textContent = t("call.recording");
   $("agent-video").setAttribute("aria-label", t("call.agent"));
   $("self-video").setAttribute("aria-label", t("call.you"));
+  $("btn-helper").textContent = t("helper.invite");
+  $("helper-label").textContent = t("helper.label");
 }
 
 boot();

@@ -1,0 +1,163 @@
+"""The one place the witness reaches into aiortc's private parts (pinned in pyproject.toml).
+
+aiortc's :class:`~aiortc.RTCRtpReceiver` receives, decrypts, depacketizes and reassembles each track's
+encoded frames, then hands every frame to a decoder thread through a private queue
+(``RTCRtpReceiver.__decoder_queue``): there is no public way to get the encoded frames, nor to not
+decode them.  The witness needs the encoded frames (the recording stores them as received) and decoded
+video only for a few seconds during an identity check, so :func:`tap` swaps that queue for a
+:class:`FrameTap` before the receiver starts:
+
+* every encoded frame goes to the recorder's callback, on the event loop;
+* a frame reaches aiortc's decoder (and so the track's ``recv()``) only while the tap decodes
+  (:attr:`Decode.ALWAYS`, today's decoding witness, or a window opened with :meth:`FrameTap.decode_for`
+  that starts at the next key frame and ends by itself).  Outside a window the decoder thread sleeps
+  on an empty queue: it costs nothing.
+
+:func:`request_keyframe` sends a Picture Loss Indication (RFC 4585 6.3.1) through the receiver's private
+``_send_rtcp_pli``.  :func:`check_aiortc` is called at start-up: it refuses an aiortc outside the tested
+range, or one whose private parts moved, with a message that says what to install.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import queue
+import time
+from collections.abc import Callable
+from enum import StrEnum
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from aiortc import RTCRtpReceiver
+
+#: aiortc versions this module was tested with: ``>= MIN`` and ``< BELOW`` (keep pyproject.toml in step).
+TESTED_MIN = (1, 16)
+TESTED_BELOW = (1, 17)
+_QUEUE = "_RTCRtpReceiver__decoder_queue"
+_PLI = "_send_rtcp_pli"
+
+#: ``(mime type, clock rate, encoded bytes, RTP timestamp from 0 at the track's first frame)``.
+FrameSink = Callable[[str, int, bytes, int], None]
+
+
+class AiortcIncompatible(RuntimeError):
+    """The installed aiortc is not one the witness was tested with."""
+
+
+class Decode(StrEnum):
+    """Which received frames aiortc decodes (``Settings.witness_decode``)."""
+
+    ON_DEMAND = "on_demand"  # only within windows asked for (identity checks); the recording stores packets
+    ALWAYS = "always"  # every frame of every track (the witness before on-demand decoding, for comparison)
+
+
+def _version_tuple(text: str) -> tuple[int, ...]:
+    parts: list[int] = []
+    for piece in text.split(".")[:3]:
+        digits = "".join(c for c in piece if c.isdigit())
+        if not digits:
+            break
+        parts.append(int(digits))
+    return tuple(parts)
+
+
+def check_aiortc(installed: str | None = None) -> str:
+    """Return the installed aiortc version, or raise :class:`AiortcIncompatible` saying what to install."""
+    if installed is None:
+        try:
+            installed = version("aiortc")
+        except PackageNotFoundError:
+            raise AiortcIncompatible("aiortc is not installed: pip install -e . (it pins a tested aiortc)") from None
+    wanted = f"aiortc>={'.'.join(map(str, TESTED_MIN))},<{'.'.join(map(str, TESTED_BELOW))}"
+    if not TESTED_MIN <= _version_tuple(installed) < TESTED_BELOW:
+        raise AiortcIncompatible(
+            f"aiortc {installed} is not a version the witness was tested with: pip install '{wanted}' "
+            "(signaling/witness/compat.py reaches into aiortc's receiver; test it before widening the range)"
+        )
+    if not callable(getattr(RTCRtpReceiver, _PLI, None)) or "self.__decoder_queue" not in _receiver_source():
+        raise AiortcIncompatible(
+            f"aiortc {installed}: RTCRtpReceiver has no {_QUEUE} / {_PLI} any more: pip install '{wanted}'"
+        )
+    return installed
+
+
+def _receiver_source() -> str:
+    try:
+        return inspect.getsource(RTCRtpReceiver.__init__)
+    except (OSError, TypeError):  # no source shipped: trust the version range
+        return "self.__decoder_queue"
+
+
+class FrameTap:
+    """Stands in for a receiver's decoder queue: records every frame, decodes only when asked.
+
+    ``put`` runs on the event loop (aiortc's RTP handler); ``get`` on aiortc's decoder thread.
+    """
+
+    def __init__(self, sink: FrameSink, decode: Decode = Decode.ON_DEMAND) -> None:
+        self.sink = sink
+        self.mode = decode
+        self.decoded = 0
+        self._to_decoder: queue.Queue[Any] = queue.Queue()
+        self._until = 0.0  # time.monotonic() the current window ends
+        self._started = False  # the window reached its first key frame
+
+    @property
+    def decoding(self) -> bool:
+        """aiortc decodes this track now (always, or a window is open)."""
+        return self.mode is Decode.ALWAYS or time.monotonic() < self._until
+
+    def decode_for(self, seconds: float) -> None:
+        """Decode from the next key frame for ``seconds`` from now (a longer window already open stays)."""
+        until = time.monotonic() + seconds
+        if until > self._until:
+            if time.monotonic() >= self._until:
+                self._started = False
+            self._until = until
+
+    def stop_decoding(self) -> None:
+        """Close the window now."""
+        self._until = 0.0
+        self._started = False
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        if item is None:  # the receiver stops: let aiortc's decoder thread end
+            self._to_decoder.put(None)
+            return
+        codec, encoded = item
+        data = bytes(encoded.data)
+        self.sink(codec.mimeType, codec.clockRate, data, encoded.timestamp)
+        if self.mode is Decode.ALWAYS:
+            self._to_decoder.put(item)
+        elif time.monotonic() < self._until:
+            if not self._started and not _keyframe(codec.mimeType, data):
+                return
+            self._started = True
+            self.decoded += 1
+            self._to_decoder.put(item)
+        else:
+            self._started = False
+
+    def get(self, block: bool = True, timeout: float | None = None) -> Any:
+        return self._to_decoder.get(block, timeout)
+
+
+def _keyframe(mime: str, data: bytes) -> bool:
+    if mime.lower() == "video/vp8":  # RFC 6386 9.1: bit 0 of the frame tag clear on key frames
+        return len(data) >= 10 and not data[0] & 1 and data[3:6] == b"\x9d\x01\x2a"
+    return True
+
+
+def tap(receiver: RTCRtpReceiver, sink: FrameSink, decode: Decode = Decode.ON_DEMAND) -> FrameTap:
+    """Put a :class:`FrameTap` in ``receiver``'s decoder queue; call before the receiver starts
+    (between ``setRemoteDescription`` and ``setLocalDescription`` of the answer)."""
+    frame_tap = FrameTap(sink, decode)
+    setattr(receiver, _QUEUE, frame_tap)
+    return frame_tap
+
+
+def request_keyframe(receiver: RTCRtpReceiver) -> list[asyncio.Future[None]]:
+    """Ask the sender of ``receiver``'s track for a key frame (RTCP PLI to each source heard in 10 s)."""
+    send = getattr(receiver, _PLI)
+    return [asyncio.ensure_future(send(source.source)) for source in receiver.getSynchronizationSources()]

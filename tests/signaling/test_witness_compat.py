@@ -1,0 +1,95 @@
+"""The witness's one compat point on aiortc: version check, encoded frames tapped, decoding on demand."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+import pytest
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamTrack
+from av import VideoFrame
+
+from signaling.peer import SyntheticVideo
+from signaling.witness import compat
+from signaling.witness.recording import vp8_keyframe_size
+
+
+def test_check_aiortc_refuses_untested_versions() -> None:
+    assert compat.check_aiortc()  # the installed one is in the tested range
+    for version in ("1.9.0", "1.17.0", "2.0"):
+        with pytest.raises(compat.AiortcIncompatible) as refused:
+            compat.check_aiortc(version)
+        assert "pip install 'aiortc>=1.16,<1.17'" in str(refused.value)
+    assert compat.check_aiortc("1.16.2") == "1.16.2"
+
+
+@dataclass
+class Link:
+    """A real aiortc sender (VP8 at 30 fps) to a receiver whose video is tapped."""
+
+    sender: RTCPeerConnection
+    receiver: RTCPeerConnection
+    tap: compat.FrameTap
+    track: MediaStreamTrack
+    frames: list[tuple[str, int, bytes, int]] = field(default_factory=list)
+
+
+@pytest.fixture
+async def link() -> AsyncIterator[Link]:
+    frames: list[tuple[str, int, bytes, int]] = []
+    sender = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    receiver = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    sender.addTransceiver(SyntheticVideo(), direction="sendonly")
+    tracks: list[MediaStreamTrack] = []
+    receiver.on("track", tracks.append)
+    await sender.setLocalDescription(await sender.createOffer())
+    await receiver.setRemoteDescription(sender.localDescription)
+    (transceiver,) = receiver.getTransceivers()
+    transceiver.direction = "recvonly"
+    tap = compat.tap(transceiver.receiver, lambda *frame: frames.append(frame))
+    await receiver.setLocalDescription(await receiver.createAnswer())
+    await sender.setRemoteDescription(RTCSessionDescription(sdp=receiver.localDescription.sdp, type="answer"))
+    yield Link(sender, receiver, tap, tracks[0], frames)
+    await sender.close()
+    await receiver.close()
+
+
+async def _until(check: Callable[[], bool], within: float = 10.0) -> None:
+    for _ in range(int(within / 0.02)):
+        if check():
+            return
+        await asyncio.sleep(0.02)
+    raise TimeoutError
+
+
+async def test_frames_are_tapped_encoded_and_decoded_only_on_demand(link: Link) -> None:
+    await _until(lambda: len(link.frames) >= 30)
+    mime, clock, data, _ = link.frames[0]
+    assert (mime.lower(), clock) == ("video/vp8", 90000) and vp8_keyframe_size(data) == (320, 240)
+    assert [t for *_, t in link.frames[:5]] == sorted(t for *_, t in link.frames[:5])
+    # Nothing reached aiortc's decoder: the track has no frame to give.
+    assert link.tap.decoded == 0 and not link.tap.decoding
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(link.track.recv(), 0.5)
+
+    # A window: decoding starts at a key frame (asked for with a PLI) and frames come out of the track.
+    (receiver,) = [t.receiver for t in link.receiver.getTransceivers()]
+    link.tap.decode_for(30.0)
+    assert compat.request_keyframe(receiver)
+    frame = await asyncio.wait_for(link.track.recv(), 10.0)
+    assert isinstance(frame, VideoFrame) and (frame.width, frame.height) == (320, 240)
+    await _until(lambda: link.tap.decoded >= 3)
+
+    # Closed: the decoder gets nothing more, the recording side still every frame.
+    link.tap.stop_decoding()
+    decoded, tapped = link.tap.decoded, len(link.frames)
+    await _until(lambda: len(link.frames) >= tapped + 15)
+    assert link.tap.decoded == decoded
+
+
+async def test_always_decodes_every_frame(link: Link) -> None:
+    link.tap.mode = compat.Decode.ALWAYS
+    frame = await asyncio.wait_for(link.track.recv(), 10.0)
+    assert isinstance(frame, VideoFrame)

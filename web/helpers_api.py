@@ -1,0 +1,94 @@
+"""HTTP side of helpers (家属): the holder's invitation link and QR code, the helper's redemption.
+
+``POST /api/customer/helper/invite`` (the holder, ``X-Customer-Token``): a fresh single-use link to the
+call, valid ``INVITE_TTL_S``, and its QR code (SVG) for the page to show large.
+``POST /api/helper/join`` ``{"code"}`` (no login): the helper's token for ``/ws``; an expired, used or
+revoked code is refused (410) with a code the page words (``invite.<code>``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+
+import qrcode
+import qrcode.image.svg
+from aiohttp import web
+
+from counter.appkeys import DB
+from signaling.aio import SIGNALING
+from signaling.helpers import HelperAudit, Helpers, HelperStore, InviteError
+from web.errors import ApiError, read_json
+
+log = logging.getLogger("web.helpers")
+
+HELPERS = web.AppKey("helpers", Helpers)
+CUSTOMER_HEADER = "X-Customer-Token"
+_STATUS = {"invite_unknown": 404, "invite_expired": 410, "invite_used": 410, "invite_revoked": 410}
+
+
+def qr_svg(text: str) -> str:
+    """``text`` as a QR code, SVG (scales to any size on the page)."""
+    image = qrcode.make(text, image_factory=qrcode.image.svg.SvgPathImage, box_size=10, border=2)
+    out = io.BytesIO()
+    image.save(out)
+    return out.getvalue().decode()
+
+
+async def invite(request: web.Request) -> web.Response:
+    """The holder invites a helper to their call (queued or connected; not ended)."""
+    token = request.headers.get(CUSTOMER_HEADER, "")
+    bound = await request.app[SIGNALING].store.token_call(token) if 0 < len(token) <= 200 else None
+    if bound is None:
+        raise ApiError(401, "customer_token", f"send the {CUSTOMER_HEADER} given when your call started")
+    if bound.ended_at is not None or await request.app[SIGNALING].bus.read_call(bound.call_id) is None:
+        raise ApiError(409, "call_ended", "your call has ended: a helper can join only a call in progress")
+    made = await request.app[HELPERS].store.invite(bound.call_id, f"session:{bound.call_id}")
+    link = f"{request.scheme}://{request.host}/helper#code={made.code}"
+    svg = await asyncio.to_thread(qr_svg, link)
+    return web.json_response({"code": made.code, "url": link, "expires_at": made.expires_at, "qr_svg": svg})
+
+
+async def join(request: web.Request) -> web.Response:
+    """Redeem an invitation: the helper's token, bound to the call."""
+    body = await read_json(request, limit=1024)
+    code = body.get("code") if isinstance(body, dict) else None
+    if not isinstance(code, str):
+        raise ApiError(400, "bad_request", 'send {"code": "<the code from the invitation link>"}')
+    try:
+        made = await request.app[HELPERS].store.redeem(code)
+    except InviteError as exc:
+        raise ApiError(_STATUS.get(exc.code, 410), exc.code, exc.reason) from exc
+    return web.json_response({"token": made.token, "call_id": made.call_id, "expires_at": made.expires_at,
+                              "ws_url": "/ws", "protocol": 1})
+
+
+def _audit_hook(app: web.Application, helpers: Helpers) -> None:
+    from counter.audit import AUDIT, AuditEvent
+
+    if AUDIT not in app:
+        return
+    audit = app[AUDIT]
+
+    async def hook(entry: HelperAudit) -> None:
+        # The helper's name is personal data: purgeable, never in the entry's immutable body.
+        details = {"relation": entry.relation} if entry.relation else {}
+        await audit.append(AuditEvent(entry.action, entry.actor_role, entry.actor_id, outcome=entry.outcome,
+                                      session_id=entry.call_id, account=entry.claimed_account, details=details,
+                                      personal={"name": entry.name} if entry.name else {}))
+
+    helpers.audit_hooks.append(hook)
+
+
+def setup(app: web.Application) -> None:
+    helpers = Helpers(app[SIGNALING], HelperStore(app[DB]))
+    helpers.attach()
+    app[HELPERS] = helpers
+
+    async def start(app: web.Application) -> None:
+        _audit_hook(app, helpers)
+
+    app.on_startup.append(start)
+    app.router.add_post("/api/customer/helper/invite", invite)
+    app.router.add_post("/api/helper/join", join)

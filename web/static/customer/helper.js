@@ -1,0 +1,95 @@
+// The holder's side of a helper (家属, issue 21): the invitation (a QR code shown large, and its link),
+// the consent screen pushed when the helper says who they are, and the peer connection this phone
+// offers the helper (the helper answers; messages from "helper:<call id>" are routed here).
+
+import { OfferPeer } from "../agent/call.js";
+import { h } from "../shared/dom.js";
+import { t } from "../shared/i18n.js";
+
+function screen(name, title, ...body) {
+  return h("section", { class: `screen screen-${name}`, "data-screen": name, "aria-labelledby": `h-${name}` },
+    h("h1", { id: `h-${name}`, tabindex: "-1" }, title), ...body);
+}
+
+function bigButton(label, onclick, { kind = "primary", id } = {}) {
+  return h("button", { type: "button", class: `big ${kind}`, id, onclick }, h("span", { class: "label" }, label));
+}
+
+/** The invitation: the QR code (SVG from the server) as large as the screen allows, and the link. */
+export function inviteScreen({ svg, url, onDone }) {
+  // The server's own SVG, parsed as XML (never as HTML) and adopted as nodes.
+  const parsed = new DOMParser().parseFromString(svg, "image/svg+xml").documentElement;
+  const qr = h("div", { class: "qr", id: "helper-qr", role: "img", "aria-label": t("helper.invite_title") },
+    parsed.nodeName === "svg" ? document.importNode(parsed, true) : null);
+  return {
+    name: "helper_invite",
+    say: t("helper.invite_say"),
+    speak: true,
+    node: screen("helper_invite", t("helper.invite_title"), qr,
+      h("p", {}, t("helper.invite_hint")),
+      h("p", { class: "qr-link", id: "helper-link" }, url),
+      bigButton(t("helper.done"), onDone, { id: "btn-helper-done" })),
+  };
+}
+
+/** The helper said who they are: may they stay? */
+export function consentScreen({ name, relation, onYes, onNo }) {
+  const words = { name, relation: t(`relation.${relation}`) };
+  return {
+    name: "helper_consent",
+    say: t("helper.consent_say", words),
+    speak: true,
+    node: screen("helper_consent", t("helper.consent_title", words),
+      h("p", {}, t("helper.consent_hint")),
+      h("div", { class: "stack" },
+        bigButton(t("helper.consent_yes"), onYes, { id: "btn-helper-yes" }),
+        bigButton(t("helper.consent_no"), onNo, { id: "btn-helper-no", kind: "secondary" }))),
+  };
+}
+
+/** The agent suggests a helper: the holder decides; a link is minted only on yes (with their own token). */
+export function suggestScreen({ onYes, onNo }) {
+  return {
+    name: "helper_suggest",
+    say: t("helper.suggest_say"),
+    speak: true,
+    node: screen("helper_suggest", t("helper.suggest_title"),
+      h("div", { class: "stack" },
+        bigButton(t("helper.suggest_yes"), onYes, { id: "btn-suggest-yes" }),
+        bigButton(t("helper.suggest_no"), onNo, { id: "btn-suggest-no", kind: "secondary" }))),
+  };
+}
+
+/** The peer connection to the helper, offered by this side ("to": the helper's key). */
+export class HelperLink {
+  constructor({ send, onRemote }) {
+    this.send = send;
+    this.onRemote = onRemote;
+    this.peer = null;
+    this.key = null;
+  }
+
+  /** A message from the helper (its answer or candidates): true when it was theirs. */
+  owns(msg) {
+    return typeof msg.sender === "string" && msg.sender.startsWith("helper:");
+  }
+
+  async relay(msg) {
+    if (!this.peer || msg.sender !== this.key) return;
+    if (msg.type === "sdp" && msg.kind === "answer") await this.peer.answer(msg.sdp);
+    else if (msg.type === "ice") await this.peer.ice(msg);
+  }
+
+  /** The helper is (back) on the call: a new connection with our camera and microphone. */
+  async connect(callId, key, stream, iceServers) {
+    this.close();
+    this.key = key;
+    this.peer = new OfferPeer({ send: this.send, iceServers, to: key, onRemote: this.onRemote });
+    await this.peer.offer(callId, stream ? [stream] : []);
+  }
+
+  close() {
+    this.peer?.close();
+    this.peer = null;
+  }
+}

@@ -1,0 +1,200 @@
+// The helper's page (亲情协助, issue 21): redeem the invitation in the link, say who you are, join the
+// call as its third party. The holder and the agent each offer a peer connection (answered here, one per
+// sender); a send-only leg records this camera too. Steps pushed to the holder are read along; the
+// helper may tap 我不会 or type for them. Only the holder confirms: this page has no confirm button.
+
+import { AnswerPeer } from "../agent/call.js";
+import { h, mount } from "../shared/dom.js";
+import { currentLang, setLang, t } from "../shared/i18n.js";
+import { WitnessLeg } from "../shared/witness.js";
+import { ReconnectingSocket } from "../shared/ws.js";
+
+const $ = (id) => document.getElementById(id);
+const RELATIONS = ["child", "spouse", "grandchild", "sibling", "relative", "friend", "other"];
+const state = { token: null, callId: null, stream: null, iceServers: [], consent: null, step: null, ended: false,
+  introduced: false, inCall: false };
+const peers = new Map(); // sender key -> AnswerPeer
+let ws = null;
+let witness = null;
+let current = null;
+
+function show(build) {
+  current = build;
+  mount($("screen"), build());
+}
+
+function screen(name, title, ...body) {
+  document.body.dataset.screen = name;
+  return h("section", { class: `screen screen-${name}`, "data-screen": name }, h("h1", {}, title), ...body);
+}
+
+function button(label, onclick, { kind = "primary", id } = {}) {
+  return h("button", { type: "button", class: `big ${kind}`, id, onclick }, h("span", { class: "label" }, label));
+}
+
+function refused(code) {
+  document.body.dataset.refused = code;
+  show(() => screen("refused", t(`invite.${code}`) || t("invite.invite_unknown")));
+}
+
+async function redeem() {
+  const code = new URLSearchParams(location.hash.slice(1)).get("code") ?? "";
+  const resp = await fetch("/api/helper/join", {
+    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ code }),
+  });
+  const body = await resp.json().catch(() => ({}));
+  if (!resp.ok) return refused(body?.error?.code ?? "invite_unknown");
+  history.replaceState(null, "", location.pathname); // the code is used: keep it out of the address bar
+  state.token = body.token;
+  state.callId = body.call_id;
+  show(intro);
+}
+
+function intro() {
+  const name = h("input", { id: "helper-name", maxlength: 40, autocomplete: "name", required: true });
+  const relation = h("select", { id: "helper-relation" },
+    RELATIONS.map((r) => h("option", { value: r }, t(`relation.${r}`))));
+  const go = async () => {
+    if (!name.value.trim()) return name.focus();
+    state.name = name.value.trim();
+    state.relation = relation.value;
+    show(() => screen("joining", t("helper.joining")));
+    state.stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 640, height: 480 } });
+    $("self-video").srcObject = state.stream;
+    $("tiles").hidden = false;
+    connect();
+  };
+  return screen("intro", t("helper.intro_title"),
+    h("label", { class: "field" }, t("helper.name"), name),
+    h("label", { class: "field" }, t("helper.relation"), relation),
+    button(t("helper.join"), go, { id: "btn-join" }));
+}
+
+function connect() {
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  ws = new ReconnectingSocket(() => `${scheme}://${location.host}/ws`, {
+    onOpen: () => ws.ws.send(JSON.stringify({ type: "hello", token: state.token, client: "helper-web/1" })),
+    onMessage: (msg) => {
+      const fn = handlers[msg.type];
+      if (fn) Promise.resolve(fn(msg)).catch((err) => console.warn("helper page:", msg.type, err));
+    },
+    onState: (s) => { document.body.dataset.ws = s; },
+  });
+  ws.connect();
+}
+
+const send = (msg) => ws?.send(msg);
+
+function callView() {
+  const status = state.consent === "agreed" ? t("helper.agreed")
+    : state.inCall ? t("helper.waiting_consent") : t("helper.waiting_agent");
+  const step = state.step ? h("p", { class: "step-text", id: "helper-step" }, t("helper.step", { text: state.step.text })) : null;
+  const text = h("input", { id: "helper-text", maxlength: 2000 });
+  return screen("call", t("helper.page_title"),
+    h("span", { class: "helper-tag" }, t("helper.label")),
+    h("p", { id: "helper-status" }, status),
+    step,
+    state.step ? button(t("helper.dont_know"), () => {
+      send({ type: "step_result", call_id: state.callId, step_id: state.step.id, status: "cancelled", value: "dont_know" });
+      state.step = null;
+      show(callView);
+    }, { id: "btn-dont-know", kind: "care" }) : null,
+    h("label", { class: "field" }, t("helper.type"), text),
+    button(t("helper.send"), () => {
+      if (!text.value.trim()) return;
+      send({ type: "chat", call_id: state.callId, text: text.value.trim() });
+      text.value = "";
+    }, { id: "btn-send", kind: "secondary" }));
+}
+
+function videoFor(sender) {
+  return sender.startsWith("customer:") ? $("holder-video") : $("agent-video");
+}
+
+const handlers = {
+  welcome(msg) {
+    state.iceServers = msg.ice_servers ?? [];
+    if (!state.introduced) {
+      send({ type: "helper_intro", call_id: state.callId, name: state.name, relation: state.relation });
+      state.introduced = true;
+    }
+    show(callView);
+  },
+  call_started() {
+    state.inCall = true;
+    startWitness();
+    show(callView);
+  },
+  async sdp(msg) {
+    if (msg.kind !== "offer" || !msg.sender) return;
+    peers.get(msg.sender)?.close(); // a new offer (the other side came back): a new connection
+    const peer = new AnswerPeer({
+      send, iceServers: state.iceServers, to: msg.sender,
+      onRemote: (stream) => {
+        const video = videoFor(msg.sender);
+        if (video.srcObject !== stream) video.srcObject = stream;
+        video.play?.().catch(() => {});
+      },
+    });
+    peers.set(msg.sender, peer);
+    for (const track of state.stream.getTracks()) peer.pc.addTrack(track, state.stream);
+    await peer.handleOffer(msg.call_id, msg.sdp);
+  },
+  async ice(msg) {
+    await peers.get(msg.sender)?.ice(msg);
+  },
+  async witness_sdp(msg) {
+    if (msg.kind === "answer") await witness?.answer(msg.sdp);
+  },
+  helper_state(msg) {
+    state.consent = msg.consent ?? null;
+    state.inCall = msg.in_call;
+    document.body.dataset.consent = msg.consent ?? "none";
+    show(callView);
+  },
+  push_step(msg) {
+    const p = msg.params ?? {};
+    const text = p[`text_${currentLang() === "en" ? "en" : "zh"}`] ?? p.text ?? msg.step;
+    state.step = { id: msg.step_id, text };
+    document.body.dataset.step = msg.step_id;
+    show(callView);
+  },
+  call_ended(msg) {
+    state.ended = true;
+    document.body.dataset.ended = msg.reason;
+    ws.close();
+    witness?.close();
+    for (const peer of peers.values()) peer.close();
+    for (const track of state.stream?.getTracks() ?? []) track.stop();
+    $("tiles").hidden = true;
+    show(() => screen("ended", t(msg.reason === "helper_refused" ? "helper.refused" : "helper.ended")));
+  },
+  error(msg) {
+    document.body.dataset.error = msg.code;
+    if (msg.code === "bad_token" && !state.ended) refused("invite_revoked");
+  },
+};
+
+async function startWitness() {
+  witness?.close();
+  witness = new WitnessLeg({ send, iceServers: state.iceServers, onState: (s) => { document.body.dataset.witness = s; } });
+  await witness.offer(state.callId, state.stream);
+}
+
+function relabel() {
+  document.title = t("helper.page_title");
+  $("app-title").textContent = t("helper.page_title");
+  $("btn-lang").textContent = t("lang.switch");
+  $("holder-label").textContent = t("helper.holder");
+  $("agent-label").textContent = t("helper.agent");
+  $("self-label").textContent = t("helper.label");
+}
+
+setLang("zh-CN");
+$("btn-lang").addEventListener("click", () => {
+  setLang(currentLang() === "zh-CN" ? "en" : "zh-CN");
+  relabel();
+  if (current) show(current);
+});
+relabel();
+redeem();
