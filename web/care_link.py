@@ -4,8 +4,10 @@ Staff (or the SMS that invites a customer) hand out ``/customer?hint=<token>``: 
 and an expiry, sealed with the service's master key (authenticated encryption: nobody can forge or
 read it, and it stops working when it expires).  When a holder aged ``Settings.care_age`` or more
 joins with it, the server puts the call in the care lane and the page turns senior mode on and says
-so.  The decision is the server's, from the account on record, and it is audited (``care_link.minted``,
-``call.care_by_age``); the holder's age itself is never written down.
+so.  A customer may instead type their number on the first screen (optional): the same rule, the
+same audit (``source: typed``); the number is never logged.  The decision is the server's, from the
+account on record, and it is audited (``care_link.minted``, ``call.care_by_age``); the holder's age
+itself is never written down.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import re
 import time
 
 from aiohttp import web
@@ -28,6 +31,7 @@ from web.errors import ApiError, read_json
 
 CONTEXT = b"care-link/v1"
 MAX_HINT = 1024
+MSISDN = re.compile(r"1[3-9][0-9]{9}")
 
 
 class CareLinkBody(BaseModel):
@@ -81,11 +85,23 @@ async def care_by_age(request: web.Request, hint: object) -> tuple[bool, str | N
     return age_on(account.holder.birth_date, dt.date.today()) >= request.app[SETTINGS].care_age, msisdn
 
 
-async def audit_join(request: web.Request, call_id: str, msisdn: str) -> None:
-    """The care lane chosen by age for ``call_id`` (the threshold, never the age)."""
+async def care_by_number(request: web.Request, typed: object) -> tuple[bool, str | None]:
+    """(care lane?, the line) for the number a customer typed on the first screen (optional): decided
+    exactly as for a care link, from the account on record.  Anything but a mobile number is no number."""
+    if not isinstance(typed, str) or not MSISDN.fullmatch(typed):
+        return False, None
+    account = await request.app[ACCOUNTS].get(typed)
+    if account is None:
+        return False, typed
+    return age_on(account.holder.birth_date, dt.date.today()) >= request.app[SETTINGS].care_age, typed
+
+
+async def audit_join(request: web.Request, call_id: str, msisdn: str, source: str = "care_link") -> None:
+    """The care lane chosen by age for ``call_id`` (the threshold, never the age); ``source`` is
+    ``care_link`` or ``typed`` (the number typed on the first screen)."""
     await request.app[AUDIT].append(AuditEvent(
         "call.care_by_age", "system", "system", session_id=call_id, account=msisdn,
-        details={"lane": "care", "age_at_least": request.app[SETTINGS].care_age, "source": "care_link"},
+        details={"lane": "care", "age_at_least": request.app[SETTINGS].care_age, "source": source},
     ))
 
 

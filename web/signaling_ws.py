@@ -23,7 +23,7 @@ from signaling.service import CallEvent, ChatLine, IceConfig, SignalingService
 from signaling.state import Principal
 from signaling.store import SignalingStore
 from web.auth import current_session, require_role
-from web.care_link import audit_join, care_by_age
+from web.care_link import audit_join, care_by_age, care_by_number
 from web.errors import ApiError, read_json
 from web.params import MAX_HOURS, query_float
 
@@ -51,17 +51,23 @@ def origin_allowed(request: web.Request, allowed: list[str]) -> bool:
 async def customer_join(request: web.Request) -> web.Response:
     """Mint an anonymous join token (no login: a customer is identified later, on camera).
 
-    A care link's ``hint`` (:mod:`web.care_link`) puts a holder of ``care_age`` or more in the care lane."""
+    A care link's ``hint`` (:mod:`web.care_link`), or the ``msisdn`` the customer typed on the first
+    screen, puts a holder of ``care_age`` or more in the care lane."""
     body = await read_json(request, limit=4096) if request.can_read_body else None
     care = bool(body.get("care")) if isinstance(body, dict) else False
     by_age, line = await care_by_age(request, body.get("hint")) if isinstance(body, dict) else (False, None)
+    source = "care_link"
+    if not by_age and isinstance(body, dict) and body.get("msisdn") is not None:
+        by_age, line = await care_by_number(request, body.get("msisdn"))
+        source = "typed"
     service = request.app[SIGNALING]
     token = await service.mint_join(care or by_age)
     if by_age and line is not None:
-        await audit_join(request, token.call_id, line)
+        await audit_join(request, token.call_id, line, source)
     return web.json_response(
         {"token": token.token, "call_id": token.call_id, "expires_at": token.expires_at, "ws_url": "/ws",
-         "protocol": 1, "care": care or by_age, "care_reason": "age" if by_age else None}
+         "protocol": 1, "care": care or by_age, "care_reason": "age" if by_age else None,
+         "care_age": request.app[SETTINGS].care_age if by_age else None}
     )
 
 

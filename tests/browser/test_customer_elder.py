@@ -18,6 +18,7 @@ import pytest
 from counter.proofs import ProofKind
 from counter.sessions import Level
 from signaling import protocol as p
+from signaling.aio import SIGNALING
 from signaling.client import ClientError
 from tests.browser.harness import Agent, BrowserEnv, queued, screenshot, spoken, to_queue
 from tests.counter.txkit import raise_on_proofs
@@ -70,7 +71,9 @@ FITS = """
   const title = document.getElementById("app-title").getBoundingClientRect();
   const size = parseFloat(getComputedStyle(document.getElementById("app-title")).fontSize);
   return { screen: document.body.dataset.screen, width: innerWidth, scroll: document.documentElement.scrollWidth,
-           titleLines: Math.round(title.height / (size * 1.5)), titleWidth: Math.round(title.width) };
+           // null: the title gives its place to a tool (family helper's invite button, on a phone)
+           titleLines: getComputedStyle(document.getElementById("app-title")).display === "none" ? null
+             : Math.round(title.height / (size * 1.5)), titleWidth: Math.round(title.width) };
 }
 """
 
@@ -426,8 +429,8 @@ def test_no_animation_under_reduced_motion_no_sideways_scroll_title_on_one_line(
     assert not any(r["moving"].values()), r["moving"]
     wide = [m for m in r["reflow"] if m["scroll"] > m["width"]]
     assert not wide, wide
-    wrapped = [m for m in r["reflow"] if m["titleLines"] != 1]
-    assert not wrapped, wrapped
+    wrapped = [m for m in r["reflow"] if m["titleLines"] not in (None, 1)]
+    assert not wrapped and any(m["titleLines"] == 1 for m in r["reflow"]), r["reflow"]
 
 
 def test_care_link_puts_a_holder_aged_65_or_more_in_the_care_lane(env: BrowserEnv) -> None:
@@ -435,7 +438,6 @@ def test_care_link_puts_a_holder_aged_65_or_more_in_the_care_lane(env: BrowserEn
     page says they go to the care lane, senior mode is on, the call waits in the care lane, and the
     server's decision is audited.  A younger holder's link, or a forged one, changes nothing."""
     from counter.audit import AUDIT
-    from signaling.aio import SIGNALING
 
     async def scenario() -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -473,3 +475,157 @@ def test_care_link_puts_a_holder_aged_65_or_more_in_the_care_lane(env: BrowserEn
     assert len(r["audit"]) == 1 and r["audit"][0]["account"], r["audit"]  # the line, pseudonymised by the log
     assert r["audit"][0]["details"]["age_at_least"] == 65 and "age" not in r["audit"][0]["details"], r["audit"]
     assert r["young"]["care"] is False and r["forged"]["care"] is False, (r["young"], r["forged"])
+
+
+#: The top bar and the hang-up button, measured: the title on one line, "Repeat" whole, hang-up on-screen.
+BAR_AND_HANGUP = """
+() => {
+  const title = document.getElementById("app-title");
+  const label = document.getElementById("btn-repeat-label");
+  const repeat = document.getElementById("btn-repeat").getBoundingClientRect();
+  const hangup = document.getElementById("btn-hangup")?.getBoundingClientRect() ?? null;
+  const line = parseFloat(getComputedStyle(title).fontSize) * 1.5;
+  return { width: innerWidth, lang: document.documentElement.lang, label: label.textContent,
+           titleLines: getComputedStyle(title).display === "none" ? null  // its place given to a tool
+             : Math.round(title.getBoundingClientRect().height / line),
+           labelClipped: label.scrollWidth > label.clientWidth + 1 || repeat.right > innerWidth + 0.5,
+           screen: document.body.dataset.screen, hangupBottom: hangup && Math.round(hangup.bottom),
+           hangupInside: hangup && hangup.top >= 0 && hangup.bottom <= innerHeight && hangup.right <= innerWidth };
+}
+"""
+
+
+def test_reconnect_banner_keeps_hang_up_on_screen_title_and_repeat_whole(env: BrowserEnv) -> None:
+    """In a call with the reconnect banner shown, at 390x844 and at 320 px wide, in zh-CN and in
+    English: the hang-up button stays on-screen, the title stays on one line and "Repeat" is whole."""
+
+    async def scenario() -> list[dict[str, Any]]:
+        seen: list[dict[str, Any]] = []
+        page = await env.new_page()
+
+        async def measure() -> None:
+            for width in (390, 320):
+                await page.set_viewport_size({"width": width, "height": 844 * width // 390})
+                seen.append(await page.evaluate(BAR_AND_HANGUP))
+            await page.set_viewport_size({"width": 390, "height": 844})
+
+        await page.tap("#btn-senior")
+        await page.wait_for_selector("[data-screen=consent]")
+        await measure()
+        await page.tap("#btn-lang")  # the call in English first, then in zh-CN
+        await page.wait_for_function("() => document.documentElement.lang === 'en'")
+        await measure()
+        await page.tap("#btn-consent")
+        await page.tap("#btn-face-no")
+        call_id = await queued(page)
+        async with Agent.online(env.base_url) as agent:
+            await agent.answer_next_call(call_id)
+            await page.wait_for_selector("[data-screen=call]")
+            await agent.connect_media()
+            await page.wait_for_selector("body[data-rtc=connected]")
+            await env.app[SIGNALING].notify_customer(call_id, p.NoticeCode.SERVER_RESTART, "restart")
+            await page.wait_for_selector("[data-screen=call] #reconnecting")
+            await measure()
+            await page.tap("#btn-lang")
+            await page.wait_for_function("() => document.documentElement.lang === 'zh-CN'")
+            await page.wait_for_selector("[data-screen=call] #reconnecting")
+            await measure()
+            await agent.hangup()
+            await page.wait_for_selector("[data-screen=rating]")
+        await env.close_page(page)
+        return seen
+
+    seen = env.run(scenario(), timeout=90)
+    print("reconnect banner:", seen)
+    calls = [m for m in seen if m["screen"] == "call"]
+    assert len(calls) == 4 and {m["lang"] for m in calls} == {"zh-CN", "en"}, seen
+    assert [m for m in calls if not m["hangupInside"]] == [], seen
+    assert [m for m in seen if m["labelClipped"]] == [], seen
+    assert [m for m in seen if m["titleLines"] not in (None, 1)] == [], seen
+    assert {m["lang"] for m in seen if m["titleLines"] == 1} == {"zh-CN", "en"}, seen
+
+
+def test_agent_console_shows_why_a_voice_only_customer_has_no_video(env: BrowserEnv) -> None:
+    """Camera refused, 只用声音办理: the real agent console answers and shows the "no video" badge
+    with the reason (the server's code, worded by the console), and the call connects by voice."""
+    from tests.browser.test_journey import staff_page
+
+    async def scenario() -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        customer = await env.new_page(deny_camera=True)
+        await customer.tap("#btn-senior")
+        await customer.tap("#btn-consent")
+        await customer.tap("#btn-face-yes")
+        await customer.wait_for_selector("[data-screen=denied]")
+        await customer.tap("#btn-voice-only")
+        await queued(customer)
+        agent = await staff_page(env, "agent1", "agent1-demo", "/agent")
+        await agent.click("#btn-available")
+        await agent.wait_for_selector("#offer:not([hidden])")
+        await agent.keyboard.press("Alt+A")
+        await customer.wait_for_selector("[data-screen=call]")
+        await agent.wait_for_selector("#lane-badge #no-video")
+        out["badge"] = await agent.text_content("#no-video")
+        out["no_video"] = await agent.evaluate("document.body.dataset.noVideo")
+        await customer.wait_for_selector("body[data-rtc=connected]")
+        out["rtc"] = await customer.evaluate("document.body.dataset.rtc")
+        await agent.keyboard.press("Alt+H")
+        await agent.wait_for_selector("#hangup-dialog[open]")
+        await agent.keyboard.press("Enter")
+        await customer.wait_for_selector("[data-screen=rating]")
+        await env.close_page(customer)
+        await agent.context.close()
+        env.contexts.remove(agent.context)
+        return out
+
+    r = env.run(scenario(), timeout=90)
+    assert r["no_video"] == "denied", r
+    assert "只有声音" in r["badge"] and "摄像头" in r["badge"], r["badge"]
+    assert r["rtc"] == "connected", r
+
+
+def test_number_typed_on_the_first_screen_puts_a_holder_aged_65_or_more_in_the_care_lane(env: BrowserEnv) -> None:
+    """The first screen's optional number field (the phone's number keypad): a holder born 1951 types
+    their number and taps the ordinary 视频柜台; the server (not the page) puts the call in the care
+    lane by the holder's age, audited as for a care link (the line pseudonymised by the log); the page
+    turns senior mode on and says so.  A younger holder's number, or garbage, changes nothing."""
+    from counter.audit import AUDIT
+
+    old_line = "13700137000"
+
+    async def scenario() -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        async with aiohttp.ClientSession() as anyone:
+            for name, value in (("young", LINE), ("garbage", "1370013700x")):
+                async with anyone.post(env.base_url + "/api/customer/join", json={"msisdn": value}) as resp:
+                    out[name] = (resp.status, (await resp.json())["care"])
+        page = await env.new_page()
+        out["field"] = await page.evaluate(
+            "(() => { const f = document.getElementById('entry-phone'); const r = f.getBoundingClientRect();"
+            " return [f.inputMode, f.type, parseFloat(getComputedStyle(f).fontSize), r.bottom <= innerHeight]; })()")
+        await page.tap("#entry-phone")
+        await page.keyboard.type(old_line)
+        await page.tap("#btn-video")
+        await page.tap("#btn-consent")
+        await page.tap("#btn-face-no")
+        call_id = await queued(page)
+        await page.wait_for_selector("body[data-care-by-age] #notice:not([hidden])")
+        out["notice"] = await page.text_content("#notice")
+        out["senior"] = await page.evaluate("document.body.classList.contains('senior')")
+        out["spoken"] = await spoken(page)
+        call = await env.app[SIGNALING].bus.get_call(call_id)
+        out["lane"] = call.lane if call is not None else None
+        found = await env.app[AUDIT].search(session_id=call_id, action="call.care_by_age")
+        out["audit"] = [e["entry"] for e in found]
+        await page.tap("#btn-leave")
+        await env.close_page(page)
+        return out
+
+    r = env.run(scenario(), timeout=60)
+    assert r["field"][:2] == ["numeric", "tel"] and r["field"][2] >= 20 and r["field"][3], r["field"]
+    assert "关爱专线" in r["notice"] and "长者模式" in r["notice"] and "65" in r["notice"] and r["senior"], r
+    assert any("关爱专线" in s for s in r["spoken"]), r["spoken"]
+    assert r["lane"] == "care", r["lane"]
+    assert len(r["audit"]) == 1 and r["audit"][0]["details"]["source"] == "typed", r["audit"]
+    assert r["audit"][0]["account"] and old_line not in str(r["audit"]), r["audit"]
+    assert r["young"] == (200, False) and r["garbage"] == (200, False), (r["young"], r["garbage"])

@@ -32,6 +32,7 @@ const state = {
   callToken: null,
   hint: null, // a care link's sealed line (?hint=): the server decides the care lane by the holder's age
   careAge: null, // set when the server said this link's holder goes to the care lane
+  phone: "", // the number typed on the first screen (optional; sent once with the join, never stored)
   noVideo: null, // voice only: why the camera could not be used (told to the agent with the join)
 };
 
@@ -165,6 +166,8 @@ function setSenior(on) {
 function start() {
   show(() => S.entry({
     careAge: state.careAge,
+    phone: state.phone,
+    onPhone: (value) => { state.phone = value; },
     onVideo: () => { setSenior(false); consent(); },
     onSenior: () => { setSenior(true); consent(); },
   }));
@@ -227,10 +230,19 @@ async function join() {
     const resp = await fetch("/api/customer/join", {
       method: "POST",
       headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ care: state.senior, hint: state.hint ?? undefined }),
+      body: JSON.stringify({ care: state.senior, hint: state.hint ?? undefined,
+        msisdn: state.phone.length === 11 ? state.phone : undefined }),
     });
     if (!resp.ok) throw new Error(`join ${resp.status}`);
     const body = await resp.json();
+    state.phone = "";
+    if (body.care_reason === "age" && !state.careAge) {
+      // the server put the typed number's holder in the care lane: senior mode on, said plainly
+      state.careAge = body.care_age;
+      setSenior(true);
+      document.body.dataset.careByAge = String(body.care_age);
+      announce(t("entry.phone_care", { age: body.care_age }));
+    }
     state.token = body.token;
     state.callToken = body.token;
     save();

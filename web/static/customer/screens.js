@@ -41,7 +41,7 @@ export function countdown(seconds, onExpire, { extra = 60 } = {}) {
   return { node: h("div", { class: "countdown" }, text, more), stop: () => clearInterval(timer), more };
 }
 
-export function entry({ onVideo, onSenior, careAge }) {
+export function entry({ onVideo, onSenior, careAge, phone = "", onPhone = () => {} }) {
   if (careAge) {
     // a care link for a holder of careAge or more: the care lane and senior mode, said plainly
     return {
@@ -58,6 +58,10 @@ export function entry({ onVideo, onSenior, careAge }) {
     name: "entry",
     say: t("entry.say"),
     node: screen("entry", t("entry.title"),
+      // optional: the server puts a holder of the care age in the care lane (never decided here)
+      h("label", { class: "phone-field", for: "entry-phone" }, t("entry.phone_label"),
+        h("input", { class: "chat-input", id: "entry-phone", type: "tel", inputmode: "numeric", autocomplete: "tel",
+          maxlength: "11", pattern: "[0-9]*", value: phone, oninput: (e) => onPhone(e.target.value.replace(/\D/g, "")) })),
       h("div", { class: "stack" },
         bigButton(t("entry.video"), onVideo, { id: "btn-video", hint: t("entry.video_hint"), iconName: "video" }),
         bigButton(t("entry.senior"), onSenior, { id: "btn-senior", kind: "care", hint: t("entry.senior_hint"), iconName: "senior" }))),
