@@ -6,6 +6,7 @@ import { ReconnectingSocket } from "../shared/ws.js";
 import { api, clock, h, header, mmss, mount, requireUser, toast } from "../login/staff.js";
 import { noticeBoth } from "../shared/i18n.js";
 import { WitnessLeg } from "../shared/witness.js";
+import { keepIceAlive, watchNetwork } from "../shared/recovery.js";
 import { OfferPeer, grabFrame } from "./call.js";
 import * as identity from "./identity.js";
 import { formFields, readForm } from "./txform.js";
@@ -168,6 +169,9 @@ async function startMedia() {
     },
   });
   await state.peer.offer(state.call.id, [stream]);
+  const peer = state.peer;
+  state.stopIce?.();
+  state.stopIce = keepIceAlive(peer.pc, () => peer.reoffer());
   await startWitness(stream);
 }
 
@@ -271,6 +275,7 @@ function askHangup() {
 }
 
 function callEnded(msg) {
+  state.stopIce?.();
   state.peer?.close();
   state.peer = null;
   state.witness?.close();
@@ -1017,6 +1022,8 @@ function connect() {
     },
   });
   state.ws.connect();
+  const down = ["disconnected", "failed"];
+  watchNetwork({ ws: state.ws, mediaDown: () => !!state.peer && down.includes(state.peer.pc.iceConnectionState) });
 }
 
 // ---- keyboard ---------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ import { mount } from "../shared/dom.js";
 import { currentLang, noticeText, setLang, t } from "../shared/i18n.js";
 import { digitByDigit, hush, repeat, speak } from "../shared/speech.js";
 import { WitnessLeg } from "../shared/witness.js";
+import { watchNetwork } from "../shared/recovery.js";
 import { ReconnectingSocket } from "../shared/ws.js";
 import { autoCapture, sha256Hex } from "./capture.js";
 import { CallPeer } from "./call.js";
@@ -32,6 +33,7 @@ const state = {
 
 let ws = null;
 let witness = null; // the send-only leg to the server's recording witness
+let netWatch = null; // shared/recovery.js: the signaling socket probed after network changes
 let current = null; // () => screen object, rebuilt on language change
 let shown = null;
 let cleanup = () => {};
@@ -207,6 +209,10 @@ function connect() {
     },
   });
   ws.connect();
+  // a dead socket after a network change is found by a probe and opened again: the call comes back
+  const down = ["disconnected", "failed"];
+  netWatch?.stop();
+  netWatch = watchNetwork({ ws, mediaDown: () => state.inCall && !!peer.pc && down.includes(peer.pc.iceConnectionState) });
 }
 
 function showWaiting(connecting = false) {
@@ -344,11 +350,16 @@ function backToQueue() {
 /** (Re)open the recording leg to the server's witness with the current camera and microphone. */
 async function startWitness() {
   witness?.close();
-  witness = new WitnessLeg({
+  const leg = new WitnessLeg({
     send: (m) => ws && ws.send(m),
     iceServers: peer.iceServers,
-    onState: (s) => { document.body.dataset.witness = s; },
+    onState: (s) => {
+      document.body.dataset.witness = s;
+      // aiortc has no ICE restart: a lost witness leg is offered again on a new connection
+      if (s === "failed" && witness === leg && state.inCall && !state.ended) setTimeout(() => { if (witness === leg) startWitness(); }, 1000);
+    },
   });
+  witness = leg;
   try {
     await witness.offer(state.callId, state.stream);
   } catch (err) {
