@@ -3,7 +3,6 @@ Chromium on one side of a veth pair, the app and the agent's Chromium on the oth
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -16,7 +15,6 @@ from tests.browser.calllab import CallLab
 from tests.browser.harness import CHROMIUM
 from tests.browser.netlab import ADDR_B2, can_make_namespaces
 
-FACES = Path(__file__).resolve().parents[2].parent / "shared" / "faces"
 
 
 @pytest.fixture
