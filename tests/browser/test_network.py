@@ -16,7 +16,6 @@ from tests.browser.harness import CHROMIUM
 from tests.browser.netlab import ADDR_B2, can_make_namespaces
 
 
-
 @pytest.fixture
 def lab(face_y4m: Path, tmp_path: Path) -> Iterator[CallLab]:
     """A fresh pair of namespaces, the app and two Chromiums, for one call."""
