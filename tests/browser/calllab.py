@@ -161,3 +161,11 @@ class CallLab:
             loop.stop()
         self.net.close()
 
+
+
+def dataset(lab: CallLab, side: str, key: str) -> str | None:
+    """``document.body.dataset[key]`` on one side's page."""
+    assert lab.a is not None and lab.b is not None
+    loop, page = (lab.b, lab.customer) if side == "customer" else (lab.a, lab.agent)
+    value: str | None = loop.run(page.evaluate(f"document.body.dataset[{key!r}] ?? null"), 10)
+    return value

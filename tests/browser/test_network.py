@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from counter.config import load_settings
-from tests.browser.calllab import CallLab
+from tests.browser.calllab import CallLab, dataset
 from tests.browser.harness import CHROMIUM
 from tests.browser.netlab import ADDR_B2, can_make_namespaces
 
@@ -48,3 +48,37 @@ def test_outage_of_ten_seconds_call_back_without_reload(lab: CallLab) -> None:
         print("later:", lab.wait_flowing(40))
     print(f"\nrecovery after a 10 s outage: {back}")
     assert back is not None, f"no media both ways within 5 s of the link returning: {lab.flowing()}"
+
+
+def test_weak_link_audio_goes_on_video_pauses_and_comes_back(lab: CallLab) -> None:
+    """100 kbit/s both ways for 20 s: sound keeps arriving on both sides, the video pauses and both
+    screens say so; the link restored, the video is back on both sides within 10 s, said too."""
+    lab.call()
+    lab.net.rate(100)
+    audio_windows: list[dict[str, dict[str, bool]]] = []
+    paused_seen = {"customer": False, "agent": False}
+    start = time.monotonic()
+    while time.monotonic() - start < 20:
+        grew = lab.flowing(1.5)
+        audio_windows.append(grew)
+        for side in paused_seen:
+            if dataset(lab, side, "media") == "audio_only" and not grew["customer" if side == "agent" else "agent"]["video"]:
+                paused_seen[side] = True
+    said = {"customer": lab.page_text("customer", "#notice"), "agent": lab.page_text("agent", "#link-note")}
+    lab.net.rate(None)
+    restored = time.monotonic()
+    back = None
+    media_after: dict[str, str | None] = {}
+    while back is None and time.monotonic() - restored < 10:
+        grew = lab.flowing(0.5)
+        media_after = {side: dataset(lab, side, "media") for side in ("customer", "agent")}
+        if all(grew[side]["video"] for side in grew) and set(media_after.values()) == {"video"}:
+            back = time.monotonic() - restored
+    said_after = {"customer": lab.page_text("customer", "#notice"), "agent": lab.page_text("agent", "#link-note")}
+    print(f"\nweak link: video back after {back} s; paused seen {paused_seen}; said {said}; after {said_after}")
+    silent = [w for w in audio_windows[2:] if not (w["customer"]["audio"] and w["agent"]["audio"])]
+    assert not silent, f"sound stopped during the weak link: {audio_windows}"
+    assert paused_seen == {"customer": True, "agent": True}, f"the video did not pause: {audio_windows}"
+    assert "视频先暂停" in said["customer"] and "视频先暂停" in said["agent"] and "video is paused" in said["agent"], said
+    assert back is not None, f"video not back within 10 s: {lab.flowing()} {media_after}"
+    assert "视频恢复了" in said_after["customer"] and "video is back" in said_after["agent"], said_after

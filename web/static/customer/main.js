@@ -6,6 +6,7 @@ import { currentLang, noticeText, setLang, t } from "../shared/i18n.js";
 import { digitByDigit, hush, repeat, speak } from "../shared/speech.js";
 import { WitnessLeg } from "../shared/witness.js";
 import { watchNetwork } from "../shared/recovery.js";
+import { CAPS, watchLink } from "../shared/linkquality.js";
 import { ReconnectingSocket } from "../shared/ws.js";
 import { autoCapture, sha256Hex } from "./capture.js";
 import { CallPeer } from "./call.js";
@@ -34,6 +35,7 @@ const state = {
 let ws = null;
 let witness = null; // the send-only leg to the server's recording witness
 let netWatch = null; // shared/recovery.js: the signaling socket probed after network changes
+let stopLink = null; // shared/linkquality.js: quality shown, audio first on a weak network
 let current = null; // () => screen object, rebuilt on language change
 let shown = null;
 let cleanup = () => {};
@@ -273,6 +275,7 @@ const handlers = {
     }
     keepAwake();
     startWitness();
+    watchCallLink();
   },
   async sdp(msg) {
     if (msg.kind === "offer") await peer.handleOffer(msg.call_id, msg.sdp);
@@ -345,6 +348,35 @@ function backToQueue() {
   witness = null;
   $("recording").hidden = true;
   showWaiting(true);
+}
+
+/** Quality shown (a word and bars), and said when the video pauses for a weak network or comes back. */
+function watchCallLink() {
+  if (stopLink) return;
+  let el = $("link-level");
+  if (!el) {
+    el = document.createElement("p");
+    el.id = "link-level";
+    el.className = "link-level";
+    el.setAttribute("role", "status");
+    $("stage").append(el);
+  }
+  const stops = [
+    watchLink({
+      getPc: () => peer.pc,
+      onSample: (s) => {
+        document.body.dataset.link = s.level;
+        el.dataset.level = s.level;
+        el.textContent = t(`net.${s.level}`);
+      },
+      onMedia: (mode) => {
+        document.body.dataset.media = mode;
+        announce(t(mode === "audio_only" ? "net.audio_only" : "net.video_back"));
+      },
+    }),
+    watchLink({ getPc: () => witness?.pc, caps: CAPS.witness, pause: false }),
+  ];
+  stopLink = () => stops.forEach((stop) => stop());
 }
 
 /** (Re)open the recording leg to the server's witness with the current camera and microphone. */
@@ -759,6 +791,7 @@ function finish(rate) {
   state.ended = true;
   const hadCall = state.inCall;
   state.inCall = false;
+  stopLink?.();
   wakeLock?.release().catch(() => {});
   peer.close();
   witness?.close();

@@ -1,0 +1,166 @@
+// Connection quality from getStats (loss, round trip, bitrates) and the bandwidth policy of a call:
+// caps on every leg, audio first. Below VIDEO_MIN_KBPS of estimated upload the page's own video is
+// paused (the sound goes on); it is tried again every PROBE_EVERY_MS and kept once the estimate
+// allows it, so the video comes back by itself when the network does.
+
+/** Caps per leg. The witness gets less, at full 640x480 so that faces and ID cards stay legible. */
+export const CAPS = {
+  call: { video: { maxBitrate: 600_000, maxFramerate: 15 }, audio: { maxBitrate: 40_000 } },
+  witness: { video: { maxBitrate: 300_000, maxFramerate: 10 }, audio: { maxBitrate: 32_000 } },
+};
+
+const SAMPLE_MS = 1000;
+export const VIDEO_MIN_KBPS = 200; // below this estimate for LOW_SAMPLES samples: audio only
+const LOW_SAMPLES = 2;
+const LOSS_PAUSE_PCT = 15;
+const PROBE_EVERY_MS = 5000; // while paused: try the video again this often
+const PROBE_FOR_MS = 2500; // and judge the estimate after this long
+const STILL_SAMPLES = 2; // no video frames in while sound comes in: the other side paused its video
+
+/** Set caps (and sound first) on every sender of pc that has a track; true once applied. */
+export async function applyCaps(pc, caps) {
+  let applied = false;
+  for (const sender of pc.getSenders()) {
+    const kind = sender.track?.kind;
+    const cap = kind && caps[kind];
+    if (!cap) continue;
+    const params = sender.getParameters();
+    if (!params.encodings?.length) continue;
+    const enc = params.encodings[0];
+    Object.assign(enc, cap);
+    enc.priority = kind === "audio" ? "high" : "low";
+    enc.networkPriority = enc.priority;
+    try {
+      await sender.setParameters(params);
+      applied = true;
+    } catch {
+      // renegotiating now: the next sample tries again
+    }
+  }
+  return applied;
+}
+
+async function setVideoActive(pc, active) {
+  for (const sender of pc.getSenders()) {
+    if (sender.track?.kind !== "video") continue;
+    const params = sender.getParameters();
+    if (!params.encodings?.length || params.encodings[0].active === active) continue;
+    params.encodings[0].active = active;
+    try {
+      await sender.setParameters(params);
+    } catch {
+      // renegotiating now: the next sample tries again
+    }
+  }
+}
+
+/** "good", "fair" or "poor" from a sample. */
+export function levelOf({ rttMs, lossPct, availKbps }) {
+  if (lossPct > 10 || rttMs > 800 || (availKbps !== null && availKbps < VIDEO_MIN_KBPS)) return "poor";
+  if (lossPct > 2 || rttMs > 300 || (availKbps !== null && availKbps < 500)) return "fair";
+  return "good";
+}
+
+/**
+ * Watch one connection (getPc() gives the current one, it may change after a recovery):
+ * onSample({rttMs, lossPct, upKbps, downKbps, availKbps, level}) every second; onMedia(mode) when
+ * the call goes "audio_only" (either side's video paused) and back to "video". ``pause: false`` for a
+ * leg that keeps its video (the witness: recorded at its cap). Returns stop().
+ */
+export function watchLink({ getPc, caps = CAPS.call, pause = true, onSample = () => {}, onMedia = () => {} }) {
+  let prev = null;
+  let prevPc = null;
+  let capped = null;
+  let low = 0;
+  let paused = false;
+  let pausedAt = 0;
+  let probingSince = 0;
+  let still = 0;
+  let mode = "video";
+  const tick = async () => {
+    const pc = getPc();
+    if (!pc || pc.connectionState !== "connected") return;
+    if (pc !== prevPc) {
+      prevPc = pc;
+      prev = null;
+      capped = null;
+      paused = false;
+      probingSince = 0;
+    }
+    if (capped !== pc && (await applyCaps(pc, caps))) capped = pc;
+    const now = { at: performance.now(), up: 0, down: 0, audioIn: 0, videoIn: 0, lost: 0, got: 0, rtt: null, avail: null };
+    (await pc.getStats()).forEach((s) => {
+      if (s.type === "outbound-rtp") now.up += s.bytesSent ?? 0;
+      if (s.type === "inbound-rtp") {
+        now.down += s.bytesReceived ?? 0;
+        now.lost += Math.max(0, s.packetsLost ?? 0);
+        now.got += s.packetsReceived ?? 0;
+        if (s.kind === "audio") now.audioIn += s.packetsReceived ?? 0;
+        if (s.kind === "video") now.videoIn += s.framesDecoded ?? 0;
+      }
+      if (s.type === "candidate-pair" && s.nominated && s.state === "succeeded") {
+        if (s.currentRoundTripTime !== undefined) now.rtt = s.currentRoundTripTime * 1000;
+        if (s.availableOutgoingBitrate !== undefined) now.avail = s.availableOutgoingBitrate / 1000;
+      }
+    });
+    const last = prev;
+    prev = now;
+    if (!last) return;
+    const secs = (now.at - last.at) / 1000;
+    const lost = now.lost - last.lost;
+    const got = now.got - last.got;
+    const sample = {
+      rttMs: Math.round(now.rtt ?? 0),
+      lossPct: lost + got > 0 ? Math.round((1000 * lost) / (lost + got)) / 10 : 0,
+      upKbps: Math.round((8 * (now.up - last.up)) / 1000 / secs),
+      downKbps: Math.round((8 * (now.down - last.down)) / 1000 / secs),
+      availKbps: now.avail === null ? null : Math.round(now.avail),
+    };
+    sample.level = levelOf(sample);
+    // our own video: paused when the estimate is too low for it, tried again now and then
+    const weak = (sample.availKbps !== null && sample.availKbps < VIDEO_MIN_KBPS) || sample.lossPct > LOSS_PAUSE_PCT;
+    low = weak && pause ? low + 1 : 0;
+    const t = performance.now();
+    if (!paused && low >= LOW_SAMPLES && !probingSince) {
+      paused = true;
+      pausedAt = t;
+      await setVideoActive(pc, false);
+    } else if (probingSince && t - probingSince >= PROBE_FOR_MS) {
+      probingSince = 0;
+      if (weak) {
+        paused = true;
+        pausedAt = t;
+        await setVideoActive(pc, false);
+      }
+    } else if (paused && t - pausedAt >= PROBE_EVERY_MS) {
+      paused = false;
+      probingSince = t;
+      low = 0;
+      await setVideoActive(pc, true);
+    }
+    // the other side's video: frames stopped while its sound still comes in
+    const framesIn = now.videoIn - last.videoIn;
+    const soundIn = now.audioIn - last.audioIn;
+    still = framesIn === 0 && soundIn > 0 ? still + 1 : framesIn > 0 ? 0 : still;
+    const next = paused || still >= STILL_SAMPLES ? "audio_only" : "video";
+    sample.media = next;
+    onSample(sample);
+    if (next !== mode) {
+      mode = next;
+      onMedia(mode);
+    }
+  };
+  let running = false;
+  const timer = setInterval(async () => {
+    if (running) return;
+    running = true;
+    try {
+      await tick();
+    } catch (err) {
+      console.warn("link quality", err);
+    } finally {
+      running = false;
+    }
+  }, SAMPLE_MS);
+  return () => clearInterval(timer);
+}
