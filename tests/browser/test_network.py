@@ -83,3 +83,34 @@ def test_weak_link_audio_goes_on_video_pauses_and_comes_back(lab: CallLab) -> No
     assert "视频先暂停" in said["agent"] and "video is paused" in said["agent"], said
     assert back is not None, f"video not back within 10 s: {lab.flowing()} {media_after}"
     assert "视频恢复了" in said_after["customer"] and "video is back" in said_after["agent"], said_after
+
+
+HIDE = """(hidden) => {
+  Object.defineProperty(document, "visibilityState", { configurable: true, get: () => hidden ? "hidden" : "visible" });
+  Object.defineProperty(document, "hidden", { configurable: true, get: () => hidden });
+  if (hidden) {  // what a phone does to a page in the background: camera and microphone stopped
+    for (const pc of window.__pcs) for (const s of pc.getSenders()) s.track?.stop();
+  }
+  document.dispatchEvent(new Event("visibilitychange"));
+}"""
+
+
+def test_page_hidden_and_shown_again_media_resumes(lab: CallLab) -> None:
+    """The customer leaves the browser (the phone stops camera and microphone) and comes back:
+    the agent gets the customer's sound and video again, in the same call, without a reload."""
+    lab.call()
+    assert lab.b is not None
+    lab.b.run(lab.customer.evaluate(HIDE, True))
+    time.sleep(3)
+    gone = lab.flowing(1.0)["agent"]
+    lab.b.run(lab.customer.evaluate(HIDE, False))
+    start = time.monotonic()
+    back = None
+    while back is None and time.monotonic() - start < 10:
+        grew = lab.flowing(0.5)["agent"]
+        if grew["audio"] and grew["video"]:
+            back = time.monotonic() - start
+    print(f"\nhidden: the agent received {gone}; media back after {back} s")
+    assert gone == {"audio": False, "video": False}, f"the tracks were not stopped: {gone}"
+    assert back is not None, f"no sound and video at the agent within 10 s: {lab.flowing()}"
+    assert dataset(lab, "customer", "screen") == "call"

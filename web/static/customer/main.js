@@ -5,12 +5,12 @@ import { mount } from "../shared/dom.js";
 import { currentLang, noticeText, setLang, t } from "../shared/i18n.js";
 import { digitByDigit, hush, repeat, speak } from "../shared/speech.js";
 import { WitnessLeg } from "../shared/witness.js";
-import { watchNetwork } from "../shared/recovery.js";
+import { replaceTrackIn, watchNetwork } from "../shared/recovery.js";
 import { CAPS, watchLink } from "../shared/linkquality.js";
 import { ReconnectingSocket } from "../shared/ws.js";
 import { autoCapture, sha256Hex } from "./capture.js";
 import { CallPeer } from "./call.js";
-import { browserKind, classifyError, isLive, openCallMedia, openFrontCamera, openRearCamera } from "./media.js";
+import { browserKind, classifyError, isLive, openCallMedia, openFrontCamera, openMicrophone, openRearCamera } from "./media.js";
 import * as S from "./screens.js";
 
 const STORE = "rc.customer";
@@ -833,7 +833,22 @@ function showResult() {
 document.addEventListener("visibilitychange", async () => {
   if (document.visibilityState !== "visible" || !state.stream || state.ended) return;
   ws?.reconnectNow();
+  netWatch?.check();
   keepAwake();
+  const audio = state.stream.getAudioTracks()[0];
+  if (!isLive(audio)) {
+    // the phone took the microphone while away (a call, the SIM settings): take it back, the call is kept
+    try {
+      const track = await openMicrophone();
+      track.enabled = !state.muted;
+      if (audio) state.stream.removeTrack(audio);
+      state.stream.addTrack(track);
+      await replaceTrackIn(peer.pc, track);
+      await replaceTrackIn(witness?.pc, track);
+    } catch {
+      // permission lost while away: the agent can still see the customer
+    }
+  }
   const video = state.stream.getVideoTracks()[0];
   if (!isLive(video) && shown?.name !== "id-capture") {
     try {

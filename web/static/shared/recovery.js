@@ -116,3 +116,10 @@ export function fingerprintOf(sdp) {
   const m = /^a=fingerprint:(.+)$/m.exec(sdp ?? "");
   return m ? m[1].trim() : null;
 }
+
+/** Send track instead of the stopped one of its kind on pc (no renegotiation). */
+export async function replaceTrackIn(pc, track) {
+  if (!pc || pc.connectionState === "closed") return;
+  const sender = pc.getTransceivers().find((t) => t.sender.track?.kind === track.kind || t.receiver.track?.kind === track.kind)?.sender;
+  if (sender) await sender.replaceTrack(track);
+}
