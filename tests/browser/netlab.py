@@ -15,9 +15,12 @@ import contextlib
 import ctypes
 import os
 import subprocess
+import tempfile
 import threading
+import time
 from collections.abc import Coroutine
 from concurrent.futures import Future
+from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -164,3 +167,27 @@ def can_make_namespaces() -> str | None:
         return f"ip netns add failed: {done.stderr.strip()}"
     _ip("netns", "del", probe, check=False)
     return None
+
+
+def start_coturn(ns: str, addr: str, secret: str) -> subprocess.Popen[bytes]:
+    """coturn in namespace ``ns`` on ``addr``:3478, TCP only (no UDP listener), REST-API secret; its
+    files in a fresh directory under /tmp that its unprivileged user can reach (pytest's are 0700)."""
+    workdir = Path(tempfile.mkdtemp(prefix="rc-turn-"))
+    os.chmod(workdir, 0o777)
+    conf = workdir / "turnserver.conf"
+    conf.write_text("\n".join([
+        f"listening-ip={addr}", f"relay-ip={addr}", "listening-port=3478", "min-port=49160", "max-port=49200",
+        "use-auth-secret", f"static-auth-secret={secret}", "realm=remote-counter", "fingerprint", "no-udp",
+        "no-tls", "no-dtls", "no-cli", "no-multicast-peers", f"userdb={workdir / 'turndb'}",
+        f"pidfile={workdir / 'turn.pid'}", f"log-file={workdir / 'turn.log'}", "simple-log",
+    ]) + "\n")
+    proc = subprocess.Popen(["ip", "netns", "exec", ns, "runuser", "-u", "nobody", "--", "turnserver", "-c", str(conf)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(50):
+        done = subprocess.run(["ip", "netns", "exec", ns, "ss", "-ltn", "sport = :3478"], capture_output=True,
+                              text=True, check=False)
+        if ":3478" in done.stdout:
+            return proc
+        time.sleep(0.1)
+    proc.terminate()
+    raise RuntimeError(f"coturn did not listen, see {workdir / 'turn.log'}")

@@ -5,35 +5,48 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from counter.config import load_settings
 from tests.browser.calllab import CallLab, dataset
 from tests.browser.harness import CHROMIUM
-from tests.browser.netlab import ADDR_B2, can_make_namespaces
+from tests.browser.netlab import ADDR_A, ADDR_B2, can_make_namespaces, start_coturn
 
 
-@pytest.fixture
-def lab(face_y4m: Path, tmp_path: Path) -> Iterator[CallLab]:
-    """A fresh pair of namespaces, the app and two Chromiums, for one call."""
+def _lab(settings: Any, y4m: Path, extra: Callable[[CallLab], Any] | None = None) -> Iterator[CallLab]:
     if not Path(CHROMIUM).exists() or shutil.which("ffmpeg") is None:
         pytest.skip("needs Debian chromium and ffmpeg (see ../shared/RECIPES.md)")
     why = can_make_namespaces()
     if why:
         pytest.skip(f"needs network namespaces: {why}")
+    call_lab = CallLab(settings, y4m)
+    proc = None
+    try:
+        call_lab.start()
+        if extra is not None:
+            proc = extra(call_lab)
+        yield call_lab
+    finally:
+        call_lab.close()
+        if proc is not None:
+            proc.terminate()
+            proc.wait(10)
+            if isinstance(proc.args, list):  # start_coturn's own directory: its config is the last argument
+                shutil.rmtree(Path(str(proc.args[-1])).parent, ignore_errors=True)
+
+
+@pytest.fixture
+def lab(face_y4m: Path, tmp_path: Path) -> Iterator[CallLab]:
+    """A fresh pair of namespaces, the app and two Chromiums, for one call."""
     settings = load_settings(
         config_file=tmp_path / "none.toml", environ={}, tls=False, host="127.0.0.1", port=8443,
         data_dir=tmp_path / "data", cert_dir=tmp_path / "certs", require_recording=False,
     )
-    call_lab = CallLab(settings, face_y4m)
-    try:
-        call_lab.start()
-        yield call_lab
-    finally:
-        call_lab.close()
+    yield from _lab(settings, face_y4m)
 
 
 def test_outage_of_ten_seconds_call_back_without_reload(lab: CallLab) -> None:
@@ -114,3 +127,24 @@ def test_page_hidden_and_shown_again_media_resumes(lab: CallLab) -> None:
     assert gone == {"audio": False, "video": False}, f"the tracks were not stopped: {gone}"
     assert back is not None, f"no sound and video at the agent within 10 s: {lab.flowing()}"
     assert dataset(lab, "customer", "screen") == "call"
+
+
+@pytest.fixture
+def relay_lab(face_y4m: Path, tmp_path: Path) -> Iterator[CallLab]:
+    """The lab with coturn in the app's namespace, TURN over TCP the only way the browsers are given."""
+    if shutil.which("turnserver") is None:
+        pytest.skip("needs coturn (apt-get install coturn)")
+    secret = "test-turn-secret"
+    settings = load_settings(
+        config_file=tmp_path / "none.toml", environ={}, tls=False, host="127.0.0.1", port=8443,
+        data_dir=tmp_path / "data", cert_dir=tmp_path / "certs", require_recording=False,
+        turn_urls=[f"turn:{ADDR_A}:3478?transport=tcp"], turn_secret=secret,
+    )
+    yield from _lab(settings, face_y4m, lambda lab: start_coturn(lab.net.a, ADDR_A, secret))
+
+
+def test_relay_only_over_tcp_connects(relay_lab: CallLab) -> None:
+    """Only relayed candidates, TURN only over TCP (coturn has no UDP listener): the call connects."""
+    relay_lab.call(relay_only=True)
+    rx = relay_lab.rx()
+    assert rx["customer"]["relay"] and rx["agent"]["relay"], rx
