@@ -10,7 +10,8 @@ import { CAPS, watchLink } from "../shared/linkquality.js";
 import { ReconnectingSocket } from "../shared/ws.js";
 import { autoCapture, sha256Hex } from "./capture.js";
 import { CallPeer } from "./call.js";
-import { browserKind, classifyError, isLive, openCallMedia, openFrontCamera, openMicrophone, openRearCamera } from "./media.js";
+import { browserKind, classifyError, isLive, openCallMedia, openFrontCamera, openMicrophone, openRearCamera, openVoiceOnly } from "./media.js";
+import { allFine, checkAll, precheckScreen } from "./precheck.js";
 import * as S from "./screens.js";
 
 const STORE = "rc.customer";
@@ -162,8 +163,24 @@ async function openMedia() {
     state.stream = await openCallMedia();
   } catch (err) {
     const reason = classifyError(err);
-    show(() => S.permissionDenied({ reason, browser: browserKind(), onRetry: openMedia }));
-    return;
+    // no camera, or one in use elsewhere: the microphone alone may do (the check offers voice only)
+    state.stream = reason === "denied" ? null : await openVoiceOnly().catch(() => null);
+    if (!state.stream) {
+      show(() => S.permissionDenied({ reason, browser: browserKind(), onRetry: openMedia }));
+      return;
+    }
+  }
+  const result = await checkAll(state.stream);
+  document.body.dataset.precheck = Object.entries(result).map(([k, v]) => `${k}:${v}`).join(" ");
+  if (!allFine(result)) {
+    const go = await new Promise((resolve) => show(() => precheckScreen({
+      result, onContinue: () => resolve(true), onRetry: () => resolve(false),
+    })));
+    if (!go) {
+      for (const track of state.stream.getTracks()) track.stop();
+      openMedia();
+      return;
+    }
   }
   $("self-video").srcObject = state.stream;
   peer.setLocalStream(state.stream);

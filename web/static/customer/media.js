@@ -35,6 +35,13 @@ export async function openFrontCamera() {
   return stream.getVideoTracks()[0];
 }
 
+/** The microphone alone (no camera, or a camera in use elsewhere): a call with the voice only. */
+export async function openVoiceOnly() {
+  return navigator.mediaDevices.getUserMedia({
+    audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true },
+  });
+}
+
 /** A microphone track again (phones stop it while the page is in the background). */
 export async function openMicrophone() {
   const stream = await navigator.mediaDevices.getUserMedia({

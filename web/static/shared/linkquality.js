@@ -1,7 +1,8 @@
 // Connection quality from getStats (loss, round trip, bitrates) and the bandwidth policy of a call:
-// caps on every leg, audio first. Below VIDEO_MIN_KBPS of estimated upload the page's own video is
-// paused (the sound goes on); it is tried again every PROBE_EVERY_MS and kept once the estimate
-// allows it, so the video comes back by itself when the network does.
+// caps on every leg, audio first. Below VIDEO_MIN_KBPS of estimated upload with the link congested
+// (loss or a long round trip) the page's own video is paused (the sound goes on); it is tried again
+// every PROBE_EVERY_MS and kept when the link stays clear while it flows (the estimate of a link
+// that came back grows only slowly, so loss and round trip judge), so the video comes back by itself.
 
 /** Caps per leg. The witness gets less, at full 640x480 so that faces and ID cards stay legible. */
 export const CAPS = {
@@ -13,9 +14,12 @@ const SAMPLE_MS = 1000;
 export const VIDEO_MIN_KBPS = 200; // below this estimate for LOW_SAMPLES samples: audio only
 const LOW_SAMPLES = 2;
 const LOSS_PAUSE_PCT = 15;
-const PROBE_EVERY_MS = 5000; // while paused: try the video again this often
-const PROBE_FOR_MS = 2500; // and judge the estimate after this long
+const CONGESTED_LOSS_PCT = 5;
+const CONGESTED_RTT_MS = 300;
+const PROBE_EVERY_MS = 3000; // while paused: try the video again this often
+const PROBE_FOR_MS = 2000; // and judge the link after this long
 const STILL_SAMPLES = 2; // no video frames in while sound comes in: the other side paused its video
+const MOVING_SAMPLES = 3; // frames again for this many samples: the other side's video is back
 
 /** Set caps (and sound first) on every sender of pc that has a track; true once applied. */
 export async function applyCaps(pc, caps) {
@@ -76,6 +80,8 @@ export function watchLink({ getPc, caps = CAPS.call, pause = true, onSample = ()
   let pausedAt = 0;
   let probingSince = 0;
   let still = 0;
+  let moving = 0;
+  let remotePaused = false;
   let mode = "video";
   const tick = async () => {
     const pc = getPc();
@@ -118,7 +124,9 @@ export function watchLink({ getPc, caps = CAPS.call, pause = true, onSample = ()
     };
     sample.level = levelOf(sample);
     // our own video: paused when the estimate is too low for it, tried again now and then
-    const weak = (sample.availKbps !== null && sample.availKbps < VIDEO_MIN_KBPS) || sample.lossPct > LOSS_PAUSE_PCT;
+    const congested = sample.lossPct > CONGESTED_LOSS_PCT || sample.rttMs > CONGESTED_RTT_MS;
+    const starved = sample.availKbps !== null && sample.availKbps < VIDEO_MIN_KBPS;
+    const weak = (starved && congested) || sample.lossPct > LOSS_PAUSE_PCT;
     low = weak && pause ? low + 1 : 0;
     const t = performance.now();
     if (!paused && low >= LOW_SAMPLES && !probingSince) {
@@ -127,7 +135,7 @@ export function watchLink({ getPc, caps = CAPS.call, pause = true, onSample = ()
       await setVideoActive(pc, false);
     } else if (probingSince && t - probingSince >= PROBE_FOR_MS) {
       probingSince = 0;
-      if (weak) {
+      if (congested) {
         paused = true;
         pausedAt = t;
         await setVideoActive(pc, false);
@@ -141,8 +149,16 @@ export function watchLink({ getPc, caps = CAPS.call, pause = true, onSample = ()
     // the other side's video: frames stopped while its sound still comes in
     const framesIn = now.videoIn - last.videoIn;
     const soundIn = now.audioIn - last.audioIn;
-    still = framesIn === 0 && soundIn > 0 ? still + 1 : framesIn > 0 ? 0 : still;
-    const next = paused || still >= STILL_SAMPLES ? "audio_only" : "video";
+    if (framesIn > 0) {
+      moving += 1;
+      still = 0;
+    } else if (soundIn > 0) {
+      still += 1;
+      moving = 0;
+    }
+    remotePaused = remotePaused ? moving < MOVING_SAMPLES : still >= STILL_SAMPLES;
+    // a probe is not "back" yet: the screens speak only when the video stays
+    const next = paused || probingSince || remotePaused ? "audio_only" : "video";
     sample.media = next;
     onSample(sample);
     if (next !== mode) {
