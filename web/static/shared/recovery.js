@@ -4,7 +4,7 @@
 // goes nowhere: only a probe finds that out in seconds instead of minutes.
 
 const PROBE_MS = 2000; // no pong within this: the socket is dead
-const RETRY_MS = 2000; // while the media is down: probe and retry this often
+const RETRY_MS = 1000; // while the media is down: probe and retry this often
 const RESTART_AFTER_MS = 1500; // ICE "disconnected" this long: restart it
 
 /** Whether the raw WebSocket of ws answers a ping within PROBE_MS. */
