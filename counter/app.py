@@ -37,6 +37,7 @@ COMPONENTS: list[str] = [
     "web.recordings_api:setup",
     "web.identity_api:setup",
     "web.consoles_api:setup",
+    "web.link_api:setup",
     "counter.keys:setup",
 ]
 

@@ -139,6 +139,14 @@ class CallLab:
                 return time.monotonic() - start
         return None
 
+    def figures(self) -> dict[str, Any] | None:
+        """The call's connection figures the agent's console sent (web/link_api.py), as stored."""
+        from counter.appkeys import DB
+
+        assert self.a is not None and self.runner is not None
+        row: dict[str, Any] | None = self.a.run(self.runner.app[DB].fetchrow("SELECT * FROM call_link_stats"), 10)
+        return row
+
     def page_text(self, side: str, selector: str) -> str:
         assert self.a is not None and self.b is not None
         loop, page = (self.b, self.customer) if side == "customer" else (self.a, self.agent)

@@ -88,6 +88,7 @@ def test_weak_link_audio_goes_on_video_pauses_and_comes_back(lab: CallLab) -> No
         if all(grew[side]["video"] for side in grew) and set(media_after.values()) == {"video"}:
             back = time.monotonic() - restored
     said_after = {"customer": lab.page_text("customer", "#notice"), "agent": lab.page_text("agent", "#link-note")}
+    figures = lab.figures()
     print(f"\nweak link: video back after {back} s; paused seen {paused_seen}; said {said}; after {said_after}")
     silent = [w for w in audio_windows[2:] if not (w["customer"]["audio"] and w["agent"]["audio"])]
     assert not silent, f"sound stopped during the weak link: {audio_windows}"
@@ -96,6 +97,7 @@ def test_weak_link_audio_goes_on_video_pauses_and_comes_back(lab: CallLab) -> No
     assert "视频先暂停" in said["agent"] and "video is paused" in said["agent"], said
     assert back is not None, f"video not back within 10 s: {lab.flowing()} {media_after}"
     assert "视频恢复了" in said_after["customer"] and "video is back" in said_after["agent"], said_after
+    assert figures is not None and figures["audio_only_s"] > 0 and figures["worst"] == "poor", figures
 
 
 HIDE = """(hidden) => {

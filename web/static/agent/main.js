@@ -7,7 +7,7 @@ import { api, clock, h, header, mmss, mount, requireUser, toast } from "../login
 import { noticeBoth } from "../shared/i18n.js";
 import { WitnessLeg } from "../shared/witness.js";
 import { keepIceAlive, watchNetwork } from "../shared/recovery.js";
-import { CAPS, watchLink } from "../shared/linkquality.js";
+import { CAPS, LinkSummary, watchLink } from "../shared/linkquality.js";
 import { OfferPeer, grabFrame } from "./call.js";
 import * as identity from "./identity.js";
 import { formFields, readForm } from "./txform.js";
@@ -186,10 +186,15 @@ function watchCallLink() {
     const note = h("span", { class: "rec-warn", id: "link-note", hidden: true });
     $("call-state").after(el, note);
   }
+  const summary = new LinkSummary();
+  const callId = state.call.id;
   const stops = [
     watchLink({
       getPc: () => state.peer?.pc,
       onSample: (s) => {
+        summary.add(s);
+        // kept with the call for the supervisor (web/link_api.py)
+        if (summary.samples % 15 === 0) api(`/api/calls/${callId}/link`, { method: "POST", body: summary.toJSON() }).catch(() => {});
         document.body.dataset.link = s.level;
         el.textContent = both("net.stats", { rtt: s.rttMs, loss: s.lossPct, up: s.upKbps, down: s.downKbps });
       },

@@ -180,3 +180,40 @@ export function watchLink({ getPc, caps = CAPS.call, pause = true, onSample = ()
   }, SAMPLE_MS);
   return () => clearInterval(timer);
 }
+
+/** The call's figures so far (median round trip, mean loss and bitrates, seconds audio only, worst
+ * level), as POST /api/calls/{call_id}/link takes them. */
+export class LinkSummary {
+  constructor() {
+    this.rtts = [];
+    this.loss = 0;
+    this.up = 0;
+    this.down = 0;
+    this.audioOnly = 0;
+    this.worst = "good";
+  }
+
+  add(s) {
+    this.rtts.push(s.rttMs);
+    this.loss += s.lossPct;
+    this.up += s.upKbps;
+    this.down += s.downKbps;
+    if (s.media === "audio_only") this.audioOnly += 1;
+    const order = ["good", "fair", "poor"];
+    if (order.indexOf(s.level) > order.indexOf(this.worst)) this.worst = s.level;
+  }
+
+  get samples() {
+    return this.rtts.length;
+  }
+
+  toJSON() {
+    const n = Math.max(1, this.samples);
+    const sorted = [...this.rtts].sort((a, b) => a - b);
+    const round = (v) => Math.round(v * 10) / 10;
+    return {
+      samples: this.samples, rtt_ms: sorted[Math.floor(sorted.length / 2)] ?? 0, loss_pct: round(this.loss / n),
+      up_kbps: round(this.up / n), down_kbps: round(this.down / n), audio_only_s: this.audioOnly, worst: this.worst,
+    };
+  }
+}

@@ -6,6 +6,8 @@
 const PROBE_MS = 2000; // no pong within this: the socket is dead
 const RETRY_MS = 1000; // while the media is down: probe and retry this often
 const RESTART_AFTER_MS = 1500; // ICE "disconnected" this long: restart it
+const DEAD_AFTER = 2; // this many probes in a row without a pong: the socket is dead
+const REOPEN_EVERY_MS = 10000; // an open socket is given up at most this often (a slow server is not a dead one)
 
 /** Whether the raw WebSocket of ws answers a ping within PROBE_MS. */
 function probe(ws) {
@@ -35,6 +37,8 @@ function probe(ws) {
 export function watchNetwork({ ws, mediaDown }) {
   let busy = false;
   let connectingSince = 0;
+  let failures = 0;
+  let reopened = 0;
   const check = async () => {
     if (busy || ws.closed) return;
     busy = true;
@@ -50,8 +54,12 @@ export function watchNetwork({ ws, mediaDown }) {
       } else if (!raw || raw.readyState !== WebSocket.OPEN) {
         connectingSince = 0;
         ws.reconnectNow();
-      } else if (!(await probe(ws))) {
+      } else if (await probe(ws)) {
+        failures = 0;
+      } else if (++failures >= DEAD_AFTER && Date.now() - reopened > REOPEN_EVERY_MS) {
         connectingSince = 0;
+        failures = 0;
+        reopened = Date.now();
         ws.restart();
       }
     } finally {
