@@ -47,11 +47,13 @@ async def put_link(request: web.Request) -> web.Response:
     session = require_role(request, Role.AGENT, Role.SUPERVISOR)
     call_id = request.match_info["call_id"]
     if len(call_id) > 64:
-        raise ApiError(400, "bad_call_id", "call id too long")
+        raise ApiError(400, "bad_request", "call id too long")
     try:
         summary = LinkSummary.model_validate(await read_json(request, limit=2048))
-    except ValidationError as exc:
-        raise ApiError(400, "bad_body", exc.errors(include_url=False)[0]["msg"]) from None
+    except ValidationError as exc:  # the same error shape as web/counter_api.py's bodies
+        errors = [{"field": ".".join(str(p) for p in e["loc"]), "error": e["msg"]} for e in exc.errors()]
+        reason = "; ".join(f"{e['field']}: {e['error']}" for e in errors)
+        raise ApiError(400, "bad_request", reason, errors=errors) from None
     if await _live_call(request.app, call_id, session.user.username) is None:
         raise ApiError(409, "not_your_call", "only the agent of a connected call sends its figures")
     await request.app[DB].execute(
