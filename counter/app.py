@@ -43,6 +43,7 @@ COMPONENTS: list[str] = [
     "web.staffing_api:setup",
     "web.waiting_api:setup",
     "web.callbacks_api:setup",
+    "web.link_api:setup",
     "counter.keys:setup",
 ]
 

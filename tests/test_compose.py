@@ -170,3 +170,23 @@ def test_haproxy_accepts_its_configuration() -> None:
         pytest.skip("haproxy is not installed (make test-deps installs it)")
     done = subprocess.run([haproxy, "-c", "-f", str(HAPROXY_CFG)], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_turn_on_udp_tcp_3478_and_tls_443() -> None:
+    """Phones behind networks that let only HTTPS through reach TURN over TLS on 443: the app hands out
+    UDP and TCP on 3478 and TLS on 443, and coturn listens there with a certificate it can read."""
+    urls = app_env()["COUNTER_TURN_URLS"].split(",")
+    kinds = {(u.split(":", 1)[0], urlsplit("x://" + u.split(":", 1)[1]).port, u.rsplit("=", 1)[-1]) for u in urls}
+    assert kinds == {("turn", 3478, "udp"), ("turn", 3478, "tcp"), ("turns", 443, "tcp")}, kinds
+    coturn = compose()["services"]["coturn"]
+    args = [expand(a) for a in coturn["command"]]
+    assert "--listening-port=3478" in args and "--tls-listening-port=443" in args
+    mounts = {v.split(":")[1]: v.split(":")[0] for v in coturn["volumes"]}
+    cert = next(a.split("=", 1)[1] for a in args if a.startswith("--cert="))
+    key = next(a.split("=", 1)[1] for a in args if a.startswith("--pkey="))
+    for path in (cert, key):
+        assert any(path.startswith(m + "/") for m in mounts), f"{path} is not in a mounted volume"
+    app_certs = {v.split(":")[1]: v.split(":")[0] for v in compose()["services"]["app"]["volumes"]}["/app/certs"]
+    assert mounts["/certs"] == app_certs, "coturn reads the app's server certificate"
+    assert coturn["depends_on"]["app"]["condition"] == "service_healthy", "the certificate exists first"
+    assert "NET_BIND_SERVICE" in coturn["cap_add"], "binding 443 needs the capability"

@@ -42,8 +42,16 @@ export class OfferPeer {
     this.send({ type: "sdp", call_id: callId, kind: "offer", sdp: this.pc.localDescription.sdp, to: this.to ?? undefined });
   }
 
-  /** The answer from the other side. */
+  /** Offer again, restarting ICE (after a network loss: see shared/recovery.js). */
+  async reoffer() {
+    const offer = await this.pc.createOffer({ iceRestart: true });
+    await this.pc.setLocalDescription(offer);
+    this.send({ type: "sdp", call_id: this.callId, kind: "offer", sdp: this.pc.localDescription.sdp, to: this.to ?? undefined });
+  }
+
+  /** The answer from the other side (one that comes after the offer was taken back is dropped). */
   async answer(sdp) {
+    if (this.pc.signalingState !== "have-local-offer") return;
     await this.pc.setRemoteDescription({ type: "answer", sdp });
     for (const c of this.pendingIce.splice(0)) await this._add(c);
   }

@@ -6,6 +6,8 @@ import { ReconnectingSocket } from "../shared/ws.js";
 import { api, clock, h, header, mmss, mount, requireUser, toast } from "../login/staff.js";
 import { noticeBoth } from "../shared/i18n.js";
 import { WitnessLeg } from "../shared/witness.js";
+import { keepIceAlive, watchNetwork } from "../shared/recovery.js";
+import { CAPS, LinkSummary, watchLink } from "../shared/linkquality.js";
 import { OfferPeer, grabFrame } from "./call.js";
 import * as identity from "./identity.js";
 import { startCallbacks } from "./callbacks.js";
@@ -197,7 +199,44 @@ async function startMedia() {
     },
   });
   await state.peer.offer(state.call.id, [stream]);
+  const peer = state.peer;
+  state.stopIce?.();
+  state.stopIce = keepIceAlive(peer.pc, () => peer.reoffer());
+  watchCallLink();
   await startWitness(stream);
+}
+
+/** The call's figures (round trip, loss, bitrates) and, on a weak network, that the video pauses. */
+function watchCallLink() {
+  state.stopLink?.();
+  let el = $("link-stats");
+  if (!el) {
+    el = h("span", { class: "link-stats", id: "link-stats", role: "status" });
+    const note = h("span", { class: "rec-warn", id: "link-note", hidden: true });
+    $("call-state").after(el, note);
+  }
+  const summary = new LinkSummary();
+  const callId = state.call.id;
+  const stops = [
+    watchLink({
+      getPc: () => state.peer?.pc,
+      onSample: (s) => {
+        summary.add(s);
+        // kept with the call for the supervisor (web/link_api.py)
+        if (summary.samples % 15 === 0) api(`/api/calls/${callId}/link`, { method: "POST", body: summary.toJSON() }).catch(() => {});
+        document.body.dataset.link = s.level;
+        el.textContent = both("net.stats", { rtt: s.rttMs, loss: s.lossPct, up: s.upKbps, down: s.downKbps });
+      },
+      onMedia: (mode) => {
+        document.body.dataset.media = mode;
+        const note = $("link-note");
+        note.textContent = both(mode === "audio_only" ? "net.audio_only" : "net.video_back");
+        note.hidden = false;
+      },
+    }),
+    watchLink({ getPc: () => state.witness?.pc, caps: CAPS.witness, pause: false }),
+  ];
+  state.stopLink = () => stops.forEach((stop) => stop());
 }
 
 /** Send our audio and video to the server's witness too (recording); a server without one says so. */
@@ -303,6 +342,8 @@ function askHangup() {
 }
 
 function callEnded(msg) {
+  state.stopIce?.();
+  state.stopLink?.();
   state.peer?.close();
   state.peer = null;
   state.witness?.close();
@@ -1096,6 +1137,8 @@ function connect() {
     },
   });
   state.ws.connect();
+  const down = ["disconnected", "failed"];
+  watchNetwork({ ws: state.ws, mediaDown: () => !!state.peer && down.includes(state.peer.pc.iceConnectionState) });
 }
 
 // ---- keyboard ---------------------------------------------------------------------------------

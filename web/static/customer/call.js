@@ -1,5 +1,8 @@
 // The WebRTC leg of the customer: the agent makes the offer, this side answers, trickles ICE, and
-// builds a new RTCPeerConnection after the connection was lost.
+// builds a new RTCPeerConnection only when the agent made a new one (another DTLS fingerprint): an
+// offer that restarts ICE on the agent's connection is answered on this side's connection.
+
+import { fingerprintOf } from "../shared/recovery.js";
 
 export class CallPeer {
   constructor({ send, onRemoteStream = () => {}, onState = () => {} }) {
@@ -67,7 +70,10 @@ export class CallPeer {
   /** An SDP offer from the agent: answer it (on a new connection when the old one is gone). */
   async handleOffer(callId, sdp) {
     this.callId = callId;
-    const stale = !this.pc || this.fresh || ["closed", "failed"].includes(this.pc.connectionState);
+    const known = fingerprintOf(this.pc?.remoteDescription?.sdp);
+    const same = known !== null && known === fingerprintOf(sdp);
+    const stale = !this.pc || this.pc.connectionState === "closed" || (!same && (this.fresh || known !== null
+      || this.pc.connectionState === "failed"));
     const pc = stale ? this._newPc() : this.pc;
     await pc.setRemoteDescription({ type: "offer", sdp });
     for (const c of this.pendingIce.splice(0)) await this._addIce(pc, c);

@@ -5,11 +5,14 @@ import { mount } from "../shared/dom.js";
 import { currentLang, noticeText, setLang, t } from "../shared/i18n.js";
 import { hush, repeat, speak, speakParts } from "../shared/speech.js";
 import { WitnessLeg } from "../shared/witness.js";
+import { replaceTrackIn, watchNetwork } from "../shared/recovery.js";
+import { CAPS, watchLink } from "../shared/linkquality.js";
 import { ReconnectingSocket } from "../shared/ws.js";
 import { autoCapture, sha256Hex } from "./capture.js";
 import { CallPeer } from "./call.js";
 import { HelperLink, consentScreen, inviteScreen, suggestScreen } from "./helper.js";
-import { browserKind, classifyError, isLive, openCallMedia, openFrontCamera, openRearCamera } from "./media.js";
+import { browserKind, classifyError, isLive, openCallMedia, openFrontCamera, openMicrophone, openRearCamera, openVoiceOnly } from "./media.js";
+import { allFine, checkAll, precheckScreen } from "./precheck.js";
 import * as S from "./screens.js";
 import { bookCallback, bookedScreen, comeBack, holdPanel, keptScreen, notifyBack, takeHoldCode, takeInvite } from "./hold.js";
 
@@ -39,6 +42,8 @@ const state = {
 let ws = null;
 let noticeTimer = null;
 let witness = null; // the send-only leg to the server's recording witness
+let netWatch = null; // shared/recovery.js: the signaling socket probed after network changes
+let stopLink = null; // shared/linkquality.js: quality shown, audio first on a weak network
 let current = null; // () => screen object, rebuilt on language change
 let shown = null;
 let cleanup = () => {};
@@ -189,14 +194,33 @@ function faceConsent() {
 
 async function openMedia() {
   show(S.asking);
+  let reason = null;
   try {
     state.stream = await openCallMedia();
   } catch (err) {
-    const reason = classifyError(err);
-    show(() => S.permissionDenied({ reason, browser: browserKind(), onRetry: openMedia, onVoice: () => openVoice(reason) }));
-    return;
+    reason = classifyError(err);
+    // no camera, or one in use elsewhere: the microphone alone may do (the check offers voice only);
+    // a camera refused: the customer chooses between trying again and voice only
+    state.stream = reason === "denied" ? null : await openVoiceOnly().catch(() => null);
+    if (!state.stream) {
+      show(() => S.permissionDenied({ reason, browser: browserKind(), onRetry: openMedia, onVoice: () => openVoice(reason) }));
+      return;
+    }
   }
-  state.noVideo = null;
+  const result = await checkAll(state.stream);
+  document.body.dataset.precheck = Object.entries(result).map(([k, v]) => `${k}:${v}`).join(" ");
+  if (!allFine(result)) {
+    const go = await new Promise((resolve) => show(() => precheckScreen({
+      result, onContinue: () => resolve(true), onRetry: () => resolve(false),
+    })));
+    if (!go) {
+      for (const track of state.stream.getTracks()) track.stop();
+      openMedia();
+      return;
+    }
+  }
+  // going on without a camera: the agent is told why there is no video
+  state.noVideo = state.stream.getVideoTracks().length ? null : (reason ?? "no_camera");
   startWith(state.stream);
 }
 
@@ -271,6 +295,10 @@ function connect() {
     },
   });
   ws.connect();
+  // a dead socket after a network change is found by a probe and opened again: the call comes back
+  const down = ["disconnected", "failed"];
+  netWatch?.stop();
+  netWatch = watchNetwork({ ws, mediaDown: () => state.inCall && !!peer.pc && down.includes(peer.pc.iceConnectionState) });
 }
 
 function showWaiting(connecting = false) {
@@ -366,6 +394,7 @@ const handlers = {
     }
     keepAwake();
     startWitness();
+    watchCallLink();
   },
   async sdp(msg) {
     if (helperLink.owns(msg)) return helperLink.relay(msg);
@@ -471,14 +500,48 @@ function backToQueue() {
   showWaiting(true);
 }
 
+/** Quality shown (a word and bars), and said when the video pauses for a weak network or comes back. */
+function watchCallLink() {
+  if (stopLink) return;
+  let el = $("link-level");
+  if (!el) {
+    el = document.createElement("p");
+    el.id = "link-level";
+    el.className = "link-level";
+    el.setAttribute("role", "status");
+    $("stage").append(el);
+  }
+  const stops = [
+    watchLink({
+      getPc: () => peer.pc,
+      onSample: (s) => {
+        document.body.dataset.link = s.level;
+        el.dataset.level = s.level;
+        el.textContent = t(`net.${s.level}`);
+      },
+      onMedia: (mode) => {
+        document.body.dataset.media = mode;
+        announce(t(mode === "audio_only" ? "net.audio_only" : "net.video_back"));
+      },
+    }),
+    watchLink({ getPc: () => witness?.pc, caps: CAPS.witness, pause: false }),
+  ];
+  stopLink = () => stops.forEach((stop) => stop());
+}
+
 /** (Re)open the recording leg to the server's witness with the current camera and microphone. */
 async function startWitness() {
   witness?.close();
-  witness = new WitnessLeg({
+  const leg = new WitnessLeg({
     send: (m) => ws && ws.send(m),
     iceServers: peer.iceServers,
-    onState: (s) => { document.body.dataset.witness = s; },
+    onState: (s) => {
+      document.body.dataset.witness = s;
+      // aiortc has no ICE restart: a lost witness leg is offered again on a new connection
+      if (s === "failed" && witness === leg && state.inCall && !state.ended) setTimeout(() => { if (witness === leg) startWitness(); }, 1000);
+    },
   });
+  witness = leg;
   try {
     await witness.offer(state.callId, state.stream);
   } catch (err) {
@@ -906,6 +969,7 @@ function finish(rate) {
   state.ended = true;
   const hadCall = state.inCall;
   state.inCall = false;
+  stopLink?.();
   wakeLock?.release().catch(() => {});
   peer.close();
   helperLink.close();
@@ -952,7 +1016,22 @@ function showResult() {
 document.addEventListener("visibilitychange", async () => {
   if (document.visibilityState !== "visible" || !state.stream || state.ended) return;
   ws?.reconnectNow();
+  netWatch?.check();
   keepAwake();
+  const audio = state.stream.getAudioTracks()[0];
+  if (!isLive(audio)) {
+    // the phone took the microphone while away (a call, the SIM settings): take it back, the call is kept
+    try {
+      const track = await openMicrophone();
+      track.enabled = !state.muted;
+      if (audio) state.stream.removeTrack(audio);
+      state.stream.addTrack(track);
+      await replaceTrackIn(peer.pc, track);
+      await replaceTrackIn(witness?.pc, track);
+    } catch {
+      // permission lost while away: the agent can still see the customer
+    }
+  }
   const video = state.stream.getVideoTracks()[0];
   if (!state.noVideo && !isLive(video) && shown?.name !== "id-capture") {
     try {

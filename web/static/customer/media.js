@@ -35,6 +35,21 @@ export async function openFrontCamera() {
   return stream.getVideoTracks()[0];
 }
 
+/** The microphone alone (no camera, or a camera in use elsewhere): a call with the voice only. */
+export async function openVoiceOnly() {
+  return navigator.mediaDevices.getUserMedia({
+    audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true },
+  });
+}
+
+/** A microphone track again (phones stop it while the page is in the background). */
+export async function openMicrophone() {
+  const stream = await navigator.mediaDevices.getUserMedia({
+    audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true },
+  });
+  return stream.getAudioTracks()[0];
+}
+
 /**
  * A video track from the rear camera, chosen by the page itself: facingMode "environment" exactly,
  * then as a preference, then by the device label where the browser ignored facingMode.

@@ -67,6 +67,19 @@ export class ReconnectingSocket {
     this.connect();
   }
 
+  /** Give up the current connection, even one that looks open (a dead path after a network change), and connect again. */
+  restart() {
+    if (this.closed) return;
+    const old = this.ws;
+    this.attempt = Math.max(this.attempt, 1); // the next open is a resume
+    this.connect();
+    try {
+      old?.close();
+    } catch {
+      // already closing
+    }
+  }
+
   /** Send a message; it waits for the connection when there is none. */
   send(msg) {
     if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(msg));

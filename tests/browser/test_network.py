@@ -1,0 +1,152 @@
+"""Calls over a real (namespaced) network link that drops, shrinks and comes back: the customer's
+Chromium on one side of a veth pair, the app and the agent's Chromium on the other."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from counter.config import load_settings
+from tests.browser.calllab import CallLab, dataset
+from tests.browser.harness import CHROMIUM
+from tests.browser.netlab import ADDR_A, ADDR_B2, can_make_namespaces, start_coturn
+
+
+def _lab(settings: Any, y4m: Path, extra: Callable[[CallLab], Any] | None = None) -> Iterator[CallLab]:
+    if not Path(CHROMIUM).exists() or shutil.which("ffmpeg") is None:
+        pytest.skip("needs Debian chromium and ffmpeg (see ../shared/RECIPES.md)")
+    why = can_make_namespaces()
+    if why:
+        pytest.skip(f"needs network namespaces: {why}")
+    call_lab = CallLab(settings, y4m)
+    proc = None
+    try:
+        call_lab.start()
+        if extra is not None:
+            proc = extra(call_lab)
+        yield call_lab
+    finally:
+        call_lab.close()
+        if proc is not None:
+            proc.terminate()
+            proc.wait(10)
+            if isinstance(proc.args, list):  # start_coturn's own directory: its config is the last argument
+                shutil.rmtree(Path(str(proc.args[-1])).parent, ignore_errors=True)
+
+
+@pytest.fixture
+def lab(face_y4m: Path, tmp_path: Path) -> Iterator[CallLab]:
+    """A fresh pair of namespaces, the app and two Chromiums, for one call."""
+    settings = load_settings(
+        config_file=tmp_path / "none.toml", environ={}, tls=False, host="127.0.0.1", port=8443,
+        data_dir=tmp_path / "data", cert_dir=tmp_path / "certs", require_recording=False,
+    )
+    yield from _lab(settings, face_y4m)
+
+
+def test_outage_of_ten_seconds_call_back_without_reload(lab: CallLab) -> None:
+    """The link goes down for 10 s: media flows both ways again within 5 s of it coming back."""
+    lab.call()
+    lab.net.link(False)
+    lab.net.renumber(ADDR_B2)  # and the phone comes back on another network
+    time.sleep(10)
+    lab.net.link(True)
+    back = lab.wait_flowing(5)
+    if back is None:
+        print("later:", lab.wait_flowing(40))
+    print(f"\nrecovery after a 10 s outage: {back}")
+    assert back is not None, f"no media both ways within 5 s of the link returning: {lab.flowing()}"
+
+
+def test_weak_link_audio_goes_on_video_pauses_and_comes_back(lab: CallLab) -> None:
+    """100 kbit/s both ways for 20 s: sound keeps arriving on both sides, the video pauses and both
+    screens say so; the link restored, the video is back on both sides within 10 s, said too."""
+    lab.call()
+    lab.net.rate(100)
+    audio_windows: list[dict[str, dict[str, bool]]] = []
+    paused_seen = {"customer": False, "agent": False}
+    start = time.monotonic()
+    while time.monotonic() - start < 20:
+        grew = lab.flowing(1.5)
+        audio_windows.append(grew)
+        for side, other in (("customer", "agent"), ("agent", "customer")):
+            if dataset(lab, side, "media") == "audio_only" and not grew[other]["video"]:
+                paused_seen[side] = True
+    said = {"customer": lab.page_text("customer", "#notice"), "agent": lab.page_text("agent", "#link-note")}
+    lab.net.rate(None)
+    restored = time.monotonic()
+    back = None
+    media_after: dict[str, str | None] = {}
+    while back is None and time.monotonic() - restored < 10:
+        grew = lab.flowing(0.5)
+        media_after = {side: dataset(lab, side, "media") for side in ("customer", "agent")}
+        if all(grew[side]["video"] for side in grew) and set(media_after.values()) == {"video"}:
+            back = time.monotonic() - restored
+    said_after = {"customer": lab.page_text("customer", "#notice"), "agent": lab.page_text("agent", "#link-note")}
+    figures = lab.figures()
+    print(f"\nweak link: video back after {back} s; paused seen {paused_seen}; said {said}; after {said_after}")
+    silent = [w for w in audio_windows[2:] if not (w["customer"]["audio"] and w["agent"]["audio"])]
+    assert not silent, f"sound stopped during the weak link: {audio_windows}"
+    assert paused_seen == {"customer": True, "agent": True}, f"the video did not pause: {audio_windows}"
+    assert "视频先暂停" in said["customer"], said
+    assert "视频先暂停" in said["agent"] and "video is paused" in said["agent"], said
+    assert back is not None, f"video not back within 10 s: {lab.flowing()} {media_after}"
+    assert "视频恢复了" in said_after["customer"] and "video is back" in said_after["agent"], said_after
+    assert figures is not None and figures["audio_only_s"] > 0 and figures["worst"] == "poor", figures
+
+
+HIDE = """(hidden) => {
+  Object.defineProperty(document, "visibilityState", { configurable: true, get: () => hidden ? "hidden" : "visible" });
+  Object.defineProperty(document, "hidden", { configurable: true, get: () => hidden });
+  if (hidden) {  // what a phone does to a page in the background: camera and microphone stopped
+    for (const pc of window.__pcs) for (const s of pc.getSenders()) s.track?.stop();
+  }
+  document.dispatchEvent(new Event("visibilitychange"));
+}"""
+
+
+def test_page_hidden_and_shown_again_media_resumes(lab: CallLab) -> None:
+    """The customer leaves the browser (the phone stops camera and microphone) and comes back:
+    the agent gets the customer's sound and video again, in the same call, without a reload."""
+    lab.call()
+    assert lab.b is not None
+    lab.b.run(lab.customer.evaluate(HIDE, True))
+    time.sleep(3)
+    gone = lab.flowing(1.0)["agent"]
+    lab.b.run(lab.customer.evaluate(HIDE, False))
+    start = time.monotonic()
+    back = None
+    while back is None and time.monotonic() - start < 10:
+        grew = lab.flowing(0.5)["agent"]
+        if grew["audio"] and grew["video"]:
+            back = time.monotonic() - start
+    print(f"\nhidden: the agent received {gone}; media back after {back} s")
+    assert gone == {"audio": False, "video": False}, f"the tracks were not stopped: {gone}"
+    assert back is not None, f"no sound and video at the agent within 10 s: {lab.flowing()}"
+    assert dataset(lab, "customer", "screen") == "call"
+
+
+@pytest.fixture
+def relay_lab(face_y4m: Path, tmp_path: Path) -> Iterator[CallLab]:
+    """The lab with coturn in the app's namespace, TURN over TCP the only way the browsers are given."""
+    if shutil.which("turnserver") is None:
+        pytest.skip("needs coturn (apt-get install coturn)")
+    secret = "test-turn-secret"
+    settings = load_settings(
+        config_file=tmp_path / "none.toml", environ={}, tls=False, host="127.0.0.1", port=8443,
+        data_dir=tmp_path / "data", cert_dir=tmp_path / "certs", require_recording=False,
+        turn_urls=[f"turn:{ADDR_A}:3478?transport=tcp"], turn_secret=secret,
+    )
+    yield from _lab(settings, face_y4m, lambda lab: start_coturn(lab.net.a, ADDR_A, secret))
+
+
+def test_relay_only_over_tcp_connects(relay_lab: CallLab) -> None:
+    """Only relayed candidates, TURN only over TCP (coturn has no UDP listener): the call connects."""
+    relay_lab.call(relay_only=True)
+    rx = relay_lab.rx()
+    assert rx["customer"]["relay"] and rx["agent"]["relay"], rx
