@@ -20,10 +20,8 @@ import base64
 import contextlib
 import json
 import logging
-import os
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import cv2
@@ -580,25 +578,16 @@ _LOADED: dict[tuple[str, tuple[str, ...], int], IdentityService] = {}
 _LOAD_LOCK = threading.Lock()
 
 
-def models_dir(settings: Any) -> Path | None:
-    """The configured model folder; in a development checkout, ``../shared/models`` when present."""
-    if settings.models_dir is not None or os.environ.get("COUNTER_MODELS_DIR"):
-        return settings.models_dir  # type: ignore[no-any-return]
-    for guess in (Path("../shared/models"), Path(__file__).resolve().parents[2] / "shared" / "models"):
-        if guess.is_dir():
-            return guess
-    return None
-
-
 def load_service(settings: Any) -> IdentityService:
-    """The process's identity service: every model session created once (blocking: run it in an executor)."""
-    where = models_dir(settings)
-    key = (f"{where}|{os.environ.get('COUNTER_MODELS_DIR', '')}", tuple(settings.onnx_providers),
-           settings.onnx_threads)
+    """The process's identity service: every model session created once (blocking: run it in an executor).
+
+    The models come from ``settings.models_dir`` (checked to be a folder when the settings are loaded);
+    unset, the identity package looks in its own places (its cache, packages carrying models)."""
+    key = (str(settings.models_dir), tuple(settings.onnx_providers), settings.onnx_threads)
     with _LOAD_LOCK:
         service = _LOADED.get(key)
         if service is None:
-            service = IdentityService(where, settings.onnx_providers, settings.onnx_threads)
+            service = IdentityService(settings.models_dir, settings.onnx_providers, settings.onnx_threads)
             service.cards.ocr_engine()
             _LOADED[key] = service
         return service

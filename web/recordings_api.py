@@ -14,7 +14,6 @@ import contextlib
 import datetime as dt
 import json
 import logging
-import os
 import re
 import secrets
 import time
@@ -46,7 +45,6 @@ _TICKETS = web.AppKey("recording_tickets", dict[str, "Ticket"])
 _PURGE = web.AppKey("recording_purge_task", asyncio.Task[None])
 _ENDING = web.AppKey("recording_endings", set[asyncio.Task[Any]])
 _INBOX = web.AppKey("witness_inbox", Inbox)
-SEGMENT_ENV = "COUNTER_WITNESS_SEGMENT_S"
 TICKET_TTL_S = 3600.0
 PURGE_EVERY_S = 3600.0
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
@@ -130,9 +128,7 @@ async def _new_recording(app: web.Application, recording_id: str, call_id: str) 
 def _witness(app: web.Application, master_key: bytes) -> Witness:
     store = RecordingStore(app[SETTINGS].effective_recordings_dir, master_key)
     app[RECORDINGS] = store
-    segment_s = float(os.environ.get(SEGMENT_ENV, "10"))
-    if not 0.5 <= segment_s <= 600:
-        raise ValueError(f"{SEGMENT_ENV}={segment_s}: use 0.5 to 600 seconds")
+    segment_s = app[SETTINGS].witness_segment_s
 
     async def on_segment(info: SegmentInfo) -> None:
         await _on_segment(app, info)
