@@ -141,13 +141,6 @@ class Settings(BaseModel):
         SignalingOptions.from_values(value)  # a bad name or value fails at start, naming it
         return value
 
-    @field_validator("models_dir")
-    @classmethod
-    def _models_folder(cls, value: Path | None) -> Path | None:
-        if value is not None and not value.is_dir():
-            raise ValueError(f"{value} is not a folder; point it at the folder holding the ONNX model files")
-        return value
-
     @field_validator("turn_urls", "stun_urls")
     @classmethod
     def _ice_urls(cls, value: list[str]) -> list[str]:
@@ -171,6 +164,12 @@ class Settings(BaseModel):
     @property
     def effective_master_key_file(self) -> Path:
         return self.master_key_file or self.data_dir / "master.key"
+
+    def check_paths(self) -> None:
+        """At start, on the machine that serves: folders that must exist do (:class:`ConfigError` if not)."""
+        if self.models_dir is not None and not self.models_dir.is_dir():
+            raise ConfigError(f"models_dir: {self.models_dir} is not a folder; point it (COUNTER_MODELS_DIR) at"
+                              " the folder holding the ONNX model files")
 
     @property
     def signaling_options(self) -> SignalingOptions:

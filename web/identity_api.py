@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 from aiohttp import web
 
-from counter.appkeys import NOT_READY, SETTINGS
+from counter.appkeys import EVIDENCE, NOT_READY, SETTINGS
 from counter.audit import AUDIT, AuditEvent
 from counter.levels import (
     Level,
@@ -43,7 +43,7 @@ from counter.levels import (
 from counter.proofs import ProofKind, SessionProofs
 from counter.sessions import CounterSession, SessionError
 from identity import Challenge, Checked, EvidenceStore, FaceMatch, IdCardResult, IdentityService, LivenessResult
-from identity.evidence import EvidenceNotFound, load_or_create_master_key
+from identity.evidence import EvidenceNotFound
 from identity.images import ImageError, as_bgr
 from identity.liveness import UnusableReference
 from signaling.witness import WitnessError
@@ -596,9 +596,7 @@ def load_service(settings: Any) -> IdentityService:
 async def setup(app: web.Application) -> None:
     """Load the models (in an executor) before serving; if they cannot be, /readyz says why."""
     settings = app[SETTINGS]
-    evidence = EvidenceStore(settings.effective_evidence_dir,
-                             load_or_create_master_key(settings.effective_master_key_file))
-    ident = IdentityState(evidence)
+    ident = IdentityState(app[EVIDENCE])
     app[IDENTITY] = ident
     try:
         ident.service = await asyncio.to_thread(load_service, settings)

@@ -24,6 +24,7 @@ from aiohttp import web
 
 from counter.appkeys import DB, SETTINGS
 from counter.audit import AUDIT, AuditEvent
+from counter.background import repeat
 from counter.storage import Database
 from counter.timeutil import iso, utcnow
 from counter.users import Role
@@ -42,7 +43,6 @@ log = logging.getLogger("web.recordings")
 WITNESS = web.AppKey("witness", Witness)
 RECORDINGS = web.AppKey("recordings", RecordingStore)
 _TICKETS = web.AppKey("recording_tickets", dict[str, "Ticket"])
-_PURGE = web.AppKey("recording_purge_task", asyncio.Task[None])
 _ENDING = web.AppKey("recording_endings", set[asyncio.Task[Any]])
 _INBOX = web.AppKey("witness_inbox", Inbox)
 TICKET_TTL_S = 3600.0
@@ -207,17 +207,6 @@ async def purge_recordings(app: web.Application, older_than: dt.datetime | None 
             details={"recording": row["id"], "retention_days": settings.recording_retention_days},
         ))
     return [r["id"] for r in rows]
-
-
-async def _purge_loop(app: web.Application) -> None:
-    while True:
-        try:
-            await purge_recordings(app)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("recording purge failed; retrying in an hour")
-        await asyncio.sleep(PURGE_EVERY_S)
 
 
 # --- auditor API ---------------------------------------------------------------------------------------
@@ -432,12 +421,8 @@ def setup(app: web.Application) -> None:
                 inbox = app[_INBOX] = Inbox(service, witness, owners)
                 await inbox.open()
             service.hooks.append(on_call)
-        app[_PURGE] = asyncio.create_task(_purge_loop(app), name="recording-purge")
 
     async def stop(app: web.Application) -> None:
-        app[_PURGE].cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await app[_PURGE]
         endings: set[asyncio.Task[Any]] = app[_ENDING]
         for task in list(endings):
             with contextlib.suppress(Exception):
@@ -448,6 +433,7 @@ def setup(app: web.Application) -> None:
 
     app.on_startup.append(start)
     app.on_shutdown.append(stop)
+    repeat(app, "recording-purge", PURGE_EVERY_S, lambda: purge_recordings(app))
     app.router.add_get("/api/recordings", list_recordings)
     app.router.add_get("/api/recordings/{rid}", get_recording)
     app.router.add_post("/api/recordings/{rid}/play", play)

@@ -92,5 +92,6 @@ def test_tuning_groups_and_models_folder_are_settings(tmp_path: Path) -> None:
         load_settings(tmp_path / "none.toml", environ={"COUNTER_SIGNALING_OFFER_TIMEOUT_S": "soon"})
     with pytest.raises(ConfigError, match="COUNTER_SIGNALING_OFER_TIMEOUT_S: unknown"):
         load_settings(tmp_path / "none.toml", environ={"COUNTER_SIGNALING_OFER_TIMEOUT_S": "1"})
-    with pytest.raises(ConfigError, match="COUNTER_MODELS_DIR: .* is not a folder"):
-        load_settings(tmp_path / "none.toml", environ={"COUNTER_MODELS_DIR": str(tmp_path / "absent")})
+    absent = load_settings(tmp_path / "none.toml", environ={"COUNTER_MODELS_DIR": str(tmp_path / "absent")})
+    with pytest.raises(ConfigError, match=r"models_dir: .* is not a folder"):
+        absent.check_paths()  # at start (counter.app.build_app), on the machine that serves

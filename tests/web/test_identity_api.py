@@ -160,7 +160,8 @@ async def test_models_missing_make_readyz_say_why(settings: Any, tmp_path: Path,
     monkeypatch.setenv("COUNTER_MODELS_DIR", str(tmp_path / "nothing"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setattr("identity.models.download", _no_network)
-    app = await build_app(settings)
+    (tmp_path / "empty").mkdir()
+    app = await build_app(settings.model_copy(update={"models_dir": tmp_path / "empty"}))
     client: TestClient[Any, Any] = TestClient(TestServer(app))
     await client.start_server()
     try:
