@@ -17,6 +17,7 @@ from counter.logging import install as mask_personal_data_in_logs
 from counter.sealed import Sealer, seal_plain_photos
 from counter.storage import migrate, open_database
 from identity.evidence import EvidenceStore, load_or_create_master_key
+from web.error_map import domain_error_middleware
 from web.errors import error_middleware
 from web.security import security_headers
 
@@ -54,7 +55,8 @@ async def build_app(settings: Settings) -> web.Application:
     mask_personal_data_in_logs()
     settings.check_paths()
     app = web.Application(
-        middlewares=[security_headers, error_middleware], client_max_size=settings.max_body_bytes
+        middlewares=[security_headers, error_middleware, domain_error_middleware],
+        client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings
     app[NOT_READY] = {}

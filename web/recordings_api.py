@@ -382,8 +382,6 @@ async def segment(request: web.Request) -> web.StreamResponse:
             details={"recording": rid, "index": index}, reason=str(exc),
         ))
         raise ApiError(409, "tampered", str(exc)) from exc
-    except RecordingError as exc:
-        raise ApiError(410, "unreadable", str(exc)) from exc
     size = len(data)
     span = _byte_range(request.headers.get("Range"), size)
     headers = {"Accept-Ranges": "bytes", "Content-Type": "video/webm", "Cache-Control": "no-store"}
