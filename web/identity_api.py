@@ -140,7 +140,12 @@ async def _kept(ident: IdentityState, checked: Checked, image: Any, kind: str, s
     return Checked(checked.result, (*checked.evidence, *shas))
 
 
-def _thumbnail(image: Any) -> str:
+async def _thumbnail(image: Any) -> str:
+    """A small JPEG data URL of ``image``, made in an executor (OpenCV work stays off the loop)."""
+    return await asyncio.to_thread(_thumbnail_sync, image)
+
+
+def _thumbnail_sync(image: Any) -> str:
     bgr = as_bgr(image)
     scale = THUMB_WIDTH / bgr.shape[1]
     small = cv2.resize(bgr, (THUMB_WIDTH, max(1, int(bgr.shape[0] * scale))), interpolation=cv2.INTER_AREA)
@@ -233,7 +238,7 @@ async def face_check(request: web.Request) -> web.Response:
                         "decision": match.decision, "notes": [n.code for n in match.notes]}, checked.evidence)
     session, refused = await _maybe_a2(request, session, actor) if ok else (session, None)
     return web.json_response({"result": match.to_json(), "evidence": list(checked.evidence), "audit_seq": seq,
-                              "thumbnail": _thumbnail(image), "session": _session_json(session),
+                              "thumbnail": await _thumbnail(image), "session": _session_json(session),
                               "level_refused": refused})
 
 
@@ -288,7 +293,7 @@ async def liveness_evaluate(request: web.Request) -> web.Response:
                         "identity": result.identity_json()}, checked.evidence)
     session, refused = await _maybe_a2(request, session, actor) if result.passed else (session, None)
     shown = frames[result.anchor_frame if result.anchor_frame is not None else 0][1] if frames else None
-    thumb = _thumbnail(shown) if shown is not None else ""
+    thumb = await _thumbnail(shown) if shown is not None else ""
     return web.json_response({"result": result.to_json(), "evidence": list(checked.evidence), "audit_seq": seq,
                               "thumbnail": thumb, "session": _session_json(session), "level_refused": refused})
 
@@ -353,7 +358,7 @@ async def id_capture(request: web.Request) -> web.Response:
     if number:
         card_json["fields"] = {**card.fields, "number": _masked_number(number)}
     return web.json_response({"result": card_json, "accepted": ok, "reasons": reasons, "portrait_match": portrait,
-                              "evidence": list(evidence), "audit_seq": seq, "thumbnail": _thumbnail(image),
+                              "evidence": list(evidence), "audit_seq": seq, "thumbnail": await _thumbnail(image),
                               "session": _session_json(session)})
 
 
@@ -414,7 +419,7 @@ async def attest(request: web.Request) -> web.Response:
                        {"statement": "id_card_matches_person", "face": "declined", "id_stills": len(stills),
                         "live_frame": frame is not None, "evidence_viewer_opened": len(viewed)}, evidence)
     return web.json_response({"evidence": list(evidence), "audit_seq": seq,
-                              "thumbnail": _thumbnail(frame) if frame is not None else "",
+                              "thumbnail": await _thumbnail(frame) if frame is not None else "",
                               "session": _session_json(session)})
 
 
