@@ -194,11 +194,9 @@ KEY_CHECK_EVERY_S = 30.0
 
 
 async def _audit_purge(app: web.Application, removed: list[str], retention_days: int) -> None:
-    try:
-        from counter.audit import AUDIT, AuditEvent
-    except ImportError:
-        return
-    if AUDIT in app and removed:
+    from counter.audit import AUDIT, AuditEvent
+
+    if removed:
         await app[AUDIT].append(AuditEvent(
             "evidence.purged", "system", "system",
             details={"count": len(removed), "retention_days": retention_days},

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from counter.appkeys import DB, SETTINGS
+from counter.audit import AUDIT, AuditEvent
 from counter.background import repeat
 from counter.timeutil import unix_iso
 from counter.users import Role
@@ -92,12 +93,6 @@ async def supervisor_queue(request: web.Request) -> web.Response:
 
 
 def _audit_hook(app: web.Application) -> None:
-    try:
-        from counter.audit import AUDIT, AuditEvent
-    except ImportError:
-        return
-    if AUDIT not in app:
-        return
     audit = app[AUDIT]
 
     async def hook(event: CallEvent) -> None:
