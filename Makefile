@@ -3,6 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 MODELS ?= $(abspath $(or $(COUNTER_MODELS_DIR),../shared/models))
+FACES ?= $(abspath $(or $(COUNTER_DEMO_FACES_DIR),../shared/faces))
 
 .PHONY: run test venv test-deps lint typecheck pytest clean
 
@@ -15,7 +16,7 @@ venv: $(BIN)/python
 	$(BIN)/pip install -q --no-deps rapidocr-onnxruntime==1.4.4
 
 run: venv
-	COUNTER_MODELS_DIR=$(MODELS) $(BIN)/counter serve
+	COUNTER_MODELS_DIR=$(MODELS) $(if $(wildcard $(FACES)),COUNTER_DEMO_FACES_DIR=$(FACES)) $(BIN)/counter serve
 
 test-deps: venv
 	$(BIN)/pip install -q -e '.[ocr,test]'

@@ -10,12 +10,14 @@ from pathlib import Path
 
 from aiohttp import web
 
-from counter.appkeys import DB, NOT_READY, SETTINGS
+from counter.appkeys import DB, EVIDENCE, NOT_READY, SETTINGS
 from counter.config import Settings
 from counter.demo import load_demo
 from counter.logging import install as mask_personal_data_in_logs
 from counter.sealed import Sealer, seal_plain_photos
 from counter.storage import migrate, open_database
+from identity.evidence import EvidenceStore, load_or_create_master_key
+from web.error_map import domain_error_middleware
 from web.errors import error_middleware
 from web.security import security_headers
 
@@ -57,8 +59,10 @@ def private_dir(path: Path) -> None:
 async def build_app(settings: Settings) -> web.Application:
     """Open the database, apply migrations, load demo data on first start, and set up every component."""
     mask_personal_data_in_logs()
+    settings.check_paths()
     app = web.Application(
-        middlewares=[security_headers, error_middleware], client_max_size=settings.max_body_bytes
+        middlewares=[security_headers, error_middleware, domain_error_middleware],
+        client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings
     app[NOT_READY] = {}
@@ -74,6 +78,8 @@ async def build_app(settings: Settings) -> web.Application:
         sealed = await seal_plain_photos(db, Sealer(settings.effective_master_key_file))
         if sealed:
             log.info("sealed %d holder photos stored in clear before", sealed)
+        app[EVIDENCE] = EvidenceStore(settings.effective_evidence_dir,
+                                      load_or_create_master_key(settings.effective_master_key_file))
         for ref in COMPONENTS:
             module, func = ref.split(":")
             result = getattr(importlib.import_module(module), func)(app)

@@ -6,8 +6,11 @@ from aiohttp import web
 
 from counter.config import Settings
 from counter.storage import Database
+from identity.evidence import EvidenceStore
 
 SETTINGS = web.AppKey("settings", Settings)
 DB = web.AppKey("db", Database)
 #: Set by components that are not ready yet (models loading...): name -> reason.  Read by /readyz.
 NOT_READY = web.AppKey("not_ready", dict[str, str])
+#: The encrypted face/ID evidence store, built by the composition root (``counter.app``).
+EVIDENCE = web.AppKey("evidence", EvidenceStore)

@@ -17,6 +17,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from signaling.options import SignalingOptions
+
 ENV_PREFIX = "COUNTER_"
 
 
@@ -117,6 +119,20 @@ class Settings(BaseModel):
     demo_data: bool = Field(True, description="load demo staff and accounts on first start")
     demo_faces_dir: Path | None = Field(None, description="real-name photos for the demo accounts")
     max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="largest HTTP body accepted")
+    audit_security_events: bool = Field(
+        False, description="also append staff logins, logouts and refused authorization to the audit log"
+    )
+    witness_segment_s: float = Field(10.0, ge=0.5, le=600, description="length of one recording segment")
+    signaling: dict[str, Any] = Field(
+        default_factory=dict,
+        description="signaling timings and limits by name, e.g. offer_timeout_s (see signaling/options.py);"
+        " in the environment COUNTER_SIGNALING_<NAME>",
+    )
+    ratelimit: dict[str, str] = Field(
+        default_factory=dict,
+        description="per-route rate limits: rule = 'ip_rate/ip_burst[,session_rate/session_burst]' or 'off'"
+        " (see web/ratelimit.py); in the environment COUNTER_RATELIMIT_<RULE>",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("database_url")
@@ -144,6 +160,12 @@ class Settings(BaseModel):
                 raise ValueError(f"{net!r} is not an address or network (10.0.0.5, 10.0.0.0/24)") from None
         return value
 
+    @field_validator("signaling")
+    @classmethod
+    def _signaling_options(cls, value: dict[str, Any]) -> dict[str, Any]:
+        SignalingOptions.from_values(value)  # a bad name or value fails at start, naming it
+        return value
+
     @field_validator("turn_urls", "stun_urls")
     @classmethod
     def _ice_urls(cls, value: list[str]) -> list[str]:
@@ -168,6 +190,17 @@ class Settings(BaseModel):
     def effective_master_key_file(self) -> Path:
         return self.master_key_file or self.data_dir / "master.key"
 
+    def check_paths(self) -> None:
+        """At start, on the machine that serves: folders that must exist do (:class:`ConfigError` if not)."""
+        if self.models_dir is not None and not self.models_dir.is_dir():
+            raise ConfigError(f"models_dir: {self.models_dir} is not a folder; point it (COUNTER_MODELS_DIR) at"
+                              " the folder holding the ONNX model files")
+
+    @property
+    def signaling_options(self) -> SignalingOptions:
+        """The signaling service's timings and limits (``wrap_up_s`` from :attr:`wrap_up_s`)."""
+        return SignalingOptions.from_values({**self.signaling, "wrap_up_s": float(self.wrap_up_s)})
+
     @property
     def effective_recordings_dir(self) -> Path:
         return self.recordings_dir or self.data_dir / "recordings"
@@ -182,11 +215,8 @@ class Settings(BaseModel):
 
     @property
     def effective_demo_faces_dir(self) -> Path | None:
-        """Demo real-name photos: the configured folder, else ``../shared/faces`` when present."""
-        if self.demo_faces_dir is not None:
-            return self.demo_faces_dir
-        guess = Path("../shared/faces")
-        return guess if guess.is_dir() else None
+        """Demo real-name photos: the configured folder (none: the demo accounts have no photo)."""
+        return self.demo_faces_dir
 
 
 def _env_key(field: str) -> str:
@@ -196,10 +226,16 @@ def _env_key(field: str) -> str:
 def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for name, field in Settings.model_fields.items():
+        annotation = str(field.annotation)
+        if annotation.startswith("dict"):  # a group: COUNTER_<NAME>_<KEY>=value
+            prefix = _env_key(name) + "_"
+            group = {k.removeprefix(prefix).lower(): v for k, v in environ.items() if k.startswith(prefix)}
+            if group:
+                values[name] = group
+            continue
         raw = environ.get(_env_key(name))
         if raw is None:
             continue
-        annotation = str(field.annotation)
         if "list" in annotation:
             values[name] = [item.strip() for item in raw.split(",") if item.strip()]
         else:

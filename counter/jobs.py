@@ -19,8 +19,9 @@ from typing import Any
 
 from counter.accounts import PLANS, LineStatus, StorageAccountSystem
 from counter.audit import AuditEvent
+from counter.sms import queue_sms
 from counter.storage import Executor
-from counter.timeutil import iso, parse_iso, utcnow
+from counter.timeutil import parse_iso, utcnow
 from counter.transactions.engine import AuditSink
 
 log = logging.getLogger("counter.jobs")
@@ -42,9 +43,7 @@ async def _notify(ex: Executor, audit: AuditSink, msisdn: str, action: str, deta
     await audit.append_in(
         ex, AuditEvent(action, "system", "system", account=msisdn, details=details, reason="scheduled")
     )
-    await ex.execute(
-        "INSERT INTO sms_outbox (msisdn, body, created_at) VALUES ($1, $2, $3)", msisdn, f"【远程柜台】{sms}", iso(now)
-    )
+    await queue_sms(ex, msisdn, f"【远程柜台】{sms}", now)
 
 
 async def expire_emergencies(accounts: StorageAccountSystem, audit: AuditSink, now: datetime) -> list[str]:

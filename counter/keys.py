@@ -34,7 +34,8 @@ from pathlib import Path
 from aiohttp import web
 from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
 
-from identity.evidence import KEY_BYTES, EvidenceError, EvidenceStore, load_or_create_master_key
+from counter.background import repeat
+from identity.evidence import KEY_BYTES, EvidenceError, EvidenceStore, load_or_create_master_key, write_atomic
 from identity.evidence import key_id as evidence_key_id
 
 log = logging.getLogger("counter.keys")
@@ -99,16 +100,6 @@ def _write_key(path: Path, key: bytes) -> None:
     os.replace(tmp, path)
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
 @dataclass(frozen=True)
 class RotationReport:
     """What a rotation did."""
@@ -137,7 +128,7 @@ def rewrap_recordings(root: Path, ring: KeyRing, new_key: bytes) -> int:
             raise EvidenceError(f"{head_path}: the key file for {header.get('key_id')} does not unwrap it") from None
         header["wrapped_key"] = base64.b64encode(aes_key_wrap(new_key, record_key)).decode()
         header["key_id"] = new_id
-        _write_atomic(head_path, json.dumps(header).encode())
+        write_atomic(head_path, json.dumps(header).encode())
         count += 1
     return count
 
@@ -203,11 +194,9 @@ KEY_CHECK_EVERY_S = 30.0
 
 
 async def _audit_purge(app: web.Application, removed: list[str], retention_days: int) -> None:
-    try:
-        from counter.audit import AUDIT, AuditEvent
-    except ImportError:
-        return
-    if AUDIT in app and removed:
+    from counter.audit import AUDIT, AuditEvent
+
+    if removed:
         await app[AUDIT].append(AuditEvent(
             "evidence.purged", "system", "system",
             details={"count": len(removed), "retention_days": retention_days},
@@ -229,50 +218,27 @@ async def maintain(app: web.Application, store: EvidenceStore, ring: KeyRing, no
 
 
 def setup(app: web.Application) -> None:
-    """Component (after ``web.identity_api``): the evidence store reads through the key ring; a periodic
+    """Component: the evidence store (``EVIDENCE``) reads through the key ring; a periodic
     task follows rotations and purges evidence past ``evidence_retention_days``."""
-    from counter.appkeys import SETTINGS
+    from counter.appkeys import EVIDENCE, SETTINGS
 
-    try:
-        from web.identity_api import IDENTITY
-    except ImportError:
-        return
-    if IDENTITY not in app:
-        return
-    store = app[IDENTITY].evidence
+    store = app[EVIDENCE]
     ring = KeyRing(app[SETTINGS].effective_master_key_file)
     store.key_lookup = ring.lookup
-    tasks: list[asyncio.Task[None]] = []
+    last_purge = -EVIDENCE_PURGE_EVERY_S
 
-    async def loop() -> None:
-        last_purge = 0.0
-        while True:
-            await asyncio.sleep(KEY_CHECK_EVERY_S)
-            try:
-                loop_time = asyncio.get_running_loop().time()
-                if loop_time - last_purge >= EVIDENCE_PURGE_EVERY_S:
-                    last_purge = loop_time
-                    await maintain(app, store, ring)
-                else:
-                    current = await asyncio.to_thread(ring.current)
-                    if evidence_key_id(current) != store.key_id:
-                        store.use_master_key(current)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("evidence maintenance failed; retrying")
+    async def pass_() -> None:
+        nonlocal last_purge
+        loop_time = asyncio.get_running_loop().time()
+        if loop_time - last_purge >= EVIDENCE_PURGE_EVERY_S:
+            last_purge = loop_time
+            await maintain(app, store, ring)
+        else:
+            current = await asyncio.to_thread(ring.current)
+            if evidence_key_id(current) != store.key_id:
+                store.use_master_key(current)
 
-    async def start(app: web.Application) -> None:
-        tasks.append(asyncio.create_task(loop(), name="evidence-maintenance"))
-
-    async def stop(app: web.Application) -> None:
-        for task in tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    app.on_startup.append(start)
-    app.on_shutdown.append(stop)
+    repeat(app, "evidence-maintenance", KEY_CHECK_EVERY_S, pass_, first_after_s=KEY_CHECK_EVERY_S)
 
 
 # --- CLI --------------------------------------------------------------------------------------------------

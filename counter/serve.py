@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from counter.audit import AuditError, KeyFileError
-from counter.config import Settings
+from counter.config import ConfigError, Settings
 from counter.demo import DEMO_STAFF
 from counter.storage import DatabaseError
 
@@ -99,6 +99,9 @@ def _serve(args: argparse.Namespace) -> int:
     except AiortcIncompatible as exc:
         print(f"counter: {exc}", file=sys.stderr)
         return 2
+    except ConfigError as exc:
+        print(f"counter: {exc}", file=sys.stderr)
+        return 1
     except DatabaseError as exc:
         print(f"counter: database error: {exc}", file=sys.stderr)
         return 1

@@ -15,17 +15,16 @@ gateway (anything with ``async send(msisdn, body)``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 from collections import defaultdict, deque
-from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Protocol
 
 from aiohttp import web
 
-from counter.storage import Database
+from counter.background import repeat
+from counter.storage import Database, Executor
 from counter.timeutil import iso, utcnow
 
 log = logging.getLogger("counter.sms")
@@ -41,6 +40,16 @@ SECRET_DIGITS = re.compile(r"\d{5,}")
 def masked(body: str) -> str:
     """The text as kept once sent: every run of five or more digits replaced by as many ``*``."""
     return SECRET_DIGITS.sub(lambda m: "*" * len(m.group()), body)
+
+
+async def queue_sms(ex: Executor, msisdn: str, body: str, now: datetime, tx_id: int | None = None) -> None:
+    """Put a text in the outbox in the caller's database transaction; the sender job sends it once committed.
+
+    ``tx_id`` links a receipt to the transaction it reports."""
+    await ex.execute(
+        "INSERT INTO sms_outbox (msisdn, body, tx_id, created_at) VALUES ($1, $2, $3, $4)",
+        msisdn, body, tx_id, iso(now),
+    )
 
 
 class SmsGateway(Protocol):
@@ -118,21 +127,4 @@ def setup(app: web.Application) -> None:
     sender = SmsSender(app[DB], BuiltinGateway())
     app[SMS] = sender
 
-    async def loop() -> None:
-        while True:
-            try:
-                await sender.flush()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("SMS sender failed; retrying")
-            await asyncio.sleep(SEND_EVERY_S)
-
-    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        task = asyncio.create_task(loop(), name="sms-sender")
-        yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-    app.cleanup_ctx.append(lifecycle)
+    repeat(app, "sms-sender", SEND_EVERY_S, sender.flush)

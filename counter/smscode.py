@@ -18,6 +18,7 @@ from counter.audit import AuditEvent
 from counter.levels import Method, step_refusal
 from counter.proofs import ProofKind
 from counter.sessions import CounterSession, CounterSessions, Level, SessionError
+from counter.sms import queue_sms
 from counter.storage import Database
 from counter.timeutil import iso, parse_iso, utcnow
 from counter.transactions.engine import AuditSink
@@ -107,9 +108,7 @@ class SmsCodes:
                 expires,
             )
             body = TEXT_ZH.format(code=code, minutes=int(CODE_TTL.total_seconds() // 60))
-            await tx.execute(
-                "INSERT INTO sms_outbox (msisdn, body, created_at) VALUES ($1, $2, $3)", account.msisdn, body, iso(now)
-            )
+            await queue_sms(tx, account.msisdn, body, now)
             await self.audit.append_in(
                 tx, self._event("identity.sms_code.sent", session, actor, expires_at=expires, n=sent + 1)
             )

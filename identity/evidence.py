@@ -141,8 +141,8 @@ class EvidenceStore:
             "wrapped_key": _b64(aes_key_wrap(self._key, record_key)),
             "meta": _b64(meta_nonce + meta_ct),
         }
-        _write_atomic(bin_path, nonce + ciphertext)
-        _write_atomic(head_path, json.dumps(header).encode())
+        write_atomic(bin_path, nonce + ciphertext)
+        write_atomic(head_path, json.dumps(header).encode())
         return sha
 
     def _header(self, sha: str) -> dict[str, Any]:
@@ -230,7 +230,7 @@ class EvidenceStore:
             record_key = self._record_key(head_path.stem, header)
             header["wrapped_key"] = _b64(aes_key_wrap(new_key, record_key))
             header["key_id"] = new_id
-            _write_atomic(head_path, json.dumps(header).encode())
+            write_atomic(head_path, json.dumps(header).encode())
             count += 1
         self._key = new_key
         return count
@@ -256,7 +256,10 @@ class EvidenceStore:
         return await asyncio.to_thread(self.rotate_sync, new_key)
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` (mode 0600) so a reader sees the old or the new file, never half of one.
+
+    Blocking (it syncs to disk): call it from an executor on the event loop."""
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as fh:

@@ -1,6 +1,7 @@
 """Tunables of the signaling service (timings, limits), with defaults fit for production.
 
-They can be set in the environment as ``COUNTER_SIGNALING_<NAME>`` (e.g.
+The composition root builds them from the typed settings (``Settings.signaling``: in ``counter.toml``
+a ``[signaling]`` table, in the environment ``COUNTER_SIGNALING_<NAME>``, e.g.
 ``COUNTER_SIGNALING_OFFER_TIMEOUT_S=5``); tests shorten the timings this way.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 ENV_PREFIX = "COUNTER_SIGNALING_"
 
@@ -22,6 +24,7 @@ class SignalingOptions:
     tick_s: float = 0.5
     reconnect_grace_s: float = 60.0
     join_token_ttl_s: float = 900.0
+    token_purge_every_s: float = 600.0  # expired join tokens are deleted this often
     presence_ttl_s: float = 15.0
     answer_target_s: float = 15.0
     default_handle_s: float = 300.0
@@ -32,16 +35,16 @@ class SignalingOptions:
     redis_prefix: str = "rc"
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str]) -> SignalingOptions:
-        """Defaults overridden by ``COUNTER_SIGNALING_*`` variables; a bad value names the variable."""
+    def from_values(cls, given: Mapping[str, Any]) -> SignalingOptions:
+        """Defaults overridden by ``given`` (names as the fields); a bad name or value names the setting."""
+        known = {f.name for f in dataclasses.fields(cls)}
         values: dict[str, object] = {}
-        for f in dataclasses.fields(cls):
-            raw = environ.get(ENV_PREFIX + f.name.upper())
-            if raw is None:
-                continue
-            kind = type(getattr(cls(), f.name))
+        for name, raw in given.items():
+            if name not in known:
+                raise ValueError(f"{ENV_PREFIX}{name.upper()}: unknown; known: {', '.join(sorted(known))}")
+            kind = type(getattr(cls(), name))
             try:
-                values[f.name] = kind(raw)
-            except ValueError:
-                raise ValueError(f"{ENV_PREFIX}{f.name.upper()}={raw!r}: expected a {kind.__name__}") from None
+                values[name] = kind(raw)
+            except (TypeError, ValueError):
+                raise ValueError(f"{ENV_PREFIX}{name.upper()}={raw!r}: expected a {kind.__name__}") from None
         return cls(**values)  # type: ignore[arg-type]

@@ -14,6 +14,7 @@ import logging
 from aiohttp import web
 
 from counter.appkeys import NOT_READY
+from counter.background import run_in_background
 from counter.storage import DatabaseError, IntegrityError
 from identity.evidence import WrongMasterKey
 from web.errors import Handler, json_error
@@ -66,9 +67,8 @@ async def availability_middleware(request: web.Request, handler: Handler) -> web
 def setup(app: web.Application) -> None:
     """Install the middleware, and mirror the signaling service's outage state into ``/readyz``."""
     app.middlewares.append(availability_middleware)
-    tasks: list[asyncio.Task[None]] = []
 
-    async def watch(app: web.Application) -> None:
+    async def watch() -> None:
         from signaling.aio import SIGNALING
 
         if SIGNALING not in app:
@@ -81,14 +81,4 @@ def setup(app: web.Application) -> None:
                 app[NOT_READY].pop("signaling", None)
             await asyncio.sleep(0.2)
 
-    async def start(app: web.Application) -> None:
-        tasks.append(asyncio.create_task(watch(app), name="availability-watch"))
-
-    async def stop(app: web.Application) -> None:
-        for task in tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    app.on_startup.append(start)
-    app.on_shutdown.append(stop)
+    run_in_background(app, "availability-watch", watch)

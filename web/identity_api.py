@@ -20,17 +20,15 @@ import base64
 import contextlib
 import json
 import logging
-import os
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 from aiohttp import web
 
-from counter.appkeys import NOT_READY, SETTINGS
+from counter.appkeys import EVIDENCE, NOT_READY, SETTINGS
 from counter.audit import AUDIT, AuditEvent
 from counter.levels import (
     Level,
@@ -45,7 +43,7 @@ from counter.levels import (
 from counter.proofs import ProofKind, SessionProofs
 from counter.sessions import CounterSession, SessionError
 from identity import Challenge, Checked, EvidenceStore, FaceMatch, IdCardResult, IdentityService, LivenessResult
-from identity.evidence import EvidenceNotFound, load_or_create_master_key
+from identity.evidence import EvidenceNotFound
 from identity.images import ImageError, as_bgr
 from identity.liveness import UnusableReference
 from signaling.aio import SIGNALING
@@ -153,7 +151,12 @@ async def _kept(ident: IdentityState, checked: Checked, image: Any, kind: str, s
     return Checked(checked.result, (*checked.evidence, *shas))
 
 
-def _thumbnail(image: Any) -> str:
+async def _thumbnail(image: Any) -> str:
+    """A small JPEG data URL of ``image``, made in an executor (OpenCV work stays off the loop)."""
+    return await asyncio.to_thread(_thumbnail_sync, image)
+
+
+def _thumbnail_sync(image: Any) -> str:
     bgr = as_bgr(image)
     scale = THUMB_WIDTH / bgr.shape[1]
     small = cv2.resize(bgr, (THUMB_WIDTH, max(1, int(bgr.shape[0] * scale))), interpolation=cv2.INTER_AREA)
@@ -248,7 +251,7 @@ async def face_check(request: web.Request) -> web.Response:
                         "decision": match.decision, "notes": [n.code for n in match.notes]}, checked.evidence)
     session, refused = await _maybe_a2(request, session, actor) if ok else (session, None)
     return web.json_response({"result": match.to_json(), "evidence": list(checked.evidence), "audit_seq": seq,
-                              "thumbnail": _thumbnail(image), "session": _session_json(session),
+                              "thumbnail": await _thumbnail(image), "session": _session_json(session),
                               "level_refused": refused})
 
 
@@ -307,7 +310,7 @@ async def liveness_evaluate(request: web.Request) -> web.Response:
         await signaling.notify_customer(session.id, NoticeCode.LIVENESS_FAILED, "The movements check did not "
                                         "pass; the agent will try again or check another way.")
     shown = frames[result.anchor_frame if result.anchor_frame is not None else 0][1] if frames else None
-    thumb = _thumbnail(shown) if shown is not None else ""
+    thumb = await _thumbnail(shown) if shown is not None else ""
     return web.json_response({"result": result.to_json(), "evidence": list(checked.evidence), "audit_seq": seq,
                               "thumbnail": thumb, "session": _session_json(session), "level_refused": refused})
 
@@ -372,7 +375,7 @@ async def id_capture(request: web.Request) -> web.Response:
     if number:
         card_json["fields"] = {**card.fields, "number": _masked_number(number)}
     return web.json_response({"result": card_json, "accepted": ok, "reasons": reasons, "portrait_match": portrait,
-                              "evidence": list(evidence), "audit_seq": seq, "thumbnail": _thumbnail(image),
+                              "evidence": list(evidence), "audit_seq": seq, "thumbnail": await _thumbnail(image),
                               "session": _session_json(session)})
 
 
@@ -433,7 +436,7 @@ async def attest(request: web.Request) -> web.Response:
                        {"statement": "id_card_matches_person", "face": "declined", "id_stills": len(stills),
                         "live_frame": frame is not None, "evidence_viewer_opened": len(viewed)}, evidence)
     return web.json_response({"evidence": list(evidence), "audit_seq": seq,
-                              "thumbnail": _thumbnail(frame) if frame is not None else "",
+                              "thumbnail": await _thumbnail(frame) if frame is not None else "",
                               "session": _session_json(session)})
 
 
@@ -597,25 +600,16 @@ _LOADED: dict[tuple[str, tuple[str, ...], int], IdentityService] = {}
 _LOAD_LOCK = threading.Lock()
 
 
-def models_dir(settings: Any) -> Path | None:
-    """The configured model folder; in a development checkout, ``../shared/models`` when present."""
-    if settings.models_dir is not None or os.environ.get("COUNTER_MODELS_DIR"):
-        return settings.models_dir  # type: ignore[no-any-return]
-    for guess in (Path("../shared/models"), Path(__file__).resolve().parents[2] / "shared" / "models"):
-        if guess.is_dir():
-            return guess
-    return None
-
-
 def load_service(settings: Any) -> IdentityService:
-    """The process's identity service: every model session created once (blocking: run it in an executor)."""
-    where = models_dir(settings)
-    key = (f"{where}|{os.environ.get('COUNTER_MODELS_DIR', '')}", tuple(settings.onnx_providers),
-           settings.onnx_threads)
+    """The process's identity service: every model session created once (blocking: run it in an executor).
+
+    The models come from ``settings.models_dir`` (checked to be a folder when the settings are loaded);
+    unset, the identity package looks in its own places (its cache, packages carrying models)."""
+    key = (str(settings.models_dir), tuple(settings.onnx_providers), settings.onnx_threads)
     with _LOAD_LOCK:
         service = _LOADED.get(key)
         if service is None:
-            service = IdentityService(where, settings.onnx_providers, settings.onnx_threads)
+            service = IdentityService(settings.models_dir, settings.onnx_providers, settings.onnx_threads)
             service.cards.ocr_engine()
             _LOADED[key] = service
         return service
@@ -624,9 +618,7 @@ def load_service(settings: Any) -> IdentityService:
 async def setup(app: web.Application) -> None:
     """Load the models (in an executor) before serving; if they cannot be, /readyz says why."""
     settings = app[SETTINGS]
-    evidence = EvidenceStore(settings.effective_evidence_dir,
-                             load_or_create_master_key(settings.effective_master_key_file))
-    ident = IdentityState(evidence)
+    ident = IdentityState(app[EVIDENCE])
     app[IDENTITY] = ident
     try:
         ident.service = await asyncio.to_thread(load_service, settings)

@@ -7,8 +7,8 @@ Limits are per process: with several nodes behind a balancer each node applies t
 
 Per-address limits are loose on purpose: mobile customers share carrier-grade NAT addresses, so the
 per-session buckets do the fine-grained work.  Rates come from :class:`RateLimits` (defaults here;
-``COUNTER_RATELIMIT_<RULE>=ip_rate/ip_burst[,session_rate/session_burst]`` or ``off`` in the
-environment, e.g. ``COUNTER_RATELIMIT_LOGIN=0.5/20``).
+``Settings.ratelimit``: ``COUNTER_RATELIMIT_<RULE>=ip_rate/ip_burst[,session_rate/session_burst]`` or
+``off`` in the environment, e.g. ``COUNTER_RATELIMIT_LOGIN=0.5/20``).
 """
 
 from __future__ import annotations
@@ -98,11 +98,15 @@ class RateLimits:
     _buckets: dict[tuple[str, str], _Bucket] = field(default_factory=dict)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str]) -> RateLimits:
-        """Defaults, with ``COUNTER_RATELIMIT_<NAME>=rate/burst`` applied (``off`` disables a rule)."""
+    def from_settings(cls, given: Mapping[str, str]) -> RateLimits:
+        """Defaults, with ``{rule name: "rate/burst[,rate/burst]"}`` applied (``off`` disables a rule)."""
+        unknown = set(given) - {rule.name for rule in DEFAULT_RULES}
+        if unknown:
+            raise ValueError(f"COUNTER_RATELIMIT_{sorted(unknown)[0].upper()}: no such rule; the rules are "
+                             + ", ".join(rule.name for rule in DEFAULT_RULES))
         rules = []
         for rule in DEFAULT_RULES:
-            raw = environ.get(f"COUNTER_RATELIMIT_{rule.name.upper()}")
+            raw = given.get(rule.name)
             if raw is None:
                 rules.append(rule)
                 continue
@@ -226,9 +230,8 @@ async def rate_limit_middleware(request: web.Request, handler: Handler) -> web.S
 
 def setup(app: web.Application) -> None:
     """Put the limits on the app (``RATE_LIMITS``) and the middleware in front of the handlers."""
-    import os
 
-    app[RATE_LIMITS] = RateLimits.from_env(os.environ)
+    app[RATE_LIMITS] = RateLimits.from_settings(app[SETTINGS].ratelimit)
     app[RATE_LIMIT_EXEMPT] = []
     app[TRUSTED_PROXIES] = tuple(ipaddress.ip_network(n, strict=False) for n in app[SETTINGS].trusted_proxies)
     app.middlewares.append(rate_limit_middleware)

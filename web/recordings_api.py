@@ -17,7 +17,6 @@ import hashlib
 import hmac
 import json
 import logging
-import os
 import re
 import time
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from aiohttp import web
 
 from counter.appkeys import DB, SETTINGS
 from counter.audit import AUDIT, AuditEvent
+from counter.background import repeat
 from counter.storage import Database
 from counter.timeutil import iso, utcnow
 from counter.users import Role
@@ -46,10 +46,8 @@ log = logging.getLogger("web.recordings")
 WITNESS = web.AppKey("witness", Witness)
 RECORDINGS = web.AppKey("recordings", RecordingStore)
 _TICKETS: web.AppKey[Tickets] = web.AppKey("recording_tickets")
-_PURGE = web.AppKey("recording_purge_task", asyncio.Task[None])
 _ENDING = web.AppKey("recording_endings", set[asyncio.Task[Any]])
 _INBOX = web.AppKey("witness_inbox", Inbox)
-SEGMENT_ENV = "COUNTER_WITNESS_SEGMENT_S"
 TICKET_TTL_S = 3600.0
 PURGE_EVERY_S = 3600.0
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
@@ -163,9 +161,7 @@ async def _new_recording(app: web.Application, recording_id: str, call_id: str) 
 def _witness(app: web.Application, master_key: bytes) -> Witness:
     store = RecordingStore(app[SETTINGS].effective_recordings_dir, master_key)
     app[RECORDINGS] = store
-    segment_s = float(os.environ.get(SEGMENT_ENV, "10"))
-    if not 0.5 <= segment_s <= 600:
-        raise ValueError(f"{SEGMENT_ENV}={segment_s}: use 0.5 to 600 seconds")
+    segment_s = app[SETTINGS].witness_segment_s
 
     async def on_segment(info: SegmentInfo) -> None:
         await _on_segment(app, info)
@@ -245,17 +241,6 @@ async def purge_recordings(app: web.Application, older_than: dt.datetime | None 
             details={"recording": row["id"], "retention_days": settings.recording_retention_days},
         ))
     return [r["id"] for r in rows]
-
-
-async def _purge_loop(app: web.Application) -> None:
-    while True:
-        try:
-            await purge_recordings(app)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("recording purge failed; retrying in an hour")
-        await asyncio.sleep(PURGE_EVERY_S)
 
 
 # --- auditor API ---------------------------------------------------------------------------------------
@@ -426,8 +411,6 @@ async def segment(request: web.Request) -> web.StreamResponse:
             details={"recording": rid, "index": index}, reason=str(exc),
         ))
         raise ApiError(409, "tampered", str(exc)) from exc
-    except RecordingError as exc:
-        raise ApiError(410, "unreadable", str(exc)) from exc
     size = len(data)
     span = _byte_range(request.headers.get("Range"), size)
     headers = {"Accept-Ranges": "bytes", "Content-Type": "video/webm", "Cache-Control": "no-store"}
@@ -465,12 +448,8 @@ def setup(app: web.Application) -> None:
                 inbox = app[_INBOX] = Inbox(service, witness, owners)
                 await inbox.open()
             service.hooks.append(on_call)
-        app[_PURGE] = asyncio.create_task(_purge_loop(app), name="recording-purge")
 
     async def stop(app: web.Application) -> None:
-        app[_PURGE].cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await app[_PURGE]
         endings: set[asyncio.Task[Any]] = app[_ENDING]
         for task in list(endings):
             with contextlib.suppress(Exception):
@@ -481,6 +460,7 @@ def setup(app: web.Application) -> None:
 
     app.on_startup.append(start)
     app.on_shutdown.append(stop)
+    repeat(app, "recording-purge", PURGE_EVERY_S, lambda: purge_recordings(app))
     app.router.add_get("/api/recordings", list_recordings)
     app.router.add_get("/api/recordings/{rid}", get_recording)
     app.router.add_post("/api/recordings/{rid}/play", play)

@@ -1,9 +1,9 @@
 """Security events: staff logins (ok and refused), logouts, and refused authorization.
 
 A middleware watching the answers, so the handlers stay as they are.  Each event is a line on the
-``security`` logger (masked like every record); with ``COUNTER_AUDIT_SECURITY_EVENTS=true`` it is
-also appended to the tamper-evident audit log.  Rate-limited requests (429) are not recorded one by
-one: a flood must not become a flood of entries.
+``security`` logger (masked like every record); with ``audit_security_events`` set
+(``COUNTER_AUDIT_SECURITY_EVENTS=true``) it is also appended to the tamper-evident audit log.
+Rate-limited requests (429) are not recorded one by one: a flood must not become a flood of entries.
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ async def _close_sockets(app: web.Application, key: str) -> None:
 
 def setup(app: web.Application) -> None:
     """Component (after ``web.auth`` and ``web.audit_api``): install the middleware."""
-    import os
+    from counter.appkeys import SETTINGS
 
-    app[TO_AUDIT] = os.environ.get("COUNTER_AUDIT_SECURITY_EVENTS", "").lower() in ("1", "true", "yes")
+    app[TO_AUDIT] = app[SETTINGS].audit_security_events
     app.middlewares.append(security_events_middleware)

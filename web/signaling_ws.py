@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import os
 import time
 from typing import Literal
 from urllib.parse import urlsplit
@@ -12,12 +10,13 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from counter.appkeys import DB, SETTINGS
+from counter.audit import AUDIT, AuditEvent
+from counter.background import repeat
 from counter.timeutil import unix_iso
 from counter.users import Role
 from signaling.aio import SIGNALING, serve_websocket
 from signaling.bus import make_bus
 from signaling.metrics import lane_metrics
-from signaling.options import SignalingOptions
 from signaling.protocol import AgentState
 from signaling.service import CallEvent, ChatLine, IceConfig, SignalingService
 from signaling.state import Principal
@@ -106,12 +105,6 @@ async def supervisor_queue(request: web.Request) -> web.Response:
 
 
 def _audit_hook(app: web.Application) -> None:
-    try:
-        from counter.audit import AUDIT, AuditEvent
-    except ImportError:
-        return
-    if AUDIT not in app:
-        return
     audit = app[AUDIT]
 
     async def hook(event: CallEvent) -> None:
@@ -150,11 +143,12 @@ def _audit_hook(app: web.Application) -> None:
 
 def setup(app: web.Application) -> None:
     settings = app[SETTINGS]
-    options = dataclasses.replace(SignalingOptions.from_env(os.environ), wrap_up_s=float(settings.wrap_up_s))
+    options = settings.signaling_options
     bus = make_bus(settings.redis_url, settings.effective_node_id, options.redis_prefix,
                    max_connections=settings.redis_max_connections, pool_timeout_s=settings.redis_pool_timeout_s)
+    store = SignalingStore(app[DB])
     service = SignalingService(
-        SignalingStore(app[DB]),
+        store,
         bus,
         options,
         IceConfig(settings.stun_urls, settings.turn_urls, settings.turn_secret, settings.turn_ttl_s),
@@ -170,6 +164,8 @@ def setup(app: web.Application) -> None:
 
     app.on_startup.append(start)
     app.on_shutdown.append(stop)
+    repeat(app, "signaling-token-purge", options.token_purge_every_s, store.purge_tokens,
+           first_after_s=options.token_purge_every_s)
     app.router.add_post("/api/customer/join", customer_join)
     app.router.add_get("/ws", websocket)
     app.router.add_get("/api/supervisor/metrics", supervisor_metrics)

@@ -43,6 +43,7 @@ from counter.accounts import AccountNotFound, AccountSystem
 from counter.audit import AuditEvent, AuditReceipt
 from counter.levels import transaction_refusal
 from counter.sessions import CounterSession, CounterSessions, SessionError
+from counter.sms import queue_sms
 from counter.storage import Database, Executor, IntegrityError, Row
 from counter.timeutil import iso, parse_iso, utcnow
 from counter.transactions.spec import CATALOG, Refused, TxContext, TxInput, TxSpec
@@ -545,13 +546,7 @@ class TransactionEngine:
             sms = _format(spec.receipt_zh or spec.result_zh, {**data, **{k: v[0] for k, v in shown.items()}})
             if ctx.sms_extra:
                 sms = f"{sms}{ctx.sms_extra}"
-            await ex.execute(
-                "INSERT INTO sms_outbox (msisdn, body, tx_id, created_at) VALUES ($1, $2, $3, $4)",
-                change.account.msisdn,
-                f"【远程柜台】{sms}",
-                tx_id,
-                iso(now),
-            )
+            await queue_sms(ex, change.account.msisdn, f"【远程柜台】{sms}", now, tx_id)
         result = {"data": data, "text_zh": text_zh, "text_en": text_en, "_customer": customer}
         finished = iso()
         event = self._event(spec, session, row, TxStatus.DONE, None, inputs.model_dump(mode="json"), sorted(secrets))

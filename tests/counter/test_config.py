@@ -79,3 +79,19 @@ def test_shared_folders_and_keys_for_several_nodes(tmp_path: Path) -> None:
     assert (shared.effective_recordings_dir, shared.effective_evidence_dir) == (Path("/mnt/rec"), Path("/mnt/ev"))
     assert pseudonym_key_file(shared) == Path("/etc/counter/pseudonym.key")
     assert shared.internal_url == "http://10.0.0.5:8443"
+
+
+def test_tuning_groups_and_models_folder_are_settings(tmp_path: Path) -> None:
+    s = load_settings(tmp_path / "none.toml", environ={
+        "COUNTER_SIGNALING_OFFER_TIMEOUT_S": "5", "COUNTER_RATELIMIT_LOGIN": "off",
+        "COUNTER_AUDIT_SECURITY_EVENTS": "true", "COUNTER_WITNESS_SEGMENT_S": "2", "COUNTER_WRAP_UP_S": "7",
+    })
+    assert s.signaling_options.offer_timeout_s == 5.0 and s.signaling_options.wrap_up_s == 7.0
+    assert s.ratelimit == {"login": "off"} and s.audit_security_events and s.witness_segment_s == 2.0
+    with pytest.raises(ConfigError, match="COUNTER_SIGNALING_OFFER_TIMEOUT_S='soon': expected a float"):
+        load_settings(tmp_path / "none.toml", environ={"COUNTER_SIGNALING_OFFER_TIMEOUT_S": "soon"})
+    with pytest.raises(ConfigError, match="COUNTER_SIGNALING_OFER_TIMEOUT_S: unknown"):
+        load_settings(tmp_path / "none.toml", environ={"COUNTER_SIGNALING_OFER_TIMEOUT_S": "1"})
+    absent = load_settings(tmp_path / "none.toml", environ={"COUNTER_MODELS_DIR": str(tmp_path / "absent")})
+    with pytest.raises(ConfigError, match=r"models_dir: .* is not a folder"):
+        absent.check_paths()  # at start (counter.app.build_app), on the machine that serves

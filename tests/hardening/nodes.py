@@ -12,6 +12,7 @@ from typing import Any
 
 import aiohttp
 
+from tests.conftest import SHARED
 from tests.hardening.conftest import free_port
 
 
@@ -49,7 +50,10 @@ class Node:
             "COUNTER_REQUIRE_RECORDING": "false",
             **env,
         }
-        self.env.pop("COUNTER_MODELS_DIR", None)
+        # the service guesses no path itself: the shared models and demo photos are named
+        for key, folder in (("COUNTER_MODELS_DIR", SHARED / "models"), ("COUNTER_DEMO_FACES_DIR", SHARED / "faces")):
+            if key not in self.env and folder.is_dir():
+                self.env[key] = str(folder)
         self.proc: subprocess.Popen[bytes] | None = None
 
     def spawn(self) -> None:

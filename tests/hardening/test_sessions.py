@@ -102,7 +102,7 @@ async def test_security_events_can_go_to_the_audit_log(settings: Settings, monke
     from counter.app import build_app
     from counter.audit import AUDIT
 
-    monkeypatch.setenv("COUNTER_AUDIT_SECURITY_EVENTS", "true")
+    settings = settings.model_copy(update={"audit_security_events": True})
     app_client = TestClient(TestServer(await build_app(settings)))
     await app_client.start_server()
     audit = app_client.app[AUDIT]

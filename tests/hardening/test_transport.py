@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -16,7 +17,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from counter.config import Settings
+from counter.config import Settings, load_settings
 from signaling import protocol as p
 from signaling.client import SignalingClient
 from signaling.ice import ice_servers
@@ -117,8 +118,7 @@ async def test_configured_origin_is_allowed(settings: Settings) -> None:
 
 
 def _limit(client: TestClient[Any, Any], **env: str) -> None:
-    environ = {f"COUNTER_RATELIMIT_{k.upper()}": v for k, v in env.items()}
-    client.app[RATE_LIMITS].rules = RateLimits.from_env(environ).rules
+    client.app[RATE_LIMITS].rules = RateLimits.from_settings(env).rules
 
 
 async def _assert_429(resp: aiohttp.ClientResponse, limit: str) -> None:
@@ -204,10 +204,14 @@ async def test_signaling_messages_are_rate_limited_per_connection(app_client: Te
             await client.close()
 
 
-def test_rate_limits_from_env_say_what_is_wrong() -> None:
+def test_rate_limits_from_settings_say_what_is_wrong(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="COUNTER_RATELIMIT_JOIN"):
-        RateLimits.from_env({"COUNTER_RATELIMIT_JOIN": "fast"})
-    limits = RateLimits.from_env({"COUNTER_RATELIMIT_LOGIN": "off", "COUNTER_RATELIMIT_JOIN": "3/9,1/2"})
+        RateLimits.from_settings({"join": "fast"})
+    with pytest.raises(ValueError, match="COUNTER_RATELIMIT_JION: no such rule"):
+        RateLimits.from_settings({"jion": "1/2"})
+    settings = load_settings(tmp_path / "none.toml", environ={"COUNTER_RATELIMIT_LOGIN": "off",
+                                                              "COUNTER_RATELIMIT_JOIN": "3/9,1/2"})
+    limits = RateLimits.from_settings(settings.ratelimit)
     fallback = limits.rule_for("POST", "/api/auth/login")
     assert fallback is not None and fallback.name == "api"  # the general API rule still applies
     join = limits.rule_for("POST", "/api/customer/join")

@@ -22,6 +22,7 @@ from aiortc.mediastreams import VideoStreamTrack
 
 from counter.appkeys import DB, SETTINGS
 from counter.audit import AUDIT
+from counter.config import Settings
 from signaling import protocol as p
 from signaling.peer import SyntheticVideo
 from signaling.probe import connect_pair
@@ -59,9 +60,10 @@ class PhotoVideo(VideoStreamTrack):
         return frame
 
 
-@pytest.fixture(autouse=True)
-def short_segments(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("COUNTER_WITNESS_SEGMENT_S", "1")
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """One-second recording segments, so a short call has several."""
+    return settings.model_copy(update={"witness_segment_s": 1.0})
 
 
 class Call:

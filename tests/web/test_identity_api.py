@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -160,7 +161,8 @@ async def test_models_missing_make_readyz_say_why(settings: Any, tmp_path: Path,
     monkeypatch.setenv("COUNTER_MODELS_DIR", str(tmp_path / "nothing"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setattr("identity.models.download", _no_network)
-    app = await build_app(settings)
+    (tmp_path / "empty").mkdir()
+    app = await build_app(settings.model_copy(update={"models_dir": tmp_path / "empty"}))
     client: TestClient[Any, Any] = TestClient(TestServer(app))
     await client.start_server()
     try:
@@ -178,3 +180,52 @@ async def test_models_missing_make_readyz_say_why(settings: Any, tmp_path: Path,
 
 def _no_network(url: str, *args: Any, **kwargs: Any) -> Any:
     raise OSError(f"no network here ({url})")
+
+
+class _SlowCallbacks(logging.Handler):
+    """What asyncio's debug mode reports: each callback that held the loop past ``slow_callback_duration``."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.seen: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        # aiortc's own DTLS and RTP tasks (the test's in-process customer peer encodes video on the loop)
+        # are the library's, not this service's code
+        if message.startswith("Executing") and "/aiortc/" not in message:
+            self.seen.append(message)
+
+
+async def test_the_call_and_identity_checks_never_block_the_loop(live: Live) -> None:
+    """Asyncio debug mode over a live call's identity checks: no callback holds the loop 100 ms or more
+    (ONNX, OpenCV, image and file work go to an executor)."""
+    loop = asyncio.get_running_loop()
+    slow = _SlowCallbacks()
+    logging.getLogger("asyncio").addHandler(slow)
+    loop.set_debug(True)
+    loop.slow_callback_duration = 0.1
+    try:
+        await live.post("/claim", json={"msisdn": NICOLE})
+        await live.post("/consent", json={"face_consent": True})
+        status, body = await live.post("/identity/face", json={"source": "live"})
+        assert status == 200 and body["result"]["decision"] == "match", body
+        photo = (FACES / "faceonnx/nicole_kidman/nicole_2.jpg").read_bytes()
+        status, body = await live.post("/identity/face", data=photo, headers={"Content-Type": "image/jpeg"})
+        assert status == 200, body
+        async with aiohttp.ClientSession() as customer:
+            async with customer.post(f"{live.base}/api/customer/identity/still", data=photo, headers={
+                    "X-Customer-Token": live.customer_token, "Content-Type": "image/jpeg"}) as resp:
+                assert resp.status == 200, await resp.text()
+        status, body = await live.post("/identity/liveness")
+        assert status == 201, body
+        await asyncio.sleep(1.0)
+        status, body = await live.post(f"/identity/liveness/{body['challenge']['id']}")
+        assert status == 200, body
+        async with live.http.get(f"{live.base}/api/counter/sessions/{live.sid}/identity/evidence",
+                                 headers=live.csrf) as resp:
+            assert resp.status == 200, await resp.text()
+    finally:
+        loop.set_debug(False)
+        logging.getLogger("asyncio").removeHandler(slow)
+    assert slow.seen == []

@@ -1,0 +1,113 @@
+"""The layering of the packages, read from the source: no module imports upward.
+
+The layers, bottom first: ``identity`` (a leaf: imports nothing of ours), ``signaling`` (imports no
+business module of ``counter``, never ``web``), ``counter`` (never ``web``), ``web`` (the HTTP side).
+``counter.app`` is the composition root: it alone knows every package.
+
+:data:`ALLOWED` lists today's exceptions, each with why; the storage package moving to the bottom (after
+the signaling split) removes the signaling ones.  Any import not listed fails, so a new upward import
+is seen in review rather than found by a newcomer.  Imports inside functions count too.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OURS = ("identity", "signaling", "counter", "web")
+
+#: What each package may import of ours (besides itself).
+MAY_IMPORT: dict[str, tuple[str, ...]] = {
+    "identity": (),
+    "signaling": ("identity",),
+    "counter": ("identity", "signaling"),
+    "web": ("identity", "signaling", "counter"),
+}
+
+#: (importing module, imported module or package): today's exceptions, to be removed, not added to.
+ALLOWED: dict[tuple[str, str], str] = {
+    ("counter.app", "web"): "the composition root wires the web layer",
+    ("signaling.metrics", "counter.storage"): "storage is to move to its own bottom package",
+    ("signaling.service", "counter.storage"): "storage is to move to its own bottom package",
+    ("signaling.store", "counter.storage"): "storage is to move to its own bottom package",
+    ("signaling.store", "counter.timeutil"): "moves down with storage",
+}
+
+#: (importing module, private name) of another module: today's exceptions.
+ALLOWED_PRIVATE: dict[tuple[str, str], str] = {
+    ("web.identity_api", "web.counter_api._session_json"): "to move with the counter_api split",
+}
+
+
+def _modules() -> Iterator[tuple[str, ast.Module]]:
+    for package in OURS:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            name = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+            yield name, ast.parse(path.read_text(encoding="utf-8"), str(path))
+
+
+def _imports(tree: ast.Module) -> Iterator[tuple[str, list[str]]]:
+    """(imported module, names taken from it) for every absolute import, wherever it stands."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield alias.name, []
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            yield node.module, [alias.name for alias in node.names]
+
+
+def _allowed(module: str, imported: str) -> bool:
+    return any(module == m and (imported == i or imported.startswith(i + ".")) for m, i in ALLOWED)
+
+
+def upward_imports() -> list[str]:
+    """Every import of ours that breaks the layering and is not in :data:`ALLOWED`."""
+    found = []
+    for module, tree in _modules():
+        package = module.split(".")[0]
+        for imported, _ in _imports(tree):
+            top = imported.split(".")[0]
+            if top not in OURS or top == package or top in MAY_IMPORT[package]:
+                continue
+            if not _allowed(module, imported):
+                found.append(f"{module} imports {imported}")
+    return found
+
+
+def private_imports() -> list[str]:
+    """Every ``from x import _name`` of another module of ours not in :data:`ALLOWED_PRIVATE`."""
+    found = []
+    for module, tree in _modules():
+        for imported, names in _imports(tree):
+            if imported.split(".")[0] not in OURS or imported == module:
+                continue
+            for name in names:
+                if name.startswith("_") and (module, f"{imported}.{name}") not in ALLOWED_PRIVATE:
+                    found.append(f"{module} imports {imported}.{name}")
+    return found
+
+
+def test_no_module_imports_upward() -> None:
+    assert upward_imports() == []
+
+
+def test_identity_imports_nothing_of_ours() -> None:
+    for module, tree in _modules():
+        if module.startswith("identity"):
+            assert [i for i, _ in _imports(tree) if i.split(".")[0] in OURS[1:]] == [], module
+
+
+def test_no_module_takes_another_modules_private_names() -> None:
+    assert private_imports() == []
+
+
+def test_the_allowed_lists_hold_only_what_still_exists() -> None:
+    """An exception removed from the code is removed from the list, so the lists only shrink."""
+    seen = {(m, i) for m, tree in _modules() for i, _ in _imports(tree)}
+    for module, imported in ALLOWED:
+        assert any(m == module and (i == imported or i.startswith(imported + ".")) for m, i in seen), \
+            (module, imported)
+    taken = {(m, f"{i}.{n}") for m, tree in _modules() for i, names in _imports(tree) for n in names}
+    assert set(ALLOWED_PRIVATE) <= taken
