@@ -33,6 +33,11 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("signaling.service", "counter.storage"): "storage is to move to its own bottom package",
     ("signaling.store", "counter.storage"): "storage is to move to its own bottom package",
     ("signaling.store", "counter.timeutil"): "moves down with storage",
+    ("signaling.helpers", "counter.storage"): "storage is to move to its own bottom package",
+    ("signaling.hold", "counter.storage"): "storage is to move to its own bottom package",
+    ("signaling.hold", "counter.timeutil"): "moves down with storage",
+    ("signaling.kpis", "counter.storage"): "storage is to move to its own bottom package",
+    ("signaling.waits", "counter.storage"): "storage is to move to its own bottom package",
 }
 
 #: (importing module, private name) of another module: today's exceptions.

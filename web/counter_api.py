@@ -167,7 +167,7 @@ def _session_json(session: CounterSession) -> dict[str, Any]:
 AFTER_CALL_S = 30 * 60
 
 
-async def _live_call(app: web.Application, call_id: str, agent: str) -> CallRecord | None:
+async def live_call(app: web.Application, call_id: str, agent: str) -> CallRecord | None:
     """The signaling call ``call_id`` if it is connected to ``agent`` now (on any node), else ``None``."""
     call = await app[SIGNALING].bus.read_call(call_id)
     if call is None or call.status != "in_call" or call.agent_id != agent:
@@ -194,7 +194,7 @@ async def _still_connected(app: web.Application, session: CounterSession) -> boo
     if not session.live:
         return False
     try:
-        return await _live_call(app, session.id, session.agent) is not None
+        return await live_call(app, session.id, session.agent) is not None
     except app[SIGNALING].bus.unavailable:
         return True
 
@@ -231,14 +231,14 @@ async def agent_session(request: web.Request, session_id: str | None = None, *, 
     try:
         session = await sessions.get(session_id)
     except SessionNotFound as exc:
-        call = await _live_call(request.app, session_id, user.username)
+        call = await live_call(request.app, session_id, user.username)
         if call is None:
             raise ApiError(404, "no_session", "no counter session for that call: a session exists only for a "
                                               "call you accepted and that is connected") from exc
         session = await _open_for_call(sessions, call, user.username)
     if session.agent != user.username and session.live:
         # Transferred to this agent: the call's `accepted` hook may not have run yet.
-        call = await _live_call(request.app, session.id, user.username)
+        call = await live_call(request.app, session.id, user.username)
         if call is not None:
             session = await _open_for_call(sessions, call, user.username)
     if session.agent != user.username:
@@ -302,7 +302,7 @@ async def open_session(request: web.Request) -> web.Response:
     """
     user = require_role(request, Role.AGENT, Role.SUPERVISOR).user
     body = await _body(request, OpenSessionBody)
-    call = await _live_call(request.app, body.call_id, user.username)
+    call = await live_call(request.app, body.call_id, user.username)
     if call is None:
         raise ApiError(404, "no_live_call", "no call of yours with that id is connected: accept the customer's "
                                             "call first")

@@ -17,7 +17,7 @@ from counter.appkeys import DB
 from counter.timeutil import iso, utcnow
 from counter.users import Role
 from web.auth import require_role
-from web.counter_api import _live_call
+from web.counter_api import live_call
 from web.errors import ApiError, read_json
 
 
@@ -54,7 +54,7 @@ async def put_link(request: web.Request) -> web.Response:
         errors = [{"field": ".".join(str(p) for p in e["loc"]), "error": e["msg"]} for e in exc.errors()]
         reason = "; ".join(f"{e['field']}: {e['error']}" for e in errors)
         raise ApiError(400, "bad_request", reason, errors=errors) from None
-    if await _live_call(request.app, call_id, session.user.username) is None:
+    if await live_call(request.app, call_id, session.user.username) is None:
         raise ApiError(409, "not_your_call", "only the agent of a connected call sends its figures")
     await request.app[DB].execute(
         """
