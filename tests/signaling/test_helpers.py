@@ -20,6 +20,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from counter.config import load_settings
 from counter.storage import Database
 from signaling import protocol as p
+from signaling.aio import SIGNALING
 from signaling.helper_client import HelperClient
 from signaling.helpers import Consent, HelperEvent, HelperState, HelperStore, HelperToken, InviteError
 from signaling.peer import SyntheticVideo
@@ -28,7 +29,6 @@ from tests.calls import live_call
 from tests.conftest import PG_URL
 from tests.signaling.conftest import STAFF
 from tests.signaling.test_witness import _decode, _recording_row
-from signaling.aio import SIGNALING
 from web.recordings_api import RECORDINGS
 
 REDIS_URL = os.environ.get("COUNTER_TEST_REDIS_URL", "redis://127.0.0.1:6379/3")

@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestClient
 
 from counter.audit import AUDIT
 from signaling import protocol as p
-from signaling.client import ClientError
+from signaling.client import ClientError, SignalingClient
 from signaling.helper_client import HelperClient
 from signaling.helpers import Consent, HelperEvent, HelperState
 from tests.calls import live_call
@@ -187,7 +187,8 @@ async def test_the_agent_waits_until_the_holder_agrees_to_the_helper(app_client:
     """While a helper is in the call and the holder has not agreed (or refused and the helper is still
     there), identity checks and changes are refused with a code the console words; reading goes on."""
     base = str(app_client.make_url("")).rstrip("/")
-    async with live_call(base, client=HelperClient, claimed_phone="13800138000") as call, aiohttp.ClientSession() as http:
+    async with live_call(base, client=HelperClient, claimed_phone="13800138000") as call, \
+            aiohttp.ClientSession() as http:
         cid = call.call_id
         face = f"/api/counter/sessions/{cid}/identity/face"
         password = f"/api/counter/sessions/{cid}/verify-password"
@@ -252,7 +253,7 @@ async def test_a_helper_starts_and_hands_the_holder_a_link(app_client: TestClien
         assert link["qr_svg"].lstrip().startswith("<?xml")
         helper = await HelperClient.connect(helper_http, base, token=started["token"])
         agent = await HelperClient.staff(staff_http, base, "agent1", "agent1-demo")
-        holder: HelperClient | None = None
+        holder: SignalingClient | None = None
         try:
             assert helper.welcome is not None and (helper.welcome.role, helper.welcome.call_id) == ("helper", cid)
             # The helper's token is no holder's: the holder link is the holder's only, once.
@@ -262,14 +263,14 @@ async def test_a_helper_starts_and_hands_the_holder_a_link(app_client: TestClien
                 assert resp.status == 200 and mine["call_id"] == cid and mine["token"] != started["token"], mine
             async with holder_http.post(base + "/api/customer/holder/join", json={"code": link["code"]}) as resp:
                 assert (resp.status, (await resp.json())["error"]["code"]) == (410, "invite_used")
-            holder = await HelperClient.connect(holder_http, base, token=mine["token"])
-            assert holder.welcome is not None and (holder.welcome.role, holder.welcome.call_id) == ("customer", cid)
-            await holder.send(p.Join(care=False, claimed_phone="13800138000"))
-            for party in (holder, helper):
+            holder = h = await HelperClient.connect(holder_http, base, token=mine["token"])
+            assert h.welcome is not None and (h.welcome.role, h.welcome.call_id) == ("customer", cid)
+            await h.send(p.Join(care=False, claimed_phone="13800138000"))
+            for party in (h, helper):
                 joined = await party.expect(HelperState, event=HelperEvent.JOINED)  # type: ignore[type-var]
                 assert joined.present and joined.holder_present and not joined.in_call
             await helper.send({"type": "helper_intro", "call_id": cid, "name": "王小明", "relation": "child"})
-            await holder.expect(HelperState, event=HelperEvent.INTRO)  # type: ignore[type-var]
+            await h.expect(HelperState, event=HelperEvent.INTRO)  # type: ignore[type-var]
             await agent.send(p.Presence(state="available"))
             assert (await agent.expect(p.CallOffer)).call_id == cid
             await agent.send(p.Accept(call_id=cid))
@@ -280,12 +281,12 @@ async def test_a_helper_starts_and_hands_the_holder_a_link(app_client: TestClien
             face = f"{base}/api/counter/sessions/{cid}/identity/face"
             async with staff_http.post(face, json={"source": "live"}, headers=csrf) as resp:
                 assert (resp.status, (await resp.json())["error"]["code"]) == (409, "helper_consent_pending")
-            await holder.send({"type": "helper_consent", "call_id": cid, "accepted": True})
+            await h.send({"type": "helper_consent", "call_id": cid, "accepted": True})
             await agent.expect(HelperState, event=HelperEvent.CONSENT)  # type: ignore[type-var]
             async with staff_http.post(face, json={"source": "helper"}, headers=csrf) as resp:
                 assert (resp.status, (await resp.json())["error"]["code"]) == (409, "not_holder")
             # The holder drops: the helper alone is not the holder, the agent waits for them.
-            await holder.close()
+            await h.close()
             await agent.expect(p.PeerState, state="lost")
             async with staff_http.post(face, json={"source": "live"}, headers=csrf) as resp:
                 assert (resp.status, (await resp.json())["error"]["code"]) == (409, "holder_absent")
