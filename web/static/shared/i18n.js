@@ -305,9 +305,9 @@ const zh = {
   "helper.step": "本人屏幕上：{text}",
   "helper.step_sent": "已告诉营业员。",
   // the console: checks and changes wait while a helper is in the call (server codes, issue 21)
-  "hold.helper_consent_pending": "家属已在通话中，本人还没同意 TA 加入：请等本人在屏幕上回答后再核验或办理。",
-  "hold.helper_refused": "本人没有同意家属加入，家属还在线：请等家属离开后再核验或办理。",
-  "hold.holder_absent": "家属在通话中，但本人不在：请等本人用自己的手机加入（或到家属的摄像头前）后再核验或办理。",
+  "helper_hold.helper_consent_pending": "家属已在通话中，本人还没同意 TA 加入：请等本人在屏幕上回答后再核验或办理。",
+  "helper_hold.helper_refused": "本人没有同意家属加入，家属还在线：请等家属离开后再核验或办理。",
+  "helper_hold.holder_absent": "家属在通话中，但本人不在：请等本人用自己的手机加入（或到家属的摄像头前）后再核验或办理。",
   "invite.invite_expired": "这个邀请链接已过期。请让家人重新发一个。",
   "invite.invite_used": "这个邀请链接已经用过了，每个链接只能用一次。请让家人重新发一个。",
   "invite.invite_revoked": "这个邀请已撤回，或者通话已经结束。",
@@ -626,9 +626,9 @@ const en = {
   "helper.step": "On the holder's screen: {text}",
   "helper.step_sent": "The agent has been told.",
   // the console: checks and changes wait while a helper is in the call (server codes, issue 21)
-  "hold.helper_consent_pending": "A helper is on the call and the holder has not agreed to them yet: wait for the holder's answer on their screen before checks or changes.",
-  "hold.helper_refused": "The holder refused the helper, who is still connected: wait until the helper has left before checks or changes.",
-  "hold.holder_absent": "A helper is on the call but the account holder is not: wait until the holder joins from their own device (or comes to the helper's camera) before checks or changes.",
+  "helper_hold.helper_consent_pending": "A helper is on the call and the holder has not agreed to them yet: wait for the holder's answer on their screen before checks or changes.",
+  "helper_hold.helper_refused": "The holder refused the helper, who is still connected: wait until the helper has left before checks or changes.",
+  "helper_hold.holder_absent": "A helper is on the call but the account holder is not: wait until the holder joins from their own device (or comes to the helper's camera) before checks or changes.",
   "invite.invite_expired": "This invitation link has expired. Ask for a new one.",
   "invite.invite_used": "This invitation link has been used already: each link works once. Ask for a new one.",
   "invite.invite_revoked": "This invitation was withdrawn, or its call has ended.",
@@ -694,10 +694,10 @@ export function reasonBoth(code) {
   return both(key);
 }
 
-/** Why the server holds checks and changes on a call a helper is in (``hold.<code>``), both languages;
- * ``null`` for any other code. */
+/** Why the server holds checks and changes on a call a helper is in (``helper_hold.<code>``), both
+ * languages; ``null`` for any other code. */
 export function holdBoth(code) {
-  return `hold.${code}` in TABLES["zh-CN"] ? both(`hold.${code}`) : null;
+  return `helper_hold.${code}` in TABLES["zh-CN"] ? both(`helper_hold.${code}`) : null;
 }
 
 /** A key's text in each language, as a pair for :func:`both`'s parameters. */
