@@ -158,12 +158,13 @@ async def test_helper_across_nodes_and_after_reconnects(tmp_path: Path) -> None:
                 await helper.close()
 
 
+@pytest.mark.timeout(120)
 async def test_a_helper_on_a_node_that_dies_without_a_word_is_no_longer_present(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The helper's node stops heartbeating (frozen, killed): the survivors' heartbeat sweep clears the
     helper's presence as it does a dead node's customers; the holder and the agent are told."""
-    monkeypatch.setenv("COUNTER_SIGNALING_PRESENCE_TTL_S", "1.5")
+    monkeypatch.setenv("COUNTER_SIGNALING_PRESENCE_TTL_S", "3")
     async with _two_nodes(tmp_path) as servers:
         a, b = (str(s.make_url("")).rstrip("/") for s in servers)
         async with aiohttp.ClientSession() as http, live_call(a, client=HelperClient) as call:
@@ -176,8 +177,8 @@ async def test_a_helper_on_a_node_that_dies_without_a_word_is_no_longer_present(
                 ticker = servers[1].app[SIGNALING]._tick_task
                 assert ticker is not None
                 ticker.cancel()
-                for party in (call.customer, call.agent):
-                    left = await party.expect(HelperState, event=HelperEvent.LEFT)  # type: ignore[type-var]
+                for party in (call.customer, call.agent):  # once b's presence lapses, on a's next sweep
+                    left = await party.expect(HelperState, within=20, event=HelperEvent.LEFT)  # type: ignore[type-var]
                     assert not left.present
                 call_now = await servers[0].app[SIGNALING].bus.read_call(call.call_id)
                 assert call_now is not None and not call_now.helper_present
