@@ -115,8 +115,12 @@ class HelperStore:
             if row["revoked_at"] is not None:
                 raise InviteError("invite_revoked", "this invitation was withdrawn or its call has ended")
             raise InviteError("invite_expired", "this invitation link has expired: ask for a new one")
+        return await self.mint_token(str(row["call_id"]))
+
+    async def mint_token(self, call_id: str) -> HelperToken:
+        """A helper token bound to ``call_id`` (a redeemed invitation, or a helper who starts the call)."""
+        now = time.time()
         token = secrets.token_urlsafe(32)
-        call_id = str(row["call_id"])
         await self.db.execute(
             "INSERT INTO helper_tokens (token_hash, call_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
             _hash(token), call_id, now, now + TOKEN_TTL_S,
@@ -240,6 +244,39 @@ class HelperState(_Msg):
     in_call: bool = False  # an agent has the call
 
 
+class Hold(enum.StrEnum):
+    """Why the agent may not go on with a call a helper is in (worded by the console: ``hold.<value>``)."""
+
+    CONSENT_PENDING = "helper_consent_pending"  # the holder has not agreed to the helper yet
+    HELPER_REFUSED = "helper_refused"  # the holder said no and the helper is still connected
+    HOLDER_ABSENT = "holder_absent"  # the helper is there, the holder is not (yet, or dropped)
+
+
+_HOLD_REASONS = {
+    Hold.CONSENT_PENDING: "a helper is in this call and the holder has not agreed to them yet: "
+                          "wait for the holder's answer on their screen",
+    Hold.HELPER_REFUSED: "the holder refused the helper, who is still connected: wait until the helper has left",
+    Hold.HOLDER_ABSENT: "a helper is in this call but the account holder is not: wait until the holder "
+                        "joins from their own device (or shares the helper's camera)",
+}
+
+
+def holder_hold(call: CallRecord) -> tuple[Hold, str] | None:
+    """Why identity checks and changes must wait on ``call`` (the agent proceeds only once the holder is
+    present and has agreed to the helper), or ``None``; nothing waits while no helper is connected."""
+    if not call.helper_present:
+        return None
+    if call.disconnected_at is not None:
+        hold = Hold.HOLDER_ABSENT
+    elif call.helper_consent == Consent.REFUSED.value:
+        hold = Hold.HELPER_REFUSED
+    elif call.helper_consent != Consent.AGREED.value:
+        hold = Hold.CONSENT_PENDING
+    else:
+        return None
+    return hold, _HOLD_REASONS[hold]
+
+
 HelperMessage = Annotated[HelperIntro | HelperConsent | HelperSuggest, Field(discriminator="type")]
 _ADAPTER = TypeAdapter[HelperMessage](HelperMessage)
 TYPES = ("helper_intro", "helper_consent", "helper_suggest")
@@ -275,6 +312,7 @@ class Helpers:
         s.token_checks.append(self._principal)
         s.hello_hooks.append(self._hello)
         s.leave_hooks.append(self._left)
+        s.orphan_hooks.append(self._orphaned)
         s.hooks.append(self._call_event)
         s.add_messages(TYPES, _ADAPTER, self._handle)
 
@@ -335,20 +373,45 @@ class Helpers:
     async def _left(self, who: Principal) -> None:
         if who.role != "helper":
             return
+        async with self.service.bus.lock():
+            await self._orphaned(who.key, time.time())
+
+    async def _orphaned(self, key: str, now: float) -> None:
+        """``key``'s socket is gone (closed, or its node died without a word): not present.  Under lock."""
+        if not key.startswith("helper:"):
+            return
+        call = await self.service.bus.get_call(key.removeprefix("helper:"))
+        if call is None or not call.helper_present:
+            return
+        call.helper_present = False
+        await self.service.bus.put_call(call)
+        await self._tell(call, HelperEvent.LEFT)
+
+    async def _holder_came(self, call_id: str) -> None:
+        """The holder queued a call a helper started: the helper, waiting connected, is on it from now."""
         bus = self.service.bus
+        if helper_key(call_id) not in await bus.connected_keys():
+            return
         async with bus.lock():
-            call = await bus.get_call(who.id)
+            call = await bus.get_call(call_id)
             if call is None:
                 return
-            call.helper_present = False
+            first = not call.helper_seen
+            call.helper_present = call.helper_seen = True
             await bus.put_call(call)
-        await self._tell(call, HelperEvent.LEFT)
+        await self.service.store.save_call(call)
+        if first:
+            await self._audit(HelperAudit("helper.joined", call_id, "helper", f"helper:session:{call_id}",
+                                          claimed_account=call.claimed_account or call.claimed_phone))
+        await self._tell(call, HelperEvent.JOINED)
 
     async def _call_event(self, event: CallEvent) -> None:
         if event.kind in ("ended", "abandoned"):
             await self.store.end_call(event.call_id)
             await self.service.bus.send(helper_key(event.call_id),
                                         p.dump(p.CallEnded(call_id=event.call_id, reason=event.reason or "hangup")))
+        elif event.kind == "joined":
+            await self._holder_came(event.call_id)
         elif event.kind == "accepted":
             call = await self.service.bus.read_call(event.call_id)
             if call is not None and call.helper_present and call.agent_id:

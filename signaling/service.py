@@ -131,6 +131,8 @@ class SignalingService:
         #: Called after each ``hello`` is welcomed, and when a non-staff, non-customer principal leaves.
         self.hello_hooks: list[Callable[[Connection, Principal], Awaitable[None]]] = []
         self.leave_hooks: list[Callable[[Principal], Awaitable[None]]] = []
+        #: Under the lock: a key (not a customer's) whose node died without a word, and the time.
+        self.orphan_hooks: list[Callable[[str, float], Awaitable[None]]] = []
         #: Called after each chat line is forwarded (a failing hook is logged, the chat goes on).
         self.chat_hooks: list[ChatHook] = []
         #: Set by the counter side to route customers aged 65+ (from the account) to the care lane.
@@ -932,6 +934,8 @@ class SignalingService:
         """``key`` was connected to a node that died without a word: a customer's grace period starts
         now and their agent is told; a dead node's agents lapse with their presence.  Under lock."""
         if not key.startswith("customer:"):
+            for hook in self.orphan_hooks:
+                await hook(key, now)
             return
         call = await self.bus.get_call(key.removeprefix("customer:"))
         log.info("signaling: %s was on a node that stopped answering (%s)", key,

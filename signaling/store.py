@@ -33,16 +33,21 @@ class JoinToken:
     expires_at: float
 
 
+def new_call_id() -> str:
+    """A fresh random call id."""
+    return "c" + secrets.token_hex(10)
+
+
 class SignalingStore:
     """Join tokens (stored as SHA-256), queue rows written through, and legs for the KPIs."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def mint_token(self, ttl_s: float, care: bool = False) -> JoinToken:
-        """A fresh random token bound to a fresh call id."""
+    async def mint_token(self, ttl_s: float, care: bool = False, call_id: str | None = None) -> JoinToken:
+        """A fresh random token bound to a fresh call id (or to ``call_id``: a holder a helper invited)."""
         token = secrets.token_urlsafe(32)
-        call_id = "c" + secrets.token_hex(10)
+        call_id = call_id or new_call_id()
         expires = time.time() + ttl_s
         await self.db.execute(
             "INSERT INTO signaling_tokens (token_hash, call_id, created_at, expires_at, care)"

@@ -34,6 +34,7 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("signaling.store", "counter.storage"): "storage is to move to its own bottom package",
     ("signaling.store", "counter.timeutil"): "moves down with storage",
     ("signaling.helpers", "counter.storage"): "storage is to move to its own bottom package",
+    ("signaling.helper_start", "counter.storage"): "storage is to move to its own bottom package",
     ("signaling.hold", "counter.storage"): "storage is to move to its own bottom package",
     ("signaling.hold", "counter.timeutil"): "moves down with storage",
     ("signaling.kpis", "counter.storage"): "storage is to move to its own bottom package",

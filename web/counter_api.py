@@ -38,6 +38,7 @@ from counter.transactions.engine import HEARTBEAT_S, TransactionEngine, TxError
 from counter.users import Role
 from counter.workorders import CallbackOutcome, NotYourWorkOrder, WorkOrderError, WorkOrders, WorkOrderStatus
 from signaling.aio import SIGNALING
+from signaling.helpers import holder_hold
 from signaling.service import CallEvent, CallHook
 from signaling.state import CallRecord
 from web.auth import GUARD, require_role, retry_later
@@ -212,6 +213,22 @@ async def _refused(request: web.Request, session: CounterSession, actor_role: st
     return ApiError(status, code, reason, **extra)
 
 
+async def _helper_hold(request: web.Request, session: CounterSession, actor_role: str, actor: str) -> None:
+    """A helper (家属) is in the call: identity checks and changes wait until the holder is present and
+    has agreed to the helper (reading goes on).  While the shared state is down, the database's word
+    stands as in :func:`_still_connected`."""
+    if request.method in ("GET", "HEAD"):
+        return
+    bus = request.app[SIGNALING].bus
+    try:
+        call = await bus.read_call(session.id)
+    except bus.unavailable:
+        return
+    held = holder_hold(call) if call is not None else None
+    if held is not None:
+        raise await _refused(request, session, actor_role, actor, held[0].value, held[1])
+
+
 def _route_name(request: web.Request) -> str:
     info = request.match_info.route.resource
     return info.canonical if info is not None else request.path[:100]
@@ -251,6 +268,7 @@ async def agent_session(request: web.Request, session_id: str | None = None, *, 
             raise await _refused(request, session, "agent", user.username, "no_live_call",
                                  "the customer is not connected in a call with you now: the account can be "
                                  "read and changed only while its holder is in the call")
+        await _helper_hold(request, session, "agent", user.username)
     return session
 
 
@@ -274,6 +292,8 @@ async def customer_session(request: web.Request, *, after_call: bool = False) ->
     except SessionNotFound as exc:
         raise ApiError(403, "not_in_call", "no agent has taken your call yet") from exc
     if bound.ended_at is None and await _still_connected(request.app, session):
+        if not after_call:
+            await _helper_hold(request, session, "customer", f"session:{session.id}")
         return session
     if bound.ended_at is None and session.live and not after_call:
         raise await _refused(request, session, "customer", f"session:{session.id}", "agent_not_connected",

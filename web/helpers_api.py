@@ -4,6 +4,9 @@
 call, valid ``INVITE_TTL_S``, and its QR code (SVG) for the page to show large.
 ``POST /api/helper/join`` ``{"code"}`` (no login): the helper's token for ``/ws``; an expired, used or
 revoked code is refused (410) with a code the page words (``invite.<code>``).
+``POST /api/helper/start`` (no login): a helper who comes first gets their own token for a new call and a
+one-time holder link (``/customer#holder=…``) with its QR code, to open on the holder's device.
+``POST /api/customer/holder/join`` ``{"code"}`` (no login): the holder's own join token for that call.
 """
 
 from __future__ import annotations
@@ -18,12 +21,14 @@ from aiohttp import web
 
 from counter.appkeys import DB
 from signaling.aio import SIGNALING
+from signaling.helper_start import HelperStarts
 from signaling.helpers import HelperAudit, Helpers, HelperStore, InviteError
 from web.errors import ApiError, read_json
 
 log = logging.getLogger("web.helpers")
 
 HELPERS = web.AppKey("helpers", Helpers)
+HELPER_STARTS = web.AppKey("helper_starts", HelperStarts)
 CUSTOMER_HEADER = "X-Customer-Token"
 _STATUS = {"invite_unknown": 404, "invite_expired": 410, "invite_used": 410, "invite_revoked": 410}
 
@@ -64,6 +69,33 @@ async def join(request: web.Request) -> web.Response:
                               "ws_url": "/ws", "protocol": 1})
 
 
+async def helper_start(request: web.Request) -> web.Response:
+    """A helper starts: their token for a new call (waiting for the holder) and the holder's one-time link."""
+    made = await request.app[HELPER_STARTS].start()
+    link = f"{request.scheme}://{request.host}/customer#holder={made.holder_code}"
+    svg = await asyncio.to_thread(qr_svg, link)
+    return web.json_response({
+        "token": made.helper.token, "call_id": made.helper.call_id, "expires_at": made.helper.expires_at,
+        "ws_url": "/ws", "protocol": 1,
+        "holder": {"code": made.holder_code, "url": link, "expires_at": made.holder_expires_at, "qr_svg": svg},
+    })
+
+
+async def holder_join(request: web.Request) -> web.Response:
+    """The holder opens the link a helper handed them: the holder's own join token for that call."""
+    body = await read_json(request, limit=1024)
+    code = body.get("code") if isinstance(body, dict) else None
+    if not isinstance(code, str):
+        raise ApiError(400, "bad_request", 'send {"code": "<the code from the link>"}')
+    service = request.app[SIGNALING]
+    try:
+        token = await request.app[HELPER_STARTS].redeem(code, service.options.join_token_ttl_s)
+    except InviteError as exc:
+        raise ApiError(_STATUS.get(exc.code, 410), exc.code, exc.reason) from exc
+    return web.json_response({"token": token.token, "call_id": token.call_id, "expires_at": token.expires_at,
+                              "ws_url": "/ws", "protocol": 1, "care": False, "care_reason": None})
+
+
 def _audit_hook(app: web.Application, helpers: Helpers) -> None:
     from counter.audit import AUDIT, AuditEvent
 
@@ -85,6 +117,7 @@ def setup(app: web.Application) -> None:
     helpers = Helpers(app[SIGNALING], HelperStore(app[DB]))
     helpers.attach()
     app[HELPERS] = helpers
+    app[HELPER_STARTS] = HelperStarts(app[DB], app[SIGNALING].store, helpers.store)
 
     async def start(app: web.Application) -> None:
         _audit_hook(app, helpers)
@@ -92,3 +125,5 @@ def setup(app: web.Application) -> None:
     app.on_startup.append(start)
     app.router.add_post("/api/customer/helper/invite", invite)
     app.router.add_post("/api/helper/join", join)
+    app.router.add_post("/api/helper/start", helper_start)
+    app.router.add_post("/api/customer/holder/join", holder_join)

@@ -72,7 +72,7 @@ def _rule(name: str, methods: str, pattern: str, ip: str, session: str | None, w
 #: or codes, flooding joins or hammering the ONNX models.
 DEFAULT_RULES: tuple[Rule, ...] = (
     _rule("login", "POST", r"/api/auth/login", "1/30", None, "login attempts"),
-    _rule("join", "POST", r"/api/customer/join", "2/60", None, "queue joins"),
+    _rule("join", "POST", r"/api/customer/join|/api/helper/start", "2/60", None, "queue joins"),
     _rule("ws", "GET", r"/ws", "5/100", "1/20", "signaling connections"),
     _rule("identity", "POST", r"/api/counter/sessions/[^/]+/identity(/.*)?|/api/customer/identity/.*",
           "5/100", "1/30", "identity checks"),

@@ -203,3 +203,53 @@ def test_holder_helper_and_agent_in_one_call(env: BrowserEnv) -> None:
     assert {"customer.video", "agent.video", "helper.video", "helper.audio"} <= set(r["tracks"]), r["tracks"]
     assert r["reused"] == ("invite_used", "这个邀请链接已经用过了，每个链接只能用一次。请让家人重新发一个。")
     assert r["expired"] == ("invite_expired", "这个邀请链接已过期。请让家人重新发一个。")
+
+
+def test_a_helper_starts_and_the_holder_joins_from_their_own_phone(env: BrowserEnv) -> None:
+    """家属先来: the helper page starts a call and shows the holder's one-time link large; the holder's own
+    phone opens it (their own token), queues, and is asked on screen; the helper page then says who they are."""
+    async def scenario() -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        helper = await _page(env)
+        await helper.goto(env.base_url + "/helper")
+        await helper.wait_for_selector("[data-screen=start]")
+        await screenshot(helper, "helper-start")
+        await helper.tap("#btn-start")
+        await helper.wait_for_selector("[data-screen=intro]")
+        await helper.fill("#helper-name", "王小明")
+        await helper.select_option("#helper-relation", "child")
+        await helper.tap("#btn-join")
+        await helper.wait_for_selector("[data-screen=holder_link] #holder-qr svg")
+        out["qr_width"] = await helper.evaluate(
+            "document.querySelector('#holder-qr svg').getBoundingClientRect().width")
+        out["here_hint"] = await helper.text_content("#holder-here-hint")
+        await screenshot(helper, "helper-holder-link")
+        url = (await helper.text_content("#holder-link") or "").strip()
+        holder = await _page(env)
+        await holder.goto(url)
+        for button in ("#btn-video", "#btn-consent", "#btn-face-yes"):  # as any customer, to the queue
+            await holder.tap(button)
+        # Queued with the helper waiting there: asked at once, and the queue's updates leave the question up.
+        await holder.wait_for_selector("[data-screen=helper_consent]")
+        call_id = await holder.evaluate("document.body.dataset.call")
+        out["consent_text"] = await holder.text_content("#screen")
+        await holder.tap("#btn-helper-yes")
+        await helper.wait_for_selector("body[data-consent=agreed]")
+        out["helper_status"] = await helper.text_content("#helper-status")
+        out["call_id"] = call_id
+        out["helper_call"] = await helper.evaluate("document.body.dataset.ws")
+        again = await _page(env)
+        await again.goto(url)
+        await again.wait_for_selector("[data-screen=holder-refused]")
+        out["reused"] = await again.text_content("h1")
+        for page in (holder, helper, again):
+            await page.context.close()
+            env.contexts.remove(page.context)
+        return out
+
+    r = env.run(scenario(), timeout=120)
+    assert r["qr_width"] >= 300, r["qr_width"]
+    assert "人脸核验只认本人" in r["here_hint"], r["here_hint"]
+    assert "王小明" in r["consent_text"] and "子女" in r["consent_text"], r["consent_text"]
+    assert "本人已同意" in r["helper_status"], r["helper_status"]
+    assert r["reused"] == "这个邀请链接已经用过了，每个链接只能用一次。请让家人重新发一个。", r["reused"]

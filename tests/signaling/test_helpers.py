@@ -4,8 +4,10 @@ leg, two more tracks), and the same across nodes and after reconnects."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +15,12 @@ import aiohttp
 import asyncpg
 import pytest
 import redis.asyncio as aioredis
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 
 from counter.config import load_settings
 from counter.storage import Database
 from signaling import protocol as p
+from signaling.aio import SIGNALING
 from signaling.helper_client import HelperClient
 from signaling.helpers import Consent, HelperEvent, HelperState, HelperStore, HelperToken, InviteError
 from signaling.peer import SyntheticVideo
@@ -74,10 +77,9 @@ async def test_the_recording_holds_three_parties(app_client: TestClient[Any, Any
                             "helper.audio"}, packets
 
 
-async def test_helper_across_nodes_and_after_reconnects(tmp_path: Path) -> None:
-    """Holder and agent on node a, the helper on node b (one PostgreSQL, one Redis); then each reconnects."""
-    from aiohttp.test_utils import TestServer
-
+@contextlib.asynccontextmanager
+async def _two_nodes(tmp_path: Path) -> AsyncIterator[list[TestServer]]:
+    """Nodes a and b over one PostgreSQL schema and one Redis prefix, both dropped after."""
     from counter.app import build_app
 
     schema = f"t_{uuid.uuid4().hex[:12]}"
@@ -94,6 +96,24 @@ async def test_helper_across_nodes_and_after_reconnects(tmp_path: Path) -> None:
             server = TestServer(await build_app(settings))
             await server.start_server()
             servers.append(server)
+        yield servers
+    finally:
+        os.environ.pop("COUNTER_SIGNALING_REDIS_PREFIX", None)
+        for server in servers:
+            await server.close()
+        conn = await asyncpg.connect(PG_URL)
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        await conn.close()
+        client = aioredis.from_url(REDIS_URL)
+        keys = [k async for k in client.scan_iter(match=f"{prefix}:*")]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
+
+
+async def test_helper_across_nodes_and_after_reconnects(tmp_path: Path) -> None:
+    """Holder and agent on node a, the helper on node b (one PostgreSQL, one Redis); then each reconnects."""
+    async with _two_nodes(tmp_path) as servers:
         a, b = (str(s.make_url("")).rstrip("/") for s in servers)
         async with aiohttp.ClientSession() as http:
             async with live_call(a, client=HelperClient) as call:
@@ -136,18 +156,34 @@ async def test_helper_across_nodes_and_after_reconnects(tmp_path: Path) -> None:
                 await call.agent.expect(p.CallEnded, call_id=cid)
                 await holder.close()
                 await helper.close()
-    finally:
-        os.environ.pop("COUNTER_SIGNALING_REDIS_PREFIX", None)
-        for server in servers:
-            await server.close()
-        conn = await asyncpg.connect(PG_URL)
-        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        await conn.close()
-        client = aioredis.from_url(REDIS_URL)
-        keys = [k async for k in client.scan_iter(match=f"{prefix}:*")]
-        if keys:
-            await client.delete(*keys)
-        await client.aclose()
+
+
+@pytest.mark.timeout(120)
+async def test_a_helper_on_a_node_that_dies_without_a_word_is_no_longer_present(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The helper's node stops heartbeating (frozen, killed): the survivors' heartbeat sweep clears the
+    helper's presence as it does a dead node's customers; the holder and the agent are told."""
+    monkeypatch.setenv("COUNTER_SIGNALING_PRESENCE_TTL_S", "3")
+    async with _two_nodes(tmp_path) as servers:
+        a, b = (str(s.make_url("")).rstrip("/") for s in servers)
+        async with aiohttp.ClientSession() as http, live_call(a, client=HelperClient) as call:
+            status, invited = await call.phone("POST", "/api/customer/helper/invite")
+            assert status == 200, invited
+            helper = await HelperClient.helper(http, b, invited["code"])
+            try:
+                await call.agent.expect(HelperState, event=HelperEvent.JOINED)  # type: ignore[type-var]
+                # Node b freezes: no heartbeat and no word to anyone; the helper's socket is left as it is.
+                ticker = servers[1].app[SIGNALING]._tick_task
+                assert ticker is not None
+                ticker.cancel()
+                for party in (call.customer, call.agent):  # once b's presence lapses, on a's next sweep
+                    left = await party.expect(HelperState, within=20, event=HelperEvent.LEFT)  # type: ignore[type-var]
+                    assert not left.present
+                call_now = await servers[0].app[SIGNALING].bus.read_call(call.call_id)
+                assert call_now is not None and not call_now.helper_present
+            finally:
+                await helper.close()
 
 
 async def test_an_invitation_is_redeemed_once_even_at_the_same_moment(db: Database) -> None:

@@ -52,6 +52,8 @@ ROLES: dict[tuple[str, str], set[str]] = {
     ("POST", "/api/customer/counter/rating"): {"customer"},
     ("POST", "/api/customer/helper/invite"): {"customer"},
     ("POST", "/api/helper/join"): PUBLIC,  # the invitation code is the credential
+    ("POST", "/api/helper/start"): PUBLIC,  # a helper who comes first: a new call, like /api/customer/join
+    ("POST", "/api/customer/holder/join"): PUBLIC,  # the holder link's code is the credential
     ("GET", "/api/supervisor/metrics"): {"supervisor"},
     ("GET", "/api/supervisor/queue"): {"supervisor"},
     ("GET", "/api/consoles/home"): STAFF,

@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestClient
 
 from counter.audit import AUDIT
 from signaling import protocol as p
-from signaling.client import ClientError
+from signaling.client import ClientError, SignalingClient
 from signaling.helper_client import HelperClient
 from signaling.helpers import Consent, HelperEvent, HelperState
 from tests.calls import live_call
@@ -181,3 +181,116 @@ async def test_the_agent_suggests_and_the_holder_decides(app_client: TestClient[
         assert entry["entry"]["actor_id"] == "agent1"
         # No link exists until the holder's own page asks for one (with the holder's token).
         assert await app_client.app[HELPERS].store.db.fetch("SELECT 1 FROM helper_invites") == []
+
+
+async def test_the_agent_waits_until_the_holder_agrees_to_the_helper(app_client: TestClient[Any, Any]) -> None:
+    """While a helper is in the call and the holder has not agreed (or refused and the helper is still
+    there), identity checks and changes are refused with a code the console words; reading goes on."""
+    base = str(app_client.make_url("")).rstrip("/")
+    async with live_call(base, client=HelperClient, claimed_phone="13800138000") as call, \
+            aiohttp.ClientSession() as http:
+        cid = call.call_id
+        face = f"/api/counter/sessions/{cid}/identity/face"
+        password = f"/api/counter/sessions/{cid}/verify-password"
+        helper = await HelperClient.helper(http, base, (await _invite(call))["code"])
+        try:
+            await call.agent.expect(HelperState, event=HelperEvent.JOINED)  # type: ignore[type-var]
+            status, body = await call.staff("POST", face, json={"source": "live"})
+            assert (status, body["error"]["code"]) == (409, "helper_consent_pending"), body
+            await helper.send({"type": "helper_intro", "call_id": cid, "name": "王小明", "relation": "child"})
+            await call.agent.expect(HelperState, event=HelperEvent.INTRO)  # type: ignore[type-var]
+            status, body = await call.staff("POST", password, json={"password": "123456"})
+            assert (status, body["error"]["code"]) == (409, "helper_consent_pending"), body
+            status, body = await call.phone("POST", "/api/customer/counter/transactions/1/confirm",
+                                            json={"accept": True})
+            assert (status, body["error"]["code"]) == (409, "helper_consent_pending"), body
+            status, _ = await call.staff("GET", f"/api/counter/sessions/{cid}")
+            assert status == 200  # reading is not held
+            [refused] = await app_client.app[AUDIT].search(action="session.refused", session_id=cid, limit=1)
+            assert refused["entry"]["details"]["code"] == "helper_consent_pending"
+            await call.customer.send({"type": "helper_consent", "call_id": cid, "accepted": True})
+            await call.agent.expect(HelperState, event=HelperEvent.CONSENT)  # type: ignore[type-var]
+            status, body = await call.staff("POST", password, json={"password": "123456"})
+            assert status != 409 or body["error"]["code"] != "helper_consent_pending", body
+        finally:
+            await helper.close()
+        await call.agent.expect(HelperState, event=HelperEvent.LEFT)  # type: ignore[type-var]
+
+
+async def test_a_refused_helper_still_connected_holds_the_call(app_client: TestClient[Any, Any]) -> None:
+    base = str(app_client.make_url("")).rstrip("/")
+    async with live_call(base, client=HelperClient) as call, aiohttp.ClientSession() as http:
+        cid = call.call_id
+        helper = await HelperClient.helper(http, base, (await _invite(call))["code"])
+        try:
+            await helper.send({"type": "helper_intro", "call_id": cid, "name": "李四", "relation": "friend"})
+            await call.customer.expect(HelperState, event=HelperEvent.INTRO)  # type: ignore[type-var]
+            await call.customer.send({"type": "helper_consent", "call_id": cid, "accepted": False})
+            await helper.expect(p.CallEnded)
+            status, body = await call.staff("POST", f"/api/counter/sessions/{cid}/identity/face",
+                                            json={"source": "live"})
+            assert (status, body["error"]["code"]) == (409, "helper_refused"), body
+            await helper.close()
+            await call.agent.expect(HelperState, event=HelperEvent.LEFT)  # type: ignore[type-var]
+            status, body = await call.staff("POST", f"/api/counter/sessions/{cid}/identity/face",
+                                            json={"source": "live"})
+            assert body["error"]["code"] not in ("helper_refused", "helper_consent_pending"), body
+        finally:
+            await helper.close()
+
+
+async def test_a_helper_starts_and_hands_the_holder_a_link(app_client: TestClient[Any, Any]) -> None:
+    """The helper comes first (a new call, waiting); the holder joins from their own device with a one-time
+    link (their own token, never the helper's); the agent proceeds only once the holder agreed."""
+    base = str(app_client.make_url("")).rstrip("/")
+    async with aiohttp.ClientSession() as helper_http, aiohttp.ClientSession() as holder_http, \
+            aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as staff_http:
+        async with helper_http.post(base + "/api/helper/start") as resp:
+            started = await resp.json()
+            assert resp.status == 200, started
+        cid, link = started["call_id"], started["holder"]
+        assert link["url"].endswith("/customer#holder=" + link["code"])
+        assert link["qr_svg"].lstrip().startswith("<?xml")
+        helper = await HelperClient.connect(helper_http, base, token=started["token"])
+        agent = await HelperClient.staff(staff_http, base, "agent1", "agent1-demo")
+        holder: SignalingClient | None = None
+        try:
+            assert helper.welcome is not None and (helper.welcome.role, helper.welcome.call_id) == ("helper", cid)
+            # The helper's token is no holder's: the holder link is the holder's only, once.
+            assert (await _join(base, link["code"]))[1]["error"]["code"] == "invite_unknown"
+            async with holder_http.post(base + "/api/customer/holder/join", json={"code": link["code"]}) as resp:
+                mine = await resp.json()
+                assert resp.status == 200 and mine["call_id"] == cid and mine["token"] != started["token"], mine
+            async with holder_http.post(base + "/api/customer/holder/join", json={"code": link["code"]}) as resp:
+                assert (resp.status, (await resp.json())["error"]["code"]) == (410, "invite_used")
+            holder = h = await HelperClient.connect(holder_http, base, token=mine["token"])
+            assert h.welcome is not None and (h.welcome.role, h.welcome.call_id) == ("customer", cid)
+            await h.send(p.Join(care=False, claimed_phone="13800138000"))
+            for party in (h, helper):
+                joined = await party.expect(HelperState, event=HelperEvent.JOINED)  # type: ignore[type-var]
+                assert joined.present and joined.holder_present and not joined.in_call
+            await helper.send({"type": "helper_intro", "call_id": cid, "name": "王小明", "relation": "child"})
+            await h.expect(HelperState, event=HelperEvent.INTRO)  # type: ignore[type-var]
+            await agent.send(p.Presence(state="available"))
+            assert (await agent.expect(p.CallOffer)).call_id == cid
+            await agent.send(p.Accept(call_id=cid))
+            assert (await helper.expect(p.CallStarted)).peer == "agent:agent1"
+            await agent.expect(HelperState, event=HelperEvent.JOINED)  # type: ignore[type-var]
+            async with staff_http.get(base + "/api/auth/me") as resp:
+                csrf = {"X-CSRF-Token": (await resp.json())["csrf_token"]}
+            face = f"{base}/api/counter/sessions/{cid}/identity/face"
+            async with staff_http.post(face, json={"source": "live"}, headers=csrf) as resp:
+                assert (resp.status, (await resp.json())["error"]["code"]) == (409, "helper_consent_pending")
+            await h.send({"type": "helper_consent", "call_id": cid, "accepted": True})
+            await agent.expect(HelperState, event=HelperEvent.CONSENT)  # type: ignore[type-var]
+            async with staff_http.post(face, json={"source": "helper"}, headers=csrf) as resp:
+                assert (resp.status, (await resp.json())["error"]["code"]) == (409, "not_holder")
+            # The holder drops: the helper alone is not the holder, the agent waits for them.
+            await h.close()
+            await agent.expect(p.PeerState, state="lost")
+            async with staff_http.post(face, json={"source": "live"}, headers=csrf) as resp:
+                assert (resp.status, (await resp.json())["error"]["code"]) == (409, "holder_absent")
+        finally:
+            for c in (helper, holder, agent):
+                if c is not None:
+                    await c.close()

@@ -93,3 +93,16 @@ export class HelperLink {
     this.peer = null;
   }
 }
+
+/** A helper started this call and handed over ``/customer#holder=<code>``: the holder's own join token
+ * for it ({token, call_id, …}), or {error: code}; ``null`` when the address carries no such link. */
+export async function holderJoin() {
+  const code = new URLSearchParams(location.hash.slice(1)).get("holder");
+  if (!code) return null;
+  history.replaceState(null, "", location.pathname + location.search); // used once: out of the address bar
+  const resp = await fetch("/api/customer/holder/join", {
+    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ code }),
+  }).catch(() => null);
+  const body = resp ? await resp.json().catch(() => ({})) : {};
+  return resp?.ok ? body : { error: body?.error?.code ?? "invite_unknown" };
+}

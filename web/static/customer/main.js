@@ -10,7 +10,7 @@ import { CAPS, watchLink } from "../shared/linkquality.js";
 import { ReconnectingSocket } from "../shared/ws.js";
 import { autoCapture, sha256Hex } from "./capture.js";
 import { CallPeer } from "./call.js";
-import { HelperLink, consentScreen, inviteScreen, suggestScreen } from "./helper.js";
+import { HelperLink, consentScreen, holderJoin, inviteScreen, suggestScreen } from "./helper.js";
 import { browserKind, classifyError, isLive, openCallMedia, openFrontCamera, openMicrophone, openRearCamera, openVoiceOnly } from "./media.js";
 import { allFine, checkAll, precheckScreen } from "./precheck.js";
 import * as S from "./screens.js";
@@ -363,6 +363,7 @@ const handlers = {
     const changed = msg.position !== state.queue.position;
     state.queue = { position: msg.position, etaS: msg.est_wait_s };
     if (state.inCall || state.kept) return;
+    if (["helper_consent", "helper_invite"].includes(shown?.name)) return; // a helper's screen waits for the answer
     if (shown?.name !== "waiting" || shown.connecting || !document.getElementById("keep-place")) showWaiting();
     else if (changed) {
       // the same live region, new words: screen readers announce the change; the voice says it too
@@ -1064,7 +1065,17 @@ function boot() {
   state.hint = new URLSearchParams(location.search).get("hint");
   const holdCode = takeHoldCode();
   const invite = takeInvite();
-  if (invite) {
+  const holder = location.hash.includes("holder=") ? holderJoin() : null;
+  if (holder) {
+    // a helper (家属) started this call and handed over this link: the holder's own token for it
+    holder.then((got) => {
+      if (!got?.token) return show(() => S.notice({ name: "holder-refused", title: t(`invite.${got?.error}`) }));
+      state.token = got.token;
+      state.callToken = got.token;
+      save();
+      start();
+    });
+  } else if (invite) {
     // a call-back's invitation: a fresh visit (consent first) whose join goes to the inviting agent
     state.token = invite;
     state.callToken = invite;

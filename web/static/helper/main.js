@@ -2,6 +2,9 @@
 // call as its third party. The holder and the agent each offer a peer connection (answered here, one per
 // sender); a send-only leg records this camera too. Steps pushed to the holder are read along; the
 // helper may tap 我不会 or type for them. Only the holder confirms: this page has no confirm button.
+// Opened without an invitation, the helper may start (家属先来): the server gives this page a helper token
+// for a new call and a one-time link for the holder's own device (its QR code shown large); the call is
+// queued when the holder joins from it, and only then does this page say who the helper is.
 
 import { AnswerPeer } from "../agent/call.js";
 import { h, mount } from "../shared/dom.js";
@@ -12,7 +15,7 @@ import { ReconnectingSocket } from "../shared/ws.js";
 const $ = (id) => document.getElementById(id);
 const RELATIONS = ["child", "spouse", "grandchild", "sibling", "relative", "friend", "other"];
 const state = { token: null, callId: null, stream: null, iceServers: [], consent: null, step: null, ended: false,
-  introduced: false, inCall: false };
+  introduced: false, inCall: false, started: false, holder: null, holderCame: false };
 const peers = new Map(); // sender key -> AnswerPeer
 let ws = null;
 let witness = null;
@@ -38,7 +41,8 @@ function refused(code) {
 }
 
 async function redeem() {
-  const code = new URLSearchParams(location.hash.slice(1)).get("code") ?? "";
+  const code = new URLSearchParams(location.hash.slice(1)).get("code");
+  if (!code) return show(startScreen);
   const resp = await fetch("/api/helper/join", {
     method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ code }),
   });
@@ -48,6 +52,32 @@ async function redeem() {
   state.token = body.token;
   state.callId = body.call_id;
   show(intro);
+}
+
+function startScreen() {
+  return screen("start", t("helper.start_title"),
+    h("p", {}, t("helper.start_hint")),
+    button(t("helper.start"), startCall, { id: "btn-start" }));
+}
+
+async function startCall() {
+  const resp = await fetch("/api/helper/start", { method: "POST" }).catch(() => null);
+  const body = resp?.ok ? await resp.json().catch(() => null) : null;
+  if (!body) return show(() => screen("refused", t("helper.start_failed")));
+  Object.assign(state, { token: body.token, callId: body.call_id, holder: body.holder, started: true });
+  show(intro);
+}
+
+/** The holder's one-time link, as a QR code for their own phone; or opened here, said plainly. */
+function holderLink() {
+  const parsed = new DOMParser().parseFromString(state.holder.qr_svg, "image/svg+xml").documentElement;
+  return screen("holder_link", t("helper.holder_link_title"),
+    h("div", { class: "qr", id: "holder-qr", role: "img", "aria-label": t("helper.holder_link_title") },
+      parsed.nodeName === "svg" ? document.importNode(parsed, true) : null),
+    h("p", {}, t("helper.holder_link_hint")),
+    h("p", { class: "qr-link", id: "holder-link" }, state.holder.url),
+    h("p", { id: "holder-here-hint" }, t("helper.holder_here_hint")),
+    button(t("helper.holder_here"), () => window.open(state.holder.url, "_blank"), { id: "btn-holder-here", kind: "secondary" }));
 }
 
 function intro() {
@@ -114,10 +144,8 @@ function videoFor(sender) {
 const handlers = {
   welcome(msg) {
     state.iceServers = msg.ice_servers ?? [];
-    if (!state.introduced) {
-      send({ type: "helper_intro", call_id: state.callId, name: state.name, relation: state.relation });
-      state.introduced = true;
-    }
+    if (state.started && !state.holderCame) return show(holderLink); // no call before the holder joins
+    introduce();
     show(callView);
   },
   call_started() {
@@ -147,6 +175,8 @@ const handlers = {
     if (msg.kind === "answer") await witness?.answer(msg.sdp);
   },
   helper_state(msg) {
+    if (msg.present) state.holderCame = true;
+    introduce();
     state.consent = msg.consent ?? null;
     state.inCall = msg.in_call;
     document.body.dataset.consent = msg.consent ?? "none";
@@ -174,6 +204,12 @@ const handlers = {
     if (msg.code === "bad_token" && !state.ended) refused("invite_revoked");
   },
 };
+
+function introduce() {
+  if (state.introduced) return;
+  send({ type: "helper_intro", call_id: state.callId, name: state.name, relation: state.relation });
+  state.introduced = true;
+}
 
 async function startWitness() {
   witness?.close();

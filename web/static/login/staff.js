@@ -2,7 +2,7 @@
 // a tiny element builder, time formatting.
 
 import { h } from "../shared/dom.js";
-import { both } from "../shared/i18n.js";
+import { both, holdBoth } from "../shared/i18n.js";
 
 export { h, mount } from "../shared/dom.js";
 
@@ -20,7 +20,8 @@ export function goHome(role) {
  * (``reason_zh``); the code stays on ``code`` for the page to branch on, never to show. */
 export class ApiError extends Error {
   constructor(status, code, reason, reasonZh = null) {
-    super(reasonZh ? `${reasonZh} ${reason}` : reason);
+    // Codes the console words itself (a helper in the call holds checks): its own table, both languages.
+    super(holdBoth(code) ?? (reasonZh ? `${reasonZh} ${reason}` : reason));
     this.status = status;
     this.code = code;
     this.reason = reason;

@@ -344,6 +344,18 @@ const zh = {
   "helper.agent": "营业员",
   "helper.step": "本人屏幕上：{text}",
   "helper.step_sent": "已告诉营业员。",
+  "helper.start_title": "帮家人办理视频柜台",
+  "helper.start_hint": "您先进来，再请本人用自己的手机扫码加入。核验身份、确认办理都只认本人。",
+  "helper.start": "我先进来，再请本人加入",
+  "helper.start_failed": "现在开不了，请稍后再试。",
+  "helper.holder_link_title": "请本人用自己的手机扫这个码",
+  "helper.holder_link_hint": "这是给本人的链接，10 分钟内有效，只能用一次。本人加入后，营业员才会接通。",
+  "helper.holder_here_hint": "本人没有手机？可以在这台手机上打开本人的链接：请本人自己对着镜头，人脸核验只认本人。",
+  "helper.holder_here": "本人就在我身边，用这台手机",
+  // the console: checks and changes wait while a helper is in the call (server codes, issue 21)
+  "helper_hold.helper_consent_pending": "家属已在通话中，本人还没同意 TA 加入：请等本人在屏幕上回答后再核验或办理。",
+  "helper_hold.helper_refused": "本人没有同意家属加入，家属还在线：请等家属离开后再核验或办理。",
+  "helper_hold.holder_absent": "家属在通话中，但本人不在：请等本人用自己的手机加入（或到家属的摄像头前）后再核验或办理。",
   "invite.invite_expired": "这个邀请链接已过期。请让家人重新发一个。",
   "invite.invite_used": "这个邀请链接已经用过了，每个链接只能用一次。请让家人重新发一个。",
   "invite.invite_revoked": "这个邀请已撤回，或者通话已经结束。",
@@ -701,6 +713,18 @@ const en = {
   "helper.agent": "Agent",
   "helper.step": "On the holder's screen: {text}",
   "helper.step_sent": "The agent has been told.",
+  "helper.start_title": "Video counter for a family member",
+  "helper.start_hint": "You come in first, then the account holder joins by scanning a code with their own phone. Identity checks and confirmations are the holder's only.",
+  "helper.start": "Start, then invite the holder",
+  "helper.start_failed": "This cannot start now. Please try again later.",
+  "helper.holder_link_title": "Have the account holder scan this code with their own phone",
+  "helper.holder_link_hint": "This link is for the holder: it works for 10 minutes, once. The agent takes the call once the holder has joined.",
+  "helper.holder_here_hint": "No phone for the holder? Open the holder's link on this phone: the holder must face the camera themselves; face checks match the holder only.",
+  "helper.holder_here": "The holder is with me: use this phone",
+  // the console: checks and changes wait while a helper is in the call (server codes, issue 21)
+  "helper_hold.helper_consent_pending": "A helper is on the call and the holder has not agreed to them yet: wait for the holder's answer on their screen before checks or changes.",
+  "helper_hold.helper_refused": "The holder refused the helper, who is still connected: wait until the helper has left before checks or changes.",
+  "helper_hold.holder_absent": "A helper is on the call but the account holder is not: wait until the holder joins from their own device (or comes to the helper's camera) before checks or changes.",
   "invite.invite_expired": "This invitation link has expired. Ask for a new one.",
   "invite.invite_used": "This invitation link has been used already: each link works once. Ask for a new one.",
   "invite.invite_revoked": "This invitation was withdrawn, or its call has ended.",
@@ -764,6 +788,12 @@ export function both(key, params = {}) {
 export function reasonBoth(code) {
   const key = `check.reason.${code}` in TABLES["zh-CN"] ? `check.reason.${code}` : "check.reason.unknown";
   return both(key);
+}
+
+/** Why the server holds checks and changes on a call a helper is in (``helper_hold.<code>``), both
+ * languages; ``null`` for any other code. */
+export function holdBoth(code) {
+  return `helper_hold.${code}` in TABLES["zh-CN"] ? both(`helper_hold.${code}`) : null;
 }
 
 /** A key's text in each language, as a pair for :func:`both`'s parameters. */
