@@ -37,7 +37,7 @@ async def _setup(loss: float = 0.0, delay_s: float = 0.0, seed: int = 19) -> tup
     return relay, echo
 
 
-async def _exchange(relay: Impair, n: int, settle: float = 1.0) -> list[bytes]:
+async def _exchange(relay: Impair, n: int, settle: float = 0.5) -> list[bytes]:
     loop = asyncio.get_running_loop()
     transport, client = await loop.create_datagram_endpoint(_Client, remote_addr=relay.address)
     for i in range(n):
