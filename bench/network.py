@@ -7,7 +7,10 @@ places a call, then:
 * ``outage``: the link down for 10 s, same addresses (the baseline: ICE revives the old pair);
 * ``new address``: the link down for 10 s and the phone back on another address (a move from
   Wi-Fi to mobile data): the socket probe, the new offer and ICE must do the work;
-* ``weak link``: 100 kbit/s both ways for 20 s, then unlimited: when the video is back both ways.
+* ``weak link``: 100 kbit/s both ways for 20 s, then unlimited: when the video is back both ways;
+* ``weak + loss``: the same with the customer relay-only through TURN over UDP (coturn in the app's
+  namespace) and the impairment relay (tests/browser/impair.py) in front of coturn dropping 5 % of
+  the datagrams each way during the 20 s (netem is not in this kernel).
 
 It prints the seconds from the link's return until media flows both ways, per round and the median.
 Run as root (namespaces): ``.venv/bin/python -m bench.network --rounds 3``.
@@ -16,6 +19,7 @@ Run as root (namespaces): ``.venv/bin/python -m bench.network --rounds 3``.
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import sys
 import tempfile
@@ -28,10 +32,14 @@ sys.path.insert(0, str(ROOT))
 from counter.config import load_settings  # noqa: E402
 from tests.browser.calllab import CallLab, dataset  # noqa: E402
 from tests.browser.harness import make_y4m  # noqa: E402
-from tests.browser.netlab import ADDR_B, ADDR_B2  # noqa: E402
+from tests.browser.impair import Impair  # noqa: E402
+from tests.browser.netlab import ADDR_A, ADDR_B, ADDR_B2, start_coturn  # noqa: E402
 
 PHOTO = ROOT.parent / "shared" / "faces" / "faceonnx" / "sarah_paulson" / "sarah_2.jpg"
 LIMIT_S = 30.0
+LOSS = 0.05
+IMPAIR_PORT = 3479
+SECRET = "bench-turn-secret"
 
 
 def outage(lab: CallLab, renumber: bool) -> float | None:
@@ -43,10 +51,14 @@ def outage(lab: CallLab, renumber: bool) -> float | None:
     return lab.wait_flowing(LIMIT_S)
 
 
-def weak(lab: CallLab) -> float | None:
+def weak(lab: CallLab, relay: Impair | None = None) -> float | None:
     lab.net.rate(100)
+    if relay is not None:
+        relay.loss = LOSS
     time.sleep(20)
     lab.net.rate(None)
+    if relay is not None:
+        relay.loss = 0.0
     start = time.monotonic()
     while time.monotonic() - start < LIMIT_S:
         grew = lab.flowing(0.5)
@@ -57,25 +69,40 @@ def weak(lab: CallLab) -> float | None:
 
 
 def one(kind: str, y4m: Path, tmp: Path) -> float | None:
+    lossy = kind == "weak + loss"
+    turn = {"turn_urls": [f"turn:{ADDR_A}:3478?transport=udp"], "turn_secret": SECRET} if lossy else {}
     settings = load_settings(
         config_file=tmp / "none.toml", environ={}, tls=False, host="127.0.0.1", port=8443,
         data_dir=tmp / f"data-{kind}-{time.monotonic_ns()}", cert_dir=tmp / "certs", require_recording=False,
+        **turn,
     )
     lab = CallLab(settings, y4m)
+    coturn = None
     try:
         lab.start()
+        if lossy:
+            assert lab.b is not None
+            coturn = start_coturn(lab.net.a, ADDR_A, SECRET, udp=True)
+            relay = lab.b.run(Impair((ADDR_B, IMPAIR_PORT), (ADDR_A, 3478)).start())
+            lab.call(turn_via=f"{ADDR_B}:{IMPAIR_PORT}")
+            return weak(lab, relay)
         lab.call()
         if kind == "weak link":
             return weak(lab)
         return outage(lab, renumber=kind == "new address")
     finally:
         lab.close()
+        if coturn is not None:
+            coturn.terminate()
+            coturn.wait(10)
+            if isinstance(coturn.args, list):  # start_coturn's own directory: its config is the last argument
+                shutil.rmtree(Path(str(coturn.args[-1])).parent, ignore_errors=True)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--kinds", default="outage,new address,weak link")
+    ap.add_argument("--kinds", default="outage,new address,weak link,weak + loss")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)

@@ -72,22 +72,26 @@ class CallLab:
         args = [*chromium_args(self.y4m), f"--unsafely-treat-insecure-origin-as-secure={self.base_url}"]
         self.browsers[side] = await self.pw[side].chromium.launch(executable_path=CHROMIUM, args=args)
 
-    def call(self, *, relay_only: bool = False) -> None:
-        """A customer in B queues, the agent in A takes the call; returns once media flows both ways."""
+    def call(self, *, relay_only: bool = False, turn_via: str | None = None) -> None:
+        """A customer in B queues, the agent in A takes the call; returns once media flows both ways.
+        ``turn_via`` ("host:port"): the customer only relays, through TURN over UDP at that address
+        instead of the servers it is given (an impairment relay in front of coturn)."""
         assert self.a is not None and self.b is not None
-        self.b.run(self._customer(relay_only))
+        self.b.run(self._customer(relay_only, turn_via))
         self.a.run(self._agent(relay_only))
         self.b.run(self.customer.wait_for_selector("[data-screen=call]", timeout=20000))
         if not self.wait_flowing(20):
             raise TimeoutError(f"no media both ways within 20 s: {self.rx()}")
 
-    async def _customer(self, relay_only: bool) -> None:
+    async def _customer(self, relay_only: bool, turn_via: str | None) -> None:
         ctx = await self.browsers["b"].new_context(
             viewport=VIEWPORT, is_mobile=True, has_touch=True, locale="zh-CN", user_agent=ANDROID_UA,
             permissions=["camera", "microphone"])
         await ctx.add_init_script(OBSERVE)
-        if relay_only:
+        if relay_only or turn_via:
             await ctx.add_init_script("window.__relayOnly = true;")
+        if turn_via:
+            await ctx.add_init_script(f"window.__turnVia = {turn_via!r};")
         await ctx.add_init_script(WATCH_PCS)
         page = await ctx.new_page()
         page.set_default_timeout(20000)

@@ -38,6 +38,11 @@ WATCH_PCS = """
   window.RTCPeerConnection = class extends Orig {
     constructor(config, ...rest) {
       if (window.__relayOnly) config = { ...(config || {}), iceTransportPolicy: "relay" };
+      if (window.__turnVia) {  // TURN over UDP through the impairment relay (tests/browser/impair.py)
+        const to = (u) => (u.startsWith("turn:") ? `turn:${window.__turnVia}?transport=udp` : u);
+        const via = (s) => ({ ...s, urls: [].concat(s.urls).map(to) });
+        config = { ...config, iceServers: (config.iceServers || []).map(via) };
+      }
       super(config, ...rest);
       window.__pcs.push(this);
     }
@@ -169,16 +174,18 @@ def can_make_namespaces() -> str | None:
     return None
 
 
-def start_coturn(ns: str, addr: str, secret: str) -> subprocess.Popen[bytes]:
-    """coturn in namespace ``ns`` on ``addr``:3478, TCP only (no UDP listener), REST-API secret; its
-    files in a fresh directory under /tmp that its unprivileged user can reach (pytest's are 0700)."""
+def start_coturn(ns: str, addr: str, secret: str, udp: bool = False) -> subprocess.Popen[bytes]:
+    """coturn in namespace ``ns`` on ``addr``:3478, TCP only (no UDP listener) unless ``udp``, REST-API
+    secret; its files in a fresh directory under /tmp that its unprivileged user can reach (pytest's
+    are 0700)."""
     workdir = Path(tempfile.mkdtemp(prefix="rc-turn-"))
     os.chmod(workdir, 0o777)
     conf = workdir / "turnserver.conf"
     conf.write_text("\n".join([
         f"listening-ip={addr}", f"relay-ip={addr}", "listening-port=3478", "min-port=49160", "max-port=49200",
-        "use-auth-secret", f"static-auth-secret={secret}", "realm=remote-counter", "fingerprint", "no-udp",
-        "no-tls", "no-dtls", "no-cli", "no-multicast-peers", f"userdb={workdir / 'turndb'}",
+        "use-auth-secret", f"static-auth-secret={secret}", "realm=remote-counter", "fingerprint",
+        *([] if udp else ["no-udp"]), "no-tls", "no-dtls", "no-cli", "no-multicast-peers",
+        f"userdb={workdir / 'turndb'}",
         f"pidfile={workdir / 'turn.pid'}", f"log-file={workdir / 'turn.log'}", "simple-log",
     ]) + "\n")
     proc = subprocess.Popen(["ip", "netns", "exec", ns, "runuser", "-u", "nobody", "--", "turnserver", "-c", str(conf)],
