@@ -114,6 +114,11 @@ class Settings(BaseModel):
         description="witness video decoded only for identity checks (on_demand), or every frame (always: "
         "the former witness, for comparison; costs several times the CPU per recorded call)",
     )
+    event_loop: Literal["auto", "asyncio", "uvloop"] = Field(
+        "auto",
+        description="counter serve's event loop: uvloop when installed (auto; pip install '.[fast]'), or "
+        "asyncio's own; uvloop is optional (docs/PERFORMANCE.md, Witness)",
+    )
     demo_data: bool = Field(True, description="load demo staff and accounts on first start")
     demo_faces_dir: Path | None = Field(None, description="real-name photos for the demo accounts")
     max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="largest HTTP body accepted")
