@@ -138,7 +138,8 @@ async def test_receive_only_answer_skips_the_bandwidth_estimator_and_buffers_mor
         sent = compat.send_remb(transceiver.receiver, 1_234_000)
         assert sent is not None
         await sent
-        await _until(lambda: video_sender._RTCRtpSender__encoder.target_bitrate == 1_234_000)
+        encoder = vars(video_sender)  # aiortc keeps the encoder private: read it to see the REMB land
+        await _until(lambda: encoder["_RTCRtpSender__encoder"].target_bitrate == 1_234_000)
     finally:
         await sender.close()
         await receiver.close()
