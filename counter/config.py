@@ -114,10 +114,10 @@ class Settings(BaseModel):
         description="witness video decoded only for identity checks (on_demand), or every frame (always: "
         "the former witness, for comparison; costs several times the CPU per recorded call)",
     )
-    event_loop: Literal["auto", "asyncio", "uvloop"] = Field(
-        "auto",
-        description="counter serve's event loop: uvloop when installed (auto; pip install '.[fast]'), or "
-        "asyncio's own; uvloop is optional (docs/PERFORMANCE.md, Witness)",
+    event_loop: Literal["asyncio", "auto", "uvloop"] = Field(
+        "asyncio",
+        description="counter serve's event loop: asyncio's own; auto: uvloop when installed (pip install "
+        "'.[fast]'), else asyncio's; uvloop: required (docs/PERFORMANCE.md, Witness)",
     )
     demo_data: bool = Field(True, description="load demo staff and accounts on first start")
     demo_faces_dir: Path | None = Field(None, description="real-name photos for the demo accounts")
