@@ -116,6 +116,11 @@ class Settings(BaseModel):
         description="witness video decoded only for identity checks (on_demand), or every frame (always: "
         "the former witness, for comparison; costs several times the CPU per recorded call)",
     )
+    event_loop: Literal["asyncio", "auto", "uvloop"] = Field(
+        "asyncio",
+        description="counter serve's event loop: asyncio's own; auto: uvloop when installed (pip install "
+        "'.[fast]'), else asyncio's; uvloop: required (docs/PERFORMANCE.md, Witness)",
+    )
     demo_data: bool = Field(True, description="load demo staff and accounts on first start")
     demo_faces_dir: Path | None = Field(None, description="real-name photos for the demo accounts")
     max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="largest HTTP body accepted")

@@ -8,6 +8,7 @@ import logging
 import signal
 import ssl
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -80,6 +81,21 @@ async def run(settings: Settings, *, ready: asyncio.Event | None = None) -> None
             loop.remove_signal_handler(sig)
 
 
+def event_loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The loop factory for ``Settings.event_loop``: uvloop's (when installed, or asked for), else
+    ``None`` (asyncio's own).  Raises :class:`ImportError` when uvloop is asked for and absent."""
+    if choice == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        if choice == "uvloop":
+            raise
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
+
+
 def _serve(args: argparse.Namespace) -> int:
     from counter.cli import settings_from_args
 
@@ -95,7 +111,13 @@ def _serve(args: argparse.Namespace) -> int:
     from signaling.witness.compat import AiortcIncompatible
 
     try:
-        asyncio.run(run(settings))
+        loop_factory = event_loop_factory(settings.event_loop)
+    except ImportError:
+        print("counter: event_loop = uvloop but uvloop is not installed: pip install '.[fast]'", file=sys.stderr)
+        return 2
+    try:
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            runner.run(run(settings))
     except AiortcIncompatible as exc:
         print(f"counter: {exc}", file=sys.stderr)
         return 2

@@ -14,7 +14,16 @@ video only for a few seconds during an identity check, so :func:`tap` swaps that
   on an empty queue: it costs nothing.
 
 :func:`request_keyframe` sends a Picture Loss Indication (RFC 4585 6.3.1) through the receiver's private
-``_send_rtcp_pli``.  :func:`check_aiortc` is called at start-up: it refuses an aiortc outside the tested
+``_send_rtcp_pli``.  :func:`receive_only` answers without the RTP header extensions only a bandwidth
+estimator reads (abs-send-time, transport-cc), through the transceiver's private ``_headerExtensions``:
+the witness adapts nothing to what it receives, so the senders need not stamp every packet and aiortc's
+receiver skips its remote bitrate estimator, which otherwise runs on every video packet.
+:func:`send_remb` tells a sender a fixed receiver-side limit instead (RTCP REMB through the receiver's
+private ``_send_rtcp``): a browser takes it as its estimate in its first seconds, so it starts at its
+own cap as fast as with the estimator, instead of climbing from 300 kbit/s by 8 % a second.
+:func:`receive_buffer` enlarges the kernel's receive buffer of the peer's ICE sockets (aioice's private
+``Connection._protocols``), so a few hundred milliseconds without the event loop lose no datagram.
+:func:`check_aiortc` is called at start-up: it refuses an aiortc outside the tested
 range, or one whose private parts moved, with a message that says what to install.
 """
 
@@ -23,19 +32,31 @@ from __future__ import annotations
 import asyncio
 import inspect
 import queue
+import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from enum import StrEnum
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from aiortc import RTCRtpReceiver
+from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpTransceiver
+from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, pack_remb_fci
 
 #: aiortc versions this module was tested with: ``>= MIN`` and ``< BELOW`` (keep pyproject.toml in step).
 TESTED_MIN = (1, 16)
 TESTED_BELOW = (1, 17)
 _QUEUE = "_RTCRtpReceiver__decoder_queue"
 _PLI = "_send_rtcp_pli"
+_EXTENSIONS = "_headerExtensions"
+_RTCP = "_send_rtcp"
+_RTCP_SSRC = "_RTCRtpReceiver__rtcp_ssrc"
+#: RTP header extensions only a receiver-side bandwidth estimator reads (the witness answers without them).
+ESTIMATOR_EXTENSIONS = frozenset({
+    "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time",
+    "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01",
+})
+#: Kernel receive buffer asked for each witness ICE socket (capped by ``net.core.rmem_max``).
+RECEIVE_BUFFER = 4 * 1024 * 1024
 
 #: ``(mime type, clock rate, encoded bytes, RTP timestamp from 0 at the track's first frame)``.
 FrameSink = Callable[[str, int, bytes, int], None]
@@ -75,18 +96,25 @@ def check_aiortc(installed: str | None = None) -> str:
             f"aiortc {installed} is not a version the witness was tested with: pip install '{wanted}' "
             "(signaling/witness/compat.py reaches into aiortc's receiver; test it before widening the range)"
         )
-    if not callable(getattr(RTCRtpReceiver, _PLI, None)) or "self.__decoder_queue" not in _receiver_source():
+    if (not callable(getattr(RTCRtpReceiver, _PLI, None)) or not callable(getattr(RTCRtpReceiver, _RTCP, None))
+            or "self.__decoder_queue" not in _receiver_source() or "self.__rtcp_ssrc" not in _receiver_source()
+            or f"self.{_EXTENSIONS}" not in _source(RTCRtpTransceiver.__init__, f"self.{_EXTENSIONS}")):
         raise AiortcIncompatible(
-            f"aiortc {installed}: RTCRtpReceiver has no {_QUEUE} / {_PLI} any more: pip install '{wanted}'"
+            f"aiortc {installed}: RTCRtpReceiver has no {_QUEUE} / {_PLI} (or RTCRtpTransceiver no "
+            f"{_EXTENSIONS}) any more: pip install '{wanted}'"
         )
     return installed
 
 
 def _receiver_source() -> str:
+    return _source(RTCRtpReceiver.__init__, "self.__decoder_queue self.__rtcp_ssrc")
+
+
+def _source(function: Callable[..., Any], fallback: str) -> str:
     try:
-        return inspect.getsource(RTCRtpReceiver.__init__)
+        return inspect.getsource(function)
     except (OSError, TypeError):  # no source shipped: trust the version range
-        return "self.__decoder_queue"
+        return fallback
 
 
 class FrameTap:
@@ -161,3 +189,43 @@ def request_keyframe(receiver: RTCRtpReceiver) -> list[asyncio.Future[None]]:
     """Ask the sender of ``receiver``'s track for a key frame (RTCP PLI to each source heard in 10 s)."""
     send = getattr(receiver, _PLI)
     return [asyncio.ensure_future(send(source.source)) for source in receiver.getSynchronizationSources()]
+
+
+def receive_only(transceiver: RTCRtpTransceiver) -> list[str]:
+    """Answer ``transceiver``'s offer without :data:`ESTIMATOR_EXTENSIONS`; call between
+    ``setRemoteDescription`` and ``createAnswer``.  Returns the URIs dropped."""
+    extensions = getattr(transceiver, _EXTENSIONS)
+    kept = [e for e in extensions if e.uri not in ESTIMATOR_EXTENSIONS]
+    setattr(transceiver, _EXTENSIONS, kept)
+    return [e.uri for e in extensions if e.uri in ESTIMATOR_EXTENSIONS]
+
+
+def receive_buffer(pc: RTCPeerConnection, size: int = RECEIVE_BUFFER) -> int:
+    """Ask for a ``size``-byte kernel receive buffer on each of ``pc``'s ICE sockets (after
+    ``setLocalDescription``, which gathers them); returns how many sockets were set."""
+    done = 0
+    seen: set[int] = set()
+    for transceiver in pc.getTransceivers():
+        connection = getattr(transceiver.receiver.transport.transport, "_connection", None)
+        if connection is None or id(connection) in seen:
+            continue
+        seen.add(id(connection))
+        for protocol in getattr(connection, "_protocols", []):
+            transport = getattr(protocol, "transport", None)
+            sock = transport.get_extra_info("socket") if transport is not None else None
+            if sock is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+                done += 1
+    return done
+
+
+def send_remb(receiver: RTCRtpReceiver, bitrate: int) -> asyncio.Future[None] | None:
+    """Tell the senders heard by ``receiver`` a receiver limit of ``bitrate`` bit/s (RTCP REMB,
+    draft-alvestrand-rmcat-remb); ``None`` before the receiver has an RTCP SSRC or has heard a source."""
+    ssrc = getattr(receiver, _RTCP_SSRC, None)
+    sources = [source.source for source in receiver.getSynchronizationSources()]
+    if ssrc is None or not sources:
+        return None
+    packet = RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=ssrc, media_ssrc=0, fci=pack_remb_fci(bitrate, sources))
+    send: Callable[[RtcpPsfbPacket], Awaitable[None]] = getattr(receiver, _RTCP)
+    return asyncio.ensure_future(send(packet))

@@ -45,6 +45,9 @@ BGR = npt.NDArray[np.uint8]
 RecordingHook = Callable[[str, str, list[SegmentInfo]], Awaitable[None]]
 #: How long without a packet of the customer's media before the recording counts as stopped.
 STALL_S = 3.0
+#: The receiver limit the witness tells senders (RTCP REMB, once a second): above any video cap of the
+#: witness legs, so the senders' own caps decide; lets a browser start at its cap (compat.send_remb).
+REMB_BPS = 2_500_000
 
 
 class MediaState(StrEnum):
@@ -132,12 +135,26 @@ class _Leg:
                       if c.mimeType.lower() in (wanted.lower(), f"{kind}/rtx")]
             transceiver.setCodecPreferences(codecs)
             transceiver.direction = "recvonly"
+            compat.receive_only(transceiver)
             frame_tap = self.tee(transceiver.receiver, kind)
             if kind == "video":
                 self.video = transceiver.receiver
                 self.video_tap = frame_tap
         await self.pc.setLocalDescription(await self.pc.createAnswer())
+        compat.receive_buffer(self.pc)
+        if self.video is not None:
+            self.tasks.append(asyncio.ensure_future(self._remb(self.video)))
         return str(self.pc.localDescription.sdp)
+
+    async def _remb(self, receiver: RTCRtpReceiver) -> None:
+        """Tell the sender :data:`REMB_BPS` every second (from its first packets): the witness runs no
+        bandwidth estimator (:func:`compat.receive_only`)."""
+        while True:
+            await asyncio.sleep(1.0 if receiver.getSynchronizationSources() else 0.2)
+            sent = compat.send_remb(receiver, REMB_BPS)
+            if sent is not None:
+                self.pending.add(sent)
+                sent.add_done_callback(self.pending.discard)
 
     def request_keyframe(self) -> None:
         if self.video is None:

@@ -139,3 +139,24 @@ async def test_graceful_stop_on_signals(tmp_path: Path, sig: signal.Signals) -> 
     proc.send_signal(sig)
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0 and "shutting down" in out and "Traceback" not in out
+
+
+def test_event_loop_is_uvloop_when_installed_else_asyncio() -> None:
+    import asyncio
+    import importlib.util
+
+    from counter.serve import event_loop_factory
+
+    assert event_loop_factory("asyncio") is None
+    if importlib.util.find_spec("uvloop") is None:
+        assert event_loop_factory("auto") is None
+        with pytest.raises(ImportError):
+            event_loop_factory("uvloop")
+        return
+    factory = event_loop_factory("auto")
+    assert factory is not None and factory is event_loop_factory("uvloop")
+    loop = factory()
+    try:
+        assert type(loop).__module__.startswith("uvloop") and isinstance(loop, asyncio.AbstractEventLoop)
+    finally:
+        loop.close()

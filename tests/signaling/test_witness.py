@@ -207,6 +207,8 @@ async def test_recorded_without_decoding_and_decoded_on_demand(
         await senders[1].connect(call.agent, call.call_id)
         wcall = witness.call(call.call_id)
         assert wcall.recorder is not None
+        # Receive-only: the witness answers without abs-send-time, so no bandwidth estimate runs per packet.
+        assert all("abs-send-time" not in s.pc.remoteDescription.sdp for s in senders)
         for _ in range(200):  # 10 s at most
             if wcall.recorder.stats.packets >= 60:
                 break

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
@@ -93,3 +94,52 @@ async def test_always_decodes_every_frame(link: Link) -> None:
     link.tap.mode = compat.Decode.ALWAYS
     frame = await asyncio.wait_for(link.track.recv(), 10.0)
     assert isinstance(frame, VideoFrame)
+
+
+def _rmem_max() -> int:
+    with open("/proc/sys/net/core/rmem_max") as fh:
+        return int(fh.read())
+
+
+async def test_receive_only_answer_skips_the_bandwidth_estimator_and_buffers_more() -> None:
+    """The answer leaves out abs-send-time (the sender then stamps nothing and aiortc's remote bitrate
+    estimator never runs); frames still arrive; the ICE sockets get a larger kernel receive buffer; a
+    fixed REMB tells the sender its limit."""
+    frames: list[tuple[str, int, bytes, int]] = []
+    sender = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    receiver = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    try:
+        sender.addTransceiver(SyntheticVideo(), direction="sendonly")
+        await sender.setLocalDescription(await sender.createOffer())
+        assert "abs-send-time" in sender.localDescription.sdp
+        await receiver.setRemoteDescription(sender.localDescription)
+        (transceiver,) = receiver.getTransceivers()
+        transceiver.direction = "recvonly"
+        assert compat.receive_only(transceiver) == ["http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"]
+        compat.tap(transceiver.receiver, lambda *frame: frames.append(frame))
+        await receiver.setLocalDescription(await receiver.createAnswer())
+        answer = receiver.localDescription.sdp
+        assert "abs-send-time" not in answer and "urn:ietf:params:rtp-hdrext:sdes:mid" in answer
+
+        assert compat.receive_buffer(receiver) >= 1
+        granted = 2 * min(compat.RECEIVE_BUFFER, _rmem_max())  # the kernel grants at most rmem_max, doubled
+        connection = transceiver.receiver.transport.transport._connection
+        sizes = [p.transport.get_extra_info("socket").getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+                 for p in connection._protocols]
+        assert sizes and all(size >= granted for size in sizes)
+
+        await sender.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+        await _until(lambda: len(frames) >= 10)
+        assert vp8_keyframe_size(frames[0][2]) == (320, 240)
+
+        # No estimator, but a fixed receiver limit (REMB) reaches the sender: aiortc's sender sets its
+        # encoder's target bitrate from it.
+        (video_sender,) = [t.sender for t in sender.getTransceivers()]
+        sent = compat.send_remb(transceiver.receiver, 1_234_000)
+        assert sent is not None
+        await sent
+        encoder = vars(video_sender)  # aiortc keeps the encoder private: read it to see the REMB land
+        await _until(lambda: encoder["_RTCRtpSender__encoder"].target_bitrate == 1_234_000)
+    finally:
+        await sender.close()
+        await receiver.close()
