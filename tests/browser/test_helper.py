@@ -15,6 +15,8 @@ from typing import Any
 
 from counter.appkeys import DB
 from counter.audit import AUDIT
+from signaling.aio import SIGNALING
+from signaling.bus import LANES
 from tests.browser.harness import ANDROID_UA, VIEWPORT, BrowserEnv, screenshot, to_queue
 from tests.browser.test_journey import DESKTOP
 from web.helpers_api import HELPERS
@@ -242,6 +244,20 @@ def test_a_helper_starts_and_the_holder_joins_from_their_own_phone(env: BrowserE
         await again.goto(url)
         await again.wait_for_selector("[data-screen=holder-refused]")
         out["reused"] = await again.text_content("h1")
+        # The holder leaves the queue: no call is left waiting for the next test's agent.
+        await holder.wait_for_selector("#btn-leave")
+        await holder.tap("#btn-leave")
+        bus = env.app[SIGNALING].bus
+
+        async def queued() -> bool:
+            ids = [c for lane in LANES for c, _ in await bus.lane(lane)]
+            return call_id in ids
+
+        for _ in range(100):
+            if not await queued():
+                break
+            await asyncio.sleep(0.1)
+        out["left_queue"] = not await queued()
         for page in (holder, helper, again):
             await page.context.close()
             env.contexts.remove(page.context)
@@ -253,3 +269,4 @@ def test_a_helper_starts_and_the_holder_joins_from_their_own_phone(env: BrowserE
     assert "王小明" in r["consent_text"] and "子女" in r["consent_text"], r["consent_text"]
     assert "本人已同意" in r["helper_status"], r["helper_status"]
     assert r["reused"] == "这个邀请链接已经用过了，每个链接只能用一次。请让家人重新发一个。", r["reused"]
+    assert r["left_queue"], "the holder's call must leave the queue (the next test's agent would be offered it)"
