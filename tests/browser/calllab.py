@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,14 +19,18 @@ from tests.browser.netlab import ADDR_A, WATCH_PCS, NetLab, NsLoop
 DESKTOP = {"width": 1440, "height": 900}
 
 
-def host_on(addr: str) -> None:
-    """aioice (the server's witness) gathers its host candidate on ``addr`` only."""
+def host_on(addr: str) -> Callable[..., list[str]]:
+    """aioice (the server's witness) gathers its host candidate on ``addr`` only; returns what it
+    gathered with before, for :meth:`CallLab.close` to put back (aioice is one per process: left
+    patched, every later test's peers would gather on a namespace address that is gone)."""
     import aioice.ice
 
     def _only(use_ipv4: bool = True, use_ipv6: bool = True) -> list[str]:
         return [addr]
 
+    before: Callable[..., list[str]] = aioice.ice.get_host_addresses
     aioice.ice.get_host_addresses = _only
+    return before
 
 
 @dataclass
@@ -43,6 +48,7 @@ class CallLab:
     browsers: dict[str, Any] = field(default_factory=dict)
     customer: Any = None
     agent: Any = None
+    gather_before: Callable[..., list[str]] | None = None
 
     def start(self) -> None:
         self.net.open()
@@ -57,7 +63,7 @@ class CallLab:
     async def _serve(self) -> None:
         from counter.app import build_app
 
-        host_on(ADDR_A)
+        self.gather_before = host_on(ADDR_A)
         app = await build_app(self.settings)
         self.runner = web.AppRunner(app)
         await self.runner.setup()
@@ -172,6 +178,11 @@ class CallLab:
                     loop.run(self.runner.cleanup(), 30)
             loop.stop()
         self.net.close()
+        if self.gather_before is not None:
+            import aioice.ice
+
+            aioice.ice.get_host_addresses = self.gather_before
+            self.gather_before = None
 
 
 
