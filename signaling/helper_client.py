@@ -3,13 +3,11 @@ understands ``helper_state``, and the helper's own way in (redeem an invitation,
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 import aiohttp
-from pydantic import TypeAdapter, ValidationError
+from pydantic import TypeAdapter
 
-from signaling import protocol as p
 from signaling.client import ClientError
 from signaling.helpers import HelperState
 from signaling.witness.client import WitnessClient
@@ -21,22 +19,7 @@ _SERVER = TypeAdapter[WitnessSdp | WitnessState | HelperState](WitnessSdp | Witn
 class HelperClient(WitnessClient):
     """A :class:`WitnessClient` that also parses ``helper_state`` (for the holder, the agent and the helper)."""
 
-    async def _read(self) -> None:
-        inbox = cast("asyncio.Queue[Any]", self.inbox)
-        try:
-            async for msg in self.ws:
-                if msg.type == aiohttp.WSMsgType.TEXT:
-                    try:
-                        await inbox.put(p.parse_server(msg.data))
-                    except ValueError:
-                        try:
-                            await inbox.put(_SERVER.validate_json(msg.data))
-                        except ValidationError:
-                            await inbox.put(p.ErrorMsg(code="client_parse", reason=str(msg.data)[:200]))
-                elif msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.ERROR):
-                    break
-        finally:
-            await inbox.put(None)
+    extra: ClassVar[TypeAdapter[Any]] = _SERVER
 
     @classmethod
     async def helper(cls, http: aiohttp.ClientSession, base_url: str, code: str) -> HelperClient:

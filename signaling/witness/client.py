@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 import aiohttp
 from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
@@ -22,6 +22,9 @@ _SERVER = TypeAdapter[WitnessSdp | WitnessState](WitnessSdp | WitnessState)
 class WitnessClient(SignalingClient):
     """A :class:`SignalingClient` that also parses ``witness_sdp`` and ``witness_state``."""
 
+    #: The messages parsed beyond the signaling protocol's own; a subclass widens it.
+    extra: ClassVar[TypeAdapter[Any]] = _SERVER
+
     async def _read(self) -> None:
         inbox = cast("asyncio.Queue[Any]", self.inbox)
         try:
@@ -31,7 +34,7 @@ class WitnessClient(SignalingClient):
                         await inbox.put(p.parse_server(msg.data))
                     except ValueError:
                         try:
-                            await inbox.put(_SERVER.validate_json(msg.data))
+                            await inbox.put(self.extra.validate_json(msg.data))
                         except ValidationError:
                             await inbox.put(p.ErrorMsg(code="client_parse", reason=str(msg.data)[:200]))
                 elif msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.ERROR):
