@@ -35,11 +35,11 @@ def _unshare_net() -> str | None:
 class IsolatedLoop:
     """``run(coro)`` runs a coroutine on the isolated loop and returns its result."""
 
-    def __init__(self) -> None:
+    def __init__(self, name: str = "isolated-loop") -> None:
         self.loop = asyncio.new_event_loop()
         self.why_not_isolated: str | None = None
         self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._main, name="isolated-loop", daemon=True)
+        self._thread = threading.Thread(target=self._main, name=name, daemon=True)
         self._thread.start()
         self._ready.wait()
 
@@ -47,8 +47,12 @@ class IsolatedLoop:
     def isolated(self) -> bool:
         return self.why_not_isolated is None
 
+    def _enter(self) -> str | None:
+        """Move this loop's thread into its network namespace; why not, or ``None``."""
+        return _unshare_net()
+
     def _main(self) -> None:
-        self.why_not_isolated = _unshare_net()
+        self.why_not_isolated = self._enter()
         asyncio.set_event_loop(self.loop)
         self._ready.set()
         self.loop.run_forever()

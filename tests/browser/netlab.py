@@ -10,21 +10,18 @@ Playwright driver and Chromium it starts live there too.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import ctypes
 import os
 import subprocess
 import tempfile
-import threading
 import time
-from collections.abc import Coroutine
-from concurrent.futures import Future
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
+
+from tests.browser.isolation import CLONE_NEWNET, IsolatedLoop
 
 T = TypeVar("T")
-CLONE_NEWNET = 0x40000000
 ADDR_A = "10.77.0.1"
 ADDR_B = "10.77.0.2"
 ADDR_B2 = "10.77.0.3"
@@ -75,42 +72,26 @@ def _tc(ns: str, *args: str) -> None:
     subprocess.run(["ip", "netns", "exec", ns, "tc", *args], capture_output=True, text=True, check=True)
 
 
-class NsLoop:
+class NsLoop(IsolatedLoop):
     """An event loop on its own thread inside the named network namespace ``ns``."""
 
     def __init__(self, ns: str) -> None:
         self.ns = ns
-        self.loop = asyncio.new_event_loop()
-        self.error: str | None = None
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._main, name=f"netns-{ns}", daemon=True)
-        self._thread.start()
-        self._ready.wait()
+        super().__init__(name=f"netns-{ns}")
 
-    def _main(self) -> None:
+    @property
+    def error(self) -> str | None:
+        return self.why_not_isolated
+
+    def _enter(self) -> str | None:
         libc = ctypes.CDLL(None, use_errno=True)
         fd = os.open(f"/var/run/netns/{self.ns}", os.O_RDONLY)
         try:
             if libc.setns(fd, CLONE_NEWNET) != 0:
-                self.error = f"setns({self.ns}) failed: {os.strerror(ctypes.get_errno())}"
+                return f"setns({self.ns}) failed: {os.strerror(ctypes.get_errno())}"
         finally:
             os.close(fd)
-        asyncio.set_event_loop(self.loop)
-        self._ready.set()
-        self.loop.run_forever()
-        self.loop.close()
-
-    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 120.0) -> T:
-        future: Future[T] = asyncio.run_coroutine_threadsafe(coro, self.loop)
-        try:
-            return future.result(timeout)
-        except TimeoutError:
-            future.cancel()
-            raise
-
-    def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(10)
+        return None
 
 
 class NetLab:
