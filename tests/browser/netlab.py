@@ -17,11 +17,9 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import TypeVar
 
 from tests.browser.isolation import CLONE_NEWNET, IsolatedLoop
 
-T = TypeVar("T")
 ADDR_A = "10.77.0.1"
 ADDR_B = "10.77.0.2"
 ADDR_B2 = "10.77.0.3"
