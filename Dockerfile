@@ -3,6 +3,7 @@ FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 ORT_DISABLE_TELEMETRY=1
 WORKDIR /app
 COPY pyproject.toml README.md ./
+COPY storage ./storage
 COPY counter ./counter
 COPY signaling ./signaling
 COPY identity ./identity

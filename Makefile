@@ -30,7 +30,7 @@ test-deps: venv
 	@bash scripts/ensure-services.sh
 
 lint:
-	$(BIN)/ruff check counter signaling identity web tests bench
+	$(BIN)/ruff check storage counter signaling identity web tests bench
 
 typecheck:
 	$(BIN)/mypy

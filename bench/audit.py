@@ -29,7 +29,7 @@ from counter.audit import AuditEvent, AuditLog
 from counter.audit.entry import INSERT_ENTRY
 from counter.audit.keys import Signer
 from counter.audit.verify import verify_database
-from counter.storage import Database, migrate, open_database
+from storage import Database, migrate, open_database
 
 PG_URL = os.environ.get("COUNTER_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 KEY = b"k" * 32

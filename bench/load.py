@@ -85,8 +85,8 @@ async def prepare_data(data_dir: Path, agents: int) -> None:
     """A migrated SQLite database with the demo data and ``agents`` bench agents (skills general, care)."""
     from counter.config import load_settings
     from counter.demo import load_demo
-    from counter.storage import migrate, open_database
     from counter.users import Role, UserStore
+    from storage import migrate, open_database
 
     settings = load_settings(config_file=data_dir / "none.toml", environ={}, tls=False, data_dir=data_dir)
     db = await open_database(settings.effective_database_url)

@@ -109,8 +109,8 @@ async def make_agents(cluster: Cluster, n: int) -> None:
     """Bench agents in the cluster's database (cheap password hashes: logins are not measured)."""
     from argon2 import PasswordHasher
 
-    from counter.storage import open_database
     from counter.users import Role, UserStore
+    from storage import open_database
 
     db = await open_database(cluster.pg.url)
     users = UserStore(db, PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))

@@ -104,8 +104,8 @@ async def make_agents(data_dir: Path, n: int) -> None:
     """Bench agents in a fresh SQLite database (cheap password hashes: logins are not measured)."""
     from argon2 import PasswordHasher
 
-    from counter.storage import migrate, open_database
     from counter.users import Role, UserStore
+    from storage import migrate, open_database
 
     os.makedirs(data_dir, exist_ok=True)
     db = await open_database(f"sqlite:///{data_dir / 'counter.db'}")

@@ -38,10 +38,10 @@ from counter.app import build_app
 from counter.appkeys import DB
 from counter.audit import AUDIT
 from counter.config import load_settings
-from counter.storage import Database, Executor, Row, migrate, open_database
 from counter.users import Role, UserStore
 from signaling import protocol as p
 from signaling.client import SignalingClient, connect_call
+from storage import Database, Executor, Row, migrate, open_database
 
 PG_URL = os.environ.get("COUNTER_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 _W = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)

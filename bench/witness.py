@@ -295,7 +295,7 @@ def _video_frames(data: Path, recording_id: str) -> int:
 async def _recordings(data: Path, call_ids: list[str], within: float = 30.0) -> list[dict[str, Any]]:
     """The recordings of ``call_ids`` once the server closed them all (or what there is after ``within``),
     with the frame rate recorded per party over the whole recording."""
-    from counter.storage import open_database
+    from storage import open_database
 
     db_url = f"sqlite:///{data / 'counter.db'}"
     db = await open_database(db_url)

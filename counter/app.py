@@ -15,8 +15,8 @@ from counter.config import Settings
 from counter.demo import load_demo
 from counter.logging import install as mask_personal_data_in_logs
 from counter.sealed import Sealer, seal_plain_photos
-from counter.storage import migrate, open_database
 from identity.evidence import EvidenceStore, load_or_create_master_key
+from storage import migrate, open_database
 from web.error_map import domain_error_middleware
 from web.errors import error_middleware
 from web.security import security_headers

@@ -5,8 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from counter.config import Settings
-from counter.storage import Database
 from identity.evidence import EvidenceStore
+from storage import Database
 
 SETTINGS = web.AppKey("settings", Settings)
 DB = web.AppKey("db", Database)

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from counter.storage import Database, Row
-from counter.timeutil import iso
+from storage import Database, Row
+from storage.timeutil import iso
 
 #: A call-back shows in the console this long before its preferred time.
 DUE_AHEAD_S = 300.0

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from counter.timeutil import utcnow
+from storage.timeutil import utcnow
 
 
 @dataclass(frozen=True)

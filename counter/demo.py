@@ -7,8 +7,8 @@ import logging
 from dataclasses import dataclass
 
 from counter.config import Settings
-from counter.storage import Database
 from counter.users import Role, UserStore
+from storage import Database
 
 log = logging.getLogger("counter.demo")
 

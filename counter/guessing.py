@@ -21,8 +21,8 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from counter.storage import Database
-from counter.timeutil import iso, parse_iso, utcnow
+from storage import Database
+from storage.timeutil import iso, parse_iso, utcnow
 
 
 @dataclass(frozen=True)

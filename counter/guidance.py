@@ -11,8 +11,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from counter.storage import Database, Executor
-from counter.timeutil import iso
+from storage import Database, Executor
+from storage.timeutil import iso
 
 
 @dataclass(frozen=True)

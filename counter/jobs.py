@@ -20,9 +20,9 @@ from typing import Any
 from counter.accounts import PLANS, LineStatus, StorageAccountSystem
 from counter.audit import AuditEvent
 from counter.sms import queue_sms
-from counter.storage import Executor
-from counter.timeutil import parse_iso, utcnow
 from counter.transactions.engine import AuditSink
+from storage import Executor
+from storage.timeutil import parse_iso, utcnow
 
 log = logging.getLogger("counter.jobs")
 

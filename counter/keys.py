@@ -254,7 +254,7 @@ def _paths(args: argparse.Namespace) -> tuple[Path, Path, Path]:
 async def rewrap_database(database_url: str, key_file: Path) -> int:
     """Re-wrap every value sealed in the database with the current master key (step 4 of a rotation)."""
     from counter.sealed import rewrap_sealed
-    from counter.storage import migrate, open_database
+    from storage import migrate, open_database
 
     ring = KeyRing(key_file)
     ring.reload()
@@ -269,7 +269,7 @@ async def rewrap_database(database_url: str, key_file: Path) -> int:
 async def database_key_ids(database_url: str) -> set[str]:
     """The master key ids that wrap values sealed in the database."""
     from counter.sealed import SEALED_COLUMNS, sealed_key_ids
-    from counter.storage import migrate, open_database
+    from storage import migrate, open_database
 
     db = await open_database(database_url)
     try:

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from enum import IntEnum, StrEnum
 from typing import Protocol
 
-from counter.timeutil import parse_iso, utcnow
+from storage.timeutil import parse_iso, utcnow
 
 #: A2+ proofs older than this are re-checked before a state-changing transaction.
 PROOF_MAX_AGE = timedelta(minutes=10)

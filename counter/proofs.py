@@ -22,8 +22,8 @@ from enum import StrEnum
 from typing import Any
 
 from counter.levels import Method
-from counter.storage import Database, Executor, Row
-from counter.timeutil import iso, parse_iso
+from storage import Database, Executor, Row
+from storage.timeutil import iso, parse_iso
 
 
 class ProofKind(StrEnum):

@@ -24,8 +24,8 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
 
-from counter.storage import Database
 from identity.evidence import EvidenceError, EvidenceTampered, WrongMasterKey, key_id
+from storage import Database
 
 MAGIC = b"RCS1"
 _ID = 16

@@ -16,7 +16,7 @@ from aiohttp import web
 from counter.audit import AuditError, KeyFileError
 from counter.config import ConfigError, Settings
 from counter.demo import DEMO_STAFF
-from counter.storage import DatabaseError
+from storage import DatabaseError
 
 
 def ssl_context(settings: Settings) -> ssl.SSLContext:

@@ -18,8 +18,8 @@ from typing import Protocol
 from counter.audit.entry import AuditEvent, AuditReceipt
 from counter.levels import PROOF_MAX_AGE, Level, Method, WhyNot, effective_level, step_refusal
 from counter.proofs import SessionProofs, unproven
-from counter.storage import Database, Executor, IntegrityError, Row
-from counter.timeutil import iso
+from storage import Database, Executor, IntegrityError, Row
+from storage.timeutil import iso
 
 _MSISDN = re.compile(r"1[3-9]\d{9}")
 

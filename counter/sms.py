@@ -24,8 +24,8 @@ from typing import Protocol
 from aiohttp import web
 
 from counter.background import repeat
-from counter.storage import Database, Executor
-from counter.timeutil import iso, utcnow
+from storage import Database, Executor
+from storage.timeutil import iso, utcnow
 
 log = logging.getLogger("counter.sms")
 

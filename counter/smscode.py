@@ -19,9 +19,9 @@ from counter.levels import Method, step_refusal
 from counter.proofs import ProofKind
 from counter.sessions import CounterSession, CounterSessions, Level, SessionError
 from counter.sms import queue_sms
-from counter.storage import Database
-from counter.timeutil import iso, parse_iso, utcnow
 from counter.transactions.engine import AuditSink
+from storage import Database
+from storage.timeutil import iso, parse_iso, utcnow
 
 CODE_TTL = timedelta(minutes=5)
 MAX_ATTEMPTS = 5

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
-from counter.storage import Database
+from storage import Database
 
 INTERVAL_S = 1800
 #: Weeks of history the forecast averages.

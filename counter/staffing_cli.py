@@ -10,7 +10,7 @@ from datetime import date, datetime
 
 async def _table(database_url: str, day: date, utc_offset_h: float) -> list[dict[str, object]]:
     from counter.staffing import staffing_table
-    from counter.storage import migrate, open_database
+    from storage import migrate, open_database
 
     db = await open_database(database_url)
     try:

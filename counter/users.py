@@ -12,8 +12,8 @@ from enum import StrEnum
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from counter.storage import Database, IntegrityError
-from counter.timeutil import iso, parse_iso, utcnow
+from storage import Database, IntegrityError
+from storage.timeutil import iso, parse_iso, utcnow
 
 SESSION_LIFETIME = timedelta(hours=12)
 

@@ -17,8 +17,8 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from counter.storage import Database, Executor, Row
-from counter.timeutil import iso, parse_iso, utcnow
+from storage import Database, Executor, Row
+from storage.timeutil import iso, parse_iso, utcnow
 
 
 class WorkOrderStatus(StrEnum):

@@ -15,9 +15,9 @@ import secrets
 import time
 from dataclasses import dataclass
 
-from counter.storage import Database
 from signaling.helpers import HelperStore, HelperToken, InviteError
 from signaling.store import JoinToken, SignalingStore, new_call_id
+from storage import Database
 
 #: How long the holder's link may wait to be opened.
 HOLDER_LINK_TTL_S = 600.0

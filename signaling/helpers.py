@@ -25,10 +25,10 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from counter.storage import Database
 from signaling import protocol as p
 from signaling.service import CallEvent, Connection, SignalingService
 from signaling.state import CallRecord, Principal, customer_key
+from storage import Database
 
 #: How long an invitation link may wait to be opened.
 INVITE_TTL_S = 600.0

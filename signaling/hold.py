@@ -25,12 +25,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from counter.storage import Database
-from counter.timeutil import iso
 from signaling import protocol as p
 from signaling.service import CallEvent, Connection, SignalingService
 from signaling.state import customer_key
 from signaling.waits import expected_wait_s
+from storage import Database
+from storage.timeutil import iso
 
 log = logging.getLogger("signaling.hold")
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from counter.storage import Database
+from storage import Database
 
 SHORT_ABANDON_S = 5.0
 ANSWER_TARGETS_S = (15.0, 25.0)

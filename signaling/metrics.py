@@ -6,7 +6,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from counter.storage import Database
+from storage import Database
 
 ANSWER_TARGET_S = 15.0
 

@@ -19,7 +19,6 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from counter.storage import DatabaseError
 from signaling import protocol as p
 from signaling.bus import LANES, Bus
 from signaling.ice import ice_servers
@@ -28,6 +27,7 @@ from signaling.protocol import AgentState
 from signaling.state import AgentRecord, CallRecord, Principal, customer_key
 from signaling.store import JoinToken, SignalingStore
 from signaling.waits import HandleTimes, LaneNow, expected_wait_s, lanes_now
+from storage import DatabaseError
 
 log = logging.getLogger("signaling")
 

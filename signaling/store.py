@@ -7,9 +7,9 @@ import secrets
 import time
 from dataclasses import dataclass
 
-from counter.storage import Database
-from counter.timeutil import iso
 from signaling.state import CallRecord
+from storage import Database
+from storage.timeutil import iso
 
 
 def _hash(token: str) -> str:

@@ -22,10 +22,10 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from counter.storage import Database
 from signaling.bus import LANES
 from signaling.protocol import AgentState
 from signaling.state import AgentRecord
+from storage import Database
 
 
 def gamma_median(shape: int, rate: float) -> float:

@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 
 from counter.config import Settings, load_settings
-from counter.storage import Database, migrate, open_database
+from storage import Database, migrate, open_database
 
 if TYPE_CHECKING:
     from aiohttp.test_utils import TestClient

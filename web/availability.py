@@ -15,8 +15,8 @@ from aiohttp import web
 
 from counter.appkeys import NOT_READY
 from counter.background import run_in_background
-from counter.storage import DatabaseError, IntegrityError
 from identity.evidence import WrongMasterKey
+from storage import DatabaseError, IntegrityError
 from web.errors import Handler, json_error
 
 log = logging.getLogger("web.availability")

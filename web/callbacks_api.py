@@ -15,10 +15,10 @@ from aiohttp import web
 from counter.appkeys import DB
 from counter.audit import AUDIT, AuditEvent
 from counter.callbacks import CallbackError, CallbackResult, Callbacks
-from counter.timeutil import iso
 from counter.users import Role
 from signaling.aio import SIGNALING
 from signaling.service import CallEvent
+from storage.timeutil import iso
 from web.auth import require_role
 from web.errors import ApiError, read_json
 from web.params import path_int

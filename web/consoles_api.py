@@ -16,9 +16,9 @@ from aiohttp import web
 from counter.appkeys import DB
 from counter.audit import AUDIT, AuditEvent
 from counter.sessions import SessionNotFound
-from counter.timeutil import iso, parse_iso, utcnow
 from counter.users import Role
 from signaling.aio import SIGNALING
+from storage.timeutil import iso, parse_iso, utcnow
 from web.auth import current_session, require_role
 from web.counter_api import ENGINE, SESSIONS
 from web.errors import ApiError

@@ -31,8 +31,6 @@ from counter.proofs import ProofKind
 from counter.sealed import Sealer
 from counter.sessions import CounterSession, CounterSessions, Level, SessionError, SessionNotFound
 from counter.smscode import SmsCodeError, SmsCodes
-from counter.storage import DatabaseError
-from counter.timeutil import iso, unix_iso, utcnow
 from counter.transactions import CATALOG
 from counter.transactions.engine import HEARTBEAT_S, TransactionEngine, TxError
 from counter.users import Role
@@ -41,6 +39,8 @@ from signaling.aio import SIGNALING
 from signaling.helpers import holder_hold
 from signaling.service import CallEvent, CallHook
 from signaling.state import CallRecord
+from storage import DatabaseError
+from storage.timeutil import iso, unix_iso, utcnow
 from web.auth import GUARD, require_role, retry_later
 from web.errors import ApiError, read_json
 from web.helpers_api import HELPERS

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from counter.appkeys import DB, NOT_READY
-from counter.storage import DatabaseError
+from storage import DatabaseError
 
 
 async def healthz(request: web.Request) -> web.Response:

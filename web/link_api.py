@@ -14,8 +14,8 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from counter.appkeys import DB
-from counter.timeutil import iso, utcnow
 from counter.users import Role
+from storage.timeutil import iso, utcnow
 from web.auth import require_role
 from web.counter_api import live_call
 from web.errors import ApiError, read_json

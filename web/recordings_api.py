@@ -27,8 +27,6 @@ from aiohttp import web
 from counter.appkeys import DB, SETTINGS
 from counter.audit import AUDIT, AuditEvent
 from counter.background import repeat
-from counter.storage import Database
-from counter.timeutil import iso, utcnow
 from counter.users import Role
 from identity.evidence import load_or_create_master_key
 from signaling.aio import SIGNALING
@@ -36,6 +34,8 @@ from signaling.service import CallEvent
 from signaling.witness import RecordingError, RecordingFiles, RecordingStore, SegmentInfo, SegmentTampered, Witness
 from signaling.witness.compat import Decode
 from signaling.witness.relay import Inbox, at_owner, attach
+from storage import Database
+from storage.timeutil import iso, utcnow
 from web.auth import require_role
 from web.errors import ApiError
 from web.owners import OWNERS, forwarded, pass_to

@@ -12,7 +12,6 @@ from aiohttp import web
 from counter.appkeys import DB, SETTINGS
 from counter.audit import AUDIT, AuditEvent
 from counter.background import repeat
-from counter.timeutil import unix_iso
 from counter.users import Role
 from signaling.aio import SIGNALING, serve_websocket
 from signaling.bus import make_bus
@@ -21,6 +20,7 @@ from signaling.protocol import AgentState
 from signaling.service import CallEvent, ChatLine, IceConfig, SignalingService
 from signaling.state import Principal
 from signaling.store import SignalingStore
+from storage.timeutil import unix_iso
 from web.auth import current_session, require_role
 from web.care_link import audit_join, care_by_age, care_by_number
 from web.errors import ApiError, read_json

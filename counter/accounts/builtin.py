@@ -29,8 +29,8 @@ from counter.accounts.model import (
     Sim,
 )
 from counter.sealed import Sealer, is_sealed, photo_context
-from counter.storage import Database, Executor, Row
-from counter.timeutil import iso
+from storage import Database, Executor, Row
+from storage.timeutil import iso
 
 _HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
 

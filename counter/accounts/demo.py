@@ -13,8 +13,8 @@ from counter.accounts.builtin import StorageAccountSystem
 from counter.accounts.model import LineStatus
 from counter.config import Settings
 from counter.sealed import Sealer
-from counter.storage import Database
 from identity.idcard import check_digit
+from storage import Database
 
 log = logging.getLogger("counter.accounts.demo")
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from counter.storage import Executor
+from storage import Executor
 
 
 class LineStatus(StrEnum):

@@ -21,7 +21,7 @@ from counter.audit.entry import AuditError, AuditEvent, AuditReceipt
 from counter.audit.keys import Checkpoint, KeyFileError, Signer, load_or_create_secret
 from counter.audit.log import AuditLog, InclusionProof
 from counter.config import Settings
-from counter.storage import Database
+from storage import Database
 
 AUDIT = web.AppKey("audit", AuditLog)
 

@@ -165,7 +165,7 @@ def _verify(args: argparse.Namespace) -> int:
             return 2
 
         async def run() -> Any:
-            from counter.storage import open_database
+            from storage import open_database
 
             db = await open_database(settings.effective_database_url)
             try:
@@ -194,7 +194,7 @@ def _kept(path: Path, key: Any) -> Checkpoint:
 
 def _with_log(args: argparse.Namespace, action: Any) -> int:
     from counter.audit import open_audit_log
-    from counter.storage import migrate, open_database
+    from storage import migrate, open_database
 
     settings = _settings(args)
 
@@ -272,7 +272,7 @@ def _key(args: argparse.Namespace) -> int:
 
 
 def _purge(args: argparse.Namespace) -> int:
-    from counter.timeutil import utcnow
+    from storage.timeutil import utcnow
 
     async def action(log: Any, settings: Any) -> Any:
         days = args.days if args.days is not None else settings.evidence_retention_days

@@ -41,8 +41,8 @@ from counter.audit.merkle import (
     split_point,
 )
 from counter.audit.signing import register_key, release_lease, take_lease
-from counter.storage import Database, Executor
-from counter.timeutil import iso
+from storage import Database, Executor
+from storage.timeutil import iso
 
 log = logging.getLogger("counter.audit")
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from counter.audit.entry import AuditEvent
 from counter.audit.log import AuditLog, lock_sequence
-from counter.timeutil import iso, utcnow
+from storage.timeutil import iso, utcnow
 
 log = logging.getLogger("counter.audit.purge")
 

@@ -17,8 +17,8 @@ import time
 
 from counter.audit.entry import AuditError
 from counter.audit.keys import KeyFileError, Signer, raw_public
-from counter.storage import Database, Executor
-from counter.timeutil import iso
+from storage import Database, Executor
+from storage.timeutil import iso
 
 
 async def register_key(db: Database, signer: Signer, node_id: str, latest_key_id: str | None) -> None:

@@ -27,7 +27,7 @@ from counter.audit.log import AuditLog
 from counter.audit.merkle import Frontier, ProofError, hash_leaf, verify_consistency, verify_inclusion
 from counter.audit.purge import PURGE_ACTION, purged_seqs
 from counter.audit.witness import Cosigner, count_cosignatures
-from counter.storage import Database
+from storage import Database
 
 BUNDLE_FORMAT = "remote-counter-audit-bundle/v1"
 _INDEXED = ("time", "action", "actor_role", "actor_id", "outcome", "session_id", "account")

@@ -25,7 +25,7 @@ from counter.audit.log import AuditLog
 from counter.audit.merkle import EMPTY_ROOT
 from counter.audit.tiles import latest_checkpoint
 from counter.audit.witness import Cosigner
-from counter.timeutil import iso
+from storage.timeutil import iso
 
 log = logging.getLogger("counter.audit.witnessing")
 _TIMEOUT = aiohttp.ClientTimeout(total=10)

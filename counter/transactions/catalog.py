@@ -12,9 +12,9 @@ from pydantic import Field, field_validator, model_validator
 from counter.accounts import ADDONS, PLANS, LineStatus
 from counter.guidance import SCRIPTS, GuidanceError, GuidanceRuns
 from counter.levels import Level, other_person_refusal
-from counter.timeutil import iso, parse_iso
 from counter.transactions.spec import Refused, TxContext, TxInput, transaction
 from identity.idcard import check_digit
+from storage.timeutil import iso, parse_iso
 
 Msisdn = Annotated[str, Field(pattern=r"^1[3-9]\d{9}$", description="an 11-digit mainland mobile number")]
 Month = Annotated[str, Field(pattern=r"^20\d\d-(0[1-9]|1[0-2])$", description="a bill month, YYYY-MM")]

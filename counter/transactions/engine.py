@@ -44,11 +44,11 @@ from counter.audit import AuditEvent, AuditReceipt
 from counter.levels import transaction_refusal
 from counter.sessions import CounterSession, CounterSessions, SessionError
 from counter.sms import queue_sms
-from counter.storage import Database, Executor, IntegrityError, Row
-from counter.timeutil import iso, parse_iso, utcnow
 from counter.transactions.spec import CATALOG, Refused, TxContext, TxInput, TxSpec
 from counter.transactions.wording import confirm_words, secret_json
 from counter.workorders import WorkOrders
+from storage import Database, Executor, IntegrityError, Row
+from storage.timeutil import iso, parse_iso, utcnow
 
 log = logging.getLogger("counter.transactions")
 

@@ -11,8 +11,8 @@ from pydantic import BaseModel, ConfigDict
 
 from counter.accounts import Account, AccountChange
 from counter.sessions import CounterSession, Level
-from counter.storage import Executor
 from counter.workorders import WorkOrders
+from storage import Executor
 
 
 class TxInput(BaseModel):

@@ -50,8 +50,8 @@ async def _start_browser(env: BrowserEnv, cluster: Cluster, y4m: Path) -> None:
 
     from counter.accounts.builtin import StorageAccountSystem
     from counter.sessions import CounterSessions
-    from counter.storage import open_database
     from identity import IdentityService
+    from storage import open_database
     from web.counter_api import ACCOUNTS, SESSIONS
     from web.identity_api import IDENTITY
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from counter.guessing import LOGIN_ACCOUNT, Guard
-from counter.storage import Database
+from storage import Database
 
 
 async def test_logins_of_one_name_at_once_are_all_remembered(db: Database) -> None:

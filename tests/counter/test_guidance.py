@@ -6,9 +6,9 @@ import pytest
 
 from counter.guidance import SCRIPTS, GuidanceError, GuidanceRuns
 from counter.sessions import Level
-from counter.storage import Database
 from counter.transactions.engine import TxStatus
 from counter.workorders import WorkOrderStatus
+from storage import Database
 from tests.counter.txkit import make_kit
 
 MSISDN = "13800138000"

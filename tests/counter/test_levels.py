@@ -6,8 +6,8 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from counter.levels import Level, Method, WhyNot, identity_path, step_refusal, steps_json, transaction_refusal
-from counter.timeutil import iso, utcnow
 from counter.transactions import CATALOG
+from storage.timeutil import iso, utcnow
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import hashlib
 
 from counter.proofs import ProofKind, SessionProofs
-from counter.storage import Database, open_database
 from identity.liveness import Challenge, new_challenge
+from storage import Database, open_database
 from tests.counter.txkit import make_kit
 
 

@@ -10,8 +10,8 @@ import pytest
 
 from counter.accounts import StorageAccountSystem
 from counter.sealed import Sealer, is_sealed, photo_context, rewrap, rewrap_sealed, seal, seal_plain_photos, unseal
-from counter.storage import Database
 from identity.evidence import EvidenceTampered, WrongMasterKey, key_id
+from storage import Database
 
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + secrets.token_bytes(3000)
 

@@ -9,7 +9,7 @@ import pytest
 
 from counter.proofs import ProofKind
 from counter.sessions import CounterSessions, Level, SessionError
-from counter.storage import Database
+from storage import Database
 from tests.counter.txkit import Kit, make_kit
 
 

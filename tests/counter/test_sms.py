@@ -8,7 +8,7 @@ import re
 from counter.sessions import Level
 from counter.sms import BuiltinGateway, SmsSender, masked
 from counter.smscode import SmsCodes
-from counter.storage import Database
+from storage import Database
 from tests.counter.txkit import make_kit
 
 MSISDN = "13800138000"

@@ -12,8 +12,8 @@ from counter.accounts import LineStatus
 from counter.proofs import ProofKind
 from counter.sessions import Level
 from counter.smscode import CODE_TTL, MAX_ATTEMPTS, MAX_SENDS, SmsCodeError, SmsCodes
-from counter.storage import Database
-from counter.timeutil import utcnow
+from storage import Database
+from storage.timeutil import utcnow
 from tests.counter.txkit import Kit, make_kit
 
 MSISDN = "13800138000"

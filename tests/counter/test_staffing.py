@@ -31,7 +31,7 @@ from counter.staffing import (
     service_level,
     staffing_table,
 )
-from counter.storage import Database
+from storage import Database
 
 
 def test_westbay_worked_example() -> None:

@@ -12,9 +12,9 @@ import pytest
 
 from counter.accounts import LineStatus
 from counter.sessions import CounterSession, Level
-from counter.storage import migrate, open_database
 from counter.transactions import CATALOG
 from counter.transactions.engine import TxStatus
+from storage import migrate, open_database
 from tests.counter.txkit import Kit, ProofKind, id_number, make_kit
 
 MSISDN = "13800138000"

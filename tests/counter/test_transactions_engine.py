@@ -14,8 +14,6 @@ from hypothesis import strategies as st
 
 from counter.accounts import LineStatus
 from counter.sessions import Level
-from counter.storage import Database, migrate, open_database
-from counter.timeutil import iso, utcnow
 from counter.transactions.engine import (
     NODE_TTL_S,
     RESTARTED_CALL_ENDED,
@@ -24,6 +22,8 @@ from counter.transactions.engine import (
     TxError,
     TxStatus,
 )
+from storage import Database, migrate, open_database
+from storage.timeutil import iso, utcnow
 from tests.counter.txkit import ProofKind, make_kit
 
 MSISDN = "13800138000"

@@ -7,8 +7,6 @@ from datetime import timedelta
 
 import pytest
 
-from counter.storage import Database
-from counter.timeutil import parse_iso, utcnow
 from counter.workorders import (
     CALLBACK_DUE,
     DUE,
@@ -18,6 +16,8 @@ from counter.workorders import (
     WorkOrders,
     WorkOrderStatus,
 )
+from storage import Database
+from storage.timeutil import parse_iso, utcnow
 
 
 async def _create(

@@ -12,9 +12,9 @@ from counter.audit import AuditLog
 from counter.audit.keys import Signer
 from counter.proofs import ProofKind
 from counter.sessions import CounterSession, CounterSessions, Level
-from counter.storage import Database
 from counter.transactions.engine import TransactionEngine, TxOutcome, TxStatus
 from counter.workorders import WorkOrders
+from storage import Database
 
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 

@@ -157,7 +157,7 @@ async def test_a_whole_flow_at_debug_leaks_nothing(debug_log: io.StringIO, setti
 async def test_no_sql_parameter_reaches_the_log_at_debug(debug_log: io.StringIO, tmp_path: Path) -> None:
     """The SQLite driver logs every statement it runs at DEBUG, parameters and all: a name, an
     address, a code or a whole JPEG.  None of them reaches a handler (the statement's function name does)."""
-    from counter.storage import open_database
+    from storage import open_database
 
     install()
     db = await open_database(f"sqlite:///{tmp_path / 'x.db'}")

@@ -18,13 +18,13 @@ import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient, TestServer
 
 from counter.config import load_settings
-from counter.storage import Database
 from signaling import protocol as p
 from signaling.aio import SIGNALING
 from signaling.helper_client import HelperClient
 from signaling.helpers import Consent, HelperEvent, HelperState, HelperStore, HelperToken, InviteError
 from signaling.peer import SyntheticVideo
 from signaling.witness.client import WitnessSender
+from storage import Database
 from tests.calls import live_call
 from tests.conftest import PG_URL
 from tests.signaling.conftest import STAFF

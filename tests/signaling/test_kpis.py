@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from counter.storage import Database
 from signaling.kpis import lane_kpis
+from storage import Database
 
 
 async def test_answer_rates_abandonment_asa_and_callbacks(db: Database) -> None:

@@ -14,9 +14,9 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from bench.waits import compare, simulate
-from counter.storage import Database
 from signaling import protocol as p
 from signaling.waits import HandleTimes, LaneNow, expected_wait_s, gamma_median
+from storage import Database
 from tests.conftest import login
 from tests.signaling.conftest import Connect
 

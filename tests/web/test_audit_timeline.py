@@ -13,9 +13,9 @@ from aiohttp.test_utils import TestClient
 from counter.appkeys import DB
 from counter.audit import AUDIT
 from counter.audit.verify import verify_database
-from counter.timeutil import utcnow
 from signaling import protocol as p
 from signaling.client import SignalingClient
+from storage.timeutil import utcnow
 
 LINE = "13800138000"  # claimed on the customer's screen at join
 CORRECTED = "13900139000"  # the line the customer names to the agent

@@ -57,7 +57,7 @@ async def test_database_connection_dropped_is_503_with_retry_after(
 async def test_a_conflicting_write_that_escapes_a_handler_is_409_not_500() -> None:
     from aiohttp import web
 
-    from counter.storage import IntegrityError
+    from storage import IntegrityError
     from web.availability import availability_middleware
     from web.errors import error_middleware
 

@@ -8,7 +8,7 @@ import pytest
 
 from counter.audit import AuditLog
 from counter.audit.keys import Signer
-from counter.storage import Database
+from storage import Database
 
 PSEUDONYM_KEY = b"k" * 32
 

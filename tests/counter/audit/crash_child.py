@@ -13,7 +13,7 @@ from pathlib import Path
 
 from counter.audit import AuditEvent, AuditLog
 from counter.audit.keys import Signer
-from counter.storage import open_database
+from storage import open_database
 
 
 async def main(url: str, key_file: str, writers: int) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 from counter.audit import AuditLog
 from counter.audit.keys import Signer
 from counter.audit.verify import verify_database
-from counter.storage import Database
+from storage import Database
 from tests.counter.audit.conftest import PSEUDONYM_KEY
 
 CHILD = Path(__file__).with_name("crash_child.py")

@@ -14,7 +14,7 @@ from counter.audit.keys import ALG_COSIGNATURE_V1, Checkpoint, Signer, note_veri
 from counter.audit.verify import Problem, export_bundle, verify_bundle, verify_database
 from counter.audit.witness import Cosigner, cosign
 from counter.cli import main
-from counter.storage import Database
+from storage import Database
 from tests.counter.audit.conftest import PSEUDONYM_KEY
 
 

@@ -13,8 +13,8 @@ from counter.audit import AuditError, AuditEvent, AuditLog
 from counter.audit.keys import Signer, checkpoint_valid
 from counter.audit.merkle import hash_leaf, root_of, verify_consistency, verify_inclusion
 from counter.audit.verify import verify_database
-from counter.storage import Database
-from counter.timeutil import utcnow
+from storage import Database
+from storage.timeutil import utcnow
 from tests.counter.audit.conftest import PSEUDONYM_KEY
 
 
@@ -181,7 +181,7 @@ async def test_altered_personal_data_is_detected(audit: AuditLog, db: Database) 
 
 async def test_two_nodes_share_one_log(db: Database, db_url: str, signer: Signer) -> None:
     """Two processes' logs on one database (two connections): gap-free seqs, one tree, both verify."""
-    from counter.storage import open_database
+    from storage import open_database
 
     other_db = await open_database(db_url)
     a = await AuditLog.open(db, signer, PSEUDONYM_KEY, checkpoint_interval=0)

@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 
 from counter.audit.keys import Signer
-from counter.storage import open_database
+from storage import open_database
 from tests.conftest import PG_URL, _drop_schema
 from tests.hardening.nodes import Node
 

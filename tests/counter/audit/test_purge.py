@@ -16,8 +16,8 @@ from counter.audit import AUDIT, AuditEvent, AuditLog
 from counter.audit.purge import purge, seq_ranges
 from counter.audit.verify import verify_database
 from counter.config import Settings
-from counter.storage import Database
-from counter.timeutil import iso, utcnow
+from storage import Database
+from storage.timeutil import iso, utcnow
 
 
 def test_seq_ranges_are_inclusive_runs() -> None:

@@ -17,7 +17,7 @@ from counter.audit.keys import Signer, public_pem, raw_public
 from counter.audit.merkle import Frontier, hash_leaf
 from counter.audit.verify import export_bundle, verify_bundle, verify_database
 from counter.cli import main
-from counter.storage import Database
+from storage import Database
 
 N = 30
 

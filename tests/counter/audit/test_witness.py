@@ -24,7 +24,7 @@ from counter.audit.witness import Cosigner, count_cosignatures
 from counter.audit.witnessing import WitnessRefusal
 from counter.cli import main
 from counter.config import Settings, load_settings
-from counter.storage import open_database
+from storage import open_database
 from tests.hardening.conftest import free_port
 
 Client = TestClient[Any, Any]

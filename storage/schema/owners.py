@@ -5,7 +5,7 @@ takes the call's legs.  ``recording_parts``: which node wrote each recording, an
 continues (a call whose owner died goes on in a next part, linked to the previous one).
 """
 
-from counter.storage.migrate import Migration
+from storage.migrate import Migration
 
 COMPONENT = "owners"
 ORDER = 55

@@ -2,7 +2,7 @@
 the hashes of every complete 64-leaf subtree (``audit_tiles``, to restart without rehashing every
 entry; never trusted by verification)."""
 
-from counter.storage.migrate import Migration
+from storage.migrate import Migration
 
 COMPONENT = "audit"
 ORDER = 5

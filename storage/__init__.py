@@ -10,9 +10,9 @@ Portable column conventions used by every schema module:
 * surrogate keys: ``{pk}`` (an auto-incrementing integer primary key).
 """
 
-from counter.storage.base import Database, DatabaseError, Executor, IntegrityError, Row
-from counter.storage.connect import open_database
-from counter.storage.migrate import Migration, migrate
+from storage.base import Database, DatabaseError, Executor, IntegrityError, Row
+from storage.connect import open_database
+from storage.migrate import Migration, migrate
 
 __all__ = [
     "Database",

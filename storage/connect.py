@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from counter.storage.base import Database, DatabaseError
+from storage.base import Database, DatabaseError
 
 
 async def open_database(url: str) -> Database:
     """Connect to ``sqlite:///...`` or ``postgresql://...``."""
     if url.startswith("sqlite:"):
-        from counter.storage.sqlite import SQLiteDatabase
+        from storage.sqlite import SQLiteDatabase
 
         return await SQLiteDatabase.connect(url)
     if url.startswith(("postgresql:", "postgres:")):
-        from counter.storage.postgres import PostgresDatabase
+        from storage.postgres import PostgresDatabase
 
         return await PostgresDatabase.connect(url)
     scheme = url.split(":", 1)[0]

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from counter.storage import Database, IntegrityError, Migration, migrate, open_database
-from counter.storage.base import DatabaseError
+from storage import Database, IntegrityError, Migration, migrate, open_database
+from storage.base import DatabaseError
 from tests.conftest import PG_URL, _drop_schema
 from tests.dbproxy import DbProxy
 

@@ -1,6 +1,6 @@
 """Helpers (家属) in a call: invitation links and the helpers' own join tokens, both stored as SHA-256."""
 
-from counter.storage.migrate import Migration
+from storage.migrate import Migration
 
 COMPONENT = "helpers"
 ORDER = 32

@@ -1,6 +1,6 @@
 """Core tables: staff users and their web sessions, key-value settings."""
 
-from counter.storage.migrate import Migration
+from storage.migrate import Migration
 
 COMPONENT = "core"
 ORDER = 0

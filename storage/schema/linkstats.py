@@ -1,6 +1,6 @@
 """A call's connection figures as the agent's console measured them: :mod:`web.link_api`."""
 
-from counter.storage.migrate import Migration
+from storage.migrate import Migration
 
 COMPONENT = "linkstats"
 ORDER = 70

@@ -1,7 +1,7 @@
 """Audit log signing across nodes and witnesses: the registered key set (one log key, shared by every
 node), the signer lease (one node signs checkpoints at a time), and witness cosignatures."""
 
-from counter.storage.migrate import Migration
+from storage.migrate import Migration
 
 COMPONENT = "audit_signing"
 ORDER = 6

@@ -1,6 +1,6 @@
 """Signaling tables: customer join tokens, the persisted queue, and call legs for the KPIs."""
 
-from counter.storage.migrate import Migration
+from storage.migrate import Migration
 
 COMPONENT = "signaling"
 ORDER = 30

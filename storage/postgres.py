@@ -10,7 +10,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
-from counter.storage.base import Database, DatabaseError, Dialect, Executor, IntegrityError, Row
+from storage.base import Database, DatabaseError, Dialect, Executor, IntegrityError, Row
 
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 

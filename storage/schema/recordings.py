@@ -1,6 +1,6 @@
 """Call recordings made by the witness: one row per recording, one per encrypted segment."""
 
-from counter.storage.migrate import Migration
+from storage.migrate import Migration
 
 COMPONENT = "recordings"
 ORDER = 50

@@ -1,6 +1,6 @@
 """The built-in account system: holders, lines, SIMs, bills, payments, add-ons, invoices."""
 
-from counter.storage.migrate import Migration
+from storage.migrate import Migration
 
 COMPONENT = "accounts"
 ORDER = 30

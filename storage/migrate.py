@@ -1,6 +1,6 @@
 """Versioned schema migrations, applied at start.
 
-Each module in :mod:`counter.storage.schema` owns the tables of one component and declares::
+Each module in :mod:`storage.schema` owns the tables of one component and declares::
 
     COMPONENT = "audit"          # unique name
     ORDER = 20                   # components are migrated in this order (core is 0)
@@ -17,7 +17,7 @@ import pkgutil
 from dataclasses import dataclass
 from types import ModuleType
 
-from counter.storage.base import Database, DatabaseError, Dialect
+from storage.base import Database, DatabaseError, Dialect
 
 _TOKENS: dict[Dialect, dict[str, str]] = {
     "sqlite": {
@@ -52,7 +52,7 @@ class Migration:
 
 def schema_modules() -> list[ModuleType]:
     """Every schema module, in migration order."""
-    import counter.storage.schema as pkg
+    import storage.schema as pkg
 
     modules = [
         importlib.import_module(f"{pkg.__name__}.{info.name}")

@@ -2,7 +2,7 @@
 the identity proofs of each session and its liveness challenges; which node has a request in flight
 (``tx_requests.node``) and when each node last said it was alive (``counter_nodes``)."""
 
-from counter.storage.migrate import Migration
+from storage.migrate import Migration
 
 COMPONENT = "counter"
 ORDER = 40

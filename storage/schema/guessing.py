@@ -1,6 +1,6 @@
 """Failure counts and locks against guessing (logins, service passwords): :mod:`counter.guessing`."""
 
-from counter.storage.migrate import Migration
+from storage.migrate import Migration
 
 COMPONENT = "guessing"
 ORDER = 60

@@ -18,7 +18,7 @@ from typing import Any
 
 import aiosqlite
 
-from counter.storage.base import Database, DatabaseError, Dialect, Executor, IntegrityError, Row
+from storage.base import Database, DatabaseError, Dialect, Executor, IntegrityError, Row
 
 _PLACEHOLDER = re.compile(r"\$(\d+)")
 

@@ -1,6 +1,6 @@
 """A helper (家属) who starts the call: the one-time links they hand to the holder, stored as SHA-256."""
 
-from counter.storage.migrate import Migration
+from storage.migrate import Migration
 
 COMPONENT = "helper_starts"
 ORDER = 33

@@ -1,6 +1,6 @@
 """Waiting without waiting: kept places (virtual hold) and scheduled call-backs."""
 
-from counter.storage.migrate import Migration
+from storage.migrate import Migration
 
 COMPONENT = "waiting"
 ORDER = 70

@@ -1,1 +1,0 @@
-"""Schema modules, one per component; see :mod:`counter.storage.migrate`."""

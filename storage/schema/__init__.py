@@ -1,0 +1,1 @@
+"""Schema modules, one per component; see :mod:`storage.migrate`."""
