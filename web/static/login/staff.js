@@ -2,56 +2,28 @@
 // a tiny element builder, time formatting.
 
 import { h } from "../shared/dom.js";
-import { both, holdBoth } from "../shared/i18n.js";
+import { both } from "../shared/i18n.js";
+import { ApiError, request, setCsrf } from "../shared/api.js";
 
 export { h, mount } from "../shared/dom.js";
+export { ApiError } from "../shared/api.js";
 
 const HOME = { agent: "/agent", supervisor: "/supervisor", auditor: "/auditor", admin: "/" };
-
-let csrf = sessionStorage.getItem("rc.csrf");
 
 /** Go to the console of ``role``. */
 export function goHome(role) {
   location.assign(HOME[role] ?? "/");
 }
 
-/** An API error with the server's code and reason (shown to the person as is). */
-/** A refused call: its message is the server's words, zh-CN then English where it sends both
- * (``reason_zh``); the code stays on ``code`` for the page to branch on, never to show. */
-export class ApiError extends Error {
-  constructor(status, code, reason, reasonZh = null) {
-    // Codes the console words itself (a helper in the call holds checks): its own table, both languages.
-    super(holdBoth(code) ?? (reasonZh ? `${reasonZh} ${reason}` : reason));
-    this.status = status;
-    this.code = code;
-    this.reason = reason;
-    this.reasonZh = reasonZh;
-  }
-}
-
-/** Call the API; JSON in and out; the CSRF header on state-changing calls; 401 goes to the login page. */
-export async function api(path, { method = "GET", body, headers = {} } = {}) {
-  const init = { method, credentials: "same-origin", headers: { ...headers } };
-  if (body !== undefined) {
-    init.headers["Content-Type"] = "application/json";
-    init.body = JSON.stringify(body);
-  }
-  if (method !== "GET" && csrf) init.headers["X-CSRF-Token"] = csrf;
-  const resp = await fetch(path, init);
-  const data = await resp.json().catch(() => ({}));
-  if (resp.status === 401 && data.error?.code === "login_required") {
-    location.assign("/login");
-    throw new ApiError(401, "login_required", "log in first");
-  }
-  if (!resp.ok) throw new ApiError(resp.status, data.error?.code ?? "http", data.error?.reason ?? `HTTP ${resp.status}`, data.error?.reason_zh ?? null);
-  return data;
+/** Call the API as staff: JSON in and out; the CSRF header on state-changing calls; 401 goes to the login page. */
+export function api(path, options = {}) {
+  return request(path, { ...options, loginRedirect: true });
 }
 
 /** The logged-in user, if their role is one of ``roles``; otherwise go to the login page (or their console). */
 export async function requireUser(...roles) {
   const me = await api("/api/auth/me");
-  csrf = me.csrf_token;
-  sessionStorage.setItem("rc.csrf", csrf);
+  setCsrf(me.csrf_token);
   if (roles.length && !roles.includes(me.user.role)) {
     goHome(me.user.role);
     throw new ApiError(403, "forbidden", "not your console");
@@ -64,7 +36,7 @@ export async function logout() {
   try {
     await api("/api/auth/logout", { method: "POST" });
   } finally {
-    sessionStorage.removeItem("rc.csrf");
+    setCsrf(null);
     location.assign("/login");
   }
 }
