@@ -13,7 +13,7 @@ from typing import Any
 
 from counter.accounts import ADDONS, PLANS
 from counter.guidance import SCRIPTS
-from counter.transactions.catalog import REWARDS
+from counter.transactions.catalog.billing import REWARDS
 from counter.transactions.spec import TxSpec
 
 Words = tuple[str, str]  # (zh-CN, English)
