@@ -34,14 +34,17 @@ FINAL = {TxStatus.DONE, TxStatus.REFUSED, TxStatus.FAILED, TxStatus.DECLINED}
 SHOWN_TO_CUSTOMER = ("〔显示在客户屏幕〕", "[shown to the customer]")
 
 
+@dataclass(eq=False)  # compared and hashed by identity, as exceptions are
 class TxError(Exception):
     """The request itself cannot be handled (unknown code, unknown request, wrong person)."""
 
-    def __init__(self, status: int, code: str, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.code = code
-        self.reason = reason
+    #: The HTTP status it answers with, a stable code, and the reason in words.
+    status: int
+    code: str
+    reason: str
+
+    def __post_init__(self) -> None:
+        super().__init__(self.reason)
 
 
 @dataclass(frozen=True)
