@@ -9,9 +9,9 @@ each kind's params are checked against its model when a ``push_step`` is parsed
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, model_validator
 
 StepKind = Literal["show_id", "switch_camera", "face_capture", "liveness", "confirm", "sign", "info"]
 
@@ -24,31 +24,55 @@ class StepParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class ResultCard(StepParams):
+class Words(BaseModel):
+    """A text for the customer's page, which shows ``zh`` or ``en`` by its language, else ``plain``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    plain: _Text | None = None
+    zh: _Text | None = None
+    en: _Text | None = None
+
+
+class WordedParams(StepParams):
+    """Params with texts: on the wire each is three keys, ``name`` (plain), ``name_zh`` and ``name_en``;
+    here the :class:`Words` field ``name``."""
+
+    #: The names of the texts.
+    worded: ClassVar[tuple[str, ...]] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fold_words(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        folded = dict(data)
+        for name in cls.worded:
+            keys = {"plain": name, "zh": f"{name}_zh", "en": f"{name}_en"}
+            words = {part: folded.pop(key) for part, key in keys.items() if key in folded}
+            if words:
+                folded[name] = words
+        return folded
+
+
+class ResultCard(WordedParams):
     """A result the customer's screen keeps in its list (``info`` after a transaction)."""
 
+    worded = ("title", "text")
+
     ok: bool = True
-    title: _Text | None = None
-    title_zh: _Text | None = None
-    title_en: _Text | None = None
-    text: _Text | None = None
-    text_zh: _Text | None = None
-    text_en: _Text | None = None
+    title: Words | None = None
+    text: Words | None = None
 
 
-class InfoParams(StepParams):
-    """``info`` and ``sign``: words to read (``text``, in the page's language where both are given), a
-    title, what to press when done, and a result to keep."""
+class InfoParams(WordedParams):
+    """``info`` and ``sign``: words to read, a title, what to press when done, and a result to keep."""
 
-    text: _Text | None = None
-    text_zh: _Text | None = None
-    text_en: _Text | None = None
-    title: _Text | None = None
-    title_zh: _Text | None = None
-    title_en: _Text | None = None
-    press: _Text | None = None
-    press_zh: _Text | None = None
-    press_en: _Text | None = None
+    worded = ("text", "title", "press")
+
+    text: Words | None = None
+    title: Words | None = None
+    press: Words | None = None
     result: ResultCard | None = None
 
 

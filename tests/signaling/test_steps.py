@@ -10,7 +10,16 @@ from typing import Any
 import pytest
 
 from signaling import protocol as p
-from signaling.steps import STEP_PARAMS, CaptureValue, ConfirmParams, ConfirmValue, LivenessValue, step_value
+from signaling.steps import (
+    STEP_PARAMS,
+    CaptureValue,
+    ConfirmParams,
+    ConfirmValue,
+    InfoParams,
+    LivenessValue,
+    Words,
+    step_value,
+)
 
 #: What the agent's console (web/static/agent/main.js) and the tests push, by kind.
 PUSHED: list[tuple[str, dict[str, Any]]] = [
@@ -81,3 +90,9 @@ def test_plain_answers_stay_words() -> None:
     assert step_value("switch_camera", "user") == "user"
     assert step_value("info", "help") == "help"
     assert step_value("confirm", None) is None
+
+
+def test_texts_are_words_in_both_languages() -> None:
+    params = STEP_PARAMS["info"].model_validate({"text_zh": "请看路由器", "text_en": "Look", "text": "请看路由器"})
+    assert isinstance(params, InfoParams) and params.text == Words(plain="请看路由器", zh="请看路由器", en="Look")
+    assert params.title is None
