@@ -88,6 +88,7 @@ class TransactionEngine(TxRecovery):
         return [outcome_of(r) for r in rows]
 
     async def history(self, session_id: str) -> list[TxOutcome]:
+        """Every request of the session, oldest first."""
         rows = await self.db.fetch("SELECT * FROM tx_requests WHERE session_id = $1 ORDER BY id", session_id)
         return [outcome_of(r) for r in rows]
 
