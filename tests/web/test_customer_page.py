@@ -150,4 +150,5 @@ def test_calls_only_counter_api_routes_that_exist() -> None:
     assert "/api/customer/counter/transactions/{tid}/confirm" in routes
     assert "/api/customer/counter/rating" in routes and "/api/customer/counter" in routes
     assert 'counterApi("/rating"' in main and "`/transactions/${" in main and 'counterApi("")' in main
-    assert '"X-Customer-Token"' in main
+    assert "token: state.callToken" in main  # the counter API and the stills go with the call's token
+    assert '"X-Customer-Token"' in (SHARED / "api.js").read_text(encoding="utf-8")

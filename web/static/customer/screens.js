@@ -7,7 +7,8 @@ import { repeat } from "../shared/speech.js";
 
 const icon = (name, alt = "") => h("img", { class: "icon", src: `/static/customer/icons/${name}.svg`, alt, width: 48, height: 48 });
 
-function bigButton(label, onclick, { kind = "primary", hint = "", id, iconName } = {}) {
+/** A large button: its label, an icon (customer/icons/<iconName>.svg) and a hint where given. */
+export function bigButton(label, onclick, { kind = "primary", hint = "", id, iconName } = {}) {
   return h(
     "button",
     { type: "button", class: `big ${kind}`, id, onclick },
@@ -17,7 +18,8 @@ function bigButton(label, onclick, { kind = "primary", hint = "", id, iconName }
   );
 }
 
-function screen(name, title, ...body) {
+/** A screen: a section named name, its heading (focused when shown), then body. */
+export function screen(name, title, ...body) {
   return h("section", { class: `screen screen-${name}`, "data-screen": name, "aria-labelledby": `h-${name}` },
     h("h1", { id: `h-${name}`, tabindex: "-1" }, title), ...body);
 }
