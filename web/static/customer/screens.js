@@ -24,6 +24,11 @@ export function screen(name, title, ...body) {
     h("h1", { id: `h-${name}`, tabindex: "-1" }, title), ...body);
 }
 
+/** What a consent says, a point a line, each with its icon: [[iconName, text], ...]. */
+function points(items) {
+  return h("ul", { class: "plain" }, items.map(([name, text]) => h("li", {}, icon(name), h("p", {}, text))));
+}
+
 /** Countdown with a "more time" button; returns {node, stop}. onExpire is called at zero. */
 export function countdown(seconds, onExpire, { extra = 60 } = {}) {
   let left = seconds;
@@ -76,10 +81,7 @@ export function consent({ onAgree, onDecline }) {
     say: t("consent.say"),
     speak: true,
     node: screen("consent", t("consent.title"),
-      h("ul", { class: "plain" },
-        h("li", {}, icon("camera"), h("p", {}, t("consent.camera"))),
-        h("li", {}, icon("record"), h("p", {}, t("consent.recording"))),
-        h("li", {}, icon("lock"), h("p", {}, t("consent.why")))),
+      points([["camera", t("consent.camera")], ["record", t("consent.recording")], ["lock", t("consent.why")]]),
       h("div", { class: "stack" },
         bigButton(t("consent.agree"), onAgree, { id: "btn-consent" }),
         bigButton(t("consent.decline"), onDecline, { id: "btn-consent-no", kind: "secondary" }))),
@@ -101,10 +103,7 @@ export function faceConsent({ onAgree, onDecline }) {
     say: t("face.say"),
     speak: true,
     node: screen("face-consent", t("face.title"),
-      h("ul", { class: "plain" },
-        h("li", {}, icon("face"), h("p", {}, t("face.what"))),
-        h("li", {}, icon("lock"), h("p", {}, t("face.keep"))),
-        h("li", {}, icon("card"), h("p", {}, t("face.alt")))),
+      points([["face", t("face.what")], ["lock", t("face.keep")], ["card", t("face.alt")]]),
       h("div", { class: "stack" },
         bigButton(t("face.agree"), onAgree, { id: "btn-face-yes" }),
         bigButton(t("face.decline"), onDecline, { id: "btn-face-no", kind: "primary-alt" }))),
@@ -241,10 +240,18 @@ export function step({ text, press, onDone, onHelp }) {
   };
 }
 
-export function faceCapture({ stream, timer }) {
-  const video = h("video", { class: "capture-video mirror", id: "face-video", autoplay: true, muted: true, playsinline: true });
-  video.srcObject = stream;
+/** A capture's live picture (muted, inline; mirrored for the front camera) in its box with the guide
+ * to frame a face (an oval) or a card; {video, box}. */
+function captureBox(id, { stream = null, card = false } = {}) {
+  const video = h("video", { class: card ? "capture-video" : "capture-video mirror", id, autoplay: true, muted: true, playsinline: true });
+  if (stream) video.srcObject = stream;
   video.muted = true;
+  const guide = h("div", { class: card ? "card-guide" : "oval-guide", "aria-hidden": "true" });
+  return { video, box: h("div", { class: card ? "capture-box card" : "capture-box" }, video, guide) };
+}
+
+export function faceCapture({ stream, timer }) {
+  const { video, box } = captureBox("face-video", { stream });
   const hint = h("p", { class: "hint-live", id: "face-hint", "aria-live": "assertive" }, t("face_cap.say"));
   return {
     name: "face-capture",
@@ -252,16 +259,12 @@ export function faceCapture({ stream, timer }) {
     speak: true,
     video,
     hint,
-    node: screen("face-capture", t("face_cap.title"),
-      h("div", { class: "capture-box" }, video, h("div", { class: "oval-guide", "aria-hidden": "true" })),
-      hint, timer.node),
+    node: screen("face-capture", t("face_cap.title"), box, hint, timer.node),
   };
 }
 
 export function liveness({ stream, onAgain }) {
-  const video = h("video", { class: "capture-video mirror", id: "live-video", autoplay: true, muted: true, playsinline: true });
-  video.srcObject = stream;
-  video.muted = true;
+  const { box } = captureBox("live-video", { stream });
   const action = h("p", { class: "hint-live live-action", id: "live-action", "aria-live": "assertive" }, t("live.intro"));
   const progress = h("p", { class: "lead", id: "live-progress" }, "");
   return {
@@ -270,16 +273,13 @@ export function liveness({ stream, onAgain }) {
     speak: true,
     action,
     progress,
-    node: screen("liveness", t("live.title"),
-      h("div", { class: "capture-box" }, video, h("div", { class: "oval-guide", "aria-hidden": "true" })),
-      action, progress,
+    node: screen("liveness", t("live.title"), box, action, progress,
       bigButton(t("live.again"), onAgain, { kind: "secondary", id: "btn-live-again" })),
   };
 }
 
 export function idCapture({ timer }) {
-  const video = h("video", { class: "capture-video", id: "id-video", autoplay: true, muted: true, playsinline: true });
-  video.muted = true;
+  const { video, box } = captureBox("id-video", { card: true });
   const hint = h("p", { class: "hint-live", id: "id-hint", "aria-live": "assertive" }, t("id_cap.switching"));
   return {
     name: "id-capture",
@@ -287,9 +287,7 @@ export function idCapture({ timer }) {
     speak: true,
     video,
     hint,
-    node: screen("id-capture", t("id_cap.title"),
-      h("div", { class: "capture-box card" }, video, h("div", { class: "card-guide", "aria-hidden": "true" })),
-      hint, timer.node),
+    node: screen("id-capture", t("id_cap.title"), box, hint, timer.node),
   };
 }
 
