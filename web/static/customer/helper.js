@@ -6,7 +6,7 @@ import { OfferPeer } from "../agent/call.js";
 import { refusalCode, request } from "../shared/api.js";
 import { h, qrCode } from "../shared/dom.js";
 import { t } from "../shared/i18n.js";
-import { bigButton, screen } from "./screens.js";
+import { bigButton, question, screen } from "./screens.js";
 
 /** The invitation: the QR code (SVG from the server) as large as the screen allows, and the link. */
 export function inviteScreen({ svg, url, onDone }) {
@@ -25,29 +25,23 @@ export function inviteScreen({ svg, url, onDone }) {
 /** The helper said who they are: may they stay? */
 export function consentScreen({ name, relation, onYes, onNo }) {
   const words = { name, relation: t(`relation.${relation}`) };
-  return {
-    name: "helper_consent",
+  return question("helper_consent", {
+    title: t("helper.consent_title", words),
     say: t("helper.consent_say", words),
-    speak: true,
-    node: screen("helper_consent", t("helper.consent_title", words),
-      h("p", {}, t("helper.consent_hint")),
-      h("div", { class: "stack" },
-        bigButton(t("helper.consent_yes"), onYes, { id: "btn-helper-yes" }),
-        bigButton(t("helper.consent_no"), onNo, { id: "btn-helper-no", kind: "secondary" }))),
-  };
+    body: h("p", {}, t("helper.consent_hint")),
+    yes: [t("helper.consent_yes"), onYes, { id: "btn-helper-yes" }],
+    no: [t("helper.consent_no"), onNo, { id: "btn-helper-no", kind: "secondary" }],
+  });
 }
 
 /** The agent suggests a helper: the holder decides; a link is minted only on yes (with their own token). */
 export function suggestScreen({ onYes, onNo }) {
-  return {
-    name: "helper_suggest",
+  return question("helper_suggest", {
+    title: t("helper.suggest_title"),
     say: t("helper.suggest_say"),
-    speak: true,
-    node: screen("helper_suggest", t("helper.suggest_title"),
-      h("div", { class: "stack" },
-        bigButton(t("helper.suggest_yes"), onYes, { id: "btn-suggest-yes" }),
-        bigButton(t("helper.suggest_no"), onNo, { id: "btn-suggest-no", kind: "secondary" }))),
-  };
+    yes: [t("helper.suggest_yes"), onYes, { id: "btn-suggest-yes" }],
+    no: [t("helper.suggest_no"), onNo, { id: "btn-suggest-no", kind: "secondary" }],
+  });
 }
 
 /** The peer connection to the helper, offered by this side ("to": the helper's key). */

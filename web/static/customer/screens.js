@@ -75,17 +75,24 @@ export function entry({ onVideo, onSenior, careAge, phone = "", onPhone = () => 
   };
 }
 
-export function consent({ onAgree, onDecline }) {
+/** A question and its two answers, one above the other, spoken: yes and no are [label, onclick, options]. */
+export function question(name, { title, say, body = [], yes, no }) {
   return {
-    name: "consent",
-    say: t("consent.say"),
+    name,
+    say,
     speak: true,
-    node: screen("consent", t("consent.title"),
-      points([["camera", t("consent.camera")], ["record", t("consent.recording")], ["lock", t("consent.why")]]),
-      h("div", { class: "stack" },
-        bigButton(t("consent.agree"), onAgree, { id: "btn-consent" }),
-        bigButton(t("consent.decline"), onDecline, { id: "btn-consent-no", kind: "secondary" }))),
+    node: screen(name, title, body, h("div", { class: "stack" }, bigButton(...yes), bigButton(...no))),
   };
+}
+
+export function consent({ onAgree, onDecline }) {
+  return question("consent", {
+    title: t("consent.title"),
+    say: t("consent.say"),
+    body: points([["camera", t("consent.camera")], ["record", t("consent.recording")], ["lock", t("consent.why")]]),
+    yes: [t("consent.agree"), onAgree, { id: "btn-consent" }],
+    no: [t("consent.decline"), onDecline, { id: "btn-consent-no", kind: "secondary" }],
+  });
 }
 
 export function consentDeclined({ onBack }) {
@@ -98,16 +105,13 @@ export function consentDeclined({ onBack }) {
 }
 
 export function faceConsent({ onAgree, onDecline }) {
-  return {
-    name: "face-consent",
+  return question("face-consent", {
+    title: t("face.title"),
     say: t("face.say"),
-    speak: true,
-    node: screen("face-consent", t("face.title"),
-      points([["face", t("face.what")], ["lock", t("face.keep")], ["card", t("face.alt")]]),
-      h("div", { class: "stack" },
-        bigButton(t("face.agree"), onAgree, { id: "btn-face-yes" }),
-        bigButton(t("face.decline"), onDecline, { id: "btn-face-no", kind: "primary-alt" }))),
-  };
+    body: points([["face", t("face.what")], ["lock", t("face.keep")], ["card", t("face.alt")]]),
+    yes: [t("face.agree"), onAgree, { id: "btn-face-yes" }],
+    no: [t("face.decline"), onDecline, { id: "btn-face-no", kind: "primary-alt" }],
+  });
 }
 
 export function asking() {
