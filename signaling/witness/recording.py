@@ -18,7 +18,6 @@ import fractions
 import hashlib
 import json
 import logging
-import os
 import secrets
 import shutil
 import time
@@ -33,6 +32,8 @@ from av.stream import Stream
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
+
+from identity.files import write_atomic
 
 log = logging.getLogger("signaling.witness.recording")
 
@@ -84,16 +85,6 @@ def _aad(recording_id: str, index: int) -> bytes:
     return f"remote-counter/recording|{recording_id}|{index}".encode()
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
 class RecordingFiles:
     """One recording's folder: ``recording.json`` (wrapped key) and ``seg-NNNNNN.webm.enc`` files."""
 
@@ -121,7 +112,7 @@ class RecordingFiles:
             "key_id": key_id(master_key),
             "wrapped_key": base64.b64encode(aes_key_wrap(master_key, files._key)).decode(),
         }
-        _write_atomic(directory / "recording.json", json.dumps(files._header).encode())
+        write_atomic(directory / "recording.json", json.dumps(files._header).encode())
         return files
 
     @property
@@ -160,7 +151,7 @@ class RecordingFiles:
         nonce = secrets.token_bytes(NONCE)
         blob = nonce + AESGCM(self._record_key()).encrypt(nonce, plaintext, _aad(self.recording_id, index))
         path = self.segment_path(index)
-        _write_atomic(path, blob)
+        write_atomic(path, blob)
         return hashlib.sha256(blob).hexdigest(), len(blob), path
 
     def file_sha256(self, index: int) -> str:
