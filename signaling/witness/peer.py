@@ -283,7 +283,7 @@ class WitnessCall:
             self._grabs -= 1
             self._done_decoding()
         t, frame = self.latest
-        return t, _bgr(frame)
+        return t, await asyncio.to_thread(_bgr, frame)  # a colour conversion of a whole frame
 
     def start_collecting(self, key: str, seconds: float, fps: float = 5.0) -> None:
         """Keep customer frames (``fps`` a second, at most ``seconds``) until :meth:`collected`; the
