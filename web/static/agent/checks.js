@@ -15,9 +15,9 @@ function showCheck(kind, result, image) {
   const images = (result.images ?? []).filter(Boolean);
   const node = h("div", { class: "check", dataset: { kind, ok: String(ok) } },
     h("strong", {}, both(`staff.step.${kind === "id_card" ? "idcard" : kind}`), " "),
-    h("span", { class: ok ? "badge ok" : "badge bad" }, ok ? "通过 pass" : "未通过 fail"),
-    result.score !== undefined ? ` 分数 score ${Number(result.score).toFixed(3)}` : "",
-    result.threshold !== undefined ? ` / 阈值 threshold ${Number(result.threshold).toFixed(3)}` : "",
+    h("span", { class: ok ? "badge ok" : "badge bad" }, both(ok ? "staff.check_pass" : "staff.check_fail")),
+    result.score !== undefined ? ` ${both("staff.check_score", { v: Number(result.score).toFixed(3) })}` : "",
+    result.threshold !== undefined ? ` / ${both("staff.check_threshold", { v: Number(result.threshold).toFixed(3) })}` : "",
     reasons.length ? h("div", { class: "warn" }, reasons.map(String).join("; ")) : "",
     h("div", {},
       image ? h("img", { src: URL.createObjectURL(image), alt: `${kind} capture` }) : "",
@@ -27,7 +27,7 @@ function showCheck(kind, result, image) {
 
 async function frameOfCustomer() {
   const frame = await grabFrame($("remote-video"));
-  if (!frame) throw new Error("还没有客户视频。No customer video yet.");
+  if (!frame) throw new Error(both("staff.no_customer_video"));
   return frame;
 }
 
@@ -99,7 +99,7 @@ export async function idCapture() {
       if (declined) state.idStill = sent.sha256; // face declined: read without face processing, compare by eye, attest
       const checked = await identity.idFromStill(state.call.id, sent.sha256);
       const shown = identity.summary("id_card", checked);
-      showCheck("id_card", declined ? { ...shown, reasons: ["人工比对 compare by eye", ...shown.reasons] } : shown);
+      showCheck("id_card", declined ? { ...shown, reasons: [both("staff.compare_by_eye"), ...shown.reasons] } : shown);
       return { ok: shown.ok, why: shown.reasons.join("; ") };
     }
     const frame = await frameOfCustomer(); // no still uploaded: the card as the live video shows it now
@@ -126,12 +126,12 @@ export function addIdUpload() {
     input.value = "";
     if (file) idFromFile(file);
   });
-  $("btn-id").after(h("label", { class: "upload", for: "id-upload" }, "上传身份证照片 Upload ID photo ", input));
+  $("btn-id").after(h("label", { class: "upload", for: "id-upload" }, `${both("staff.id_upload")} `, input));
 }
 
 async function idFromFile(file) {
   if (!state.call) {
-    toast("没有进行中的通话。No call in progress.", "error");
+    toast(both("staff.no_call"), "error");
     return;
   }
   try {
@@ -150,7 +150,7 @@ export async function attest() {
   try {
     // the server takes the live frame it holds and the ID stills the customer sent: the console sends no evidence
     const done = await identity.attest(state.call.id);
-    showCheck("attestation", { ok: true, reasons: ["agent compared the ID card with the live person"], images: [done.thumbnail].filter(Boolean) });
+    showCheck("attestation", { ok: true, reasons: [both("staff.attested")], images: [done.thumbnail].filter(Boolean) });
     if (state.idStill) {
       // the ID still already sent: its number against the account now that A2 stands (A3 on this path)
       const checked = await identity.idFromStill(state.call.id, state.idStill);

@@ -15,7 +15,7 @@ export async function callStarted(msg) {
   state.call = { id: msg.call_id, lane: msg.lane, claimedPhone: msg.claimed_phone ?? null };
   document.body.dataset.call = msg.call_id;
   $("call-id").textContent = msg.call_id;
-  mount($("lane-badge"), msg.lane === "care" ? h("span", { class: "badge care" }, "关爱 Care lane") : h("span", { class: "badge" }, "普通 General"),
+  mount($("lane-badge"), msg.lane === "care" ? h("span", { class: "badge care" }, both("staff.lane.care_call")) : h("span", { class: "badge" }, both("staff.lane.general")),
     msg.no_video ? h("span", { class: "badge warn", id: "no-video" }, both(`staff.no_video.${msg.no_video}`)) : null);
   if (msg.no_video) document.body.dataset.noVideo = msg.no_video;
   else delete document.body.dataset.noVideo;
@@ -48,7 +48,7 @@ export function resetCall() {
   $("guide-step").disabled = true;
   $("btn-guide-push").disabled = true;
   $("btn-evidence").disabled = true;
-  mount($("workorders"), h("p", { class: "muted" }, "接通后显示本次会话的工单。Shown for the current session."));
+  mount($("workorders"), h("p", { class: "muted" }, both("staff.workorders_later")));
 }
 
 async function openSession() {
@@ -104,14 +104,14 @@ export function callEnded(msg) {
   $("holder-label").hidden = true;
   delete document.body.dataset.helper;
   delete document.body.dataset.remoteVideo;
-  $("call-state").textContent = `已结束 Ended (${msg.reason})`;
+  $("call-state").textContent = both("staff.call_ended", { reason: msg.reason });
   document.body.dataset.rtc = "closed";
   for (const id of ["btn-suggest-helper", "btn-mute", "btn-hangup", "transfer-to", "transfer-agent", "btn-transfer", "btn-face", "btn-liveness", "btn-id", "btn-next", "chat-input", "btn-chat"]) {
     $(id).disabled = true;
   }
   if (state.call) state.call.ended = true;
   $("wrapup-code").focus();
-  toast("通话已结束，请填写话后小结。The call ended: fill in the wrap-up.");
+  toast(both("staff.call_ended_wrap"));
 }
 
 export function transfer() {

@@ -34,12 +34,12 @@ const handlers = {
   offer_timeout() {
     state.offer = null;
     $("offer").hidden = true;
-    toast("来电超时未接，状态已设为离开。Offer missed: you are set away.", "error");
+    toast(both("staff.offer_missed"), "error");
   },
   offer_withdrawn(msg) {
     state.offer = null;
     $("offer").hidden = true;
-    toast(`客户已离开 The customer left (${msg.reason})`);
+    toast(both("staff.customer_left", { reason: msg.reason }));
   },
   call_started: callStarted,
   async sdp(msg) {
@@ -54,7 +54,7 @@ const handlers = {
     else await state.peer?.ice(msg);
   },
   async peer_state(msg) {
-    $("call-state").textContent = msg.state === "lost" ? "客户断线 Customer lost…" : "客户已回来 Customer back";
+    $("call-state").textContent = both(msg.state === "lost" ? "staff.peer_lost" : "staff.peer_back");
     if (msg.state === "back") await startMedia();
   },
   monitor_joined: monitorJoined,
@@ -77,7 +77,7 @@ const handlers = {
   },
   step_result(msg) {
     if (msg.status === "cancelled" && msg.value === "help") helpAlert(msg.step_id);
-    if (msg.sender?.startsWith("helper:")) toast(`家属代答（不是本人）The helper answered for the holder: ${msg.status}${msg.value ? ` (${msg.value})` : ""}`);
+    if (msg.sender?.startsWith("helper:")) toast(both("staff.helper_answered", { what: `${msg.status}${msg.value ? ` (${msg.value})` : ""}` }));
     const resolve = state.steps.get(msg.step_id);
     if (resolve) {
       state.steps.delete(msg.step_id);
@@ -108,7 +108,7 @@ function connect() {
       if (fn) Promise.resolve(fn(msg)).catch((err) => toast(`${msg.type}: ${err.message}`, "error"));
     },
     onState: (s) => {
-      $("ws-state").textContent = s === "open" ? "在线 online" : s;
+      $("ws-state").textContent = s === "open" ? both("staff.ws_online") : s;
       document.body.dataset.ws = s;
     },
   });
@@ -152,7 +152,7 @@ async function boot() {
   $("btn-suggest-helper").addEventListener("click", () => {
     // the holder's screen asks them; only their yes mints a link (with their own token)
     if (state.call && !state.call.ended) send({ type: "helper_suggest", call_id: state.call.id });
-    toast("已请客户决定是否请家属来帮忙。The holder is asked whether to invite a helper.");
+    toast(both("staff.helper_suggested"));
   });
   $("btn-away").addEventListener("click", () => setPresence("away"));
   $("btn-extend").addEventListener("click", () => setPresence("wrap_up"));
@@ -173,7 +173,7 @@ async function boot() {
   $("btn-mute").addEventListener("click", () => {
     state.muted = !state.muted;
     state.peer?.setMuted(state.muted);
-    $("btn-mute").textContent = state.muted ? "取消静音 Unmute" : "静音 Mute";
+    $("btn-mute").textContent = both(state.muted ? "staff.unmute" : "staff.mute");
   });
   $("btn-transfer").addEventListener("click", transfer);
   $("claim-form").addEventListener("submit", claim);

@@ -9,6 +9,8 @@ import { CAPS, LinkSummary, watchLink } from "../shared/linkquality.js";
 import { OfferPeer } from "./call.js";
 import { $, send, state } from "./state.js";
 
+const RTC_STATES = ["connected", "connecting", "failed", "disconnected"]; // staff.rtc.<state>
+
 // ---- the call ---------------------------------------------------------------------------------
 
 async function localMedia() {
@@ -17,7 +19,7 @@ async function localMedia() {
     state.local = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 640, height: 480 } });
   } catch {
     state.local = new MediaStream();
-    toast("没有摄像头/麦克风：客户只能看到文字。No camera/microphone: the customer sees text only.", "error");
+    toast(both("staff.no_local_media"), "error");
   }
   $("self-video").srcObject = state.local;
   return state.local;
@@ -38,7 +40,7 @@ export async function startMedia() {
     },
     onState: (s) => {
       document.body.dataset.rtc = s;
-      $("call-state").textContent = { connected: "通话中 In call", connecting: "连接中 Connecting", failed: "连接失败 Failed", disconnected: "断开 Disconnected" }[s] ?? s;
+      $("call-state").textContent = RTC_STATES.includes(s) ? both(`staff.rtc.${s}`) : s;
     },
   });
   await state.peer.offer(state.call.id, [stream]);
@@ -93,16 +95,13 @@ export async function startWitness(stream) {
 // What the console says about the recording: the badge only while the server's witness receives the
 // customer's media (witness_state recording: true); a warning otherwise, since changes are refused
 // once the call has gone unrecorded past the server's grace (409 recording_required).
-const RECORDING_WARN = {
-  waiting_media: "⚠ 尚未录像：服务器还没收到客户的视频，超过宽限时间后不能办理变更 Not recorded yet: no customer video reaches the server; changes are refused after the grace period",
-  stopped: "⚠ 录像已中断：服务器收不到客户的视频，录像恢复前不能办理变更 Recording stopped: no customer video reaches the server; changes are refused until it resumes",
-};
+const RECORDING_WARN = ["waiting_media", "stopped"]; // staff.recording.<status>
 
 export function showRecording(recording, status) {
   $("recording-state").hidden = !recording;
   const warn = $("recording-warn");
   warn.hidden = recording || !state.call;
-  warn.textContent = RECORDING_WARN[status] ?? RECORDING_WARN.waiting_media;
+  warn.textContent = both(`staff.recording.${RECORDING_WARN.includes(status) ? status : "waiting_media"}`);
   document.body.dataset.recording = recording ? "1" : status === "stopped" ? "stopped" : "0";
 }
 
@@ -114,23 +113,23 @@ export async function monitorJoined(msg) {
   state.monitors.set(to, peer);
   const streams = [state.local, state.remote].filter(Boolean);
   await peer.offer(state.call.id, streams, { receive: false });
-  toast(`班长 ${to.slice(11)} 正在旁听。Supervisor ${to.slice(11)} is listening.`);
+  toast(both("staff.monitor_joined", { who: to.slice(11) }));
 }
 
 // ---- a helper (家属) in the call: a third party, labelled; the holder's identity stays the holder's -----
 
-const RELATION = { child: "子女 child", spouse: "配偶 spouse", grandchild: "孙辈 grandchild", sibling: "兄弟姐妹 sibling",
-  relative: "亲戚 relative", friend: "朋友 friend", other: "其他 other" };
-const HELPER_CONSENT = { pending: "待本人同意 awaiting the holder's consent", agreed: "本人已同意 the holder agreed",
-  refused: "本人不同意 the holder refused" };
+const RELATIONS = ["child", "spouse", "grandchild", "sibling", "relative", "friend", "other"]; // relation.<code>
+const HELPER_CONSENTS = ["pending", "agreed", "refused"]; // staff.helper_consent.<code>
 
 export async function helperState(msg) {
   if (!state.call || msg.call_id !== state.call.id) return;
   document.body.dataset.helper = msg.present ? msg.consent ?? "present" : "gone";
   $("helper-tile").hidden = !msg.present || msg.consent === "refused";
   $("holder-label").hidden = !msg.present;
-  const who = msg.name ? ` ${msg.name}（${RELATION[msg.relation] ?? msg.relation}）` : "";
-  $("helper-label").textContent = `家属 Helper${who} · ${HELPER_CONSENT[msg.consent] ?? "未介绍 not introduced"}`;
+  const relation = RELATIONS.includes(msg.relation) ? both(`relation.${msg.relation}`) : msg.relation;
+  const who = msg.name ? ` ${msg.name}（${relation}）` : "";
+  const consent = both(`staff.helper_consent.${HELPER_CONSENTS.includes(msg.consent) ? msg.consent : "none"}`);
+  $("helper-label").textContent = `${both("helper.label")}${who} · ${consent}`;
   if (msg.event === "joined" && msg.present) {
     state.monitors.get(msg.helper)?.close();
     const peer = new OfferPeer({
@@ -143,7 +142,7 @@ export async function helperState(msg) {
     });
     state.monitors.set(msg.helper, peer); // answers and candidates are routed by sender, as a supervisor's
     await peer.offer(state.call.id, [await localMedia()]);
-    toast("家属已加入通话，身份核验和确认仍只认本人。A helper joined: identity checks and confirmations are the holder's only.");
+    toast(both("staff.helper_joined"));
   }
   if (msg.event === "left" || msg.consent === "refused") {
     state.monitors.get(msg.helper)?.close();

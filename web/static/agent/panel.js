@@ -17,7 +17,7 @@ export async function refreshSession() {
   $("level").textContent = s.level;
   document.body.dataset.level = s.level;
   $("level-note").textContent = s.level_note ?? "";
-  $("consent-state").textContent = s.face_consent === null ? "未问 not asked" : s.face_consent ? "同意 yes" : "拒绝 declined";
+  $("consent-state").textContent = both(`staff.consent.${s.face_consent === null ? "none" : s.face_consent ? "yes" : "no"}`);
   $("consent-state").className = `badge ${s.face_consent === null ? "" : s.face_consent ? "ok" : "warn"}`;
   // Which identity steps are possible now, and why not, is the server's answer (counter/levels.py):
   // nothing about levels or paths is decided here.

@@ -1,7 +1,7 @@
 // Presence and queue: the server's state of this agent, the queue by lane, an offered call (accept or
 // decline), and the alert when the customer asks for help on a step.
 
-import { api, h, mmss, mount } from "../login/staff.js";
+import { api, h, laneHeading, mmss, mount } from "../login/staff.js";
 import { both, pair } from "../shared/i18n.js";
 import { $, send, setPresence, state } from "./state.js";
 import { wrapUpOver } from "./wrapup.js";
@@ -43,10 +43,10 @@ export async function refreshQueue() {
     const data = await api("/api/consoles/queue");
     state.waiting = Object.values(data.lanes).reduce((n, rows) => n + rows.filter((r) => r.status === "queued").length, 0);
     const lanes = Object.entries(data.lanes).map(([lane, rows]) => h("div", { class: "lane", dataset: { lane } },
-      h("h3", {}, lane === "care" ? h("span", { class: "badge care" }, "关爱 Care") : "普通 General", ` · ${rows.length}`),
+      h("h3", {}, laneHeading(lane), ` · ${rows.length}`),
       rows.length
         ? h("ul", { class: "plain" }, rows.map((r) => h("li", {}, h("span", {}, `#${r.position}`), h("span", {}, mmss(r.waited_s)))))
-        : h("p", { class: "muted" }, "无人排队 Nobody waiting"),
+        : h("p", { class: "muted" }, both("staff.queue_empty")),
     ));
     mount($("queue"), lanes);
   } catch (err) {
@@ -58,10 +58,10 @@ export function showOffer(msg) {
   state.offer = msg;
   const care = msg.lane === "care";
   mount($("offer-info"),
-    care ? h("span", { class: "badge care" }, "关爱 Care · 长者") : h("span", { class: "badge" }, "普通 General"),
-    ` 已等待 waited ${mmss(msg.waited_s)}`,
+    care ? h("span", { class: "badge care" }, both("staff.lane.care_offer")) : h("span", { class: "badge" }, both("staff.lane.general")),
+    ` ${both("staff.offer_waited", { t: mmss(msg.waited_s) })}`,
     msg.claimed_phone ? ` · ${msg.claimed_phone}` : "",
-    msg.transfer_from ? ` · 转自 from ${msg.transfer_from}` : "");
+    msg.transfer_from ? ` · ${both("staff.offer_from", { who: msg.transfer_from })}` : "");
   $("offer").hidden = false;
   $("offer").dataset.lane = msg.lane;
   $("btn-accept").focus();

@@ -2,6 +2,7 @@
 // customer's confirmation on their own screen, and the session's history.
 
 import { api, h, mount, toast } from "../login/staff.js";
+import { both } from "../shared/i18n.js";
 import { refreshSession } from "./panel.js";
 import { $, pushStep, state, whyNot } from "./state.js";
 import { formFields, readForm } from "./txform.js";
@@ -86,28 +87,29 @@ function select(t, focusForm = false) {
   }
   state.selected = t;
   $("tx-title").textContent = `${t.title_zh} · ${t.title_en} (${t.code})`;
-  $("tx-meta").textContent = [t.changes_state ? `变更 change: ${t.effect}` : "查询 read-only", t.needs_approval ? "需班长审批 needs supervisor approval" : "", t.notes].filter(Boolean).join(" · ");
+  $("tx-meta").textContent = [t.changes_state ? both("staff.tx_change", { effect: t.effect }) : both("staff.tx_read_only"), t.needs_approval ? both("staff.tx_needs_approval") : "", t.notes].filter(Boolean).join(" · ");
   mount($("tx-fields"), formFields(t.input_schema));
   $("tx-form").hidden = false;
   renderPicker();
   if (focusForm) ($("tx-fields").querySelector("input, select, textarea") ?? $("btn-tx-run")).focus();
 }
 
+const TX_STATUSES = ["done", "pending", "refused", "failed", "declined", "running"]; // staff.tx_status.<status>
+
 function statusText(o) {
-  const words = { done: "已办理 done", pending: "等待确认 waiting", refused: "已拒绝 refused", failed: "失败 failed", declined: "客户取消 declined", running: "办理中 running" };
-  return words[o.status] ?? o.status;
+  return TX_STATUSES.includes(o.status) ? both(`staff.tx_status.${o.status}`) : o.status;
 }
 
 /** A result as staff see it: a secret (a PUK) never reaches this page, only that it was shown. */
 function resultText(o) {
-  const shown = o.shown_to_customer?.length ? " · 已显示在客户屏幕 shown to the customer only" : "";
+  const shown = o.shown_to_customer?.length ? ` · ${both("staff.tx_shown_to_customer")}` : "";
   return `${o.text_zh ?? o.reason ?? ""}${shown}`;
 }
 
 export function renderHistory(transactions) {
   mount($("tx-history"), transactions.map((o) => h("tr", { dataset: { code: o.code, status: o.status } },
     h("td", {}, String(o.id)), h("td", {}, `${o.title_zh} (${o.code})`),
-    h("td", {}, statusText(o), o.needs_approval && !o.approved ? " · 待审批 awaiting approval" : ""),
+    h("td", {}, statusText(o), o.needs_approval && !o.approved ? ` · ${both("staff.tx_awaiting_approval")}` : ""),
     h("td", { class: "tx-result" }, resultText(o)))));
 }
 
@@ -138,7 +140,7 @@ export async function runSelected(event) {
       setTxStatus(`${statusText(outcome)}: ${outcome.reason ?? ""}`, outcome.status === "done" ? "ok" : "error");
       return;
     }
-    setTxStatus("等待客户在手机上确认… Waiting for the customer to confirm on their phone…");
+    setTxStatus(both("staff.tx_waiting_confirm"));
     document.body.dataset.confirm = "waiting";
     const result = await pushStep("confirm", { transaction_id: outcome.id });
     document.body.dataset.confirm = result.status;

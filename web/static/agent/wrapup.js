@@ -34,7 +34,7 @@ export async function pushGuidance() {
       method: "POST", body: { step: $("guide-step").value },
     });
     pushStep("info", { text_zh: pushed.step.zh, text_en: pushed.step.en, text: pushed.step.zh }).then((r) => {
-      addChat(`步骤 step ${pushed.step.id}: ${r.status}`, "system");
+      addChat(both("staff.step_result", { id: pushed.step.id, status: r.status }), "system");
     });
     const next = $("guide-step").selectedIndex + 1;
     if (next < $("guide-step").options.length) $("guide-step").selectedIndex = next;
@@ -44,7 +44,7 @@ export async function pushGuidance() {
 }
 
 export function addChat(text, who) {
-  $("chat-log").append(h("div", { class: who === "me" ? "mine" : who }, `${who === "me" ? "我" : who === "system" ? "·" : "客户"}: ${text}`));
+  $("chat-log").append(h("div", { class: who === "me" ? "mine" : who }, `${who === "me" ? both("staff.chat_me") : who === "system" ? "·" : both("staff.chat_customer")}: ${text}`));
   $("chat-log").scrollTop = $("chat-log").scrollHeight;
 }
 
@@ -87,7 +87,7 @@ async function finishSession(code, byAgent) {
       resetCall();
       enableCall(false);
     }
-    toast(byAgent ? "会话已结束。Session closed." : both("staff.wrap_timed_out"));
+    toast(both(byAgent ? "staff.session_closed" : "staff.wrap_timed_out"));
     if (byAgent) setPresence("available");
   } catch (err) {
     toast(err.message, "error");
@@ -100,13 +100,13 @@ export async function refreshWorkOrders() {
   if (!state.call) return;
   const data = await api(`/api/counter/workorders?session=${encodeURIComponent(state.call.id)}`);
   if (!data.work_orders.length) {
-    mount($("workorders"), h("p", { class: "muted" }, "本次会话暂无工单。No work orders in this session."));
+    mount($("workorders"), h("p", { class: "muted" }, both("staff.workorders_none")));
     return;
   }
   mount($("workorders"), h("ul", { class: "plain" }, data.work_orders.map((o) => h("li", {},
     h("strong", {}, `#${o.id} ${o.category}`), ` ${o.summary} · `, h("span", { class: o.overdue ? "badge bad" : "badge" }, o.status),
-    ` · 截止 due ${clock(o.due_at)} `,
-    o.status === "open" ? h("button", { type: "button", onclick: () => moveOrder(o.id, "in_progress") }, "处理中 In progress") : ""))));
+    ` · ${both("staff.workorder_due", { t: clock(o.due_at) })} `,
+    o.status === "open" ? h("button", { type: "button", onclick: () => moveOrder(o.id, "in_progress") }, both("staff.workorder_in_progress")) : ""))));
 }
 
 async function moveOrder(id, status) {

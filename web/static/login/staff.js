@@ -47,6 +47,16 @@ export function header(user) {
   document.getElementById("btn-logout").addEventListener("click", logout);
 }
 
+/** A lane's name in both languages (care, general), or the lane's code for another. */
+export function laneName(lane) {
+  return lane === "care" || lane === "general" ? both(`staff.lane.${lane}`) : lane;
+}
+
+/** A queue lane's heading: the care lane as its badge, the general lane in words. */
+export function laneHeading(lane) {
+  return lane === "care" ? h("span", { class: "badge care" }, both("staff.lane.care")) : both("staff.lane.general");
+}
+
 /** Seconds as "m:ss" (or "h:mm:ss"). */
 export function mmss(seconds) {
   if (seconds === null || seconds === undefined) return "–";
