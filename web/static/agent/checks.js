@@ -5,9 +5,8 @@ import { h, toast } from "../login/staff.js";
 import { both, pair } from "../shared/i18n.js";
 import { grabFrame } from "./call.js";
 import * as identity from "./identity.js";
-import { refreshSession } from "./panel.js";
+import { refreshPanel, refreshSession } from "./panel.js";
 import { $, parseValue, pushStep, state, whyPair } from "./state.js";
-import { refreshCatalog } from "./transactions.js";
 
 function showCheck(kind, result, image) {
   const { ok } = result;
@@ -25,36 +24,49 @@ function showCheck(kind, result, image) {
   $("checks").prepend(node);
 }
 
+/** Show a check's answer; what the row of checks (Alt+V) goes on: {ok, why}. */
+function shownAs(kind, shown, image) {
+  showCheck(kind, shown, image);
+  return { ok: shown.ok, why: shown.reasons.join("; ") };
+}
+
+/** The customer did not finish a pushed step: said to the agent, and the check stops there. */
+function unfinished(result) {
+  const said = both("staff.customer_unfinished", { what: result.value ?? result.status });
+  toast(said, "error");
+  return { ok: false, why: said };
+}
+
+/** Run a check from its button (off meanwhile): one that could not run is said, and shown as failed
+ * (unless this server has no identity API); after it, the session and catalog as the server has them. */
+async function runCheck(kind, buttonId, check) {
+  if (!state.call) return undefined;
+  $(buttonId).disabled = true;
+  try {
+    return await check();
+  } catch (err) {
+    toast(err.message, "error");
+    if (err.code !== "no_identity_api") showCheck(kind, { ok: false, reasons: [err.message] });
+    return { ok: false, why: err.message };
+  } finally {
+    $(buttonId).disabled = false;
+    await refreshPanel();
+  }
+}
+
 async function frameOfCustomer() {
   const frame = await grabFrame($("remote-video"));
   if (!frame) throw new Error(both("staff.no_customer_video"));
   return frame;
 }
 
-export async function faceCheck() {
-  if (!state.call) return;
-  $("btn-face").disabled = true;
-  try {
+export function faceCheck() {
+  return runCheck("face", "btn-face", async () => {
     const result = await pushStep("face_capture", { timeout_s: 90 });
-    if (result.status !== "ok") {
-      const said = both("staff.customer_unfinished", { what: result.value ?? result.status });
-      toast(said, "error");
-      return { ok: false, why: said };
-    }
+    if (result.status !== "ok") return unfinished(result);
     const frame = await frameOfCustomer();
-    const checked = await identity.faceCheck(state.call.id, frame);
-    const shown = identity.summary("face", checked);
-    showCheck("face", shown);
-    return { ok: shown.ok, why: shown.reasons.join("; ") };
-  } catch (err) {
-    toast(err.message, "error");
-    if (err.code !== "no_identity_api") showCheck("face", { ok: false, reasons: [err.message] });
-    return { ok: false, why: err.message };
-  } finally {
-    $("btn-face").disabled = false;
-    await refreshSession().catch(() => {});
-    await refreshCatalog().catch(() => {});
-  }
+    return shownAs("face", identity.summary("face", await identity.faceCheck(state.call.id, frame)));
+  });
 }
 
 export async function liveness() {
@@ -66,10 +78,7 @@ export async function liveness() {
     const asked = pushStep("liveness", { sequence: challenge.sequence, text_zh: say("zh"), text_en: say("en"), text: say("zh"), deadline: challenge.deadline });
     document.body.dataset.liveness = "asked";
     await asked;
-    const checked = await identity.finishLiveness(state.call.id, challenge.id);
-    const shown = identity.summary("liveness", checked);
-    showCheck("liveness", shown);
-    return { ok: shown.ok, why: shown.reasons.join("; ") };
+    return shownAs("liveness", identity.summary("liveness", await identity.finishLiveness(state.call.id, challenge.id)));
   } catch (err) {
     showCheck("liveness", { ok: false, reasons: [err.message] });
     return { ok: false, why: err.message };
@@ -80,17 +89,10 @@ export async function liveness() {
   }
 }
 
-export async function idCapture() {
-  if (!state.call) return;
-  $("btn-id").disabled = true;
-  try {
-    const resultPromise = pushStep("show_id", { timeout_s: 120 });
-    const result = await resultPromise;
-    if (result.status !== "ok") {
-      const said = both("staff.customer_unfinished", { what: result.value ?? result.status });
-      toast(said, "error");
-      return { ok: false, why: said };
-    }
+export function idCapture() {
+  return runCheck("id_card", "btn-id", async () => {
+    const result = await pushStep("show_id", { timeout_s: 120 });
+    if (result.status !== "ok") return unfinished(result);
     const sent = parseValue(result.value);
     if (sent.uploaded && sent.sha256) {
       // The customer's own ID still, accepted by the server: the page reports the step before it turns
@@ -103,19 +105,8 @@ export async function idCapture() {
       return { ok: shown.ok, why: shown.reasons.join("; ") };
     }
     const frame = await frameOfCustomer(); // no still uploaded: the card as the live video shows it now
-    const checked = await identity.idCapture(state.call.id, frame);
-    const shown = identity.summary("id_card", checked);
-    showCheck("id_card", shown, frame);
-    return { ok: shown.ok, why: shown.reasons.join("; ") };
-  } catch (err) {
-    toast(err.message, "error");
-    if (err.code !== "no_identity_api") showCheck("id_card", { ok: false, reasons: [err.message] });
-    return { ok: false, why: err.message };
-  } finally {
-    $("btn-id").disabled = false;
-    await refreshSession().catch(() => {});
-    await refreshCatalog().catch(() => {});
-  }
+    return shownAs("id_card", identity.summary("id_card", await identity.idCapture(state.call.id, frame)), frame);
+  });
 }
 
 /** An ID card photo the customer sent (message, e-mail), uploaded from a file next to the ID capture button. */
@@ -141,8 +132,7 @@ async function idFromFile(file) {
     toast(err.message, "error");
     showCheck("id_card", { ok: false, reasons: [err.message] });
   } finally {
-    await refreshSession().catch(() => {});
-    await refreshCatalog().catch(() => {});
+    await refreshPanel();
   }
 }
 
@@ -159,8 +149,7 @@ export async function attest() {
   } catch (err) {
     toast(err.message, "error");
   } finally {
-    await refreshSession().catch(() => {});
-    await refreshCatalog().catch(() => {});
+    await refreshPanel();
   }
 }
 

@@ -3,8 +3,7 @@
 // wrap-up, work orders.  Speaks signaling v1 (docs/protocol.md) and the counter API.  This module wires
 // the signaling messages, the keyboard and the page's controls to the parts in this folder.
 
-import { ReconnectingSocket } from "../shared/ws.js";
-import { header, requireUser, toast } from "../login/staff.js";
+import { header, requireUser, staffSocket, toast } from "../login/staff.js";
 import { both, noticeBoth } from "../shared/i18n.js";
 import { watchNetwork } from "../shared/recovery.js";
 import { startCallbacks } from "./callbacks.js";
@@ -100,13 +99,7 @@ const handlers = {
 };
 
 function connect() {
-  const scheme = location.protocol === "https:" ? "wss" : "ws";
-  state.ws = new ReconnectingSocket(() => `${scheme}://${location.host}/ws`, {
-    onOpen: () => state.ws.ws.send(JSON.stringify({ type: "hello", client: "agent-console/1" })),
-    onMessage: (msg) => {
-      const fn = handlers[msg.type];
-      if (fn) Promise.resolve(fn(msg)).catch((err) => toast(`${msg.type}: ${err.message}`, "error"));
-    },
+  state.ws = staffSocket("agent-console/1", handlers, {
     onState: (s) => {
       $("ws-state").textContent = s === "open" ? both("staff.ws_online") : s;
       document.body.dataset.ws = s;

@@ -48,6 +48,12 @@ export async function refreshSession() {
   await refreshWorkOrders();
 }
 
+/** The session and the catalog read again after an action, whatever it did (a failure is already said). */
+export async function refreshPanel() {
+  await refreshSession().catch(() => {});
+  await refreshCatalog().catch(() => {});
+}
+
 export async function claim(event) {
   event.preventDefault();
   try {

@@ -3,7 +3,7 @@
 
 import { api, h, mount, toast } from "../login/staff.js";
 import { both } from "../shared/i18n.js";
-import { refreshSession } from "./panel.js";
+import { refreshPanel } from "./panel.js";
 import { $, pushStep, state, whyNot } from "./state.js";
 import { formFields, readForm } from "./txform.js";
 
@@ -152,7 +152,6 @@ export async function runSelected(event) {
     setTxStatus(err.message, "error");
   } finally {
     $("btn-tx-run").disabled = false;
-    await refreshSession().catch(() => {});
-    await refreshCatalog().catch(() => {});
+    await refreshPanel();
   }
 }

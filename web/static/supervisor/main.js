@@ -1,9 +1,8 @@
 // The supervisor wall: live lanes, agents' states, calls in progress (silent join), today's KPIs with
 // small charts, and the A4 approvals.  Refreshes every few seconds.
 
-import { ReconnectingSocket } from "../shared/ws.js";
 import { AnswerPeer } from "../agent/call.js";
-import { api, clock, h, header, laneHeading, mmss, mount, pct, requireUser, toast } from "../login/staff.js";
+import { api, clock, h, header, laneHeading, mmss, mount, pct, requireUser, staffSocket, toast } from "../login/staff.js";
 import { bars, gauge } from "./charts.js";
 import { refreshLaneKpis, refreshStaffing } from "./staffing.js";
 import { both } from "../shared/i18n.js";
@@ -151,14 +150,7 @@ const handlers = {
 };
 
 function connect() {
-  const scheme = location.protocol === "https:" ? "wss" : "ws";
-  state.ws = new ReconnectingSocket(() => `${scheme}://${location.host}/ws`, {
-    onOpen: () => state.ws.ws.send(JSON.stringify({ type: "hello", client: "supervisor-wall/1" })),
-    onMessage: (msg) => {
-      const fn = handlers[msg.type];
-      if (fn) Promise.resolve(fn(msg)).catch((err) => toast(err.message, "error"));
-    },
-  });
+  state.ws = staffSocket("supervisor-wall/1", handlers);
   state.ws.connect();
 }
 
