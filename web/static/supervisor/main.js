@@ -35,12 +35,12 @@ async function refreshKpis() {
   const wait = weighted(lanes, "avg_wait_s", "answered");
   const handle = weighted(lanes, "avg_handle_s", "answered") ?? counter.avg_handle_s;
   mount($("kpis"),
-    kpi("service-level", both("wall.kpi.service_level", { s: metrics.answer_target_s }), pct(sl), gauge(sl, { target: 0.8, label: "service level" })),
-    kpi("abandon", both("wall.kpi.abandon"), pct(abandon), gauge(abandon, { target: 0.05, good: "low", label: "abandon rate" })),
-    kpi("wait", both("wall.kpi.wait"), mmss(wait), bars(lanes.map((l) => l.avg_wait_s ?? 0), { label: "wait per lane" })),
-    kpi("handle", both("wall.kpi.handle"), mmss(handle), bars(counter.sessions_per_hour, { label: "sessions per hour" })),
-    kpi("fcr", both("wall.kpi.fcr"), pct(counter.first_contact_resolution), gauge(counter.first_contact_resolution, { target: 0.75, label: "first-contact resolution" })),
-    kpi("csat", both("wall.kpi.csat", { n: counter.ratings }), counter.satisfaction === null ? "–" : `${counter.satisfaction} / 5`, bars(counter.rating_counts, { label: "ratings 1 to 5", color: "#7a2e8e" })),
+    kpi("service-level", both("wall.kpi.service_level", { s: metrics.answer_target_s }), pct(sl), gauge(sl, { target: 0.8, label: both("wall.chart.service_level") })),
+    kpi("abandon", both("wall.kpi.abandon"), pct(abandon), gauge(abandon, { target: 0.05, good: "low", label: both("wall.chart.abandon") })),
+    kpi("wait", both("wall.kpi.wait"), mmss(wait), bars(lanes.map((l) => l.avg_wait_s ?? 0), { label: both("wall.chart.wait") })),
+    kpi("handle", both("wall.kpi.handle"), mmss(handle), bars(counter.sessions_per_hour, { label: both("wall.chart.sessions") })),
+    kpi("fcr", both("wall.kpi.fcr"), pct(counter.first_contact_resolution), gauge(counter.first_contact_resolution, { target: 0.75, label: both("wall.chart.fcr") })),
+    kpi("csat", both("wall.kpi.csat", { n: counter.ratings }), counter.satisfaction === null ? "–" : `${counter.satisfaction} / 5`, bars(counter.rating_counts, { label: both("wall.chart.ratings"), color: "#7a2e8e" })),
   );
 }
 
@@ -56,7 +56,7 @@ async function refreshLive() {
       a.wrap_up_left_s !== null && a.wrap_up_left_s !== undefined ? ` · ${both("staff.state.wrap_left", { t: mmss(a.wrap_up_left_s) })}` : ""),
     h("td", {}, (a.skills ?? []).join(", ")), h("td", {}, a.call_id ?? (a.offer ? `offer ${a.offer}` : "")))));
   mount($("calls"), snap.calls.map((c) => h("tr", { dataset: { call: c.call_id } },
-    h("td", {}, c.call_id), h("td", {}, c.lane === "care" ? h("span", { class: "badge care" }, "care") : c.lane),
+    h("td", {}, c.call_id), h("td", {}, c.lane === "care" ? h("span", { class: "badge care" }, both("staff.lane.care")) : c.lane),
     h("td", {}, c.agent ?? ""), h("td", {}, mmss(c.talking_s)),
     h("td", {}, (c.monitors ?? []).length ? both("wall.listening", { who: c.monitors.join(", ") }) : h("button", { type: "button", class: "listen-btn", onclick: () => silentJoin(c.call_id) }, both("wall.silent_join"))))));
 }
