@@ -63,7 +63,7 @@ export function laneHeading(lane) {
 export function staffSocket(client, handlers, { onState } = {}) {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   const socket = new ReconnectingSocket(() => `${scheme}://${location.host}/ws`, {
-    onOpen: () => socket.ws.send(JSON.stringify({ type: "hello", client })),
+    onOpen: () => socket.hello({ client }),
     onMessage: (msg) => {
       const fn = handlers[msg.type];
       if (fn) Promise.resolve(fn(msg)).catch((err) => toast(`${msg.type}: ${err.message}`, "error"));
