@@ -19,7 +19,7 @@ from signaling.core import STAFF_ROLES
 from signaling.options import SignalingOptions
 from signaling.recovery import Recovery
 from signaling.relay import RELAYED, Relay
-from signaling.state import AgentRecord, Principal
+from signaling.state import AgentRecord, CallStatus, Principal
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -214,7 +214,7 @@ class Connections(Recovery, Relay):
                 await self.bus.put_agent(agent, self.options.presence_ttl_s)
                 current = await self.bus.get_call(agent.call_id) if agent.call_id else None
             await conn.send(p.dump(self._status(agent, p.AgentStatus, time.time())))
-            if current is not None and current.status == "in_call" and current.agent_id == who.id:
+            if current is not None and current.status == CallStatus.IN_CALL and current.agent_id == who.id:
                 await self._resume_agent(who, current)
         for hook in self.hello_hooks:
             await hook(conn, who)
@@ -250,11 +250,11 @@ class Connections(Recovery, Relay):
                 if call is None:
                     return
                 call.disconnected_at = now
-                withdrawn = call.offered_to if call.status == "offered" else None
+                withdrawn = call.offered_to if call.status == CallStatus.OFFERED else None
                 if withdrawn:
                     await self._withdraw(call, "customer_lost")
                 await self.bus.put_call(call)
-            if call.status == "in_call" and call.agent_id:
+            if call.status == CallStatus.IN_CALL and call.agent_id:
                 await self._to(self._agent_key(call), p.PeerState(call_id=call.call_id, peer=who.key,
                                                                      state="lost"))
             return
@@ -270,7 +270,7 @@ class Connections(Recovery, Relay):
                 offered = await self.bus.get_call(agent.offer_call)
                 if offered is not None and offered.offered_to == who.id:
                     offered.offered_to = None
-                    offered.status = "queued"
+                    offered.status = CallStatus.QUEUED
                     await self.bus.put_call(offered)
             if agent is not None and agent.call_id:
                 call = await self.bus.get_call(agent.call_id)

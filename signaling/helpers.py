@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from signaling import protocol as p
 from signaling.service import CallEvent, Connection, SignalingService
-from signaling.state import CallRecord, Principal, customer_key
+from signaling.state import CallRecord, CallStatus, Principal, customer_key
 from storage import Database
 
 #: How long an invitation link may wait to be opened.
@@ -329,14 +329,14 @@ class Helpers:
             call_id=call.call_id, event=event, helper=helper_key(call.call_id), present=call.helper_present,
             consent=Consent(call.helper_consent) if call.helper_consent else None, name=call.helper_name,
             relation=Relation(call.helper_relation) if call.helper_relation else None,
-            holder_present=call.disconnected_at is None, in_call=call.status == "in_call",
+            holder_present=call.disconnected_at is None, in_call=call.status == CallStatus.IN_CALL,
         )
 
     async def _tell(self, call: CallRecord, event: HelperEvent, keys: list[str] | None = None) -> None:
         text = p.dump(self._state(call, event))
         if keys is None:
             keys = [customer_key(call.call_id), helper_key(call.call_id)]
-            if call.status == "in_call" and call.agent_id:
+            if call.status == CallStatus.IN_CALL and call.agent_id:
                 keys.append(f"{call.agent_role or 'agent'}:{call.agent_id}")
         for key in keys:
             await self.service.bus.send(key, text)
@@ -355,7 +355,7 @@ class Helpers:
             if first:
                 await self._audit(HelperAudit("helper.joined", call.call_id, "helper", f"helper:session:{call.call_id}",
                                               claimed_account=call.claimed_account or call.claimed_phone))
-            if call.status == "in_call" and call.agent_id:
+            if call.status == CallStatus.IN_CALL and call.agent_id:
                 agent = f"{call.agent_role or 'agent'}:{call.agent_id}"
                 await bus.send(who.key, p.dump(p.CallStarted(call_id=call.call_id, lane=call.lane, peer=agent,
                                                              peer_name=call.agent_name or call.agent_id)))
@@ -442,7 +442,7 @@ class Helpers:
             return
         if isinstance(m, HelperSuggest):
             call = await bus.read_call(m.call_id)
-            if call is None or call.status != "in_call" or call.agent_id is None:
+            if call is None or call.status != CallStatus.IN_CALL or call.agent_id is None:
                 raise p.ProtocolError("not_in_call", f"call {m.call_id} is not connected", m.ref)
             if who.key != f"{call.agent_role or 'agent'}:{call.agent_id}":
                 raise p.ProtocolError("forbidden", "helper_suggest is sent by the call's agent", m.ref)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from signaling import protocol as p
 from signaling.core import ServiceCore
 from signaling.protocol import AgentState
-from signaling.state import AgentRecord, Principal
+from signaling.state import AgentRecord, CallStatus, Principal
 
 if TYPE_CHECKING:
     from signaling.connections import Connection
@@ -81,7 +81,7 @@ class AgentStates(ServiceCore):
                 agent.offer_call = None
                 if offered is not None and offered.offered_to == who.id:
                     offered.offered_to = None
-                    offered.status = "queued"
+                    offered.status = CallStatus.QUEUED
                     await self.bus.put_call(offered)
             if wanted is AgentState.AVAILABLE and agent.offer_call:
                 wanted = AgentState.OFFERED

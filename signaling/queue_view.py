@@ -8,7 +8,7 @@ from signaling import protocol as p
 from signaling.bus import LANES
 from signaling.core import ServiceCore
 from signaling.protocol import AgentState
-from signaling.state import customer_key
+from signaling.state import CallStatus, customer_key
 from signaling.waits import LaneNow, expected_wait_s, lanes_now
 
 
@@ -82,6 +82,6 @@ class QueueView(ServiceCore):
             {"call_id": c.call_id, "lane": c.lane, "agent": c.agent_id, "monitors": c.monitors,
              "talking_s": round(now - c.answered_at, 1) if c.answered_at else None,
              "recording": c.recording, "unrecorded_s": round(c.unrecorded_for(now), 1)}
-            for c in await self.bus.calls() if c.status == "in_call"
+            for c in await self.bus.calls() if c.status == CallStatus.IN_CALL
         ]
         return {"node": self.node_id, "lanes": lanes, "agents": agents, "calls": calls, "expected_wait_s": expected}

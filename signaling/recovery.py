@@ -16,7 +16,7 @@ from signaling import protocol as p
 from signaling.core import STAFF_ROLES
 from signaling.protocol import AgentState
 from signaling.routing import Routing
-from signaling.state import AgentRecord, CallRecord, Principal, customer_key
+from signaling.state import AgentRecord, CallRecord, CallStatus, Principal, customer_key
 
 log = logging.getLogger("signaling")
 
@@ -64,7 +64,7 @@ class Recovery(Routing):
                 call.disconnected_at = now
                 call.monitors = []
                 call.recording = False  # the witness starts again with the parties' new legs
-                if call.status == "in_call" and call.agent_id:
+                if call.status == CallStatus.IN_CALL and call.agent_id:
                     call.unrecorded_since = now
                     await self.bus.put_call(call)
                     if await self.bus.get_agent(call.agent_id) is None:
@@ -75,7 +75,7 @@ class Recovery(Routing):
                         ), self.options.reconnect_grace_s + self.options.presence_ttl_s)
                     connected += 1
                     continue
-                call.status = "queued"
+                call.status = CallStatus.QUEUED
                 call.offered_to = None
                 call.agent_id = call.agent_name = None
                 await self.bus.enqueue(call)
@@ -102,7 +102,7 @@ class Recovery(Routing):
                 return
             current.disconnected_at = None
             await self.bus.put_call(current)
-        if current.status == "in_call" and current.agent_id:
+        if current.status == CallStatus.IN_CALL and current.agent_id:
             await self._to(
                 who.key,
                 p.CallStarted(call_id=current.call_id, lane=current.lane, peer=self._agent_key(current),
@@ -142,10 +142,10 @@ class Recovery(Routing):
         if call is None or call.disconnected_at is not None:
             return
         call.disconnected_at = now
-        if call.status == "offered" and call.offered_to:
+        if call.status == CallStatus.OFFERED and call.offered_to:
             await self._withdraw(call, "customer_lost")
         await self.bus.put_call(call)
-        if call.status == "in_call" and call.agent_id:
+        if call.status == CallStatus.IN_CALL and call.agent_id:
             await self._to(self._agent_key(call), p.PeerState(call_id=call.call_id, peer=key, state="lost"))
 
     async def _sweep_unconnected(self, now: float) -> None:
@@ -184,11 +184,11 @@ class Recovery(Routing):
                     call.disconnected_at = now
                 if await self.bus.get_call(call.call_id) is not None:
                     continue
-                if call.status == "in_call" and call.agent_id:
+                if call.status == CallStatus.IN_CALL and call.agent_id:
                     in_call[call.agent_id] = call.call_id
                     await self.bus.put_call(call)
                 else:
-                    call.status = "queued"
+                    call.status = CallStatus.QUEUED
                     call.offered_to = None
                     await self.bus.enqueue(call)
             for conn in self.conns.values():
@@ -240,20 +240,20 @@ class Recovery(Routing):
             due = [
                 c.call_id
                 for c in await self.bus.read_calls()
-                if (c.status == "offered" and c.offer_deadline < now)
+                if (c.status == CallStatus.OFFERED and c.offer_deadline < now)
                 or self._gone(c, now)
-                or (c.status == "in_call" and c.agent_id not in present)
+                or (c.status == CallStatus.IN_CALL and c.agent_id not in present)
             ]
             for call_id in due:
                 call = await self.bus.get_call(call_id)
                 if call is None:
                     continue
-                if call.status == "offered" and call.offer_deadline < now:
+                if call.status == CallStatus.OFFERED and call.offer_deadline < now:
                     await self._offer_timed_out(call)
                 elif self._gone(call, now):
-                    await self._end_call(call, "customer_lost" if call.status == "in_call" else
+                    await self._end_call(call, "customer_lost" if call.status == CallStatus.IN_CALL else
                                          "abandoned" if call.kept_until is None else "place_released", None)
-                elif call.status == "in_call" and call.agent_id not in present:
+                elif call.status == CallStatus.IN_CALL and call.agent_id not in present:
                     await self._requeue_head(call, "server_restart" if call_id in not_back else "agent_lost", None)
             await self._end_wrap_ups(now)
             await self._route(now)
@@ -266,7 +266,7 @@ class Recovery(Routing):
         """The customer left and did not come back in time: the reconnect grace, or their kept place's time."""
         if call.disconnected_at is None:
             return False
-        if call.kept_until is not None and call.status == "queued":
+        if call.kept_until is not None and call.status == CallStatus.QUEUED:
             return now > call.kept_until
         return now - call.disconnected_at > self.options.reconnect_grace_s
 

@@ -9,7 +9,7 @@ import logging
 
 from signaling import protocol as p
 from signaling.core import ChatLine, ServiceCore
-from signaling.state import Principal, customer_key
+from signaling.state import CallStatus, Principal, customer_key
 
 log = logging.getLogger("signaling")
 
@@ -26,7 +26,7 @@ class Relay(ServiceCore):
         if m.sender is not None:
             raise p.ProtocolError("invalid", f"{m.type}: sender is set by the server; leave it out", m.ref)
         call = await self.bus.read_call(m.call_id)
-        if call is None or call.status != "in_call" or call.agent_id is None:
+        if call is None or call.status != CallStatus.IN_CALL or call.agent_id is None:
             raise p.ProtocolError("not_in_call", f"{m.type}: call {m.call_id} is not connected", m.ref)
         customer = customer_key(call.call_id)
         monitors = [f"supervisor:{s}" for s in call.monitors]

@@ -13,7 +13,7 @@ from signaling.bus import LANES
 from signaling.presence import AgentStates
 from signaling.protocol import AgentState
 from signaling.queue_view import QueueView
-from signaling.state import AgentRecord, CallRecord, Principal, customer_key
+from signaling.state import AgentRecord, CallRecord, CallStatus, Principal, customer_key
 
 if TYPE_CHECKING:
     from signaling.connections import Connection
@@ -41,7 +41,7 @@ class Routing(AgentStates, QueueView):
                 if not free:
                     return
                 call = await self.bus.get_call(call_id)
-                if call is None or call.status != "queued":
+                if call is None or call.status != CallStatus.QUEUED:
                     continue
                 eligible = [a for a in free if self._eligible(a, call)]
                 if call.disconnected_at is not None:
@@ -53,7 +53,7 @@ class Routing(AgentStates, QueueView):
                 chosen = min(eligible, key=lambda a: (a.id in call.tried, a.idle_since, a.id))
                 free.remove(chosen)
                 pick = await self.bus.get_agent(chosen.id) or chosen.model_copy(deep=True)
-                call.status = "offered"
+                call.status = CallStatus.OFFERED
                 call.offered_to = pick.id
                 call.offer_deadline = now + self.options.offer_timeout_s
                 pick.offer_call = call.call_id
@@ -110,7 +110,7 @@ class Routing(AgentStates, QueueView):
         if call.leg is not None:
             await self.store.close_leg(call.leg, reason, now)
         monitors = list(call.monitors)
-        call.status = "queued"
+        call.status = CallStatus.QUEUED
         call.score = await self.bus.head_score(call.lane)
         call.queued_at = now
         call.agent_id = call.agent_name = call.agent_role = None
@@ -145,15 +145,15 @@ class Routing(AgentStates, QueueView):
         await self.bus.delete_call(call.call_id)
         await self.store.forget_call(call.call_id)
         await self.store.end_token(call.call_id)
-        outcome = "abandoned" if call.status != "in_call" else reason
+        outcome = "abandoned" if call.status != CallStatus.IN_CALL else reason
         if call.leg is not None:
             await self.store.close_leg(call.leg, outcome, now)
-        if call.status == "offered" and call.offered_to:
+        if call.status == CallStatus.OFFERED and call.offered_to:
             await self._withdraw(call, reason)
         by_key = by.key if by else None
         ended = p.CallEnded(call_id=call.call_id, reason=reason, by=by_key)
         await self._to(customer_key(call.call_id), ended)
-        if call.status == "in_call" and call.agent_id:
+        if call.status == CallStatus.IN_CALL and call.agent_id:
             if call.answered_at:
                 self._handle_times = [*self._handle_times[-99:], now - call.answered_at]
             agent = await self.bus.get_agent(call.agent_id)
@@ -169,7 +169,7 @@ class Routing(AgentStates, QueueView):
         """Take back an offer made to an agent.  Caller holds the lock."""
         agent_id = call.offered_to
         call.offered_to = None
-        call.status = "queued"
+        call.status = CallStatus.QUEUED
         if agent_id is None:
             return
         agent = await self.bus.get_agent(agent_id)
@@ -182,7 +182,7 @@ class Routing(AgentStates, QueueView):
     async def _offer_timed_out(self, call: CallRecord) -> None:
         agent_id = call.offered_to
         call.offered_to = None
-        call.status = "queued"
+        call.status = CallStatus.QUEUED
         if agent_id:
             call.tried.append(agent_id)
         await self.bus.put_call(call)
@@ -201,10 +201,10 @@ class Routing(AgentStates, QueueView):
     async def _accept(self, who: Principal, m: p.Accept) -> None:
         async with self.bus.lock():
             call = await self.bus.get_call(m.call_id)
-            if call is None or call.status != "offered" or call.offered_to != who.id:
+            if call is None or call.status != CallStatus.OFFERED or call.offered_to != who.id:
                 raise p.ProtocolError("offer_gone", "this call is no longer offered to you", m.ref)
             now = time.time()
-            call.status = "in_call"
+            call.status = CallStatus.IN_CALL
             call.offered_to = None
             call.agent_id = who.id
             call.agent_name = who.name
@@ -242,7 +242,7 @@ class Routing(AgentStates, QueueView):
                 raise p.ProtocolError("offer_gone", "this call is no longer offered to you", m.ref)
             call.tried.append(who.id)
             call.offered_to = None
-            call.status = "queued"
+            call.status = CallStatus.QUEUED
             if call.target_agent == who.id:
                 call.target_agent = None
             await self.bus.put_call(call)
@@ -255,7 +255,7 @@ class Routing(AgentStates, QueueView):
     async def _transfer(self, who: Principal, m: p.Transfer) -> None:
         async with self.bus.lock():
             call = await self.bus.get_call(m.call_id)
-            if call is None or call.agent_id != who.id or call.status != "in_call":
+            if call is None or call.agent_id != who.id or call.status != CallStatus.IN_CALL:
                 raise p.ProtocolError("not_in_call", "you can transfer only your own connected call", m.ref)
             if m.to == "agent" and m.agent == who.id:
                 raise p.ProtocolError("invalid", "transfer: pick another agent", m.ref)
@@ -271,7 +271,7 @@ class Routing(AgentStates, QueueView):
     async def _silent_join(self, conn: Connection, who: Principal, m: p.SilentJoin) -> None:
         async with self.bus.lock():
             call = await self.bus.get_call(m.call_id)
-            if call is None or call.status != "in_call" or call.agent_id is None:
+            if call is None or call.status != CallStatus.IN_CALL or call.agent_id is None:
                 raise p.ProtocolError("not_in_call", "this call is not connected to an agent", m.ref)
             if who.id not in call.monitors:
                 call.monitors.append(who.id)
