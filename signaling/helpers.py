@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import Field, TypeAdapter
 
 from signaling import protocol as p
 from signaling.service import CallEvent, Connection, SignalingService
@@ -187,14 +187,7 @@ class Consent(enum.StrEnum):
     REFUSED = "refused"
 
 
-class _Msg(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    v: Literal[1] = 1
-    ref: str | None = Field(default=None, max_length=64)
-
-
-class HelperIntro(_Msg):
+class HelperIntro(p.Message):
     """The helper says who they are (name and relation); the holder is asked on screen."""
 
     type: Literal["helper_intro"] = "helper_intro"
@@ -203,7 +196,7 @@ class HelperIntro(_Msg):
     relation: Relation
 
 
-class HelperConsent(_Msg):
+class HelperConsent(p.Message):
     """The holder's answer: the helper may stay (``accepted``) or not."""
 
     type: Literal["helper_consent"] = "helper_consent"
@@ -211,7 +204,7 @@ class HelperConsent(_Msg):
     accepted: bool
 
 
-class HelperSuggest(_Msg):
+class HelperSuggest(p.Message):
     """The agent suggests a helper: the holder's screen asks them; a link is minted only if they agree."""
 
     type: Literal["helper_suggest"] = "helper_suggest"
@@ -229,7 +222,7 @@ class HelperEvent(enum.StrEnum):
     SUGGESTED = "suggested"  # to the holder: the agent suggests inviting a helper (the holder decides)
 
 
-class HelperState(_Msg):
+class HelperState(p.Message):
     """To the holder, the agent and the helper: who the helper is and whether the holder agreed."""
 
     type: Literal["helper_state"] = "helper_state"

@@ -30,21 +30,14 @@ log = logging.getLogger("signaling.witness")
 ConsentHook = Callable[[str, bool], Awaitable[None]]
 
 
-class _Msg(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    v: Literal[1] = 1
-    ref: str | None = Field(default=None, max_length=64)
-
-
-class RecordingConsent(_Msg):
+class RecordingConsent(p.Message):
     """The customer agreed (or not) to the recording, on screen and by voice, before the agent joins."""
 
     type: Literal["recording_consent"] = "recording_consent"
     accepted: bool
 
 
-class WitnessSdp(_Msg):
+class WitnessSdp(p.Message):
     """An SDP offer to the witness (client) or its answer (server), one per party and call."""
 
     type: Literal["witness_sdp"] = "witness_sdp"
@@ -53,7 +46,7 @@ class WitnessSdp(_Msg):
     sdp: str = Field(max_length=p.MAX_MESSAGE_BYTES)
 
 
-class WitnessIce(_Msg):
+class WitnessIce(p.Message):
     """A trickled ICE candidate for the witness connection (``candidate`` empty: end of candidates)."""
 
     type: Literal["witness_ice"] = "witness_ice"
@@ -63,7 +56,7 @@ class WitnessIce(_Msg):
     sdp_mline_index: int | None = Field(default=None, ge=0, le=64)
 
 
-class WitnessState(_Msg):
+class WitnessState(p.Message):
     """To the parties: consent recorded; whether the witness receives the customer's media.
 
     ``recording`` is true only while media arrives (``status`` ``recording``); ``waiting_media``: a
