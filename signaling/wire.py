@@ -1,9 +1,9 @@
 """The protocol's vocabulary: its version and limits, the fields every message has, and the names.
 
-:class:`MessageType` names every core message (both directions); the models of
-:mod:`signaling.protocol` (client to server) and :mod:`signaling.server_messages` (server to
-client) each carry one of them as their ``type``.  Extensions (helpers, the witness, keep my place)
-name their own on top, through :meth:`signaling.service.SignalingService.add_messages`.
+:class:`MessageType` names every message on the socket, both directions: the core protocol's
+(the models of :mod:`signaling.protocol` and :mod:`signaling.server_messages`) and the extensions'
+(helpers, the witness, keep my place: handled through
+:meth:`signaling.service.SignalingService.add_messages`).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ class AgentState(StrEnum):
 
 
 class MessageType(StrEnum):
-    """The ``type`` of every core message: the names pages send and handle (checked by test_protocol_names)."""
+    """The ``type`` of every message: the names pages send and handle (tests/signaling/test_protocol_names.py)."""
 
     # client -> server
     HELLO = "hello"
@@ -75,6 +75,20 @@ class MessageType(StrEnum):
     ICE_SERVERS = "ice_servers"
     PONG = "pong"
     ERROR = "error"
+    # extensions: helpers (signaling.helpers)
+    HELPER_INTRO = "helper_intro"
+    HELPER_CONSENT = "helper_consent"
+    HELPER_SUGGEST = "helper_suggest"
+    HELPER_STATE = "helper_state"
+    # extensions: the witness (signaling.witness.relay)
+    RECORDING_CONSENT = "recording_consent"
+    WITNESS_SDP = "witness_sdp"
+    WITNESS_ICE = "witness_ice"
+    WITNESS_STATE = "witness_state"
+    # extensions: keep my place (signaling.hold)
+    KEEP_PLACE = "keep_place"
+    PLACE_KEPT = "place_kept"
+    PLACE_NOTICE = "place_notice"
 
 
 #: A message's ``ref``: any short string the client chose, echoed in an ``error`` about that message.
