@@ -337,17 +337,9 @@ class Helpers:
     async def _hello(self, conn: Connection, who: Principal) -> None:
         bus = self.service.bus
         if who.role == "helper":
-            async with bus.lock():
-                call = await bus.get_call(who.id)
-                if call is None:
-                    return
-                first = not call.helper_seen
-                call.helper_present = call.helper_seen = True
-                await bus.put_call(call)
-            await self.service.store.save_call(call)
-            if first:
-                await self._audit(HelperAudit("helper.joined", call.call_id, "helper", f"helper:session:{call.call_id}",
-                                              claimed_account=call.claimed_account or call.claimed_phone))
+            call = await self._present(who.id)
+            if call is None:
+                return
             if call.status == CallStatus.IN_CALL and call.agent_id:
                 agent = f"{call.agent_role or 'agent'}:{call.agent_id}"
                 await bus.send(who.key, p.dump(p.CallStarted(call_id=call.call_id, lane=call.lane, peer=agent,
@@ -385,10 +377,17 @@ class Helpers:
         bus = self.service.bus
         if helper_key(call_id) not in await bus.connected_keys():
             return
+        call = await self._present(call_id)
+        if call is not None:
+            await self._tell(call, HelperEvent.JOINED)
+
+    async def _present(self, call_id: str) -> CallRecord | None:
+        """The helper of ``call_id`` is connected: present on the call from now (audited the first time)."""
+        bus = self.service.bus
         async with bus.lock():
             call = await bus.get_call(call_id)
             if call is None:
-                return
+                return None
             first = not call.helper_seen
             call.helper_present = call.helper_seen = True
             await bus.put_call(call)
@@ -396,7 +395,7 @@ class Helpers:
         if first:
             await self._audit(HelperAudit("helper.joined", call_id, "helper", f"helper:session:{call_id}",
                                           claimed_account=call.claimed_account or call.claimed_phone))
-        await self._tell(call, HelperEvent.JOINED)
+        return call
 
     async def _call_event(self, event: CallEvent) -> None:
         if event.kind in ("ended", "abandoned"):

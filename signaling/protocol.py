@@ -264,21 +264,10 @@ class Ping(Message):
     type: Literal["ping"] = "ping"
 
 
+#: The messages relayed between the parties of a call (sent by clients, forwarded by the server).
+Relayed = Sdp | Ice | Chat | PushStep | StepResult
 ClientMessage = Annotated[
-    Hello
-    | Join
-    | Presence
-    | Accept
-    | Decline
-    | Sdp
-    | Ice
-    | Chat
-    | PushStep
-    | StepResult
-    | Hangup
-    | Transfer
-    | SilentJoin
-    | Ping,
+    Hello | Join | Presence | Accept | Decline | Relayed | Hangup | Transfer | SilentJoin | Ping,
     Field(discriminator="type"),
 ]
 _CLIENT = TypeAdapter[ClientMessage](ClientMessage)
@@ -311,11 +300,7 @@ ServerMessage = Annotated[
     | IceServers
     | Pong
     | ErrorMsg
-    | Sdp
-    | Ice
-    | Chat
-    | PushStep
-    | StepResult,
+    | Relayed,
     Field(discriminator="type"),
 ]
 _SERVER = TypeAdapter[ServerMessage](ServerMessage)

@@ -6,6 +6,7 @@ Relay takes no lock: it reads the call and forwards the message as sent, with th
 from __future__ import annotations
 
 import logging
+from typing import get_args
 
 from signaling import protocol as p
 from signaling.core import ChatLine, ServiceCore
@@ -14,15 +15,13 @@ from signaling.state import CallStatus, Principal, customer_key
 log = logging.getLogger("signaling")
 
 #: The client messages relayed between the parties rather than handled by the service.
-RELAYED = (p.Sdp, p.Ice, p.Chat, p.PushStep, p.StepResult)
+RELAYED: tuple[type[p.Relayed], ...] = get_args(p.Relayed)
 
 
 class Relay(ServiceCore):
     """Who may send what to whom on a call, and the chat hooks."""
 
-    async def _relay(
-        self, who: Principal, m: p.Sdp | p.Ice | p.Chat | p.PushStep | p.StepResult, raw: str | bytes
-    ) -> None:
+    async def _relay(self, who: Principal, m: p.Relayed, raw: str | bytes) -> None:
         if m.sender is not None:
             raise p.ProtocolError("invalid", f"{m.type}: sender is set by the server; leave it out", m.ref)
         call = await self.bus.read_call(m.call_id)
