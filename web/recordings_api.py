@@ -170,7 +170,8 @@ def _witness(app: web.Application, master_key: bytes) -> Witness:
         await _on_end(app, call_id, recording_id, segments)
 
     witness = Witness(store, segment_s=segment_s, on_segment=on_segment, on_recording_end=on_end,
-                      decode=Decode(app[SETTINGS].witness_decode))
+                      decode=Decode(app[SETTINGS].witness_decode),
+                      drain_s=app[SETTINGS].witness_drain_ms / 1000)
     original = witness.new_recorder
 
     def new_recorder(call: Any) -> Any:

@@ -107,11 +107,23 @@ def test_both_languages_have_every_string() -> None:
     assert used - tables["zh"] == set(), "strings used but missing from the tables"
 
 
+def _page() -> str:
+    """The text of the customer page's own modules (main.js and the modules it is split into)."""
+    return "\n".join(path.read_text(encoding="utf-8") for path in sorted(CUSTOMER.glob("*.js")))
+
+
 def test_speaks_the_signaling_protocol() -> None:
-    main = (CUSTOMER / "main.js").read_text(encoding="utf-8")
-    call = (CUSTOMER / "call.js").read_text(encoding="utf-8")
+    main = _page()
     witness = (SHARED / "witness.js").read_text(encoding="utf-8")
-    sent = set(re.findall(r'\btype: "(\w+)",\s*(?:call_id|token|care|accepted)\b', main + call + witness))
+    sent = set(re.findall(r'\btype: "(\w+)",\s*(?:call_id|token|care|accepted)\b', main + witness))
+    # what the shared signaling client (shared/ws.js) builds: the hello, and each ICE candidate ("ice"
+    # unless its type is named)
+    assert 'type = "ice"' in (SHARED / "ws.js").read_text(encoding="utf-8")
+    if re.search(r"\bws\.hello\(\{ token: ", main):
+        sent.add("hello")
+    for args in re.findall(r"\biceMessage\(([^)]*)\)", main + witness):
+        named = re.search(r'type: "(\w+)"', args)
+        sent.add(named.group(1) if named else "ice")
     assert sent, "found no message the page sends"
     client_types = p.CLIENT_TYPES | {m.model_fields["type"].default for m in (RecordingConsent, WitnessSdp, WitnessIce)}
     client_types |= set(HELPER_TYPES)
@@ -133,9 +145,10 @@ def test_speaks_the_signaling_protocol() -> None:
 
 
 def test_calls_only_counter_api_routes_that_exist() -> None:
-    main = (CUSTOMER / "main.js").read_text(encoding="utf-8")
+    main = _page()
     routes = {path for method, path, *_ in ROUTES if path.startswith("/api/customer/")}
     assert "/api/customer/counter/transactions/{tid}/confirm" in routes
     assert "/api/customer/counter/rating" in routes and "/api/customer/counter" in routes
     assert 'counterApi("/rating"' in main and "`/transactions/${" in main and 'counterApi("")' in main
-    assert '"X-Customer-Token"' in main
+    assert "token: state.callToken" in main  # the counter API and the stills go with the call's token
+    assert '"X-Customer-Token"' in (SHARED / "api.js").read_text(encoding="utf-8")

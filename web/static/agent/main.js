@@ -1126,7 +1126,7 @@ const handlers = {
 function connect() {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   state.ws = new ReconnectingSocket(() => `${scheme}://${location.host}/ws`, {
-    onOpen: () => state.ws.ws.send(JSON.stringify({ type: "hello", client: "agent-console/1" })),
+    onOpen: () => state.ws.hello({ client: "agent-console/1" }),
     onMessage: (msg) => {
       const fn = handlers[msg.type];
       if (fn) Promise.resolve(fn(msg)).catch((err) => toast(`${msg.type}: ${err.message}`, "error"));

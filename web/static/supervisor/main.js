@@ -153,7 +153,7 @@ const handlers = {
 function connect() {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   state.ws = new ReconnectingSocket(() => `${scheme}://${location.host}/ws`, {
-    onOpen: () => state.ws.ws.send(JSON.stringify({ type: "hello", client: "supervisor-wall/1" })),
+    onOpen: () => state.ws.hello({ client: "supervisor-wall/1" }),
     onMessage: (msg) => {
       const fn = handlers[msg.type];
       if (fn) Promise.resolve(fn(msg)).catch((err) => toast(err.message, "error"));
