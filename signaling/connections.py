@@ -44,6 +44,7 @@ class Connection:
         self.closed = False
 
     async def send(self, text: str) -> None:
+        """Send a text frame; a connection found gone is marked closed instead of raising."""
         if self.closed:
             return
         try:
@@ -52,6 +53,7 @@ class Connection:
             self.closed = True
 
     async def close(self) -> None:
+        """Close the socket (whatever state it is in) and send nothing more."""
         self.closed = True
         with contextlib.suppress(Exception):
             await self._close()

@@ -120,6 +120,7 @@ class ServiceCore:
 
     @property
     def node_id(self) -> str:
+        """This node's name on the bus."""
         return self.bus.node_id
 
     async def _deliver(self, key: str, text: str) -> None:

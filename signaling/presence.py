@@ -23,6 +23,7 @@ class AgentStates(ServiceCore):
 
     def _status(self, agent: AgentRecord, kind: type[p.PresenceAck] | type[p.AgentStatus], now: float,
                 ref: str | None = None) -> p.PresenceAck | p.AgentStatus:
+        """``agent``'s state as their console is told it (``presence_ack`` or ``agent_state``)."""
         left = None
         if agent.state is AgentState.WRAP_UP and agent.wrap_up_until is not None:
             left = round(max(0.0, agent.wrap_up_until - now), 1)
