@@ -38,7 +38,7 @@ from counter.workorders import CallbackOutcome, NotYourWorkOrder, WorkOrderError
 from signaling.aio import SIGNALING
 from signaling.helpers import holder_hold
 from signaling.service import CallEvent, CallHook
-from signaling.state import CallRecord
+from signaling.state import CallRecord, CallStatus
 from storage import DatabaseError
 from storage.timeutil import iso, unix_iso, utcnow
 from web.auth import GUARD, require_role, retry_later
@@ -171,7 +171,7 @@ AFTER_CALL_S = 30 * 60
 async def live_call(app: web.Application, call_id: str, agent: str) -> CallRecord | None:
     """The signaling call ``call_id`` if it is connected to ``agent`` now (on any node), else ``None``."""
     call = await app[SIGNALING].bus.read_call(call_id)
-    if call is None or call.status != "in_call" or call.agent_id != agent:
+    if call is None or call.status != CallStatus.IN_CALL or call.agent_id != agent:
         return None
     return call
 
