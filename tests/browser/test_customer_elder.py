@@ -335,19 +335,24 @@ def test_help_alerts_the_agent_console_and_the_password_never_reaches_it(env: Br
     assert PASSWORD not in r["agent_text"]
 
 
+async def _voice_only(env: BrowserEnv) -> tuple[Any, str]:
+    """A senior customer who refused the camera and chose 只用声音办理: the page and the queued call's id."""
+    page = await env.new_page(deny_camera=True)
+    await page.tap("#btn-senior")
+    await page.tap("#btn-consent")
+    await page.tap("#btn-face-yes")
+    await page.wait_for_selector("[data-screen=denied]")
+    await page.tap("#btn-voice-only")
+    return page, await queued(page)
+
+
 def test_camera_denied_customer_is_served_by_voice(env: BrowserEnv) -> None:
     """Camera refused: 只用声音办理 puts the customer in an audio call with an agent, who is told why;
     the identity path without a face (the service password on the keypad) still raises the level."""
 
     async def scenario() -> dict[str, Any]:
         out: dict[str, Any] = {}
-        page = await env.new_page(deny_camera=True)
-        await page.tap("#btn-senior")
-        await page.tap("#btn-consent")
-        await page.tap("#btn-face-yes")
-        await page.wait_for_selector("[data-screen=denied]")
-        await page.tap("#btn-voice-only")
-        call_id = await queued(page)
+        page, call_id = await _voice_only(env)
         async with Agent.online(env.base_url) as agent:
             await agent.client.send(p.Presence(state="available"))
             offer = await agent.client.expect(p.CallOffer, within=20, call_id=call_id)
@@ -535,13 +540,7 @@ def test_agent_console_shows_why_a_voice_only_customer_has_no_video(env: Browser
     with the reason (the server's code, worded by the console), and the call connects by voice."""
     async def scenario() -> dict[str, Any]:
         out: dict[str, Any] = {}
-        customer = await env.new_page(deny_camera=True)
-        await customer.tap("#btn-senior")
-        await customer.tap("#btn-consent")
-        await customer.tap("#btn-face-yes")
-        await customer.wait_for_selector("[data-screen=denied]")
-        await customer.tap("#btn-voice-only")
-        await queued(customer)
+        customer, _ = await _voice_only(env)
         agent = await staff_page(env, "agent1", "agent1-demo", "/agent")
         await answer(agent, customer)
         await agent.wait_for_selector("#lane-badge #no-video")
