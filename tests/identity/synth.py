@@ -126,6 +126,17 @@ def render_card(holder: CardHolder) -> BGR:
     return np.asarray(out, np.uint8)
 
 
+def card_photo_jpeg(portrait: Path, id_number: str, name: str, birth: str) -> bytes:
+    """A JPEG photo of an ID card on a table: the holder's number, name and birth date (ISO), and
+    a portrait cropped from the photo ``portrait``."""
+    photo = cv2.imread(str(portrait))
+    assert photo is not None, portrait
+    card = render_card(CardHolder(id_number, portrait_crop(photo), name=name, birth=dt.date.fromisoformat(birth)))
+    ok, buf = cv2.imencode(".jpg", on_table(card, rotated(-4)), [cv2.IMWRITE_JPEG_QUALITY, 92])
+    assert ok
+    return bytes(buf.tobytes())
+
+
 def render_back() -> BGR:
     """The back side: issuing authority and a validity period that ended on 2025-03-01."""
     font, _ = _fonts()
