@@ -30,7 +30,7 @@ def turn(image: BGR, face: Face, degrees: float, vertical: bool = False, radius:
     Positive yaw degrees move the nose towards the image's right: the customer's own left on a
     camera frame that is not mirrored (what :func:`identity.liveness.evaluate` calls ``turn_left``).
     ``radius`` is the cylinder's, in eye distances.  How far YuNet's landmarks follow depends on the
-    photo and framing: measure the readings for the photo you use (see ``tests/browser/test_journey.py``)."""
+    photo and framing: measure the readings for the photo you use (see ``tests/browser/identity_checks.py``)."""
     h, w = image.shape[:2]
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
     centre = face.landmarks[2]
