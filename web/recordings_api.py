@@ -170,7 +170,8 @@ def _witness(app: web.Application, master_key: bytes) -> Witness:
         await _on_end(app, call_id, recording_id, segments)
 
     witness = Witness(store, segment_s=segment_s, on_segment=on_segment, on_recording_end=on_end,
-                      decode=Decode(app[SETTINGS].witness_decode))
+                      decode=Decode(app[SETTINGS].witness_decode),
+                      drain_s=app[SETTINGS].witness_drain_ms / 1000)
     original = witness.new_recorder
 
     def new_recorder(call: Any) -> Any:
@@ -271,7 +272,9 @@ async def _at_writer(request: web.Request, row: dict[str, Any]) -> web.Response 
     """The answer of the node that wrote the recording, when its files are not here and it is alive."""
     owners = request.app.get(OWNERS)
     node = row.get("node")
-    if owners is None or forwarded(request) or not node or node == owners.node_id or _here(request.app, row["id"]):
+    if owners is None or forwarded(request) or not node or node == owners.node_id:
+        return None
+    if await asyncio.to_thread(_here, request.app, row["id"]):
         return None
     if not await owners.alive(node):
         return None
