@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import socket
 import ssl
 import statistics
@@ -39,13 +38,13 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import bench_env  # noqa: E402
 from signaling import protocol as p  # noqa: E402
 from signaling.client import SignalingClient  # noqa: E402
 
 PHONES = ["13800138000", "13900139000", "13700137000", "13600136000"]
 SERVICE_PASSWORD = "246810"
 FAKE_SDP = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n" + "a=x-bench:" + "0" * 1500 + "\r\n"
-RATE_RULES = ("LOGIN", "JOIN", "WS", "IDENTITY", "VERIFY", "API")
 
 
 @dataclass
@@ -63,6 +62,11 @@ class Stats:
 
     def error(self, where: str, exc: BaseException) -> None:
         self.errors[f"{where}: {type(exc).__name__}: {str(exc)[:80]}"] += 1
+
+    async def failed(self, where: str, exc: BaseException) -> None:
+        """Count the error, and back off half a second before the next round."""
+        self.error(where, exc)
+        await asyncio.sleep(0.5)
 
 
 def pct(values: list[float], q: float) -> float:
@@ -120,18 +124,8 @@ def trust(cafile: Path | None) -> ssl.SSLContext:
 
 
 def spawn_server(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "COUNTER_CONFIG": str(data_dir / "none.toml"),
-        "COUNTER_TLS": "false",
-        "COUNTER_HOST": "127.0.0.1",
-        "COUNTER_PORT": str(port),
-        "COUNTER_DATA_DIR": str(data_dir),
-        "COUNTER_LOG_LEVEL": "WARNING",
-        "COUNTER_SIGNALING_TICK_S": "0.2",
-        "COUNTER_REQUIRE_RECORDING": "false",  # simulated calls open no witness leg
-        **{f"COUNTER_RATELIMIT_{rule}": "off" for rule in RATE_RULES},
-    }
+    env = bench_env(data_dir / "none.toml", port, data_dir, COUNTER_SIGNALING_TICK_S="0.2",
+                    COUNTER_REQUIRE_RECORDING="false")  # simulated calls open no witness leg
     log = (data_dir / "server.log").open("wb")
     return subprocess.Popen([sys.executable, "-m", "counter.cli", "serve"], env=env, stdout=log, stderr=log, cwd=ROOT)
 
@@ -217,8 +211,7 @@ async def customer_loop(i: int, url: str, stats: Stats, deadline: float, use_aio
                 stats.add("customer_cycle", time.monotonic() - t0)
                 stats.cycles += 1
             except Exception as exc:
-                stats.error("customer", exc)
-                await asyncio.sleep(0.5)
+                await stats.failed("customer", exc)
             finally:
                 if peer is not None:
                     await peer.close()
@@ -281,8 +274,7 @@ async def agent_loop(i: int, url: str, stats: Stats, stop: asyncio.Event, use_ai
                     stats.add("hangup", time.monotonic() - t_hang)
                     stats.add("agent_call", time.monotonic() - t_offer)
                 except Exception as exc:
-                    stats.error("agent", exc)
-                    await asyncio.sleep(0.5)
+                    await stats.failed("agent", exc)
                 finally:
                     if peer is not None:
                         await peer.close()

@@ -19,7 +19,6 @@ Run as root (namespaces): ``.venv/bin/python -m bench.network --rounds 3``.
 from __future__ import annotations
 
 import argparse
-import shutil
 import statistics
 import sys
 import tempfile
@@ -33,7 +32,7 @@ from counter.config import load_settings  # noqa: E402
 from tests.browser.calllab import CallLab, dataset  # noqa: E402
 from tests.browser.harness import make_y4m  # noqa: E402
 from tests.browser.impair import Impair  # noqa: E402
-from tests.browser.netlab import ADDR_A, ADDR_B, ADDR_B2, start_coturn  # noqa: E402
+from tests.browser.netlab import ADDR_A, ADDR_B, ADDR_B2, start_coturn, stop_coturn  # noqa: E402
 
 PHOTO = ROOT.parent / "shared" / "faces" / "faceonnx" / "sarah_paulson" / "sarah_2.jpg"
 LIMIT_S = 30.0
@@ -93,10 +92,7 @@ def one(kind: str, y4m: Path, tmp: Path) -> float | None:
     finally:
         lab.close()
         if coturn is not None:
-            coturn.terminate()
-            coturn.wait(10)
-            if isinstance(coturn.args, list):  # start_coturn's own directory: its config is the last argument
-                shutil.rmtree(Path(str(coturn.args[-1])).parent, ignore_errors=True)
+            stop_coturn(coturn)
 
 
 def main() -> None:

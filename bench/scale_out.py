@@ -41,7 +41,8 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.signaling import BARE_RELAY, _recv, _send_bare, cpu_s, run_loop, run_open  # noqa: E402
+from bench.common import cpu_s, route_all  # noqa: E402
+from bench.signaling import BARE_RELAY, _recv, _send_bare, run_loop, run_open  # noqa: E402
 from signaling import protocol as p  # noqa: E402
 from signaling.client import SignalingClient  # noqa: E402
 from tests.hardening.balancer import Balancer, Cluster  # noqa: E402
@@ -148,17 +149,7 @@ async def nodes_run(cluster: Cluster, pairs: int, joins: int, seconds: float, ra
             agents += await asyncio.gather(*(agent(i) for i in range(start, min(pairs, start + 20))))
         customers = [await SignalingClient.customer(http, base) for _ in range(pairs)]
         t0 = time.perf_counter()
-        for customer in customers:
-            await customer.send(p.Join())
-        by_call: dict[str, SignalingClient] = {}
-
-        async def answer(a: SignalingClient) -> None:
-            offer = await a.expect(p.CallOffer, within=120)
-            await a.send(p.Accept(call_id=offer.call_id))
-            await a.expect(p.CallStarted, within=120)
-            by_call[offer.call_id] = a
-
-        await asyncio.gather(*(answer(a) for a in agents), return_exceptions=True)
+        by_call = await route_all(customers, agents, return_exceptions=True)
         started = await asyncio.gather(*(c.expect(p.CallStarted, within=120) for c in customers),
                                        return_exceptions=True)
         held = sum(1 for s in started if isinstance(s, p.CallStarted))

@@ -21,9 +21,7 @@ import asyncio
 import json
 import os
 import random
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,6 +34,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import bench_env, cpu_s, free_port, make_agents, route_all, spawn, stop, wait_up  # noqa: E402
 from signaling import protocol as p  # noqa: E402
 from signaling.client import SignalingClient  # noqa: E402
 
@@ -65,55 +64,9 @@ web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log
 '''
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
-async def wait_up(url: str, proc: subprocess.Popen[bytes]) -> None:
-    async with aiohttp.ClientSession() as http:
-        for _ in range(600):
-            if proc.poll() is not None:
-                raise SystemExit(f"server exited with {proc.returncode}")
-            try:
-                async with http.get(url) as resp:
-                    if resp.status < 500:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise SystemExit(f"{url} did not come up")
 
-
-def spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("wb") as out:
-        return subprocess.Popen(args, env=env, stdout=out, stderr=out, cwd=ROOT)
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
-
-
-async def make_agents(data_dir: Path, n: int) -> None:
-    """Bench agents in a fresh SQLite database (cheap password hashes: logins are not measured)."""
-    from argon2 import PasswordHasher
-
-    from counter.users import Role, UserStore
-    from storage import migrate, open_database
-
-    os.makedirs(data_dir, exist_ok=True)
-    db = await open_database(f"sqlite:///{data_dir / 'counter.db'}")
-    await migrate(db)
-    users = UserStore(db, PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
-    for i in range(n):
-        await users.create(f"bench{i}", "bench-pass", Role.AGENT, f"Bench {i}", ["general"])
-    await db.close()
 
 
 class Loop:
@@ -139,6 +92,18 @@ class Loop:
             if self.running:
                 await send(now)
 
+    async def measure(self, tasks: list[asyncio.Task[None]], seconds: float) -> dict[str, float]:
+        """What ``tasks`` deliver over ``seconds`` after a second's warm-up; then they are stopped."""
+        await asyncio.sleep(1.0)  # warm-up
+        self.latencies.clear()
+        await asyncio.sleep(seconds)
+        self.running = False
+        result = self.report(seconds)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        return result
+
     def report(self, seconds: float) -> dict[str, float]:
         lat = sorted(self.latencies)
         if not lat:
@@ -155,15 +120,7 @@ async def run_loop(sides: list[tuple[Callable[[], Awaitable[str | None]], Callab
                    seconds: float) -> dict[str, float]:
     loop = Loop()
     tasks = [asyncio.create_task(loop.side(r, s, starts)) for r, s, starts in sides]
-    await asyncio.sleep(1.0)  # warm-up
-    loop.latencies.clear()
-    await asyncio.sleep(seconds)
-    loop.running = False
-    result = loop.report(seconds)
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    return result
+    return await loop.measure(tasks, seconds)
 
 
 async def run_open(sides: list[tuple[Callable[[], Awaitable[str | None]], Callable[[float], Awaitable[None]], bool]],
@@ -188,22 +145,8 @@ async def run_open(sides: list[tuple[Callable[[], Awaitable[str | None]], Callab
 
     tasks = [asyncio.create_task(sender(s)) for _, s, _ in sides]
     tasks += [asyncio.create_task(receiver(r)) for r, _, _ in sides]
-    await asyncio.sleep(1.0)
-    loop.latencies.clear()
-    await asyncio.sleep(seconds)
-    loop.running = False
-    result = loop.report(seconds)
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    return result
+    return await loop.measure(tasks, seconds)
 
-
-def cpu_s(pid: int) -> float:
-    """CPU seconds (user + system) the process ``pid`` has used so far."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def measure(sides: list[tuple[Callable[[], Awaitable[str | None]], Callable[[float], Awaitable[None]], bool]],
@@ -292,23 +235,10 @@ async def bench_server(pairs: int, seconds: float, rate: float, calls: int, tmp:
     data = tmp / f"server-{pairs}"
     await make_agents(data, pairs)
     port = free_port()
-    env = {
-        **os.environ,
-        "COUNTER_CONFIG": str(tmp / "none.toml"),
-        "COUNTER_TLS": "false",
-        "COUNTER_HOST": "127.0.0.1",
-        "COUNTER_PORT": str(port),
-        "COUNTER_DATA_DIR": str(data),
-        "COUNTER_LOG_LEVEL": "WARNING",
-        "COUNTER_SIGNALING_RATE_PER_S": "100000",
-        "COUNTER_SIGNALING_RATE_BURST": "100000",
-        "COUNTER_SIGNALING_OFFER_TIMEOUT_S": "120",
-        "COUNTER_RATELIMIT_LOGIN": "off",  # a thousand logins and sockets from one address on purpose
-        "COUNTER_RATELIMIT_JOIN": "off",
-        "COUNTER_RATELIMIT_WS": "off",
-        "COUNTER_RATELIMIT_API": "off",
-        "COUNTER_REDIS_URL": "",
-    }
+    # no rate limit: a thousand logins and sockets from one address on purpose
+    env = bench_env(tmp / "none.toml", port, data, COUNTER_SIGNALING_RATE_PER_S="100000",
+                    COUNTER_SIGNALING_RATE_BURST="100000", COUNTER_SIGNALING_OFFER_TIMEOUT_S="120",
+                    COUNTER_REDIS_URL="")
     proc = spawn([sys.executable, "-m", "counter.cli", "serve"], env, tmp / f"server-{pairs}.log")
     base = f"http://127.0.0.1:{port}"
     try:
@@ -340,17 +270,7 @@ async def bench_server(pairs: int, seconds: float, rate: float, calls: int, tmp:
                 await agent.send(p.Presence(state="available"))
             connected_s = time.perf_counter() - t0
             t1 = time.perf_counter()
-            for customer in customers:
-                await customer.send(p.Join())
-            by_call: dict[str, SignalingClient] = {}
-
-            async def answer(agent: SignalingClient) -> None:
-                offer = await agent.expect(p.CallOffer, within=120)
-                await agent.send(p.Accept(call_id=offer.call_id))
-                await agent.expect(p.CallStarted, within=120)
-                by_call[offer.call_id] = agent
-
-            await asyncio.gather(*(answer(agent) for _, agent in agents))
+            by_call = await route_all(customers, [agent for _, agent in agents])
             await asyncio.gather(*(c.expect(p.CallStarted, within=120) for c in customers))
             routed_s = time.perf_counter() - t1
             sides = []

@@ -55,8 +55,7 @@ from aiortc.mediastreams import MediaStreamTrack, VideoStreamTrack
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.load import RATE_RULES  # noqa: E402
-from bench.signaling import cpu_s, free_port, make_agents, spawn, stop, wait_up  # noqa: E402
+from bench.common import bench_env, cpu_s, free_port, make_agents, spawn, stop, wait_up  # noqa: E402
 from identity.evidence import load_or_create_master_key  # noqa: E402
 from signaling import protocol as p  # noqa: E402
 from signaling.peer import VideoPeer, loopback_only  # noqa: E402
@@ -394,20 +393,8 @@ async def bench(calls: list[int], seconds: float, warmup: float, size: tuple[int
             data = tmp / f"server-{server}"
             await make_agents(data, sum(calls) * len(modes))
             port = free_port()
-            env = {
-                **os.environ,
-                "COUNTER_CONFIG": str(tmp / "none.toml"),
-                "COUNTER_TLS": "false",
-                "COUNTER_HOST": "127.0.0.1",
-                "COUNTER_PORT": str(port),
-                "COUNTER_DATA_DIR": str(data),
-                "COUNTER_LOG_LEVEL": "WARNING",
-                "COUNTER_REDIS_URL": "",
-                "COUNTER_SIGNALING_OFFER_TIMEOUT_S": "60",
-                "COUNTER_WITNESS_DECODE": decode,
-                "COUNTER_WITNESS_DRAIN_MS": str(drain_ms),
-                **{f"COUNTER_RATELIMIT_{rule}": "off" for rule in RATE_RULES},
-            }
+            env = bench_env(tmp / "none.toml", port, data, COUNTER_REDIS_URL="", COUNTER_SIGNALING_OFFER_TIMEOUT_S="60",
+                            COUNTER_WITNESS_DECODE=decode, COUNTER_WITNESS_DRAIN_MS=str(drain_ms))
             proc = spawn([sys.executable, "-c", SERVE], env, tmp / f"server-{server}.log")
             base = f"http://127.0.0.1:{port}"
             servers[server] = (base, data, proc)

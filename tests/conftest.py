@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 PG_URL = os.environ.get("COUNTER_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 FACES = SHARED / "faces"
+#: The portrait on the synthetic ID cards of the web and at-rest tests.
+CARD_PORTRAIT = FACES / "faceonnx" / "nicole_kidman" / "nicole_1.jpg"
 
 
 async def _drop_schema(schema: str) -> None:

@@ -170,9 +170,16 @@ class BrowserEnv:
         return page
 
     async def close_page(self, page: Any) -> None:
+        """Close ``page`` with its own context."""
         ctx = page.context
         await ctx.close()
         self.contexts.remove(ctx)
+
+    async def close_all(self) -> None:
+        """Close every page's context still open."""
+        for ctx in list(self.contexts):
+            await ctx.close()
+            self.contexts.remove(ctx)
 
 
 async def spoken(page: Any) -> list[str]:
@@ -206,6 +213,22 @@ async def queued(page: Any) -> str:
     await page.wait_for_selector("body[data-position] [data-screen=waiting] #queue-position")
     call_id: str = await page.evaluate("document.body.dataset.call")
     return call_id
+
+
+async def keypad(page: Any, digits: str) -> None:
+    """Open the call's keypad and tap ``digits`` on it."""
+    await page.tap("#btn-type")
+    await page.wait_for_selector("[data-screen=keypad]")
+    for key in digits:
+        await page.tap(f".key[data-key='{key}']")
+
+
+async def send_password(page: Any) -> str:
+    """Send what the keypad holds as the service password; the server's answer as the page shows it."""
+    await page.tap("#btn-send")
+    await page.wait_for_selector("body[data-password]")
+    answer: str = await page.evaluate("document.body.dataset.password")
+    return answer
 
 
 class Agent:
@@ -257,6 +280,12 @@ class Agent:
         await self.client.expect(p.CallStarted, within=10)
         self.call_id = str(offer.call_id)
         return self.call_id
+
+    async def take(self, page: Any, call_id: str) -> None:
+        """Answer the call ``call_id``, and connect media once the customer's ``page`` shows the call."""
+        await self.answer_next_call(call_id)
+        await page.wait_for_selector("[data-screen=call]")
+        await self.connect_media()
 
     async def connect_media(self) -> None:
         """Offer audio/video to the customer's browser and wait until ICE connects."""
@@ -332,6 +361,16 @@ class Agent:
         from signaling import protocol as p
 
         await self.client.send(p.Hangup(call_id=self.call_id, reason="done"))
+
+
+@contextlib.asynccontextmanager
+async def in_call(env: BrowserEnv) -> AsyncIterator[tuple[Any, Agent]]:
+    """A fresh customer page in the video lane and an agent who has taken its call, media connected."""
+    page = await env.new_page()
+    call_id = await to_queue(page)
+    async with Agent.online(env.base_url) as agent:
+        await agent.take(page, call_id)
+        yield page, agent
 
 
 def as_json(value: str | None) -> Any:

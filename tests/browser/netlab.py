@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import shutil
 import subprocess
 import tempfile
 import time
@@ -177,3 +178,11 @@ def start_coturn(ns: str, addr: str, secret: str, udp: bool = False) -> subproce
         time.sleep(0.1)
     proc.terminate()
     raise RuntimeError(f"coturn did not listen, see {workdir / 'turn.log'}")
+
+
+def stop_coturn(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a :func:`start_coturn` server and remove its directory."""
+    proc.terminate()
+    proc.wait(10)
+    if isinstance(proc.args, list):  # start_coturn's own directory: its config is the last argument
+        shutil.rmtree(Path(str(proc.args[-1])).parent, ignore_errors=True)

@@ -8,7 +8,7 @@ import re
 from typing import Any
 
 from tests.browser.harness import BrowserEnv, to_queue
-from tests.browser.test_journey import DESKTOP, staff_page
+from tests.browser.staff import DESKTOP, answer, staff_page
 
 
 def test_login_presence_and_shortcuts(env: BrowserEnv) -> None:
@@ -24,8 +24,7 @@ def test_login_presence_and_shortcuts(env: BrowserEnv) -> None:
         await page.click("#btn-login")
         await page.wait_for_selector("#login-error:not([hidden])")
         out["error"] = await page.text_content("#login-error")
-        await ctx.close()
-        env.contexts.remove(ctx)
+        await env.close_page(page)
 
         agent = await staff_page(env, "agent1", "agent1-demo", "/agent")
         await agent.goto(env.base_url + "/auditor")  # another role's console sends the agent home
@@ -42,8 +41,7 @@ def test_login_presence_and_shortcuts(env: BrowserEnv) -> None:
         )
         await agent.click("#btn-logout")
         await agent.wait_for_url(env.base_url + "/login")
-        await agent.context.close()
-        env.contexts.remove(agent.context)
+        await env.close_page(agent)
         return out
 
     r = env.run(scenario())
@@ -67,10 +65,7 @@ def test_why_not_and_refused_steps_in_both_languages(env: BrowserEnv) -> None:
         customer = await env.new_page()
         agent = await staff_page(env, "agent1", "agent1-demo", "/agent")
         await to_queue(customer)
-        await agent.click("#btn-available")
-        await agent.wait_for_selector("#offer:not([hidden])")
-        await agent.keyboard.press("Alt+A")
-        await customer.wait_for_selector("[data-screen=call]")
+        await answer(agent, customer)
         await agent.wait_for_selector("body[data-call]")
         await agent.keyboard.press("Alt+V")  # no line claimed yet: the server's steps say why not
         await agent.wait_for_selector("body[data-chain=error]")
@@ -85,8 +80,7 @@ def test_why_not_and_refused_steps_in_both_languages(env: BrowserEnv) -> None:
         await agent.wait_for_function(f"() => document.querySelector({json.dumps(why)})?.textContent.includes('A3')")
         out["greyed"] = await agent.text_content(why)
         await env.close_page(customer)
-        await agent.context.close()
-        env.contexts.remove(agent.context)
+        await env.close_page(agent)
         return out
 
     r = env.run(scenario(), timeout=120)

@@ -9,7 +9,7 @@ from typing import Any
 
 from counter.audit import AUDIT
 from tests.browser.harness import BrowserEnv, to_queue
-from tests.browser.test_journey import staff_page
+from tests.browser.staff import answer, staff_page
 
 SARAHS_LINE = "13500135000"  # real-name photo sarah_0; the fake camera films sarah_2
 
@@ -23,10 +23,7 @@ def test_id_capture_reads_the_customers_uploaded_still(env: BrowserEnv) -> None:
         agent.on("request", lambda r: out["requests"].append(r.post_data) if r.url.endswith("/identity/id-card")
                  else None)
         await to_queue(customer)
-        await agent.click("#btn-available")
-        await agent.wait_for_selector("#offer:not([hidden])")
-        await agent.keyboard.press("Alt+A")
-        await customer.wait_for_selector("[data-screen=call]")
+        await answer(agent, customer)
         await agent.wait_for_selector("body[data-remote-video]")
         call_id: str = await agent.evaluate("document.body.dataset.call")
         await agent.fill("#claim-msisdn", SARAHS_LINE)
@@ -45,8 +42,7 @@ def test_id_capture_reads_the_customers_uploaded_still(env: BrowserEnv) -> None:
         out["stills"] = [(e["entry"]["details"].get("kind"), e["entry"]["outcome"], e["entry"]["evidence"][0])
                          for e in stills]
         await env.close_page(customer)
-        await agent.context.close()
-        env.contexts.remove(agent.context)
+        await env.close_page(agent)
         return out
 
     r = env.run(scenario(), timeout=180)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
-import datetime as dt
 from typing import Any
 
 import aiohttp
@@ -23,15 +22,15 @@ import aiohttp
 from counter.audit import AUDIT
 from signaling.aio import SIGNALING
 from tests.browser.a11y import axe
-from tests.browser.conftest import FACES
 from tests.browser.harness import BrowserEnv, to_queue
-from tests.browser.test_journey import (
+from tests.browser.identity_checks import (
     MATCHING_LINE,
+    frame_urls,
+    holder_card,
     identity_api_installed,
-    level,
     reactive_customer,
-    staff_page,
 )
+from tests.browser.staff import level, puk_confirmed, staff_page
 from web.counter_api import ACCOUNTS, SESSIONS
 
 WRAP_UP_S = 3.0
@@ -79,13 +78,7 @@ def card_data_url(holder: Any) -> str:
 
     from tests.identity import synth
 
-    portrait = cv2.imread(str(FACES / "face_recognition" / "obama" / "obama2.jpg"))
-    assert portrait is not None
-    card = synth.render_card(synth.CardHolder(
-        holder.id_number, synth.portrait_crop(portrait), name=holder.name,
-        sex="男" if int(holder.id_number[16]) % 2 else "女", birth=dt.date.fromisoformat(holder.birth_date),
-        address=("北京市东城区示例路1号",),
-    ))
+    card = holder_card(holder)
     scene = synth.on_table(card, synth.rotated(-3, centre=(640, 360), width=760), size=(1280, 720))
     jpeg = cv2.imencode(".jpg", scene, [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes()
     return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode()
@@ -181,7 +174,7 @@ def test_puk_item_by_keyboard_states_from_the_server_and_a_clean_second_call(env
             await customer.context.add_init_script(REAR_CAMERA)
             await customer.reload()
             await customer.wait_for_selector("[data-screen=entry]")
-            await customer.evaluate("(u) => window.__camera.load(u)", await customer_frames(env))
+            await customer.evaluate("(u) => window.__camera.load(u)", (await frame_urls(env))[0])
             assert await customer.evaluate("(u) => window.__loadCard(u)", card_data_url(acct.holder))
             agent = await staff_page(env, "agent1", "agent1-demo", "/agent")
             await agent.set_viewport_size(ONE_SCREEN)  # the whole item on one screen, no scrolling
@@ -257,11 +250,7 @@ def test_puk_item_by_keyboard_states_from_the_server_and_a_clean_second_call(env
             await agent.wait_for_selector("#tx-list li[data-code='puk.query'][data-enabled=true]")
             await screen("search", "#tx-search", "#tx-list li[data-code='puk.query']")
             await kb.press("Enter")
-            await customer.wait_for_selector("[data-screen=confirm]")
-            await customer.tap("#btn-confirm")
-            await customer.wait_for_selector("[data-screen=tx-result] .secret-code")
-            await customer.tap("#btn-result-done")
-            await agent.wait_for_selector("#tx-history tr[data-code='puk.query'][data-status=done]")
+            await puk_confirmed(agent, customer)
             await agent.wait_for_selector("#tx-status .ok")
             await screen("done", "#tx-status", "#tx-history tr[data-code='puk.query']", "#btn-hangup", "#chat-input")
             url = f"{env.base_url}/api/counter/sessions/{call_id}/identity/evidence"
@@ -313,10 +302,8 @@ def test_puk_item_by_keyboard_states_from_the_server_and_a_clean_second_call(env
             out["all_keys"] = kb.keys + kb.aside
             await kb.press("Alt+P")
             await step("away", "away")
-            for page in (customer, second):
+            for page in (customer, second, agent):
                 await env.close_page(page)
-            await agent.context.close()
-            env.contexts.remove(agent.context)
         finally:
             service.options = saved
             await wall.http.close()
@@ -359,23 +346,6 @@ def test_puk_item_by_keyboard_states_from_the_server_and_a_clean_second_call(env
     assert r["second_wrap_up"] == "resolved", r["second_wrap_up"]
 
 
-async def customer_frames(env: BrowserEnv) -> dict[str, list[str]]:
-    """The reactive camera's frames again (the page was reloaded to add the rear camera)."""
-    import cv2
-
-    from tests.browser.test_journey import CAMERA_PHOTO, render_moves
-    from web.identity_api import IDENTITY
-
-    service = env.app[IDENTITY].ready()
-    frames, _ = await service.faces.run(render_moves, service, CAMERA_PHOTO)
-
-    def url(frame: Any) -> str:
-        return "data:image/jpeg;base64," + base64.b64encode(
-            cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()).decode()
-
-    return {name: [url(f) for f in frames[name]] for name in frames}
-
-
 def test_consoles_reflow_at_640_px_and_pass_axe(env: BrowserEnv) -> None:
     async def scenario() -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -388,8 +358,7 @@ def test_consoles_reflow_at_640_px_and_pass_axe(env: BrowserEnv) -> None:
                     "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"),
                 "axe": await axe(page, enhanced_contrast=False),
             }
-            await page.context.close()
-            env.contexts.remove(page.context)
+            await env.close_page(page)
         return out
 
     r = env.run(scenario(), timeout=120)

@@ -17,8 +17,8 @@ from counter.config import load_settings
 from counter.proofs import ProofKind
 from counter.sessions import Level
 from tests.browser.harness import BrowserEnv
-from tests.browser.test_journey import staff_page
-from tests.counter.audit.test_kept import roll_back
+from tests.browser.staff import staff_page
+from tests.counter.audit.conftest import roll_back
 from tests.counter.txkit import raise_on_proofs
 from web.counter_api import ENGINE, SESSIONS
 

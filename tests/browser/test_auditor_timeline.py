@@ -8,7 +8,7 @@ from typing import Any
 
 from counter.audit import AUDIT, AuditEvent
 from tests.browser.harness import BrowserEnv
-from tests.browser.test_journey import staff_page
+from tests.browser.staff import staff_page
 from web.counter_api import SESSIONS
 
 SID = "timeline-ui-1"

@@ -26,16 +26,15 @@ import redis.asyncio as aioredis
 from counter.sessions import Level
 from tests.browser.conftest import FACES, MODELS
 from tests.browser.harness import CHROMIUM, BrowserEnv, chromium_args, to_queue
-from tests.browser.test_journey import (
-    MATCHING_LINE,
+from tests.browser.identity_checks import MATCHING_LINE, reactive_customer, to_a3
+from tests.browser.staff import (
     accept_care_call,
+    answer_connected,
     claim,
-    face_check,
-    id_capture,
+    hang_up,
     level,
-    liveness,
+    puk_confirmed,
     puk_picker,
-    reactive_customer,
     staff_page,
 )
 from tests.hardening.balancer import HAPROXY, Cluster
@@ -195,30 +194,18 @@ def test_journey_through_the_balancer_recorded_playable_and_verified_on_both_nod
         call_id = await accept_care_call(env, customer, agent)
         out["call_id"] = call_id
         await claim(agent, MATCHING_LINE)
-        out["face"] = await face_check(env, customer, agent, call_id, MATCHING_LINE)
-        await customer.wait_for_selector("[data-screen=call]")
-        out["liveness"] = await liveness(env, customer, agent, call_id)
-        await customer.wait_for_selector("[data-screen=call]")
-        out["id"] = await id_capture(env, agent, MATCHING_LINE, tmp_path)
-        out["level"] = await level(env, call_id)
+        out.update(await to_a3(env, customer, agent, call_id, MATCHING_LINE, tmp_path))
         out["picker"] = await puk_picker(env, agent, call_id)
         await agent.click("#tx-list li[data-code='puk.query']")
         await agent.click("#btn-tx-run")
-        await customer.wait_for_selector("[data-screen=confirm]")
-        await customer.tap("#btn-confirm")
-        await customer.wait_for_selector("[data-screen=tx-result] .secret-code")
-        await customer.tap("#btn-result-done")
-        await agent.wait_for_selector("#tx-history tr[data-code='puk.query'][data-status=done]")
+        await puk_confirmed(agent, customer)
 
         async def both_recorded() -> bool:
             parts = await _recordings(nodes, call_id)
             return bool(parts) and BOTH <= parts[0]["tracks"]
 
         out["recorded"] = await _until(both_recorded, within=30)
-        await agent.keyboard.press("Alt+H")
-        await agent.wait_for_selector("#hangup-dialog[open]")
-        await agent.keyboard.press("Enter")
-        await customer.wait_for_selector("[data-screen=rating]")
+        await hang_up(agent, customer)
 
         async def closed() -> list[dict[str, Any]] | None:
             parts = await _recordings(nodes, call_id)
@@ -228,15 +215,13 @@ def test_journey_through_the_balancer_recorded_playable_and_verified_on_both_nod
         if out["parts"] and out["parts"][0]["ended_at"] is not None:
             out["played"] = await _play_everywhere(nodes, out["parts"][0]["id"])
         out["verify"] = await _verify_both(nodes)
-        for ctx in list(env.contexts):
-            await ctx.close()
-            env.contexts.remove(ctx)
+        await env.close_all()
         return out
 
     r = nodes.run(scenario(), timeout=300)
     assert r["face"]["decision"] == "match", r["face"]
     assert r["liveness"]["api_ok"], (r["liveness"], r["readings"])
-    assert r["id"]["ok"] and r["level"] == Level.A3, (r["id"], r["level"])
+    assert r["id"]["ok"] and r["level_after_id"] == Level.A3, (r["id"], r["level_after_id"])
     assert r["picker"]["enabled"] == "true", r["picker"]
     assert r["recorded"], ("both parties' tracks in the recording", r["parts"])
     assert r["parts"] and all(p["ended_at"] is not None for p in r["parts"]), r["parts"]
@@ -253,13 +238,7 @@ def test_owner_killed_mid_call_the_call_resumes_through_the_other_node(cluster: 
         customer = await env.new_page()
         agent = await staff_page(env, "agent1", "agent1-demo", "/agent")
         await to_queue(customer, senior=True)
-        await agent.click("#btn-available")
-        await agent.wait_for_selector("#offer:not([hidden])")
-        await agent.keyboard.press("Alt+A")
-        await customer.wait_for_selector("[data-screen=call]")
-        await customer.wait_for_selector("body[data-rtc=connected]")
-        await agent.wait_for_selector("body[data-rtc=connected]")
-        call_id = await agent.evaluate("document.body.dataset.call")
+        call_id = await answer_connected(agent, customer)
         await claim(agent, MATCHING_LINE)
         out["password"] = await agent.evaluate(
             """async (sid) => { const r = await fetch(`/api/counter/sessions/${sid}/verify-password`, {method: 'POST',
@@ -304,16 +283,11 @@ def test_owner_killed_mid_call_the_call_resumes_through_the_other_node(cluster: 
         out["second_recorded"] = await _until(lambda: recorded(2), within=45)
         out["parts"] = await _recordings(nodes, call_id)
         out["level"] = await level(env, call_id)
-        await agent.keyboard.press("Alt+H")
-        await agent.wait_for_selector("#hangup-dialog[open]")
-        await agent.keyboard.press("Enter")
-        await customer.wait_for_selector("[data-screen=rating]")
+        await hang_up(agent, customer)
         survivor = next(n for n in nodes.nodes if n.env["COUNTER_NODE_ID"] != owner)
         out["verify"] = _audit_verify(survivor)  # type: ignore[arg-type]
         out["call_id"] = call_id
-        for ctx in list(env.contexts):
-            await ctx.close()
-            env.contexts.remove(ctx)
+        await env.close_all()
         return out
 
     r = nodes.run(scenario(), timeout=300)

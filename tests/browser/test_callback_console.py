@@ -8,7 +8,7 @@ from typing import Any
 
 from counter.appkeys import DB
 from tests.browser.harness import BrowserEnv, to_queue
-from tests.browser.test_journey import staff_page
+from tests.browser.staff import staff_page
 
 PHONE = "13600136222"
 

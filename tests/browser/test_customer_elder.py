@@ -15,12 +15,14 @@ from typing import Any
 import aiohttp
 import pytest
 
+from counter.audit import AUDIT
 from counter.proofs import ProofKind
 from counter.sessions import Level
 from signaling import protocol as p
 from signaling.aio import SIGNALING
 from signaling.client import ClientError
-from tests.browser.harness import Agent, BrowserEnv, queued, screenshot, spoken, to_queue
+from tests.browser.harness import Agent, BrowserEnv, keypad, queued, screenshot, send_password, spoken, to_queue
+from tests.browser.staff import StaffWire, accept_care_call, answer, claim, hang_up, staff_page
 from tests.counter.txkit import raise_on_proofs
 from web.counter_api import SESSIONS
 
@@ -117,9 +119,7 @@ def journey(env: BrowserEnv) -> dict[str, Any]:
         call_id = await queued(page)
         await reflow(page, out)
         async with Agent.online(env.base_url) as agent:
-            await agent.answer_next_call(call_id)
-            await page.wait_for_selector("[data-screen=call]")
-            await agent.connect_media()
+            await agent.take(page, call_id)
             out["call_boxes"] = await page.evaluate(IN_VIEW)
             await reflow(page, out)
             sid = f"/api/counter/sessions/{call_id}"
@@ -148,9 +148,7 @@ def journey(env: BrowserEnv) -> dict[str, Any]:
                 out["keypad_field"] = await page.evaluate(
                     "(() => { const f = document.querySelector('#screen input'); return [f.type, f.value.length]; })()")
                 out["keypad_text"] = await page.inner_text("body")
-                await page.tap("#btn-send")
-                await page.wait_for_selector("body[data-password]")
-                out["password"] = await page.evaluate("document.body.dataset.password")
+                out["password"] = await send_password(page)
                 out["level_after_password"] = str((await env.app[SESSIONS].get(call_id)).level)
                 await page.tap("#btn-chat-close")
                 await page.wait_for_selector("[data-screen=call]")
@@ -279,12 +277,21 @@ def test_failed_liveness_is_explained_and_spoken(journey: dict[str, Any]) -> Non
     assert any("没有核对成功" in s for s in r["liveness_spoken"]), r["liveness_spoken"]
 
 
+async def _lane_and_leave(env: BrowserEnv, page: Any, call_id: str, out: dict[str, Any]) -> dict[str, Any]:
+    """``out`` with the call's lane and its care-by-age audit entries; then the customer leaves the queue."""
+    call = await env.app[SIGNALING].bus.get_call(call_id)
+    out["lane"] = call.lane if call is not None else None
+    found = await env.app[AUDIT].search(session_id=call_id, action="call.care_by_age")
+    out["audit"] = [e["entry"] for e in found]
+    await page.tap("#btn-leave")
+    await env.close_page(page)
+    return out
+
+
 def test_help_alerts_the_agent_console_and_the_password_never_reaches_it(env: BrowserEnv) -> None:
     """我不会，请帮我 on a pushed step: the real agent console shows an alert with the step and plays
     a tone; the customer hears that help is coming.  The service password the customer types on
     their keypad reaches nothing the console receives."""
-    from tests.browser.test_journey import StaffWire, accept_care_call, claim, staff_page
-
     async def scenario() -> dict[str, Any]:
         out: dict[str, Any] = {}
         customer = await env.new_page()
@@ -293,12 +300,8 @@ def test_help_alerts_the_agent_console_and_the_password_never_reaches_it(env: Br
         await agent.evaluate(COUNT_TONES)
         await accept_care_call(env, customer, agent)
         await claim(agent, LINE)
-        await customer.tap("#btn-type")
-        for key in PASSWORD:
-            await customer.tap(f".key[data-key='{key}']")
-        await customer.tap("#btn-send")
-        await customer.wait_for_selector("body[data-password]")
-        out["password"] = await customer.evaluate("document.body.dataset.password")
+        await keypad(customer, PASSWORD)
+        out["password"] = await send_password(customer)
         await customer.tap("#btn-chat-close")
         await agent.wait_for_selector("#guide-script:not([disabled])")
         await agent.click("#btn-guide-start")
@@ -317,13 +320,9 @@ def test_help_alerts_the_agent_console_and_the_password_never_reaches_it(env: Br
         await wire.settled()
         out["wire_with_password"] = wire.containing(PASSWORD)
         out["wire"] = (len(wire.bodies), len(wire.frames))
-        await agent.keyboard.press("Alt+H")
-        await agent.wait_for_selector("#hangup-dialog[open]")
-        await agent.keyboard.press("Enter")
-        await customer.wait_for_selector("[data-screen=rating]")
+        await hang_up(agent, customer)
         await env.close_page(customer)
-        await agent.context.close()
-        env.contexts.remove(agent.context)
+        await env.close_page(agent)
         return out
 
     r = env.run(scenario(), timeout=120)
@@ -336,19 +335,24 @@ def test_help_alerts_the_agent_console_and_the_password_never_reaches_it(env: Br
     assert PASSWORD not in r["agent_text"]
 
 
+async def _voice_only(env: BrowserEnv) -> tuple[Any, str]:
+    """A senior customer who refused the camera and chose 只用声音办理: the page and the queued call's id."""
+    page = await env.new_page(deny_camera=True)
+    await page.tap("#btn-senior")
+    await page.tap("#btn-consent")
+    await page.tap("#btn-face-yes")
+    await page.wait_for_selector("[data-screen=denied]")
+    await page.tap("#btn-voice-only")
+    return page, await queued(page)
+
+
 def test_camera_denied_customer_is_served_by_voice(env: BrowserEnv) -> None:
     """Camera refused: 只用声音办理 puts the customer in an audio call with an agent, who is told why;
     the identity path without a face (the service password on the keypad) still raises the level."""
 
     async def scenario() -> dict[str, Any]:
         out: dict[str, Any] = {}
-        page = await env.new_page(deny_camera=True)
-        await page.tap("#btn-senior")
-        await page.tap("#btn-consent")
-        await page.tap("#btn-face-yes")
-        await page.wait_for_selector("[data-screen=denied]")
-        await page.tap("#btn-voice-only")
-        call_id = await queued(page)
+        page, call_id = await _voice_only(env)
         async with Agent.online(env.base_url) as agent:
             await agent.client.send(p.Presence(state="available"))
             offer = await agent.client.expect(p.CallOffer, within=20, call_id=call_id)
@@ -366,12 +370,8 @@ def test_camera_denied_customer_is_served_by_voice(env: BrowserEnv) -> None:
             out["sends"] = sorted(m.split()[0] for m in sdp.split("m=")[1:] if "a=msid:" in m)
             out["screen"] = await page.inner_text("#screen")
             await agent.api(f"/api/counter/sessions/{call_id}/claim", {"msisdn": LINE})
-            await page.tap("#btn-type")
-            for key in PASSWORD:
-                await page.tap(f".key[data-key='{key}']")
-            await page.tap("#btn-send")
-            await page.wait_for_selector("body[data-password]")
-            out["password"] = await page.evaluate("document.body.dataset.password")
+            await keypad(page, PASSWORD)
+            out["password"] = await send_password(page)
             out["level"] = str((await env.app[SESSIONS].get(call_id)).level)
             await agent.hangup()
             await page.wait_for_selector("[data-screen=rating]")
@@ -437,8 +437,6 @@ def test_care_link_puts_a_holder_aged_65_or_more_in_the_care_lane(env: BrowserEn
     """An agent mints a care link for a line (sealed, expiring); its holder (born 1951) opens it: the
     page says they go to the care lane, senior mode is on, the call waits in the care lane, and the
     server's decision is audited.  A younger holder's link, or a forged one, changes nothing."""
-    from counter.audit import AUDIT
-
     async def scenario() -> dict[str, Any]:
         out: dict[str, Any] = {}
         async with Agent.online(env.base_url) as agent:
@@ -460,13 +458,7 @@ def test_care_link_puts_a_holder_aged_65_or_more_in_the_care_lane(env: BrowserEn
         await page.tap("#btn-consent")
         await page.tap("#btn-face-no")
         call_id = await queued(page)
-        call = await env.app[SIGNALING].bus.get_call(call_id)
-        out["lane"] = call.lane if call is not None else None
-        found = await env.app[AUDIT].search(session_id=call_id, action="call.care_by_age")
-        out["audit"] = [e["entry"] for e in found]
-        await page.tap("#btn-leave")
-        await env.close_page(page)
-        return out
+        return await _lane_and_leave(env, page, call_id, out)
 
     r = env.run(scenario(), timeout=60)
     assert "关爱专线" in r["note"] and "65" in r["note"] and r["senior"], r
@@ -519,9 +511,7 @@ def test_reconnect_banner_keeps_hang_up_on_screen_title_and_repeat_whole(env: Br
         await page.tap("#btn-face-no")
         call_id = await queued(page)
         async with Agent.online(env.base_url) as agent:
-            await agent.answer_next_call(call_id)
-            await page.wait_for_selector("[data-screen=call]")
-            await agent.connect_media()
+            await agent.take(page, call_id)
             await page.wait_for_selector("body[data-rtc=connected]")
             await env.app[SIGNALING].notify_customer(call_id, p.NoticeCode.SERVER_RESTART, "restart")
             await page.wait_for_selector("[data-screen=call] #reconnecting")
@@ -548,34 +538,19 @@ def test_reconnect_banner_keeps_hang_up_on_screen_title_and_repeat_whole(env: Br
 def test_agent_console_shows_why_a_voice_only_customer_has_no_video(env: BrowserEnv) -> None:
     """Camera refused, 只用声音办理: the real agent console answers and shows the "no video" badge
     with the reason (the server's code, worded by the console), and the call connects by voice."""
-    from tests.browser.test_journey import staff_page
-
     async def scenario() -> dict[str, Any]:
         out: dict[str, Any] = {}
-        customer = await env.new_page(deny_camera=True)
-        await customer.tap("#btn-senior")
-        await customer.tap("#btn-consent")
-        await customer.tap("#btn-face-yes")
-        await customer.wait_for_selector("[data-screen=denied]")
-        await customer.tap("#btn-voice-only")
-        await queued(customer)
+        customer, _ = await _voice_only(env)
         agent = await staff_page(env, "agent1", "agent1-demo", "/agent")
-        await agent.click("#btn-available")
-        await agent.wait_for_selector("#offer:not([hidden])")
-        await agent.keyboard.press("Alt+A")
-        await customer.wait_for_selector("[data-screen=call]")
+        await answer(agent, customer)
         await agent.wait_for_selector("#lane-badge #no-video")
         out["badge"] = await agent.text_content("#no-video")
         out["no_video"] = await agent.evaluate("document.body.dataset.noVideo")
         await customer.wait_for_selector("body[data-rtc=connected]")
         out["rtc"] = await customer.evaluate("document.body.dataset.rtc")
-        await agent.keyboard.press("Alt+H")
-        await agent.wait_for_selector("#hangup-dialog[open]")
-        await agent.keyboard.press("Enter")
-        await customer.wait_for_selector("[data-screen=rating]")
+        await hang_up(agent, customer)
         await env.close_page(customer)
-        await agent.context.close()
-        env.contexts.remove(agent.context)
+        await env.close_page(agent)
         return out
 
     r = env.run(scenario(), timeout=90)
@@ -589,8 +564,6 @@ def test_number_typed_on_the_first_screen_puts_a_holder_aged_65_or_more_in_the_c
     their number and taps the ordinary 视频柜台; the server (not the page) puts the call in the care
     lane by the holder's age, audited as for a care link (the line pseudonymised by the log); the page
     turns senior mode on and says so.  A younger holder's number, or garbage, changes nothing."""
-    from counter.audit import AUDIT
-
     old_line = "13700137000"
 
     async def scenario() -> dict[str, Any]:
@@ -613,13 +586,7 @@ def test_number_typed_on_the_first_screen_puts_a_holder_aged_65_or_more_in_the_c
         out["notice"] = await page.text_content("#notice")
         out["senior"] = await page.evaluate("document.body.classList.contains('senior')")
         out["spoken"] = await spoken(page)
-        call = await env.app[SIGNALING].bus.get_call(call_id)
-        out["lane"] = call.lane if call is not None else None
-        found = await env.app[AUDIT].search(session_id=call_id, action="call.care_by_age")
-        out["audit"] = [e["entry"] for e in found]
-        await page.tap("#btn-leave")
-        await env.close_page(page)
-        return out
+        return await _lane_and_leave(env, page, call_id, out)
 
     r = env.run(scenario(), timeout=60)
     assert r["field"][:2] == ["numeric", "tel"] and r["field"][2] >= 20 and r["field"][3], r["field"]

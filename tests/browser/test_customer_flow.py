@@ -11,7 +11,16 @@ from counter.proofs import ProofKind
 from counter.sessions import Level
 from signaling import protocol as p
 from signaling.aio import SIGNALING
-from tests.browser.harness import Agent, BrowserEnv, as_json, queued, screenshot, spoken, to_queue
+from tests.browser.harness import (
+    BrowserEnv,
+    as_json,
+    in_call,
+    keypad,
+    queued,
+    screenshot,
+    send_password,
+    spoken,
+)
 from tests.counter.txkit import raise_on_proofs
 from web.counter_api import SESSIONS
 from web.recordings_api import WITNESS
@@ -82,12 +91,8 @@ def test_entry_consent_queue(env: BrowserEnv) -> None:
 def test_call_steps_captures_confirmation_rating(env: BrowserEnv) -> None:
     async def scenario() -> dict[str, Any]:
         out: dict[str, Any] = {}
-        page = await env.new_page()
-        call_id = await to_queue(page)
-        async with Agent.online(env.base_url) as agent:
-            await agent.answer_next_call(call_id)
-            await page.wait_for_selector("[data-screen=call]")
-            await agent.connect_media()
+        async with in_call(env) as (page, agent):
+            call_id = agent.call_id
             out["agent_frames"] = await agent.peer.wait_frames(5)
             await page.wait_for_function("() => document.getElementById('agent-video').videoWidth > 0")
             await page.wait_for_selector("body[data-recording=on] #recording")
@@ -168,14 +173,9 @@ def test_call_steps_captures_confirmation_rating(env: BrowserEnv) -> None:
             await page.tap("#btn-result-done")
 
             await page.wait_for_selector("[data-screen=call]")
-            await page.tap("#btn-type")
-            await page.wait_for_selector("[data-screen=keypad]")
-            for key in "1380":
-                await page.tap(f".key[data-key='{key}']")
+            await keypad(page, "1380")
             await screenshot(page, "keypad")
-            await page.tap("#btn-send")  # a password: checked by the server, never relayed as chat
-            await page.wait_for_selector("body[data-password]")
-            out["password"] = await page.evaluate("document.body.dataset.password")
+            out["password"] = await send_password(page)  # checked by the server, never relayed as chat
             await page.tap("#btn-chat-close")
 
             await agent.hangup()

@@ -9,7 +9,7 @@ from typing import Any
 from signaling import protocol as p
 from signaling.aio import SIGNALING
 from signaling.state import customer_key
-from tests.browser.harness import ANDROID_UA, Agent, BrowserEnv, queued, screenshot, spoken, to_queue
+from tests.browser.harness import ANDROID_UA, Agent, BrowserEnv, in_call, queued, screenshot, spoken, to_queue
 from web.recordings_api import WITNESS
 
 
@@ -64,12 +64,8 @@ def test_camera_help_matches_the_browser(env: BrowserEnv) -> None:
 def test_network_loss_rotation_background(env: BrowserEnv) -> None:
     async def scenario() -> dict[str, Any]:
         out: dict[str, Any] = {}
-        page = await env.new_page()
-        call_id = await to_queue(page)
-        async with Agent.online(env.base_url) as agent:
-            await agent.answer_next_call(call_id)
-            await agent.connect_media()
-            await page.wait_for_selector("[data-screen=call]")
+        async with in_call(env) as (page, agent):
+            call_id = agent.call_id
             out["gen_before"] = await page.evaluate("document.body.dataset.rtcGeneration")
 
             # Network lost: the browser goes offline and the server loses the socket.
@@ -157,20 +153,14 @@ def test_expired_place_in_queue_joins_again_by_itself(env: BrowserEnv) -> None:
 def test_agent_lost_puts_the_customer_back_first_in_line(env: BrowserEnv) -> None:
     async def scenario() -> dict[str, Any]:
         out: dict[str, Any] = {}
-        page = await env.new_page()
-        call_id = await to_queue(page)
-        async with Agent.online(env.base_url) as first:
-            await first.answer_next_call(call_id)
-            await first.connect_media()
-            await page.wait_for_selector("[data-screen=call]")
+        async with in_call(env) as (page, first):
+            call_id = first.call_id
             await first.client.ws.close()  # the agent's browser dies
             out["requeued_as"] = await queued(page)
             out["notice"] = await page.text_content("#notice")
             out["position"] = await page.evaluate("document.body.dataset.position")
         async with Agent.online(env.base_url) as second:
-            await second.answer_next_call(call_id)
-            await page.wait_for_selector("[data-screen=call]")
-            await second.connect_media()
+            await second.take(page, call_id)
             out["frames"] = await second.peer.wait_frames(5)
             await second.hangup()
             await page.wait_for_selector("[data-screen=rating]")
@@ -231,9 +221,7 @@ def test_a_step_pushed_while_the_front_camera_returns_is_not_covered(env: Browse
         await page.wait_for_selector("[data-screen=entry]")
         call_id = await to_queue(page)
         async with Agent.online(env.base_url) as agent:
-            await agent.answer_next_call(call_id)
-            await agent.connect_media()
-            await page.wait_for_selector("[data-screen=call]")
+            await agent.take(page, call_id)
             await agent.push("show_id", "s1")
             await page.wait_for_selector("[data-screen=id-preview]", timeout=30000)
             await page.tap("#btn-id-send")

@@ -18,7 +18,7 @@ from counter.audit import AUDIT
 from signaling.aio import SIGNALING
 from signaling.bus import LANES
 from tests.browser.harness import ANDROID_UA, VIEWPORT, BrowserEnv, screenshot, to_queue
-from tests.browser.test_journey import DESKTOP
+from tests.browser.staff import answer, staff_page
 from web.helpers_api import HELPERS
 
 #: Every RTCPeerConnection a page makes, for getStats (installed before the page's scripts).
@@ -66,12 +66,9 @@ async ([path, token, body]) => {
 """
 
 
-async def _page(env: BrowserEnv, *, desktop: bool = False) -> Any:
-    if desktop:
-        ctx = await env.browser.new_context(viewport=DESKTOP, locale="zh-CN", permissions=["camera", "microphone"])
-    else:
-        ctx = await env.browser.new_context(viewport=VIEWPORT, is_mobile=True, has_touch=True, locale="zh-CN",
-                                            user_agent=ANDROID_UA, permissions=["camera", "microphone"])
+async def _page(env: BrowserEnv) -> Any:
+    ctx = await env.browser.new_context(viewport=VIEWPORT, is_mobile=True, has_touch=True, locale="zh-CN",
+                                        user_agent=ANDROID_UA, permissions=["camera", "microphone"])
     env.contexts.append(ctx)
     await ctx.add_init_script(KEEP_PCS)
     page = await ctx.new_page()
@@ -96,17 +93,9 @@ def test_holder_helper_and_agent_in_one_call(env: BrowserEnv) -> None:
         out: dict[str, Any] = {}
         holder = await _page(env)
         await holder.goto(env.base_url + "/customer")
-        agent = await _page(env, desktop=True)
-        await agent.goto(env.base_url + "/login")
-        await agent.fill("#username", "agent1")
-        await agent.fill("#password", "agent1-demo")
-        await agent.click("#btn-login")
-        await agent.wait_for_selector("body[data-ready='1']")
+        agent = await staff_page(env, "agent1", "agent1-demo", "/agent", init_script=KEEP_PCS)
         call_id = await to_queue(holder)
-        await agent.click("#btn-available")
-        await agent.wait_for_selector("#offer:not([hidden])")
-        await agent.keyboard.press("Alt+A")
-        await holder.wait_for_selector("[data-screen=call]")
+        await answer(agent, holder)
         # The holder invites: a QR code shown large, and the link.
         await holder.tap("#btn-helper")
         await holder.wait_for_selector("[data-screen=helper_invite] #helper-qr svg")
@@ -186,8 +175,7 @@ def test_holder_helper_and_agent_in_one_call(env: BrowserEnv) -> None:
         await expired.wait_for_selector("[data-screen=refused]")
         out["expired"] = (await expired.evaluate("document.body.dataset.refused"), await expired.text_content("h1"))
         for page in (holder, helper, agent, again, expired):
-            await page.context.close()
-            env.contexts.remove(page.context)
+            await env.close_page(page)
         return out
 
     r = env.run(scenario(), timeout=240)
@@ -259,8 +247,7 @@ def test_a_helper_starts_and_the_holder_joins_from_their_own_phone(env: BrowserE
             await asyncio.sleep(0.1)
         out["left_queue"] = not await queued()
         for page in (holder, helper, again):
-            await page.context.close()
-            env.contexts.remove(page.context)
+            await env.close_page(page)
         return out
 
     r = env.run(scenario(), timeout=120)

@@ -16,10 +16,11 @@ from counter.config import load_settings
 from tests.browser.calllab import CallLab, dataset
 from tests.browser.harness import CHROMIUM
 from tests.browser.impair import Impair
-from tests.browser.netlab import ADDR_A, ADDR_B, ADDR_B2, can_make_namespaces, start_coturn
+from tests.browser.netlab import ADDR_A, ADDR_B, ADDR_B2, can_make_namespaces, start_coturn, stop_coturn
 
 LOSS = 0.05
 IMPAIR_PORT = 3479
+TURN_SECRET = "test-turn-secret"
 
 
 def _lab(settings: Any, y4m: Path, extra: Callable[[CallLab], Any] | None = None) -> Iterator[CallLab]:
@@ -38,20 +39,28 @@ def _lab(settings: Any, y4m: Path, extra: Callable[[CallLab], Any] | None = None
     finally:
         call_lab.close()
         if proc is not None:
-            proc.terminate()
-            proc.wait(10)
-            if isinstance(proc.args, list):  # start_coturn's own directory: its config is the last argument
-                shutil.rmtree(Path(str(proc.args[-1])).parent, ignore_errors=True)
+            stop_coturn(proc)
+
+
+def _settings(tmp_path: Path, turn: str | None = None) -> Any:
+    """The app's settings; ``turn``: coturn in the app's namespace, the TURN server over that transport
+    (skips without coturn)."""
+    if turn is None:
+        more: dict[str, Any] = {}
+    else:
+        if shutil.which("turnserver") is None:
+            pytest.skip("needs coturn (apt-get install coturn)")
+        more = {"turn_urls": [f"turn:{ADDR_A}:3478?transport={turn}"], "turn_secret": TURN_SECRET}
+    return load_settings(
+        config_file=tmp_path / "none.toml", environ={}, tls=False, host="127.0.0.1", port=8443,
+        data_dir=tmp_path / "data", cert_dir=tmp_path / "certs", require_recording=False, **more,
+    )
 
 
 @pytest.fixture
 def lab(face_y4m: Path, tmp_path: Path) -> Iterator[CallLab]:
     """A fresh pair of namespaces, the app and two Chromiums, for one call."""
-    settings = load_settings(
-        config_file=tmp_path / "none.toml", environ={}, tls=False, host="127.0.0.1", port=8443,
-        data_dir=tmp_path / "data", cert_dir=tmp_path / "certs", require_recording=False,
-    )
-    yield from _lab(settings, face_y4m)
+    yield from _lab(_settings(tmp_path), face_y4m)
 
 
 def test_outage_of_ten_seconds_call_back_without_reload(lab: CallLab) -> None:
@@ -111,15 +120,8 @@ def _weak_link(lab: CallLab, relay: Impair) -> None:
 def lossy_lab(face_y4m: Path, tmp_path: Path) -> Iterator[tuple[CallLab, Impair]]:
     """The lab with coturn (UDP) in the app's namespace and the impairment relay in the customer's,
     in front of it: the customer's TURN over UDP, so all its media, crosses the relay."""
-    if shutil.which("turnserver") is None:
-        pytest.skip("needs coturn (apt-get install coturn)")
-    secret = "test-turn-secret"
-    settings = load_settings(
-        config_file=tmp_path / "none.toml", environ={}, tls=False, host="127.0.0.1", port=8443,
-        data_dir=tmp_path / "data", cert_dir=tmp_path / "certs", require_recording=False,
-        turn_urls=[f"turn:{ADDR_A}:3478?transport=udp"], turn_secret=secret,
-    )
-    for call_lab in _lab(settings, face_y4m, lambda lab: start_coturn(lab.net.a, ADDR_A, secret, udp=True)):
+    settings = _settings(tmp_path, "udp")
+    for call_lab in _lab(settings, face_y4m, lambda lab: start_coturn(lab.net.a, ADDR_A, TURN_SECRET, udp=True)):
         assert call_lab.b is not None
         relay = call_lab.b.run(Impair((ADDR_B, IMPAIR_PORT), (ADDR_A, 3478)).start())
         try:
@@ -175,15 +177,7 @@ def test_page_hidden_and_shown_again_media_resumes(lab: CallLab) -> None:
 @pytest.fixture
 def relay_lab(face_y4m: Path, tmp_path: Path) -> Iterator[CallLab]:
     """The lab with coturn in the app's namespace, TURN over TCP the only way the browsers are given."""
-    if shutil.which("turnserver") is None:
-        pytest.skip("needs coturn (apt-get install coturn)")
-    secret = "test-turn-secret"
-    settings = load_settings(
-        config_file=tmp_path / "none.toml", environ={}, tls=False, host="127.0.0.1", port=8443,
-        data_dir=tmp_path / "data", cert_dir=tmp_path / "certs", require_recording=False,
-        turn_urls=[f"turn:{ADDR_A}:3478?transport=tcp"], turn_secret=secret,
-    )
-    yield from _lab(settings, face_y4m, lambda lab: start_coturn(lab.net.a, ADDR_A, secret))
+    yield from _lab(_settings(tmp_path, "tcp"), face_y4m, lambda lab: start_coturn(lab.net.a, ADDR_A, TURN_SECRET))
 
 
 def test_relay_only_over_tcp_connects(relay_lab: CallLab) -> None:

@@ -7,7 +7,7 @@ import asyncio
 from typing import Any
 
 from tests.browser.harness import BrowserEnv, to_queue
-from tests.browser.test_journey import staff_page
+from tests.browser.staff import answer, staff_page
 from web.recordings_api import WITNESS
 
 #: The phone's leg to the witness never completes (the answer is dropped: as if the path were blocked).
@@ -31,10 +31,7 @@ def test_no_badge_and_a_warning_while_the_witness_gets_no_media(env: BrowserEnv)
         await customer.reload()
         await customer.wait_for_selector("[data-screen=entry]")
         await to_queue(customer)
-        await agent.click("#btn-available")
-        await agent.wait_for_selector("#offer:not([hidden])")
-        await agent.keyboard.press("Alt+A")
-        await customer.wait_for_selector("[data-screen=call]")
+        await answer(agent, customer)
         await customer.wait_for_selector("body[data-rtc=connected]")
         await agent.wait_for_selector("body[data-witness=connected]")  # the console's own leg is up
         call_id: str = await agent.evaluate("document.body.dataset.call")
@@ -50,9 +47,7 @@ def test_no_badge_and_a_warning_while_the_witness_gets_no_media(env: BrowserEnv)
         out["customer_badge"] = await customer.is_hidden("#recording")
         out["customer_recording"] = await customer.evaluate("document.body.dataset.recording")
         await agent.click("#btn-hangup")
-        for ctx in list(env.contexts):
-            await ctx.close()
-            env.contexts.remove(ctx)
+        await env.close_all()
         return out
 
     r = env.run(scenario(), timeout=120)

@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 
 from tests.browser.harness import ANDROID_UA, OBSERVE, VIEWPORT, BrowserEnv, spoken, to_queue
-from tests.browser.test_journey import DESKTOP
+from tests.browser.staff import answer_connected, staff_page
 from tests.hardening.nodes import Node
 
 BACK_WITHIN_MS = 30_000  # the promise: both back in the call within 30 s of the restart
@@ -29,20 +29,6 @@ async def _customer(env: BrowserEnv, base: str) -> Any:
     page.set_default_timeout(20000)
     await page.goto(base + "/customer")
     await page.wait_for_selector("[data-screen=entry]")
-    return page
-
-
-async def _agent(env: BrowserEnv, base: str) -> Any:
-    ctx = await env.browser.new_context(viewport=DESKTOP, locale="zh-CN", permissions=["camera", "microphone"])
-    env.contexts.append(ctx)
-    page = await ctx.new_page()
-    page.set_default_timeout(20000)
-    await page.goto(base + "/login")
-    await page.fill("#username", "agent1")
-    await page.fill("#password", "agent1-demo")
-    await page.click("#btn-login")
-    await page.wait_for_url(base + "/agent")
-    await page.wait_for_selector("body[data-ready='1']")
     return page
 
 
@@ -65,16 +51,10 @@ def test_a_call_survives_sigterm_and_restart(env: BrowserEnv, tmp_path: Path) ->
         node = Node("restart", tmp_path, f"sqlite:///{tmp_path / 'counter.db'}")
         await node.start()
         try:
-            agent = await _agent(env, node.url)
+            agent = await staff_page(env, "agent1", "agent1-demo", "/agent", base_url=node.url)
             customer = await _customer(env, node.url)
             await to_queue(customer, senior=True)
-            await agent.click("#btn-available")
-            await agent.wait_for_selector("#offer:not([hidden])")
-            await agent.keyboard.press("Alt+A")
-            await customer.wait_for_selector("[data-screen=call]")
-            await customer.wait_for_selector("body[data-rtc=connected]")
-            await agent.wait_for_selector("body[data-rtc=connected]")
-            out["call"] = await agent.evaluate("document.body.dataset.call")
+            out["call"] = await answer_connected(agent, customer)
             before = await _generation(customer)
 
             await asyncio.to_thread(node.stop)  # SIGTERM: a graceful stop
@@ -97,9 +77,7 @@ def test_a_call_survives_sigterm_and_restart(env: BrowserEnv, tmp_path: Path) ->
             out["spoken"] = await spoken(customer)
         finally:
             await asyncio.to_thread(node.stop)
-            for ctx in list(env.contexts):
-                await ctx.close()
-                env.contexts.remove(ctx)
+            await env.close_all()
         return out
 
     r = env.run(scenario(), timeout=240)

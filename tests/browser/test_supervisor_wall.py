@@ -8,7 +8,7 @@ from typing import Any
 from counter.proofs import ProofKind
 from counter.sessions import Level
 from tests.browser.harness import BrowserEnv
-from tests.browser.test_journey import staff_page
+from tests.browser.staff import staff_page
 from tests.counter.txkit import raise_on_proofs
 from web.counter_api import ENGINE, SESSIONS
 

@@ -9,7 +9,7 @@ from counter.sessions import Level
 from counter.transactions.engine import TxStatus
 from counter.workorders import WorkOrderStatus
 from storage import Database
-from tests.counter.txkit import make_kit
+from tests.counter.txkit import open_kit
 
 MSISDN = "13800138000"
 
@@ -26,9 +26,7 @@ def test_knowledge_base_covers_broadband_tv_and_phone() -> None:
 
 
 async def test_steps_pushed_then_not_solved_opens_work_order(db: Database) -> None:
-    kit = await make_kit(db)
-    try:
-        await kit.account(MSISDN)
+    async with open_kit(db, MSISDN) as kit:
         session = await kit.session(MSISDN, Level.A1)
         runs = GuidanceRuns(db)
         with pytest.raises(GuidanceError, match=r"no guidance script 'fridge\.cold'"):
@@ -76,13 +74,10 @@ async def test_steps_pushed_then_not_solved_opens_work_order(db: Database) -> No
         )
         assert again.status == TxStatus.REFUSED and "not an open run" in (again.reason or "")
         assert await kit.audit_count(session.id) == 2
-    finally:
-        await kit.audit.close()
 
 
 async def test_solved_without_account_and_work_order_needs_a_line(db: Database) -> None:
-    kit = await make_kit(db)
-    try:
+    async with open_kit(db) as kit:
         anonymous = await kit.session(None, Level.A0)
         solved = await kit.run(
             anonymous, "fault.guide", {"script": "tv.no_signal", "steps_done": ["source"], "outcome": "solved"}
@@ -101,5 +96,3 @@ async def test_solved_without_account_and_work_order_needs_a_line(db: Database) 
                                                       "steps_done": ["fibre"]})
         assert bad.status == TxStatus.REFUSED and "not in tv.no_signal" in (bad.reason or "")
         assert await kit.workorders.list() == []
-    finally:
-        await kit.audit.close()

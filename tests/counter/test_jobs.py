@@ -15,7 +15,7 @@ from counter.sessions import Level
 from counter.transactions.engine import TxStatus
 from storage import Database
 from storage.timeutil import parse_iso, utcnow
-from tests.counter.txkit import Kit, make_kit
+from tests.counter.txkit import Kit, open_kit
 from web.counter_api import MAINTENANCE
 
 MSISDN = "13800138000"
@@ -33,8 +33,7 @@ async def _sms(kit: Kit, msisdn: str) -> list[str]:
 
 
 async def test_emergency_resume_expires_after_72_hours(db: Database) -> None:
-    kit = await make_kit(db)
-    try:
+    async with open_kit(db) as kit:
         await kit.account(MSISDN, status=LineStatus.SUSPENDED_ARREARS, balance_cents=-4200)
         paid = "13900139000"
         await kit.account(paid, status=LineStatus.SUSPENDED_ARREARS, balance_cents=-100)
@@ -70,13 +69,10 @@ async def test_emergency_resume_expires_after_72_hours(db: Database) -> None:
         # A second run (or a second node) finds nothing left to do.
         assert await expire_emergencies(kit.accounts, kit.audit, started + timedelta(hours=80)) == []
         assert len(await _system_entries(kit, "line.emergency_expired")) == 3
-    finally:
-        await kit.audit.close()
 
 
 async def test_booked_plan_change_applies_on_the_first(db: Database) -> None:
-    kit = await make_kit(db)
-    try:
+    async with open_kit(db) as kit:
         await kit.account(MSISDN, plan="basic-19")
         session = await kit.session(MSISDN, Level.A2)
         booked = await kit.run(session, "plan.change", {"plan": "silver-39"})
@@ -95,8 +91,6 @@ async def test_booked_plan_change_applies_on_the_first(db: Database) -> None:
         assert entry["actor_id"] == "system" and entry["body"]["details"]["to"] == "silver-39"
         assert "银龄关爱39元套餐" in (await _sms(kit, MSISDN))[-1]
         assert await apply_plan_changes(kit.accounts, kit.audit, first + timedelta(days=3)) == []
-    finally:
-        await kit.audit.close()
 
 
 async def test_maintenance_task_runs_with_the_app_and_stops_on_cleanup(app_client: TestClient[Any, Any]) -> None:

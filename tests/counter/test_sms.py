@@ -9,7 +9,7 @@ from counter.sessions import Level
 from counter.sms import BuiltinGateway, SmsSender, masked
 from counter.smscode import SmsCodes
 from storage import Database
-from tests.counter.txkit import make_kit
+from tests.counter.txkit import open_kit
 
 MSISDN = "13800138000"
 
@@ -22,9 +22,7 @@ def test_masked_hides_codes_passwords_puks_and_numbers() -> None:
 
 
 async def test_a_sent_code_is_not_kept_in_clear(db: Database) -> None:
-    kit = await make_kit(db)
-    try:
-        await kit.account(MSISDN)
+    async with open_kit(db, MSISDN) as kit:
         codes = SmsCodes(db, kit.accounts, kit.sessions, kit.audit)
         session = await kit.session(MSISDN, Level.A0)
         await codes.send(session.id, "agent1")
@@ -39,8 +37,6 @@ async def test_a_sent_code_is_not_kept_in_clear(db: Database) -> None:
         stored = await db.fetchval("SELECT code_hash FROM session_sms_codes")
         assert code.group(1) not in stored and stored.startswith("$argon2")
         assert (await codes.verify(session.id, code.group(1), "agent1")).level == Level.A1
-    finally:
-        await kit.audit.close()
 
 
 async def test_two_senders_deliver_each_text_once(db: Database) -> None:

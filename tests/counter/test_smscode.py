@@ -14,7 +14,7 @@ from counter.sessions import Level
 from counter.smscode import CODE_TTL, MAX_ATTEMPTS, MAX_SENDS, SmsCodeError, SmsCodes
 from storage import Database
 from storage.timeutil import utcnow
-from tests.counter.txkit import Kit, make_kit
+from tests.counter.txkit import Kit, open_kit
 
 MSISDN = "13800138000"
 
@@ -31,9 +31,7 @@ def _wrong(code: str) -> str:
 
 
 async def test_code_raises_to_a1_once(db: Database) -> None:
-    kit = await make_kit(db)
-    try:
-        await kit.account(MSISDN)
+    async with open_kit(db, MSISDN) as kit:
         codes = SmsCodes(db, kit.accounts, kit.sessions, kit.audit)
         session = await kit.session(None, Level.A0)
         with pytest.raises(SmsCodeError, match="claim the customer's line first"):
@@ -66,14 +64,10 @@ async def test_code_raises_to_a1_once(db: Database) -> None:
         ]
         [proof] = await kit.sessions.proofs.of_session(session.id, [ProofKind.SMS_CODE])
         assert raised.evidence[-1].evidence == (proof.sha,)
-    finally:
-        await kit.audit.close()
 
 
 async def test_expiry_attempts_resend_and_limits(db: Database) -> None:
-    kit = await make_kit(db)
-    try:
-        await kit.account(MSISDN)
+    async with open_kit(db, MSISDN) as kit:
         codes = SmsCodes(db, kit.accounts, kit.sessions, kit.audit)
         # Expired after five minutes.
         session = await kit.session(MSISDN, Level.A0)
@@ -118,14 +112,10 @@ async def test_expiry_attempts_resend_and_limits(db: Database) -> None:
         with pytest.raises(SmsCodeError) as exc:
             await codes.send((await kit.session(other, Level.A0)).id, "agent1")
         assert exc.value.code == "line_unusable"
-    finally:
-        await kit.audit.close()
 
 
 async def test_right_code_entered_twice_at_once_counts_once(db: Database) -> None:
-    kit = await make_kit(db)
-    try:
-        await kit.account(MSISDN)
+    async with open_kit(db, MSISDN) as kit:
         codes = SmsCodes(db, kit.accounts, kit.sessions, kit.audit)
         session = await kit.session(MSISDN, Level.A0)
         await codes.send(session.id, "agent1")
@@ -140,5 +130,3 @@ async def test_right_code_entered_twice_at_once_counts_once(db: Database) -> Non
             session.id,
         )
         assert int(ok) == 1
-    finally:
-        await kit.audit.close()

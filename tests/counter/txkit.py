@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -127,4 +129,16 @@ async def make_kit(db: Database) -> Kit:
     return Kit(db, audit, accounts, sessions, workorders, engine)
 
 
-__all__ = ["Kit", "LineStatus", "ProofKind", "id_number", "make_kit", "raise_on_proofs", "sha"]
+@asynccontextmanager
+async def open_kit(db: Database, *lines: str) -> AsyncIterator[Kit]:
+    """:func:`make_kit` with an account for each of ``lines``; its audit log closed at the end."""
+    kit = await make_kit(db)
+    try:
+        for msisdn in lines:
+            await kit.account(msisdn)
+        yield kit
+    finally:
+        await kit.audit.close()
+
+
+__all__ = ["Kit", "LineStatus", "ProofKind", "id_number", "make_kit", "open_kit", "raise_on_proofs", "sha"]

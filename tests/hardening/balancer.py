@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 from tests.browser.isolation import IsolatedLoop
 from tests.hardening.conftest import PrivatePostgres, PrivateRedis, free_port
-from tests.hardening.nodes import Node
+from tests.hardening.nodes import Node, stop_process
 
 T = TypeVar("T")
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
@@ -98,13 +98,8 @@ class Balancer:
         raise AssertionError("haproxy did not listen within 10 s")
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        if self.proc is not None:
+            stop_process(self.proc, 10)
 
 
 async def _call(fn: Any, *args: Any) -> Any:

@@ -11,10 +11,12 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -118,6 +120,20 @@ def private_redis() -> Iterator[PrivateRedis]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def schema_url(private_pg: PrivatePostgres) -> str:
+    """A fresh schema in the private cluster (each test its own tables, shared by its nodes)."""
+    return f"{private_pg.url}?schema=t_{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+async def sessions() -> AsyncIterator[tuple[aiohttp.ClientSession, aiohttp.ClientSession]]:
+    """The agent's browser (one cookie for every node, as one site behind a balancer) and the phone."""
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as staff, \
+            aiohttp.ClientSession() as phone:
+        yield staff, phone
 
 
 @pytest.fixture(scope="session")

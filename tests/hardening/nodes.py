@@ -16,6 +16,42 @@ from tests.conftest import SHARED
 from tests.hardening.conftest import free_port
 
 
+def serve_env(config: Path, port: int, data_dir: Path, **env: str) -> dict[str, str]:
+    """The environment of a plain-HTTP ``counter serve`` on 127.0.0.1:``port``: this process's own,
+    the config file ``config`` (need not exist), data in ``data_dir``; ``env`` on top."""
+    return {**os.environ, "COUNTER_CONFIG": str(config), "COUNTER_TLS": "false", "COUNTER_HOST": "127.0.0.1",
+            "COUNTER_PORT": str(port), "COUNTER_DATA_DIR": str(data_dir), **env}
+
+
+def stop_process(proc: subprocess.Popen[bytes], grace: float) -> None:
+    """SIGTERM to ``proc`` if it still runs; SIGKILL if it has not ended ``grace`` seconds later."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+
+
+async def until_healthy(url: str, proc: subprocess.Popen[bytes], tries: int = 600) -> str | None:
+    """Poll ``url``/healthz every 0.1 s until it answers 200 (None) or ``proc`` exits or ``tries``
+    polls pass (why not, in words)."""
+    async with aiohttp.ClientSession() as http:
+        for _ in range(tries):
+            if proc.poll() is not None:
+                return f"exited with {proc.returncode}"
+            try:
+                async with http.get(url + "/healthz") as resp:
+                    if resp.status == 200:
+                        return None
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    return "did not come up"
+
+
 class Node:
     """One ``counter serve`` process (plain HTTP on 127.0.0.1), its log in ``tmp/<name>.log``."""
 
@@ -28,13 +64,7 @@ class Node:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = tmp / f"{name}.log"
-        self.env = {
-            **os.environ,
-            "COUNTER_CONFIG": str(tmp / "none.toml"),
-            "COUNTER_TLS": "false",
-            "COUNTER_HOST": "127.0.0.1",
-            "COUNTER_PORT": str(self.port),
-            "COUNTER_DATA_DIR": str(data_dir or tmp / "data"),
+        self.env = serve_env(tmp / "none.toml", self.port, data_dir or tmp / "data", **{
             "COUNTER_DATABASE_URL": database_url,
             "COUNTER_REDIS_URL": redis_url,
             "COUNTER_NODE_ID": f"node-{name}",
@@ -49,7 +79,7 @@ class Node:
             # Load and fault tests run requests without a witness leg; pass "true" to test the rule.
             "COUNTER_REQUIRE_RECORDING": "false",
             **env,
-        }
+        })
         # the service guesses no path itself: the shared models and demo photos are named
         for key, folder in (("COUNTER_MODELS_DIR", SHARED / "models"), ("COUNTER_DEMO_FACES_DIR", SHARED / "faces")):
             if key not in self.env and folder.is_dir():
@@ -64,18 +94,9 @@ class Node:
     async def start(self) -> None:
         self.spawn()
         assert self.proc is not None
-        async with aiohttp.ClientSession() as http:
-            for _ in range(600):
-                if self.proc.poll() is not None:
-                    raise AssertionError(f"{self.name} exited with {self.proc.returncode}:\n{self.tail()}")
-                try:
-                    async with http.get(self.url + "/healthz") as resp:
-                        if resp.status == 200:
-                            return
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.1)
-        raise AssertionError(f"{self.name} did not come up:\n{self.tail()}")
+        why = await until_healthy(self.url, self.proc)
+        if why is not None:
+            raise AssertionError(f"{self.name} {why}:\n{self.tail()}")
 
     def kill(self) -> None:
         """SIGKILL: no cleanup, no goodbye to anyone."""
@@ -84,13 +105,9 @@ class Node:
             self.proc.wait(10)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        """SIGTERM: a graceful stop (SIGKILL after 15 s)."""
+        if self.proc is not None:
+            stop_process(self.proc, 15)
 
     def tail(self, lines: int = 40) -> str:
         try:

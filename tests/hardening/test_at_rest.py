@@ -22,11 +22,11 @@ from counter.sessions import Level
 from counter.sms import SMS, BuiltinGateway
 from counter.transactions import CATALOG
 from tests.calls import LiveCall, live_call
-from tests.conftest import FACES, login
+from tests.conftest import CARD_PORTRAIT, FACES, login
 from tests.counter.test_transactions_catalog import CASES
 from tests.counter.txkit import record_proofs
-from tests.hardening.test_masking import leaks
-from tests.web.test_consent import _card_photo
+from tests.hardening.leaks import leaks
+from tests.identity import synth
 from web.counter_api import ACCOUNTS, SESSIONS
 
 LINE = "13800138000"
@@ -93,7 +93,7 @@ async def test_a_journey_at_debug_leaves_nothing_personal_behind(debug_log: io.S
                 assert (await _run(call, code_, inputs, key))["status"] in ("done", "refused", "failed")
             # The ID card read for real (OCR at DEBUG: the number and name it reads must not be logged).
             holder = (await app[ACCOUNTS].get(LINE)).holder  # type: ignore[union-attr]
-            card = _card_photo(holder.id_number, holder.name, holder.birth_date)
+            card = synth.card_photo_jpeg(CARD_PORTRAIT, holder.id_number, holder.name, holder.birth_date)
             status, body = await call.staff("POST", s + "/identity/id-card", data=card,
                                             headers={"Content-Type": "image/jpeg"})
             assert status == 200 and body["accepted"] is True, body

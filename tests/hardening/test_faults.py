@@ -14,50 +14,12 @@ from typing import Any
 
 import aiohttp
 import asyncpg
-import pytest
 
 from signaling import protocol as p
 from signaling.client import ClientError, SignalingClient
 from tests.hardening.conftest import PrivatePostgres, PrivateRedis
+from tests.hardening.multinode import PHONE, accepted_call, csrf_header, post_json, wait_until
 from tests.hardening.nodes import Node
-
-PHONE = "13800138000"
-
-
-@pytest.fixture
-def schema_url(private_pg: PrivatePostgres) -> str:
-    """A fresh schema in the private cluster (each test its own tables)."""
-    return f"{private_pg.url}?schema=f_{uuid.uuid4().hex[:10]}"
-
-
-@pytest.fixture
-async def sessions() -> AsyncIterator[tuple[aiohttp.ClientSession, aiohttp.ClientSession]]:
-    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as staff, \
-            aiohttp.ClientSession() as phone:
-        yield staff, phone
-
-
-async def _call(agent: SignalingClient, customer: SignalingClient, phone: str = PHONE) -> str:
-    await customer.send(p.Join(claimed_phone=phone))
-    await agent.send(p.Presence(state="available"))
-    offer = await agent.expect(p.CallOffer, within=20)
-    await agent.send(p.Accept(call_id=offer.call_id))
-    await agent.expect(p.CallStarted, within=20, call_id=offer.call_id)
-    await customer.expect(p.CallStarted, within=20, call_id=offer.call_id)
-    return offer.call_id
-
-
-async def _csrf(staff: aiohttp.ClientSession, url: str) -> dict[str, str]:
-    async with staff.get(url + "/api/auth/me") as resp:
-        return {"X-CSRF-Token": (await resp.json())["csrf_token"]}
-
-
-async def _post(http: aiohttp.ClientSession, url: str, body: Any, headers: dict[str, str]) -> tuple[int, Any]:
-    async with http.post(url, json=body, headers=headers) as resp:
-        data = await resp.json()
-        if resp.status == 503:
-            assert data["error"]["code"] == "unavailable" and int(resp.headers["Retry-After"]) > 0, data
-        return resp.status, data
 
 
 async def _served_at_a1(
@@ -73,24 +35,47 @@ async def _served_at_a1(
         await agent.send(p.Hangup(call_id=restored.call_id))
         await agent.expect(p.CallEnded, within=10, call_id=restored.call_id)
     customer = await SignalingClient.customer(phone, node.url)
-    call_id = await _call(agent, customer)
-    csrf = await _csrf(staff, node.url)
+    call_id = await accepted_call(agent, customer)
+    csrf = await csrf_header(staff, node.url)
     s = f"{node.url}/api/counter/sessions/{call_id}"
-    assert (await _post(staff, s + "/verify-password", {"password": "246810"}, csrf))[0] == 200
+    assert (await post_json(staff, s + "/verify-password", {"password": "246810"}, csrf))[0] == 200
     return agent, customer, call_id, csrf, s, {"X-Customer-Token": customer.token or ""}
+
+
+@contextlib.asynccontextmanager
+async def _two_nodes(tmp_path: Path, redis: PrivateRedis, schema_url: str, *names: str,
+                     ) -> AsyncIterator[tuple[Node, Node]]:
+    """Two nodes named ``names`` sharing the schema, the Redis (under a fresh prefix) and the data dir;
+    started, and stopped at the end."""
+    prefix = f"{names[0][0]}{uuid.uuid4().hex[:8]}"
+    a, b = (Node(name, tmp_path, schema_url, redis.url, prefix, data_dir=tmp_path / "data") for name in names)
+    await a.start()
+    await b.start()
+    try:
+        yield a, b
+    finally:
+        a.stop()
+        b.stop()
+
+
+async def _call_across(
+    sessions: tuple[aiohttp.ClientSession, aiohttp.ClientSession], a: Node, b: Node, within: float,
+) -> tuple[SignalingClient, SignalingClient, str, SignalingClient]:
+    """agent1 on node ``b`` in a call with a customer on node ``a``, and a second customer queued on
+    ``a`` (told its place within ``within`` s): the agent, the customer, the call id, the waiting one."""
+    staff, phone = sessions
+    agent = await SignalingClient.staff(staff, b.url, "agent1", "agent1-demo")
+    customer = await SignalingClient.customer(phone, a.url)
+    call_id = await accepted_call(agent, customer)
+    waiting = await SignalingClient.customer(phone, a.url)
+    await waiting.send(p.Join(claimed_phone="13900139000"))
+    await waiting.expect(p.QueueStatus, within=within)
+    return agent, customer, call_id, waiting
 
 
 async def _ready(http: aiohttp.ClientSession, url: str) -> tuple[int, Any]:
     async with http.get(url + "/readyz") as resp:
         return resp.status, await resp.json()
-
-
-async def _until(predicate: Any, within: float = 20.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not await predicate():
-        assert loop.time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.1)
 
 
 # --- Redis -----------------------------------------------------------------------------------------------
@@ -128,19 +113,9 @@ async def test_redis_outage_degrades_both_nodes_and_they_recover(
     sessions: tuple[aiohttp.ClientSession, aiohttp.ClientSession],
 ) -> None:
     staff, phone = sessions
-    prefix = f"f{uuid.uuid4().hex[:8]}"
-    a = Node("a", tmp_path, schema_url, private_redis.url, prefix)
-    b = Node("b", tmp_path, schema_url, private_redis.url, prefix, data_dir=tmp_path / "data")
-    await a.start()
-    await b.start()
-    try:
-        agent = await SignalingClient.staff(staff, b.url, "agent1", "agent1-demo")
-        customer = await SignalingClient.customer(phone, a.url)
-        call_id = await _call(agent, customer)
-        waiting = await SignalingClient.customer(phone, a.url)
-        await waiting.send(p.Join(claimed_phone="13900139000"))
-        await waiting.expect(p.QueueStatus, within=10)
-        csrf = await _csrf(staff, b.url)
+    async with _two_nodes(tmp_path, private_redis, schema_url, "a", "b") as (a, b):
+        agent, customer, call_id, waiting = await _call_across(sessions, a, b, within=10)
+        csrf = await csrf_header(staff, b.url)
 
         private_redis.stop()
         # Signaling says what is wrong and keeps every connection; readiness reports it.
@@ -152,14 +127,14 @@ async def test_redis_outage_degrades_both_nodes_and_they_recover(
             status, body = await _ready(phone, a.url)
             return status == 503 and "signaling" in body["problems"]
 
-        await _until(degraded)
+        await wait_until(degraded)
         # What needs only the database still works: the agent serves the connected customer.
         s = f"{b.url}/api/counter/sessions/{call_id}"
-        assert (await _post(staff, s + "/verify-password", {"password": "246810"}, csrf))[0] == 200
-        status, tx = await _post(staff, s + "/transactions", {"code": "datacap.set", "inputs": {"cap_mb": 300},
+        assert (await post_json(staff, s + "/verify-password", {"password": "246810"}, csrf))[0] == 200
+        status, tx = await post_json(staff, s + "/transactions", {"code": "datacap.set", "inputs": {"cap_mb": 300},
                                                               "idempotency_key": "redis-1"}, csrf)
         assert status == 202, tx
-        status, done = await _post(phone, f"{a.url}/api/customer/counter/transactions/{tx['id']}/confirm",
+        status, done = await post_json(phone, f"{a.url}/api/customer/counter/transactions/{tx['id']}/confirm",
                                    {"accept": True}, {"X-Customer-Token": customer.token or ""})
         assert status == 200 and done["status"] == "done"
 
@@ -168,9 +143,9 @@ async def test_redis_outage_degrades_both_nodes_and_they_recover(
         async def ready() -> bool:
             return (await _ready(phone, a.url))[0] == 200 and (await _ready(phone, b.url))[0] == 200
 
-        await _until(ready)
+        await wait_until(ready)
         await asyncio.sleep(1.0)  # /readyz mirrors the nodes' state every 0.2 s: let both settle
-        await _until(ready)
+        await wait_until(ready)
         assert not (customer.closed or waiting.closed or agent.closed)
         # The call goes on across the nodes, both ways, and the waiting customer is still in line...
         # (Both nodes re-subscribe on their own schedule after /readyz turns green: a line sent in that
@@ -187,9 +162,6 @@ async def test_redis_outage_degrades_both_nodes_and_they_recover(
         assert offer.claimed_phone == "13900139000"
         for client in (agent, customer, waiting):
             await client.close()
-    finally:
-        a.stop()
-        b.stop()
 
 
 # --- PostgreSQL --------------------------------------------------------------------------------------------
@@ -210,7 +182,7 @@ async def test_postgres_restart_during_transactions_loses_nothing(
         async def one(i: int) -> None:
             """Request and confirm ``cap_mb = 100 + i``, retrying through 503s with the same keys."""
             while True:
-                status, tx = await _post(staff, s + "/transactions", {"code": "datacap.set", "inputs": {
+                status, tx = await post_json(staff, s + "/transactions", {"code": "datacap.set", "inputs": {
                     "cap_mb": 100 + i}, "idempotency_key": f"pg-{i}"}, csrf)
                 statuses.append(status)
                 if status != 503:
@@ -218,7 +190,7 @@ async def test_postgres_restart_during_transactions_loses_nothing(
                 await asyncio.sleep(0.3)
             assert status in (200, 202), tx
             while True:
-                status, out = await _post(phone, f"{node.url}/api/customer/counter/transactions/{tx['id']}/confirm",
+                status, out = await post_json(phone, f"{node.url}/api/customer/counter/transactions/{tx['id']}/confirm",
                                           {"accept": True}, mine)
                 statuses.append(status)
                 if status != 503:
@@ -234,7 +206,7 @@ async def test_postgres_restart_during_transactions_loses_nothing(
         work = asyncio.create_task(worker())
         await asyncio.sleep(0.5)
         await asyncio.to_thread(private_pg.stop, "fast")
-        status, body = await _post(staff, s + "/transactions", {"code": "datacap.set", "inputs": {"cap_mb": 1},
+        status, body = await post_json(staff, s + "/transactions", {"code": "datacap.set", "inputs": {"cap_mb": 1},
                                                                 "idempotency_key": "while-down"}, csrf)
         assert status == 503 and "nothing was changed" in body["error"]["reason"]
         ready_status, ready_body = await _ready(phone, node.url)
@@ -285,19 +257,9 @@ async def test_sigkill_mid_call_customer_moves_to_the_other_node_queue_intact(
     tmp_path: Path, private_redis: PrivateRedis, schema_url: str,
     sessions: tuple[aiohttp.ClientSession, aiohttp.ClientSession],
 ) -> None:
-    staff, phone = sessions
-    prefix = f"k{uuid.uuid4().hex[:8]}"
-    a = Node("ka", tmp_path, schema_url, private_redis.url, prefix)
-    b = Node("kb", tmp_path, schema_url, private_redis.url, prefix, data_dir=tmp_path / "data")
-    await a.start()
-    await b.start()
-    try:
-        agent = await SignalingClient.staff(staff, b.url, "agent1", "agent1-demo")
-        customer = await SignalingClient.customer(phone, a.url)
-        call_id = await _call(agent, customer)
-        waiting = await SignalingClient.customer(phone, a.url)
-        await waiting.send(p.Join(claimed_phone="13900139000"))
-        await waiting.expect(p.QueueStatus, within=30)
+    phone = sessions[1]
+    async with _two_nodes(tmp_path, private_redis, schema_url, "ka", "kb") as (a, b):
+        agent, customer, call_id, waiting = await _call_across(sessions, a, b, within=30)
 
         a.kill()  # the customers' node dies without a word
         with contextlib.suppress(Exception):
@@ -326,9 +288,6 @@ async def test_sigkill_mid_call_customer_moves_to_the_other_node_queue_intact(
         assert (await agent.expect(p.CallOffer, within=20)).call_id == waiting.welcome.call_id  # type: ignore[union-attr]
         for client in (agent, back, queued):
             await client.close()
-    finally:
-        a.stop()
-        b.stop()
 
 
 # --- agent dropped mid-transaction ----------------------------------------------------------------------------
@@ -343,11 +302,11 @@ async def test_agent_dropped_mid_transaction(
     try:
         agent = await SignalingClient.staff(staff, node.url, "agent1", "agent1-demo")
         customer = await SignalingClient.customer(phone, node.url)
-        call_id = await _call(agent, customer)
-        csrf = await _csrf(staff, node.url)
+        call_id = await accepted_call(agent, customer)
+        csrf = await csrf_header(staff, node.url)
         s = f"{node.url}/api/counter/sessions/{call_id}"
-        assert (await _post(staff, s + "/verify-password", {"password": "246810"}, csrf))[0] == 200
-        status, tx = await _post(staff, s + "/transactions", {"code": "datacap.set", "inputs": {"cap_mb": 777},
+        assert (await post_json(staff, s + "/verify-password", {"password": "246810"}, csrf))[0] == 200
+        status, tx = await post_json(staff, s + "/transactions", {"code": "datacap.set", "inputs": {"cap_mb": 777},
                                                               "idempotency_key": "drop-1"}, csrf)
         assert status == 202
         await agent.ws.close()  # the agent's browser is closed before the customer confirms
@@ -356,7 +315,7 @@ async def test_agent_dropped_mid_transaction(
         await customer.expect(p.CallEnded, within=10, reason="agent_lost")
         # The customer still decides on the pending change (it is theirs, shown on their screen): the
         # answer is definite, and a "done" is whole (change, audit entry, SMS) or nothing at all.
-        status, out = await _post(phone, f"{node.url}/api/customer/counter/transactions/{tx['id']}/confirm",
+        status, out = await post_json(phone, f"{node.url}/api/customer/counter/transactions/{tx['id']}/confirm",
                                   {"accept": True}, {"X-Customer-Token": customer.token or ""})
         assert status in (200, 409), out
         # The customer, first in line, reaches the next agent, who sees what happened in the session.
@@ -378,7 +337,7 @@ async def test_agent_dropped_mid_transaction(
                     history.update({t["id"]: t for t in (await resp.json())["transactions"]})
                     return True
 
-            await _until(handed_over, within=10)
+            await wait_until(handed_over, within=10)
             assert history[tx["id"]]["status"] == (out.get("status") if status == 200 else "pending")
             await agent2.close()
         await customer.close()
@@ -426,12 +385,12 @@ async def _load_then_kill(node: Node, prefix: str, acknowledged: list[int]) -> N
             with contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError, ValueError):
                 for i in range(200):
                     code, inputs = ("balance.query", {}) if i % 2 else ("datacap.set", {"cap_mb": 100 + 10 * w + i})
-                    status, tx = await _post(staff, s + "/transactions", {
+                    status, tx = await post_json(staff, s + "/transactions", {
                         "code": code, "inputs": inputs, "idempotency_key": f"{prefix}-{w}-{i}"}, csrf)
                     if status != 202:
                         continue
-                    status, out = await _post(phone, f"{node.url}/api/customer/counter/transactions/{tx['id']}/confirm",
-                                              {"accept": True}, mine)
+                    confirm = f"{node.url}/api/customer/counter/transactions/{tx['id']}/confirm"
+                    status, out = await post_json(phone, confirm, {"accept": True}, mine)
                     if status == 200 and out["status"] != "pending":
                         acknowledged.append(tx["id"])
                         if len(acknowledged) % 6 == 0:

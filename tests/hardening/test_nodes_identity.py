@@ -15,7 +15,6 @@ import asyncio
 import fractions
 import json
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -30,30 +29,16 @@ from identity import IdentityService
 from signaling import protocol as p
 from signaling.peer import loopback_only
 from signaling.witness.client import WitnessClient, WitnessSender
-from tests.browser.test_journey import CAMERA_PHOTO, camera_frame, render_moves
+from tests.browser.identity_checks import CAMERA_PHOTO, camera_frame, render_moves
 from tests.hardening.conftest import PrivatePostgres, PrivateRedis
+from tests.hardening.multinode import close_media, csrf_header, post_json, wait_until
 from tests.hardening.nodes import LoopbackNode
-from tests.hardening.test_faults import _csrf, _post, _until
-from tests.hardening.test_owner import play_through, recordings, shared_config
+from tests.hardening.shared_state import play_through, recordings, shared_config
 
 loopback_only()
 MODELS = CAMERA_PHOTO.parents[3] / "models"
 OBAMA = "13900139000"  # the demo line whose real-name photo is obama.jpg (counter/accounts/demo.py)
 FPS = 15
-
-
-@pytest.fixture
-def schema_url(private_pg: PrivatePostgres) -> str:
-    """A fresh schema in the private cluster, shared by both nodes."""
-    return f"{private_pg.url}?schema=n_{uuid.uuid4().hex[:10]}"
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[tuple[aiohttp.ClientSession, aiohttp.ClientSession]]:
-    """The agent's browser (one cookie for every node, as one site behind a balancer) and the phone."""
-    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as staff, \
-            aiohttp.ClientSession() as phone:
-        yield staff, phone
 
 
 class ActingCamera(VideoStreamTrack):
@@ -124,11 +109,11 @@ def _loopback_only(sdp: str) -> list[str]:
 
 async def test_face_on_one_node_liveness_on_the_other_reach_a2_and_the_change_runs_once(
     tmp_path: Path, private_redis: PrivateRedis, private_pg: PrivatePostgres, schema_url: str,
-    http: tuple[aiohttp.ClientSession, aiohttp.ClientSession],
+    sessions: tuple[aiohttp.ClientSession, aiohttp.ClientSession],
 ) -> None:
     if not (MODELS / "face_detection_yunet_2023mar.onnx").is_file():
         pytest.skip("shared models not present")
-    staff, phone = http
+    staff, phone = sessions
     prefix = f"i{uuid.uuid4().hex[:8]}"
     # Separate data dirs as separate machines have; the master key (photos on file, evidence) comes
     # from shared configuration, as a deployment's nodes share it.
@@ -169,7 +154,7 @@ async def test_face_on_one_node_liveness_on_the_other_reach_a2_and_the_change_ru
         senders.append(WitnessSender(VideoStreamTrack()))
         assert (await senders[-1].connect(agent, sid)).recording
 
-        csrf = await _csrf(staff, a.url)
+        csrf = await csrf_header(staff, a.url)
         on_a = f"{a.url}/api/counter/sessions/{sid}"
         on_b = f"{b.url}/api/counter/sessions/{sid}"
         async with staff.get(on_a) as resp:
@@ -178,20 +163,20 @@ async def test_face_on_one_node_liveness_on_the_other_reach_a2_and_the_change_ru
         assert session["session"]["account"] == OBAMA and session["session"]["face_consent"] is True, session
 
         # Face check asked of node a, on the live video that only node b's witness receives: a match, A0.
-        status, face = await _post(staff, on_a + "/identity/face", {"source": "live"}, csrf)
+        status, face = await post_json(staff, on_a + "/identity/face", {"source": "live"}, csrf)
         assert status == 200, face
         assert face["result"]["decision"] == "match", face["result"]
         assert face["session"]["level"] == "A0", face["session"]
 
         # Liveness started on node a, evaluated on node b: the owner's witness takes the frames; the
         # camera performs each action of the random challenge in turn.
-        status, started = await _post(staff, on_a + "/identity/liveness", None, csrf)
+        status, started = await post_json(staff, on_a + "/identity/liveness", None, csrf)
         assert status == 201, started
         challenge = started["challenge"]
         await asyncio.sleep(1.0)  # neutral frames first: the customer's baseline
         for action in challenge["sequence"]:
             await camera.perform(action)
-        status, alive = await _post(staff, f"{on_b}/identity/liveness/{challenge['id']}", None, csrf)
+        status, alive = await post_json(staff, f"{on_b}/identity/liveness/{challenge['id']}", None, csrf)
         assert status == 200, alive
         assert alive["result"]["passed"], (alive["result"], camera.played)
         # Node b read the face proof node a recorded: the session reaches A2, seen by both nodes.
@@ -212,15 +197,15 @@ async def test_face_on_one_node_liveness_on_the_other_reach_a2_and_the_change_ru
             assert await conn.fetchval("SELECT roaming FROM acct_lines WHERE msisdn = $1", OBAMA) in (0, False)
 
             # The transaction (A2) requested on node a, confirmed by the customer on node b: done...
-            status, tx = await _post(staff, on_a + "/transactions", {
+            status, tx = await post_json(staff, on_a + "/transactions", {
                 "code": "roaming.set", "inputs": {"enabled": True}, "idempotency_key": "nodes-roaming-1"}, csrf)
             assert status == 202 and tx["status"] == "pending", tx
             mine = {"X-Customer-Token": customer.token or ""}
-            status, done = await _post(phone, f"{b.url}/api/customer/counter/transactions/{tx['id']}/confirm",
+            status, done = await post_json(phone, f"{b.url}/api/customer/counter/transactions/{tx['id']}/confirm",
                                        {"accept": True}, mine)
             assert status == 200 and done["status"] == "done", done
             # ...and the same confirmation arriving again at node a (a double tap) runs nothing more.
-            status, again = await _post(phone, f"{a.url}/api/customer/counter/transactions/{tx['id']}/confirm",
+            status, again = await post_json(phone, f"{a.url}/api/customer/counter/transactions/{tx['id']}/confirm",
                                         {"accept": True}, mine)
             assert status in (200, 409), again
             assert status == 409 or again["status"] == "done", again
@@ -250,7 +235,7 @@ async def test_face_on_one_node_liveness_on_the_other_reach_a2_and_the_change_ru
             async def closed() -> bool:
                 return all(r["ended_at"] is not None for r in await recordings(conn, sid))
 
-            await _until(closed, within=20)
+            await wait_until(closed, within=20)
             [recording] = await recordings(conn, sid)
             assert {"customer.video", "customer.audio", "agent.video", "agent.audio"} <= recording["tracks"]
         finally:
@@ -265,12 +250,7 @@ async def test_face_on_one_node_liveness_on_the_other_reach_a2_and_the_change_ru
     finally:
         if not moves.done():
             await asyncio.gather(moves, return_exceptions=True)
-        for sender in senders:
-            await sender.close()
-        for client in clients:
-            await client.close()
-        a.stop()
-        b.stop()
+        await close_media(senders, clients, a, b)
     for node in (a, b):
         log = node.tail(4000)
         assert "Traceback" not in log, log

@@ -11,29 +11,23 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import asyncpg
 import pytest
 from aiortc.mediastreams import VideoStreamTrack
 
-from identity.evidence import load_or_create_master_key
 from signaling import protocol as p
 from signaling.peer import loopback_only
 from signaling.witness import MediaState
 from signaling.witness.client import WitnessClient, WitnessSender
 from signaling.witness.relay import WitnessState
 from tests.hardening.conftest import PrivatePostgres, PrivateRedis
+from tests.hardening.multinode import accepted_call, close_media, csrf_header, post_json, wait_until
 from tests.hardening.nodes import LoopbackNode
-from tests.hardening.test_faults import _call, _csrf, _post, _until
+from tests.hardening.shared_state import play_through, recordings, shared_config
 
 loopback_only()
-
-
-@pytest.fixture
-def schema_url(private_pg: PrivatePostgres) -> str:
-    return f"{private_pg.url}?schema=o_{uuid.uuid4().hex[:10]}"
 
 
 @pytest.fixture
@@ -43,41 +37,6 @@ async def http() -> AsyncIterator[tuple[aiohttp.ClientSession, aiohttp.ClientSes
             aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as auditor, \
             aiohttp.ClientSession() as phone:
         yield staff, auditor, phone
-
-
-def shared_config(tmp_path: Path, **more: str) -> dict[str, str]:
-    """What a deployment's nodes share by configuration: the master key file (sealed photos, evidence,
-    recordings), the audit's signing and pseudonym keys; here also one-second recording segments, and ``more``."""
-    master = tmp_path / "shared" / "master.key"
-    load_or_create_master_key(master)
-    return {"COUNTER_MASTER_KEY_FILE": str(master), "COUNTER_WITNESS_SEGMENT_S": "1",
-            "COUNTER_PSEUDONYM_KEY_FILE": str(tmp_path / "shared" / "pseudonym.key"),
-            "COUNTER_AUDIT_KEY_FILE": str(tmp_path / "shared" / "audit.key"), **more}
-
-
-async def recordings(conn: asyncpg.Connection, call_id: str) -> list[dict[str, Any]]:
-    """The call's recordings in part order, with the tracks their segments hold."""
-    rows = await conn.fetch(
-        "SELECT r.id, r.ended_at, r.segments, p.part, p.previous_id, p.node FROM recordings r"
-        " JOIN recording_parts p ON p.recording_id = r.id WHERE r.call_id = $1 ORDER BY p.part", call_id)
-    out = []
-    for row in rows:
-        tracks = {t for (raw,) in await conn.fetch("SELECT tracks FROM recording_segments WHERE recording_id = $1",
-                                                  row["id"]) for t in json.loads(raw)}
-        out.append({**dict(row), "tracks": tracks})
-    return out
-
-
-async def play_through(auditor: aiohttp.ClientSession, play_at: str, read_at: str, rid: str) -> list[int]:
-    """An auditor starts playback on node ``play_at`` and reads every segment through ``read_at``."""
-    status, body = await _post(auditor, f"{play_at}/api/recordings/{rid}/play", None, await _csrf(auditor, play_at))
-    assert status == 200 and body["segments"], body
-    sizes = []
-    for seg in body["segments"]:
-        async with auditor.get(read_at + seg["url"]) as resp:
-            assert resp.status == 200 and resp.content_type == "video/webm", (resp.status, await resp.text())
-            sizes.append(len(await resp.read()))
-    return sizes
 
 
 async def test_owner_killed_the_call_goes_on_in_a_linked_part_level_and_consent_kept(
@@ -102,10 +61,10 @@ async def test_owner_killed_the_call_goes_on_in_a_linked_part_level_and_consent_
         assert isinstance(customer, WitnessClient) and isinstance(agent, WitnessClient)
         clients += [customer, agent]
         assert (await customer.consent_to_recording()).consent
-        sid = await _call(agent, customer)
-        csrf = await _csrf(staff, b.url)
+        sid = await accepted_call(agent, customer)
+        csrf = await csrf_header(staff, b.url)
         on_b = f"{b.url}/api/counter/sessions/{sid}"
-        assert (await _post(staff, on_b + "/verify-password", {"password": "246810"}, csrf))[0] == 200
+        assert (await post_json(staff, on_b + "/verify-password", {"password": "246810"}, csrf))[0] == 200
 
         # Both legs reach the owner, node a (the customer's leg came first): the agent's through node b.
         for client in (customer, agent):
@@ -118,7 +77,7 @@ async def test_owner_killed_the_call_goes_on_in_a_linked_part_level_and_consent_
             parts = await recordings(conn, sid)
             return len(parts) >= part and {"customer.video", "agent.video"} <= parts[part - 1]["tracks"]
 
-        await _until(lambda: both_recorded(1), within=30)
+        await wait_until(lambda: both_recorded(1), within=30)
 
         a.kill()  # the owner dies without a word
         # Node b sees its heartbeat lapse, takes the call over and tells the parties the recording
@@ -134,7 +93,7 @@ async def test_owner_killed_the_call_goes_on_in_a_linked_part_level_and_consent_
             sender = WitnessSender(VideoStreamTrack())
             senders.append(sender)
             assert (await sender.connect(client, sid, within=30)).recording
-        await _until(lambda: both_recorded(2), within=30)
+        await wait_until(lambda: both_recorded(2), within=30)
 
         first, second = (await recordings(conn, sid))[:2]
         assert (first["part"], second["part"]) == (1, 2)
@@ -163,14 +122,9 @@ async def test_owner_killed_the_call_goes_on_in_a_linked_part_level_and_consent_
         async def closed() -> bool:
             return (await recordings(conn, sid))[1]["ended_at"] is not None
 
-        await _until(closed, within=20)
+        await wait_until(closed, within=20)
     finally:
         await conn.close()
-        for sender in senders:
-            await sender.close()
-        for client in clients:
-            await client.close()
-        a.stop()
-        b.stop()
+        await close_media(senders, clients, a, b)
     log = b.tail(4000)
     assert "Traceback" not in log, log

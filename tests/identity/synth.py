@@ -30,7 +30,7 @@ def turn(image: BGR, face: Face, degrees: float, vertical: bool = False, radius:
     Positive yaw degrees move the nose towards the image's right: the customer's own left on a
     camera frame that is not mirrored (what :func:`identity.liveness.evaluate` calls ``turn_left``).
     ``radius`` is the cylinder's, in eye distances.  How far YuNet's landmarks follow depends on the
-    photo and framing: measure the readings for the photo you use (see ``tests/browser/test_journey.py``)."""
+    photo and framing: measure the readings for the photo you use (see ``tests/browser/identity_checks.py``)."""
     h, w = image.shape[:2]
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
     centre = face.landmarks[2]
@@ -124,6 +124,17 @@ def render_card(holder: CardHolder) -> BGR:
     out = cv2.cvtColor(np.asarray(card), cv2.COLOR_RGB2BGR)
     cv2.rectangle(out, (0, 0), (CARD_W - 1, CARD_H - 1), (200, 205, 215), 3)
     return np.asarray(out, np.uint8)
+
+
+def card_photo_jpeg(portrait: Path, id_number: str, name: str, birth: str) -> bytes:
+    """A JPEG photo of an ID card on a table: the holder's number, name and birth date (ISO), and
+    a portrait cropped from the photo ``portrait``."""
+    photo = cv2.imread(str(portrait))
+    assert photo is not None, portrait
+    card = render_card(CardHolder(id_number, portrait_crop(photo), name=name, birth=dt.date.fromisoformat(birth)))
+    ok, buf = cv2.imencode(".jpg", on_table(card, rotated(-4)), [cv2.IMWRITE_JPEG_QUALITY, 92])
+    assert ok
+    return bytes(buf.tobytes())
 
 
 def render_back() -> BGR:

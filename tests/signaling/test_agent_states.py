@@ -13,7 +13,7 @@ from signaling import protocol as p
 from signaling.aio import SIGNALING
 from signaling.client import SignalingClient
 from tests.conftest import login
-from tests.signaling.conftest import Connect
+from tests.signaling.conftest import Connect, offered
 
 WRAP_UP_S = 1
 
@@ -80,12 +80,7 @@ async def test_states_are_the_servers_and_wrap_up_ends_by_itself(
 
 
 async def test_wrap_up_extended_and_closed(connect: Connect, app_client: TestClient[Any, Any]) -> None:
-    agent = await connect("agent1")
-    await agent.send(p.Presence(state="available"))
-    await agent.expect(p.PresenceAck)
-    customer = await connect()
-    await customer.send(p.Join())
-    offer = await agent.expect(p.CallOffer)
+    agent, _, offer = await offered(connect)
     await state(agent, p.AgentState.OFFERED)
     await agent.send(p.Accept(call_id=offer.call_id))
     await state(agent, p.AgentState.IN_CALL)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,7 +13,6 @@ from typing import Any
 import aiohttp
 import asyncpg
 import pytest
-import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient, TestServer
 
 from counter.config import load_settings
@@ -27,11 +25,9 @@ from signaling.witness.client import WitnessSender
 from storage import Database
 from tests.calls import live_call
 from tests.conftest import PG_URL
-from tests.signaling.conftest import STAFF
-from tests.signaling.test_witness import _decode, _recording_row
+from tests.signaling.conftest import REDIS_URL, drop_keys
+from tests.signaling.witnessing import closed_recording, consented_call, decoded_packets
 from web.recordings_api import RECORDINGS
-
-REDIS_URL = os.environ.get("COUNTER_TEST_REDIS_URL", "redis://127.0.0.1:6379/3")
 
 
 @pytest.fixture(autouse=True)
@@ -43,24 +39,16 @@ async def test_the_recording_holds_three_parties(app_client: TestClient[Any, Any
     base = str(app_client.server.make_url("")).rstrip("/")
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as staff_http, \
             aiohttp.ClientSession() as http:
-        agent = await HelperClient.staff(staff_http, base, "agent1", STAFF["agent1"])
-        holder = await HelperClient.customer(http, base)
-        assert isinstance(agent, HelperClient) and isinstance(holder, HelperClient)
-        await holder.consent_to_recording()
-        await agent.send(p.Presence(state="available"))
-        await holder.send(p.Join())
-        offer = await agent.expect(p.CallOffer)
-        await agent.send(p.Accept(call_id=offer.call_id))
-        await holder.expect(p.CallStarted)
+        agent, holder, call_id = await consented_call(staff_http, http, base, HelperClient)
         async with http.post(base + "/api/customer/helper/invite", headers={"X-Customer-Token": holder.token or ""}
                              ) as resp:
             code = (await resp.json())["code"]
         helper = await HelperClient.helper(http, base, code)
         senders = [WitnessSender(SyntheticVideo()) for _ in range(3)]
         try:
-            await senders[0].connect(holder, offer.call_id)
-            await senders[1].connect(agent, offer.call_id)
-            await senders[2].connect(helper, offer.call_id)
+            await senders[0].connect(holder, call_id)
+            await senders[1].connect(agent, call_id)
+            await senders[2].connect(helper, call_id)
             await asyncio.sleep(2.5)
             await holder.send(p.Hangup())
             await helper.expect(p.CallEnded)
@@ -69,10 +57,10 @@ async def test_the_recording_holds_three_parties(app_client: TestClient[Any, Any
                 await sender.close()
             for client in (helper, holder, agent):
                 await client.close()
-    row = await _recording_row(app_client, offer.call_id)
+    row = await closed_recording(app_client, call_id)
     files = app_client.app[RECORDINGS].open(row["id"])
     hashes = {i: files.file_sha256(i) for i in files.segments()}
-    packets, _ = await asyncio.to_thread(_decode, files, hashes)
+    packets, _ = await asyncio.to_thread(decoded_packets, files, hashes)
     assert set(packets) == {"customer.video", "customer.audio", "agent.video", "agent.audio", "helper.video",
                             "helper.audio"}, packets
 
@@ -104,11 +92,7 @@ async def _two_nodes(tmp_path: Path, **signaling: Any) -> AsyncIterator[list[Tes
         conn = await asyncpg.connect(PG_URL)
         await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         await conn.close()
-        client = aioredis.from_url(REDIS_URL)
-        keys = [k async for k in client.scan_iter(match=f"{prefix}:*")]
-        if keys:
-            await client.delete(*keys)
-        await client.aclose()
+        await drop_keys(prefix)
 
 
 async def test_helper_across_nodes_and_after_reconnects(tmp_path: Path) -> None:

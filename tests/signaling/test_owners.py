@@ -6,9 +6,7 @@ import asyncio
 
 from signaling.bus import InProcessBus, RedisBus
 from signaling.owners import Claim, Owners
-from tests.signaling.test_redis import REDIS_URL, prefix
-
-__all__ = ["prefix"]
+from tests.signaling.conftest import REDIS_URL
 
 
 async def test_first_claim_wins_until_its_node_dies_then_it_is_taken_over(prefix: str) -> None:

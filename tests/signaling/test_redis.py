@@ -8,31 +8,13 @@ import os
 import socket
 import subprocess
 import sys
-import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
-
-import aiohttp
-import pytest
-import redis.asyncio as aioredis
 
 from signaling.bus import RedisBus
 from signaling.probe import place_call
 from signaling.state import AgentRecord, CallRecord, CallStatus
-
-REDIS_URL = os.environ.get("COUNTER_TEST_REDIS_URL", "redis://127.0.0.1:6379/3")
-
-
-@pytest.fixture
-async def prefix() -> AsyncIterator[str]:
-    """A key prefix for this test only; its keys are deleted afterwards."""
-    name = f"rctest-{uuid.uuid4().hex[:10]}"
-    yield name
-    client = aioredis.from_url(REDIS_URL)
-    keys = [k async for k in client.scan_iter(match=f"{name}:*")]
-    if keys:
-        await client.delete(*keys)
-    await client.aclose()
+from tests.hardening.nodes import serve_env, until_healthy
+from tests.signaling.conftest import REDIS_URL
 
 
 async def test_two_buses_share_state_and_route(prefix: str) -> None:
@@ -125,44 +107,20 @@ def _spawn(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
         return subprocess.Popen([sys.executable, "-m", "counter.cli", "serve"], env=env, stdout=log, stderr=log)
 
 
-async def _wait_up(url: str, proc: subprocess.Popen[bytes]) -> None:
-    async with aiohttp.ClientSession() as http:
-        for _ in range(300):
-            if proc.poll() is not None:
-                raise AssertionError(f"server exited with {proc.returncode}")
-            try:
-                async with http.get(url + "/healthz") as resp:
-                    if resp.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise AssertionError(f"{url} did not come up")
-
-
 async def test_customer_on_node_a_served_by_agent_on_node_b(tmp_path: Path, prefix: str) -> None:
     procs: list[subprocess.Popen[bytes]] = []
     urls: list[str] = []
     try:
         for name in ("a", "b"):
             port = _free_port()
-            env = {
-                **os.environ,
-                "COUNTER_CONFIG": str(tmp_path / "none.toml"),
-                "COUNTER_TLS": "false",
-                "COUNTER_HOST": "127.0.0.1",
-                "COUNTER_PORT": str(port),
-                "COUNTER_DATA_DIR": str(tmp_path / name),
-                "COUNTER_REDIS_URL": REDIS_URL,
-                "COUNTER_NODE_ID": f"node-{name}",
-                "COUNTER_SIGNALING_REDIS_PREFIX": prefix,
-                "COUNTER_SIGNALING_TICK_S": "0.1",
-                "COUNTER_LOG_LEVEL": "WARNING",
-            }
+            env = serve_env(tmp_path / "none.toml", port, tmp_path / name, COUNTER_REDIS_URL=REDIS_URL,
+                            COUNTER_NODE_ID=f"node-{name}", COUNTER_SIGNALING_REDIS_PREFIX=prefix,
+                            COUNTER_SIGNALING_TICK_S="0.1", COUNTER_LOG_LEVEL="WARNING")
             procs.append(_spawn(env, tmp_path / f"{name}.log"))
             urls.append(f"http://127.0.0.1:{port}")
         for url, proc in zip(urls, procs, strict=True):
-            await _wait_up(url, proc)
+            why = await until_healthy(url, proc, tries=300)
+            assert why is None, f"{url} {why}"
         result = await place_call(urls[0], "agent2", "agent2-demo", agent_url=urls[1], frames=10, within=30)
         assert (result["customer_node"], result["agent_node"]) == ("node-a", "node-b")
         assert result["frames_received"] >= 10 and result["frames_received_agent"] >= 10

@@ -14,12 +14,21 @@ from signaling import protocol as p
 from signaling.aio import SIGNALING
 from signaling.client import ClientError, SignalingClient
 from tests.conftest import login
-from tests.signaling.conftest import Connect
+from tests.signaling.conftest import Connect, available
 
 
-async def available(agent: SignalingClient, skills: list[str] | None = None) -> None:
-    await agent.send(p.Presence(state="available", skills=skills))
-    await agent.expect(p.PresenceAck)
+async def agent2_offered_first(
+    connect: Connect,
+) -> tuple[SignalingClient, SignalingClient, SignalingClient, p.CallOffer]:
+    """agent2 available, then agent1 (agent2 is the longest idle), then a customer joins: agent2,
+    agent1, the customer and agent2's offer."""
+    agent2 = await connect("agent2")
+    await available(agent2)
+    agent1 = await connect("agent1")
+    await available(agent1)
+    customer = await connect()
+    await customer.send(p.Join())
+    return agent2, agent1, customer, await agent2.expect(p.CallOffer)
 
 
 async def put_through(agent: SignalingClient, customer: SignalingClient) -> str:
@@ -28,6 +37,15 @@ async def put_through(agent: SignalingClient, customer: SignalingClient) -> str:
     await agent.expect(p.CallStarted)
     await customer.expect(p.CallStarted)
     return offer.call_id
+
+
+async def connected(connect: Connect, user: str = "agent1") -> tuple[SignalingClient, SignalingClient, str]:
+    """``user`` available and put through to a new customer: the agent, the customer and the call id."""
+    agent = await connect(user)
+    await available(agent)
+    customer = await connect()
+    await customer.send(p.Join())
+    return agent, customer, await put_through(agent, customer)
 
 
 async def test_customer_is_queued_offered_connected_and_relayed(connect: Connect) -> None:
@@ -92,24 +110,12 @@ async def test_care_lane_first_and_only_to_care_agents(connect: Connect) -> None
 
 
 async def test_longest_idle_agent_gets_the_call(connect: Connect) -> None:
-    agent2 = await connect("agent2")
-    await available(agent2)
-    agent1 = await connect("agent1")
-    await available(agent1)
-    customer = await connect()
-    await customer.send(p.Join())
-    offer = await agent2.expect(p.CallOffer)
+    _, _, customer, offer = await agent2_offered_first(connect)
     assert customer.welcome is not None and offer.call_id == customer.welcome.call_id
 
 
 async def test_unanswered_offer_goes_to_the_next_agent(connect: Connect) -> None:
-    agent2 = await connect("agent2")
-    await available(agent2)
-    agent1 = await connect("agent1")
-    await available(agent1)
-    customer = await connect()
-    await customer.send(p.Join())
-    first = await agent2.expect(p.CallOffer)
+    agent2, agent1, customer, first = await agent2_offered_first(connect)
     assert (await agent2.expect(p.OfferTimeout)).call_id == first.call_id
     assert (await agent2.expect(p.PresenceAck)).state == "away"
     second = await agent1.expect(p.CallOffer)
@@ -121,23 +127,13 @@ async def test_unanswered_offer_goes_to_the_next_agent(connect: Connect) -> None
 
 
 async def test_declined_call_goes_to_another_agent(connect: Connect) -> None:
-    agent2 = await connect("agent2")
-    await available(agent2)
-    agent1 = await connect("agent1")
-    await available(agent1)
-    customer = await connect()
-    await customer.send(p.Join())
-    offer = await agent2.expect(p.CallOffer)
+    agent2, agent1, _, offer = await agent2_offered_first(connect)
     await agent2.send(p.Decline(call_id=offer.call_id))
     assert (await agent1.expect(p.CallOffer)).call_id == offer.call_id
 
 
 async def test_agent_drop_puts_customer_back_at_the_head(connect: Connect) -> None:
-    agent1 = await connect("agent1")
-    await available(agent1)
-    first = await connect()
-    await first.send(p.Join())
-    call_id = await put_through(agent1, first)
+    agent1, first, call_id = await connected(connect)
     later = await connect()
     await later.send(p.Join())
     await later.expect(p.QueueStatus)
@@ -155,11 +151,7 @@ async def test_agent_drop_puts_customer_back_at_the_head(connect: Connect) -> No
 
 
 async def test_customer_reconnects_to_the_same_call(connect: Connect, base_url: str) -> None:
-    agent = await connect("agent1")
-    await available(agent)
-    customer = await connect()
-    await customer.send(p.Join())
-    call_id = await put_through(agent, customer)
+    agent, customer, call_id = await connected(connect)
     assert customer.token is not None
 
     await customer.close()
@@ -194,11 +186,7 @@ async def test_customer_gone_past_grace_is_abandoned(connect: Connect, app_clien
 
 
 async def test_transfer_and_silent_supervisor(connect: Connect) -> None:
-    agent1 = await connect("agent1")
-    await available(agent1)
-    customer = await connect()
-    await customer.send(p.Join())
-    call_id = await put_through(agent1, customer)
+    agent1, customer, call_id = await connected(connect)
 
     sup = await connect("super1")
     await sup.send(p.SilentJoin(call_id=call_id))
@@ -323,11 +311,7 @@ async def test_supervisor_metrics_and_snapshot(connect: Connect, app_client: Tes
 
 
 async def test_sender_cannot_be_forged(connect: Connect) -> None:
-    agent = await connect("agent1")
-    await available(agent)
-    customer = await connect()
-    await customer.send(p.Join())
-    call_id = await put_through(agent, customer)
+    agent, customer, call_id = await connected(connect)
     await customer.send({"type": "chat", "call_id": call_id, "text": "hi", "sender": "agent:agent1"})
     assert (await customer.expect(p.ErrorMsg)).code == "invalid"
     await customer.send(" \n " + json.dumps({"type": "chat", "call_id": call_id, "text": "x"}))

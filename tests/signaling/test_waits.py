@@ -18,7 +18,7 @@ from signaling import protocol as p
 from signaling.waits import HandleTimes, LaneNow, expected_wait_s, gamma_median
 from storage import Database
 from tests.conftest import login
-from tests.signaling.conftest import Connect
+from tests.signaling.conftest import Connect, offered
 
 
 def test_gamma_median() -> None:
@@ -49,12 +49,7 @@ def test_median_estimate_within_a_quarter_of_realized_waits(agents: int, load: f
 
 async def test_live_estimates_reach_customer_and_supervisor(app_client: TestClient[Any, Any],
                                                              connect: Connect) -> None:
-    agent = await connect("agent1")
-    await agent.send(p.Presence(state="available"))
-    await agent.expect(p.PresenceAck)
-    talking = await connect()
-    await talking.send(p.Join())
-    offer = await agent.expect(p.CallOffer)
+    agent, _, offer = await offered(connect)  # a customer in a call
     await agent.send(p.Accept(call_id=offer.call_id))
     await agent.expect(p.CallStarted)  # the one agent is busy now
     second, third = await connect(), await connect()

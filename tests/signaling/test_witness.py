@@ -14,13 +14,11 @@ from typing import Any
 
 import aiohttp
 import av
-import cv2
 import numpy as np
 import pytest
 from aiohttp.test_utils import TestClient
-from aiortc.mediastreams import VideoStreamTrack
 
-from counter.appkeys import DB, SETTINGS
+from counter.appkeys import SETTINGS
 from counter.audit import AUDIT
 from counter.config import Settings
 from signaling import protocol as p
@@ -30,34 +28,10 @@ from signaling.witness import MediaState, RecordingError, SegmentTampered, Witne
 from signaling.witness.client import WitnessClient, WitnessSender
 from signaling.witness.recording import Recorder, RecordingFiles, vp8_keyframe_size
 from tests.conftest import login
-from tests.signaling.conftest import STAFF
+from tests.signaling.witnessing import PhotoVideo, closed_recording, consented_call, decoded_packets
 from web.recordings_api import RECORDINGS, WITNESS, purge_recordings, verify_recording
 
 FACES = Path(__file__).resolve().parents[2].parent / "shared" / "faces"
-
-
-class PhotoVideo(VideoStreamTrack):
-    """A camera that films a still photo (letterboxed to 640x480) at 15 fps."""
-
-    def __init__(self, photo: Path) -> None:
-        super().__init__()
-        image = cv2.imread(str(photo))
-        assert image is not None, photo
-        scale = min(640 / image.shape[1], 480 / image.shape[0])
-        small = cv2.resize(image, (int(image.shape[1] * scale) // 2 * 2, int(image.shape[0] * scale) // 2 * 2))
-        canvas = np.zeros((480, 640, 3), np.uint8)
-        y, x = (480 - small.shape[0]) // 2, (640 - small.shape[1]) // 2
-        canvas[y : y + small.shape[0], x : x + small.shape[1]] = small
-        self._frame = av.VideoFrame.from_ndarray(canvas, format="bgr24").reformat(format="yuv420p")
-        self._n = 0
-
-    async def recv(self) -> av.VideoFrame:
-        await asyncio.sleep(1 / 15)
-        frame = av.VideoFrame.from_ndarray(self._frame.to_ndarray(format="bgr24"), format="bgr24")
-        frame.pts = self._n * 6000
-        frame.time_base = fractions.Fraction(1, 90000)
-        self._n += 1
-        return frame
 
 
 @pytest.fixture
@@ -77,63 +51,10 @@ async def call(app_client: TestClient[Any, Any]) -> AsyncIterator[Call]:
     base = str(app_client.server.make_url("")).rstrip("/")
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as staff_http, \
             aiohttp.ClientSession() as customer_http:
-        agent = await WitnessClient.staff(staff_http, base, "agent1", STAFF["agent1"])
-        customer = await WitnessClient.customer(customer_http, base)
-        assert isinstance(agent, WitnessClient) and isinstance(customer, WitnessClient)
-        state = await customer.consent_to_recording()
-        assert state.consent
-        await agent.send(p.Presence(state="available"))
-        await customer.send(p.Join())
-        offer = await agent.expect(p.CallOffer)
-        await agent.send(p.Accept(call_id=offer.call_id))
-        await customer.expect(p.CallStarted)
-        await agent.expect(p.CallStarted)
-        yield Call(agent, customer, offer.call_id)
+        agent, customer, call_id = await consented_call(staff_http, customer_http, base, WitnessClient)
+        yield Call(agent, customer, call_id)
         await agent.close()
         await customer.close()
-
-
-async def _recording_row(app_client: TestClient[Any, Any], call_id: str, within: float = 15.0) -> dict[str, Any]:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        row = await app_client.app[DB].fetchrow("SELECT * FROM recordings WHERE call_id = $1", call_id)
-        if row is not None and row["ended_at"] is not None:
-            return dict(row)
-        await asyncio.sleep(0.1)
-    raise AssertionError("the recording was not closed after the hang-up")
-
-
-def _decode(files: RecordingFiles, hashes: dict[int, str]) -> tuple[dict[str, int], int]:
-    """Packets per track over all segments (decoding every video frame), and the last timestamp (ms)."""
-    packets: dict[str, int] = {}
-    last = 0
-    tracks = files.header["tracks"]
-    for index in files.segments():
-        path = files.directory / f"plain-{index}.webm"
-        path.write_bytes(files.read_segment(index, hashes[index]))
-        with av.open(str(path)) as container:
-            count = len(container.streams)
-        for number in range(count):
-            # A fresh demuxer per track: seeking back in a short WebM segment may be refused (EPERM).
-            with av.open(str(path)) as container:
-                stream = container.streams[number]
-                name = tracks[stream.index]
-                for packet in container.demux(stream):
-                    if packet.size == 0:
-                        continue
-                    packets[name] = packets.get(name, 0) + 1
-                    assert packet.pts is not None
-                    last = max(last, int(packet.pts * packet.time_base * 1000))
-        for number in (0, 1):
-            with av.open(str(path)) as container:
-                stream = container.streams.video[number]
-                sent = sum(1 for pk in container.demux(stream) if pk.size)
-            with av.open(str(path)) as container:
-                decoded = len(list(container.decode(container.streams.video[number])))
-            name = ("customer.video", "agent.video")[number]
-            assert decoded >= sent - 1, f"segment {index}: {name} does not decode"
-        path.unlink()
-    return packets, last
 
 
 async def test_recording_has_both_parties_and_audited_segments(app_client: TestClient[Any, Any], call: Call) -> None:
@@ -155,7 +76,7 @@ async def test_recording_has_both_parties_and_audited_segments(app_client: TestC
         for peer in peers:
             await peer.close()
 
-    row = await _recording_row(app_client, call.call_id)
+    row = await closed_recording(app_client, call.call_id)
     assert row["id"] == state.recording_id
     log = app_client.app[AUDIT]
     entries = [e["entry"] for e in await log.search(action="recording.segment", session_id=call.call_id)]
@@ -166,7 +87,7 @@ async def test_recording_has_both_parties_and_audited_segments(app_client: TestC
     assert all(c["status"] == "ok" for c in await verify_recording(app_client.app, row["id"], call.call_id))
     assert [e["entry"]["action"] for e in await log.search(action="recording.consent", session_id=call.call_id)]
 
-    packets, last_ms = await asyncio.to_thread(_decode, files, hashes)
+    packets, last_ms = await asyncio.to_thread(decoded_packets, files, hashes)
     assert set(packets) == {"customer.video", "customer.audio", "agent.video", "agent.audio"}
     assert abs(last_ms / 1000 - call_s) < 1.0, (last_ms, call_s)
 
@@ -234,7 +155,7 @@ async def test_recorded_without_decoding_and_decoded_on_demand(
     finally:
         for sender in senders:
             await sender.close()
-    row = await _recording_row(app_client, call.call_id)
+    row = await closed_recording(app_client, call.call_id)
     files = app_client.app[RECORDINGS].open(row["id"])
     assert files.segments()
     for index in files.segments():  # valid WebM files with the original codecs, all four tracks
@@ -311,7 +232,7 @@ async def test_recording_purged_after_retention(app_client: TestClient[Any, Any]
     for i, data in enumerate(_vp8_packets(45)):
         call.recorder.packet("customer", "video", data, i * 3000, 90000, now=i / 30)
     await witness.end(call.call_id)
-    row = await _recording_row(app_client, call.call_id)
+    row = await closed_recording(app_client, call.call_id)
     files = app[RECORDINGS].open(row["id"])
     assert files.segments() and row["segments"] == len(files.segments())
 

@@ -17,7 +17,7 @@ from counter.sessions import Level
 from signaling import protocol as p
 from signaling.client import SignalingClient
 from tests.calls import live_call
-from tests.conftest import FACES
+from tests.conftest import CARD_PORTRAIT, FACES
 from web.counter_api import ACCOUNTS, SESSIONS
 from web.identity_api import IDENTITY
 
@@ -132,18 +132,9 @@ async def test_not_asked_means_no_face_processing(app_client: TestClient[Any, An
 
 def _card_photo(id_number: str, name: str, birth: str) -> bytes:
     """A photo of the holder's ID card on a table (synthetic card, real portrait)."""
-    import datetime as dt
-
-    import cv2
-
     from tests.identity import synth
 
-    portrait = cv2.imread(str(FACES / "faceonnx" / "nicole_kidman" / "nicole_1.jpg"))
-    card = synth.render_card(synth.CardHolder(id_number, synth.portrait_crop(portrait), name=name,
-                                              birth=dt.date.fromisoformat(birth)))
-    ok, buf = cv2.imencode(".jpg", synth.on_table(card, synth.rotated(-4)), [cv2.IMWRITE_JPEG_QUALITY, 92])
-    assert ok
-    return buf.tobytes()
+    return synth.card_photo_jpeg(CARD_PORTRAIT, id_number, name, birth)
 
 
 async def test_declined_id_still_is_read_without_face_processing_then_attested(

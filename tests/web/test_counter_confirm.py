@@ -15,7 +15,7 @@ from counter.levels import Method
 from counter.proofs import ProofKind
 from counter.sessions import Level
 from signaling import protocol as p
-from tests.calls import live_call
+from tests.calls import LiveCall, live_call
 from tests.conftest import login
 from tests.counter.txkit import raise_on_proofs
 from web.counter_api import ACCOUNTS, SESSIONS
@@ -23,13 +23,19 @@ from web.counter_api import ACCOUNTS, SESSIONS
 MISLEADING = {"title_zh": "余额查询", "what_zh": "为您查询话费余额", "effect_zh": "只是查询，不做任何更改"}
 
 
+async def _at_a2(call: LiveCall, sessions: Any) -> str:
+    """The call's session at A2: the line's service password (A1), face consent, face and liveness proofs."""
+    sid = call.call_id
+    await call.staff("POST", f"/api/counter/sessions/{sid}/verify-password", json={"password": "246810"})
+    await sessions.set_face_consent(sid, True)
+    await raise_on_proofs(sessions, sid, Level.A2, Method.FACE, ProofKind.FACE_MATCH, ProofKind.LIVENESS)
+    return sid
+
+
 async def test_an_agents_words_never_reach_the_confirmation_screen(app_client: TestClient[Any, Any]) -> None:
     sessions = app_client.app[SESSIONS]
     async with live_call(str(app_client.make_url("")), claimed_phone="13800138000") as call:
-        sid = call.call_id
-        await call.staff("POST", f"/api/counter/sessions/{sid}/verify-password", json={"password": "246810"})
-        await sessions.set_face_consent(sid, True)
-        await raise_on_proofs(sessions, sid, Level.A2, Method.FACE, ProofKind.FACE_MATCH, ProofKind.LIVENESS)
+        sid = await _at_a2(call, sessions)
         status, tx = await call.staff(
             "POST",
             f"/api/counter/sessions/{sid}/transactions",
@@ -61,10 +67,7 @@ async def test_an_agents_words_never_reach_the_confirmation_screen(app_client: T
 async def test_the_puk_is_in_the_customers_answers_only(app_client: TestClient[Any, Any]) -> None:
     sessions = app_client.app[SESSIONS]
     async with live_call(str(app_client.make_url("")), claimed_phone="13800138000") as call:
-        sid = call.call_id
-        await call.staff("POST", f"/api/counter/sessions/{sid}/verify-password", json={"password": "246810"})
-        await sessions.set_face_consent(sid, True)
-        await raise_on_proofs(sessions, sid, Level.A2, Method.FACE, ProofKind.FACE_MATCH, ProofKind.LIVENESS)
+        sid = await _at_a2(call, sessions)
         await raise_on_proofs(sessions, sid, Level.A3, Method.IDCARD, ProofKind.ID_CARD, ProofKind.FACE_MATCH)
         account = await app_client.app[ACCOUNTS].get("13800138000")
         assert account is not None and account.sim is not None

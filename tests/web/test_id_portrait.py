@@ -21,7 +21,7 @@ from counter.sessions import Level
 from signaling import protocol as p
 from signaling.witness.client import WitnessClient, WitnessSender
 from tests.conftest import FACES
-from tests.signaling.test_witness import PhotoVideo
+from tests.signaling.witnessing import PhotoVideo
 from tests.web.test_identity_api import NICOLE, Live, _ready
 from tests.web.test_identity_api import models as models  # autouse: skip without the shared models
 from web.counter_api import ACCOUNTS, SESSIONS

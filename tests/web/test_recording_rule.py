@@ -4,6 +4,7 @@ and ``require_recording`` refusing state changes in a call that goes unrecorded 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fractions
 from collections.abc import AsyncIterator
 from typing import Any
@@ -62,6 +63,21 @@ async def _state(client: WitnessClient, **fields: Any) -> WitnessState:
     return await client.expect(WitnessState, **fields)  # type: ignore[type-var]
 
 
+@contextlib.asynccontextmanager
+async def _consented(
+    client: TestClient[Any, Any],
+) -> AsyncIterator[tuple[LiveCall, WitnessClient, WitnessClient]]:
+    """A call on witness sockets whose customer consented to the recording (the page told so): the
+    call, the customer and the agent."""
+    async with live_call(str(client.make_url("")), claimed_phone="13800138000", face_consent=True,
+                         client=WitnessClient) as call:
+        customer, agent = call.customer, call.agent
+        assert isinstance(customer, WitnessClient) and isinstance(agent, WitnessClient)
+        await customer.send(RecordingConsent(accepted=True))
+        await _state(customer, consent=True)
+        yield call, customer, agent
+
+
 async def _ready_for_a_change(call: LiveCall, client: TestClient[Any, Any]) -> dict[str, Any]:
     """Raise the session to A2 (as the identity checks would) and return a roaming change request."""
     status, _ = await call.staff("POST", f"/api/counter/sessions/{call.call_id}/verify-password",
@@ -73,12 +89,7 @@ async def _ready_for_a_change(call: LiveCall, client: TestClient[Any, Any]) -> d
 
 
 async def test_unreachable_witness_no_badge_agent_warned_change_refused(strict_client: TestClient[Any, Any]) -> None:
-    base = str(strict_client.make_url(""))
-    async with live_call(base, claimed_phone="13800138000", face_consent=True, client=WitnessClient) as call:
-        customer, agent = call.customer, call.agent
-        assert isinstance(customer, WitnessClient) and isinstance(agent, WitnessClient)
-        await customer.send(RecordingConsent(accepted=True))
-        await _state(customer, consent=True)
+    async with _consented(strict_client) as (call, customer, agent):
         # Both pages offer their legs and the witness answers, but no media ever gets through.
         senders = [WitnessSender(Bars()), WitnessSender(Bars())]
         try:
@@ -107,12 +118,7 @@ async def test_unreachable_witness_no_badge_agent_warned_change_refused(strict_c
 
 
 async def test_recording_badge_follows_media_and_stops(strict_client: TestClient[Any, Any]) -> None:
-    base = str(strict_client.make_url(""))
-    async with live_call(base, claimed_phone="13800138000", face_consent=True, client=WitnessClient) as call:
-        customer, agent = call.customer, call.agent
-        assert isinstance(customer, WitnessClient) and isinstance(agent, WitnessClient)
-        await customer.send(RecordingConsent(accepted=True))
-        await _state(customer, consent=True)
+    async with _consented(strict_client) as (call, customer, agent):
         sender, agent_leg = WitnessSender(Bars()), WitnessSender(Bars())
         try:
             state = await sender.connect(customer, call.call_id)  # returns once the witness says it records

@@ -37,3 +37,10 @@ async def audit(db: Database, signer: Signer) -> AsyncIterator[AuditLog]:
     log = await AuditLog.open(db, signer, PSEUDONYM_KEY, checkpoint_interval=0)
     yield log
     await log.close()
+
+
+async def roll_back(db: Database, size: int) -> None:
+    """What restoring an older copy of the database does to the log."""
+    await db.execute("DELETE FROM audit_entries WHERE seq >= $1", size)
+    await db.execute("DELETE FROM audit_checkpoints WHERE tree_size > $1", size)
+    await db.execute("DELETE FROM audit_tiles")

@@ -15,7 +15,7 @@ from counter.audit.verify import Problem, export_bundle, verify_bundle, verify_d
 from counter.audit.witness import Cosigner, cosign
 from counter.cli import main
 from storage import Database
-from tests.counter.audit.conftest import PSEUDONYM_KEY
+from tests.counter.audit.conftest import PSEUDONYM_KEY, roll_back
 
 
 async def grow(audit: AuditLog, n: int, tag: str) -> Checkpoint:
@@ -24,13 +24,6 @@ async def grow(audit: AuditLog, n: int, tag: str) -> Checkpoint:
     cp = await audit.flush()
     assert cp is not None
     return cp
-
-
-async def roll_back(db: Database, size: int) -> None:
-    """What restoring an older copy of the database does to the log."""
-    await db.execute("DELETE FROM audit_entries WHERE seq >= $1", size)
-    await db.execute("DELETE FROM audit_checkpoints WHERE tree_size > $1", size)
-    await db.execute("DELETE FROM audit_tiles")
 
 
 def kinds(report_problems: list[Problem]) -> set[str]:
