@@ -1,4 +1,9 @@
-"""App wiring: the one place that knows every package."""
+"""App wiring: the one place that knows every package.
+
+:func:`build_app` opens the database, builds every service (:func:`build_services`) and hands them to
+the web layer on the app under the keys of :mod:`counter.appkeys`; the web modules in
+:data:`COMPONENTS` then add their routes, middlewares and the work they do beside the requests.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +15,40 @@ from pathlib import Path
 
 from aiohttp import web
 
-from counter.appkeys import DB, EVIDENCE, NOT_READY, SETTINGS
+from counter.accounts import StorageAccountSystem
+from counter.appkeys import (
+    ACCOUNTS,
+    DB,
+    ENGINE,
+    EVIDENCE,
+    GUIDANCE,
+    IDENTITY,
+    MAINTENANCE,
+    NOT_READY,
+    SESSIONS,
+    SETTINGS,
+    SMS_CODES,
+    WORKORDERS,
+)
+from counter.audit import AUDIT, AuditError, AuditEvent, AuditLog, open_audit_log
+from counter.audit.witnessing import WitnessConfig, Witnessing, WitnessRefusal
 from counter.config import Settings
 from counter.demo import load_demo
+from counter.guessing import Guard
+from counter.guidance import GuidanceRuns
+from counter.identity_models import IdentityState
+from counter.jobs import Maintenance
 from counter.logging import install as mask_personal_data_in_logs
 from counter.sealed import Sealer, seal_plain_photos
+from counter.sessions import CounterSessions
+from counter.smscode import SmsCodes
+from counter.transactions.engine import TransactionEngine
+from counter.users import UserStore
+from counter.workorders import WorkOrders
 from identity.evidence import EvidenceStore, load_or_create_master_key
-from storage import migrate, open_database
+from storage import Database, migrate, open_database
+from web.audit_api import WITNESSING
+from web.auth import GUARD, USERS
 from web.error_map import domain_error_middleware
 from web.errors import error_middleware
 from web.security import security_headers
@@ -24,7 +56,8 @@ from web.security import security_headers
 log = logging.getLogger("counter.app")
 
 #: Components set up in this order; each is ``"module:function"`` taking the application
-#: (sync or async).  A component puts what it offers on the app under its own ``web.AppKey``.
+#: (sync or async).  A web component declares its routes (and middlewares, and the work it does
+#: beside the requests) with the services :func:`build_services` put on the app.
 COMPONENTS: list[str] = [
     "web.health:setup",
     "web.ratelimit:setup",
@@ -56,14 +89,86 @@ def private_dir(path: Path) -> None:
     os.chmod(path, 0o700)
 
 
+async def _witnessing(settings: Settings, db: Database, audit: AuditLog) -> Witnessing | None:
+    """Check the stored tree against the witnesses; refuse to serve (audited) if behind or inconsistent."""
+    if not settings.audit_witnesses:
+        return None
+    try:
+        configs = [WitnessConfig.parse(spec) for spec in settings.audit_witnesses]
+    except ValueError as exc:
+        raise AuditError(str(exc)) from exc
+    witnessing = Witnessing(audit, configs)
+    try:
+        await witnessing.check_on_start()
+    except WitnessRefusal as exc:
+        logging.getLogger("counter.audit").error("refusing to serve: %s", exc)
+        async with db.transaction() as tx:
+            await audit.append_in(tx, AuditEvent("audit.start_refused", "system", "system", outcome="refused",
+                                                 details=exc.details, reason=str(exc)))
+        await witnessing.close()
+        await audit.abandon()
+        raise
+    witnessing.start()
+    return witnessing
+
+
+async def _open_audit(app: web.Application) -> None:
+    """The audit log (``app[AUDIT]``), checked against its witnesses if any; flushed and closed on cleanup."""
+    audit = await open_audit_log(app[DB], app[SETTINGS])
+    app[AUDIT] = audit
+    witnessing = await _witnessing(app[SETTINGS], app[DB], audit)
+    if witnessing is not None:
+        app[WITNESSING] = witnessing
+
+    async def close(app: web.Application) -> None:
+        if WITNESSING in app:
+            await app[WITNESSING].close()
+        await app[AUDIT].close()
+
+    app.on_cleanup.append(close)
+
+
+async def _load_models(app: web.Application) -> None:
+    """The face and ID models, loaded in an executor before serving; if they cannot be, /readyz says why."""
+    ident = IdentityState(app[EVIDENCE])
+    app[IDENTITY] = ident
+    if (error := await ident.load(app[SETTINGS])) is not None:
+        app[NOT_READY]["models"] = error
+
+
+def _counter_services(app: web.Application) -> None:
+    """Accounts, counter sessions, work orders, guidance, the transaction engine and its helpers."""
+    db, audit, settings = app[DB], app[AUDIT], app[SETTINGS]
+    accounts = StorageAccountSystem(db, Sealer(settings.effective_master_key_file))
+    sessions = CounterSessions(db, audit)
+    workorders = WorkOrders(db)
+    app[ACCOUNTS] = accounts
+    app[SESSIONS] = sessions
+    app[WORKORDERS] = workorders
+    app[GUIDANCE] = GuidanceRuns(db)
+    app[ENGINE] = TransactionEngine(db, accounts, sessions, workorders, audit, node_id=settings.effective_node_id)
+    app[MAINTENANCE] = Maintenance(accounts, audit)
+    app[SMS_CODES] = SmsCodes(db, accounts, sessions, audit)
+
+
+async def build_services(app: web.Application) -> None:
+    """Every service the web layer uses, on the app under its key."""
+    settings, db = app[SETTINGS], app[DB]
+    app[EVIDENCE] = EvidenceStore(settings.effective_evidence_dir,
+                                  load_or_create_master_key(settings.effective_master_key_file))
+    await _open_audit(app)
+    app[USERS] = UserStore(db)
+    app[GUARD] = Guard(db)
+    _counter_services(app)
+    await _load_models(app)
+
+
 async def build_app(settings: Settings) -> web.Application:
-    """Open the database, apply migrations, load demo data on first start, and set up every component."""
+    """Open the database, apply migrations, load demo data on first start, build the services and set
+    up every component."""
     mask_personal_data_in_logs()
     settings.check_paths()
-    app = web.Application(
-        middlewares=[security_headers, error_middleware, domain_error_middleware],
-        client_max_size=settings.max_body_bytes,
-    )
+    app = web.Application(middlewares=[security_headers, error_middleware], client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
     app[NOT_READY] = {}
     private_dir(settings.data_dir)
@@ -78,13 +183,14 @@ async def build_app(settings: Settings) -> web.Application:
         sealed = await seal_plain_photos(db, Sealer(settings.effective_master_key_file))
         if sealed:
             log.info("sealed %d holder photos stored in clear before", sealed)
-        app[EVIDENCE] = EvidenceStore(settings.effective_evidence_dir,
-                                      load_or_create_master_key(settings.effective_master_key_file))
+        await build_services(app)
         for ref in COMPONENTS:
             module, func = ref.split(":")
             result = getattr(importlib.import_module(module), func)(app)
             if inspect.isawaitable(result):
                 await result
+        # Innermost: a handler's domain error is its HTTP answer before any other middleware sees it.
+        app.middlewares.append(domain_error_middleware)
     except BaseException:
         await db.close()
         raise

@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from counter.appkeys import DB, SETTINGS
+from counter.appkeys import SETTINGS
 from counter.audit import AUDIT, AuditEvent
 from counter.guessing import LOGIN_ACCOUNT, LOGIN_ADDRESS, Guard
 from counter.users import Role, User, UserStore, WebSession
@@ -146,8 +146,6 @@ async def me(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
-    app[USERS] = UserStore(app[DB])
-    app[GUARD] = Guard(app[DB])
     app.middlewares.append(session_middleware)
     app.router.add_post("/api/auth/login", login)
     app.router.add_post("/api/auth/logout", logout)

@@ -5,7 +5,8 @@ a damaged recording...); :data:`ERROR_MAP` says once what each means to a client
 :func:`domain_error_middleware` answers with it, so a handler need not catch them one by one.  A
 handler that means something else by an error (a work order *not found* rather than *in conflict*)
 still catches it itself.  Errors not listed stay 500 (a bug), and outages stay with
-:mod:`web.availability` (503).
+:mod:`web.availability` (503).  The middleware is the innermost (:mod:`counter.app` adds it last), so
+the other middlewares see the answer as if the handler had raised it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Callable
 from aiohttp import web
 
 from counter.guidance import GuidanceError
+from counter.identity_models import IdentityNotReady
 from counter.sessions import SessionError
 from counter.smscode import SmsCodeError
 from counter.transactions.engine import TxError
@@ -42,6 +44,7 @@ ERROR_MAP: list[tuple[type[Exception], Callable[[Exception], ApiError]]] = [
     (ImageError, lambda e: ApiError(400, "bad_image", str(e))),
     (UnusableReference, lambda e: ApiError(409, "no_reference", str(e))),
     (RecordingError, lambda e: ApiError(410, "unreadable", str(e))),
+    (IdentityNotReady, lambda e: ApiError(503, "identity_not_ready", str(e))),
 ]
 
 

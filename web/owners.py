@@ -26,8 +26,8 @@ from counter.config import Settings
 from signaling.aio import SIGNALING
 from signaling.owners import Owners
 from web.auth import retry_later
-from web.counter_api import CUSTOMER_HEADER
 from web.errors import ApiError, Handler
+from web.openapi import CUSTOMER_HEADER
 from web.ratelimit import RATE_LIMIT_EXEMPT
 
 log = logging.getLogger("web.owners")

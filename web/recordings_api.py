@@ -24,7 +24,7 @@ from typing import Any
 
 from aiohttp import web
 
-from counter.appkeys import DB, SETTINGS
+from counter.appkeys import DB, RECORDINGS, SETTINGS, WITNESS
 from counter.audit import AUDIT, AuditEvent
 from counter.background import repeat
 from counter.users import Role
@@ -43,8 +43,6 @@ from web.params import path_int
 
 log = logging.getLogger("web.recordings")
 
-WITNESS = web.AppKey("witness", Witness)
-RECORDINGS = web.AppKey("recordings", RecordingStore)
 _TICKETS: web.AppKey[Tickets] = web.AppKey("recording_tickets")
 _ENDING = web.AppKey("recording_endings", set[asyncio.Task[Any]])
 _INBOX = web.AppKey("witness_inbox", Inbox)

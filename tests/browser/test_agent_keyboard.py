@@ -20,6 +20,7 @@ from typing import Any
 
 import aiohttp
 
+from counter.appkeys import ACCOUNTS, SESSIONS
 from counter.audit import AUDIT
 from signaling.aio import SIGNALING
 from tests.browser.a11y import axe
@@ -32,7 +33,6 @@ from tests.browser.test_journey import (
     reactive_customer,
     staff_page,
 )
-from web.counter_api import ACCOUNTS, SESSIONS
 
 WRAP_UP_S = 3.0
 
@@ -363,8 +363,8 @@ async def customer_frames(env: BrowserEnv) -> dict[str, list[str]]:
     """The reactive camera's frames again (the page was reloaded to add the rear camera)."""
     import cv2
 
+    from counter.appkeys import IDENTITY
     from tests.browser.test_journey import CAMERA_PHOTO, render_moves
-    from web.identity_api import IDENTITY
 
     service = env.app[IDENTITY].ready()
     frames, _ = await service.faces.run(render_moves, service, CAMERA_PHOTO)

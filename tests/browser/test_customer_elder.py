@@ -15,6 +15,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from counter.appkeys import SESSIONS
 from counter.proofs import ProofKind
 from counter.sessions import Level
 from signaling import protocol as p
@@ -22,7 +23,6 @@ from signaling.aio import SIGNALING
 from signaling.client import ClientError
 from tests.browser.harness import Agent, BrowserEnv, queued, screenshot, spoken, to_queue
 from tests.counter.txkit import raise_on_proofs
-from web.counter_api import SESSIONS
 
 LINE = "13800138000"
 PASSWORD = "246810"  # the demo line's service password

@@ -25,12 +25,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
 
+from counter.appkeys import ACCOUNTS, IDENTITY, SESSIONS
 from counter.audit import AUDIT
 from counter.sessions import Level
 from tests.browser.conftest import FACES
 from tests.browser.harness import SCREENSHOTS, BrowserEnv, spoken, to_queue
-from web.counter_api import ACCOUNTS, SESSIONS
-from web.identity_api import IDENTITY
 
 DESKTOP = {"width": 1440, "height": 900}
 MATCHING_LINE = "13900139000"  # 奥巴马: the reactive camera shows him

@@ -17,6 +17,7 @@ import pytest
 import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient, TestServer
 
+from counter.appkeys import RECORDINGS
 from counter.config import load_settings
 from signaling import protocol as p
 from signaling.aio import SIGNALING
@@ -29,7 +30,6 @@ from tests.calls import live_call
 from tests.conftest import PG_URL
 from tests.signaling.conftest import STAFF
 from tests.signaling.test_witness import _decode, _recording_row
-from web.recordings_api import RECORDINGS
 
 REDIS_URL = os.environ.get("COUNTER_TEST_REDIS_URL", "redis://127.0.0.1:6379/3")
 

@@ -20,7 +20,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from aiortc.mediastreams import VideoStreamTrack
 
-from counter.appkeys import DB, SETTINGS
+from counter.appkeys import DB, RECORDINGS, SETTINGS, WITNESS
 from counter.audit import AUDIT
 from counter.config import Settings
 from signaling import protocol as p
@@ -31,7 +31,7 @@ from signaling.witness.client import WitnessClient, WitnessSender
 from signaling.witness.recording import Recorder, RecordingFiles, vp8_keyframe_size
 from tests.conftest import login
 from tests.signaling.conftest import STAFF
-from web.recordings_api import RECORDINGS, WITNESS, purge_recordings, verify_recording
+from web.recordings_api import purge_recordings, verify_recording
 
 FACES = Path(__file__).resolve().parents[2].parent / "shared" / "faces"
 

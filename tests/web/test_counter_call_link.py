@@ -9,9 +9,9 @@ from typing import Any
 import aiohttp
 from aiohttp.test_utils import TestClient
 
+from counter.appkeys import SESSIONS
 from signaling import protocol as p
 from signaling.client import SignalingClient
-from web.counter_api import SESSIONS
 
 
 async def test_accepted_call_has_its_counter_session(app_client: TestClient[Any, Any]) -> None:
