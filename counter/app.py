@@ -11,27 +11,41 @@ import importlib
 import inspect
 import logging
 import os
+import socket
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
 from counter.accounts import StorageAccountSystem
 from counter.appkeys import (
     ACCOUNTS,
+    CALLBACKS,
     DB,
     ENGINE,
     EVIDENCE,
+    GUARD,
     GUIDANCE,
+    HELPER_STARTS,
+    HELPERS,
+    HOLDS,
     IDENTITY,
     MAINTENANCE,
     NOT_READY,
+    OWNERS,
+    RECORDINGS,
     SESSIONS,
     SETTINGS,
     SMS_CODES,
+    USERS,
+    WITNESS,
+    WITNESSING,
     WORKORDERS,
 )
 from counter.audit import AUDIT, AuditError, AuditEvent, AuditLog, open_audit_log
 from counter.audit.witnessing import WitnessConfig, Witnessing, WitnessRefusal
+from counter.callbacks import Callbacks
 from counter.config import Settings
 from counter.demo import load_demo
 from counter.guessing import Guard
@@ -39,6 +53,7 @@ from counter.guidance import GuidanceRuns
 from counter.identity_models import IdentityState
 from counter.jobs import Maintenance
 from counter.logging import install as mask_personal_data_in_logs
+from counter.recordings import RecordingIndex
 from counter.sealed import Sealer, seal_plain_photos
 from counter.sessions import CounterSessions
 from counter.smscode import SmsCodes
@@ -46,11 +61,20 @@ from counter.transactions.engine import TransactionEngine
 from counter.users import UserStore
 from counter.workorders import WorkOrders
 from identity.evidence import EvidenceStore, load_or_create_master_key
+from signaling.aio import SIGNALING
+from signaling.bus import make_bus
+from signaling.helper_start import HelperStarts
+from signaling.helpers import HelperAudit, Helpers, HelperStore
+from signaling.hold import HoldOptions, Holds
+from signaling.owners import Owners
+from signaling.service import IceConfig, SignalingService
+from signaling.store import SignalingStore
+from signaling.witness import RecordingStore, Witness
+from signaling.witness.compat import Decode
 from storage import Database, migrate, open_database
-from web.audit_api import WITNESSING
-from web.auth import GUARD, USERS
 from web.error_map import domain_error_middleware
 from web.errors import error_middleware
+from web.owners import internal_url
 from web.security import security_headers
 
 log = logging.getLogger("counter.app")
@@ -151,6 +175,66 @@ def _counter_services(app: web.Application) -> None:
     app[SMS_CODES] = SmsCodes(db, accounts, sessions, audit)
 
 
+def _signaling(settings: Settings, db: Database) -> SignalingService:
+    """The signaling service on the shared state (Redis, or this process alone)."""
+    options = settings.signaling_options
+    bus = make_bus(settings.redis_url, settings.effective_node_id, options.redis_prefix,
+                   max_connections=settings.redis_max_connections, pool_timeout_s=settings.redis_pool_timeout_s)
+    ice = IceConfig(settings.stun_urls, settings.turn_urls, settings.turn_secret, settings.turn_ttl_s)
+    return SignalingService(SignalingStore(db), bus, options, ice)
+
+
+def _helpers(app: web.Application) -> None:
+    """Helpers (家属) joining a holder's call, their audit entries, and helpers starting a call."""
+    helpers = Helpers(app[SIGNALING], HelperStore(app[DB]))
+    helpers.attach()
+    audit = app[AUDIT]
+
+    async def to_audit(entry: HelperAudit) -> None:
+        # The helper's name is personal data: purgeable, never in the entry's immutable body.
+        details = {"relation": entry.relation} if entry.relation else {}
+        await audit.append(AuditEvent(entry.action, entry.actor_role, entry.actor_id, outcome=entry.outcome,
+                                      session_id=entry.call_id, account=entry.claimed_account, details=details,
+                                      personal={"name": entry.name} if entry.name else {}))
+
+    helpers.audit_hooks.append(to_audit)
+    app[HELPERS] = helpers
+    app[HELPER_STARTS] = HelperStarts(app[DB], app[SIGNALING].store, helpers.store)
+
+
+def _public_url(settings: Settings) -> str:
+    """Where customers reach the service (in the texts sent to kept places)."""
+    host = settings.host if settings.host not in ("0.0.0.0", "::", "") else socket.gethostname()
+    return f"{'https' if settings.tls else 'http'}://{host}:{settings.port}"
+
+
+def _holds(app: web.Application) -> None:
+    """Kept places in the queue (texted when their turn is near), audited."""
+    options = HoldOptions.from_env(os.environ)
+    audit = app[AUDIT]
+
+    async def to_audit(action: str, call_id: str, details: Mapping[str, Any]) -> None:
+        await audit.append(AuditEvent(action, "system", "system", session_id=call_id, details=dict(details)))
+
+    holds = Holds(app[SIGNALING], app[DB], options, options.public_url or _public_url(app[SETTINGS]), to_audit)
+    holds.attach()
+    app[HOLDS] = holds
+
+
+def _witness(app: web.Application) -> None:
+    """The witness on every call of this node, its recordings indexed and audited as they are made."""
+    settings = app[SETTINGS]
+    store = RecordingStore(settings.effective_recordings_dir,
+                           load_or_create_master_key(settings.effective_master_key_file))
+    index = RecordingIndex(app[DB], app[AUDIT], app[SIGNALING].node_id)
+    witness = Witness(store, segment_s=settings.witness_segment_s, on_segment=index.segment,
+                      on_recording_end=index.ended, on_recording_start=index.started,
+                      decode=Decode(settings.witness_decode))
+    witness.consent_lookup = index.consented_at
+    app[RECORDINGS] = store
+    app[WITNESS] = witness
+
+
 async def build_services(app: web.Application) -> None:
     """Every service the web layer uses, on the app under its key."""
     settings, db = app[SETTINGS], app[DB]
@@ -160,6 +244,12 @@ async def build_services(app: web.Application) -> None:
     app[USERS] = UserStore(db)
     app[GUARD] = Guard(db)
     _counter_services(app)
+    app[SIGNALING] = _signaling(settings, db)
+    app[OWNERS] = Owners(app[SIGNALING].bus, internal_url(settings))
+    _helpers(app)
+    _holds(app)
+    app[CALLBACKS] = Callbacks(db)
+    _witness(app)
     await _load_models(app)
 
 

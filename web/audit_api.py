@@ -11,12 +11,12 @@ import logging
 
 from aiohttp import web
 
-from counter.appkeys import DB, SETTINGS
+from counter.appkeys import DB, SETTINGS, WITNESSING
 from counter.audit import AUDIT, AuditError, AuditEvent, AuditLog
 from counter.audit.keys import Checkpoint, checkpoint_from_note, key_id, note_verifier_key, public_pem, raw_public
 from counter.audit.purge import purge_task
 from counter.audit.verify import MAX_KEPT, export_bundle, verify_database
-from counter.audit.witnessing import WitnessConfig, Witnessing
+from counter.audit.witnessing import WitnessConfig
 from counter.users import Role
 from web.audit_public import add_routes as add_public_routes
 from web.auth import require_role
@@ -24,7 +24,6 @@ from web.errors import ApiError, read_json
 from web.params import optional_query_int, parse_int, path_int, query_int
 
 _READERS = (Role.AUDITOR, Role.SUPERVISOR)
-WITNESSING = web.AppKey("audit_witnessing", Witnessing)
 log_error = logging.getLogger("counter.audit")
 _MAX_EXPORT = 10_000
 _MAX_PAGE = 1000

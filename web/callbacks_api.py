@@ -12,9 +12,9 @@ from typing import Any
 
 from aiohttp import web
 
-from counter.appkeys import DB
+from counter.appkeys import CALLBACKS, DB, HOLDS
 from counter.audit import AUDIT, AuditEvent
-from counter.callbacks import CallbackError, CallbackResult, Callbacks
+from counter.callbacks import CallbackError, CallbackResult
 from counter.users import Role
 from signaling.aio import SIGNALING
 from signaling.service import CallEvent
@@ -22,9 +22,7 @@ from storage.timeutil import iso
 from web.auth import require_role
 from web.errors import ApiError, read_json
 from web.params import path_int
-from web.waiting_api import HOLDS
 
-CALLBACKS: web.AppKey[Callbacks] = web.AppKey("callbacks", Callbacks)
 MOBILE = re.compile(r"1[3-9][0-9]{9}", re.ASCII)
 _STATUS = {"no_callback": 404, "wrong_status": 409, "not_yours": 403, "bad_time": 400}
 
@@ -142,7 +140,6 @@ def _route_to_agent(app: web.Application) -> Any:
 
 
 def setup(app: web.Application) -> None:
-    app[CALLBACKS] = Callbacks(app[DB])
     app[SIGNALING].hooks.insert(0, _route_to_agent(app))
     app.router.add_post("/api/customer/callbacks", book)
     app.router.add_get("/api/consoles/callbacks", due)

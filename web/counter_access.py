@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from counter.appkeys import SESSIONS, SETTINGS
+from counter.appkeys import HELPERS, SESSIONS, SETTINGS
 from counter.audit import AUDIT, AuditEvent
 from counter.levels import identity_path, steps_json
 from counter.sessions import CounterSession, CounterSessions, SessionNotFound
@@ -21,7 +21,6 @@ from signaling.state import CallRecord
 from storage.timeutil import unix_iso
 from web.auth import require_role
 from web.errors import ApiError
-from web.helpers_api import HELPERS
 from web.openapi import CUSTOMER_HEADER
 
 #: How long after the call a customer may still rate it and read its results (nothing else).

@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import Field
 
-from counter.appkeys import ACCOUNTS, ENGINE, SESSIONS, SMS_CODES
+from counter.appkeys import ACCOUNTS, ENGINE, GUARD, SESSIONS, SMS_CODES
 from counter.audit import AUDIT, AuditEvent
 from counter.guessing import SERVICE_PASSWORD
 from counter.levels import Method, step_refusal, transaction_refusal
@@ -18,7 +18,7 @@ from counter.sessions import CounterSession, Level, SessionNotFound
 from counter.transactions import CATALOG
 from counter.users import Role
 from signaling.aio import SIGNALING
-from web.auth import GUARD, require_role, retry_later
+from web.auth import require_role, retry_later
 from web.bodies import StrictBody, parse_body
 from web.counter_access import agent_session, live_call, open_for_call, recording_rule, session_json
 from web.errors import ApiError

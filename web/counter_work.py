@@ -9,7 +9,7 @@ from pydantic import Field
 from counter.appkeys import ENGINE, GUIDANCE, WORKORDERS
 from counter.guidance import SCRIPTS, GuidanceError
 from counter.users import Role
-from counter.workorders import CallbackOutcome, NotYourWorkOrder, WorkOrderError, WorkOrderStatus
+from counter.workorders import CallbackOutcome, NotYourWorkOrder, WorkOrder, WorkOrderError, WorkOrderStatus
 from web.auth import require_role
 from web.bodies import StrictBody, parse_body
 from web.counter_access import agent_session
@@ -79,6 +79,10 @@ async def list_workorders(request: web.Request) -> web.Response:
     return web.json_response({"work_orders": [o.to_json() for o in orders]})
 
 
+def _order(order: WorkOrder) -> web.Response:
+    return web.json_response(order.to_json())
+
+
 async def _workorder_for(request: web.Request) -> tuple[int, str]:
     """The work order id of the path and the caller, who must be a supervisor or the agent whose it is."""
     user = require_role(request, Role.AGENT, Role.SUPERVISOR).user
@@ -98,8 +102,7 @@ async def workorder_status(request: web.Request) -> web.Response:
     """A work order moved on (with a note)."""
     order_id, username = await _workorder_for(request)
     body = await parse_body(request, WorkOrderStatusBody)
-    order = await request.app[WORKORDERS].set_status(order_id, body.status, username, body.note)
-    return web.json_response(order.to_json())
+    return _order(await request.app[WORKORDERS].set_status(order_id, body.status, username, body.note))
 
 
 @routes.post("/api/counter/workorders/{wid}/callback", "record the call-back", CallbackBody)
@@ -107,8 +110,7 @@ async def workorder_callback(request: web.Request) -> web.Response:
     """The outcome of calling the customer back."""
     order_id, username = await _workorder_for(request)
     body = await parse_body(request, CallbackBody)
-    order = await request.app[WORKORDERS].record_callback(order_id, body.outcome, username, body.note)
-    return web.json_response(order.to_json())
+    return _order(await request.app[WORKORDERS].record_callback(order_id, body.outcome, username, body.note))
 
 
 @routes.post("/api/counter/workorders/{wid}/assign", "supervisor: assign to an agent", AssignBody)
@@ -120,7 +122,7 @@ async def workorder_assign(request: web.Request) -> web.Response:
         order = await request.app[WORKORDERS].assign(path_int(request, "wid"), body.agent, user.username)
     except WorkOrderError as exc:  # here: no such work order
         raise ApiError(404, "not_found", str(exc)) from exc
-    return web.json_response(order.to_json())
+    return _order(order)
 
 
 @routes.get("/api/counter/guidance/scripts", "staff: the guidance knowledge base")
