@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
+from counter.callbacks import CallbackError
 from counter.guidance import GuidanceError
 from counter.identity_models import IdentityNotReady
 from counter.sessions import SessionError
@@ -23,6 +24,8 @@ from counter.transactions.engine import TxError
 from counter.workorders import WorkOrderError
 from identity.images import ImageError
 from identity.liveness import UnusableReference
+from signaling.helpers import InviteError
+from signaling.hold import HoldError
 from signaling.witness import WitnessError
 from signaling.witness.recording import RecordingError
 from web.errors import ApiError, Handler
@@ -32,6 +35,9 @@ def _sms_code(exc: SmsCodeError) -> ApiError:
     status = 403 if exc.code == "wrong_code" else 409
     return ApiError(status, exc.code, exc.reason, attempts_left=exc.attempts_left)
 
+
+_INVITE_STATUS = {"invite_unknown": 404, "invite_expired": 410, "invite_used": 410, "invite_revoked": 410}
+_CALLBACK_STATUS = {"no_callback": 404, "wrong_status": 409, "not_yours": 403, "bad_time": 400}
 
 #: Error type -> its answer; the first entry matching (``isinstance``) wins, so subclasses go first.
 ERROR_MAP: list[tuple[type[Exception], Callable[[Exception], ApiError]]] = [
@@ -45,6 +51,9 @@ ERROR_MAP: list[tuple[type[Exception], Callable[[Exception], ApiError]]] = [
     (UnusableReference, lambda e: ApiError(409, "no_reference", str(e))),
     (RecordingError, lambda e: ApiError(410, "unreadable", str(e))),
     (IdentityNotReady, lambda e: ApiError(503, "identity_not_ready", str(e))),
+    (InviteError, lambda e: ApiError(_INVITE_STATUS.get(e.code, 410), e.code, e.reason)),  # type: ignore[attr-defined]
+    (CallbackError, lambda e: ApiError(_CALLBACK_STATUS.get(e.code, 400), e.code, str(e))),  # type: ignore[attr-defined]
+    (HoldError, lambda e: ApiError(410 if e.code == "expired" else 404, e.code, str(e))),  # type: ignore[attr-defined]
 ]
 
 

@@ -21,15 +21,11 @@ from aiohttp import web
 
 from counter.appkeys import HELPER_STARTS, HELPERS
 from signaling.aio import SIGNALING
-from signaling.helpers import InviteError
 from web.errors import ApiError, read_json
 
 log = logging.getLogger("web.helpers")
 
 CUSTOMER_HEADER = "X-Customer-Token"
-_STATUS = {"invite_unknown": 404, "invite_expired": 410, "invite_used": 410, "invite_revoked": 410}
-
-
 def qr_svg(text: str) -> str:
     """``text`` as a QR code, SVG (scales to any size on the page)."""
     image = qrcode.make(text, image_factory=qrcode.image.svg.SvgPathImage, box_size=10, border=2)
@@ -58,10 +54,7 @@ async def join(request: web.Request) -> web.Response:
     code = body.get("code") if isinstance(body, dict) else None
     if not isinstance(code, str):
         raise ApiError(400, "bad_request", 'send {"code": "<the code from the invitation link>"}')
-    try:
-        made = await request.app[HELPERS].store.redeem(code)
-    except InviteError as exc:
-        raise ApiError(_STATUS.get(exc.code, 410), exc.code, exc.reason) from exc
+    made = await request.app[HELPERS].store.redeem(code)
     return web.json_response({"token": made.token, "call_id": made.call_id, "expires_at": made.expires_at,
                               "ws_url": "/ws", "protocol": 1})
 
@@ -85,10 +78,7 @@ async def holder_join(request: web.Request) -> web.Response:
     if not isinstance(code, str):
         raise ApiError(400, "bad_request", 'send {"code": "<the code from the link>"}')
     service = request.app[SIGNALING]
-    try:
-        token = await request.app[HELPER_STARTS].redeem(code, service.options.join_token_ttl_s)
-    except InviteError as exc:
-        raise ApiError(_STATUS.get(exc.code, 410), exc.code, exc.reason) from exc
+    token = await request.app[HELPER_STARTS].redeem(code, service.options.join_token_ttl_s)
     return web.json_response({"token": token.token, "call_id": token.call_id, "expires_at": token.expires_at,
                               "ws_url": "/ws", "protocol": 1, "care": False, "care_reason": None})
 

@@ -12,7 +12,6 @@ from aiohttp import web
 
 from counter.appkeys import HOLDS
 from signaling.aio import SIGNALING
-from signaling.hold import HoldError
 from web.errors import ApiError, read_json
 
 log = logging.getLogger("web.waiting")
@@ -26,10 +25,7 @@ async def hold_return(request: web.Request) -> web.Response:
     code = body.get("code") if isinstance(body, dict) else None
     if not isinstance(code, str) or not 0 < len(code) <= CODE_MAX:
         raise ApiError(400, "bad_request", "give the link's 'code' (text, at most 64 characters)", field="code")
-    try:
-        token, lane = await request.app[HOLDS].come_back(code)
-    except HoldError as exc:
-        raise ApiError(410 if exc.code == "expired" else 404, exc.code, str(exc)) from None
+    token, lane = await request.app[HOLDS].come_back(code)
     return web.json_response({"token": token, "care": lane == "care", "ws_url": "/ws", "protocol": 1})
 
 
