@@ -375,7 +375,13 @@ def table(runs: list[Run], size: tuple[int, int]) -> str:
     return "\n".join(lines)
 
 
-MODES = ("none", "always", "on_demand")
+#: Each mode's server: ``witness_decode`` and ``witness_drain_ms`` (``none`` runs on the on_demand server).
+SERVERS: dict[str, tuple[str, int]] = {
+    "always": ("always", 0),  # the decoding witness, reading each datagram as it lands
+    "on_demand_each": ("on_demand", 0),  # stores the packets, reading each datagram as it lands
+    "on_demand": ("on_demand", 100),  # stores the packets, reading its sockets every 100 ms
+}
+MODES = ("none", *SERVERS)
 
 
 async def bench(calls: list[int], seconds: float, warmup: float, size: tuple[int, int], noise: float,
@@ -383,8 +389,9 @@ async def bench(calls: list[int], seconds: float, warmup: float, size: tuple[int
     """Run every mode for every number of calls, side by side (``none`` on the first server)."""
     servers: dict[str, tuple[str, Path, Any]] = {}
     try:
-        for decode in dict.fromkeys("on_demand" if m == "none" else m for m in modes):
-            data = tmp / f"server-{decode}"
+        for server in dict.fromkeys("on_demand" if m == "none" else m for m in modes):
+            decode, drain_ms = SERVERS[server]
+            data = tmp / f"server-{server}"
             await make_agents(data, sum(calls) * len(modes))
             port = free_port()
             env = {
@@ -398,11 +405,12 @@ async def bench(calls: list[int], seconds: float, warmup: float, size: tuple[int
                 "COUNTER_REDIS_URL": "",
                 "COUNTER_SIGNALING_OFFER_TIMEOUT_S": "60",
                 "COUNTER_WITNESS_DECODE": decode,
+                "COUNTER_WITNESS_DRAIN_MS": str(drain_ms),
                 **{f"COUNTER_RATELIMIT_{rule}": "off" for rule in RATE_RULES},
             }
-            proc = spawn([sys.executable, "-c", SERVE], env, tmp / f"server-{decode}.log")
+            proc = spawn([sys.executable, "-c", SERVE], env, tmp / f"server-{server}.log")
             base = f"http://127.0.0.1:{port}"
-            servers[decode] = (base, data, proc)
+            servers[server] = (base, data, proc)
             await wait_up(base + "/healthz", proc)
         runs: list[Run] = []
         next_agent = 0

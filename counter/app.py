@@ -229,7 +229,7 @@ def _witness(app: web.Application) -> None:
     index = RecordingIndex(app[DB], app[AUDIT], app[SIGNALING].node_id)
     witness = Witness(store, segment_s=settings.witness_segment_s, on_segment=index.segment,
                       on_recording_end=index.ended, on_recording_start=index.started,
-                      decode=Decode(settings.witness_decode))
+                      decode=Decode(settings.witness_decode), drain_s=settings.witness_drain_ms / 1000)
     witness.consent_lookup = index.consented_at
     app[RECORDINGS] = store
     app[WITNESS] = witness

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from signaling.errors import CodedError
 from storage import Database, Row
 from storage.timeutil import iso
 
@@ -43,12 +44,8 @@ class CallbackResult(StrEnum):
     CUSTOMER_DECLINED = "customer_declined"
 
 
-class CallbackError(Exception):
+class CallbackError(CodedError):
     """A call-back operation was refused; the message says why (``code`` for the API)."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 @dataclass(frozen=True)

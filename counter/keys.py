@@ -35,8 +35,9 @@ from aiohttp import web
 from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
 
 from counter.background import repeat
-from identity.evidence import KEY_BYTES, EvidenceError, EvidenceStore, load_or_create_master_key, write_atomic
+from identity.evidence import KEY_BYTES, EvidenceError, EvidenceStore, load_or_create_master_key
 from identity.evidence import key_id as evidence_key_id
+from identity.files import write_atomic
 
 log = logging.getLogger("counter.keys")
 
@@ -91,13 +92,7 @@ class KeyRing:
 
 
 def _write_key(path: Path, key: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(key.hex() + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    write_atomic(path, (key.hex() + "\n").encode())
 
 
 @dataclass(frozen=True)

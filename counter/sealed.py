@@ -14,6 +14,7 @@ which are biometric data.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 from collections.abc import Callable
@@ -125,9 +126,10 @@ async def seal_plain_photos(db: Database, sealer: Sealer) -> int:
         if is_sealed(photo):
             continue
         sha = row["photo_sha256"] or hashlib.sha256(photo).hexdigest()
+        sealed = await asyncio.to_thread(sealer.seal, photo, photo_context(sha))  # reads the key file
         count += await db.execute(
             "UPDATE acct_holders SET photo = $2, photo_sha256 = $3 WHERE id = $1 AND photo = $4",
-            row["id"], sealer.seal(photo, photo_context(sha)), sha, photo,
+            row["id"], sealed, sha, photo,
         )
     return count
 

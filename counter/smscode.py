@@ -20,6 +20,7 @@ from counter.proofs import ProofKind
 from counter.sessions import CounterSession, CounterSessions, Level, SessionError
 from counter.sms import queue_sms
 from counter.transactions.engine import AuditSink
+from signaling.errors import CodedError
 from storage import Database
 from storage.timeutil import iso, parse_iso, utcnow
 
@@ -30,13 +31,11 @@ MAX_SENDS = 3
 TEXT_ZH = "【远程柜台】您的验证码是{code}，{minutes}分钟内有效。只告诉正在与您视频的工作人员，不要告诉其他人。"
 
 
-class SmsCodeError(Exception):
+class SmsCodeError(CodedError):
     """A code could not be sent or was not accepted; ``code`` names why, the message says what to do."""
 
     def __init__(self, code: str, reason: str, attempts_left: int | None = None) -> None:
-        super().__init__(reason)
-        self.code = code
-        self.reason = reason
+        super().__init__(code, reason)
         self.attempts_left = attempts_left
 
 

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from identity.face import Face
+from identity.facedetect import Face
 from identity.images import Image, as_bgr
 from identity.models import ModelRegistry
 

@@ -26,6 +26,8 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
 
+from identity.files import write_atomic, write_new
+
 KEY_BYTES = 32
 
 
@@ -52,9 +54,7 @@ def load_or_create_master_key(path: Path) -> bytes:
     """
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_bytes(KEY_BYTES).hex() + "\n")
+        write_new(path, (secrets.token_bytes(KEY_BYTES).hex() + "\n").encode())
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & 0o077:
         raise EvidenceError(f"master key file {path} has mode {mode:o}: run chmod 600 {path}")
@@ -254,16 +254,3 @@ class EvidenceStore:
     async def rotate(self, new_key: bytes) -> int:
         """:meth:`rotate_sync` in an executor."""
         return await asyncio.to_thread(self.rotate_sync, new_key)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` (mode 0600) so a reader sees the old or the new file, never half of one.
-
-    Blocking (it syncs to disk): call it from an executor on the event loop."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)

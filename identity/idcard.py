@@ -5,6 +5,9 @@ PRC resident identity card (居民身份证, ID-1 size 85.6 x 54 mm; GB 11643 nu
 data page (ID-3 size 125 x 88 mm; the ICAO 9303 machine readable zone, :mod:`identity.mrz`).  Each
 photo is tried against them in :data:`DOCUMENTS` order, the passport first since its zone is
 unmistakable; another type is one more entry there.
+
+Finding and rectifying the card and its quality gates are in :mod:`identity.cardimage`, the
+number check and field parsing in :mod:`identity.cardtext`; their names are importable from here too.
 """
 
 from __future__ import annotations
@@ -12,44 +15,80 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import functools
-import re
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
-import numpy.typing as npt
 
 from identity import mrz
+from identity.cardimage import (
+    CARD_H,
+    CARD_RATIO,
+    CARD_W,
+    GUIDANCE,
+    U8,
+    CardLimits,
+    CardQuality,
+    assess_card,
+    find_card,
+    order_corners,
+    rectify,
+)
+from identity.cardtext import (
+    CHECK_CODES,
+    PROVINCES,
+    WEIGHTS,
+    NumberCheck,
+    OcrLine,
+    age_on,
+    check_digit,
+    looks_read,
+    parse_fields,
+    rows,
+    validate_number,
+)
 from identity.face import FaceEngine
 from identity.images import Image, as_bgr
 from identity.models import ModelMissingError, create_session, default_threads, ensure_model
 
-U8 = npt.NDArray[np.uint8]
-
-CARD_W, CARD_H = 856, 540
-CARD_RATIO = 85.6 / 54.0
-WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-CHECK_CODES = "10X98765432"
-#: GB/T 2260 province-level codes (first two digits of the number).
-PROVINCES = frozenset(
-    "11 12 13 14 15 21 22 23 31 32 33 34 35 36 37 41 42 43 44 45 46 50 51 52 53 54 61 62 63 64 65 71 81 82".split()
-)
-
-GUIDANCE: dict[str, tuple[str, str]] = {
-    "card_not_found": (
-        "No card found: lay the card on a plain dark surface and fill most of the picture with it.",
-        "未找到证件：请将证件放在深色平整的表面上，并让证件占满大部分画面。",
-    ),
-    "not_in_frame": ("Part of the card is cut off: show all four corners.", "证件不完整：请让证件四个角都在画面内。"),
-    "low_resolution": ("The card is too small: move the camera closer.", "证件太小：请将摄像头靠近证件。"),
-    "blurred": ("The card is blurred: hold still and let the camera focus.", "证件模糊：请保持稳定，等待对焦。"),
-    "glare": ("Glare on the card: tilt it away from the light.", "证件反光：请调整角度避开光源。"),
-    "no_portrait": ("No portrait found on the card: show the photo side.", "未找到证件照片：请出示人像面。"),
-}
+__all__ = [
+    "CARD_H",
+    "CARD_RATIO",
+    "CARD_W",
+    "CHECK_CODES",
+    "DOCUMENTS",
+    "ERRORS",
+    "GUIDANCE",
+    "PASSPORT",
+    "PHOTO_SIDES",
+    "PROVINCES",
+    "RESIDENT_ID",
+    "U8",
+    "WEIGHTS",
+    "CardLimits",
+    "CardQuality",
+    "DocumentType",
+    "IdCardReader",
+    "IdCardResult",
+    "NumberCheck",
+    "OcrLine",
+    "Reading",
+    "age_on",
+    "assess_card",
+    "check_digit",
+    "find_card",
+    "order_corners",
+    "parse_fields",
+    "read_id",
+    "read_passport",
+    "read_resident_id",
+    "rectify",
+    "rows",
+    "validate_number",
+]
 
 ERRORS: dict[str, str] = {
     "number_missing": "no 18-digit ID number was read",
@@ -62,151 +101,6 @@ ERRORS: dict[str, str] = {
     "expired": "the document has expired",
     **mrz.ERRORS,
 }
-
-
-def check_digit(first17: str) -> str:
-    """The GB 11643-1999 MOD 11-2 check character for the first 17 digits."""
-    return CHECK_CODES[sum(int(d) * w for d, w in zip(first17, WEIGHTS, strict=True)) % 11]
-
-
-@dataclass(frozen=True)
-class NumberCheck:
-    """What an 18-digit ID number says and whether it is consistent."""
-
-    number: str
-    errors: tuple[str, ...]
-    birth_date: dt.date | None = None
-    sex: str | None = None
-    age: int | None = None
-
-    @property
-    def valid(self) -> bool:
-        return not self.errors
-
-
-def age_on(birth: dt.date, today: dt.date) -> int:
-    """Completed years from ``birth`` to ``today``."""
-    return today.year - birth.year - ((today.month, today.day) < (birth.month, birth.day))
-
-
-def validate_number(number: str, today: dt.date | None = None) -> NumberCheck:
-    """Format, check digit, province code and birth date of an ID number; derives sex and age."""
-    today = today or dt.date.today()
-    number = number.strip().upper()
-    if not re.fullmatch(r"\d{17}[\dX]", number):
-        return NumberCheck(number, ("number_format",))
-    errors: list[str] = []
-    if check_digit(number[:17]) != number[17]:
-        errors.append("check_digit")
-    if number[:2] not in PROVINCES:
-        errors.append("region")
-    birth: dt.date | None
-    try:
-        birth = dt.date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
-        if not dt.date(1900, 1, 1) <= birth <= today:
-            raise ValueError("out of range")
-    except ValueError:
-        birth = None
-        errors.append("birth_date")
-    sex = "男" if int(number[16]) % 2 else "女"
-    return NumberCheck(number, tuple(errors), birth, sex, None if birth is None else age_on(birth, today))
-
-
-@dataclass(frozen=True)
-class OcrLine:
-    """One line of recognised text, its box (4 points) and confidence."""
-
-    text: str
-    box: tuple[tuple[float, float], ...]
-    confidence: float
-
-    @property
-    def top(self) -> float:
-        return min(p[1] for p in self.box)
-
-    @property
-    def left(self) -> float:
-        return min(p[0] for p in self.box)
-
-    @property
-    def height(self) -> float:
-        return max(p[1] for p in self.box) - self.top
-
-    @property
-    def middle(self) -> float:
-        return self.top + self.height / 2
-
-
-def rows(lines: Sequence[OcrLine]) -> list[str]:
-    """Lines grouped into rows (by vertical centre), each row's texts joined left to right."""
-    if not lines:
-        return []
-    tolerance = 0.5 * float(np.median([ln.height for ln in lines]))
-    groups: list[list[OcrLine]] = []
-    for ln in sorted(lines, key=lambda ln: ln.middle):
-        if groups and abs(ln.middle - np.mean([g.middle for g in groups[-1]])) <= tolerance:
-            groups[-1].append(ln)
-        else:
-            groups.append([ln])
-    return ["".join(_compact(ln.text) for ln in sorted(g, key=lambda ln: ln.left)) for g in groups]
-
-
-def _compact(text: str) -> str:
-    return re.sub(r"\s+", "", text)
-
-
-_NUMBER = re.compile(r"(?<!\d)([1-9]\d{16}[\dXx])(?!\d)")
-_DATE = r"(\d{4})\s*[.\-年/]\s*(\d{1,2})\s*[.\-月/]\s*(\d{1,2})"
-
-
-def parse_fields(lines: Sequence[OcrLine]) -> dict[str, str]:
-    """Fields of either side of the card from OCR lines (reading order: top to bottom, left to right)."""
-    texts = rows(lines)
-    joined = "\n".join(texts)
-    fields: dict[str, str] = {}
-    for i, text in enumerate(texts):
-        if text.startswith("姓名"):
-            value = text[2:] or (texts[i + 1] if i + 1 < len(texts) else "")
-            if value:
-                fields["name"] = value
-        elif text.startswith("住址"):
-            parts = [text[2:]]
-            for nxt in texts[i + 1 :]:
-                if nxt.startswith(("公民身份号码", "公民", "身份")) or _NUMBER.search(nxt):
-                    break
-                parts.append(nxt)
-            if "".join(parts):
-                fields["address"] = "".join(parts)
-        elif text.startswith("签发机关") and len(text) > 4:
-            fields["authority"] = text[4:]
-    if m := re.search(r"性别([男女])", joined):
-        fields["sex"] = m.group(1)
-    if m := re.search(r"民族([\u4e00-\u9fff]{1,8}?)(?:\n|$|出生)", joined):
-        fields["ethnicity"] = m.group(1)
-    if m := re.search(r"出生" + _DATE, joined):
-        fields["birth_date"] = f"{int(m.group(1)):04d}-{int(m.group(2)):02d}-{int(m.group(3)):02d}"
-    if m := _NUMBER.search(joined.replace(" ", "")):
-        fields["number"] = m.group(1).upper()
-    if m := re.search(r"有效期限" + _DATE + r"[-—–至~]+(?:" + _DATE + r"|(长期))", joined):
-        fields["valid_from"] = f"{int(m.group(1)):04d}-{int(m.group(2)):02d}-{int(m.group(3)):02d}"
-        fields["valid_until"] = (
-            "long-term" if m.group(7) else f"{int(m.group(4)):04d}-{int(m.group(5)):02d}-{int(m.group(6)):02d}"
-        )
-    return fields
-
-
-@dataclass(frozen=True)
-class CardQuality:
-    """Capture quality of a card photo, with measures."""
-
-    found: bool
-    issues: tuple[str, ...]
-    sharpness: float = 0.0
-    glare: float = 0.0
-    card_width_px: float = 0.0
-
-    def guidance(self) -> list[dict[str, str]]:
-        return [{"code": c, "en": GUIDANCE[c][0], "zh": GUIDANCE[c][1]} for c in self.issues]
 
 
 @dataclass(frozen=True)
@@ -243,106 +137,6 @@ class IdCardResult:
             },
             "portrait": self.portrait is not None,
         }
-
-
-def order_corners(pts: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    """Corners as top-left, top-right, bottom-right, bottom-left, the long side horizontal."""
-    centre = pts.mean(axis=0)
-    angles = np.arctan2(pts[:, 1] - centre[1], pts[:, 0] - centre[0])
-    ring = pts[np.argsort(angles)]  # clockwise on screen, starting near the left
-    start = int(np.argmin(ring.sum(axis=1)))
-    ring = np.roll(ring, -start, axis=0)
-    top = np.linalg.norm(ring[1] - ring[0])
-    left = np.linalg.norm(ring[3] - ring[0])
-    if left > top:  # portrait orientation: make the long side the top
-        ring = np.roll(ring, -1, axis=0)
-    return ring.astype(np.float32)
-
-
-def find_card(image: U8) -> npt.NDArray[np.float32] | None:
-    """The card's 4 corners in ``image`` (ordered), or None when no card-shaped quadrilateral is seen."""
-    h, w = image.shape[:2]
-    scale = 800 / max(h, w) if max(h, w) > 800 else 1.0
-    small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale != 1 else image
-    gray = cv2.GaussianBlur(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY), (5, 5), 0)
-    edges = cv2.dilate(cv2.Canny(gray, 30, 90), np.ones((3, 3), np.uint8))
-    _, bright = cv2.threshold(gray, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    contours: list[Any] = []
-    for mask in (edges, bright):
-        found, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-        contours.extend(found)
-    area_min = 0.03 * small.shape[0] * small.shape[1]
-    best: npt.NDArray[np.float32] | None = None
-    best_area = 0.0
-    hulls = sorted((cv2.convexHull(c) for c in contours), key=cv2.contourArea, reverse=True)
-    for hull in hulls[:8]:
-        area = cv2.contourArea(hull)
-        if area < area_min:
-            break
-        approx = cv2.approxPolyDP(hull, 0.02 * cv2.arcLength(hull, True), True)
-        if len(approx) == 4:
-            quad = approx.reshape(4, 2).astype(np.float32)
-        else:
-            quad = cv2.boxPoints(cv2.minAreaRect(hull)).astype(np.float32)
-            if area < 0.85 * cv2.contourArea(quad):
-                continue
-        ordered = order_corners(quad)
-        long_side = float(np.linalg.norm(ordered[1] - ordered[0]) + np.linalg.norm(ordered[2] - ordered[3]))
-        short_side = float(np.linalg.norm(ordered[3] - ordered[0]) + np.linalg.norm(ordered[2] - ordered[1]))
-        if not 1.2 <= long_side / max(short_side, 1.0) <= 2.1:
-            continue
-        if area > best_area:
-            best, best_area = ordered, area
-    return None if best is None else (best / scale).astype(np.float32)
-
-
-def rectify(image: U8, corners: npt.NDArray[np.float32], size: tuple[int, int] = (CARD_W, CARD_H)) -> U8:
-    """The document warped to a ``size`` image (default 856x540, the ID-1 ratio)."""
-    w, h = size
-    target = np.array([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]], dtype=np.float32)
-    matrix = cv2.getPerspectiveTransform(corners, target)
-    return np.asarray(cv2.warpPerspective(image, matrix, (w, h), flags=cv2.INTER_LINEAR), dtype=np.uint8)
-
-
-@dataclass(frozen=True)
-class CardLimits:
-    """Capture quality thresholds."""
-
-    min_card_width: float = 420.0
-    min_sharpness: float = 40.0
-    max_glare: float = 0.01
-    border_margin: float = 0.01
-
-
-def assess_card(image: U8, corners: npt.NDArray[np.float32] | None, card: U8, limits: CardLimits) -> CardQuality:
-    """Quality gates on a capture (``card`` is the rectified card, or the whole image when not found)."""
-    gray = cv2.cvtColor(card, cv2.COLOR_BGR2GRAY)
-    sharp = float(cv2.Laplacian(gray, cv2.CV_64F).var())
-    hsv = cv2.cvtColor(card, cv2.COLOR_BGR2HSV)
-    hot = ((hsv[:, :, 2] >= 250) & (hsv[:, :, 1] <= 40)).astype(np.uint8)
-    glare = float(cv2.morphologyEx(hot, cv2.MORPH_OPEN, np.ones((5, 5), np.uint8)).mean())
-    issues: list[str] = []
-    width = float(card.shape[1])
-    if corners is None:
-        issues.append("card_not_found")
-    else:
-        h, w = image.shape[:2]
-        mx, my = limits.border_margin * w, limits.border_margin * h
-        if (
-            (corners[:, 0] < mx).any()
-            or (corners[:, 0] > w - 1 - mx).any()
-            or (corners[:, 1] < my).any()
-            or (corners[:, 1] > h - 1 - my).any()
-        ):
-            issues.append("not_in_frame")
-        width = float(max(np.linalg.norm(corners[1] - corners[0]), np.linalg.norm(corners[2] - corners[3])))
-        if width < limits.min_card_width:
-            issues.append("low_resolution")
-    if sharp < limits.min_sharpness:
-        issues.append("blurred")
-    if glare > limits.max_glare:
-        issues.append("glare")
-    return CardQuality(corners is not None, tuple(issues), sharp, glare, width)
 
 
 @dataclass(frozen=True)
@@ -427,13 +221,6 @@ PASSPORT = DocumentType("passport", 125.0, 88.0, read_passport)
 DOCUMENTS: tuple[DocumentType, ...] = (PASSPORT, RESIDENT_ID)
 
 
-def _looks_read(lines: Sequence[OcrLine]) -> bool:
-    """Whether the OCR lines hold what an upright document shows (its number, issuer or zone)."""
-    if any(_NUMBER.search(_compact(ln.text)) or "签发" in ln.text for ln in lines):
-        return True
-    return mrz.find_lines(rows(lines)) is not None
-
-
 class IdCardReader:
     """Reads ID cards; the OCR engine is created once, on first use, and shared (thread-safe)."""
 
@@ -514,7 +301,7 @@ class IdCardReader:
         card = rectify(bgr, corners) if corners is not None else bgr
         quality = assess_card(bgr, corners, card, self.limits)
         lines = self.ocr_sync(card)
-        if corners is not None and not _looks_read(lines):
+        if corners is not None and not looks_read(lines):
             rotated = np.ascontiguousarray(card[::-1, ::-1])  # upside-down document
             flipped = self.ocr_sync(rotated)
             if len(flipped) > len(lines):

@@ -35,7 +35,8 @@ import numpy as np
 import numpy.typing as npt
 
 from identity.antispoof import AntiSpoof
-from identity.face import MATCH_THRESHOLD, FaceEngine, FloatArray, align, as_embedding, cosine
+from identity.face import MATCH_THRESHOLD, FaceEngine, FloatArray, as_embedding, cosine
+from identity.facedetect import align
 from identity.images import Image, as_bgr
 
 Action = Literal["turn_left", "turn_right", "blink", "nod"]

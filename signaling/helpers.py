@@ -26,6 +26,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from signaling import protocol as p
+from signaling.errors import CodedError
 from signaling.service import CallEvent, Connection, SignalingService
 from signaling.state import CallRecord, Principal, customer_key
 from storage import Database
@@ -45,13 +46,8 @@ def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-class InviteError(Exception):
+class InviteError(CodedError):
     """An invitation cannot be redeemed; ``code`` is worded by the page (``invite.<code>``)."""
-
-    def __init__(self, code: str, reason: str) -> None:
-        super().__init__(reason)
-        self.code = code
-        self.reason = reason
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
+from signaling.steps import StepKind, check_params
+
 VERSION = 1
 MAX_MESSAGE_BYTES = 64 * 1024
 
@@ -157,19 +159,14 @@ class PushStep(_Msg):
     type: Literal["push_step"] = "push_step"
     call_id: _Id
     step_id: str = Field(min_length=1, max_length=64)
-    step: Literal["show_id", "switch_camera", "face_capture", "liveness", "confirm", "sign", "info"]
+    step: StepKind
+    #: Checked against the kind's model (:data:`signaling.steps.STEP_PARAMS`); sent on as they came.
     params: dict[str, Any] = Field(default_factory=dict)
     sender: str | None = Field(default=None, max_length=100)
 
     @model_validator(mode="after")
-    def _confirm_by_id(self) -> PushStep:
-        if self.step == "confirm":
-            tid = self.params.get("transaction_id")
-            if set(self.params) != {"transaction_id"} or not isinstance(tid, int) or isinstance(tid, bool):
-                raise ValueError(
-                    "a confirm step carries only params.transaction_id (an integer): the customer's page "
-                    "shows the server's words for that request"
-                )
+    def _params_of_kind(self) -> PushStep:
+        check_params(self.step, self.params)
         return self
 
 

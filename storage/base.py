@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager, contextmanager
 from typing import Any, Literal
 
 Row = dict[str, Any]
@@ -17,6 +17,19 @@ class DatabaseError(Exception):
 
 class IntegrityError(DatabaseError):
     """A uniqueness or foreign-key constraint was violated (the same on both back-ends)."""
+
+
+@contextmanager
+def driver_errors(
+    failures: tuple[type[BaseException], ...], wrap: Callable[[BaseException], DatabaseError]
+) -> Iterator[None]:
+    """A driver's ``failures`` raised inside become ``wrap(exc)``; a :class:`DatabaseError` passes as it is."""
+    try:
+        yield
+    except DatabaseError:
+        raise
+    except failures as exc:
+        raise wrap(exc) from exc
 
 
 class Executor(abc.ABC):

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractContextManager, asynccontextmanager
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
-from storage.base import Database, DatabaseError, Dialect, Executor, IntegrityError, Row
+from storage.base import Database, DatabaseError, Dialect, Executor, IntegrityError, Row, driver_errors
 
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
@@ -33,6 +33,10 @@ def _wrap(exc: BaseException) -> DatabaseError:
     return DatabaseError(f"PostgreSQL: {exc}")
 
 
+def _errors() -> AbstractContextManager[None]:
+    return driver_errors(_FAILURES, _wrap)
+
+
 class _Conn(Executor):
     dialect: Dialect = "postgresql"
 
@@ -40,24 +44,18 @@ class _Conn(Executor):
         self._conn = conn
 
     async def execute(self, sql: str, *args: Any) -> int:
-        try:
+        with _errors():
             status: str = await self._conn.execute(sql, *args)
-        except _FAILURES as exc:
-            raise _wrap(exc) from exc
         tail = status.rsplit(" ", 1)[-1]
         return int(tail) if tail.isdigit() else 0
 
     async def executemany(self, sql: str, args: Iterable[Sequence[Any]]) -> None:
-        try:
+        with _errors():
             await self._conn.executemany(sql, [tuple(a) for a in args])
-        except _FAILURES as exc:
-            raise _wrap(exc) from exc
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
-        try:
+        with _errors():
             rows = await self._conn.fetch(sql, *args)
-        except _FAILURES as exc:
-            raise _wrap(exc) from exc
         return [dict(r) for r in rows]
 
 
@@ -90,34 +88,24 @@ class PostgresDatabase(Database):
         return cls(url, pool)
 
     async def execute(self, sql: str, *args: Any) -> int:
-        try:
+        with _errors():
             async with self._pool.acquire() as conn:
                 return await _Conn(conn).execute(sql, *args)
-        except DatabaseError:
-            raise
-        except _FAILURES as exc:
-            raise _wrap(exc) from exc
 
     async def executemany(self, sql: str, args: Iterable[Sequence[Any]]) -> None:
         async with self.transaction() as tx:
             await tx.executemany(sql, args)
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
-        try:
+        with _errors():
             async with self._pool.acquire() as conn:
                 return await _Conn(conn).fetch(sql, *args)
-        except DatabaseError:
-            raise
-        except _FAILURES as exc:
-            raise _wrap(exc) from exc
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Executor]:
-        try:
+        with _errors():
             async with self._pool.acquire() as conn, conn.transaction():
                 yield _Conn(conn)
-        except _FAILURES as exc:
-            raise _wrap(exc) from exc
 
     async def ping(self) -> None:
         await self.fetchval("SELECT 1")

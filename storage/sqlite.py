@@ -12,13 +12,13 @@ import os
 import re
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
-from storage.base import Database, DatabaseError, Dialect, Executor, IntegrityError, Row
+from storage.base import Database, DatabaseError, Dialect, Executor, IntegrityError, Row, driver_errors
 
 _PLACEHOLDER = re.compile(r"\$(\d+)")
 
@@ -28,10 +28,14 @@ def to_sqlite(sql: str) -> str:
     return _PLACEHOLDER.sub(r"?\1", sql)
 
 
-def _wrap(exc: Exception) -> DatabaseError:
+def _wrap(exc: BaseException) -> DatabaseError:
     if isinstance(exc, sqlite3.IntegrityError):
         return IntegrityError(str(exc))
     return DatabaseError(f"SQLite: {exc}")
+
+
+def _errors() -> AbstractContextManager[None]:
+    return driver_errors((sqlite3.Error,), _wrap)
 
 
 class _Conn(Executor):
@@ -41,27 +45,21 @@ class _Conn(Executor):
         self._conn = conn
 
     async def execute(self, sql: str, *args: Any) -> int:
-        try:
+        with _errors():
             cur = await self._conn.execute(to_sqlite(sql), args)
             count = cur.rowcount
             await cur.close()
             return count
-        except sqlite3.Error as exc:
-            raise _wrap(exc) from exc
 
     async def executemany(self, sql: str, args: Iterable[Sequence[Any]]) -> None:
-        try:
+        with _errors():
             await self._conn.executemany(to_sqlite(sql), [tuple(a) for a in args])
-        except sqlite3.Error as exc:
-            raise _wrap(exc) from exc
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
-        try:
+        with _errors():
             async with self._conn.execute(to_sqlite(sql), args) as cur:
                 rows = await cur.fetchall()
                 names = [d[0] for d in cur.description or ()]
-        except sqlite3.Error as exc:
-            raise _wrap(exc) from exc
         return [dict(zip(names, row, strict=True)) for row in rows]
 
 
@@ -109,10 +107,8 @@ class SQLiteDatabase(Database):
 
     @asynccontextmanager
     async def _tx(self) -> AsyncIterator[Executor]:
-        try:
+        with _errors():
             await self._conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise _wrap(exc) from exc
         try:
             yield self._exec
         except BaseException:

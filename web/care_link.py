@@ -12,6 +12,7 @@ itself is never written down.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
 import json
@@ -75,7 +76,7 @@ async def care_by_age(request: web.Request, hint: object) -> tuple[bool, str | N
     """(care lane?, the line) for a join hint: care when the line's holder is ``care_age`` or older."""
     if not isinstance(hint, str):
         return False, None
-    msisdn = read(_sealer(request), hint)
+    msisdn = await asyncio.to_thread(read, _sealer(request), hint)  # the key files are read
     if msisdn is None:
         return False, None
     account = await request.app[ACCOUNTS].get(msisdn)
@@ -112,7 +113,7 @@ async def create(request: web.Request) -> web.Response:
         body = CareLinkBody.model_validate(raw)
     except ValueError as exc:
         raise ApiError(400, "invalid", f"send {{\"msisdn\": \"1xxxxxxxxxx\"}}: {exc}") from exc
-    token, expires = mint(_sealer(request), body.msisdn, request.app[SETTINGS].care_link_ttl_s)
+    token, expires = await asyncio.to_thread(mint, _sealer(request), body.msisdn, request.app[SETTINGS].care_link_ttl_s)
     await request.app[AUDIT].append(AuditEvent(
         "care_link.minted", session.user.role.value, session.user.username, account=body.msisdn,
         details={"expires_at": int(expires)},

@@ -21,7 +21,7 @@ from signaling.aio import SIGNALING
 from storage.timeutil import iso, parse_iso, utcnow
 from web.auth import current_session, require_role
 from web.errors import ApiError
-from web.pages import STATIC
+from web.pages import page_response
 from web.params import MAX_HOURS, query_float
 
 #: Wrap-up codes the agent picks when closing a session; ``resolved`` counts as first-contact resolution.
@@ -44,7 +44,7 @@ async def login_page(request: web.Request) -> web.StreamResponse:
     session = current_session(request)
     if session is not None and "again" not in request.query:
         raise web.HTTPFound(HOME[session.user.role])
-    return web.FileResponse(STATIC / "login.html", headers={"Cache-Control": "no-cache"})
+    return page_response("login")
 
 
 async def home(request: web.Request) -> web.Response:

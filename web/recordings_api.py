@@ -164,7 +164,9 @@ async def _at_writer(request: web.Request, row: dict[str, Any]) -> web.Response 
     """The answer of the node that wrote the recording, when its files are not here and it is alive."""
     owners = request.app[OWNERS]
     node = row.get("node")
-    if forwarded(request) or not node or node == owners.node_id or _here(request.app, row["id"]):
+    if forwarded(request) or not node or node == owners.node_id:
+        return None
+    if await asyncio.to_thread(_here, request.app, row["id"]):
         return None
     if not await owners.alive(node):
         return None

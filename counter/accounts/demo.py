@@ -6,6 +6,7 @@ is the 65+ holder for the care lane.  Every demo service password is ``246810``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 
@@ -105,7 +106,7 @@ async def load_demo_accounts(db: Database, settings: Settings) -> None:
             id_number=demo_id_number(birth, f"{i + 1:02d}2"),
             birth_date=birth,
             id_expires="2036-01-01",
-            photo=_photo(faces, photo),
+            photo=await asyncio.to_thread(_photo, faces, photo),
             password="246810",
             plan=plan,
             status=status,

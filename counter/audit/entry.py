@@ -153,3 +153,19 @@ INSERT_ENTRY = (
     " body, leaf_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
 )
 INSERT_PERSONAL = "INSERT INTO audit_personal (seq, salt, data) VALUES ($1, $2, $3)"
+
+
+def prepared_rows(
+    batch: list[PreparedEntry], first_seq: int, now: str
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[str]]:
+    """The entry rows, personal rows and leaf hashes of ``batch`` numbered from ``first_seq``."""
+    entries: list[tuple[Any, ...]] = []
+    personal: list[tuple[Any, ...]] = []
+    leaves: list[str] = []
+    for i, prepared in enumerate(batch):
+        entry, per, leaf = prepared.row(first_seq + i, now)
+        entries.append(entry)
+        if per is not None:
+            personal.append(per)
+        leaves.append(leaf)
+    return entries, personal, leaves

@@ -28,6 +28,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from identity.files import write_new
+
 ORIGIN = "remote-counter/audit"
 #: Signature algorithm bytes of C2SP signed-note key hashes: Ed25519 note key, Ed25519 cosignature/v1.
 ALG_ED25519 = 0x01
@@ -241,13 +243,9 @@ class Signer:
                 serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
             )
             try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                write_new(path, pem)
             except FileExistsError:
                 return cls.from_file(path, origin)
-            with os.fdopen(fd, "wb") as f:
-                f.write(pem)
-                f.flush()
-                os.fsync(f.fileno())
         mode = path.stat().st_mode & 0o777
         if mode & 0o077:
             raise KeyFileError(f"{path} is readable by others (mode {mode:o}); run: chmod 600 {path}")
@@ -278,13 +276,9 @@ def load_or_create_secret(path: Path, size: int = 32) -> bytes:
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            write_new(path, os.urandom(size).hex().encode())
         except FileExistsError:
             return load_or_create_secret(path, size)
-        with os.fdopen(fd, "wb") as f:
-            f.write(os.urandom(size).hex().encode())
-            f.flush()
-            os.fsync(f.fileno())
     mode = path.stat().st_mode & 0o777
     if mode & 0o077:
         raise KeyFileError(f"{path} is readable by others (mode {mode:o}); run: chmod 600 {path}")

@@ -5,13 +5,13 @@ SQLite write lock; a PostgreSQL advisory transaction lock), so sequence numbers 
 commit order whoever writes: the batch writer here, :meth:`AuditLog.append_in` inside a caller's own
 transaction, or another node.  The tree is derived from seq order; before each batch the writer
 folds in any entries written by others, and checkpoints cover the contiguous prefix it has seen.
+Reading entries back (search, personal data) is :class:`counter.audit.records.EntryReader`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import time as _time
@@ -27,9 +27,8 @@ from counter.audit.entry import (
     AuditEvent,
     AuditReceipt,
     PreparedEntry,
-    commitment,
     prepare,
-    pseudonym,
+    prepared_rows,
 )
 from counter.audit.keys import Checkpoint, Signer
 from counter.audit.merkle import (
@@ -40,6 +39,7 @@ from counter.audit.merkle import (
     inclusion_path,
     split_point,
 )
+from counter.audit.records import EntryReader
 from counter.audit.signing import register_key, release_lease, take_lease
 from storage import Database, Executor
 from storage.timeutil import iso
@@ -96,7 +96,7 @@ def _keep_high(nodes: Nodes) -> Nodes:
     return {k: v for k, v in nodes.items() if k[0] >= TILE_HEIGHT}
 
 
-class AuditLog:
+class AuditLog(EntryReader):
     """Append-only, tamper-evident audit log.  Create with :meth:`open`; :meth:`close` on shutdown."""
 
     def __init__(
@@ -254,9 +254,9 @@ class AuditLog:
                 now = iso()
                 loop = asyncio.get_running_loop()
                 if len(batch) >= 32:
-                    rows = await loop.run_in_executor(None, _rows, batch, seq, now)
+                    rows = await loop.run_in_executor(None, prepared_rows, batch, seq, now)
                 else:
-                    rows = _rows(batch, seq, now)
+                    rows = prepared_rows(batch, seq, now)
                 entries, personal, leaves = rows
                 await tx.executemany(INSERT_ENTRY, entries)
                 if personal:
@@ -469,87 +469,6 @@ class AuditLog:
         mth = await self._subtree_fn(lambda f: f(0, size), size)
         return mth(0, size)
 
-    def account_pseudonym(self, account: str) -> str:
-        """What ``account`` is stored as (to search by it)."""
-        return pseudonym(self._pseudonym_key, account)
-
-    async def search(
-        self,
-        *,
-        since: str | None = None,
-        until: str | None = None,
-        actor_id: str | None = None,
-        account: str | None = None,
-        action: str | None = None,
-        outcome: str | None = None,
-        session_id: str | None = None,
-        after_seq: int = -1,
-        limit: int = 100,
-    ) -> list[dict[str, Any]]:
-        """Entries matching every filter given, oldest first, without personal data.
-
-        ``action`` matches the action and, as a dotted prefix, everything under it
-        (``transaction.puk`` finds ``transaction.puk.query``).
-        """
-        where = ["e.seq > $1"]
-        args: list[Any] = [after_seq]
-
-        def add(sql: str, value: Any) -> None:
-            args.append(value)
-            where.append(sql.replace("?", f"${len(args)}"))
-
-        if since:
-            add("e.time >= ?", since)
-        if until:
-            add("e.time < ?", until)
-        if actor_id:
-            add("e.actor_id = ?", actor_id)
-        if account:
-            add("e.account = ?", self.account_pseudonym(account))
-        if outcome:
-            add("e.outcome = ?", outcome)
-        if session_id:
-            add("e.session_id = ?", session_id)
-        if action:
-            args.append(action)
-            args.append(action.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + ".%")
-            where.append(f"(e.action = ${len(args) - 1} OR e.action LIKE ${len(args)} ESCAPE '\\')")
-        args.append(max(1, min(limit, 1000)))
-        rows = await self.db.fetch(
-            "SELECT e.seq, e.body, e.leaf_hash, p.seq AS personal_seq FROM audit_entries e"
-            " LEFT JOIN audit_personal p ON p.seq = e.seq"
-            f" WHERE {' AND '.join(where)} ORDER BY e.seq LIMIT ${len(args)}",
-            *args,
-        )
-        return [_entry_json(r) for r in rows]
-
-    async def get(self, seq: int) -> dict[str, Any] | None:
-        """One entry without its personal data (``personal_stored`` says whether any is kept)."""
-        row = await self.db.fetchrow(
-            "SELECT e.seq, e.body, e.leaf_hash, p.seq AS personal_seq FROM audit_entries e"
-            " LEFT JOIN audit_personal p ON p.seq = e.seq WHERE e.seq = $1",
-            seq,
-        )
-        return _entry_json(row) if row else None
-
-    async def personal(self, seq: int) -> dict[str, Any] | None:
-        """The personal data of entry ``seq`` (checked against its commitment), or ``None`` if purged.
-
-        Callers showing it to a person must first append an ``auditor.view_record`` entry.
-        """
-        row = await self.db.fetchrow(
-            "SELECT p.salt, p.data, e.body FROM audit_personal p JOIN audit_entries e ON e.seq = p.seq"
-            " WHERE p.seq = $1",
-            seq,
-        )
-        if row is None:
-            return None
-        expected = json.loads(row["body"]).get("personal")
-        if commitment(bytes.fromhex(row["salt"]), row["data"].encode("utf-8")) != expected:
-            raise AuditError(f"the personal data of entry {seq} does not match its commitment: it was altered")
-        data: dict[str, Any] = json.loads(row["data"])
-        return data
-
     async def purge_personal(self, older_than: datetime) -> int:
         """Delete personal values and salts of entries older than ``older_than`` (and sessions' personal
         fields), audited as ``audit.purge``; return how many entries lost theirs.
@@ -561,29 +480,3 @@ class AuditLog:
         from counter.audit.purge import purge
 
         return (await purge(self, older_than)).personal_entries
-
-
-def _rows(
-    batch: list[PreparedEntry], first_seq: int, now: str
-) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[str]]:
-    entries: list[tuple[Any, ...]] = []
-    personal: list[tuple[Any, ...]] = []
-    leaves: list[str] = []
-    for i, prepared in enumerate(batch):
-        entry, per, leaf = prepared.row(first_seq + i, now)
-        entries.append(entry)
-        if per is not None:
-            personal.append(per)
-        leaves.append(leaf)
-    return entries, personal, leaves
-
-
-def _entry_json(row: dict[str, Any]) -> dict[str, Any]:
-    body: dict[str, Any] = json.loads(row["body"])
-    return {
-        "seq": int(row["seq"]),
-        "leaf_hash": row["leaf_hash"],
-        "entry": body,
-        "personal_stored": row["personal_seq"] is not None,
-        "personal_purged": body.get("personal") is not None and row["personal_seq"] is None,
-    }

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
 import sys
 import time
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from counter.audit.keys import (
     split_note,
 )
 from counter.audit.merkle import EMPTY_ROOT, ProofError, verify_consistency
+from identity.files import write_atomic
 
 MAX_BODY = 64 * 1024
 MAX_PROOF = 63
@@ -111,12 +111,7 @@ class Witness:
         return note_verifier_key(self.signer.origin, self.signer.public_key, ALG_COSIGNATURE_V1)
 
     def _save(self) -> None:
-        tmp = self.state_file.with_suffix(".tmp")
-        with tmp.open("w") as f:
-            json.dump(self.state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.state_file)
+        write_atomic(self.state_file, json.dumps(self.state).encode())
 
     async def add_checkpoint(self, request: web.Request) -> web.Response:
         raw = await request.content.read(MAX_BODY + 1)

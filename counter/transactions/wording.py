@@ -8,12 +8,12 @@ its value worded here (zh-CN and English), masked where the catalog marks it per
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from counter.accounts import ADDONS, PLANS
 from counter.guidance import SCRIPTS
-from counter.transactions.catalog import REWARDS
+from counter.transactions.catalog.billing import REWARDS
 from counter.transactions.spec import TxSpec
 
 Words = tuple[str, str]  # (zh-CN, English)
@@ -194,15 +194,6 @@ class InputLine:
     value_zh: str
     value_en: str
 
-    def to_json(self) -> dict[str, str]:
-        return {
-            "field": self.field,
-            "label_zh": self.label_zh,
-            "label_en": self.label_en,
-            "value_zh": self.value_zh,
-            "value_en": self.value_en,
-        }
-
 
 @dataclass(frozen=True)
 class ConfirmWords:
@@ -217,15 +208,8 @@ class ConfirmWords:
     inputs: tuple[InputLine, ...]
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "title_zh": self.title_zh,
-            "title_en": self.title_en,
-            "what_zh": self.what_zh,
-            "what_en": self.what_en,
-            "effect_zh": self.effect_zh,
-            "effect_en": self.effect_en,
-            "inputs": [line.to_json() for line in self.inputs],
-        }
+        body = asdict(self)  # the input lines as dicts too
+        return {**body, "inputs": list(body["inputs"])}
 
 
 def input_lines(spec: TxSpec, inputs: Mapping[str, Any]) -> tuple[InputLine, ...]:

@@ -104,6 +104,8 @@ class _Leg:
         self.tasks.append(asyncio.ensure_future(self._consume(track)))
 
     async def _on_state(self) -> None:
+        if self.pc.connectionState == "connected":  # set up at full speed, then read media in batches
+            self.call.witness.drain.add(self.pc)
         if self.pc.connectionState in ("failed", "closed"):
             await self.call.drop_leg(self.party, self)
 
@@ -180,6 +182,8 @@ class _Leg:
             self.video_tap.stop_decoding()
 
     async def close(self) -> None:
+        if self.call.witness.drain.flush(self.pc):
+            await asyncio.sleep(0.01)  # aiortc's receive tasks take what the last read queued
         for task in self.tasks:
             task.cancel()
         await self.pc.close()
@@ -281,7 +285,7 @@ class WitnessCall:
             self._grabs -= 1
             self._done_decoding()
         t, frame = self.latest
-        return t, _bgr(frame)
+        return t, await asyncio.to_thread(_bgr, frame)  # a colour conversion of a whole frame
 
     def start_collecting(self, key: str, seconds: float, fps: float = 5.0) -> None:
         """Keep customer frames (``fps`` a second, at most ``seconds``) until :meth:`collected`; the
@@ -368,8 +372,11 @@ class Witness:
         require_consent: bool = True,
         stall_s: float = STALL_S,
         decode: compat.Decode = compat.Decode.ON_DEMAND,
+        drain_s: float = compat.DRAIN_INTERVAL_S,
     ) -> None:
         compat.check_aiortc()
+        #: Reads every leg's sockets in batches (``drain_s`` 0: datagram by datagram).
+        self.drain = compat.Drain(drain_s)
         self.store = store
         #: Which received frames are decoded: on demand (identity checks) or all (the former witness).
         self.decode = decode
@@ -495,6 +502,7 @@ class Witness:
     async def close(self) -> None:
         for call_id in list(self.calls):
             await self.end(call_id)
+        self.drain.close()
         for task in (self._watch, self._told):
             if task is not None and not task.done():
                 task.cancel()

@@ -18,9 +18,9 @@ import fractions
 import hashlib
 import json
 import logging
-import os
 import secrets
 import shutil
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -33,6 +33,8 @@ from av.stream import Stream
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
+
+from identity.files import write_atomic
 
 log = logging.getLogger("signaling.witness.recording")
 
@@ -84,16 +86,6 @@ def _aad(recording_id: str, index: int) -> bytes:
     return f"remote-counter/recording|{recording_id}|{index}".encode()
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
 class RecordingFiles:
     """One recording's folder: ``recording.json`` (wrapped key) and ``seg-NNNNNN.webm.enc`` files."""
 
@@ -102,12 +94,22 @@ class RecordingFiles:
         self._master = master_key
         self._key: bytes | None = None
         self._header: dict[str, Any] | None = None
+        self._unsaved = False
+        self._saving = threading.Lock()
 
     @classmethod
     def create(cls, directory: Path, master_key: bytes, recording_id: str, call_id: str) -> RecordingFiles:
-        """A new recording folder with a fresh key wrapped by ``master_key``."""
-        directory.mkdir(parents=True, mode=0o700)
+        """A new recording folder with a fresh key wrapped by ``master_key`` (blocking: it writes the folder)."""
+        files = cls.new(directory, master_key, recording_id, call_id)
+        files.save()
+        return files
+
+    @classmethod
+    def new(cls, directory: Path, master_key: bytes, recording_id: str, call_id: str) -> RecordingFiles:
+        """A new recording with a fresh key wrapped by ``master_key``, in memory only: the folder is
+        written by :meth:`save`, which the first :meth:`write_segment` calls (off the event loop)."""
         files = cls(directory, master_key)
+        files._unsaved = True
         files._key = AESGCM.generate_key(bit_length=256)
         files._header = {
             "v": 1,
@@ -121,8 +123,15 @@ class RecordingFiles:
             "key_id": key_id(master_key),
             "wrapped_key": base64.b64encode(aes_key_wrap(master_key, files._key)).decode(),
         }
-        _write_atomic(directory / "recording.json", json.dumps(files._header).encode())
         return files
+
+    def save(self) -> None:
+        """Write the folder and its ``recording.json`` unless written already (blocking: it syncs to disk)."""
+        with self._saving:
+            if self._unsaved:
+                self.directory.mkdir(parents=True, mode=0o700)
+                write_atomic(self.directory / "recording.json", json.dumps(self.header).encode())
+                self._unsaved = False
 
     @property
     def header(self) -> dict[str, Any]:
@@ -157,10 +166,11 @@ class RecordingFiles:
 
     def write_segment(self, index: int, plaintext: bytes) -> tuple[str, int, Path]:
         """Encrypt and store segment ``index``; return (sha256 of the file, its size, its path)."""
+        self.save()
         nonce = secrets.token_bytes(NONCE)
         blob = nonce + AESGCM(self._record_key()).encrypt(nonce, plaintext, _aad(self.recording_id, index))
         path = self.segment_path(index)
-        _write_atomic(path, blob)
+        write_atomic(path, blob)
         return hashlib.sha256(blob).hexdigest(), len(blob), path
 
     def file_sha256(self, index: int) -> str:
@@ -415,6 +425,8 @@ class Recorder:
             self._previous = self._current = None
         if self._pending is not None:
             await self._pending
+        if not self.segments:  # a recording without media still leaves its folder, as one with media does
+            await asyncio.to_thread(self.files.save)
         return list(self.segments)
 
 
@@ -431,8 +443,9 @@ class RecordingStore:
         return f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{safe}-{secrets.token_hex(3)}"
 
     def create(self, call_id: str) -> RecordingFiles:
+        """A new recording of ``call_id``: nothing is written before its first segment (:meth:`RecordingFiles.new`)."""
         recording_id = self.new_id(call_id)
-        return RecordingFiles.create(self.root / recording_id, self._master, recording_id, call_id)
+        return RecordingFiles.new(self.root / recording_id, self._master, recording_id, call_id)
 
     def open(self, recording_id: str) -> RecordingFiles:
         if not recording_id or "/" in recording_id or recording_id.startswith("."):

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+
+from identity.face import FaceEngine
+from identity.models import ModelRegistry
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 MODELS = SHARED / "models"
@@ -35,3 +39,18 @@ def models_dir() -> Path:
     if not (MODELS / "face_detection_yunet_2023mar.onnx").is_file():
         pytest.skip("shared models not present")
     return MODELS
+
+
+def small(image: np.ndarray, side: int = 640) -> np.ndarray:
+    """``image`` scaled so its long side is ``side``."""
+    scale = side / max(image.shape[:2])
+    size = (round(image.shape[1] * scale), round(image.shape[0] * scale))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+@pytest.fixture(scope="module")
+def engine(models_dir: Path) -> Iterator[FaceEngine]:
+    """A face engine on the shared models, one per test module."""
+    eng = FaceEngine(ModelRegistry(models_dir))
+    yield eng
+    eng.close()

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
+from identity.cardimage import CARD_H, CARD_W
 from identity.face import Face
-from identity.idcard import CARD_H, CARD_W
 
 FONT = Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc")
 BGR = np.ndarray

@@ -78,8 +78,9 @@ async def test_the_recording_holds_three_parties(app_client: TestClient[Any, Any
 
 
 @contextlib.asynccontextmanager
-async def _two_nodes(tmp_path: Path) -> AsyncIterator[list[TestServer]]:
-    """Nodes a and b over one PostgreSQL schema and one Redis prefix, both dropped after."""
+async def _two_nodes(tmp_path: Path, **signaling: Any) -> AsyncIterator[list[TestServer]]:
+    """Nodes a and b over one PostgreSQL schema and one Redis prefix, both dropped after; ``signaling``:
+    more of the nodes' signaling options."""
     from counter.app import build_app
 
     schema = f"t_{uuid.uuid4().hex[:12]}"
@@ -91,14 +92,13 @@ async def _two_nodes(tmp_path: Path) -> AsyncIterator[list[TestServer]]:
                 config_file=tmp_path / "none.toml", environ={}, tls=False, host="127.0.0.1", port=8443,
                 data_dir=tmp_path / "data", cert_dir=tmp_path / "certs", require_recording=False,
                 database_url=f"{PG_URL}?schema={schema}", redis_url=REDIS_URL, node_id=f"node-{name}",
+                signaling={**signaling, "redis_prefix": prefix},
             )
-            os.environ["COUNTER_SIGNALING_REDIS_PREFIX"] = prefix
             server = TestServer(await build_app(settings))
             await server.start_server()
             servers.append(server)
         yield servers
     finally:
-        os.environ.pop("COUNTER_SIGNALING_REDIS_PREFIX", None)
         for server in servers:
             await server.close()
         conn = await asyncpg.connect(PG_URL)
@@ -164,8 +164,7 @@ async def test_a_helper_on_a_node_that_dies_without_a_word_is_no_longer_present(
 ) -> None:
     """The helper's node stops heartbeating (frozen, killed): the survivors' heartbeat sweep clears the
     helper's presence as it does a dead node's customers; the holder and the agent are told."""
-    monkeypatch.setenv("COUNTER_SIGNALING_PRESENCE_TTL_S", "3")
-    async with _two_nodes(tmp_path) as servers:
+    async with _two_nodes(tmp_path, presence_ttl_s=3) as servers:
         a, b = (str(s.make_url("")).rstrip("/") for s in servers)
         async with aiohttp.ClientSession() as http, live_call(a, client=HelperClient) as call:
             status, invited = await call.phone("POST", "/api/customer/helper/invite")

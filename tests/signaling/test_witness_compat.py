@@ -143,3 +143,25 @@ async def test_receive_only_answer_skips_the_bandwidth_estimator_and_buffers_mor
     finally:
         await sender.close()
         await receiver.close()
+
+
+async def test_drain_reads_the_sockets_in_batches_and_flushes_before_close(link: Link) -> None:
+    """Once connected, the receiver's ICE sockets are read on a timer, several datagrams a turn, not one
+    per wake-up of the event loop; frames keep arriving; a flush reads what waits before the close."""
+    await _until(lambda: len(link.frames) >= 5)
+    assert compat.Drain(0).add(link.receiver) == 0  # interval 0: read as before
+    drain = compat.Drain(0.1)
+    assert drain.add(link.receiver) >= 1
+    assert drain.add(link.receiver) == 0  # once
+    before = len(link.frames)
+    await _until(lambda: len(link.frames) >= before + 30)
+    assert drain.turns >= 1 and drain.datagrams >= 2 * drain.turns  # batches, not one at a time
+    (transport,) = {p.transport for t in link.receiver.getTransceivers()
+                    for p in t.receiver.transport.transport._connection._protocols}
+    assert not transport.is_reading()  # asyncio's loop no longer wakes for each datagram
+
+    drain.interval = 60.0  # the turn already due runs, the next one not within this test
+    await asyncio.sleep(0.3)  # meanwhile packets wait in the kernel: the flush takes them
+    assert drain.flush(link.receiver) >= 1
+    assert drain.flush(link.receiver) == 0  # drained no more
+    drain.close()

@@ -6,11 +6,24 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from counter.audit import AuditLog
+from counter.audit import AuditEvent, AuditLog
 from counter.audit.keys import Signer
 from storage import Database
 
 PSEUDONYM_KEY = b"k" * 32
+
+
+def event(i: int, **kw: object) -> AuditEvent:
+    """A valid event numbered ``i`` (actor and account cycle with it), changed by ``kw``."""
+    base: dict[str, object] = {
+        "action": "transaction.puk.query",
+        "actor_role": "agent",
+        "actor_id": f"agent{i % 3}",
+        "account": f"1380000{i % 5:04d}",
+        "details": {"i": i},
+    }
+    base.update(kw)
+    return AuditEvent(**base)  # type: ignore[arg-type]
 
 
 @pytest.fixture

@@ -1,6 +1,8 @@
 // The agent's WebRTC legs: the call with the customer (the agent offers) and, when a supervisor
 // listens in silently, a second send-only connection to that supervisor.
 
+import { iceMessage } from "../shared/ws.js";
+
 export class OfferPeer {
   /**
    * send(msg): send a signaling message; onRemote(stream); onState(state).
@@ -13,17 +15,7 @@ export class OfferPeer {
     this.onRemote = onRemote;
     this.onState = onState;
     this.pc = new RTCPeerConnection({ iceServers, bundlePolicy: "max-bundle" });
-    this.pc.addEventListener("icecandidate", (event) => {
-      const c = event.candidate;
-      this.send({
-        type: "ice",
-        call_id: this.callId,
-        candidate: c ? c.candidate : "",
-        sdp_mid: c ? c.sdpMid ?? undefined : undefined,
-        sdp_mline_index: c ? c.sdpMLineIndex ?? undefined : undefined,
-        to: this.to ?? undefined,
-      });
-    });
+    this.pc.addEventListener("icecandidate", (event) => this.send(iceMessage(this.callId, event.candidate, { to: this.to })));
     this.pc.addEventListener("track", (event) => this.onRemote(event.streams[0] ?? new MediaStream([event.track])));
     this.pc.addEventListener("connectionstatechange", () => this.onState(this.pc.connectionState));
     this.pendingIce = [];
@@ -91,13 +83,7 @@ export class AnswerPeer {
     this.onRemote = onRemote;
     this.pc = new RTCPeerConnection({ iceServers, bundlePolicy: "max-bundle" });
     this.pendingIce = [];
-    this.pc.addEventListener("icecandidate", (event) => {
-      const c = event.candidate;
-      this.send({
-        type: "ice", call_id: this.callId, candidate: c ? c.candidate : "", to: this.to,
-        sdp_mid: c ? c.sdpMid ?? undefined : undefined, sdp_mline_index: c ? c.sdpMLineIndex ?? undefined : undefined,
-      });
-    });
+    this.pc.addEventListener("icecandidate", (event) => this.send(iceMessage(this.callId, event.candidate, { to: this.to })));
     this.pc.addEventListener("track", (event) => this.onRemote(event.streams[0] ?? new MediaStream([event.track]), event.track));
     this.pc.addEventListener("connectionstatechange", () => onState(this.pc.connectionState));
   }

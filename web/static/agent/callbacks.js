@@ -1,7 +1,7 @@
 // The agent's scheduled call-backs: those due now for the agent's lanes, a button that starts one (the
 // server texts the customer a video invitation routed to this agent), and the outcome once done.
 
-import { api, clock, h, mount, toast } from "../login/staff.js";
+import { api, clock, h, laneName, mount, toast } from "../login/staff.js";
 import { both } from "../shared/i18n.js";
 
 const OUTCOMES = ["resolved", "work_order", "no_answer", "customer_declined"];
@@ -17,7 +17,7 @@ function row(c, me, refresh) {
   };
   const when = clock(new Date(c.preferred_at * 1000).toISOString());
   return h("li", { dataset: { callback: String(c.id), status: c.status } },
-    h("span", {}, `${when} · ${c.lane === "care" ? "关爱 Care" : "普通 General"} · ${c.msisdn} `),
+    h("span", {}, `${when} · ${laneName(c.lane)} · ${c.msisdn} `),
     c.status === "scheduled"
       ? h("button", { type: "button", class: "primary callback-start", onclick: () => act("start") }, both("callback.start"))
       : c.agent === me

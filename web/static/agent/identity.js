@@ -3,28 +3,25 @@
 // (server side); where the server has no live video of the call, the frame the agent's browser
 // received is uploaded instead.
 
-import { ApiError } from "../login/staff.js";
-import { reasonBoth } from "../shared/i18n.js";
+import { ApiError, request } from "../shared/api.js";
+import { both, reasonBoth } from "../shared/i18n.js";
 
 const base = (sid) => `/api/counter/sessions/${encodeURIComponent(sid)}/identity`;
 
+/** The live frame is not to be had here (web/identity_api.py's 409 from the witness): no live video of
+ * the call on this server, none from the customer's camera, or none reaching the server. */
+const NO_LIVE_FRAME = new Set(["no_witness", "no_video", "no_media"]);
+
 async function post(path, { json, blob } = {}) {
-  const headers = { "X-CSRF-Token": sessionStorage.getItem("rc.csrf") ?? "" };
-  let body;
-  if (blob) {
-    headers["Content-Type"] = blob.type || "image/jpeg";
-    body = blob;
-  } else {
-    headers["Content-Type"] = "application/json";
-    body = JSON.stringify(json ?? {});
+  try {
+    return await request(path, blob ? { blob } : { body: json ?? {} });
+  } catch (err) {
+    // a server without web/identity_api.py answers the route's 404 with no code of its own
+    if (err.status === 404 && (err.code === "http" || err.code === "not_found")) {
+      throw new ApiError(404, "no_identity_api", both("staff.no_identity_api"));
+    }
+    throw err;
   }
-  const resp = await fetch(path, { method: "POST", headers, body, credentials: "same-origin" });
-  const data = await resp.json().catch(() => ({}));
-  if (resp.status === 404 && (!data.error || data.error.code === "not_found")) {
-    throw new ApiError(404, "no_identity_api", "本服务器没有身份核验接口 the identity API (web/identity_api.py) is not installed");
-  }
-  if (!resp.ok) throw new ApiError(resp.status, data.error?.code ?? "http", data.error?.reason ?? `HTTP ${resp.status}`, data.error?.reason_zh ?? null);
-  return data;
 }
 
 /** The witness's live frame; on a server without live video of the call (409), the given still. */
@@ -32,7 +29,7 @@ async function liveOrUpload(path, frame) {
   try {
     return await post(path, { json: { source: "live" } });
   } catch (err) {
-    if (err.status !== 409 || !frame || !/witness|live|video|call/i.test(`${err.code} ${err.message}`)) throw err;
+    if (err.status !== 409 || !frame || !NO_LIVE_FRAME.has(err.code)) throw err;
     return post(path, { blob: frame });
   }
 }

@@ -1,6 +1,7 @@
 // A transaction's input form built from its JSON Schema (the catalog's input_schema), and read back.
 
 import { h } from "../login/staff.js";
+import { both } from "../shared/i18n.js";
 
 function resolve(schema, prop) {
   if (prop.$ref) return schema.$defs?.[prop.$ref.split("/").pop()] ?? prop;
@@ -34,7 +35,7 @@ export function formFields(schema) {
     if (raw.description) input.title = raw.description;
     nodes.push(label, input);
   }
-  if (!nodes.length) nodes.push(h("span", { class: "muted" }, "无需填写 No inputs"), h("span"));
+  if (!nodes.length) nodes.push(h("span", { class: "muted" }, both("staff.tx_no_inputs")), h("span"));
   return nodes;
 }
 
@@ -51,7 +52,7 @@ export function readForm(container, schema) {
     }
     const value = input.value.trim();
     if (value === "") {
-      if (required.has(name)) throw new Error(`请填写 Fill in: ${name}`);
+      if (required.has(name)) throw new Error(both("staff.tx_fill_in", { name }));
       continue;
     }
     out[name] = input.dataset.kind === "integer" ? parseInt(value, 10) : input.dataset.kind === "number" ? Number(value) : value;

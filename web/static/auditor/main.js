@@ -3,6 +3,7 @@
 // checkpoints kept in this browser: a fork or rollback is shown loudly), export.
 
 import { api, clock, h, header, mount, requireUser, toast } from "../login/staff.js";
+import { request } from "../shared/api.js";
 import { both } from "../shared/i18n.js";
 import { keep, kept, parseNote } from "./kept.js";
 
@@ -16,14 +17,9 @@ const KIND = [
   ["session.", "session"], ["recording.", "recording"], ["consent.", "consent"],
 ];
 
-/** What a timeline step is, in both languages (the chat's words are personal data, shown on request). */
-const LABEL = {
-  "call.chat": "聊天 chat",
-  "session.claim": "认领号码 account claimed",
-  "session.rating": "满意度 rating",
-  "session.wrap_up": "话后小结 wrap-up",
-  "consent.face": "刷脸同意 face consent",
-};
+/** Timeline steps named in both languages (``auditor.label.<action>``; the chat's words are personal
+ * data, shown on request). */
+const LABELLED = ["call.chat", "session.claim", "session.rating", "session.wrap_up", "consent.face"];
 
 function kind(action) {
   return KIND.find(([prefix]) => action.startsWith(prefix))?.[1] ?? "other";
@@ -53,7 +49,7 @@ async function search(event, more = false) {
       h("td", {}, `${e.entry.actor_role}:${e.entry.actor_id}`), h("td", { class: e.entry.outcome === "ok" ? "ok" : "error" }, e.entry.outcome),
       h("td", {}, e.entry.session_id ? h("a", { href: `#session=${encodeURIComponent(e.entry.session_id)}`, class: "session-link" }, e.entry.session_id) : "")));
     if (more) $("results").append(...rows);
-    else mount($("results"), rows.length ? rows : h("tr", {}, h("td", { colspan: "6", class: "muted" }, "没有结果 No entries")));
+    else mount($("results"), rows.length ? rows : h("tr", {}, h("td", { colspan: "6", class: "muted" }, both("auditor.no_entries"))));
     $("btn-more").hidden = data.entries.length < 50;
   } catch (err) {
     toast(err.message, "error");
@@ -63,7 +59,7 @@ async function search(event, more = false) {
 function describe(e) {
   const d = e.details ?? {};
   const bits = [];
-  if (LABEL[e.action]) bits.push(LABEL[e.action]);
+  if (LABELLED.includes(e.action)) bits.push(both(`auditor.label.${e.action}`));
   if (d.code) bits.push(d.code);
   if (d.score !== undefined) bits.push(`score ${Number(d.score).toFixed(3)}`);
   if (d.threshold !== undefined) bits.push(`threshold ${Number(d.threshold).toFixed(3)}`);
@@ -114,14 +110,14 @@ function recordItems(r) {
       h("div", {}, h("span", { class: "seq" }, `${clock(time)} `), h("strong", {}, action), " · ", text)),
   });
   const out = [];
-  if (r.face_consent !== null) out.push(item(r.created_at, "session.consent", r.face_consent ? "刷脸同意 face processing agreed" : "拒绝刷脸 face declined (attestation path)"));
+  if (r.face_consent !== null) out.push(item(r.created_at, "session.consent", both(r.face_consent ? "auditor.consent_yes" : "auditor.consent_no")));
   for (const e of r.evidence) {
     out.push(item(e.at, `session.level.${e.level}`, `${e.method} · ${e.recorded_by} · ${e.evidence.map((s) => s.slice(0, 12)).join(", ")}`));
   }
   for (const n of r.notes) out.push(item(n.at, "session.note", `${n.author}: ${n.text}`));
-  if (r.closed_at) out.push(item(r.closed_at, "session.closed", `话后 wrap-up: ${r.wrap_up}`));
-  if (r.rating !== null) out.push(item(r.closed_at ?? r.created_at, "session.rating", `满意度 rating ${r.rating}/5 ${r.rating_comment ?? ""}`));
-  out.push(item(r.created_at, "session.opened", `坐席 agent ${r.agent} · 查看已记录 view logged as #${r.view_logged_as}`));
+  if (r.closed_at) out.push(item(r.closed_at, "session.closed", both("auditor.wrap_up", { code: r.wrap_up })));
+  if (r.rating !== null) out.push(item(r.closed_at ?? r.created_at, "session.rating", `${both("auditor.rating", { n: r.rating })} ${r.rating_comment ?? ""}`));
+  out.push(item(r.created_at, "session.opened", both("auditor.session_opened", { agent: r.agent, seq: r.view_logged_as })));
   return out;
 }
 
@@ -131,11 +127,11 @@ function entryNode(e) {
     h("div", {}, h("span", { class: "seq" }, `#${e.seq} ${clock(x.time)} `), h("strong", {}, x.action), ` · ${x.actor_role}:${x.actor_id} · `,
       h("span", { class: x.outcome === "ok" ? "badge ok" : "badge bad" }, x.outcome)),
     h("div", { class: "muted" }, describe(x), x.reason ? ` · ${x.reason}` : ""),
-    x.evidence?.length ? h("div", { class: "muted" }, "证据 evidence: ", x.evidence.map((s) => h("code", { title: s }, `${s.slice(0, 12)}… `))) : "");
+    x.evidence?.length ? h("div", { class: "muted" }, `${both("auditor.evidence")}: `, x.evidence.map((s) => h("code", { title: s }, `${s.slice(0, 12)}… `))) : "");
   if (e.personal_stored) {
-    li.append(h("button", { type: "button", class: "personal-btn", onclick: () => viewPersonal(e.seq, li) }, "查看个人信息（将被记录）View personal data (audited)"));
+    li.append(h("button", { type: "button", class: "personal-btn", onclick: () => viewPersonal(e.seq, li) }, both("auditor.view_personal")));
   } else if (e.personal_purged) {
-    li.append(h("div", { class: "muted" }, "个人信息已按期删除 personal data purged"));
+    li.append(h("div", { class: "muted" }, both("auditor.personal_purged")));
   }
   return li;
 }
@@ -144,7 +140,7 @@ async function viewPersonal(seq, li) {
   try {
     const data = await api(`/api/audit/entries/${seq}?personal=1`);
     li.append(h("pre", { class: "json personal" }, JSON.stringify(data.personal, null, 2)),
-      h("div", { class: "muted" }, `本次查看已记录为 #${data.view_logged_as}。This view was logged as #${data.view_logged_as}.`));
+      h("div", { class: "muted" }, both("auditor.view_logged", { seq: data.view_logged_as })));
     await views();
   } catch (err) {
     toast(err.message, "error");
@@ -156,11 +152,11 @@ async function recording(sessionId) {
   try {
     data = await api(`/api/recordings?call=${encodeURIComponent(sessionId)}`);
   } catch (err) {
-    mount($("recording"), h("p", { class: "muted" }, err.status === 404 ? "本服务器没有录像接口。No recordings API on this server." : err.message));
+    mount($("recording"), h("p", { class: "muted" }, err.status === 404 ? both("auditor.no_recordings_api") : err.message));
     return;
   }
   if (!data.recordings.length) {
-    mount($("recording"), h("p", { class: "muted" }, "本会话没有录像。No recording for this session."));
+    mount($("recording"), h("p", { class: "muted" }, both("auditor.no_recording")));
     return;
   }
   mount($("recording"), data.recordings.map((r) => {
@@ -169,14 +165,14 @@ async function recording(sessionId) {
       h("div", {}, h("strong", {}, r.id), ` · ${clock(r.started_at)}`),
       // a call whose server stopped goes on in a next part, linked to the one before
       r.previous_id ? h("div", { class: "muted part-link", dataset: { previous: r.previous_id } },
-        `第 ${r.part} 段录像，接续 ${r.previous_id} · Part ${r.part}, continues ${r.previous_id}`) : null,
+        both("auditor.recording_part", { part: r.part, previous: r.previous_id })) : null,
       status,
-      h("button", { type: "button", class: "primary play-btn", onclick: () => play(r.id, box) }, "▶ 播放（将被记录）Play (audited)"));
+      h("button", { type: "button", class: "primary play-btn", onclick: () => play(r.id, box) }, `▶ ${both("auditor.play")}`));
     api(`/api/recordings/${encodeURIComponent(r.id)}`).then((info) => {
       const bad = info.verification.filter((c) => c.status !== "ok");
       mount(status, info.intact
-        ? h("span", { class: "badge ok" }, `✓ ${info.segments.length} 段与审计日志一致 segments match the audit log`)
-        : h("span", { class: "badge bad" }, `✗ ${bad.map((c) => `#${c.index} ${c.status}`).join(", ") || "no segments"}`));
+        ? h("span", { class: "badge ok" }, `✓ ${both("auditor.segments_ok", { n: info.segments.length })}`)
+        : h("span", { class: "badge bad" }, `✗ ${bad.map((c) => `#${c.index} ${c.status}`).join(", ") || both("auditor.no_segments")}`));
       box.dataset.intact = String(info.intact);
     }).catch((err) => mount(status, h("span", { class: "error" }, err.message)));
     return box;
@@ -207,7 +203,7 @@ async function play(rid, box) {
 async function checkpoint() {
   try {
     const cp = await api("/api/audit/checkpoint/latest");
-    $("checkpoint").textContent = `${cp.tree_size} 条 entries · ${clock(cp.time)} · key ${cp.key_id.slice(0, 12)}`;
+    $("checkpoint").textContent = `${both("auditor.entries", { n: cp.tree_size })} · ${clock(cp.time)} · key ${cp.key_id.slice(0, 12)}`;
   } catch (err) {
     $("checkpoint").textContent = err.message;
   }
@@ -223,8 +219,11 @@ async function logKey() {
 
 /** Keep the newest signed checkpoint this console sees, for the next visit. */
 async function seeCheckpoint() {
-  const resp = await fetch("/checkpoint", { credentials: "same-origin" });
-  if (resp.ok) keep(await resp.text(), "seen");
+  try {
+    keep(await (await request("/checkpoint", { raw: true })).text(), "seen");
+  } catch (err) {
+    if (err.code === "network") throw err; // none signed yet (or none served): nothing to keep
+  }
   showKept();
 }
 
@@ -266,15 +265,15 @@ function alarm(kind, key) {
 
 async function verify() {
   $("btn-verify").disabled = true;
-  $("verify-state").textContent = "验证中… Verifying…";
+  $("verify-state").textContent = both("auditor.verifying");
   $("verify-alert").hidden = true;
   delete $("verify-alert").dataset.kind;
   try {
     const checkpoints = kept(state.origin).map((k) => k.note);
     const report = await api("/api/audit/verify", { method: "POST", body: { checkpoints } });
     $("verify-state").textContent = report.ok
-      ? `✓ 完整 Intact: ${report.entries} 条 entries, ${report.checkpoints} 个签名检查点 signed checkpoints`
-      : `✗ 发现问题 Problem at #${report.first_problem?.seq}: ${report.first_problem?.message}`;
+      ? `✓ ${both("auditor.intact", { entries: report.entries, checkpoints: report.checkpoints })}`
+      : `✗ ${both("auditor.problem", { seq: report.first_problem?.seq, message: report.first_problem?.message })}`;
     $("verify-state").className = `verify-state ${report.ok ? "ok" : "error"}`;
     const loud = ALERTS.find(([kind]) => report.problems.some((p) => p.kind === kind));
     if (loud) alarm(...loud);
@@ -297,8 +296,7 @@ async function exportBundle(event) {
   const q = new URLSearchParams({ from: $("export-from").value || "0" });
   if ($("export-to").value) q.set("to", $("export-to").value);
   try {
-    const resp = await fetch(`/api/audit/export?${q}`, { credentials: "same-origin" });
-    if (!resp.ok) throw new Error((await resp.json()).error?.reason ?? `HTTP ${resp.status}`);
+    const resp = await request(`/api/audit/export?${q}`, { raw: true });
     const url = URL.createObjectURL(await resp.blob());
     const a = h("a", { href: url, download: "audit-bundle.json" });
     document.body.append(a);
@@ -318,7 +316,7 @@ async function views() {
   mount($("views"), recent.length
     ? recent.map((e) => h("li", { dataset: { action: e.entry.action } }, `#${e.seq} ${clock(e.entry.time)} ${e.entry.actor_id} · ${e.entry.action}`,
       e.entry.details?.seq !== undefined ? ` (#${e.entry.details.seq})` : "", e.entry.session_id ? ` · ${e.entry.session_id}` : ""))
-    : h("li", { class: "muted" }, "暂无 None yet"));
+    : h("li", { class: "muted" }, both("auditor.none_yet")));
 }
 
 function route() {

@@ -3,6 +3,7 @@
 // offer that restarts ICE on the agent's connection is answered on this side's connection.
 
 import { fingerprintOf } from "../shared/recovery.js";
+import { iceMessage } from "../shared/ws.js";
 
 export class CallPeer {
   constructor({ send, onRemoteStream = () => {}, onState = () => {} }) {
@@ -44,14 +45,7 @@ export class CallPeer {
     this.answerSent = false;
     pc.addEventListener("icecandidate", (event) => {
       if (pc !== this.pc) return;
-      const c = event.candidate;
-      const msg = {
-        type: "ice",
-        call_id: this.callId,
-        candidate: c ? c.candidate : "",
-        sdp_mid: c ? c.sdpMid ?? undefined : undefined,
-        sdp_mline_index: c ? c.sdpMLineIndex ?? undefined : undefined,
-      };
+      const msg = iceMessage(this.callId, event.candidate);
       // the agent can only use candidates after it has the answer: hold them until it is sent
       if (this.answerSent) this.send(msg);
       else this.heldIce.push(msg);

@@ -3,24 +3,14 @@
 // offers the helper (the helper answers; messages from "helper:<call id>" are routed here).
 
 import { OfferPeer } from "../agent/call.js";
-import { h } from "../shared/dom.js";
+import { refusalCode, request } from "../shared/api.js";
+import { h, qrCode } from "../shared/dom.js";
 import { t } from "../shared/i18n.js";
-
-function screen(name, title, ...body) {
-  return h("section", { class: `screen screen-${name}`, "data-screen": name, "aria-labelledby": `h-${name}` },
-    h("h1", { id: `h-${name}`, tabindex: "-1" }, title), ...body);
-}
-
-function bigButton(label, onclick, { kind = "primary", id } = {}) {
-  return h("button", { type: "button", class: `big ${kind}`, id, onclick }, h("span", { class: "label" }, label));
-}
+import { bigButton, question, screen } from "./screens.js";
 
 /** The invitation: the QR code (SVG from the server) as large as the screen allows, and the link. */
 export function inviteScreen({ svg, url, onDone }) {
-  // The server's own SVG, parsed as XML (never as HTML) and adopted as nodes.
-  const parsed = new DOMParser().parseFromString(svg, "image/svg+xml").documentElement;
-  const qr = h("div", { class: "qr", id: "helper-qr", role: "img", "aria-label": t("helper.invite_title") },
-    parsed.nodeName === "svg" ? document.importNode(parsed, true) : null);
+  const qr = qrCode(svg, { id: "helper-qr", label: t("helper.invite_title") });
   return {
     name: "helper_invite",
     say: t("helper.invite_say"),
@@ -35,29 +25,23 @@ export function inviteScreen({ svg, url, onDone }) {
 /** The helper said who they are: may they stay? */
 export function consentScreen({ name, relation, onYes, onNo }) {
   const words = { name, relation: t(`relation.${relation}`) };
-  return {
-    name: "helper_consent",
+  return question("helper_consent", {
+    title: t("helper.consent_title", words),
     say: t("helper.consent_say", words),
-    speak: true,
-    node: screen("helper_consent", t("helper.consent_title", words),
-      h("p", {}, t("helper.consent_hint")),
-      h("div", { class: "stack" },
-        bigButton(t("helper.consent_yes"), onYes, { id: "btn-helper-yes" }),
-        bigButton(t("helper.consent_no"), onNo, { id: "btn-helper-no", kind: "secondary" }))),
-  };
+    body: h("p", {}, t("helper.consent_hint")),
+    yes: [t("helper.consent_yes"), onYes, { id: "btn-helper-yes" }],
+    no: [t("helper.consent_no"), onNo, { id: "btn-helper-no", kind: "secondary" }],
+  });
 }
 
 /** The agent suggests a helper: the holder decides; a link is minted only on yes (with their own token). */
 export function suggestScreen({ onYes, onNo }) {
-  return {
-    name: "helper_suggest",
+  return question("helper_suggest", {
+    title: t("helper.suggest_title"),
     say: t("helper.suggest_say"),
-    speak: true,
-    node: screen("helper_suggest", t("helper.suggest_title"),
-      h("div", { class: "stack" },
-        bigButton(t("helper.suggest_yes"), onYes, { id: "btn-suggest-yes" }),
-        bigButton(t("helper.suggest_no"), onNo, { id: "btn-suggest-no", kind: "secondary" }))),
-  };
+    yes: [t("helper.suggest_yes"), onYes, { id: "btn-suggest-yes" }],
+    no: [t("helper.suggest_no"), onNo, { id: "btn-suggest-no", kind: "secondary" }],
+  });
 }
 
 /** The peer connection to the helper, offered by this side ("to": the helper's key). */
@@ -100,9 +84,9 @@ export async function holderJoin() {
   const code = new URLSearchParams(location.hash.slice(1)).get("holder");
   if (!code) return null;
   history.replaceState(null, "", location.pathname + location.search); // used once: out of the address bar
-  const resp = await fetch("/api/customer/holder/join", {
-    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ code }),
-  }).catch(() => null);
-  const body = resp ? await resp.json().catch(() => ({})) : {};
-  return resp?.ok ? body : { error: body?.error?.code ?? "invite_unknown" };
+  try {
+    return await request("/api/customer/holder/join", { body: { code } });
+  } catch (err) {
+    return { error: refusalCode(err, "invite_unknown") };
+  }
 }

@@ -1,6 +1,7 @@
 // Keep my place (virtual hold) on the customer's page: the offer under the queue, the "kept" screen,
 // the notification when the turn is near (where the browser allows), and the way back from the text's link.
 
+import { request } from "../shared/api.js";
 import { h } from "../shared/dom.js";
 import { t } from "../shared/i18n.js";
 
@@ -81,14 +82,9 @@ export function takeHoldCode() {
   return code;
 }
 
-/** Exchange the link's code for this call's new join token: {token, care}, or null if no longer valid. */
 /** Book a call-back with this visit's join token; the booking ({id, preferred_at}) or null. */
-export async function bookCallback(token, msisdn, preferredAt) {
-  const resp = await fetch("/api/customer/callbacks", {
-    method: "POST", headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ token, msisdn, preferred_at: preferredAt }),
-  });
-  return resp.ok ? resp.json() : null;
+export function bookCallback(token, msisdn, preferredAt) {
+  return request("/api/customer/callbacks", { body: { token, msisdn, preferred_at: preferredAt } }).catch(() => null);
 }
 
 /** The call-back is booked: the page may close. */
@@ -108,9 +104,7 @@ export function takeInvite() {
   return token;
 }
 
-export async function comeBack(code) {
-  const resp = await fetch("/api/customer/hold/return", {
-    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ code }),
-  });
-  return resp.ok ? resp.json() : null;
+/** Exchange the link's code for this call's new join token: {token, care}, or null if no longer valid. */
+export function comeBack(code) {
+  return request("/api/customer/hold/return", { body: { code } }).catch(() => null);
 }

@@ -2,6 +2,7 @@
 // page goes on by itself. What fails leads to the fitting path: no camera but a microphone, on with
 // the voice only; no microphone, or no connection, help (try again, or the 10000 hotline).
 
+import { request } from "../shared/api.js";
 import { h } from "../shared/dom.js";
 import { t } from "../shared/i18n.js";
 
@@ -14,8 +15,7 @@ export async function checkConnection() {
   const ctl = new AbortController();
   const timer = setTimeout(() => ctl.abort(), 5000);
   try {
-    const resp = await fetch("/healthz", { cache: "no-store", signal: ctl.signal });
-    if (!resp.ok) return "fail";
+    await request("/healthz", { raw: true, cache: "no-store", signal: ctl.signal });
   } catch {
     return "fail";
   } finally {

@@ -7,7 +7,8 @@ import { repeat } from "../shared/speech.js";
 
 const icon = (name, alt = "") => h("img", { class: "icon", src: `/static/customer/icons/${name}.svg`, alt, width: 48, height: 48 });
 
-function bigButton(label, onclick, { kind = "primary", hint = "", id, iconName } = {}) {
+/** A large button: its label, an icon (customer/icons/<iconName>.svg) and a hint where given. */
+export function bigButton(label, onclick, { kind = "primary", hint = "", id, iconName } = {}) {
   return h(
     "button",
     { type: "button", class: `big ${kind}`, id, onclick },
@@ -17,9 +18,15 @@ function bigButton(label, onclick, { kind = "primary", hint = "", id, iconName }
   );
 }
 
-function screen(name, title, ...body) {
+/** A screen: a section named name, its heading (focused when shown), then body. */
+export function screen(name, title, ...body) {
   return h("section", { class: `screen screen-${name}`, "data-screen": name, "aria-labelledby": `h-${name}` },
     h("h1", { id: `h-${name}`, tabindex: "-1" }, title), ...body);
+}
+
+/** What a consent says, a point a line, each with its icon: [[iconName, text], ...]. */
+function points(items) {
+  return h("ul", { class: "plain" }, items.map(([name, text]) => h("li", {}, icon(name), h("p", {}, text))));
 }
 
 /** Countdown with a "more time" button; returns {node, stop}. onExpire is called at zero. */
@@ -68,20 +75,24 @@ export function entry({ onVideo, onSenior, careAge, phone = "", onPhone = () => 
   };
 }
 
-export function consent({ onAgree, onDecline }) {
+/** A question and its two answers, one above the other, spoken: yes and no are [label, onclick, options]. */
+export function question(name, { title, say, body = [], yes, no }) {
   return {
-    name: "consent",
-    say: t("consent.say"),
+    name,
+    say,
     speak: true,
-    node: screen("consent", t("consent.title"),
-      h("ul", { class: "plain" },
-        h("li", {}, icon("camera"), h("p", {}, t("consent.camera"))),
-        h("li", {}, icon("record"), h("p", {}, t("consent.recording"))),
-        h("li", {}, icon("lock"), h("p", {}, t("consent.why")))),
-      h("div", { class: "stack" },
-        bigButton(t("consent.agree"), onAgree, { id: "btn-consent" }),
-        bigButton(t("consent.decline"), onDecline, { id: "btn-consent-no", kind: "secondary" }))),
+    node: screen(name, title, body, h("div", { class: "stack" }, bigButton(...yes), bigButton(...no))),
   };
+}
+
+export function consent({ onAgree, onDecline }) {
+  return question("consent", {
+    title: t("consent.title"),
+    say: t("consent.say"),
+    body: points([["camera", t("consent.camera")], ["record", t("consent.recording")], ["lock", t("consent.why")]]),
+    yes: [t("consent.agree"), onAgree, { id: "btn-consent" }],
+    no: [t("consent.decline"), onDecline, { id: "btn-consent-no", kind: "secondary" }],
+  });
 }
 
 export function consentDeclined({ onBack }) {
@@ -94,19 +105,13 @@ export function consentDeclined({ onBack }) {
 }
 
 export function faceConsent({ onAgree, onDecline }) {
-  return {
-    name: "face-consent",
+  return question("face-consent", {
+    title: t("face.title"),
     say: t("face.say"),
-    speak: true,
-    node: screen("face-consent", t("face.title"),
-      h("ul", { class: "plain" },
-        h("li", {}, icon("face"), h("p", {}, t("face.what"))),
-        h("li", {}, icon("lock"), h("p", {}, t("face.keep"))),
-        h("li", {}, icon("card"), h("p", {}, t("face.alt")))),
-      h("div", { class: "stack" },
-        bigButton(t("face.agree"), onAgree, { id: "btn-face-yes" }),
-        bigButton(t("face.decline"), onDecline, { id: "btn-face-no", kind: "primary-alt" }))),
-  };
+    body: points([["face", t("face.what")], ["lock", t("face.keep")], ["card", t("face.alt")]]),
+    yes: [t("face.agree"), onAgree, { id: "btn-face-yes" }],
+    no: [t("face.decline"), onDecline, { id: "btn-face-no", kind: "primary-alt" }],
+  });
 }
 
 export function asking() {
@@ -239,10 +244,18 @@ export function step({ text, press, onDone, onHelp }) {
   };
 }
 
-export function faceCapture({ stream, timer }) {
-  const video = h("video", { class: "capture-video mirror", id: "face-video", autoplay: true, muted: true, playsinline: true });
-  video.srcObject = stream;
+/** A capture's live picture (muted, inline; mirrored for the front camera) in its box with the guide
+ * to frame a face (an oval) or a card; {video, box}. */
+function captureBox(id, { stream = null, card = false } = {}) {
+  const video = h("video", { class: card ? "capture-video" : "capture-video mirror", id, autoplay: true, muted: true, playsinline: true });
+  if (stream) video.srcObject = stream;
   video.muted = true;
+  const guide = h("div", { class: card ? "card-guide" : "oval-guide", "aria-hidden": "true" });
+  return { video, box: h("div", { class: card ? "capture-box card" : "capture-box" }, video, guide) };
+}
+
+export function faceCapture({ stream, timer }) {
+  const { video, box } = captureBox("face-video", { stream });
   const hint = h("p", { class: "hint-live", id: "face-hint", "aria-live": "assertive" }, t("face_cap.say"));
   return {
     name: "face-capture",
@@ -250,16 +263,12 @@ export function faceCapture({ stream, timer }) {
     speak: true,
     video,
     hint,
-    node: screen("face-capture", t("face_cap.title"),
-      h("div", { class: "capture-box" }, video, h("div", { class: "oval-guide", "aria-hidden": "true" })),
-      hint, timer.node),
+    node: screen("face-capture", t("face_cap.title"), box, hint, timer.node),
   };
 }
 
 export function liveness({ stream, onAgain }) {
-  const video = h("video", { class: "capture-video mirror", id: "live-video", autoplay: true, muted: true, playsinline: true });
-  video.srcObject = stream;
-  video.muted = true;
+  const { box } = captureBox("live-video", { stream });
   const action = h("p", { class: "hint-live live-action", id: "live-action", "aria-live": "assertive" }, t("live.intro"));
   const progress = h("p", { class: "lead", id: "live-progress" }, "");
   return {
@@ -268,16 +277,13 @@ export function liveness({ stream, onAgain }) {
     speak: true,
     action,
     progress,
-    node: screen("liveness", t("live.title"),
-      h("div", { class: "capture-box" }, video, h("div", { class: "oval-guide", "aria-hidden": "true" })),
-      action, progress,
+    node: screen("liveness", t("live.title"), box, action, progress,
       bigButton(t("live.again"), onAgain, { kind: "secondary", id: "btn-live-again" })),
   };
 }
 
 export function idCapture({ timer }) {
-  const video = h("video", { class: "capture-video", id: "id-video", autoplay: true, muted: true, playsinline: true });
-  video.muted = true;
+  const { video, box } = captureBox("id-video", { card: true });
   const hint = h("p", { class: "hint-live", id: "id-hint", "aria-live": "assertive" }, t("id_cap.switching"));
   return {
     name: "id-capture",
@@ -285,9 +291,7 @@ export function idCapture({ timer }) {
     speak: true,
     video,
     hint,
-    node: screen("id-capture", t("id_cap.title"),
-      h("div", { class: "capture-box card" }, video, h("div", { class: "card-guide", "aria-hidden": "true" })),
-      hint, timer.node),
+    node: screen("id-capture", t("id_cap.title"), box, hint, timer.node),
   };
 }
 

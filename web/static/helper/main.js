@@ -7,10 +7,11 @@
 // queued when the holder joins from it, and only then does this page say who the helper is.
 
 import { AnswerPeer } from "../agent/call.js";
-import { h, mount } from "../shared/dom.js";
+import { refusalCode, request } from "../shared/api.js";
+import { h, mount, playInto, qrCode } from "../shared/dom.js";
 import { currentLang, setLang, t } from "../shared/i18n.js";
 import { WitnessLeg } from "../shared/witness.js";
-import { ReconnectingSocket } from "../shared/ws.js";
+import { ReconnectingSocket, signalingUrl } from "../shared/ws.js";
 
 const $ = (id) => document.getElementById(id);
 const RELATIONS = ["child", "spouse", "grandchild", "sibling", "relative", "friend", "other"];
@@ -43,11 +44,12 @@ function refused(code) {
 async function redeem() {
   const code = new URLSearchParams(location.hash.slice(1)).get("code");
   if (!code) return show(startScreen);
-  const resp = await fetch("/api/helper/join", {
-    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ code }),
-  });
-  const body = await resp.json().catch(() => ({}));
-  if (!resp.ok) return refused(body?.error?.code ?? "invite_unknown");
+  let body;
+  try {
+    body = await request("/api/helper/join", { body: { code } });
+  } catch (err) {
+    return refused(refusalCode(err, "invite_unknown"));
+  }
   history.replaceState(null, "", location.pathname); // the code is used: keep it out of the address bar
   state.token = body.token;
   state.callId = body.call_id;
@@ -61,8 +63,7 @@ function startScreen() {
 }
 
 async function startCall() {
-  const resp = await fetch("/api/helper/start", { method: "POST" }).catch(() => null);
-  const body = resp?.ok ? await resp.json().catch(() => null) : null;
+  const body = await request("/api/helper/start", { method: "POST" }).catch(() => null);
   if (!body) return show(() => screen("refused", t("helper.start_failed")));
   Object.assign(state, { token: body.token, callId: body.call_id, holder: body.holder, started: true });
   show(intro);
@@ -70,10 +71,8 @@ async function startCall() {
 
 /** The holder's one-time link, as a QR code for their own phone; or opened here, said plainly. */
 function holderLink() {
-  const parsed = new DOMParser().parseFromString(state.holder.qr_svg, "image/svg+xml").documentElement;
   return screen("holder_link", t("helper.holder_link_title"),
-    h("div", { class: "qr", id: "holder-qr", role: "img", "aria-label": t("helper.holder_link_title") },
-      parsed.nodeName === "svg" ? document.importNode(parsed, true) : null),
+    qrCode(state.holder.qr_svg, { id: "holder-qr", label: t("helper.holder_link_title") }),
     h("p", {}, t("helper.holder_link_hint")),
     h("p", { class: "qr-link", id: "holder-link" }, state.holder.url),
     h("p", { id: "holder-here-hint" }, t("helper.holder_here_hint")),
@@ -101,9 +100,8 @@ function intro() {
 }
 
 function connect() {
-  const scheme = location.protocol === "https:" ? "wss" : "ws";
-  ws = new ReconnectingSocket(() => `${scheme}://${location.host}/ws`, {
-    onOpen: () => ws.ws.send(JSON.stringify({ type: "hello", token: state.token, client: "helper-web/1" })),
+  ws = new ReconnectingSocket(signalingUrl, {
+    onOpen: () => ws.hello({ token: state.token, client: "helper-web/1" }),
     onMessage: (msg) => {
       const fn = handlers[msg.type];
       if (fn) Promise.resolve(fn(msg)).catch((err) => console.warn("helper page:", msg.type, err));
@@ -158,11 +156,7 @@ const handlers = {
     peers.get(msg.sender)?.close(); // a new offer (the other side came back): a new connection
     const peer = new AnswerPeer({
       send, iceServers: state.iceServers, to: msg.sender,
-      onRemote: (stream) => {
-        const video = videoFor(msg.sender);
-        if (video.srcObject !== stream) video.srcObject = stream;
-        video.play?.().catch(() => {});
-      },
+      onRemote: (stream) => playInto(videoFor(msg.sender), stream),
     });
     peers.set(msg.sender, peer);
     for (const track of state.stream.getTracks()) peer.pc.addTrack(track, state.stream);

@@ -4,6 +4,7 @@
 import { h } from "../shared/dom.js";
 import { both } from "../shared/i18n.js";
 import { ApiError, request, setCsrf } from "../shared/api.js";
+import { ReconnectingSocket } from "../shared/ws.js";
 
 export { h, mount } from "../shared/dom.js";
 export { ApiError } from "../shared/api.js";
@@ -45,6 +46,31 @@ export async function logout() {
 export function header(user) {
   document.getElementById("me").textContent = `${user.display_name} (${user.username})`;
   document.getElementById("btn-logout").addEventListener("click", logout);
+}
+
+/** A lane's name in both languages (care, general), or the lane's code for another. */
+export function laneName(lane) {
+  return lane === "care" || lane === "general" ? both(`staff.lane.${lane}`) : lane;
+}
+
+/** A queue lane's heading: the care lane as its badge, the general lane in words. */
+export function laneHeading(lane) {
+  return lane === "care" ? h("span", { class: "badge care" }, both("staff.lane.care")) : both("staff.lane.general");
+}
+
+/** A console's signaling socket (reconnecting, not yet connected): says hello as ``client`` on each
+ * open and hands each message to ``handlers[msg.type]``; a handler that fails is an error toast. */
+export function staffSocket(client, handlers, { onState } = {}) {
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  const socket = new ReconnectingSocket(() => `${scheme}://${location.host}/ws`, {
+    onOpen: () => socket.hello({ client }),
+    onMessage: (msg) => {
+      const fn = handlers[msg.type];
+      if (fn) Promise.resolve(fn(msg)).catch((err) => toast(`${msg.type}: ${err.message}`, "error"));
+    },
+    onState,
+  });
+  return socket;
 }
 
 /** Seconds as "m:ss" (or "h:mm:ss"). */

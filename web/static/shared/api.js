@@ -27,14 +27,22 @@ export class ApiError extends Error {
   }
 }
 
+/** The code the server gave for a refused call, else ``fallback`` (it gave none, or was never reached). */
+export function refusalCode(err, fallback) {
+  return err instanceof ApiError && err.status && err.code !== "http" ? err.code : fallback;
+}
+
 /**
  * Call the API.  ``body`` goes as JSON, ``blob`` as itself (its type, else image/jpeg); ``token`` is a
- * customer's or helper's call token; ``loginRedirect`` sends a staff page to /login on 401.
+ * customer's or helper's call token; ``loginRedirect`` sends a staff page to /login on 401;
+ * ``signal`` and ``cache`` go to fetch as they are.
  * Resolves to the parsed JSON (``{}`` when there is none), or the Response itself with ``raw``.
  */
-export async function request(path, { method, body, blob, token, headers = {}, raw = false, loginRedirect = false } = {}) {
+export async function request(path, { method, body, blob, token, headers = {}, raw = false, loginRedirect = false, signal, cache } = {}) {
   const verb = method ?? (body !== undefined || blob ? "POST" : "GET");
   const init = { method: verb, credentials: "same-origin", headers: { ...headers } };
+  if (signal) init.signal = signal;
+  if (cache) init.cache = cache;
   if (blob) {
     init.headers["Content-Type"] = blob.type || "image/jpeg";
     init.body = blob;

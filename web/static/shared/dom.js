@@ -26,3 +26,16 @@ export function h(tag, attrs = {}, ...children) {
 export function mount(parent, ...nodes) {
   parent.replaceChildren(...nodes.flat().filter(Boolean));
 }
+
+/** A QR code from the server's SVG, parsed as XML (never as HTML) and adopted as nodes: an image with its label. */
+export function qrCode(svg, { id, label }) {
+  const parsed = new DOMParser().parseFromString(svg, "image/svg+xml").documentElement;
+  return h("div", { class: "qr", id, role: "img", "aria-label": label },
+    parsed.nodeName === "svg" ? document.importNode(parsed, true) : null);
+}
+
+/** Show a remote stream in a <video> (set again only when it is another stream) and start it. */
+export function playInto(video, stream) {
+  if (video.srcObject !== stream) video.srcObject = stream;
+  video.play?.().catch(() => {});
+}

@@ -1,6 +1,8 @@
 // The send-only leg to the server's witness (recording 双录, identity frames), protocol v1
 // "Witness" additions: witness_sdp (offer -> answer) and witness_ice on the signaling socket.
 
+import { iceMessage } from "./ws.js";
+
 export class WitnessLeg {
   /** send(msg) puts a message on the signaling socket; onState(connectionState) reports progress. */
   constructor({ send, iceServers = [], onState = () => {} }) {
@@ -11,14 +13,7 @@ export class WitnessLeg {
     this.videoSender = null;
     this.pc = new RTCPeerConnection({ iceServers, bundlePolicy: "max-bundle" });
     this.pc.addEventListener("icecandidate", (event) => {
-      const c = event.candidate;
-      const msg = {
-        type: "witness_ice",
-        call_id: this.callId,
-        candidate: c ? c.candidate : "",
-        sdp_mid: c ? c.sdpMid ?? undefined : undefined,
-        sdp_mline_index: c ? c.sdpMLineIndex ?? undefined : undefined,
-      };
+      const msg = iceMessage(this.callId, event.candidate, { type: "witness_ice" });
       // the witness takes candidates only once it has the offer
       if (this.offered) this.send(msg);
       else this.held.push(msg);

@@ -1,5 +1,26 @@
 // A JSON WebSocket client that reconnects by itself (with backoff) and resumes with a token.
 
+/** The ws:// or wss:// address of the signaling socket, on this page's own host. */
+export function signalingUrl() {
+  return `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`;
+}
+
+/**
+ * The signaling message for one trickled ICE candidate of an RTCPeerConnection (null: no more
+ * candidates) in the call callId; type "witness_ice" for the witness leg; to: the peer it is
+ * relayed to, where there is more than one (a supervisor, a helper).
+ */
+export function iceMessage(callId, candidate, { type = "ice", to } = {}) {
+  return {
+    type,
+    call_id: callId,
+    candidate: candidate ? candidate.candidate : "",
+    sdp_mid: candidate ? candidate.sdpMid ?? undefined : undefined,
+    sdp_mline_index: candidate ? candidate.sdpMLineIndex ?? undefined : undefined,
+    to: to ?? undefined,
+  };
+}
+
 /**
  * new ReconnectingSocket(urlFor, {onMessage, onState}): urlFor() gives the URL for each attempt
  * (so a fresh token can be put in it); messages are JSON objects with a "type".
@@ -78,6 +99,12 @@ export class ReconnectingSocket {
     } catch {
       // already closing
     }
+  }
+
+  /** Say who this page is ({type: "hello", ...fields}): at once, on the socket just opened (call it in
+   * onOpen: the hello goes before anything queued while the connection was down). */
+  hello(fields) {
+    this.ws.send(JSON.stringify({ type: "hello", ...fields }));
   }
 
   /** Send a message; it waits for the connection when there is none. */

@@ -1,9 +1,8 @@
 // The supervisor wall: live lanes, agents' states, calls in progress (silent join), today's KPIs with
 // small charts, and the A4 approvals.  Refreshes every few seconds.
 
-import { ReconnectingSocket } from "../shared/ws.js";
 import { AnswerPeer } from "../agent/call.js";
-import { api, clock, h, header, mmss, mount, pct, requireUser, toast } from "../login/staff.js";
+import { api, clock, h, header, laneHeading, mmss, mount, pct, requireUser, staffSocket, toast } from "../login/staff.js";
 import { bars, gauge } from "./charts.js";
 import { refreshLaneKpis, refreshStaffing } from "./staffing.js";
 import { both } from "../shared/i18n.js";
@@ -36,20 +35,20 @@ async function refreshKpis() {
   const wait = weighted(lanes, "avg_wait_s", "answered");
   const handle = weighted(lanes, "avg_handle_s", "answered") ?? counter.avg_handle_s;
   mount($("kpis"),
-    kpi("service-level", `${metrics.answer_target_s} 秒内接通 Answered ≤ ${metrics.answer_target_s} s`, pct(sl), gauge(sl, { target: 0.8, label: "service level" })),
-    kpi("abandon", "放弃率 Abandon rate", pct(abandon), gauge(abandon, { target: 0.05, good: "low", label: "abandon rate" })),
-    kpi("wait", "平均等待 Avg wait", mmss(wait), bars(lanes.map((l) => l.avg_wait_s ?? 0), { label: "wait per lane" })),
-    kpi("handle", "平均处理 Avg handle", mmss(handle), bars(counter.sessions_per_hour, { label: "sessions per hour" })),
-    kpi("fcr", "一次解决率 First-contact resolution", pct(counter.first_contact_resolution), gauge(counter.first_contact_resolution, { target: 0.75, label: "first-contact resolution" })),
-    kpi("csat", `满意度 Satisfaction (${counter.ratings})`, counter.satisfaction === null ? "–" : `${counter.satisfaction} / 5`, bars(counter.rating_counts, { label: "ratings 1 to 5", color: "#7a2e8e" })),
+    kpi("service-level", both("wall.kpi.service_level", { s: metrics.answer_target_s }), pct(sl), gauge(sl, { target: 0.8, label: both("wall.chart.service_level") })),
+    kpi("abandon", both("wall.kpi.abandon"), pct(abandon), gauge(abandon, { target: 0.05, good: "low", label: both("wall.chart.abandon") })),
+    kpi("wait", both("wall.kpi.wait"), mmss(wait), bars(lanes.map((l) => l.avg_wait_s ?? 0), { label: both("wall.chart.wait") })),
+    kpi("handle", both("wall.kpi.handle"), mmss(handle), bars(counter.sessions_per_hour, { label: both("wall.chart.sessions") })),
+    kpi("fcr", both("wall.kpi.fcr"), pct(counter.first_contact_resolution), gauge(counter.first_contact_resolution, { target: 0.75, label: both("wall.chart.fcr") })),
+    kpi("csat", both("wall.kpi.csat", { n: counter.ratings }), counter.satisfaction === null ? "–" : `${counter.satisfaction} / 5`, bars(counter.rating_counts, { label: both("wall.chart.ratings"), color: "#7a2e8e" })),
   );
 }
 
 async function refreshLive() {
   const snap = await api("/api/supervisor/queue");
   mount($("lanes"), Object.entries(snap.lanes).map(([lane, rows]) => h("div", { class: "lane", dataset: { lane } },
-    h("h3", {}, lane === "care" ? h("span", { class: "badge care" }, "关爱 Care") : "普通 General", ` · ${rows.length} 人等待 waiting · ${both("wall.est_wait", { t: mmss(snap.expected_wait_s?.[lane]) })}`),
-    h("ul", { class: "plain" }, rows.map((r) => h("li", {}, `#${r.position} · ${mmss(r.waited_s)} · ${r.status}${r.offered_to ? ` → ${r.offered_to}` : ""}${r.connected ? "" : " · 断线 dropped"} · ${both("wall.est_wait", { t: mmss(r.est_wait_s) })}`))))));
+    h("h3", {}, laneHeading(lane), ` · ${both("wall.lane_waiting", { n: rows.length })} · ${both("wall.est_wait", { t: mmss(snap.expected_wait_s?.[lane]) })}`),
+    h("ul", { class: "plain" }, rows.map((r) => h("li", {}, `#${r.position} · ${mmss(r.waited_s)} · ${r.status}${r.offered_to ? ` → ${r.offered_to}` : ""}${r.connected ? "" : ` · ${both("wall.dropped")}`} · ${both("wall.est_wait", { t: mmss(r.est_wait_s) })}`))))));
   // the agents' states as routing keeps them, with the time in each (the same the agent's console shows)
   mount($("agents"), snap.agents.map((a) => h("tr", { dataset: { agent: a.id, state: a.state } },
     h("td", {}, `${a.name} (${a.id})`),
@@ -57,9 +56,9 @@ async function refreshLive() {
       a.wrap_up_left_s !== null && a.wrap_up_left_s !== undefined ? ` · ${both("staff.state.wrap_left", { t: mmss(a.wrap_up_left_s) })}` : ""),
     h("td", {}, (a.skills ?? []).join(", ")), h("td", {}, a.call_id ?? (a.offer ? `offer ${a.offer}` : "")))));
   mount($("calls"), snap.calls.map((c) => h("tr", { dataset: { call: c.call_id } },
-    h("td", {}, c.call_id), h("td", {}, c.lane === "care" ? h("span", { class: "badge care" }, "care") : c.lane),
+    h("td", {}, c.call_id), h("td", {}, c.lane === "care" ? h("span", { class: "badge care" }, both("staff.lane.care")) : c.lane),
     h("td", {}, c.agent ?? ""), h("td", {}, mmss(c.talking_s)),
-    h("td", {}, (c.monitors ?? []).length ? `旁听 ${c.monitors.join(", ")}` : h("button", { type: "button", class: "listen-btn", onclick: () => silentJoin(c.call_id) }, "旁听 Silent join")))));
+    h("td", {}, (c.monitors ?? []).length ? both("wall.listening", { who: c.monitors.join(", ") }) : h("button", { type: "button", class: "listen-btn", onclick: () => silentJoin(c.call_id) }, both("wall.silent_join"))))));
 }
 
 /** One polite announcement when the queue or the offers change (not on every refresh). */
@@ -74,9 +73,9 @@ async function refreshApprovals() {
   mount($("approvals"), data.pending.length
     ? data.pending.map((t) => h("tr", { dataset: { tx: String(t.id) } },
       h("td", {}, String(t.id)), h("td", {}, `${t.title_zh} (${t.code})`), h("td", {}, t.session_id), h("td", {}, t.requested_by),
-      h("td", {}, t.confirmed ? "已确认 confirmed" : "未确认 not yet"), h("td", {}, clock(t.created_at)),
-      h("td", {}, h("button", { type: "button", class: "primary", onclick: () => approve(t.id) }, "批准 Approve"))))
-    : h("tr", {}, h("td", { colspan: "7", class: "muted" }, "没有待审批的业务。Nothing awaiting approval.")));
+      h("td", {}, both(t.confirmed ? "wall.confirmed" : "wall.not_confirmed")), h("td", {}, clock(t.created_at)),
+      h("td", {}, h("button", { type: "button", class: "primary", onclick: () => approve(t.id) }, both("wall.approve")))))
+    : h("tr", {}, h("td", { colspan: "7", class: "muted" }, both("wall.no_approvals"))));
 }
 
 async function approve(id) {
@@ -151,21 +150,14 @@ const handlers = {
 };
 
 function connect() {
-  const scheme = location.protocol === "https:" ? "wss" : "ws";
-  state.ws = new ReconnectingSocket(() => `${scheme}://${location.host}/ws`, {
-    onOpen: () => state.ws.ws.send(JSON.stringify({ type: "hello", client: "supervisor-wall/1" })),
-    onMessage: (msg) => {
-      const fn = handlers[msg.type];
-      if (fn) Promise.resolve(fn(msg)).catch((err) => toast(err.message, "error"));
-    },
-  });
+  state.ws = staffSocket("supervisor-wall/1", handlers);
   state.ws.connect();
 }
 
 async function tick() {
   try {
     await Promise.all([refreshKpis(), refreshLive(), refreshApprovals(), refreshStaffing($("staffing")), refreshLaneKpis($("lane-kpis"), $("hours").value)]);
-    $("updated").textContent = `更新 ${new Date().toLocaleTimeString("zh-CN", { hour12: false })}`;
+    $("updated").textContent = both("wall.updated", { t: new Date().toLocaleTimeString("zh-CN", { hour12: false }) });
     document.body.dataset.ready = "1";
   } catch (err) {
     toast(err.message, "error");
