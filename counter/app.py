@@ -75,6 +75,7 @@ from storage import Database, migrate, open_database
 from web.error_map import domain_error_middleware
 from web.errors import error_middleware
 from web.owners import internal_url
+from web.recordings_api import TICKETS, Tickets
 from web.security import security_headers
 
 log = logging.getLogger("counter.app")
@@ -222,10 +223,11 @@ def _holds(app: web.Application) -> None:
 
 
 def _witness(app: web.Application) -> None:
-    """The witness on every call of this node, its recordings indexed and audited as they are made."""
+    """The witness on every call of this node, its recordings indexed and audited as they are made, and
+    the tickets that let an auditor play one."""
     settings = app[SETTINGS]
-    store = RecordingStore(settings.effective_recordings_dir,
-                           load_or_create_master_key(settings.effective_master_key_file))
+    master_key = load_or_create_master_key(settings.effective_master_key_file)
+    store = RecordingStore(settings.effective_recordings_dir, master_key)
     index = RecordingIndex(app[DB], app[AUDIT], app[SIGNALING].node_id)
     witness = Witness(store, segment_s=settings.witness_segment_s, on_segment=index.segment,
                       on_recording_end=index.ended, on_recording_start=index.started,
@@ -233,6 +235,7 @@ def _witness(app: web.Application) -> None:
     witness.consent_lookup = index.consented_at
     app[RECORDINGS] = store
     app[WITNESS] = witness
+    app[TICKETS] = Tickets(master_key)
 
 
 async def build_services(app: web.Application) -> None:

@@ -28,7 +28,6 @@ from counter.appkeys import DB, OWNERS, RECORDINGS, SETTINGS, WITNESS
 from counter.audit import AUDIT, AuditEvent
 from counter.background import repeat
 from counter.users import Role
-from identity.evidence import load_or_create_master_key
 from signaling.aio import SIGNALING
 from signaling.service import CallEvent
 from signaling.witness import RecordingError, RecordingFiles, SegmentTampered
@@ -41,7 +40,8 @@ from web.params import path_int
 
 log = logging.getLogger("web.recordings")
 
-_TICKETS: web.AppKey[Tickets] = web.AppKey("recording_tickets")
+#: Playback tickets, sealed with the installation's master key (built by :mod:`counter.app`).
+TICKETS: web.AppKey[Tickets] = web.AppKey("recording_tickets")
 _ENDING = web.AppKey("recording_endings", set[asyncio.Task[Any]])
 _INBOX = web.AppKey("witness_inbox", Inbox)
 TICKET_TTL_S = 3600.0
@@ -251,7 +251,7 @@ async def play(request: web.Request) -> web.Response:
         "auditor.play_recording", "auditor", user.username, session_id=row["call_id"],
         details={"recording": row["id"]},
     ))
-    ticket = request.app[_TICKETS].issue(Ticket(row["id"], user.username, time.time() + TICKET_TTL_S))
+    ticket = request.app[TICKETS].issue(Ticket(row["id"], user.username, time.time() + TICKET_TTL_S))
     segments = await request.app[DB].fetch(
         "SELECT idx, start_ms, end_ms FROM recording_segments WHERE recording_id = $1 ORDER BY idx", row["id"]
     )
@@ -288,7 +288,7 @@ async def segment(request: web.Request) -> web.StreamResponse:
     if not forwarded(request) and not _here(request.app, request.match_info["rid"]):
         if (elsewhere := await _at_writer(request, await _recording(request))) is not None:
             return elsewhere
-    ticket = request.app[_TICKETS].check(request.query.get("ticket", ""))
+    ticket = request.app[TICKETS].check(request.query.get("ticket", ""))
     rid = request.match_info["rid"]
     if ticket is None or ticket.recording_id != rid or ticket.user != user.username:
         raise ApiError(403, "no_ticket", "start playback first (POST /api/recordings/{id}/play)")
@@ -320,11 +320,10 @@ async def segment(request: web.Request) -> web.StreamResponse:
 
 
 def setup(app: web.Application) -> None:
-    """The auditor's recording routes, playback tickets, the witness tied to the calls (its messages on
+    """The auditor's recording routes, the witness tied to the calls (its messages on
     ``/ws``, recordings closed when calls end), and the purge past retention.  The witness itself is
     built by :mod:`counter.app`."""
     witness = app[WITNESS]
-    app[_TICKETS] = Tickets(load_or_create_master_key(app[SETTINGS].effective_master_key_file))
     app[_ENDING] = set[asyncio.Task[Any]]()
 
     async def start(app: web.Application) -> None:
