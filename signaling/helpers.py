@@ -23,12 +23,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import Field, TypeAdapter
 
 from signaling import protocol as p
 from signaling.errors import CodedError
 from signaling.service import CallEvent, Connection, SignalingService
-from signaling.state import CallRecord, Principal, customer_key
+from signaling.state import CallRecord, CallStatus, Principal, customer_key
 from storage import Database
 
 #: How long an invitation link may wait to be opened.
@@ -183,14 +183,7 @@ class Consent(enum.StrEnum):
     REFUSED = "refused"
 
 
-class _Msg(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    v: Literal[1] = 1
-    ref: str | None = Field(default=None, max_length=64)
-
-
-class HelperIntro(_Msg):
+class HelperIntro(p.Message):
     """The helper says who they are (name and relation); the holder is asked on screen."""
 
     type: Literal["helper_intro"] = "helper_intro"
@@ -199,7 +192,7 @@ class HelperIntro(_Msg):
     relation: Relation
 
 
-class HelperConsent(_Msg):
+class HelperConsent(p.Message):
     """The holder's answer: the helper may stay (``accepted``) or not."""
 
     type: Literal["helper_consent"] = "helper_consent"
@@ -207,7 +200,7 @@ class HelperConsent(_Msg):
     accepted: bool
 
 
-class HelperSuggest(_Msg):
+class HelperSuggest(p.Message):
     """The agent suggests a helper: the holder's screen asks them; a link is minted only if they agree."""
 
     type: Literal["helper_suggest"] = "helper_suggest"
@@ -225,7 +218,7 @@ class HelperEvent(enum.StrEnum):
     SUGGESTED = "suggested"  # to the holder: the agent suggests inviting a helper (the holder decides)
 
 
-class HelperState(_Msg):
+class HelperState(p.Message):
     """To the holder, the agent and the helper: who the helper is and whether the holder agreed."""
 
     type: Literal["helper_state"] = "helper_state"
@@ -325,14 +318,14 @@ class Helpers:
             call_id=call.call_id, event=event, helper=helper_key(call.call_id), present=call.helper_present,
             consent=Consent(call.helper_consent) if call.helper_consent else None, name=call.helper_name,
             relation=Relation(call.helper_relation) if call.helper_relation else None,
-            holder_present=call.disconnected_at is None, in_call=call.status == "in_call",
+            holder_present=call.disconnected_at is None, in_call=call.status == CallStatus.IN_CALL,
         )
 
     async def _tell(self, call: CallRecord, event: HelperEvent, keys: list[str] | None = None) -> None:
         text = p.dump(self._state(call, event))
         if keys is None:
             keys = [customer_key(call.call_id), helper_key(call.call_id)]
-            if call.status == "in_call" and call.agent_id:
+            if call.status == CallStatus.IN_CALL and call.agent_id:
                 keys.append(f"{call.agent_role or 'agent'}:{call.agent_id}")
         for key in keys:
             await self.service.bus.send(key, text)
@@ -340,18 +333,10 @@ class Helpers:
     async def _hello(self, conn: Connection, who: Principal) -> None:
         bus = self.service.bus
         if who.role == "helper":
-            async with bus.lock():
-                call = await bus.get_call(who.id)
-                if call is None:
-                    return
-                first = not call.helper_seen
-                call.helper_present = call.helper_seen = True
-                await bus.put_call(call)
-            await self.service.store.save_call(call)
-            if first:
-                await self._audit(HelperAudit("helper.joined", call.call_id, "helper", f"helper:session:{call.call_id}",
-                                              claimed_account=call.claimed_account or call.claimed_phone))
-            if call.status == "in_call" and call.agent_id:
+            call = await self._present(who.id)
+            if call is None:
+                return
+            if call.status == CallStatus.IN_CALL and call.agent_id:
                 agent = f"{call.agent_role or 'agent'}:{call.agent_id}"
                 await bus.send(who.key, p.dump(p.CallStarted(call_id=call.call_id, lane=call.lane, peer=agent,
                                                              peer_name=call.agent_name or call.agent_id)))
@@ -388,10 +373,17 @@ class Helpers:
         bus = self.service.bus
         if helper_key(call_id) not in await bus.connected_keys():
             return
+        call = await self._present(call_id)
+        if call is not None:
+            await self._tell(call, HelperEvent.JOINED)
+
+    async def _present(self, call_id: str) -> CallRecord | None:
+        """The helper of ``call_id`` is connected: present on the call from now (audited the first time)."""
+        bus = self.service.bus
         async with bus.lock():
             call = await bus.get_call(call_id)
             if call is None:
-                return
+                return None
             first = not call.helper_seen
             call.helper_present = call.helper_seen = True
             await bus.put_call(call)
@@ -399,7 +391,7 @@ class Helpers:
         if first:
             await self._audit(HelperAudit("helper.joined", call_id, "helper", f"helper:session:{call_id}",
                                           claimed_account=call.claimed_account or call.claimed_phone))
-        await self._tell(call, HelperEvent.JOINED)
+        return call
 
     async def _call_event(self, event: CallEvent) -> None:
         if event.kind in ("ended", "abandoned"):
@@ -438,7 +430,7 @@ class Helpers:
             return
         if isinstance(m, HelperSuggest):
             call = await bus.read_call(m.call_id)
-            if call is None or call.status != "in_call" or call.agent_id is None:
+            if call is None or call.status != CallStatus.IN_CALL or call.agent_id is None:
                 raise p.ProtocolError("not_in_call", f"call {m.call_id} is not connected", m.ref)
             if who.key != f"{call.agent_role or 'agent'}:{call.agent_id}":
                 raise p.ProtocolError("forbidden", "helper_suggest is sent by the call's agent", m.ref)

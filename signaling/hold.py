@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from signaling import protocol as p
 from signaling.service import CallEvent, Connection, SignalingService
-from signaling.state import customer_key
+from signaling.state import CallStatus, customer_key
 from signaling.waits import expected_wait_s
 from storage import Database
 from storage.timeutil import iso
@@ -124,7 +124,7 @@ class Holds:
         now = time.time()
         async with self.service.bus.lock():
             call = await self.service.bus.get_call(who.id)
-            if call is None or call.status != "queued":
+            if call is None or call.status != CallStatus.QUEUED:
                 raise p.ProtocolError("not_queued", "only a waiting customer can keep a place", m.ref)
             call.kept_until = now + self.options.max_keep_s
             await self.service.bus.put_call(call)

@@ -3,50 +3,110 @@
 Every message has a ``type``; a client may add ``ref`` (any short string) which the server echoes in
 an ``error`` about that message.  :func:`parse` validates what clients send and raises
 :class:`ProtocolError` (``code``, ``reason``, ``ref``); the connection stays open after an error.
-Server messages are built with the ``Server*`` models and sent with :func:`dump`.
+Server messages are built with the models of :mod:`signaling.server_messages` and sent with :func:`dump`.
 See ``docs/protocol.md`` for who may send what.
+
+The vocabulary (version, limits, :class:`MessageType`, :class:`AgentState`) is in :mod:`signaling.wire`
+and the server's messages in :mod:`signaling.server_messages`; both are re-exported here.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError, model_validator
 
+from signaling.server_messages import (
+    AgentStatus,
+    CallEnded,
+    CallOffer,
+    CallStarted,
+    ErrorMsg,
+    IceServer,
+    IceServers,
+    Monitoring,
+    MonitorJoined,
+    Notice,
+    NoticeCode,
+    OfferTimeout,
+    OfferWithdrawn,
+    PeerState,
+    Pong,
+    PresenceAck,
+    QueueStatus,
+    Welcome,
+)
 from signaling.steps import StepKind, check_params
+from signaling.wire import (
+    MAX_MESSAGE_BYTES,
+    VERSION,
+    AgentState,
+    Lane,
+    Message,
+    MessageType,
+    NoVideo,
+    PresenceState,
+    Ref,
+    Role,
+)
 
-VERSION = 1
-MAX_MESSAGE_BYTES = 64 * 1024
-
-Lane = Literal["care", "general"]
-#: What a staff member may ask for: ``wrap_up`` while in after-call work extends it by the limit.
-PresenceState = Literal["available", "wrap_up", "away"]
-#: Why a customer joined without video (their camera refused or missing): served by voice only.
-NoVideo = Literal["denied", "no_camera", "busy", "other"]
-Role = Literal["customer", "agent", "supervisor", "helper"]
-
-
-
-class AgentState(StrEnum):
-    """A staff member's state as routing has it (an ACD's states); only the server changes it.
-
-    ``available`` (may be offered a call) -> ``offered`` (a call waits for their accept) -> ``in_call``
-    -> ``wrap_up`` (after-call work, ``wrap_up_s`` by default, then ``available`` by itself) ; ``away``
-    (not offered anything) until they choose otherwise; a missed offer sets ``away``.
-    """
-
-    AVAILABLE = "available"
-    OFFERED = "offered"
-    IN_CALL = "in_call"
-    WRAP_UP = "wrap_up"
-    AWAY = "away"
-
+__all__ = [
+    "CLIENT_TYPES",
+    "MAX_MESSAGE_BYTES",
+    "SERVER_TYPES",
+    "VERSION",
+    "Accept",
+    "AgentState",
+    "AgentStatus",
+    "CallEnded",
+    "CallOffer",
+    "CallStarted",
+    "Chat",
+    "ClientMessage",
+    "Decline",
+    "ErrorMsg",
+    "Hangup",
+    "Hello",
+    "Ice",
+    "IceServer",
+    "IceServers",
+    "Join",
+    "Lane",
+    "Message",
+    "MessageType",
+    "MonitorJoined",
+    "Monitoring",
+    "NoVideo",
+    "Notice",
+    "NoticeCode",
+    "OfferTimeout",
+    "OfferWithdrawn",
+    "PeerState",
+    "Ping",
+    "Pong",
+    "Presence",
+    "PresenceAck",
+    "PresenceState",
+    "ProtocolError",
+    "PushStep",
+    "QueueStatus",
+    "Ref",
+    "Role",
+    "Sdp",
+    "ServerMessage",
+    "SilentJoin",
+    "StepResult",
+    "TokenBucket",
+    "Transfer",
+    "Welcome",
+    "dump",
+    "parse",
+    "parse_server",
+]
 
 _Id = Annotated[str, Field(min_length=1, max_length=64)]
-_Ref = Annotated[str | None, Field(default=None, max_length=64)]
 
 
 class ProtocolError(Exception):
@@ -62,17 +122,10 @@ class ProtocolError(Exception):
         return ErrorMsg(code=self.code, reason=self.reason, ref=self.ref)
 
 
-class _Msg(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    v: Literal[1] = 1
-    ref: _Ref = None
-
-
 # Client -> server -----------------------------------------------------------------------------
 
 
-class Hello(_Msg):
+class Hello(Message):
     """First message on every connection.  Customers send their join ``token``; staff rely on the cookie."""
 
     type: Literal["hello"] = "hello"
@@ -80,7 +133,7 @@ class Hello(_Msg):
     client: str | None = Field(default=None, max_length=100)
 
 
-class Join(_Msg):
+class Join(Message):
     """A customer asks for an agent.  ``care``: senior mode / "I need help" (长者模式).
 
     ``face_consent``: the customer's own answer, on their screen, to the separate face-processing
@@ -97,7 +150,7 @@ class Join(_Msg):
     no_video: NoVideo | None = None  # voice only: why the camera could not be used
 
 
-class Presence(_Msg):
+class Presence(Message):
     """A staff member's availability; ``skills`` may narrow (never widen) the skills on record."""
 
     type: Literal["presence"] = "presence"
@@ -105,18 +158,18 @@ class Presence(_Msg):
     skills: list[Annotated[str, Field(max_length=32)]] | None = Field(default=None, max_length=16)
 
 
-class Accept(_Msg):
+class Accept(Message):
     type: Literal["accept"] = "accept"
     call_id: _Id
 
 
-class Decline(_Msg):
+class Decline(Message):
     type: Literal["decline"] = "decline"
     call_id: _Id
     reason: str | None = Field(default=None, max_length=200)
 
 
-class Sdp(_Msg):
+class Sdp(Message):
     """An SDP offer or answer for the call; ``to`` addresses one party (a monitoring supervisor)."""
 
     type: Literal["sdp"] = "sdp"
@@ -127,7 +180,7 @@ class Sdp(_Msg):
     sender: str | None = Field(default=None, max_length=100)
 
 
-class Ice(_Msg):
+class Ice(Message):
     """A trickled ICE candidate; ``candidate`` empty means end of candidates."""
 
     type: Literal["ice"] = "ice"
@@ -139,7 +192,7 @@ class Ice(_Msg):
     sender: str | None = Field(default=None, max_length=100)
 
 
-class Chat(_Msg):
+class Chat(Message):
     """A chat line (the customer may type a number instead of saying it)."""
 
     type: Literal["chat"] = "chat"
@@ -149,7 +202,7 @@ class Chat(_Msg):
     at: float | None = None
 
 
-class PushStep(_Msg):
+class PushStep(Message):
     """The agent asks the customer's screen to do something: ``show_id``, ``switch_camera``...
 
     A ``confirm`` step carries nothing but ``transaction_id``: the customer's page reads what it
@@ -170,7 +223,7 @@ class PushStep(_Msg):
         return self
 
 
-class StepResult(_Msg):
+class StepResult(Message):
     """The customer's screen answers a pushed step (``ok``, ``cancelled``, or a value)."""
 
     type: Literal["step_result"] = "step_result"
@@ -181,13 +234,13 @@ class StepResult(_Msg):
     sender: str | None = Field(default=None, max_length=100)
 
 
-class Hangup(_Msg):
+class Hangup(Message):
     type: Literal["hangup"] = "hangup"
     call_id: _Id | None = None
     reason: str | None = Field(default=None, max_length=200)
 
 
-class Transfer(_Msg):
+class Transfer(Message):
     """The agent hands the customer to another agent (by user name) or to any supervisor."""
 
     type: Literal["transfer"] = "transfer"
@@ -196,214 +249,34 @@ class Transfer(_Msg):
     agent: str | None = Field(default=None, max_length=100)
 
 
-class SilentJoin(_Msg):
+class SilentJoin(Message):
     """A supervisor joins a call to listen; the customer is not told."""
 
     type: Literal["silent_join"] = "silent_join"
     call_id: _Id
 
 
-class Ping(_Msg):
+class Ping(Message):
     type: Literal["ping"] = "ping"
 
 
+#: The messages relayed between the parties of a call (sent by clients, forwarded by the server).
+Relayed = Sdp | Ice | Chat | PushStep | StepResult
 ClientMessage = Annotated[
-    Hello
-    | Join
-    | Presence
-    | Accept
-    | Decline
-    | Sdp
-    | Ice
-    | Chat
-    | PushStep
-    | StepResult
-    | Hangup
-    | Transfer
-    | SilentJoin
-    | Ping,
+    Hello | Join | Presence | Accept | Decline | Relayed | Hangup | Transfer | SilentJoin | Ping,
     Field(discriminator="type"),
 ]
 _CLIENT = TypeAdapter[ClientMessage](ClientMessage)
-CLIENT_TYPES = frozenset(
-    m.model_fields["type"].default
-    for m in (Hello, Join, Presence, Accept, Decline, Sdp, Ice, Chat, PushStep, StepResult, Hangup, Transfer,
-              SilentJoin, Ping)
-)
 
 
-# Server -> client -----------------------------------------------------------------------------
+def _types(union: Any) -> frozenset[MessageType]:
+    """The ``type`` names of a tagged union's models (a name missing from :class:`MessageType` fails here)."""
+    models: tuple[type[BaseModel], ...] = get_args(get_args(union)[0])
+    return frozenset(MessageType(m.model_fields["type"].default) for m in models)
 
 
-class IceServer(BaseModel):
-    """One entry of ``RTCConfiguration.iceServers``."""
-
-    model_config = ConfigDict(frozen=True)
-
-    urls: list[str]
-    username: str | None = None
-    credential: str | None = None
-
-
-class Welcome(_Msg):
-    type: Literal["welcome"] = "welcome"
-    role: Role
-    id: str
-    node: str
-    resumed: bool = False
-    call_id: str | None = None
-    ice_servers: list[IceServer] = Field(default_factory=list)
-    ice_ttl_s: int = 0
-
-
-class QueueStatus(_Msg):
-    type: Literal["queue_status"] = "queue_status"
-    call_id: str
-    lane: Lane
-    position: int
-    est_wait_s: float
-
-
-class CallOffer(_Msg):
-    """Offered to an agent: accept within ``expires_s`` or it goes to the next agent."""
-
-    type: Literal["call_offer"] = "call_offer"
-    call_id: str
-    lane: Lane
-    waited_s: float
-    expires_s: float
-    claimed_phone: str | None = None
-    claimed_account: str | None = None
-    transfer_from: str | None = None
-    no_video: NoVideo | None = None
-
-
-class OfferTimeout(_Msg):
-    type: Literal["offer_timeout"] = "offer_timeout"
-    call_id: str
-
-
-class OfferWithdrawn(_Msg):
-    type: Literal["offer_withdrawn"] = "offer_withdrawn"
-    call_id: str
-    reason: str
-
-
-class CallStarted(_Msg):
-    """Both parties are put through.  The agent side makes the SDP offer (``offerer``)."""
-
-    type: Literal["call_started"] = "call_started"
-    call_id: str
-    lane: Lane
-    peer: str
-    peer_name: str
-    offerer: Role = "agent"
-    resumed: bool = False
-    claimed_phone: str | None = None
-    claimed_account: str | None = None
-    no_video: NoVideo | None = None  # to the agent: the customer is on voice only, and why
-
-
-class PeerState(_Msg):
-    """The other party dropped (``lost``) or came back (``back``): on ``back`` the offerer re-offers."""
-
-    type: Literal["peer_state"] = "peer_state"
-    call_id: str
-    peer: str
-    state: Literal["lost", "back"]
-
-
-class MonitorJoined(_Msg):
-    """To the agent: a supervisor listens in; send them an SDP offer addressed ``to`` them."""
-
-    type: Literal["monitor_joined"] = "monitor_joined"
-    call_id: str
-    supervisor: str
-
-
-class Monitoring(_Msg):
-    """To the supervisor: you listen to this call; the agent will send you an offer."""
-
-    type: Literal["monitoring"] = "monitoring"
-    call_id: str
-    agent: str
-    customer: str
-    lane: Lane
-
-
-class NoticeCode(StrEnum):
-    """What a ``notice`` tells; pages word each code in their own language (web/static/shared/i18n.js)."""
-
-    SERVER_RESTART = "server_restart"  # the service restarts: stay, the page reconnects and resumes by itself
-    RESTART_REQUEUED = "restart_requeued"  # after a restart the agent did not come back: first in line
-    AGENT_LOST = "agent_lost"  # the agent's connection dropped: first in line for the next agent
-    TRANSFERRED = "transferred"  # being put through to a colleague
-    REQUEUED = "requeued"  # back in the queue, first in line (any other reason)
-    REPLACED = "replaced"  # the same person connected again elsewhere: this connection stops
-    LOGGED_OUT = "logged_out"  # staff logged out: log in again
-    LIVENESS_FAILED = "liveness_failed"  # the movements check did not pass: the agent tries again or checks otherwise
-
-
-class Notice(_Msg):
-    """Something the person should be told.  ``code`` says what; pages show their own words for it
-    (zh-CN or English).  ``text`` is the same in English, for logs and tools, never shown by pages."""
-
-    type: Literal["notice"] = "notice"
-    code: NoticeCode
-    text: str
-    call_id: str | None = None
-
-
-class CallEnded(_Msg):
-    type: Literal["call_ended"] = "call_ended"
-    call_id: str
-    reason: str
-    by: str | None = None
-
-
-class _AgentStateMsg(_Msg):
-    """The server's state of a staff member and how long they have been in it (``in_state_s`` when sent).
-
-    ``wrap_up_left_s``: in ``wrap_up``, the seconds until they become ``available`` by themselves
-    (``None``: no limit).  ``call_id``: the call offered to them or that they are in.
-    """
-
-    state: AgentState
-    skills: list[str]
-    in_state_s: float = 0.0
-    wrap_up_left_s: float | None = None
-    call_id: str | None = None
-
-
-class PresenceAck(_AgentStateMsg):
-    """The answer to ``presence`` (and to a missed offer, which sets ``away``): the state routing keeps."""
-
-    type: Literal["presence_ack"] = "presence_ack"
-
-
-class AgentStatus(_AgentStateMsg):
-    """Pushed to a staff member whenever the server changes their state (offer, call, wrap-up and its end)."""
-
-    type: Literal["agent_state"] = "agent_state"
-
-
-class IceServers(_Msg):
-    """Fresh ICE servers (STUN, TURN with short-lived credentials); sent again before they expire."""
-
-    type: Literal["ice_servers"] = "ice_servers"
-    ice_servers: list[IceServer]
-    ttl_s: int
-
-
-class Pong(_Msg):
-    type: Literal["pong"] = "pong"
-    at: float = Field(default_factory=time.time)
-
-
-class ErrorMsg(_Msg):
-    type: Literal["error"] = "error"
-    code: str
-    reason: str
+#: What clients may send (core protocol; extensions add theirs through ``add_messages``).
+CLIENT_TYPES = _types(ClientMessage)
 
 
 ServerMessage = Annotated[
@@ -423,14 +296,12 @@ ServerMessage = Annotated[
     | IceServers
     | Pong
     | ErrorMsg
-    | Sdp
-    | Ice
-    | Chat
-    | PushStep
-    | StepResult,
+    | Relayed,
     Field(discriminator="type"),
 ]
 _SERVER = TypeAdapter[ServerMessage](ServerMessage)
+#: What the server sends (core protocol, the relayed messages included).
+SERVER_TYPES = _types(ServerMessage)
 
 
 def _ref_of(data: Any) -> str | None:

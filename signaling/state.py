@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from enum import StrEnum
 from functools import cached_property
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -38,7 +39,19 @@ class Principal:
 
 
 def customer_key(call_id: str) -> str:
+    """The routing address of the customer of ``call_id`` (a customer's id is their call id)."""
     return f"customer:{call_id}"
+
+
+class CallStatus(StrEnum):
+    """Where a call stands: waiting in its lane, offered to one agent, or connected to its agent.
+
+    A ``StrEnum``: stored and JSON values are the plain strings (``"queued"``...).
+    """
+
+    QUEUED = "queued"
+    OFFERED = "offered"
+    IN_CALL = "in_call"
 
 
 class CallRecord(BaseModel):
@@ -48,7 +61,7 @@ class CallRecord(BaseModel):
 
     call_id: str
     lane: Lane
-    status: str = "queued"  # queued | offered | in_call
+    status: CallStatus = CallStatus.QUEUED
     score: float = 0.0  # position key in its lane: smaller is served first
     joined_at: float = 0.0  # unix seconds, first join
     queued_at: float = 0.0  # unix seconds, this wait
@@ -91,7 +104,7 @@ class CallRecord(BaseModel):
 
     def unrecorded_for(self, now: float) -> float:
         """Seconds this connected call has gone without the witness receiving the customer's media."""
-        if self.recording or self.status != "in_call":
+        if self.recording or self.status != CallStatus.IN_CALL:
             return 0.0
         since = self.unrecorded_since if self.unrecorded_since is not None else self.answered_at
         return max(0.0, now - since) if since is not None else 0.0

@@ -18,6 +18,7 @@ from counter.callbacks import CallbackResult
 from counter.users import Role
 from signaling.aio import SIGNALING
 from signaling.service import CallEvent
+from signaling.state import CallStatus
 from storage.timeutil import iso
 from web.auth import require_role
 from web.errors import ApiError, read_json
@@ -110,7 +111,7 @@ def _route_to_agent(app: web.Application) -> Any:
             return
         async with service.bus.lock():
             call = await service.bus.get_call(event.call_id)
-            if call is None or call.status != "queued":
+            if call is None or call.status != CallStatus.QUEUED:
                 return
             call.target_agent = callback.agent
             call.score = await service.bus.head_score(call.lane)

@@ -17,7 +17,7 @@ from counter.sessions import CounterSession, CounterSessions, SessionNotFound
 from counter.users import Role
 from signaling.aio import SIGNALING
 from signaling.helpers import holder_hold
-from signaling.state import CallRecord
+from signaling.state import CallRecord, CallStatus
 from storage.timeutil import unix_iso
 from web.auth import require_role
 from web.errors import ApiError
@@ -58,7 +58,7 @@ def session_json(session: CounterSession) -> dict[str, Any]:
 async def live_call(app: web.Application, call_id: str, agent: str) -> CallRecord | None:
     """The signaling call ``call_id`` if it is connected to ``agent`` now (on any node), else ``None``."""
     call = await app[SIGNALING].bus.read_call(call_id)
-    if call is None or call.status != "in_call" or call.agent_id != agent:
+    if call is None or call.status != CallStatus.IN_CALL or call.agent_id != agent:
         return None
     return call
 

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from signaling import protocol as p
 from signaling.owners import Owners, forward, inbox_key
 from signaling.service import Connection, SignalingService
-from signaling.state import Principal, customer_key
+from signaling.state import CallStatus, Principal, customer_key
 from signaling.witness.peer import MediaState, Witness, WitnessError
 
 log = logging.getLogger("signaling.witness")
@@ -30,21 +30,14 @@ log = logging.getLogger("signaling.witness")
 ConsentHook = Callable[[str, bool], Awaitable[None]]
 
 
-class _Msg(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    v: Literal[1] = 1
-    ref: str | None = Field(default=None, max_length=64)
-
-
-class RecordingConsent(_Msg):
+class RecordingConsent(p.Message):
     """The customer agreed (or not) to the recording, on screen and by voice, before the agent joins."""
 
     type: Literal["recording_consent"] = "recording_consent"
     accepted: bool
 
 
-class WitnessSdp(_Msg):
+class WitnessSdp(p.Message):
     """An SDP offer to the witness (client) or its answer (server), one per party and call."""
 
     type: Literal["witness_sdp"] = "witness_sdp"
@@ -53,7 +46,7 @@ class WitnessSdp(_Msg):
     sdp: str = Field(max_length=p.MAX_MESSAGE_BYTES)
 
 
-class WitnessIce(_Msg):
+class WitnessIce(p.Message):
     """A trickled ICE candidate for the witness connection (``candidate`` empty: end of candidates)."""
 
     type: Literal["witness_ice"] = "witness_ice"
@@ -63,7 +56,7 @@ class WitnessIce(_Msg):
     sdp_mline_index: int | None = Field(default=None, ge=0, le=64)
 
 
-class WitnessState(_Msg):
+class WitnessState(p.Message):
     """To the parties: consent recorded; whether the witness receives the customer's media.
 
     ``recording`` is true only while media arrives (``status`` ``recording``); ``waiting_media``: a
@@ -90,7 +83,7 @@ def _send(conn: Connection, message: BaseModel) -> Awaitable[None]:
 
 async def _party(service: SignalingService, who: Principal, call_id: str, ref: str | None) -> str:
     call = await service.bus.read_call(call_id)
-    if call is None or call.status != "in_call":
+    if call is None or call.status != CallStatus.IN_CALL:
         raise p.ProtocolError("not_in_call", f"call {call_id} is not connected", ref)
     if who.role == "customer" and who.id == call.call_id:
         return "customer"
@@ -186,7 +179,7 @@ async def tell_state(service: SignalingService, call_id: str, state: MediaState,
     message = WitnessState(call_id=call_id, consent=True, recording=recording, status=state,
                            recording_id=recording_id)
     keys = [customer_key(call_id)]
-    if call.status == "in_call" and call.agent_id:
+    if call.status == CallStatus.IN_CALL and call.agent_id:
         keys.append(f"{call.agent_role or 'agent'}:{call.agent_id}")
     for key in (k for k in keys if k in call.witness_keys):
         await service.bus.send(key, message.model_dump_json(exclude_none=True))
@@ -251,7 +244,7 @@ class Inbox:
         stopped: their pages open new legs, to this node (also when neither was on the dead node)."""
         taken = []
         calls = [c.call_id for c in await self.service.bus.read_calls()
-                 if c.status == "in_call" and c.call_id not in self.witness.calls]
+                 if c.status == CallStatus.IN_CALL and c.call_id not in self.witness.calls]
         alive: dict[str, bool] = {}
         for call_id, owner in zip(calls, await self.owners.owners_of(calls), strict=True):
             if owner is None or owner == self.owners.node_id:

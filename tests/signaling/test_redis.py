@@ -18,7 +18,7 @@ import redis.asyncio as aioredis
 
 from signaling.bus import RedisBus
 from signaling.probe import place_call
-from signaling.state import AgentRecord, CallRecord
+from signaling.state import AgentRecord, CallRecord, CallStatus
 
 REDIS_URL = os.environ.get("COUNTER_TEST_REDIS_URL", "redis://127.0.0.1:6379/3")
 
@@ -59,10 +59,10 @@ async def test_two_buses_share_state_and_route(prefix: str) -> None:
         assert await b.head_score("general") == 9.0
         call = await b.get_call("c1")
         assert call is not None
-        call.status = "in_call"
+        call.status = CallStatus.IN_CALL
         assert await b.dequeue(call)
         assert not await a.dequeue(call)
-        assert (await a.get_call("c1") or call).status == "in_call"
+        assert (await a.get_call("c1") or call).status is CallStatus.IN_CALL
         await a.delete_call("c0")
         assert [cid for cid, _ in await a.lane("general")] == ["c2"]
 
