@@ -33,9 +33,7 @@ ALLOWED: dict[tuple[str, str], str] = {
 }
 
 #: (importing module, private name) of another module: today's exceptions.
-ALLOWED_PRIVATE: dict[tuple[str, str], str] = {
-    ("web.identity_api", "web.counter_api._session_json"): "to move with the counter_api split",
-}
+ALLOWED_PRIVATE: dict[tuple[str, str], str] = {}
 
 
 def _modules() -> Iterator[tuple[str, ast.Module]]:

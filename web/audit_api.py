@@ -11,12 +11,12 @@ import logging
 
 from aiohttp import web
 
-from counter.appkeys import DB, SETTINGS
-from counter.audit import AUDIT, AuditError, AuditEvent, AuditLog, open_audit_log
+from counter.appkeys import DB, SETTINGS, WITNESSING
+from counter.audit import AUDIT, AuditError, AuditEvent, AuditLog
 from counter.audit.keys import Checkpoint, checkpoint_from_note, key_id, note_verifier_key, public_pem, raw_public
 from counter.audit.purge import purge_task
 from counter.audit.verify import MAX_KEPT, export_bundle, verify_database
-from counter.audit.witnessing import WitnessConfig, Witnessing, WitnessRefusal
+from counter.audit.witnessing import WitnessConfig
 from counter.users import Role
 from web.audit_public import add_routes as add_public_routes
 from web.auth import require_role
@@ -24,7 +24,6 @@ from web.errors import ApiError, read_json
 from web.params import optional_query_int, parse_int, path_int, query_int
 
 _READERS = (Role.AUDITOR, Role.SUPERVISOR)
-WITNESSING = web.AppKey("audit_witnessing", Witnessing)
 log_error = logging.getLogger("counter.audit")
 _MAX_EXPORT = 10_000
 _MAX_PAGE = 1000
@@ -184,45 +183,9 @@ async def export(request: web.Request) -> web.Response:
     return web.json_response(bundle, headers={"Content-Disposition": "attachment; filename=audit-bundle.json"})
 
 
-async def _witnessing(app: web.Application, log: AuditLog) -> Witnessing | None:
-    """Check the stored tree against the witnesses; refuse to serve (audited) if behind or inconsistent."""
-    settings = app[SETTINGS]
-    if not settings.audit_witnesses:
-        return None
-    try:
-        configs = [WitnessConfig.parse(spec) for spec in settings.audit_witnesses]
-    except ValueError as exc:
-        raise AuditError(str(exc)) from exc
-    witnessing = Witnessing(log, configs)
-    try:
-        await witnessing.check_on_start()
-    except WitnessRefusal as exc:
-        log_error.error("refusing to serve: %s", exc)
-        async with app[DB].transaction() as tx:
-            await log.append_in(tx, AuditEvent("audit.start_refused", "system", "system", outcome="refused",
-                                               details=exc.details, reason=str(exc)))
-        await witnessing.close()
-        await log.abandon()
-        raise
-    witnessing.start()
-    return witnessing
-
-
-async def setup(app: web.Application) -> None:
-    """Open the audit log (``app[AUDIT]``), flushed and closed on cleanup, and add the routes; with
-    witnesses configured, first check the database against them (:class:`WitnessRefusal`)."""
-    log: AuditLog = await open_audit_log(app[DB], app[SETTINGS])
-    app[AUDIT] = log
-    witnessing = await _witnessing(app, log)
-    if witnessing is not None:
-        app[WITNESSING] = witnessing
-
-    async def close(app: web.Application) -> None:
-        if WITNESSING in app:
-            await app[WITNESSING].close()
-        await app[AUDIT].close()
-
-    app.on_cleanup.append(close)
+def setup(app: web.Application) -> None:
+    """The auditor's routes and the public checkpoint routes; the purge of personal data past retention.
+    The audit log itself (``app[AUDIT]``) is opened by :mod:`counter.app`."""
     settings = app[SETTINGS]
     if settings.audit_purge_interval_s > 0:
         app.cleanup_ctx.append(purge_task(lambda: app[AUDIT], settings.evidence_retention_days,

@@ -10,17 +10,15 @@ from typing import Any
 
 from aiohttp import web
 
-from counter.appkeys import DB, SETTINGS
+from counter.appkeys import GUARD, SETTINGS, USERS
 from counter.audit import AUDIT, AuditEvent
-from counter.guessing import LOGIN_ACCOUNT, LOGIN_ADDRESS, Guard
-from counter.users import Role, User, UserStore, WebSession
+from counter.guessing import LOGIN_ACCOUNT, LOGIN_ADDRESS
+from counter.users import Role, User, WebSession
 from web.errors import ApiError, Handler, read_json
 from web.ratelimit import client_address
 
 COOKIE = "rc_session"
 CSRF_HEADER = "X-CSRF-Token"
-USERS = web.AppKey("users", UserStore)
-GUARD = web.AppKey("guard", Guard)
 _SESSION = web.RequestKey("web_session", WebSession)
 _UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 _CSRF_EXEMPT = {"/api/auth/login"}
@@ -122,7 +120,7 @@ async def _count_failure(request: web.Request, username: str) -> None:
     guard, address = request.app[GUARD], client_address(request)
     for policy, key in ((LOGIN_ACCOUNT, username), (LOGIN_ADDRESS, address)):
         verdict = await guard.failed(policy, key)
-        if verdict.locked_for_s and AUDIT in request.app:
+        if verdict.locked_for_s:
             await request.app[AUDIT].append(AuditEvent(
                 "auth.login_locked", "system", "system", outcome="refused",
                 details={"by": policy.name, "failures": verdict.failures, "locked_for_s": verdict.locked_for_s},
@@ -146,8 +144,6 @@ async def me(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
-    app[USERS] = UserStore(app[DB])
-    app[GUARD] = Guard(app[DB])
     app.middlewares.append(session_middleware)
     app.router.add_post("/api/auth/login", login)
     app.router.add_post("/api/auth/logout", logout)

@@ -16,6 +16,7 @@ from aiohttp import web
 from counter.appkeys import NOT_READY
 from counter.background import run_in_background
 from identity.evidence import WrongMasterKey
+from signaling.aio import SIGNALING
 from storage import DatabaseError, IntegrityError
 from web.errors import Handler, json_error
 
@@ -69,10 +70,6 @@ def setup(app: web.Application) -> None:
     app.middlewares.append(availability_middleware)
 
     async def watch() -> None:
-        from signaling.aio import SIGNALING
-
-        if SIGNALING not in app:
-            return
         service = app[SIGNALING]
         while True:
             if service.degraded is not None:

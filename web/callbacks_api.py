@@ -12,9 +12,9 @@ from typing import Any
 
 from aiohttp import web
 
-from counter.appkeys import DB
+from counter.appkeys import CALLBACKS, DB, HOLDS
 from counter.audit import AUDIT, AuditEvent
-from counter.callbacks import CallbackError, CallbackResult, Callbacks
+from counter.callbacks import CallbackResult
 from counter.users import Role
 from signaling.aio import SIGNALING
 from signaling.service import CallEvent
@@ -23,17 +23,8 @@ from storage.timeutil import iso
 from web.auth import require_role
 from web.errors import ApiError, read_json
 from web.params import path_int
-from web.waiting_api import HOLDS
 
-CALLBACKS: web.AppKey[Callbacks] = web.AppKey("callbacks", Callbacks)
 MOBILE = re.compile(r"1[3-9][0-9]{9}", re.ASCII)
-_STATUS = {"no_callback": 404, "wrong_status": 409, "not_yours": 403, "bad_time": 400}
-
-
-def _refused(exc: CallbackError) -> ApiError:
-    return ApiError(_STATUS.get(exc.code, 400), exc.code, str(exc))
-
-
 async def book(request: web.Request) -> web.Response:
     """A waiting customer (their join token proves it) leaves a number and a preferred time."""
     body = await read_json(request, limit=2048)
@@ -52,10 +43,7 @@ async def book(request: web.Request) -> web.Response:
         raise ApiError(403, "bad_token", "unknown or ended join token")
     call = await service.bus.read_call(bound.call_id)
     lane = call.lane if call is not None else "general"
-    try:
-        booked = await request.app[CALLBACKS].book(lane, msisdn, float(at))
-    except CallbackError as exc:
-        raise _refused(exc) from None
+    booked = await request.app[CALLBACKS].book(lane, msisdn, float(at))
     await request.app[AUDIT].append(AuditEvent(
         "callback.booked", "customer", f"session:{bound.call_id}", session_id=bound.call_id, account=msisdn,
         details={"callback": booked.id, "lane": lane, "preferred_at": iso_at(booked.preferred_at)}))
@@ -79,17 +67,11 @@ async def start(request: web.Request) -> web.Response:
     session = require_role(request, Role.AGENT, Role.SUPERVISOR)
     callbacks = request.app[CALLBACKS]
     cid = path_int(request, "cid")
-    try:
-        current = await callbacks.get(cid)
-    except CallbackError as exc:
-        raise _refused(exc) from None
+    current = await callbacks.get(cid)
     service = request.app[SIGNALING]
     token = await service.mint_join(current.lane == "care")
     agent = session.user.username
-    try:
-        started = await callbacks.start(cid, agent, token.call_id)
-    except CallbackError as exc:
-        raise _refused(exc) from None
+    started = await callbacks.start(cid, agent, token.call_id)
     link = f"{request.app[HOLDS].public_url}/customer?invite={token.token}"
     await request.app[DB].execute(
         "INSERT INTO sms_outbox (msisdn, body, created_at) VALUES ($1, $2, $3)", started.msisdn,
@@ -110,10 +92,7 @@ async def outcome(request: web.Request) -> web.Response:
     except ValueError:
         raise ApiError(400, "bad_request", f"'outcome' must be one of {', '.join(r.value for r in CallbackResult)}",
                        field="outcome") from None
-    try:
-        done = await request.app[CALLBACKS].record(path_int(request, "cid"), session.user.username, result)
-    except CallbackError as exc:
-        raise _refused(exc) from None
+    done = await request.app[CALLBACKS].record(path_int(request, "cid"), session.user.username, result)
     await request.app[AUDIT].append(AuditEvent(
         "callback.outcome", session.user.role.value, session.user.username, session_id=done.call_id,
         account=done.msisdn, details={"callback": done.id, "outcome": result.value}))
@@ -143,7 +122,6 @@ def _route_to_agent(app: web.Application) -> Any:
 
 
 def setup(app: web.Application) -> None:
-    app[CALLBACKS] = Callbacks(app[DB])
     app[SIGNALING].hooks.insert(0, _route_to_agent(app))
     app.router.add_post("/api/customer/callbacks", book)
     app.router.add_get("/api/consoles/callbacks", due)

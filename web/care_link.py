@@ -22,12 +22,11 @@ import time
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from counter.appkeys import SETTINGS
+from counter.appkeys import ACCOUNTS, SETTINGS
 from counter.audit import AUDIT, AuditEvent
 from counter.sealed import Sealer
 from counter.users import Role
 from web.auth import require_role
-from web.counter_api import ACCOUNTS
 from web.errors import ApiError, read_json
 
 CONTEXT = b"care-link/v1"

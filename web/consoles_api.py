@@ -13,14 +13,13 @@ from typing import Any
 
 from aiohttp import web
 
-from counter.appkeys import DB
+from counter.appkeys import DB, ENGINE, SESSIONS
 from counter.audit import AUDIT, AuditEvent
 from counter.sessions import SessionNotFound
 from counter.users import Role
 from signaling.aio import SIGNALING
 from storage.timeutil import iso, parse_iso, utcnow
 from web.auth import current_session, require_role
-from web.counter_api import ENGINE, SESSIONS
 from web.errors import ApiError
 from web.pages import page_response
 from web.params import MAX_HOURS, query_float

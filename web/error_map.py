@@ -5,7 +5,8 @@ a damaged recording...); :data:`ERROR_MAP` says once what each means to a client
 :func:`domain_error_middleware` answers with it, so a handler need not catch them one by one.  A
 handler that means something else by an error (a work order *not found* rather than *in conflict*)
 still catches it itself.  Errors not listed stay 500 (a bug), and outages stay with
-:mod:`web.availability` (503).
+:mod:`web.availability` (503).  The middleware is the innermost (:mod:`counter.app` adds it last), so
+the other middlewares see the answer as if the handler had raised it.
 """
 
 from __future__ import annotations
@@ -14,13 +15,17 @@ from collections.abc import Callable
 
 from aiohttp import web
 
+from counter.callbacks import CallbackError
 from counter.guidance import GuidanceError
+from counter.identity_models import IdentityNotReady
 from counter.sessions import SessionError
 from counter.smscode import SmsCodeError
 from counter.transactions.engine import TxError
 from counter.workorders import WorkOrderError
 from identity.images import ImageError
 from identity.liveness import UnusableReference
+from signaling.helpers import InviteError
+from signaling.hold import HoldError
 from signaling.witness import WitnessError
 from signaling.witness.recording import RecordingError
 from web.errors import ApiError, Handler
@@ -30,6 +35,9 @@ def _sms_code(exc: SmsCodeError) -> ApiError:
     status = 403 if exc.code == "wrong_code" else 409
     return ApiError(status, exc.code, exc.reason, attempts_left=exc.attempts_left)
 
+
+_INVITE_STATUS = {"invite_unknown": 404, "invite_expired": 410, "invite_used": 410, "invite_revoked": 410}
+_CALLBACK_STATUS = {"no_callback": 404, "wrong_status": 409, "not_yours": 403, "bad_time": 400}
 
 #: Error type -> its answer; the first entry matching (``isinstance``) wins, so subclasses go first.
 ERROR_MAP: list[tuple[type[Exception], Callable[[Exception], ApiError]]] = [
@@ -42,6 +50,10 @@ ERROR_MAP: list[tuple[type[Exception], Callable[[Exception], ApiError]]] = [
     (ImageError, lambda e: ApiError(400, "bad_image", str(e))),
     (UnusableReference, lambda e: ApiError(409, "no_reference", str(e))),
     (RecordingError, lambda e: ApiError(410, "unreadable", str(e))),
+    (IdentityNotReady, lambda e: ApiError(503, "identity_not_ready", str(e))),
+    (InviteError, lambda e: ApiError(_INVITE_STATUS.get(e.code, 410), e.code, e.reason)),  # type: ignore[attr-defined]
+    (CallbackError, lambda e: ApiError(_CALLBACK_STATUS.get(e.code, 400), e.code, str(e))),  # type: ignore[attr-defined]
+    (HoldError, lambda e: ApiError(410 if e.code == "expired" else 404, e.code, str(e))),  # type: ignore[attr-defined]
 ]
 
 

@@ -19,20 +19,13 @@ import qrcode
 import qrcode.image.svg
 from aiohttp import web
 
-from counter.appkeys import DB
+from counter.appkeys import HELPER_STARTS, HELPERS
 from signaling.aio import SIGNALING
-from signaling.helper_start import HelperStarts
-from signaling.helpers import HelperAudit, Helpers, HelperStore, InviteError
 from web.errors import ApiError, read_json
 
 log = logging.getLogger("web.helpers")
 
-HELPERS = web.AppKey("helpers", Helpers)
-HELPER_STARTS = web.AppKey("helper_starts", HelperStarts)
 CUSTOMER_HEADER = "X-Customer-Token"
-_STATUS = {"invite_unknown": 404, "invite_expired": 410, "invite_used": 410, "invite_revoked": 410}
-
-
 def qr_svg(text: str) -> str:
     """``text`` as a QR code, SVG (scales to any size on the page)."""
     image = qrcode.make(text, image_factory=qrcode.image.svg.SvgPathImage, box_size=10, border=2)
@@ -61,10 +54,7 @@ async def join(request: web.Request) -> web.Response:
     code = body.get("code") if isinstance(body, dict) else None
     if not isinstance(code, str):
         raise ApiError(400, "bad_request", 'send {"code": "<the code from the invitation link>"}')
-    try:
-        made = await request.app[HELPERS].store.redeem(code)
-    except InviteError as exc:
-        raise ApiError(_STATUS.get(exc.code, 410), exc.code, exc.reason) from exc
+    made = await request.app[HELPERS].store.redeem(code)
     return web.json_response({"token": made.token, "call_id": made.call_id, "expires_at": made.expires_at,
                               "ws_url": "/ws", "protocol": 1})
 
@@ -88,41 +78,13 @@ async def holder_join(request: web.Request) -> web.Response:
     if not isinstance(code, str):
         raise ApiError(400, "bad_request", 'send {"code": "<the code from the link>"}')
     service = request.app[SIGNALING]
-    try:
-        token = await request.app[HELPER_STARTS].redeem(code, service.options.join_token_ttl_s)
-    except InviteError as exc:
-        raise ApiError(_STATUS.get(exc.code, 410), exc.code, exc.reason) from exc
+    token = await request.app[HELPER_STARTS].redeem(code, service.options.join_token_ttl_s)
     return web.json_response({"token": token.token, "call_id": token.call_id, "expires_at": token.expires_at,
                               "ws_url": "/ws", "protocol": 1, "care": False, "care_reason": None})
 
 
-def _audit_hook(app: web.Application, helpers: Helpers) -> None:
-    from counter.audit import AUDIT, AuditEvent
-
-    if AUDIT not in app:
-        return
-    audit = app[AUDIT]
-
-    async def hook(entry: HelperAudit) -> None:
-        # The helper's name is personal data: purgeable, never in the entry's immutable body.
-        details = {"relation": entry.relation} if entry.relation else {}
-        await audit.append(AuditEvent(entry.action, entry.actor_role, entry.actor_id, outcome=entry.outcome,
-                                      session_id=entry.call_id, account=entry.claimed_account, details=details,
-                                      personal={"name": entry.name} if entry.name else {}))
-
-    helpers.audit_hooks.append(hook)
-
-
 def setup(app: web.Application) -> None:
-    helpers = Helpers(app[SIGNALING], HelperStore(app[DB]))
-    helpers.attach()
-    app[HELPERS] = helpers
-    app[HELPER_STARTS] = HelperStarts(app[DB], app[SIGNALING].store, helpers.store)
-
-    async def start(app: web.Application) -> None:
-        _audit_hook(app, helpers)
-
-    app.on_startup.append(start)
+    """The helpers' routes (the helpers themselves are built by :mod:`counter.app`)."""
     app.router.add_post("/api/customer/helper/invite", invite)
     app.router.add_post("/api/helper/join", join)
     app.router.add_post("/api/helper/start", helper_start)

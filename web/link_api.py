@@ -11,14 +11,15 @@ from __future__ import annotations
 from enum import StrEnum
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field
 
 from counter.appkeys import DB
 from counter.users import Role
 from storage.timeutil import iso, utcnow
 from web.auth import require_role
-from web.counter_api import live_call
-from web.errors import ApiError, read_json
+from web.bodies import StrictBody, parse_body
+from web.counter_access import live_call
+from web.errors import ApiError
 
 
 class Level(StrEnum):
@@ -29,10 +30,8 @@ class Level(StrEnum):
     POOR = "poor"
 
 
-class LinkSummary(BaseModel):
+class LinkSummary(StrictBody):
     """The call so far: medians and means over ``samples`` one-second samples."""
-
-    model_config = ConfigDict(extra="forbid")
 
     samples: int = Field(ge=1, le=86_400)
     rtt_ms: float = Field(ge=0, le=60_000)
@@ -48,12 +47,7 @@ async def put_link(request: web.Request) -> web.Response:
     call_id = request.match_info["call_id"]
     if len(call_id) > 64:
         raise ApiError(400, "bad_request", "call id too long")
-    try:
-        summary = LinkSummary.model_validate(await read_json(request, limit=2048))
-    except ValidationError as exc:  # the same error shape as web/counter_api.py's bodies
-        errors = [{"field": ".".join(str(p) for p in e["loc"]), "error": e["msg"]} for e in exc.errors()]
-        reason = "; ".join(f"{e['field']}: {e['error']}" for e in errors)
-        raise ApiError(400, "bad_request", reason, errors=errors) from None
+    summary = await parse_body(request, LinkSummary, limit=2048)
     if await live_call(request.app, call_id, session.user.username) is None:
         raise ApiError(409, "not_your_call", "only the agent of a connected call sends its figures")
     await request.app[DB].execute(

@@ -1,7 +1,7 @@
 """Requests for a call served by its owner node, whichever node receives them.
 
-The component puts :class:`~signaling.owners.Owners` on the app (``app[OWNERS]``) and says every few
-seconds where this node is reached (``internal_url``, with the bus heartbeat).  Handlers that need
+The owners (:class:`~signaling.owners.Owners`, ``app[OWNERS]``, built by :mod:`counter.app`): every few
+seconds this node says where it is reached (``internal_url``, with the bus heartbeat).  Handlers that need
 what only the owner holds (the witness's live frames, a recording's files) call :func:`at_owner`
 first: when another live node owns the call, the request is passed to it as it came (cookies, CSRF
 and customer token included: the owner checks them again against the shared database) and its
@@ -20,19 +20,17 @@ import ssl
 import aiohttp
 from aiohttp import web
 
-from counter.appkeys import SETTINGS
+from counter.appkeys import OWNERS, SETTINGS
 from counter.certs import CertPaths
 from counter.config import Settings
 from signaling.aio import SIGNALING
-from signaling.owners import Owners
 from web.auth import retry_later
-from web.counter_api import CUSTOMER_HEADER
 from web.errors import ApiError, Handler
+from web.openapi import CUSTOMER_HEADER
 from web.ratelimit import RATE_LIMIT_EXEMPT
 
 log = logging.getLogger("web.owners")
 
-OWNERS = web.AppKey("owners", Owners)
 _HTTP = web.AppKey("owners_http", aiohttp.ClientSession)
 _BEAT = web.AppKey("owners_heartbeat", asyncio.Task[None])
 FORWARDED = "X-Counter-Forwarded"
@@ -61,15 +59,15 @@ def forwarded(request: web.Request) -> bool:
 def from_node(request: web.Request) -> bool:
     """The request was passed here by a node of this installation (it knows the nodes' secret): it
     passed that node's rate limits already."""
-    owners = request.app.get(OWNERS)
+    owners = request.app[OWNERS]
     given = request.headers.get(FORWARDED, "")
-    return owners is not None and bool(owners.secret) and hmac.compare_digest(given.encode(), owners.secret.encode())
+    return bool(owners.secret) and hmac.compare_digest(given.encode(), owners.secret.encode())
 
 
 async def at_owner(request: web.Request, call_id: str) -> web.Response | None:
     """The owner's answer when another live node owns ``call_id``; ``None``: answer here."""
-    owners = request.app.get(OWNERS)
-    if owners is None or forwarded(request):
+    owners = request.app[OWNERS]
+    if forwarded(request):
         return None
     node = await owners.live_owner(call_id)
     if node is None or node == owners.node_id:
@@ -107,7 +105,7 @@ def owned(handler: Handler) -> Handler:
 
     async def run(request: web.Request) -> web.StreamResponse:
         call_id = request.match_info.get("sid")
-        if call_id is None and SIGNALING in request.app and OWNERS in request.app and not forwarded(request):
+        if call_id is None and not forwarded(request):
             token = request.headers.get(CUSTOMER_HEADER, "")
             bound = await request.app[SIGNALING].store.token_call(token) if 0 < len(token) <= 200 else None
             call_id = bound.call_id if bound is not None else None
@@ -127,15 +125,12 @@ def _client_ssl(settings: Settings) -> ssl.SSLContext | bool:
 
 
 def setup(app: web.Application) -> None:
-    """Component (after ``web.signaling_ws``, before ``web.recordings_api``)."""
+    """Component (after ``web.signaling_ws``, before ``web.recordings_api``): the client that passes
+    requests on to other nodes, and this node's presence, said every few seconds."""
     settings = app[SETTINGS]
 
     async def start(app: web.Application) -> None:
-        if SIGNALING not in app:
-            return
-        service = app[SIGNALING]
-        owners = Owners(service.bus, internal_url(settings))
-        app[OWNERS] = owners
+        service, owners = app[SIGNALING], app[OWNERS]
         app[_HTTP] = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=PROXY_TIMEOUT_S),
                                            connector=aiohttp.TCPConnector(ssl=_client_ssl(settings)),
                                            cookie_jar=aiohttp.DummyCookieJar())

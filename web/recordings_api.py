@@ -24,28 +24,24 @@ from typing import Any
 
 from aiohttp import web
 
-from counter.appkeys import DB, SETTINGS
+from counter.appkeys import DB, OWNERS, RECORDINGS, SETTINGS, WITNESS
 from counter.audit import AUDIT, AuditEvent
 from counter.background import repeat
 from counter.users import Role
-from identity.evidence import load_or_create_master_key
 from signaling.aio import SIGNALING
 from signaling.service import CallEvent
-from signaling.witness import RecordingError, RecordingFiles, RecordingStore, SegmentInfo, SegmentTampered, Witness
-from signaling.witness.compat import Decode
+from signaling.witness import RecordingError, RecordingFiles, SegmentTampered
 from signaling.witness.relay import Inbox, at_owner, attach
-from storage import Database
 from storage.timeutil import iso, utcnow
 from web.auth import require_role
 from web.errors import ApiError
-from web.owners import OWNERS, forwarded, pass_to
+from web.owners import forwarded, pass_to
 from web.params import path_int
 
 log = logging.getLogger("web.recordings")
 
-WITNESS = web.AppKey("witness", Witness)
-RECORDINGS = web.AppKey("recordings", RecordingStore)
-_TICKETS: web.AppKey[Tickets] = web.AppKey("recording_tickets")
+#: Playback tickets, sealed with the installation's master key (built by :mod:`counter.app`).
+TICKETS: web.AppKey[Tickets] = web.AppKey("recording_tickets")
 _ENDING = web.AppKey("recording_endings", set[asyncio.Task[Any]])
 _INBOX = web.AppKey("witness_inbox", Inbox)
 TICKET_TTL_S = 3600.0
@@ -92,112 +88,8 @@ class Tickets:
         return ticket if ticket.expires >= time.time() else None
 
 
-# --- index and audit -------------------------------------------------------------------------------
-
-
-async def _on_segment(app: web.Application, info: SegmentInfo) -> None:
-    db: Database = app[DB]
-    receipt = await app[AUDIT].append(AuditEvent(
-        "recording.segment", "system", "system", session_id=info.call_id, evidence=[info.sha256],
-        details={"recording": info.recording_id, "index": info.index, "bytes": info.size,
-                 "start_ms": info.start_ms, "end_ms": info.end_ms, "tracks": list(info.tracks)},
-    ))
-    async with db.transaction() as tx:
-        await tx.execute(
-            "INSERT INTO recording_segments (recording_id, idx, sha256, size, start_ms, end_ms, tracks, audit_seq)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            info.recording_id, info.index, info.sha256, info.size, info.start_ms, info.end_ms,
-            json.dumps(list(info.tracks)), receipt.seq,
-        )
-        await tx.execute(
-            "UPDATE recordings SET segments = segments + 1, bytes = bytes + $2,"
-            " duration_ms = CASE WHEN duration_ms > $3 THEN duration_ms ELSE $3 END WHERE id = $1",
-            info.recording_id, info.size, info.end_ms,
-        )
-
-
-async def _on_end(app: web.Application, call_id: str, recording_id: str, segments: list[SegmentInfo]) -> None:
-    await app[DB].execute("UPDATE recordings SET ended_at = $2 WHERE id = $1", recording_id, iso())
-    await app[AUDIT].append(AuditEvent(
-        "recording.closed", "system", "system", session_id=call_id,
-        details={"recording": recording_id, "segments": len(segments),
-                 "duration_ms": max((s.end_ms for s in segments), default=0)},
-    ))
-
-
-async def _consented_at(app: web.Application, call_id: str) -> float | None:
-    value = await app[DB].fetchval("SELECT accepted_at FROM call_consents WHERE call_id = $1", call_id)
-    return float(value) if value is not None else None
-
-
-def _node(app: web.Application) -> str:
-    return app[SIGNALING].node_id if SIGNALING in app else app[SETTINGS].effective_node_id
-
-
-async def _new_recording(app: web.Application, recording_id: str, call_id: str) -> None:
-    """Index a new recording; a call that has one already (its owner died, or restarted) goes on in a
-    next part linked to the previous one, which is closed where it stopped."""
-    async with app[DB].transaction() as tx:
-        previous = await tx.fetchrow(
-            "SELECT recording_id, part FROM recording_parts WHERE call_id = $1 ORDER BY part DESC LIMIT 1", call_id)
-        await tx.execute("INSERT INTO recordings (id, call_id, started_at) VALUES ($1, $2, $3)",
-                         recording_id, call_id, iso())
-        await tx.execute(
-            "INSERT INTO recording_parts (recording_id, call_id, node, part, previous_id) VALUES ($1, $2, $3, $4, $5)",
-            recording_id, call_id, _node(app), previous["part"] + 1 if previous else 1,
-            previous["recording_id"] if previous else None)
-        left_open: str | None = None
-        if previous is not None and await tx.fetchval(
-                "SELECT ended_at FROM recordings WHERE id = $1", previous["recording_id"]) is None:
-            left_open = previous["recording_id"]
-            await tx.execute("UPDATE recordings SET ended_at = $2 WHERE id = $1", left_open, iso())
-    if left_open is not None:  # its node stopped without closing it: closed here, where the next part starts
-        await app[AUDIT].append(AuditEvent(
-            "recording.closed", "system", "system", session_id=call_id,
-            details={"recording": left_open, "reason": "owner_lost", "next": recording_id},
-        ))
-
-
-def _witness(app: web.Application, master_key: bytes) -> Witness:
-    store = RecordingStore(app[SETTINGS].effective_recordings_dir, master_key)
-    app[RECORDINGS] = store
-    segment_s = app[SETTINGS].witness_segment_s
-
-    async def on_segment(info: SegmentInfo) -> None:
-        await _on_segment(app, info)
-
-    async def on_end(call_id: str, recording_id: str, segments: list[SegmentInfo]) -> None:
-        await _on_end(app, call_id, recording_id, segments)
-
-    witness = Witness(store, segment_s=segment_s, on_segment=on_segment, on_recording_end=on_end,
-                      decode=Decode(app[SETTINGS].witness_decode),
-                      drain_s=app[SETTINGS].witness_drain_ms / 1000)
-    original = witness.new_recorder
-
-    def new_recorder(call: Any) -> Any:
-        recorder = original(call)
-        task = asyncio.ensure_future(_new_recording(app, recorder.recording_id, call.call_id))
-        recorder.on_segment = _after(task, on_segment)
-        return recorder
-
-    async def consented_at(call_id: str) -> float | None:
-        return await _consented_at(app, call_id)
-
-    witness.new_recorder = new_recorder  # type: ignore[method-assign]
-    witness.consent_lookup = consented_at
-    return witness
-
-
-def _after(first: asyncio.Future[Any], hook: Any) -> Any:
-    async def run(info: SegmentInfo) -> None:
-        await first
-        await hook(info)
-
-    return run
-
-
 async def _call_hook(app: web.Application, event: CallEvent) -> None:
-    witness, owners = app[WITNESS], app.get(OWNERS)
+    witness, owners = app[WITNESS], app[OWNERS]
     if event.kind in ("ended", "abandoned"):
         job: Any = at_owner(witness, owners, event.call_id, "end")
     elif event.kind in ("requeued", "transferred"):
@@ -270,9 +162,9 @@ def _here(app: web.Application, recording_id: str) -> bool:
 
 async def _at_writer(request: web.Request, row: dict[str, Any]) -> web.Response | None:
     """The answer of the node that wrote the recording, when its files are not here and it is alive."""
-    owners = request.app.get(OWNERS)
+    owners = request.app[OWNERS]
     node = row.get("node")
-    if owners is None or forwarded(request) or not node or node == owners.node_id:
+    if forwarded(request) or not node or node == owners.node_id:
         return None
     if await asyncio.to_thread(_here, request.app, row["id"]):
         return None
@@ -359,7 +251,7 @@ async def play(request: web.Request) -> web.Response:
         "auditor.play_recording", "auditor", user.username, session_id=row["call_id"],
         details={"recording": row["id"]},
     ))
-    ticket = request.app[_TICKETS].issue(Ticket(row["id"], user.username, time.time() + TICKET_TTL_S))
+    ticket = request.app[TICKETS].issue(Ticket(row["id"], user.username, time.time() + TICKET_TTL_S))
     segments = await request.app[DB].fetch(
         "SELECT idx, start_ms, end_ms FROM recording_segments WHERE recording_id = $1 ORDER BY idx", row["id"]
     )
@@ -396,7 +288,7 @@ async def segment(request: web.Request) -> web.StreamResponse:
     if not forwarded(request) and not _here(request.app, request.match_info["rid"]):
         if (elsewhere := await _at_writer(request, await _recording(request))) is not None:
             return elsewhere
-    ticket = request.app[_TICKETS].check(request.query.get("ticket", ""))
+    ticket = request.app[TICKETS].check(request.query.get("ticket", ""))
     rid = request.match_info["rid"]
     if ticket is None or ticket.recording_id != rid or ticket.user != user.username:
         raise ApiError(403, "no_ticket", "start playback first (POST /api/recordings/{id}/play)")
@@ -428,29 +320,25 @@ async def segment(request: web.Request) -> web.StreamResponse:
 
 
 def setup(app: web.Application) -> None:
-    settings = app[SETTINGS]
-    master_key = load_or_create_master_key(settings.effective_master_key_file)
-    witness = _witness(app, master_key)
-    app[WITNESS] = witness
-    app[_TICKETS] = Tickets(master_key)
+    """The auditor's recording routes, the witness tied to the calls (its messages on
+    ``/ws``, recordings closed when calls end), and the purge past retention.  The witness itself is
+    built by :mod:`counter.app`."""
+    witness = app[WITNESS]
     app[_ENDING] = set[asyncio.Task[Any]]()
 
     async def start(app: web.Application) -> None:
-        if SIGNALING in app:
-            service = app[SIGNALING]
+        service, owners = app[SIGNALING], app[OWNERS]
 
-            async def on_consent(call_id: str, accepted: bool) -> None:
-                await _consent_hook(app, call_id, accepted)
+        async def on_consent(call_id: str, accepted: bool) -> None:
+            await _consent_hook(app, call_id, accepted)
 
-            async def on_call(event: CallEvent) -> None:
-                await _call_hook(app, event)
+        async def on_call(event: CallEvent) -> None:
+            await _call_hook(app, event)
 
-            owners = app.get(OWNERS)
-            attach(service, witness, on_consent, owners)
-            if owners is not None:
-                inbox = app[_INBOX] = Inbox(service, witness, owners)
-                await inbox.open()
-            service.hooks.append(on_call)
+        attach(service, witness, on_consent, owners)
+        inbox = app[_INBOX] = Inbox(service, witness, owners)
+        await inbox.open()
+        service.hooks.append(on_call)
 
     async def stop(app: web.Application) -> None:
         endings: set[asyncio.Task[Any]] = app[_ENDING]

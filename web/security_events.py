@@ -13,7 +13,11 @@ import logging
 
 from aiohttp import web
 
+from counter.appkeys import SETTINGS
 from counter.audit import AUDIT, AuditEvent
+from counter.users import WebSession
+from signaling import protocol as p
+from signaling.aio import SIGNALING
 from web.auth import current_session
 from web.errors import Handler
 from web.ratelimit import client_address
@@ -52,8 +56,6 @@ async def security_events_middleware(request: web.Request, handler: Handler) -> 
 
 
 async def _record(request: web.Request, session: object, status: int, body: bytes | None) -> None:
-    from counter.users import WebSession
-
     event: AuditEvent | None = None
     staff = session if isinstance(session, WebSession) else None
     if request.method == "POST" and request.path == LOGIN:
@@ -90,11 +92,6 @@ async def _close_sockets(app: web.Application, key: str) -> None:
     """Logging out ends the person's signaling socket on this node too (it was opened with the cookie).
 
     A socket held on another node stays until it closes (not yet: needs a bus control message)."""
-    from signaling import protocol as p
-    from signaling.aio import SIGNALING
-
-    if SIGNALING not in app:
-        return
     conn = app[SIGNALING].conns.get(key)
     if conn is not None:
         notice = p.Notice(code=p.NoticeCode.LOGGED_OUT, text="You logged out; log in again to continue.")
@@ -104,7 +101,5 @@ async def _close_sockets(app: web.Application, key: str) -> None:
 
 def setup(app: web.Application) -> None:
     """Component (after ``web.auth`` and ``web.audit_api``): install the middleware."""
-    from counter.appkeys import SETTINGS
-
     app[TO_AUDIT] = app[SETTINGS].audit_security_events
     app.middlewares.append(security_events_middleware)

@@ -14,12 +14,10 @@ from counter.audit import AUDIT, AuditEvent
 from counter.background import repeat
 from counter.users import Role
 from signaling.aio import SIGNALING, serve_websocket
-from signaling.bus import make_bus
 from signaling.metrics import lane_metrics
 from signaling.protocol import AgentState
-from signaling.service import CallEvent, ChatLine, IceConfig, SignalingService
+from signaling.service import CallEvent, ChatLine
 from signaling.state import Principal
-from signaling.store import SignalingStore
 from storage.timeutil import unix_iso
 from web.auth import current_session, require_role
 from web.care_link import audit_join, care_by_age, care_by_number
@@ -142,18 +140,10 @@ def _audit_hook(app: web.Application) -> None:
 
 
 def setup(app: web.Application) -> None:
-    settings = app[SETTINGS]
-    options = settings.signaling_options
-    bus = make_bus(settings.redis_url, settings.effective_node_id, options.redis_prefix,
-                   max_connections=settings.redis_max_connections, pool_timeout_s=settings.redis_pool_timeout_s)
-    store = SignalingStore(app[DB])
-    service = SignalingService(
-        store,
-        bus,
-        options,
-        IceConfig(settings.stun_urls, settings.turn_urls, settings.turn_secret, settings.turn_ttl_s),
-    )
-    app[SIGNALING] = service
+    """The signaling routes (``/ws`` and the customer's join), its audit entries, and its start and stop
+    (the service itself is built by :mod:`counter.app`)."""
+    service = app[SIGNALING]
+    options = service.options
 
     async def start(app: web.Application) -> None:
         _audit_hook(app)
@@ -164,7 +154,7 @@ def setup(app: web.Application) -> None:
 
     app.on_startup.append(start)
     app.on_shutdown.append(stop)
-    repeat(app, "signaling-token-purge", options.token_purge_every_s, store.purge_tokens,
+    repeat(app, "signaling-token-purge", options.token_purge_every_s, service.store.purge_tokens,
            first_after_s=options.token_purge_every_s)
     app.router.add_post("/api/customer/join", customer_join)
     app.router.add_get("/ws", websocket)

@@ -61,6 +61,8 @@ class MediaState(StrEnum):
 StateHook = Callable[[str, MediaState, str | None], Awaitable[None]]
 #: When the customer of a call consented to the recording (unix seconds), from shared state; ``None``: not.
 ConsentLookup = Callable[[str], Awaitable[float | None]]
+#: Told (recording id, call id) when a recording starts, before any of its segments is told.
+StartHook = Callable[[str, str], Awaitable[None]]
 
 
 def _bgr(frame: VideoFrame) -> BGR:
@@ -344,6 +346,17 @@ class WitnessCall:
         return await self.recorder.close() if self.recorder is not None else []
 
 
+def _after(first: asyncio.Future[None], hook: SegmentHook | None) -> SegmentHook:
+    """``hook``, each call waiting for ``first`` (a segment is told only after its recording's start)."""
+
+    async def run(info: SegmentInfo) -> None:
+        await first
+        if hook is not None:
+            await hook(info)
+
+    return run
+
+
 class Witness:
     """All calls' witness peers on this node."""
 
@@ -354,6 +367,7 @@ class Witness:
         segment_s: float = 10.0,
         on_segment: SegmentHook | None = None,
         on_recording_end: RecordingHook | None = None,
+        on_recording_start: StartHook | None = None,
         ice_servers: list[RTCIceServer] | None = None,
         require_consent: bool = True,
         stall_s: float = STALL_S,
@@ -369,6 +383,7 @@ class Witness:
         self.segment_s = segment_s
         self.on_segment = on_segment
         self.on_recording_end = on_recording_end
+        self.on_recording_start = on_recording_start
         self.ice_servers = list(ice_servers or [])
         self.require_consent = require_consent
         self.stall_s = stall_s
@@ -411,7 +426,11 @@ class Witness:
 
     def new_recorder(self, call: WitnessCall) -> Recorder:
         files = self.store.create(call.call_id)
-        return Recorder(files, call.call_id, self.on_segment, self.segment_s, call._request_keyframe)
+        recorder = Recorder(files, call.call_id, self.on_segment, self.segment_s, call._request_keyframe)
+        if self.on_recording_start is not None:
+            started = asyncio.ensure_future(self.on_recording_start(recorder.recording_id, call.call_id))
+            recorder.on_segment = _after(started, self.on_segment)
+        return recorder
 
     def consent(self, call_id: str, accepted: bool) -> None:
         """The customer's answer to "this call is recorded" (asked before the agent joins)."""

@@ -9,11 +9,10 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
+from counter.appkeys import ACCOUNTS, IDENTITY
 from tests.browser.conftest import FACES
 from tests.browser.harness import BrowserEnv
 from tests.browser.staff import level
-from web.counter_api import ACCOUNTS
-from web.identity_api import IDENTITY
 
 MATCHING_LINE = "13900139000"  # 奥巴马: the reactive camera shows him
 

@@ -7,9 +7,9 @@ import asyncio
 import os
 from typing import Any
 
+from counter.appkeys import SESSIONS
 from counter.sessions import Level
 from tests.browser.harness import SCREENSHOTS, BrowserEnv, to_queue
-from web.counter_api import SESSIONS
 
 DESKTOP = {"width": 1440, "height": 900}
 

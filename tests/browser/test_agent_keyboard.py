@@ -19,6 +19,7 @@ from typing import Any
 
 import aiohttp
 
+from counter.appkeys import ACCOUNTS, SESSIONS
 from counter.audit import AUDIT
 from signaling.aio import SIGNALING
 from tests.browser.a11y import axe
@@ -31,7 +32,6 @@ from tests.browser.identity_checks import (
     reactive_customer,
 )
 from tests.browser.staff import level, puk_confirmed, staff_page
-from web.counter_api import ACCOUNTS, SESSIONS
 
 WRAP_UP_S = 3.0
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from counter.appkeys import DB, SETTINGS
+from counter.appkeys import DB, ENGINE, SESSIONS, SETTINGS
 from counter.audit import AUDIT, AuditEvent, open_audit_log
 from counter.config import load_settings
 from counter.proofs import ProofKind
@@ -20,7 +20,6 @@ from tests.browser.harness import BrowserEnv
 from tests.browser.staff import staff_page
 from tests.counter.audit.conftest import roll_back
 from tests.counter.txkit import raise_on_proofs
-from web.counter_api import ENGINE, SESSIONS
 
 LINE = "13600136000"
 EMAIL = "new-address@example.cn"

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from counter.appkeys import SESSIONS
 from counter.audit import AUDIT, AuditEvent
 from tests.browser.harness import BrowserEnv
 from tests.browser.staff import staff_page
-from web.counter_api import SESSIONS
 
 SID = "timeline-ui-1"
 LINE = "13600136000"

@@ -48,11 +48,10 @@ async def _start_browser(env: BrowserEnv, cluster: Cluster, y4m: Path) -> None:
     from playwright.async_api import async_playwright
 
     from counter.accounts.builtin import StorageAccountSystem
+    from counter.appkeys import ACCOUNTS, IDENTITY, SESSIONS
     from counter.sessions import CounterSessions
     from identity import IdentityService
     from storage import open_database
-    from web.counter_api import ACCOUNTS, SESSIONS
-    from web.identity_api import IDENTITY
 
     env.base_url = cluster.url
     env.playwright = await async_playwright().start()

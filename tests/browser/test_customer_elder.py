@@ -15,6 +15,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from counter.appkeys import SESSIONS
 from counter.audit import AUDIT
 from counter.proofs import ProofKind
 from counter.sessions import Level
@@ -24,7 +25,6 @@ from signaling.client import ClientError
 from tests.browser.harness import Agent, BrowserEnv, keypad, queued, screenshot, send_password, spoken, to_queue
 from tests.browser.staff import StaffWire, accept_care_call, answer, claim, hang_up, staff_page
 from tests.counter.txkit import raise_on_proofs
-from web.counter_api import SESSIONS
 
 LINE = "13800138000"
 PASSWORD = "246810"  # the demo line's service password

@@ -7,6 +7,7 @@ import json
 import time
 from typing import Any
 
+from counter.appkeys import SESSIONS, WITNESS
 from counter.proofs import ProofKind
 from counter.sessions import Level
 from signaling import protocol as p
@@ -22,8 +23,6 @@ from tests.browser.harness import (
     spoken,
 )
 from tests.counter.txkit import raise_on_proofs
-from web.counter_api import SESSIONS
-from web.recordings_api import WITNESS
 
 SARAHS_LINE = "13500135000"  # real-name photo sarah_0; the fake camera films sarah_2
 MISLEADING = "为您查询话费余额，不做任何更改"  # what an insider's console might say instead

@@ -6,11 +6,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from counter.appkeys import WITNESS
 from signaling import protocol as p
 from signaling.aio import SIGNALING
 from signaling.state import customer_key
 from tests.browser.harness import ANDROID_UA, Agent, BrowserEnv, in_call, queued, screenshot, spoken, to_queue
-from web.recordings_api import WITNESS
 
 
 def test_camera_denied_says_how_to_fix_it(env: BrowserEnv) -> None:

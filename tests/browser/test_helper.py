@@ -13,13 +13,12 @@ import asyncio
 import json
 from typing import Any
 
-from counter.appkeys import DB
+from counter.appkeys import DB, HELPERS
 from counter.audit import AUDIT
 from signaling.aio import SIGNALING
 from signaling.bus import LANES
 from tests.browser.harness import ANDROID_UA, VIEWPORT, BrowserEnv, screenshot, to_queue
 from tests.browser.staff import answer, staff_page
-from web.helpers_api import HELPERS
 
 #: Every RTCPeerConnection a page makes, for getStats (installed before the page's scripts).
 KEEP_PCS = """

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
 
+from counter.appkeys import ACCOUNTS, SESSIONS
 from counter.audit import AUDIT
 from counter.sessions import Level
 from tests.browser.harness import BrowserEnv, spoken
@@ -33,7 +34,6 @@ from tests.browser.identity_checks import (
     to_a3,
 )
 from tests.browser.staff import StaffWire, accept_care_call, claim, hang_up, puk_picker, shot, staff_page
-from web.counter_api import ACCOUNTS, SESSIONS
 
 OTHER_LINE = "13800138000"  # 妮可·基德曼: not the person in the refusal test's camera (sarah_2)
 

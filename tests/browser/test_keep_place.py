@@ -11,13 +11,12 @@ from typing import Any
 
 import aiohttp
 
-from counter.appkeys import DB
+from counter.appkeys import DB, HOLDS
 from counter.sms import SMS, BuiltinGateway
 from signaling import protocol as p
 from signaling.aio import SIGNALING
 from signaling.client import SignalingClient
 from tests.browser.harness import Agent, BrowserEnv, to_queue
-from web.waiting_api import HOLDS
 
 PHONE = "13900139777"
 

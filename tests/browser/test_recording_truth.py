@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from counter.appkeys import WITNESS
 from tests.browser.harness import BrowserEnv, to_queue
 from tests.browser.staff import answer, staff_page
-from web.recordings_api import WITNESS
 
 #: The phone's leg to the witness never completes (the answer is dropped: as if the path were blocked).
 BLOCK_WITNESS = """

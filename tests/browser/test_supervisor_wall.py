@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from counter.appkeys import ENGINE, SESSIONS
 from counter.proofs import ProofKind
 from counter.sessions import Level
 from tests.browser.harness import BrowserEnv
 from tests.browser.staff import staff_page
 from tests.counter.txkit import raise_on_proofs
-from web.counter_api import ENGINE, SESSIONS
 
 
 async def a4_pending(env: BrowserEnv, call_id: str, agent: str = "agent2") -> int:

@@ -10,13 +10,13 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 
 from counter.accounts import LineStatus
+from counter.appkeys import MAINTENANCE
 from counter.jobs import apply_plan_changes, expire_emergencies, run_maintenance
 from counter.sessions import Level
 from counter.transactions.engine import TxStatus
 from storage import Database
 from storage.timeutil import parse_iso, utcnow
 from tests.counter.txkit import Kit, open_kit
-from web.counter_api import MAINTENANCE
 
 MSISDN = "13800138000"
 

@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp.test_utils import TestClient, TestServer
 
 from counter.accounts.demo import demo_id_number
-from counter.appkeys import DB
+from counter.appkeys import ACCOUNTS, DB, SESSIONS
 from counter.audit import AUDIT
 from counter.config import Settings
 from counter.levels import Method
@@ -27,7 +27,6 @@ from tests.counter.test_transactions_catalog import CASES
 from tests.counter.txkit import record_proofs
 from tests.hardening.leaks import leaks
 from tests.identity import synth
-from web.counter_api import ACCOUNTS, SESSIONS
 
 LINE = "13800138000"
 NAME = "妮可·基德曼"

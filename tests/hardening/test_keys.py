@@ -31,7 +31,7 @@ def _cli(settings: Settings, *args: str) -> dict[str, Any]:
 
 async def test_rotation_while_the_service_keeps_reading(settings: Settings) -> None:
     from counter.app import build_app
-    from web.identity_api import IDENTITY
+    from counter.appkeys import IDENTITY
 
     app = await build_app(settings)
     async with TestClient(TestServer(app)):
@@ -111,8 +111,8 @@ def test_prune_keeps_keys_still_named(tmp_path: Path) -> None:
 
 async def test_evidence_purge_follows_retention(settings: Settings) -> None:
     from counter.app import build_app
+    from counter.appkeys import IDENTITY
     from counter.audit import AUDIT
-    from web.identity_api import IDENTITY
 
     app = await build_app(settings.model_copy(update={"evidence_retention_days": 30}))
     async with TestClient(TestServer(app)):
@@ -133,9 +133,8 @@ async def test_evidence_purge_follows_retention(settings: Settings) -> None:
 async def test_rotation_covers_the_holders_photos(settings: Settings) -> None:
     """``counter keys rotate`` re-wraps the photos sealed in the database; prune then drops the old key
     and every photo still opens; none is a plain JPEG."""
-    from counter.appkeys import DB
+    from counter.appkeys import ACCOUNTS, DB
     from counter.sealed import is_sealed, sealed_key_id
-    from web.counter_api import ACCOUNTS
 
     jpeg = b"\xff\xd8\xff\xe0" + os.urandom(2000)
     app = await build_app_with_photo(settings, jpeg)
@@ -155,7 +154,7 @@ async def test_rotation_covers_the_holders_photos(settings: Settings) -> None:
 async def build_app_with_photo(settings: Settings, jpeg: bytes) -> Any:
     """The app, with one more line whose holder has ``jpeg`` on file."""
     from counter.app import build_app
-    from web.counter_api import ACCOUNTS
+    from counter.appkeys import ACCOUNTS
 
     app = await build_app(settings)
     await app[ACCOUNTS].create(msisdn="13300133000", name="测试", id_number="11010519491231002X",

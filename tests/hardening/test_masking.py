@@ -67,7 +67,7 @@ def test_masking_covers_args_exceptions_and_handlers_set_elsewhere(debug_log: io
 
 async def test_a_whole_flow_at_debug_leaks_nothing(debug_log: io.StringIO, settings: Settings) -> None:
     from counter.app import build_app
-    from web.identity_api import IDENTITY
+    from counter.appkeys import IDENTITY
 
     models = HAVE_MODELS
     app = await build_app(settings.model_copy(update={"models_dir": MODELS if models else None}))

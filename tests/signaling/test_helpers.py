@@ -15,6 +15,7 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from counter.appkeys import RECORDINGS
 from counter.config import load_settings
 from signaling import protocol as p
 from signaling.aio import SIGNALING
@@ -27,7 +28,6 @@ from tests.calls import live_call
 from tests.conftest import PG_URL
 from tests.signaling.conftest import REDIS_URL, drop_keys
 from tests.signaling.witnessing import closed_recording, consented_call, decoded_packets
-from web.recordings_api import RECORDINGS
 
 
 @pytest.fixture(autouse=True)

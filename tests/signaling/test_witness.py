@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from aiohttp.test_utils import TestClient
 
-from counter.appkeys import SETTINGS
+from counter.appkeys import RECORDINGS, SETTINGS, WITNESS
 from counter.audit import AUDIT
 from counter.config import Settings
 from signaling import protocol as p
@@ -29,7 +29,7 @@ from signaling.witness.client import WitnessClient, WitnessSender
 from signaling.witness.recording import Recorder, RecordingFiles, vp8_keyframe_size
 from tests.conftest import login
 from tests.signaling.witnessing import PhotoVideo, closed_recording, consented_call, decoded_packets
-from web.recordings_api import RECORDINGS, WITNESS, purge_recordings, verify_recording
+from web.recordings_api import purge_recordings, verify_recording
 
 FACES = Path(__file__).resolve().parents[2].parent / "shared" / "faces"
 

@@ -6,8 +6,8 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
+from counter.appkeys import SESSIONS
 from tests.conftest import login
-from web.counter_api import SESSIONS
 
 
 async def test_login_page_sends_each_role_to_its_console(app_client: TestClient[Any, Any]) -> None:

@@ -10,13 +10,12 @@ from typing import Any
 import aiohttp
 from aiohttp.test_utils import TestClient
 
-from counter.appkeys import DB
+from counter.appkeys import CALLBACKS, DB
 from counter.callbacks import DUE_AHEAD_S
 from signaling import protocol as p
 from signaling.client import SignalingClient
 from tests.conftest import login
 from tests.signaling.conftest import Connect, base_url, connect, fast_signaling
-from web.callbacks_api import CALLBACKS
 
 __all__ = ["base_url", "connect", "fast_signaling"]
 PHONE = "13700137001"

@@ -12,14 +12,13 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
+from counter.appkeys import ACCOUNTS, IDENTITY, SESSIONS
 from counter.audit import AUDIT
 from counter.sessions import Level
 from signaling import protocol as p
 from signaling.client import SignalingClient
 from tests.calls import live_call
 from tests.conftest import CARD_PORTRAIT, FACES
-from web.counter_api import ACCOUNTS, SESSIONS
-from web.identity_api import IDENTITY
 
 LINE = "13800138000"
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from counter.appkeys import DB
+from counter.appkeys import DB, SESSIONS
 from counter.audit import AUDIT
 from counter.guessing import SERVICE_PASSWORD
 from counter.levels import Method
@@ -18,7 +18,6 @@ from counter.sms import SMS, BuiltinGateway
 from tests.calls import live_call
 from tests.conftest import login
 from tests.counter.txkit import raise_on_proofs
-from web.counter_api import SESSIONS
 
 
 async def test_agent_customer_and_supervisor_flow(app_client: TestClient[Any, Any]) -> None:

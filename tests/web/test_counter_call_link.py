@@ -8,9 +8,9 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
+from counter.appkeys import SESSIONS
 from signaling.client import SignalingClient
 from tests.calls import live_call
-from web.counter_api import SESSIONS
 
 
 async def test_accepted_call_has_its_counter_session(app_client: TestClient[Any, Any]) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
+from counter.appkeys import ACCOUNTS, SESSIONS
 from counter.levels import Method
 from counter.proofs import ProofKind
 from counter.sessions import Level
@@ -18,7 +19,6 @@ from signaling import protocol as p
 from tests.calls import LiveCall, live_call
 from tests.conftest import login
 from tests.counter.txkit import raise_on_proofs
-from web.counter_api import ACCOUNTS, SESSIONS
 
 MISLEADING = {"title_zh": "余额查询", "what_zh": "为您查询话费余额", "effect_zh": "只是查询，不做任何更改"}
 

@@ -14,13 +14,12 @@ from typing import Any
 from aiohttp.test_utils import TestClient, TestServer
 
 from counter.app import build_app
-from counter.appkeys import DB
+from counter.appkeys import ACCOUNTS, DB
 from counter.config import Settings
 from counter.transactions.engine import RESTARTED_CALL_ENDED, RESTARTED_RUNNING
 from storage.timeutil import iso
 from tests.calls import live_call
 from tests.conftest import login
-from web.counter_api import ACCOUNTS
 
 LINE = "13800138000"
 

@@ -145,7 +145,7 @@ def test_speaks_the_signaling_protocol() -> None:
 
 def test_calls_only_counter_api_routes_that_exist() -> None:
     main = _page()
-    routes = {path for method, path, *_ in ROUTES if path.startswith("/api/customer/")}
+    routes = {r.path for r in ROUTES if r.path.startswith("/api/customer/")}
     assert "/api/customer/counter/transactions/{tid}/confirm" in routes
     assert "/api/customer/counter/rating" in routes and "/api/customer/counter" in routes
     assert 'counterApi("/rating"' in main and "`/transactions/${" in main and 'counterApi("")' in main

@@ -15,13 +15,13 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
+from counter.appkeys import HELPERS
 from counter.audit import AUDIT
 from signaling import protocol as p
 from signaling.client import ClientError, SignalingClient
 from signaling.helper_client import HelperClient
 from signaling.helpers import Consent, HelperEvent, HelperState
 from tests.calls import live_call
-from web.helpers_api import HELPERS
 
 
 async def _invite(call: Any) -> dict[str, Any]:

@@ -15,6 +15,7 @@ import cv2
 import pytest
 from aiohttp.test_utils import TestClient
 
+from counter.appkeys import ACCOUNTS, SESSIONS
 from counter.audit import AUDIT
 from counter.proofs import ProofKind
 from counter.sessions import Level
@@ -24,7 +25,6 @@ from tests.conftest import FACES
 from tests.signaling.witnessing import PhotoVideo
 from tests.web.test_identity_api import NICOLE, Live, _ready
 from tests.web.test_identity_api import models as models  # autouse: skip without the shared models
-from web.counter_api import ACCOUNTS, SESSIONS
 
 HOLDER_FACE = FACES / "faceonnx/nicole_kidman/nicole_2.jpg"  # the customer in front of the camera
 HOLDER_CARD_FACE = FACES / "faceonnx/nicole_kidman/nicole_1.jpg"

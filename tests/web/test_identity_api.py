@@ -12,14 +12,13 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
-from counter.appkeys import NOT_READY
+from counter.appkeys import IDENTITY, NOT_READY
 from counter.audit import AUDIT
 from signaling import protocol as p
 from signaling.peer import loopback_only
 from signaling.witness.client import WitnessClient, WitnessSender
 from tests.conftest import FACES
 from tests.signaling.test_witness import PhotoVideo
-from web.identity_api import IDENTITY
 
 loopback_only()
 MODELS = FACES.parent / "models"

@@ -7,10 +7,11 @@ from pathlib import Path
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
+from counter.appkeys import OWNERS
 from counter.config import load_settings
 from signaling.bus import InProcessBus
 from signaling.owners import Owners
-from web.owners import FORWARDED, OWNERS, forwarded, from_node, internal_url
+from web.owners import FORWARDED, forwarded, from_node, internal_url
 
 
 def _request(app: web.Application, value: str | None) -> web.Request:

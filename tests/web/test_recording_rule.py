@@ -15,6 +15,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from aiortc import VideoStreamTrack
 
+from counter.appkeys import SESSIONS, WITNESS
 from counter.audit import AUDIT
 from counter.config import Settings
 from counter.levels import Method
@@ -25,8 +26,6 @@ from signaling.witness.client import WitnessClient, WitnessSender
 from signaling.witness.relay import RecordingConsent, WitnessSdp, WitnessState
 from tests.calls import LiveCall, live_call
 from tests.counter.txkit import raise_on_proofs
-from web.counter_api import SESSIONS
-from web.recordings_api import WITNESS
 
 
 class Bars(VideoStreamTrack):
