@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+TESTS = ROOT / "tests"
 OURS = ("storage", "identity", "signaling", "counter", "web")
 
 #: What each package may import of ours (besides itself).
@@ -107,3 +108,29 @@ def test_the_allowed_lists_hold_only_what_still_exists() -> None:
             (module, imported)
     taken = {(m, f"{i}.{n}") for m, tree in _modules() for i, names in _imports(tree) for n in names}
     assert set(ALLOWED_PRIVATE) <= taken
+
+
+def _test_modules() -> Iterator[tuple[str, ast.Module]]:
+    for path in sorted(TESTS.rglob("*.py")):
+        if "vendor" in path.parts:
+            continue
+        name = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        yield name, ast.parse(path.read_text(encoding="utf-8"), str(path))
+
+
+def _is_test_module(name: str) -> bool:
+    return name.startswith("tests.") and name.rsplit(".", 1)[-1].startswith("test_")
+
+
+def imports_between_test_modules() -> list[str]:
+    """Every import of one test module from another: shared helpers belong in a helper module or conftest."""
+    found = []
+    for module, tree in _test_modules():
+        for imported, _ in _imports(tree):
+            if _is_test_module(imported) and imported != module:
+                found.append(f"{module} imports {imported}")
+    return found
+
+
+def test_no_test_module_imports_another() -> None:
+    assert imports_between_test_modules() == []
