@@ -134,3 +134,25 @@ def imports_between_test_modules() -> list[str]:
 
 def test_no_test_module_imports_another() -> None:
     assert imports_between_test_modules() == []
+
+
+def unmirrored_test_files() -> list[str]:
+    """Test files under ``tests/<package>/`` not named ``test_<module>.py`` (or ``test_<module>_<aspect>.py``)
+    after a module of the mirrored folder of that package; a subpackage is tested in its own folder."""
+    found = []
+    for package in OURS:
+        for path in sorted((TESTS / package).rglob("test_*.py")):
+            folder = ROOT / path.parent.relative_to(TESTS)
+            name = path.stem.removeprefix("test_")
+            modules = {p.stem for p in folder.glob("*.py") if p.stem != "__init__"} if folder.is_dir() else set()
+            packages = {p.name for p in folder.iterdir() if (p / "__init__.py").is_file()} if folder.is_dir() else set()
+            if name in packages or any(name == m or name.startswith(m + "_") for m in modules):
+                continue
+            found.append(str(path.relative_to(ROOT)))
+    return found
+
+
+def test_tests_mirror_modules() -> None:
+    """``tests/<package>/**/test_<module>.py`` mirrors ``<package>/**/<module>.py``; tests of a scenario across
+    modules live in ``tests/scenarios/`` (or the browser and hardening suites)."""
+    assert unmirrored_test_files() == []
