@@ -1,4 +1,5 @@
-"""The layering of the packages, read from the source: no module imports upward.
+"""The layering of the packages, read from the source: no module imports upward.  And the tests' own
+layout: tests mirror modules, and no test module imports another (shared helpers live in helper modules).
 
 The layers, bottom first: ``storage`` (the database, migrations and stored times: imports nothing of
 ours) and ``identity`` (a leaf: imports nothing of ours), ``signaling`` (no ``counter``, never
@@ -126,7 +127,10 @@ def imports_between_test_modules() -> list[str]:
     """Every import of one test module from another: shared helpers belong in a helper module or conftest."""
     found = []
     for module, tree in _test_modules():
-        for imported, _ in _imports(tree):
+        imported_names = [i for i, _ in _imports(tree)] + [
+            ".".join(module.split(".")[:-node.level] + ([node.module] if node.module else []))
+            for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level]
+        for imported in imported_names:
             if _is_test_module(imported) and imported != module:
                 found.append(f"{module} imports {imported}")
     return found
