@@ -1,4 +1,5 @@
-"""The layering of the packages, read from the source: no module imports upward.
+"""The layering of the packages, read from the source: no module imports upward.  And the tests' own
+layout: tests mirror modules, and no test module imports another (shared helpers live in helper modules).
 
 The layers, bottom first: ``storage`` (the database, migrations and stored times: imports nothing of
 ours) and ``identity`` (a leaf: imports nothing of ours), ``signaling`` (no ``counter``, never
@@ -16,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+TESTS = ROOT / "tests"
 OURS = ("storage", "identity", "signaling", "counter", "web")
 
 #: What each package may import of ours (besides itself).
@@ -107,3 +109,54 @@ def test_the_allowed_lists_hold_only_what_still_exists() -> None:
             (module, imported)
     taken = {(m, f"{i}.{n}") for m, tree in _modules() for i, names in _imports(tree) for n in names}
     assert set(ALLOWED_PRIVATE) <= taken
+
+
+def _test_modules() -> Iterator[tuple[str, ast.Module]]:
+    for path in sorted(TESTS.rglob("*.py")):
+        if "vendor" in path.parts:
+            continue
+        name = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        yield name, ast.parse(path.read_text(encoding="utf-8"), str(path))
+
+
+def _is_test_module(name: str) -> bool:
+    return name.startswith("tests.") and name.rsplit(".", 1)[-1].startswith("test_")
+
+
+def imports_between_test_modules() -> list[str]:
+    """Every import of one test module from another: shared helpers belong in a helper module or conftest."""
+    found = []
+    for module, tree in _test_modules():
+        imported_names = [i for i, _ in _imports(tree)] + [
+            ".".join(module.split(".")[:-node.level] + ([node.module] if node.module else []))
+            for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level]
+        for imported in imported_names:
+            if _is_test_module(imported) and imported != module:
+                found.append(f"{module} imports {imported}")
+    return found
+
+
+def test_no_test_module_imports_another() -> None:
+    assert imports_between_test_modules() == []
+
+
+def unmirrored_test_files() -> list[str]:
+    """Test files under ``tests/<package>/`` not named ``test_<module>.py`` (or ``test_<module>_<aspect>.py``)
+    after a module of the mirrored folder of that package; a subpackage is tested in its own folder."""
+    found = []
+    for package in OURS:
+        for path in sorted((TESTS / package).rglob("test_*.py")):
+            folder = ROOT / path.parent.relative_to(TESTS)
+            name = path.stem.removeprefix("test_")
+            modules = {p.stem for p in folder.glob("*.py") if p.stem != "__init__"} if folder.is_dir() else set()
+            packages = {p.name for p in folder.iterdir() if (p / "__init__.py").is_file()} if folder.is_dir() else set()
+            if name in packages or any(name == m or name.startswith(m + "_") for m in modules):
+                continue
+            found.append(str(path.relative_to(ROOT)))
+    return found
+
+
+def test_tests_mirror_modules() -> None:
+    """``tests/<package>/**/test_<module>.py`` mirrors ``<package>/**/<module>.py``; tests of a scenario across
+    modules live in ``tests/scenarios/`` (or the browser and hardening suites)."""
+    assert unmirrored_test_files() == []

@@ -37,7 +37,7 @@ def env(face_y4m: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Br
         config_file=tmp / "none.toml", environ={}, tls=False, host="127.0.0.1", port=8443,
         data_dir=tmp / "data", cert_dir=tmp / "certs", demo_faces_dir=FACES if FACES.is_dir() else None,
         **({"models_dir": MODELS} if MODELS.is_dir() else {}),
-        require_recording=False,  # the recording rule has its own tests (tests/web/test_recording_rule.py)
+        require_recording=False,  # the recording rule has its own tests (tests/scenarios/test_recording_rule.py)
     )
     iso = IsolatedLoop()
     if not iso.isolated:

@@ -23,7 +23,7 @@ from counter.sms import SMS, BuiltinGateway
 from counter.transactions import CATALOG
 from tests.calls import LiveCall, live_call
 from tests.conftest import CARD_PORTRAIT, FACES, login
-from tests.counter.test_transactions_catalog import CASES
+from tests.counter.transactions.cases import CASES
 from tests.counter.txkit import record_proofs
 from tests.hardening.leaks import leaks
 from tests.identity import synth

@@ -18,47 +18,19 @@ from signaling import protocol as p
 from signaling.peer import loopback_only
 from signaling.witness.client import WitnessClient, WitnessSender
 from tests.conftest import FACES
-from tests.signaling.test_witness import PhotoVideo
+from tests.signaling.witnessing import PhotoVideo
+from tests.web.live import NICOLE, Live, ready
+from tests.web.live import models as models  # autouse: skip without the shared models
 
 loopback_only()
-MODELS = FACES.parent / "models"
-NICOLE = "13800138000"  # real-name photo faceonnx/nicole_kidman/nicole_0.jpg
 OBAMA = "13900139000"
-
-
-@pytest.fixture(autouse=True)
-def models(monkeypatch: pytest.MonkeyPatch) -> None:
-    if not (MODELS / "face_detection_yunet_2023mar.onnx").is_file():
-        pytest.skip("shared models not present")
-    monkeypatch.setenv("COUNTER_MODELS_DIR", str(MODELS))
-
-
-async def _ready(app_client: TestClient[Any, Any]) -> None:
-    for _ in range(300):
-        if "models" not in app_client.app[NOT_READY]:
-            assert app_client.app[IDENTITY].service is not None
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(app_client.app[NOT_READY])
-
-
-class Live:
-    def __init__(self, http: aiohttp.ClientSession, base: str, sid: str, csrf: dict[str, str],
-                 customer_token: str) -> None:
-        self.http, self.base, self.sid, self.csrf, self.customer_token = http, base, sid, csrf, customer_token
-
-    async def post(self, path: str, **kwargs: Any) -> tuple[int, Any]:
-        headers = {**self.csrf, **kwargs.pop("headers", {})}
-        async with self.http.post(f"{self.base}/api/counter/sessions/{self.sid}{path}", headers=headers,
-                                  **kwargs) as resp:
-            return resp.status, await resp.json()
 
 
 @pytest.fixture
 async def live(app_client: TestClient[Any, Any]) -> AsyncIterator[Live]:
     """agent1 in a call with a customer whose camera films nicole_1.jpg, witness connected, session open."""
     base = str(app_client.server.make_url("")).rstrip("/")
-    await _ready(app_client)
+    await ready(app_client)
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http, \
             aiohttp.ClientSession() as customer_http:
         agent = await WitnessClient.staff(http, base, "agent1", "agent1-demo")

@@ -22,7 +22,7 @@ ROUNDS = 5
 async def run_and_kill(db_url: str, key_file: Path, acks_before_kill: int) -> dict[int, str]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, str(CHILD), db_url, str(key_file), "16",
-        stdout=asyncio.subprocess.PIPE, cwd=Path(__file__).parents[3],
+        stdout=asyncio.subprocess.PIPE, cwd=Path(__file__).parents[2],
     )
     assert proc.stdout is not None
     acked: dict[int, str] = {}

@@ -4,7 +4,7 @@ serves), over a real call and a second app started on the same database, as ``co
 
 The restarted app has its own in-process signaling state (no Redis), in which the call is not
 connected: the request the customer confirmed is refused, not run (run-again is covered by the
-engine's test, tests/counter/test_transactions_engine.py).
+engine's test, tests/counter/transactions/test_engine.py).
 """
 
 from __future__ import annotations

@@ -13,7 +13,9 @@ from signaling import protocol as p
 from signaling.client import SignalingClient
 from signaling.peer import direct_call
 from signaling.probe import connect_pair, place_call
-from tests.signaling.conftest import Connect
+from tests.signaling.conftest import Connect, base_url, connect, fast_signaling
+
+__all__ = ["base_url", "connect", "fast_signaling"]  # the signaling tests' fixtures, used here
 
 
 async def test_video_call_through_the_server(base_url: str) -> None:

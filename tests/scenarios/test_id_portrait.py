@@ -23,8 +23,8 @@ from signaling import protocol as p
 from signaling.witness.client import WitnessClient, WitnessSender
 from tests.conftest import FACES
 from tests.signaling.witnessing import PhotoVideo
-from tests.web.test_identity_api import NICOLE, Live, _ready
-from tests.web.test_identity_api import models as models  # autouse: skip without the shared models
+from tests.web.live import NICOLE, Live, ready
+from tests.web.live import models as models  # autouse: skip without the shared models
 
 HOLDER_FACE = FACES / "faceonnx/nicole_kidman/nicole_2.jpg"  # the customer in front of the camera
 HOLDER_CARD_FACE = FACES / "faceonnx/nicole_kidman/nicole_1.jpg"
@@ -52,7 +52,7 @@ async def card_call(app_client: TestClient[Any, Any], tmp_path: Path) -> AsyncIt
     """``await card_call(portrait)``: agent1 in a call on NICOLE's line (face consent given) whose
     customer's camera films the holder's ID card bearing the face of ``portrait``."""
     base = str(app_client.server.make_url("")).rstrip("/")
-    await _ready(app_client)
+    await ready(app_client)
     closing: list[Any] = []
 
     async def connect(portrait: Path) -> Live:

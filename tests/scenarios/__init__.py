@@ -1,0 +1,1 @@
+"""Scenario tests: one behaviour across modules, over the real app, real sockets or real processes."""
