@@ -222,11 +222,10 @@ def _holds(app: web.Application) -> None:
     app[HOLDS] = holds
 
 
-def _witness(app: web.Application) -> None:
+def _witness(app: web.Application, master_key: bytes) -> None:
     """The witness on every call of this node, its recordings indexed and audited as they are made, and
     the tickets that let an auditor play one."""
     settings = app[SETTINGS]
-    master_key = load_or_create_master_key(settings.effective_master_key_file)
     store = RecordingStore(settings.effective_recordings_dir, master_key)
     index = RecordingIndex(app[DB], app[AUDIT], app[SIGNALING].node_id)
     witness = Witness(store, segment_s=settings.witness_segment_s, on_segment=index.segment,
@@ -241,8 +240,8 @@ def _witness(app: web.Application) -> None:
 async def build_services(app: web.Application) -> None:
     """Every service the web layer uses, on the app under its key."""
     settings, db = app[SETTINGS], app[DB]
-    app[EVIDENCE] = EvidenceStore(settings.effective_evidence_dir,
-                                  load_or_create_master_key(settings.effective_master_key_file))
+    master_key = load_or_create_master_key(settings.effective_master_key_file)
+    app[EVIDENCE] = EvidenceStore(settings.effective_evidence_dir, master_key)
     await _open_audit(app)
     app[USERS] = UserStore(db)
     app[GUARD] = Guard(db)
@@ -252,7 +251,7 @@ async def build_services(app: web.Application) -> None:
     _helpers(app)
     _holds(app)
     app[CALLBACKS] = Callbacks(db)
-    _witness(app)
+    _witness(app, master_key)
     await _load_models(app)
 
 

@@ -8,6 +8,7 @@ script or style: the Content-Security-Policy (:mod:`web.security`) forbids both.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
@@ -61,8 +62,9 @@ ROUTES = {
 }
 
 
+@functools.cache
 def render(name: str) -> str:
-    """The whole HTML document of page ``name``."""
+    """The whole HTML document of page ``name`` (read and built once: the markup ships with the code)."""
     page = PAGES[name]
     viewport = "width=device-width, initial-scale=1" + (", viewport-fit=cover" if page.mobile else "")
     head = [

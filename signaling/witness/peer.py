@@ -29,6 +29,7 @@ from aiortc import (
 from aiortc.sdp import candidate_from_sdp
 from av import VideoFrame
 
+from signaling.errors import CodedError
 from signaling.witness import compat
 from signaling.witness.leg import Leg
 from signaling.witness.recording import Recorder, RecordingStore, SegmentHook, SegmentInfo
@@ -61,13 +62,8 @@ def _bgr(frame: VideoFrame) -> BGR:
     return np.asarray(frame.to_ndarray(format="bgr24"), dtype=np.uint8)
 
 
-class WitnessError(Exception):
+class WitnessError(CodedError):
     """The witness refused a request: ``code`` is stable, the message says what to do."""
-
-    def __init__(self, code: str, reason: str) -> None:
-        super().__init__(reason)
-        self.code = code
-        self.reason = reason
 
 
 @dataclass
