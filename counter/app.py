@@ -211,7 +211,7 @@ def _public_url(settings: Settings) -> str:
 
 def _holds(app: web.Application) -> None:
     """Kept places in the queue (texted when their turn is near), audited."""
-    options = HoldOptions.from_env(os.environ)
+    options = HoldOptions.from_values(app[SETTINGS].hold)
     audit = app[AUDIT]
 
     async def to_audit(action: str, call_id: str, details: Mapping[str, Any]) -> None:

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from signaling.hold import HoldOptions
 from signaling.options import SignalingOptions
 
 ENV_PREFIX = "COUNTER_"
@@ -138,6 +139,11 @@ class Settings(BaseModel):
         description="signaling timings and limits by name, e.g. offer_timeout_s (see signaling/options.py);"
         " in the environment COUNTER_SIGNALING_<NAME>",
     )
+    hold: dict[str, Any] = Field(
+        default_factory=dict,
+        description="kept places in the queue by name, e.g. return_s (see signaling/hold.py HoldOptions);"
+        " in the environment COUNTER_HOLD_<NAME>",
+    )
     ratelimit: dict[str, str] = Field(
         default_factory=dict,
         description="per-route rate limits: rule = 'ip_rate/ip_burst[,session_rate/session_burst]' or 'off'"
@@ -174,6 +180,12 @@ class Settings(BaseModel):
     @classmethod
     def _signaling_options(cls, value: dict[str, Any]) -> dict[str, Any]:
         SignalingOptions.from_values(value)  # a bad name or value fails at start, naming it
+        return value
+
+    @field_validator("hold")
+    @classmethod
+    def _hold_options(cls, value: dict[str, Any]) -> dict[str, Any]:
+        HoldOptions.from_values(value)  # a bad name or value fails at start, naming it
         return value
 
     @field_validator("turn_urls", "stun_urls")

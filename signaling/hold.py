@@ -41,7 +41,7 @@ Audit = Callable[[str, str, Mapping[str, Any]], Awaitable[None]]  # (action, cal
 
 @dataclass(frozen=True)
 class HoldOptions:
-    """Timings in seconds; ``COUNTER_HOLD_<NAME>`` in the environment overrides each."""
+    """Timings in seconds (``Settings.hold``: ``[hold]`` in counter.toml, ``COUNTER_HOLD_<NAME>``)."""
 
     return_s: float = 300.0  # time to come back after the text
     notice_lead_s: float = 120.0  # text them when the expected wait is this short
@@ -49,12 +49,17 @@ class HoldOptions:
     public_url: str = ""  # the service's address in the text (default: from the settings)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str]) -> HoldOptions:
+    def from_values(cls, given: Mapping[str, Any]) -> HoldOptions:
+        """Defaults overridden by ``given`` (names as the fields); a bad name or value names the setting."""
+        known = {f.name: f for f in dataclasses.fields(cls)}
         values: dict[str, Any] = {}
-        for f in dataclasses.fields(cls):
-            raw = environ.get(ENV_PREFIX + f.name.upper())
-            if raw is not None:
-                values[f.name] = raw if f.name == "public_url" else float(raw)
+        for name, raw in given.items():
+            if name not in known:
+                raise ValueError(f"{ENV_PREFIX}{name.upper()}: unknown; known: {', '.join(sorted(known))}")
+            try:
+                values[name] = str(raw) if name == "public_url" else float(raw)
+            except (TypeError, ValueError):
+                raise ValueError(f"{ENV_PREFIX}{name.upper()}={raw!r}: expected a number") from None
         return cls(**values)
 
 

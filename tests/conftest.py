@@ -56,12 +56,13 @@ async def db(db_url: str) -> AsyncIterator[Database]:
 def settings(tmp_path: Path) -> Settings:
     """Settings for an in-process test server: plain HTTP, data in a temporary directory.
 
-    Of the environment only the tuning groups pass (``COUNTER_SIGNALING_*`` shortens timings,
-    ``COUNTER_RATELIMIT_*`` lifts limits: fixtures set them), and the models folder."""
+    Of the environment only the tuning groups pass (``COUNTER_SIGNALING_*`` and ``COUNTER_HOLD_*``
+    shorten timings, ``COUNTER_RATELIMIT_*`` lifts limits: fixtures set them), and the models folder."""
     return load_settings(
         config_file=tmp_path / "none.toml",
         environ={k: v for k, v in os.environ.items()
-                 if k.startswith(("COUNTER_SIGNALING_", "COUNTER_RATELIMIT_")) or k == "COUNTER_MODELS_DIR"},
+                 if k.startswith(("COUNTER_SIGNALING_", "COUNTER_HOLD_", "COUNTER_RATELIMIT_"))
+                 or k == "COUNTER_MODELS_DIR"},
         tls=False,
         host="127.0.0.1",
         port=8443,

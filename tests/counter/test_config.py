@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from counter.config import ConfigError, load_settings
+from signaling.hold import HoldOptions
 
 
 def test_defaults(tmp_path: Path) -> None:
@@ -92,6 +93,12 @@ def test_tuning_groups_and_models_folder_are_settings(tmp_path: Path) -> None:
         load_settings(tmp_path / "none.toml", environ={"COUNTER_SIGNALING_OFFER_TIMEOUT_S": "soon"})
     with pytest.raises(ConfigError, match="COUNTER_SIGNALING_OFER_TIMEOUT_S: unknown"):
         load_settings(tmp_path / "none.toml", environ={"COUNTER_SIGNALING_OFER_TIMEOUT_S": "1"})
+    held = load_settings(tmp_path / "none.toml", environ={"COUNTER_HOLD_RETURN_S": "3"})
+    assert HoldOptions.from_values(held.hold).return_s == 3.0
+    with pytest.raises(ConfigError, match="COUNTER_HOLD_RETRUN_S: unknown"):
+        load_settings(tmp_path / "none.toml", environ={"COUNTER_HOLD_RETRUN_S": "3"})
+    with pytest.raises(ConfigError, match="COUNTER_HOLD_RETURN_S='soon': expected a number"):
+        load_settings(tmp_path / "none.toml", environ={"COUNTER_HOLD_RETURN_S": "soon"})
     absent = load_settings(tmp_path / "none.toml", environ={"COUNTER_MODELS_DIR": str(tmp_path / "absent")})
     with pytest.raises(ConfigError, match=r"models_dir: .* is not a folder"):
         absent.check_paths()  # at start (counter.app.build_app), on the machine that serves
